@@ -1,0 +1,147 @@
+/* account.c: one directory entry. */
+#include "account.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct ob_account *ob_account_new(void)
+{
+        return calloc(1, sizeof(struct ob_account));
+}
+
+void ob_account_free(struct ob_account *a)
+{
+        if (!a)
+                return;
+        for (size_t i = 0; i < a->nattrs; i++) {
+                for (size_t j = 0; j < a->attrs[i].nvals; j++)
+                        free(a->attrs[i].vals[j].data);
+                free(a->attrs[i].vals);
+                free(a->attrs[i].name);
+        }
+        free(a->attrs);
+        free(a->id);
+        free(a->dn);
+        free(a);
+}
+
+const struct ob_attr *ob_account_attr(const struct ob_account *a, const char *name)
+{
+        if (!a || !name)
+                return NULL;
+        for (size_t i = 0; i < a->nattrs; i++)
+                if (strcasecmp(a->attrs[i].name, name) == 0)
+                        return &a->attrs[i];
+        return NULL;
+}
+
+const char *ob_account_get(const struct ob_account *a, const char *name)
+{
+        const struct ob_attr *at = ob_account_attr(a, name);
+        return at && at->nvals > 0 ? at->vals[0].data : NULL;
+}
+
+int ob_account_add(struct ob_account *a, const char *name, const char *val, size_t len)
+{
+        struct ob_attr *at = (struct ob_attr *)ob_account_attr(a, name);
+        if (!at) {
+                struct ob_attr *n = realloc(a->attrs, (a->nattrs + 1) * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                a->attrs = n;
+                at = &a->attrs[a->nattrs];
+                *at = (struct ob_attr){0};
+                at->name = strdup(name);
+                if (!at->name)
+                        return -ENOMEM;
+                a->nattrs++;
+        }
+        struct ob_value *v = realloc(at->vals, (at->nvals + 1) * sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        at->vals = v;
+        char *d = malloc(len + 1);
+        if (!d)
+                return -ENOMEM;
+        if (len)
+                memcpy(d, val, len);
+        d[len] = '\0';
+        at->vals[at->nvals++] = (struct ob_value){.data = d, .len = len};
+        return 0;
+}
+
+/* FNV-1a over one string, then mixed so that the sum over attributes does not
+ * depend on their order. */
+static unsigned long long fnv(const void *p, size_t n, unsigned long long h)
+{
+        const unsigned char *c = p;
+        for (size_t i = 0; i < n; i++) {
+                h ^= c[i];
+                h *= 1099511628211ULL;
+        }
+        return h;
+}
+
+static unsigned long long mix(unsigned long long x)
+{
+        x ^= x >> 33;
+        x *= 0xff51afd7ed558ccdULL;
+        x ^= x >> 33;
+        x *= 0xc4ceb9fe1a85ec53ULL;
+        x ^= x >> 33;
+        return x;
+}
+
+unsigned long long ob_account_digest(const struct ob_account *a, const char *const *skip)
+{
+        const unsigned long long basis = 14695981039346656037ULL;
+        unsigned long long sum = 0;
+        if (a->id)
+                sum += mix(fnv(a->id, strlen(a->id), basis) ^ 1);
+        if (a->dn)
+                sum += mix(fnv(a->dn, strlen(a->dn), basis) ^ 2);
+        for (size_t i = 0; i < a->nattrs; i++) {
+                const struct ob_attr *at = &a->attrs[i];
+                bool skipped = false;
+                for (size_t k = 0; skip && skip[k]; k++)
+                        if (strcasecmp(skip[k], at->name) == 0)
+                                skipped = true;
+                if (skipped)
+                        continue;
+                unsigned long long hn = basis;
+                for (const char *c = at->name; *c; c++) {
+                        unsigned char l = (unsigned char)*c;
+                        if (l >= 'A' && l <= 'Z')
+                                l = (unsigned char)(l + 32);
+                        hn = fnv(&l, 1, hn);
+                }
+                for (size_t j = 0; j < at->nvals; j++)
+                        sum += mix(fnv(at->vals[j].data, at->vals[j].len, hn));
+        }
+        return sum;
+}
+
+int ob_account_dup(const struct ob_account *a, struct ob_account **ret)
+{
+        struct ob_account *c = ob_account_new();
+        if (!c)
+                return -ENOMEM;
+        c->id = a->id ? strdup(a->id) : NULL;
+        c->dn = a->dn ? strdup(a->dn) : NULL;
+        if ((a->id && !c->id) || (a->dn && !c->dn)) {
+                ob_account_free(c);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < a->nattrs; i++)
+                for (size_t j = 0; j < a->attrs[i].nvals; j++)
+                        if (ob_account_add(c, a->attrs[i].name, a->attrs[i].vals[j].data, a->attrs[i].vals[j].len) <
+                            0) {
+                                ob_account_free(c);
+                                return -ENOMEM;
+                        }
+        *ret = c;
+        return 0;
+}

@@ -1,0 +1,39 @@
+/* escape.h: directory values are hostile data; each function escapes for
+ * exactly one place a value can land. All append to an ob_buf and return 0,
+ * -ENOMEM, or -OB_ETEMPLATE when the value cannot be placed there safely.
+ */
+#ifndef OB_ESCAPE_H
+#define OB_ESCAPE_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+/* One URL path segment (RFC 3986): everything but unreserved
+ * (ALPHA DIGIT - . _ ~) is percent-encoded, "/" included, so a value can never
+ * add a segment. "." and ".." as a whole value are encoded as %2E / %2E%2E. */
+int ob_escape_path_segment(struct ob_buf *b, const char *s, size_t n);
+
+/* One query component (key or value) in application/x-www-form-urlencoded
+ * style: unreserved kept, space as %20, everything else percent-encoded. */
+int ob_escape_query(struct ob_buf *b, const char *s, size_t n);
+
+/* Contents of a JSON string (without the quotes), RFC 8259: ", \ and control
+ * characters escaped; invalid UTF-8 is refused with -OB_ETEMPLATE. */
+int ob_escape_json(struct ob_buf *b, const char *s, size_t n);
+
+/* An HTTP header value: refused (-OB_ETEMPLATE) if it holds CR, LF, NUL or any
+ * other control character except horizontal tab; otherwise copied as is. */
+int ob_escape_header(struct ob_buf *b, const char *s, size_t n);
+
+/* An LDAP filter assertion value, RFC 4515: * ( ) \ NUL as \2a \28 \29 \5c \00,
+ * plus every byte >= 0x80 is kept as is (UTF-8). */
+int ob_escape_ldap_filter(struct ob_buf *b, const char *s, size_t n);
+
+/* An attribute value in a DN, RFC 4514 section 2.4. */
+int ob_escape_dn_value(struct ob_buf *b, const char *s, size_t n);
+
+/* Mask a secret for display: always "***". */
+#define OB_MASK "***"
+
+#endif

@@ -1,0 +1,20 @@
+/* log.h: one structured line per event on stderr (journald picks it up).
+ *
+ *   ob_log(OB_LOG_WARNING, "event=bind_failed uri=%s error=\"%s\"", ...)
+ *
+ * Lines are "level=... " followed by the caller's key=value pairs. Values that
+ * come from outside go through ob_log_quote(). Secrets are never passed here.
+ */
+#ifndef OB_LOG_H
+#define OB_LOG_H
+
+enum ob_log_level { OB_LOG_ERROR, OB_LOG_WARNING, OB_LOG_INFO, OB_LOG_DEBUG };
+
+void ob_log_set_level(enum ob_log_level level);
+void ob_log(enum ob_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Quotes a value for a log line: "..." with \" \\ and control characters as
+ * \xNN; truncated to 200 bytes. Returns a pointer into one of 4 rotating
+ * static buffers (valid for the current log call). */
+const char *ob_log_quote(const char *s);
+
+#endif

@@ -1,0 +1,2 @@
+/* Keeps the support library non-empty before any helper exists. */
+int ob_test_support_empty;
