@@ -1,0 +1,1792 @@
+/* config.c: YAML configuration, walked with handler tables (netplan's
+ * parse.c is the model, minus its globals). Every error names the file, line
+ * and column, and quotes the line. Nothing is kept from a failed load.
+ */
+#define _GNU_SOURCE
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "util.h"
+
+#ifndef OFFBOARD_DATADIR
+#define OFFBOARD_DATADIR "/usr/share/offboard"
+#endif
+
+#define OB_CONFIG_MAX_BYTES (1024 * 1024)
+
+static const char *const ob_status_names[_OB_STATUS_MAX] = {
+        [OB_STATUS_NONE] = "none",         [OB_STATUS_ACTIVE] = "active", [OB_STATUS_LOCKED] = "locked",
+        [OB_STATUS_INACTIVE] = "inactive", [OB_STATUS_ENDED] = "ended",   [OB_STATUS_DELETED] = "deleted",
+};
+
+const char *ob_status_name(enum ob_status s)
+{
+        return s >= 0 && s < _OB_STATUS_MAX ? ob_status_names[s] : "?";
+}
+
+int ob_status_from_name(const char *name, enum ob_status *ret)
+{
+        for (int i = OB_STATUS_ACTIVE; i < _OB_STATUS_MAX; i++)
+                if (strcmp(name, ob_status_names[i]) == 0) {
+                        *ret = (enum ob_status)i;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+/* ---- parse context and errors ------------------------------------------ */
+
+struct pctx {
+        const char *file;
+        char *dir; /* directory of file, for relative paths */
+        char *text;
+        yaml_document_t doc;
+        bool have_doc;
+        struct ob_config_error *err;
+        struct ob_config *cfg;
+};
+
+static void copy_line(struct pctx *p, size_t line0, struct ob_config_error *err)
+{
+        err->line[0] = '\0';
+        if (!p->text)
+                return;
+        const char *s = p->text;
+        for (size_t i = 0; i < line0 && s; i++) {
+                s = strchr(s, '\n');
+                if (s)
+                        s++;
+        }
+        if (!s)
+                return;
+        size_t n = strcspn(s, "\n");
+        if (n >= sizeof(err->line))
+                n = sizeof(err->line) - 1;
+        memcpy(err->line, s, n);
+        err->line[n] = '\0';
+        for (char *c = err->line; *c; c++)
+                if (*c == '\t')
+                        *c = ' ';
+}
+
+static int failv(struct pctx *p, size_t line0, size_t col0, const char *fmt, va_list ap)
+{
+        char msg[768];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        snprintf(p->err->message, sizeof(p->err->message), "%s:%zu:%zu: %s", p->file, line0 + 1, col0 + 1, msg);
+        copy_line(p, line0, p->err);
+        p->err->column = (int)col0 + 1;
+        return -OB_ECONFIG;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(struct pctx *p, const yaml_node_t *n, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int r = failv(p, n ? n->start_mark.line : 0, n ? n->start_mark.column : 0, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+__attribute__((format(printf, 4, 5))) static int fail_off(struct pctx *p, const yaml_node_t *n, size_t off,
+                                                          const char *fmt, ...)
+{
+        size_t extra = (n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+                        n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE)
+                               ? 1
+                               : 0;
+        va_list ap;
+        va_start(ap, fmt);
+        int r = failv(p, n->start_mark.line, n->start_mark.column + extra + off, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int fail_plain(struct pctx *p, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        char msg[768];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        snprintf(p->err->message, sizeof(p->err->message), "%s: %s", p->file, msg);
+        p->err->line[0] = '\0';
+        p->err->column = 0;
+        return -OB_ECONFIG;
+}
+
+static const char *node_type_name(const yaml_node_t *n)
+{
+        switch (n->type) {
+        case YAML_SCALAR_NODE: return "a scalar";
+        case YAML_SEQUENCE_NODE: return "a list";
+        case YAML_MAPPING_NODE: return "a mapping";
+        default: return "nothing";
+        }
+}
+
+static yaml_node_t *node(struct pctx *p, int id)
+{
+        return yaml_document_get_node(&p->doc, id);
+}
+
+static const char *scalar(const yaml_node_t *n)
+{
+        return (const char *)n->data.scalar.value;
+}
+
+static bool is_quoted(const yaml_node_t *n)
+{
+        return n->data.scalar.style == YAML_SINGLE_QUOTED_SCALAR_STYLE ||
+               n->data.scalar.style == YAML_DOUBLE_QUOTED_SCALAR_STYLE ||
+               n->data.scalar.style == YAML_LITERAL_SCALAR_STYLE || n->data.scalar.style == YAML_FOLDED_SCALAR_STYLE;
+}
+
+static int expect(struct pctx *p, const yaml_node_t *n, yaml_node_type_t type, const char *what)
+{
+        if (n->type != type)
+                return fail(p, n, "%s must be %s, not %s", what,
+                            type == YAML_SCALAR_NODE     ? "a scalar"
+                            : type == YAML_SEQUENCE_NODE ? "a list"
+                                                         : "a mapping",
+                            node_type_name(n));
+        if (type == YAML_SCALAR_NODE && strlen(scalar(n)) != n->data.scalar.length)
+                return fail(p, n, "%s contains a NUL byte", what);
+        return 0;
+}
+
+/* ---- scalar handlers ---------------------------------------------------- */
+
+struct field;
+typedef int (*handler_fn)(struct pctx *p, const char *key, yaml_node_t *v, void *dst);
+
+struct field {
+        const char *key;
+        handler_fn fn;
+        size_t offset;
+        bool required;
+};
+
+static int h_str(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = expect(p, v, YAML_SCALAR_NODE, key);
+        if (r < 0)
+                return r;
+        char **s = dst;
+        free(*s);
+        *s = strdup(scalar(v));
+        return *s ? 0 : -ENOMEM;
+}
+
+static int h_nonempty(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = h_str(p, key, v, dst);
+        if (r == 0 && !**(char **)dst)
+                return fail(p, v, "%s must not be empty", key);
+        return r;
+}
+
+static int resolve_path(struct pctx *p, const char *path, char **ret)
+{
+        char *s;
+        if (path[0] == '/' || !p->dir)
+                s = strdup(path);
+        else if (asprintf(&s, "%s/%s", p->dir, path) < 0)
+                s = NULL;
+        if (!s)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+static int h_path(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = h_nonempty(p, key, v, dst);
+        if (r < 0)
+                return r;
+        char **s = dst;
+        char *abs;
+        r = resolve_path(p, *s, &abs);
+        if (r < 0)
+                return r;
+        free(*s);
+        *s = abs;
+        return 0;
+}
+
+static int h_bool(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = expect(p, v, YAML_SCALAR_NODE, key);
+        if (r < 0)
+                return r;
+        if (strcmp(scalar(v), "true") == 0)
+                *(bool *)dst = true;
+        else if (strcmp(scalar(v), "false") == 0)
+                *(bool *)dst = false;
+        else
+                return fail(p, v, "%s must be true or false, not '%s'", key, scalar(v));
+        return 0;
+}
+
+static int parse_int(struct pctx *p, const char *key, yaml_node_t *v, int64_t min, int64_t max, int64_t *ret)
+{
+        int r = expect(p, v, YAML_SCALAR_NODE, key);
+        if (r < 0)
+                return r;
+        int64_t n;
+        if (ob_parse_i64(scalar(v), &n) < 0 || n < min || n > max)
+                return fail(p, v, "%s must be a whole number from %lld to %lld, not '%s'", key, (long long)min,
+                            (long long)max, scalar(v));
+        *ret = n;
+        return 0;
+}
+
+static int h_page_size(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int64_t n;
+        int r = parse_int(p, key, v, 1, 10000, &n);
+        if (r == 0)
+                *(int *)dst = (int)n;
+        return r;
+}
+
+static int h_concurrency(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int64_t n;
+        int r = parse_int(p, key, v, 1, 256, &n);
+        if (r == 0)
+                *(int *)dst = (int)n;
+        return r;
+}
+
+static int h_size(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int64_t n;
+        int r = parse_int(p, key, v, 0, 100000000, &n);
+        if (r == 0)
+                *(size_t *)dst = (size_t)n;
+        return r;
+}
+
+static int h_percent(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int64_t n;
+        int r = parse_int(p, key, v, 0, 100, &n);
+        if (r == 0)
+                *(unsigned *)dst = (unsigned)n;
+        return r;
+}
+
+static int h_duration(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = expect(p, v, YAML_SCALAR_NODE, key);
+        if (r < 0)
+                return r;
+        int64_t ms;
+        if (ob_parse_duration_ms(scalar(v), &ms) < 0 || ms <= 0 || ms > 86400000LL * 365)
+                return fail(p, v, "%s must be a duration such as 30s, 5m, 2h or 1d, not '%s'", key, scalar(v));
+        *(int64_t *)dst = ms;
+        return 0;
+}
+
+static int h_scope(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = expect(p, v, YAML_SCALAR_NODE, key);
+        if (r < 0)
+                return r;
+        const char *s = scalar(v);
+        if (strcmp(s, "base") == 0)
+                *(enum ob_scope *)dst = OB_SCOPE_BASE;
+        else if (strcmp(s, "one") == 0)
+                *(enum ob_scope *)dst = OB_SCOPE_ONE;
+        else if (strcmp(s, "sub") == 0)
+                *(enum ob_scope *)dst = OB_SCOPE_SUB;
+        else
+                return fail(p, v, "%s must be base, one or sub, not '%s'", key, s);
+        return 0;
+}
+
+static bool attr_name_ok(const char *s)
+{
+        if (!isalpha((unsigned char)*s) && !isdigit((unsigned char)*s))
+                return false;
+        for (; *s; s++)
+                if (!isalnum((unsigned char)*s) && *s != '-' && *s != '.' && *s != ';')
+                        return false;
+        return true;
+}
+
+static int h_attr(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = h_nonempty(p, key, v, dst);
+        if (r == 0 && !attr_name_ok(*(char **)dst))
+                return fail(p, v, "%s: '%s' is not an LDAP attribute name", key, *(char **)dst);
+        return r;
+}
+
+static int h_filter(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = h_nonempty(p, key, v, dst);
+        if (r < 0)
+                return r;
+        const char *s = *(char **)dst;
+        int depth = 0;
+        for (const char *c = s; *c; c++) {
+                if (*c == '(')
+                        depth++;
+                else if (*c == ')' && --depth < 0)
+                        break;
+        }
+        if (s[0] != '(' || depth != 0)
+                return fail(p, v, "%s must be an LDAP filter in parentheses, such as (objectClass=person)", key);
+        return 0;
+}
+
+/* A list of scalars, or a single scalar. */
+static int get_strlist(struct pctx *p, const char *key, yaml_node_t *v, char ***ret, bool attrs)
+{
+        char **list = NULL;
+        int r;
+        if (v->type == YAML_SCALAR_NODE) {
+                r = ob_strv_add_unique_ci(&list, scalar(v));
+                if (r < 0)
+                        return r;
+        } else if (v->type == YAML_SEQUENCE_NODE) {
+                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                        yaml_node_t *e = node(p, *i);
+                        r = expect(p, e, YAML_SCALAR_NODE, key);
+                        if (r == 0 && attrs && !attr_name_ok(scalar(e)))
+                                r = fail(p, e, "%s: '%s' is not an LDAP attribute name", key, scalar(e));
+                        if (r == 0)
+                                r = ob_strv_add_unique_ci(&list, scalar(e));
+                        if (r < 0) {
+                                ob_strv_free(list);
+                                return r;
+                        }
+                }
+        } else {
+                return fail(p, v, "%s must be a list", key);
+        }
+        *ret = list;
+        return 0;
+}
+
+static int h_attrlist(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        char **l;
+        int r = get_strlist(p, key, v, &l, true);
+        if (r < 0)
+                return r;
+        char ***d = dst;
+        for (size_t i = 0; l && l[i]; i++)
+                if ((r = ob_strv_add_unique_ci(d, l[i])) < 0)
+                        break;
+        ob_strv_free(l);
+        return r;
+}
+
+static int h_reject_secret(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        (void)dst;
+        return fail(p, v, "%s: secrets are never written in the configuration; put it in a file (mode 0600, or a "
+                          "systemd credential) and name the file with %s_file",
+                    key, key);
+}
+
+/* Walks a mapping with a handler table. Unknown keys, duplicates and missing
+ * required keys are errors. */
+static int walk(struct pctx *p, yaml_node_t *map, const char *section, const struct field *fields, void *base)
+{
+        int r = expect(p, map, YAML_MAPPING_NODE, section);
+        if (r < 0)
+                return r;
+        size_t nfields = 0;
+        while (fields[nfields].key)
+                nfields++;
+        bool seen[64] = {0};
+        for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *v = node(p, pr->value);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
+                        return r;
+                size_t i;
+                for (i = 0; i < nfields; i++)
+                        if (strcmp(fields[i].key, scalar(k)) == 0)
+                                break;
+                if (i == nfields) {
+                        char known[512] = "";
+                        for (size_t j = 0; j < nfields; j++) {
+                                if (fields[j].fn == h_reject_secret)
+                                        continue;
+                                strncat(known, j ? ", " : "", sizeof(known) - strlen(known) - 1);
+                                strncat(known, fields[j].key, sizeof(known) - strlen(known) - 1);
+                        }
+                        return fail(p, k, "unknown key '%s' in %s (expected one of: %s)", scalar(k), section, known);
+                }
+                if (seen[i])
+                        return fail(p, k, "duplicate key '%s' in %s", scalar(k), section);
+                seen[i] = true;
+                char what[160];
+                snprintf(what, sizeof(what), "%s.%s", section, scalar(k));
+                r = fields[i].fn(p, what, v, (char *)base + fields[i].offset);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < nfields; i++)
+                if (fields[i].required && !seen[i])
+                        return fail(p, map, "%s: missing required key '%s'", section, fields[i].key);
+        return 0;
+}
+
+/* ---- conditions ---------------------------------------------------------- */
+
+static int parse_status_list(struct pctx *p, const char *key, yaml_node_t *v, unsigned *ret, bool allow_none)
+{
+        unsigned mask = 0;
+        yaml_node_t *one[1] = {v};
+        yaml_node_t **items = one;
+        size_t n = 1;
+        yaml_node_t *buf[16];
+        if (v->type == YAML_SEQUENCE_NODE) {
+                n = 0;
+                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top && n < 16;
+                     i++)
+                        buf[n++] = node(p, *i);
+                items = buf;
+        }
+        for (size_t i = 0; i < n; i++) {
+                int r = expect(p, items[i], YAML_SCALAR_NODE, key);
+                if (r < 0)
+                        return r;
+                enum ob_status s;
+                if (allow_none && strcmp(scalar(items[i]), "none") == 0)
+                        s = OB_STATUS_NONE;
+                else if (ob_status_from_name(scalar(items[i]), &s) < 0)
+                        return fail(p, items[i],
+                                    "%s: unknown status '%s' (expected active, locked, inactive, ended or deleted%s)",
+                                    key, scalar(items[i]), allow_none ? ", or none for a first sighting" : "");
+                mask |= 1u << s;
+        }
+        *ret = mask;
+        return 0;
+}
+
+static int parse_cond(struct pctx *p, yaml_node_t *v, bool allow_status, struct ob_cond **ret);
+
+static int parse_cond_list(struct pctx *p, yaml_node_t *v, bool allow_status, struct ob_cond *c, const char *key)
+{
+        if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start)
+                return fail(p, v, "%s must be a non-empty list of conditions", key);
+        for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                struct ob_cond **s = realloc(c->sub, (c->nsub + 1) * sizeof(*s));
+                if (!s)
+                        return -ENOMEM;
+                c->sub = s;
+                int r = parse_cond(p, node(p, *i), allow_status, &c->sub[c->nsub]);
+                if (r < 0)
+                        return r;
+                c->nsub++;
+        }
+        return 0;
+}
+
+static int parse_cond(struct pctx *p, yaml_node_t *v, bool allow_status, struct ob_cond **ret)
+{
+        int r = expect(p, v, YAML_MAPPING_NODE, "a condition (when)");
+        if (r < 0)
+                return r;
+        struct ob_cond *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        yaml_node_t *attr = NULL, *pred = NULL;
+        const char *pred_key = NULL;
+        int npred = 0;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
+                        goto out;
+                const char *ks = scalar(k);
+                if (strcmp(ks, "attribute") == 0) {
+                        if ((r = h_attr(p, "attribute", val, &c->attribute)) < 0)
+                                goto out;
+                        attr = val;
+                        continue;
+                }
+                npred++;
+                pred = val;
+                pred_key = ks;
+                if (npred > 1) {
+                        r = fail(p, k, "a condition takes one test (present, equals, bits, passed, status, all, any or "
+                                       "not); combine several with all: or any:");
+                        goto out;
+                }
+                if (strcmp(ks, "present") == 0) {
+                        bool b;
+                        if ((r = h_bool(p, "present", val, &b)) < 0)
+                                goto out;
+                        c->kind = b ? OB_COND_PRESENT : OB_COND_ABSENT;
+                } else if (strcmp(ks, "equals") == 0) {
+                        c->kind = OB_COND_EQUALS;
+                        if ((r = get_strlist(p, "equals", val, &c->values, false)) < 0)
+                                goto out;
+                } else if (strcmp(ks, "bits") == 0) {
+                        c->kind = OB_COND_BITS;
+                        if ((r = expect(p, val, YAML_SCALAR_NODE, "bits")) < 0)
+                                goto out;
+                        if (ob_parse_u64(scalar(val), &c->bits) < 0 || c->bits == 0) {
+                                r = fail(p, val, "bits must be a non-zero number such as 0x2, not '%s'", scalar(val));
+                                goto out;
+                        }
+                } else if (strcmp(ks, "passed") == 0) {
+                        c->kind = OB_COND_PASSED;
+                        if ((r = expect(p, val, YAML_SCALAR_NODE, "passed")) < 0)
+                                goto out;
+                        const char *f = scalar(val);
+                        if (strcmp(f, "generalized") == 0)
+                                c->timefmt = OB_TIMEFMT_GENERALIZED;
+                        else if (strcmp(f, "filetime") == 0)
+                                c->timefmt = OB_TIMEFMT_FILETIME;
+                        else if (strcmp(f, "days") == 0)
+                                c->timefmt = OB_TIMEFMT_DAYS;
+                        else {
+                                r = fail(p, val, "passed must name the time format: generalized, filetime or days, not '%s'",
+                                         f);
+                                goto out;
+                        }
+                } else if (strcmp(ks, "status") == 0) {
+                        if (!allow_status) {
+                                r = fail(p, k, "a mapping rule cannot test the status it derives");
+                                goto out;
+                        }
+                        c->kind = OB_COND_STATUS;
+                        if ((r = parse_status_list(p, "status", val, &c->status_mask, false)) < 0)
+                                goto out;
+                } else if (strcmp(ks, "all") == 0 || strcmp(ks, "any") == 0) {
+                        c->kind = ks[1] == 'l' ? OB_COND_ALL : OB_COND_ANY;
+                        if ((r = parse_cond_list(p, val, allow_status, c, ks)) < 0)
+                                goto out;
+                } else if (strcmp(ks, "not") == 0) {
+                        c->kind = OB_COND_NOT;
+                        c->sub = calloc(1, sizeof(*c->sub));
+                        if (!c->sub) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
+                        if ((r = parse_cond(p, val, allow_status, &c->sub[0])) < 0)
+                                goto out;
+                        c->nsub = 1;
+                } else {
+                        r = fail(p, k,
+                                 "unknown key '%s' in a condition (expected attribute with present, equals, bits or "
+                                 "passed; or status, all, any, not)",
+                                 ks);
+                        goto out;
+                }
+        }
+        if (!pred) {
+                r = fail(p, v, "a condition needs a test: present, equals, bits, passed, status, all, any or not");
+                goto out;
+        }
+        bool needs_attr = c->kind == OB_COND_PRESENT || c->kind == OB_COND_ABSENT || c->kind == OB_COND_EQUALS ||
+                          c->kind == OB_COND_BITS || c->kind == OB_COND_PASSED;
+        if (needs_attr && !attr) {
+                r = fail(p, v, "the test '%s' needs an attribute: key", pred_key);
+                goto out;
+        }
+        if (!needs_attr && attr) {
+                r = fail(p, attr, "attribute: has no meaning with '%s'", pred_key);
+                goto out;
+        }
+        *ret = c;
+        return 0;
+out:
+        ob_cond_free(c);
+        return r;
+}
+
+/* ---- templates ------------------------------------------------------------ */
+
+static int parse_tpl(struct pctx *p, yaml_node_t *v, enum ob_tpl_context ctx, const char *key, struct ob_tpl **ret)
+{
+        int r = expect(p, v, YAML_SCALAR_NODE, key);
+        if (r < 0)
+                return r;
+        char msg[512];
+        size_t off = 0;
+        r = ob_tpl_parse(scalar(v), ctx, ret, msg, sizeof(msg), &off);
+        if (r == -OB_ETEMPLATE)
+                return fail_off(p, v, off, "%s: %s", key, msg);
+        return r;
+}
+
+static int parse_json_tpl(struct pctx *p, yaml_node_t *v, const char *key, enum ob_tpl_context ctx, int depth,
+                          struct ob_json_tpl **ret)
+{
+        if (depth > 32)
+                return fail(p, v, "%s is nested too deeply", key);
+        struct ob_json_tpl *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        int r = 0;
+        if (v->type == YAML_SCALAR_NODE) {
+                const char *s = scalar(v);
+                bool literal = false;
+                if (!is_quoted(v) && ctx == OB_TPL_JSON) {
+                        int64_t n;
+                        literal = strcmp(s, "true") == 0 || strcmp(s, "false") == 0 || strcmp(s, "null") == 0 ||
+                                  ob_parse_i64(s, &n) == 0;
+                }
+                if (literal) {
+                        j->kind = OB_JSON_LITERAL;
+                        j->literal = strdup(s);
+                        r = j->literal ? 0 : -ENOMEM;
+                } else {
+                        j->kind = OB_JSON_STRING;
+                        r = parse_tpl(p, v, ctx, key, &j->tpl);
+                }
+        } else if (v->type == YAML_SEQUENCE_NODE) {
+                j->kind = OB_JSON_ARRAY;
+                if (ctx == OB_TPL_FORM)
+                        r = fail(p, v, "%s: a form body holds only name: value pairs", key);
+                for (yaml_node_item_t *i = v->data.sequence.items.start; r == 0 && i < v->data.sequence.items.top;
+                     i++) {
+                        struct ob_json_tpl **c = realloc(j->children, (j->nchildren + 1) * sizeof(*c));
+                        if (!c) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        j->children = c;
+                        r = parse_json_tpl(p, node(p, *i), key, ctx, depth + 1, &j->children[j->nchildren]);
+                        if (r == 0)
+                                j->nchildren++;
+                }
+        } else if (v->type == YAML_MAPPING_NODE) {
+                j->kind = OB_JSON_OBJECT;
+                for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; r == 0 && pr < v->data.mapping.pairs.top;
+                     pr++) {
+                        yaml_node_t *k = node(p, pr->key);
+                        r = expect(p, k, YAML_SCALAR_NODE, "a key");
+                        if (r < 0)
+                                break;
+                        if (ctx == OB_TPL_FORM && node(p, pr->value)->type != YAML_SCALAR_NODE) {
+                                r = fail(p, node(p, pr->value), "%s: a form value must be a scalar", key);
+                                break;
+                        }
+                        struct ob_json_tpl **c = realloc(j->children, (j->nchildren + 1) * sizeof(*c));
+                        if (!c) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        j->children = c;
+                        r = parse_json_tpl(p, node(p, pr->value), key, ctx, depth + 1, &j->children[j->nchildren]);
+                        if (r == 0) {
+                                j->children[j->nchildren]->key = strdup(scalar(k));
+                                j->nchildren++;
+                                if (!j->children[j->nchildren - 1]->key)
+                                        r = -ENOMEM;
+                        }
+                }
+        } else {
+                r = fail(p, v, "%s: unsupported value", key);
+        }
+        if (r < 0) {
+                ob_json_tpl_free(j);
+                return r;
+        }
+        *ret = j;
+        return 0;
+}
+
+static bool header_name_ok(const char *s)
+{
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+                        return false;
+        return true;
+}
+
+static int parse_headers(struct pctx *p, yaml_node_t *v, const char *key, struct ob_header_tpl **ret, size_t *ret_n)
+{
+        int r = expect(p, v, YAML_MAPPING_NODE, key);
+        if (r < 0)
+                return r;
+        size_t n = 0;
+        struct ob_header_tpl *h = NULL;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a header name")) < 0)
+                        break;
+                if (!header_name_ok(scalar(k))) {
+                        r = fail(p, k, "%s: '%s' is not a valid header name", key, scalar(k));
+                        break;
+                }
+                if (strcasecmp(scalar(k), "Authorization") == 0) {
+                        r = fail(p, k, "%s: set credentials with the connector's auth: section, which reads them "
+                                       "from a file",
+                                 key);
+                        break;
+                }
+                struct ob_header_tpl *nh = realloc(h, (n + 1) * sizeof(*nh));
+                if (!nh) {
+                        r = -ENOMEM;
+                        break;
+                }
+                h = nh;
+                h[n] = (struct ob_header_tpl){0};
+                h[n].name = strdup(scalar(k));
+                n++;
+                if (!h[n - 1].name) {
+                        r = -ENOMEM;
+                        break;
+                }
+                if ((r = parse_tpl(p, node(p, pr->value), OB_TPL_HEADER, key, &h[n - 1].value)) < 0)
+                        break;
+        }
+        if (r < 0) {
+                for (size_t i = 0; i < n; i++) {
+                        free(h[i].name);
+                        ob_tpl_free(h[i].value);
+                }
+                free(h);
+                return r;
+        }
+        *ret = h;
+        *ret_n = n;
+        return 0;
+}
+
+/* ---- sections ------------------------------------------------------------- */
+
+static int h_teams(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        struct ob_directory_config *d = dst;
+        const struct field f[] = {
+                {"base", h_nonempty, offsetof(struct ob_directory_config, teams_base), true},
+                {"filter", h_filter, offsetof(struct ob_directory_config, teams_filter), false},
+                {"member_attribute", h_attr, offsetof(struct ob_directory_config, teams_member_attribute), false},
+                {"owner_attribute", h_attr, offsetof(struct ob_directory_config, teams_owner_attribute), false},
+                {NULL},
+        };
+        return walk(p, v, key, f, d);
+}
+
+static int parse_directory(struct pctx *p, yaml_node_t *v)
+{
+        struct ob_directory_config *d = &p->cfg->directory;
+#define D(x) offsetof(struct ob_directory_config, x)
+        const struct field f[] = {
+                {"uri", h_nonempty, D(uri), true},
+                {"starttls", h_bool, D(starttls), false},
+                {"tls_verify", h_bool, D(tls_verify), false},
+                {"ca_file", h_path, D(ca_file), false},
+                {"allow_insecure", h_bool, D(allow_insecure), false},
+                {"bind_dn", h_nonempty, D(bind_dn), false},
+                {"bind_password_file", h_path, D(bind_password_file), false},
+                {"bind_password", h_reject_secret, 0, false},
+                {"sasl_external", h_bool, D(sasl_external), false},
+                {"base", h_nonempty, D(base), true},
+                {"scope", h_scope, D(scope), false},
+                {"filter", h_filter, D(filter), false},
+                {"page_size", h_page_size, D(page_size), false},
+                {"timeout", h_duration, D(timeout_ms), false},
+                {"min_accounts", h_size, D(min_accounts), false},
+                {"id_attribute", h_attr, D(id_attribute), false},
+                {"username_attribute", h_attr, D(username_attribute), false},
+                {"mail_attribute", h_attr, D(mail_attribute), false},
+                {"name_attribute", h_attr, D(name_attribute), false},
+                {"manager_attribute", h_attr, D(manager_attribute), false},
+                {"attributes", h_attrlist, D(attributes), false},
+                {"teams", h_teams, 0, false},
+                {NULL},
+        };
+#undef D
+        int r = walk(p, v, "directory", f, d);
+        if (r < 0)
+                return r;
+        yaml_node_t *urin = NULL;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++)
+                if (strcmp(scalar(node(p, pr->key)), "uri") == 0)
+                        urin = node(p, pr->value);
+        if (strncmp(d->uri, "ldap://", 7) != 0 && strncmp(d->uri, "ldaps://", 8) != 0 &&
+            strncmp(d->uri, "ldapi://", 8) != 0)
+                return fail(p, urin, "directory.uri must start with ldap://, ldaps:// or ldapi://");
+        if (d->bind_dn && !d->bind_password_file && !d->sasl_external)
+                return fail(p, v, "directory: bind_dn needs bind_password_file (the password is read from a file)");
+        if (d->sasl_external && strncmp(d->uri, "ldapi://", 8) != 0)
+                return fail(p, urin, "directory: sasl_external works over ldapi:// only");
+        return 0;
+}
+
+static int parse_writeback(struct pctx *p, yaml_node_t *v)
+{
+        struct ob_writeback_config *w = &p->cfg->writeback;
+#define W(x) offsetof(struct ob_writeback_config, x)
+        const struct field f[] = {
+                {"enabled", h_bool, W(enabled), false},
+                {"object_class", h_attr, W(object_class), false},
+                {"status_attribute", h_attr, W(status_attribute), false},
+                {"time_attribute", h_attr, W(time_attribute), false},
+                {"reason_attribute", h_attr, W(reason_attribute), false},
+                {"actions_attribute", h_attr, W(actions_attribute), false},
+                {"assertion_attribute", h_attr, W(assertion_attribute), false},
+                {NULL},
+        };
+#undef W
+        return walk(p, v, "writeback", f, w);
+}
+
+static int parse_state(struct pctx *p, yaml_node_t *v)
+{
+        const struct field f[] = {
+                {"path", h_path, offsetof(struct ob_config, state_path), true},
+                {NULL},
+        };
+        return walk(p, v, "state", f, p->cfg);
+}
+
+static int parse_transfer(struct pctx *p, yaml_node_t *v)
+{
+        const struct field f[] = {
+                {"fallback", h_nonempty, offsetof(struct ob_config, transfer_fallback), false},
+                {NULL},
+        };
+        return walk(p, v, "transfer", f, p->cfg);
+}
+
+static int parse_safety(struct pctx *p, yaml_node_t *v)
+{
+        const struct field f[] = {
+                {"max_accounts", h_size, offsetof(struct ob_safety, max_accounts), false},
+                {"max_percent", h_percent, offsetof(struct ob_safety, max_percent), false},
+                {NULL},
+        };
+        return walk(p, v, "safety", f, &p->cfg->safety);
+}
+
+struct auth_tmp {
+        char *type;
+        char *username;
+        char *token_file;
+        char *password_file;
+};
+
+static int parse_auth(struct pctx *p, const char *key, yaml_node_t *v, struct ob_connector *c)
+{
+        struct auth_tmp a = {0};
+        const struct field f[] = {
+                {"type", h_nonempty, offsetof(struct auth_tmp, type), true},
+                {"username", h_nonempty, offsetof(struct auth_tmp, username), false},
+                {"token_file", h_path, offsetof(struct auth_tmp, token_file), false},
+                {"password_file", h_path, offsetof(struct auth_tmp, password_file), false},
+                {"token", h_reject_secret, 0, false},
+                {"password", h_reject_secret, 0, false},
+                {NULL},
+        };
+        int r = walk(p, v, key, f, &a);
+        if (r == 0) {
+                if (strcmp(a.type, "bearer") == 0) {
+                        if (!a.token_file || a.password_file || a.username)
+                                r = fail(p, v, "%s: bearer auth takes token_file (only)", key);
+                        else
+                                c->auth_secret_file = TAKE_PTR(a.token_file);
+                } else if (strcmp(a.type, "basic") == 0) {
+                        if (!a.username || !a.password_file || a.token_file)
+                                r = fail(p, v, "%s: basic auth takes username and password_file", key);
+                        else {
+                                c->auth_secret_file = TAKE_PTR(a.password_file);
+                                c->auth_username = TAKE_PTR(a.username);
+                        }
+                } else {
+                        r = fail(p, v, "%s: unknown auth type '%s' (expected bearer or basic)", key, a.type);
+                }
+                if (r == 0)
+                        c->auth_type = TAKE_PTR(a.type);
+        }
+        free(a.type);
+        free(a.username);
+        free(a.token_file);
+        free(a.password_file);
+        return r;
+}
+
+static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_connector *c)
+{
+        char section[160];
+        snprintf(section, sizeof(section), "connectors.%s", scalar(k));
+        c->name = strdup(scalar(k));
+        if (!c->name)
+                return -ENOMEM;
+        c->tls_verify = true;
+        c->concurrency = 4;
+        c->timeout_ms = 30000;
+        int r = expect(p, v, YAML_MAPPING_NODE, section);
+        if (r < 0)
+                return r;
+        char *type = NULL;
+        yaml_node_t *auth = NULL, *headers = NULL;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *kk = node(p, pr->key), *vv = node(p, pr->value);
+                if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0)
+                        break;
+                const char *ks = scalar(kk);
+                char what[200];
+                snprintf(what, sizeof(what), "%s.%s", section, ks);
+                if (strcmp(ks, "type") == 0)
+                        r = h_nonempty(p, what, vv, &type);
+                else if (strcmp(ks, "base_url") == 0) {
+                        r = h_nonempty(p, what, vv, &c->base_url);
+                        if (r == 0 && strncmp(c->base_url, "http://", 7) != 0 &&
+                            strncmp(c->base_url, "https://", 8) != 0)
+                                r = fail(p, vv, "%s must start with http:// or https://", what);
+                        if (r == 0 && (strchr(c->base_url, '{') || strchr(c->base_url, '?') ||
+                                       strchr(c->base_url, '#')))
+                                r = fail(p, vv, "%s must be a plain URL prefix (no templates, query or fragment)",
+                                         what);
+                        if (r == 0) {
+                                size_t n = strlen(c->base_url);
+                                while (n > 0 && c->base_url[n - 1] == '/')
+                                        c->base_url[--n] = '\0';
+                        }
+                } else if (strcmp(ks, "auth") == 0)
+                        auth = vv;
+                else if (strcmp(ks, "ca_file") == 0)
+                        r = h_path(p, what, vv, &c->ca_file);
+                else if (strcmp(ks, "tls_verify") == 0)
+                        r = h_bool(p, what, vv, &c->tls_verify);
+                else if (strcmp(ks, "timeout") == 0)
+                        r = h_duration(p, what, vv, &c->timeout_ms);
+                else if (strcmp(ks, "concurrency") == 0)
+                        r = h_concurrency(p, what, vv, &c->concurrency);
+                else if (strcmp(ks, "headers") == 0)
+                        headers = vv;
+                else
+                        r = fail(p, kk,
+                                 "unknown key '%s' in %s (expected one of: type, base_url, auth, ca_file, tls_verify, "
+                                 "timeout, concurrency, headers)",
+                                 ks, section);
+                if (r < 0)
+                        break;
+        }
+        if (r == 0 && !type)
+                r = fail(p, v, "%s: missing required key 'type'", section);
+        if (r == 0 && strcmp(type, "http") != 0)
+                r = fail(p, v, "%s: unknown connector type '%s' (this version has: http)", section, type);
+        c->type = OB_CONNECTOR_HTTP;
+        free(type);
+        if (r == 0 && auth) {
+                char what[200];
+                snprintf(what, sizeof(what), "%s.auth", section);
+                r = parse_auth(p, what, auth, c);
+        }
+        if (r == 0 && headers) {
+                char what[200];
+                snprintf(what, sizeof(what), "%s.headers", section);
+                r = parse_headers(p, headers, what, &c->headers, &c->nheaders);
+        }
+        return r;
+}
+
+static struct ob_connector *find_connector(struct ob_config *c, const char *name)
+{
+        for (size_t i = 0; i < c->nconnectors; i++)
+                if (strcmp(c->connectors[i].name, name) == 0)
+                        return &c->connectors[i];
+        return NULL;
+}
+
+static struct ob_action *find_action(struct ob_config *c, const char *name)
+{
+        for (size_t i = 0; i < c->nactions; i++)
+                if (strcmp(c->actions[i].name, name) == 0)
+                        return &c->actions[i];
+        return NULL;
+}
+
+static bool name_ok(const char *s)
+{
+        if (!*s || strlen(s) > 64)
+                return false;
+        for (; *s; s++)
+                if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+                        return false;
+        return true;
+}
+
+static int set_source(struct pctx *p, const yaml_node_t *n, char **ret)
+{
+        if (asprintf(ret, "%s:%zu", p->file, n->start_mark.line + 1) < 0) {
+                *ret = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static const char *const ob_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+
+/* First pass over an action: everything but `after`, which needs all names. */
+static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_action *a, yaml_node_t **ret_after)
+{
+        char section[160];
+        snprintf(section, sizeof(section), "actions.%s", scalar(k));
+        if (!name_ok(scalar(k)))
+                return fail(p, k, "action names use letters, digits, '-' and '_' (at most 64): '%s'", scalar(k));
+        a->name = strdup(scalar(k));
+        if (!a->name || set_source(p, k, &a->source) < 0)
+                return -ENOMEM;
+        int r = expect(p, v, YAML_MAPPING_NODE, section);
+        if (r < 0)
+                return r;
+        yaml_node_t *urln = NULL, *conn = NULL;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *kk = node(p, pr->key), *vv = node(p, pr->value);
+                if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0)
+                        return r;
+                const char *ks = scalar(kk);
+                char what[200];
+                snprintf(what, sizeof(what), "%s.%s", section, ks);
+                if (strcmp(ks, "connector") == 0) {
+                        if ((r = expect(p, vv, YAML_SCALAR_NODE, what)) < 0)
+                                return r;
+                        a->connector = find_connector(p->cfg, scalar(vv));
+                        if (!a->connector)
+                                return fail(p, vv, "%s: unknown connector '%s' (define it under connectors:)", what,
+                                            scalar(vv));
+                        conn = vv;
+                } else if (strcmp(ks, "method") == 0) {
+                        if ((r = h_nonempty(p, what, vv, &a->method)) < 0)
+                                return r;
+                        bool ok = false;
+                        for (size_t i = 0; ob_methods[i]; i++)
+                                ok = ok || strcmp(a->method, ob_methods[i]) == 0;
+                        if (!ok)
+                                return fail(p, vv, "%s must be GET, POST, PUT, PATCH or DELETE, not '%s'", what,
+                                            a->method);
+                } else if (strcmp(ks, "url") == 0) {
+                        if ((r = parse_tpl(p, vv, OB_TPL_URL, what, &a->url)) < 0)
+                                return r;
+                        urln = vv;
+                } else if (strcmp(ks, "headers") == 0) {
+                        if ((r = parse_headers(p, vv, what, &a->headers, &a->nheaders)) < 0)
+                                return r;
+                } else if (strcmp(ks, "json") == 0 || strcmp(ks, "form") == 0) {
+                        if (a->body_kind != OB_BODY_NONE)
+                                return fail(p, kk, "%s: an action has one body: json or form", section);
+                        bool json = ks[0] == 'j';
+                        if (!json && vv->type != YAML_MAPPING_NODE)
+                                return fail(p, vv, "%s must be a mapping of name: value", what);
+                        a->body_kind = json ? OB_BODY_JSON : OB_BODY_FORM;
+                        if ((r = parse_json_tpl(p, vv, what, json ? OB_TPL_JSON : OB_TPL_FORM, 0, &a->body)) < 0)
+                                return r;
+                } else if (strcmp(ks, "when") == 0) {
+                        if ((r = parse_cond(p, vv, true, &a->when)) < 0)
+                                return r;
+                } else if (strcmp(ks, "after") == 0) {
+                        *ret_after = vv;
+                } else if (strcmp(ks, "security") == 0) {
+                        if ((r = h_bool(p, what, vv, &a->security)) < 0)
+                                return r;
+                } else {
+                        return fail(p, kk,
+                                    "unknown key '%s' in %s (expected one of: connector, method, url, headers, json, "
+                                    "form, when, after, security)",
+                                    ks, section);
+                }
+        }
+        if (!conn)
+                return fail(p, v, "%s: missing required key 'connector'", section);
+        if (!a->url)
+                return fail(p, v, "%s: missing required key 'url'", section);
+        if (!a->method) {
+                a->method = strdup(a->body_kind == OB_BODY_NONE ? "GET" : "POST");
+                if (!a->method)
+                        return -ENOMEM;
+        }
+        const char *u = ob_tpl_source(a->url);
+        if (a->connector->base_url) {
+                if (u[0] != '/')
+                        return fail(p, urln, "%s.url must start with '/' (it is appended to the connector's base_url)",
+                                    section);
+        } else if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
+                return fail(p, urln, "%s.url must be an http:// or https:// URL (the connector has no base_url)",
+                            section);
+        } else {
+                /* The scheme and host are literal: a value can only land in the path or query. */
+                const char *host = strstr(u, "://") + 3;
+                const char *brace = strstr(u, "{{");
+                const char *slash = strchr(host, '/');
+                if (brace && (!slash || brace < slash))
+                        return fail_off(p, urln, (size_t)(brace - u),
+                                        "%s.url: templates may not choose the host; use a fixed host", section);
+        }
+        return 0;
+}
+
+static int parse_after(struct pctx *p, yaml_node_t *v, struct ob_action *a)
+{
+        char **names;
+        char what[200];
+        snprintf(what, sizeof(what), "actions.%s.after", a->name);
+        int r = get_strlist(p, what, v, &names, false);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; names && names[i]; i++) {
+                struct ob_action *dep = find_action(p->cfg, names[i]);
+                if (!dep) {
+                        r = fail(p, v, "%s: unknown action '%s'", what, names[i]);
+                        break;
+                }
+                if (dep == a) {
+                        r = fail(p, v, "%s: an action cannot run after itself", what);
+                        break;
+                }
+                struct ob_action **n = realloc(a->after, (a->nafter + 1) * sizeof(*n));
+                if (!n) {
+                        r = -ENOMEM;
+                        break;
+                }
+                a->after = n;
+                a->after[a->nafter++] = dep;
+        }
+        ob_strv_free(names);
+        return r;
+}
+
+/* Depth-first search for a cycle in `after`. */
+static bool has_cycle(const struct ob_action *a, const struct ob_action *start, int depth)
+{
+        if (depth > 256)
+                return true;
+        for (size_t i = 0; i < a->nafter; i++)
+                if (a->after[i] == start || has_cycle(a->after[i], start, depth + 1))
+                        return true;
+        return false;
+}
+
+static int parse_transition(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_transition *t)
+{
+        char section[160];
+        snprintf(section, sizeof(section), "transitions.%s", scalar(k));
+        if (!name_ok(scalar(k)))
+                return fail(p, k, "transition names use letters, digits, '-' and '_' (at most 64): '%s'", scalar(k));
+        t->name = strdup(scalar(k));
+        if (!t->name || set_source(p, k, &t->source) < 0)
+                return -ENOMEM;
+        int r = expect(p, v, YAML_MAPPING_NODE, section);
+        if (r < 0)
+                return r;
+        bool have_actions = false;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *kk = node(p, pr->key), *vv = node(p, pr->value);
+                if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0)
+                        return r;
+                const char *ks = scalar(kk);
+                char what[200];
+                snprintf(what, sizeof(what), "%s.%s", section, ks);
+                if (strcmp(ks, "from") == 0) {
+                        r = parse_status_list(p, what, vv, &t->from_mask, true);
+                } else if (strcmp(ks, "to") == 0) {
+                        r = parse_status_list(p, what, vv, &t->to_mask, false);
+                } else if (strcmp(ks, "when") == 0) {
+                        r = parse_cond(p, vv, true, &t->when);
+                } else if (strcmp(ks, "actions") == 0) {
+                        char **names;
+                        r = get_strlist(p, what, vv, &names, false);
+                        for (size_t i = 0; r == 0 && names && names[i]; i++) {
+                                struct ob_action *a = find_action(p->cfg, names[i]);
+                                if (!a) {
+                                        r = fail(p, vv, "%s: unknown action '%s' (define it under actions:)", what,
+                                                 names[i]);
+                                        break;
+                                }
+                                struct ob_action **n = realloc(t->actions, (t->nactions + 1) * sizeof(*n));
+                                if (!n) {
+                                        r = -ENOMEM;
+                                        break;
+                                }
+                                t->actions = n;
+                                t->actions[t->nactions++] = a;
+                        }
+                        ob_strv_free(names);
+                        have_actions = true;
+                } else {
+                        r = fail(p, kk, "unknown key '%s' in %s (expected one of: from, to, when, actions)", ks,
+                                 section);
+                }
+                if (r < 0)
+                        return r;
+        }
+        if (!t->to_mask)
+                return fail(p, v, "%s: missing required key 'to'", section);
+        if (!have_actions)
+                return fail(p, v, "%s: missing required key 'actions'", section);
+        /* Every action a transition runs must have what it runs after. */
+        for (size_t i = 0; i < t->nactions; i++)
+                for (size_t j = 0; j < t->actions[i]->nafter; j++) {
+                        bool found = false;
+                        for (size_t m = 0; m < t->nactions; m++)
+                                found = found || t->actions[m] == t->actions[i]->after[j];
+                        if (!found)
+                                return fail(p, v, "%s: action '%s' runs after '%s', which this transition lacks",
+                                            section, t->actions[i]->name, t->actions[i]->after[j]->name);
+                }
+        return 0;
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static void pctx_done(struct pctx *p)
+{
+        if (p->have_doc)
+                yaml_document_delete(&p->doc);
+        p->have_doc = false;
+        free(p->text);
+        p->text = NULL;
+        free(p->dir);
+        p->dir = NULL;
+}
+
+static int pctx_load(struct pctx *p, const char *path)
+{
+        p->file = path;
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return fail_plain(p, "cannot open: %s", strerror(errno));
+        struct stat st;
+        if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+                fclose(f);
+                return fail_plain(p, "not a regular file");
+        }
+        if (st.st_size > OB_CONFIG_MAX_BYTES) {
+                fclose(f);
+                return fail_plain(p, "larger than %d bytes", OB_CONFIG_MAX_BYTES);
+        }
+        p->text = calloc(1, (size_t)st.st_size + 1);
+        if (!p->text) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        size_t n = fread(p->text, 1, (size_t)st.st_size, f);
+        fclose(f);
+        p->text[n] = '\0';
+        char *d = strdup(path);
+        if (!d)
+                return -ENOMEM;
+        p->dir = strdup(dirname(d));
+        free(d);
+        if (!p->dir)
+                return -ENOMEM;
+
+        yaml_parser_t parser;
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *)p->text, n);
+        if (!yaml_parser_load(&parser, &p->doc)) {
+                snprintf(p->err->message, sizeof(p->err->message), "%s:%zu:%zu: YAML syntax error: %s%s%s", p->file,
+                         parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                         parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
+                         parser.context ? parser.context : "");
+                copy_line(p, parser.problem_mark.line, p->err);
+                p->err->column = (int)parser.problem_mark.column + 1;
+                int r = -OB_ECONFIG;
+                yaml_parser_delete(&parser);
+                return r;
+        }
+        yaml_parser_delete(&parser);
+        p->have_doc = true;
+        yaml_node_t *root = yaml_document_get_root_node(&p->doc);
+        if (!root)
+                return fail_plain(p, "the file is empty");
+        return 0;
+}
+
+static int resolve_mapping(struct pctx *p, const char *name, char **ret)
+{
+        if (strchr(name, '/') || strstr(name, ".yaml") || strstr(name, ".yml"))
+                return resolve_path(p, name, ret);
+        const char *dirs[3] = {getenv("OFFBOARD_MAPPINGS_DIR"), NULL, OFFBOARD_DATADIR "/mappings"};
+        char *local = NULL;
+        if (asprintf(&local, "%s/mappings", p->dir) < 0)
+                return -ENOMEM;
+        dirs[1] = local;
+        for (size_t i = 0; i < 3; i++) {
+                if (!dirs[i])
+                        continue;
+                char *c;
+                if (asprintf(&c, "%s/%s.yaml", dirs[i], name) < 0) {
+                        free(local);
+                        return -ENOMEM;
+                }
+                if (access(c, R_OK) == 0) {
+                        free(local);
+                        *ret = c;
+                        return 0;
+                }
+                free(c);
+        }
+        free(local);
+        return -ENOENT;
+}
+
+static int load_mapping(struct ob_config *cfg, const char *path, struct ob_config_error *err)
+{
+        struct pctx p = {.err = err, .cfg = cfg};
+        int r = pctx_load(&p, path);
+        if (r < 0)
+                goto out;
+        yaml_node_t *root = yaml_document_get_root_node(&p.doc);
+        if ((r = expect(&p, root, YAML_MAPPING_NODE, "a mapping file")) < 0)
+                goto out;
+        yaml_node_t *rules = NULL;
+        for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(&p, pr->key);
+                if ((r = expect(&p, k, YAML_SCALAR_NODE, "a key")) < 0)
+                        goto out;
+                if (strcmp(scalar(k), "rules") == 0)
+                        rules = node(&p, pr->value);
+                else if (strcmp(scalar(k), "description") != 0) {
+                        r = fail(&p, k, "unknown key '%s' in a mapping file (expected one of: description, rules)",
+                                 scalar(k));
+                        goto out;
+                }
+        }
+        if (!rules) {
+                r = fail(&p, root, "a mapping file needs rules:");
+                goto out;
+        }
+        if ((r = expect(&p, rules, YAML_SEQUENCE_NODE, "rules")) < 0)
+                goto out;
+        for (yaml_node_item_t *i = rules->data.sequence.items.start; i < rules->data.sequence.items.top; i++) {
+                yaml_node_t *rn = node(&p, *i);
+                struct ob_rule *n = realloc(cfg->rules, (cfg->nrules + 1) * sizeof(*n));
+                if (!n) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                cfg->rules = n;
+                struct ob_rule *rule = &cfg->rules[cfg->nrules++];
+                *rule = (struct ob_rule){0};
+                if ((r = set_source(&p, rn, &rule->source)) < 0)
+                        goto out;
+                char *status = NULL;
+                yaml_node_t *when = NULL;
+                if ((r = expect(&p, rn, YAML_MAPPING_NODE, "a rule")) < 0)
+                        goto out;
+                for (yaml_node_pair_t *pr = rn->data.mapping.pairs.start; pr < rn->data.mapping.pairs.top; pr++) {
+                        yaml_node_t *k = node(&p, pr->key), *v = node(&p, pr->value);
+                        if ((r = expect(&p, k, YAML_SCALAR_NODE, "a key")) < 0)
+                                break;
+                        const char *ks = scalar(k);
+                        if (strcmp(ks, "name") == 0) {
+                                r = h_nonempty(&p, "rules.name", v, &rule->name);
+                                if (r == 0 && !name_ok(rule->name))
+                                        r = fail(&p, v, "rule names use letters, digits, '-' and '_'");
+                        } else if (strcmp(ks, "status") == 0)
+                                r = h_nonempty(&p, "rules.status", v, &status);
+                        else if (strcmp(ks, "when") == 0)
+                                when = v;
+                        else if (strcmp(ks, "reason") == 0)
+                                r = h_str(&p, "rules.reason", v, &rule->reason);
+                        else if (strcmp(ks, "reason_attribute") == 0)
+                                r = h_attr(&p, "rules.reason_attribute", v, &rule->reason_attribute);
+                        else
+                                r = fail(&p, k,
+                                         "unknown key '%s' in a rule (expected one of: name, status, when, reason, "
+                                         "reason_attribute)",
+                                         ks);
+                        if (r < 0)
+                                break;
+                }
+                if (r == 0 && !rule->name)
+                        r = fail(&p, rn, "a rule needs a name");
+                if (r == 0 && !status)
+                        r = fail(&p, rn, "rule '%s' needs a status", rule->name);
+                if (r == 0 && (ob_status_from_name(status, &rule->status) < 0 || rule->status == OB_STATUS_DELETED ||
+                               rule->status == OB_STATUS_ACTIVE))
+                        r = fail(&p, rn,
+                                 "rule '%s': status must be locked, inactive or ended (active is what no rule "
+                                 "matches; deleted comes from the directory), not '%s'",
+                                 rule->name, status);
+                free(status);
+                if (r == 0 && !when)
+                        r = fail(&p, rn, "rule '%s' needs a when: condition", rule->name);
+                if (r == 0)
+                        r = parse_cond(&p, when, false, &rule->when);
+                if (r < 0)
+                        goto out;
+        }
+out:
+        pctx_done(&p);
+        return r;
+}
+
+static void set_default(char **s, const char *v, int *r)
+{
+        if (!*s && v && *r == 0) {
+                *s = strdup(v);
+                if (!*s)
+                        *r = -ENOMEM;
+        }
+}
+
+static int add_attr_cb(const char *attr, void *ud)
+{
+        return ob_strv_add_unique_ci(ud, attr);
+}
+
+static int add_tpl_attrs(const struct ob_tpl *t, void *ud)
+{
+        return ob_tpl_attributes(t, add_attr_cb, ud);
+}
+
+static int uses_transfer_cb(const struct ob_tpl *t, void *ud)
+{
+        if (ob_tpl_uses_prefix(t, "transfer_to."))
+                *(bool *)ud = true;
+        return 0;
+}
+
+/* Every attribute the rules, conditions and templates read is requested. */
+static int collect_attributes(struct ob_config *c)
+{
+        struct ob_directory_config *d = &c->directory;
+        char ***l = &d->attributes;
+        const char *fixed[] = {d->username_attribute,
+                               d->mail_attribute,
+                               d->name_attribute,
+                               d->manager_attribute,
+                               c->writeback.enabled ? c->writeback.status_attribute : NULL,
+                               c->writeback.enabled ? c->writeback.assertion_attribute : NULL};
+        int r = 0;
+        for (size_t i = 0; r == 0 && i < OB_ELEMENTSOF(fixed); i++)
+                if (fixed[i])
+                        r = ob_strv_add_unique_ci(l, fixed[i]);
+        for (size_t i = 0; r == 0 && i < c->nrules; i++) {
+                r = ob_cond_attributes(c->rules[i].when, l);
+                if (r == 0 && c->rules[i].reason_attribute)
+                        r = ob_strv_add_unique_ci(l, c->rules[i].reason_attribute);
+        }
+        for (size_t i = 0; r == 0 && i < c->nactions; i++) {
+                struct ob_action *a = &c->actions[i];
+                r = ob_cond_attributes(a->when, l);
+                if (r == 0)
+                        r = add_tpl_attrs(a->url, l);
+                for (size_t h = 0; r == 0 && h < a->nheaders; h++)
+                        r = add_tpl_attrs(a->headers[h].value, l);
+                if (r == 0)
+                        r = ob_json_tpl_foreach(a->body, add_tpl_attrs, l);
+        }
+        for (size_t i = 0; r == 0 && i < c->ntransitions; i++)
+                r = ob_cond_attributes(c->transitions[i].when, l);
+        return r;
+}
+
+static int load_main(struct pctx *p)
+{
+        struct ob_config *c = p->cfg;
+        int r = pctx_load(p, c->path);
+        if (r < 0)
+                return r;
+        yaml_node_t *root = yaml_document_get_root_node(&p->doc);
+        if ((r = expect(p, root, YAML_MAPPING_NODE, "the configuration")) < 0)
+                return r;
+        static const char *const sections[] = {"directory", "writeback",  "state",   "transfer",    "safety",
+                                               "mappings",  "connectors", "actions", "transitions", NULL};
+        yaml_node_t *sec[9] = {0};
+        for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
+                        return r;
+                size_t i;
+                for (i = 0; sections[i]; i++)
+                        if (strcmp(sections[i], scalar(k)) == 0)
+                                break;
+                if (!sections[i])
+                        return fail(p, k,
+                                    "unknown section '%s' (expected one of: directory, writeback, state, transfer, "
+                                    "safety, mappings, connectors, actions, transitions)",
+                                    scalar(k));
+                if (sec[i])
+                        return fail(p, k, "duplicate section '%s'", scalar(k));
+                sec[i] = node(p, pr->value);
+        }
+        if (!sec[0])
+                return fail(p, root, "missing required section 'directory'");
+        if (!sec[5])
+                return fail(p, root, "missing required section 'mappings' (for example: mappings: [openldap])");
+        if ((r = parse_directory(p, sec[0])) < 0)
+                return r;
+        if (sec[1] && (r = parse_writeback(p, sec[1])) < 0)
+                return r;
+        if (sec[2] && (r = parse_state(p, sec[2])) < 0)
+                return r;
+        if (sec[3] && (r = parse_transfer(p, sec[3])) < 0)
+                return r;
+        if (sec[4] && (r = parse_safety(p, sec[4])) < 0)
+                return r;
+        /* mappings */
+        yaml_node_t *m = sec[5];
+        if (m->type != YAML_SEQUENCE_NODE || m->data.sequence.items.top == m->data.sequence.items.start)
+                return fail(p, m, "mappings must be a non-empty list of mapping files or names");
+        for (yaml_node_item_t *i = m->data.sequence.items.start; i < m->data.sequence.items.top; i++) {
+                yaml_node_t *e = node(p, *i);
+                if ((r = expect(p, e, YAML_SCALAR_NODE, "mappings")) < 0)
+                        return r;
+                char *path;
+                r = resolve_mapping(p, scalar(e), &path);
+                if (r == -ENOENT)
+                        return fail(p, e, "mapping '%s' not found (looked in $OFFBOARD_MAPPINGS_DIR, %s/mappings and %s)",
+                                    scalar(e), p->dir, OFFBOARD_DATADIR "/mappings");
+                if (r < 0)
+                        return r;
+                if ((r = ob_strv_add_unique_ci(&c->mapping_files, path)) < 0) {
+                        free(path);
+                        return r;
+                }
+                free(path);
+        }
+        /* connectors */
+        if (sec[6]) {
+                if ((r = expect(p, sec[6], YAML_MAPPING_NODE, "connectors")) < 0)
+                        return r;
+                size_t n = (size_t)(sec[6]->data.mapping.pairs.top - sec[6]->data.mapping.pairs.start);
+                c->connectors = calloc(n ? n : 1, sizeof(*c->connectors));
+                if (!c->connectors)
+                        return -ENOMEM;
+                for (yaml_node_pair_t *pr = sec[6]->data.mapping.pairs.start; pr < sec[6]->data.mapping.pairs.top;
+                     pr++) {
+                        yaml_node_t *k = node(p, pr->key);
+                        if ((r = expect(p, k, YAML_SCALAR_NODE, "a connector name")) < 0)
+                                return r;
+                        if (!name_ok(scalar(k)))
+                                return fail(p, k, "connector names use letters, digits, '-' and '_': '%s'", scalar(k));
+                        if (find_connector(c, scalar(k)))
+                                return fail(p, k, "duplicate connector '%s'", scalar(k));
+                        c->nconnectors++;
+                        if ((r = parse_connector(p, k, node(p, pr->value), &c->connectors[c->nconnectors - 1])) < 0)
+                                return r;
+                }
+        }
+        /* actions */
+        if (sec[7]) {
+                if ((r = expect(p, sec[7], YAML_MAPPING_NODE, "actions")) < 0)
+                        return r;
+                size_t n = (size_t)(sec[7]->data.mapping.pairs.top - sec[7]->data.mapping.pairs.start);
+                c->actions = calloc(n ? n : 1, sizeof(*c->actions));
+                yaml_node_t **after = calloc(n ? n : 1, sizeof(*after));
+                if (!c->actions || !after) {
+                        free(after);
+                        return -ENOMEM;
+                }
+                for (yaml_node_pair_t *pr = sec[7]->data.mapping.pairs.start; pr < sec[7]->data.mapping.pairs.top;
+                     pr++) {
+                        yaml_node_t *k = node(p, pr->key);
+                        if ((r = expect(p, k, YAML_SCALAR_NODE, "an action name")) < 0)
+                                break;
+                        if (find_action(c, scalar(k))) {
+                                r = fail(p, k, "duplicate action '%s'", scalar(k));
+                                break;
+                        }
+                        c->nactions++;
+                        r = parse_action(p, k, node(p, pr->value), &c->actions[c->nactions - 1],
+                                         &after[c->nactions - 1]);
+                        if (r < 0)
+                                break;
+                }
+                for (size_t i = 0; r == 0 && i < c->nactions; i++)
+                        if (after[i])
+                                r = parse_after(p, after[i], &c->actions[i]);
+                for (size_t i = 0; r == 0 && i < c->nactions; i++)
+                        if (has_cycle(&c->actions[i], &c->actions[i], 0))
+                                r = fail(p, after[i], "actions.%s.after: the after: lists form a cycle",
+                                         c->actions[i].name);
+                free(after);
+                if (r < 0)
+                        return r;
+        }
+        /* transitions */
+        if (sec[8]) {
+                if ((r = expect(p, sec[8], YAML_MAPPING_NODE, "transitions")) < 0)
+                        return r;
+                size_t n = (size_t)(sec[8]->data.mapping.pairs.top - sec[8]->data.mapping.pairs.start);
+                c->transitions = calloc(n ? n : 1, sizeof(*c->transitions));
+                if (!c->transitions)
+                        return -ENOMEM;
+                for (yaml_node_pair_t *pr = sec[8]->data.mapping.pairs.start; pr < sec[8]->data.mapping.pairs.top;
+                     pr++) {
+                        yaml_node_t *k = node(p, pr->key);
+                        if ((r = expect(p, k, YAML_SCALAR_NODE, "a transition name")) < 0)
+                                return r;
+                        for (size_t i = 0; i < c->ntransitions; i++)
+                                if (strcmp(c->transitions[i].name, scalar(k)) == 0)
+                                        return fail(p, k, "duplicate transition '%s'", scalar(k));
+                        c->ntransitions++;
+                        if ((r = parse_transition(p, k, node(p, pr->value), &c->transitions[c->ntransitions - 1])) < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_error *err)
+{
+        *err = (struct ob_config_error){0};
+        struct ob_config *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->path = strdup(path);
+        c->directory.starttls = true;
+        c->directory.tls_verify = true;
+        c->directory.scope = OB_SCOPE_SUB;
+        c->directory.page_size = 500;
+        c->directory.timeout_ms = 30000;
+        c->directory.min_accounts = 1;
+        c->writeback.enabled = true;
+        c->safety.max_accounts = 50;
+        c->safety.max_percent = 10;
+        struct pctx p = {.err = err, .cfg = c};
+        int r = c->path ? load_main(&p) : -ENOMEM;
+        pctx_done(&p);
+        for (size_t i = 0; r == 0 && c->mapping_files && c->mapping_files[i]; i++)
+                r = load_mapping(c, c->mapping_files[i], err);
+        struct ob_directory_config *d = &c->directory;
+        set_default(&d->filter, "(objectClass=inetOrgPerson)", &r);
+        set_default(&d->id_attribute, "entryUUID", &r);
+        set_default(&d->username_attribute, "uid", &r);
+        set_default(&d->mail_attribute, "mail", &r);
+        set_default(&d->name_attribute, "cn", &r);
+        set_default(&d->manager_attribute, "manager", &r);
+        if (d->teams_base) {
+                set_default(&d->teams_filter, "(objectClass=groupOfNames)", &r);
+                set_default(&d->teams_member_attribute, "member", &r);
+                set_default(&d->teams_owner_attribute, "owner", &r);
+        }
+        struct ob_writeback_config *w = &c->writeback;
+        if (!w->status_attribute && !w->time_attribute && !w->actions_attribute && !w->reason_attribute) {
+                set_default(&w->object_class, "offboardAccount", &r);
+                set_default(&w->status_attribute, "offboardStatus", &r);
+                set_default(&w->time_attribute, "offboardStatusTime", &r);
+                set_default(&w->reason_attribute, "offboardReason", &r);
+                set_default(&w->actions_attribute, "offboardAction", &r);
+        }
+        if (r == 0 && w->enabled && !w->status_attribute) {
+                snprintf(err->message, sizeof(err->message),
+                         "%s: writeback: status_attribute is required when attributes are mapped", path);
+                r = -OB_ECONFIG;
+        }
+        set_default(&c->state_path, "/var/lib/offboard/state.db", &r);
+        if (r == 0)
+                r = collect_attributes(c);
+        for (size_t i = 0; r == 0 && i < c->nactions; i++)
+                ob_json_tpl_foreach(c->actions[i].body, uses_transfer_cb, &c->uses_transfer);
+        for (size_t i = 0; r == 0 && i < c->nactions; i++) {
+                struct ob_action *a = &c->actions[i];
+                bool t = ob_tpl_uses_prefix(a->url, "transfer_to.");
+                for (size_t h = 0; h < a->nheaders; h++)
+                        t = t || ob_tpl_uses_prefix(a->headers[h].value, "transfer_to.");
+                c->uses_transfer = c->uses_transfer || t;
+        }
+        if (r < 0) {
+                if (r == -ENOMEM && !err->message[0])
+                        snprintf(err->message, sizeof(err->message), "%s: out of memory", path);
+                ob_config_free(c);
+                return r == -ENOMEM ? r : -OB_ECONFIG;
+        }
+        *ret = c;
+        return 0;
+}
+
+static void free_headers(struct ob_header_tpl *h, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(h[i].name);
+                ob_tpl_free(h[i].value);
+        }
+        free(h);
+}
+
+void ob_config_free(struct ob_config *c)
+{
+        if (!c)
+                return;
+        struct ob_directory_config *d = &c->directory;
+        char *dstr[] = {d->uri,          d->ca_file,      d->bind_dn,
+                        d->bind_password_file, d->base,   d->filter,
+                        d->id_attribute, d->username_attribute, d->mail_attribute,
+                        d->name_attribute, d->manager_attribute, d->teams_base,
+                        d->teams_filter, d->teams_member_attribute, d->teams_owner_attribute};
+        for (size_t i = 0; i < OB_ELEMENTSOF(dstr); i++)
+                free(dstr[i]);
+        ob_strv_free(d->attributes);
+        struct ob_writeback_config *w = &c->writeback;
+        free(w->object_class);
+        free(w->status_attribute);
+        free(w->time_attribute);
+        free(w->reason_attribute);
+        free(w->actions_attribute);
+        free(w->assertion_attribute);
+        for (size_t i = 0; i < c->nrules; i++) {
+                free(c->rules[i].name);
+                free(c->rules[i].source);
+                ob_cond_free(c->rules[i].when);
+                free(c->rules[i].reason);
+                free(c->rules[i].reason_attribute);
+        }
+        free(c->rules);
+        for (size_t i = 0; i < c->nconnectors; i++) {
+                struct ob_connector *k = &c->connectors[i];
+                free(k->name);
+                free(k->base_url);
+                free(k->auth_type);
+                free(k->auth_username);
+                free(k->auth_secret_file);
+                free(k->ca_file);
+                free_headers(k->headers, k->nheaders);
+        }
+        free(c->connectors);
+        for (size_t i = 0; i < c->nactions; i++) {
+                struct ob_action *a = &c->actions[i];
+                free(a->name);
+                free(a->source);
+                free(a->method);
+                ob_tpl_free(a->url);
+                free_headers(a->headers, a->nheaders);
+                ob_json_tpl_free(a->body);
+                ob_cond_free(a->when);
+                free(a->after);
+        }
+        free(c->actions);
+        for (size_t i = 0; i < c->ntransitions; i++) {
+                free(c->transitions[i].name);
+                free(c->transitions[i].source);
+                ob_cond_free(c->transitions[i].when);
+                free(c->transitions[i].actions);
+        }
+        free(c->transitions);
+        ob_strv_free(c->mapping_files);
+        free(c->state_path);
+        free(c->transfer_fallback);
+        free(c->path);
+        free(c);
+}
+
+void ob_config_error_print(const struct ob_config_error *err, FILE *f)
+{
+        fprintf(f, "%s\n", err->message);
+        if (err->line[0]) {
+                fprintf(f, "  %s\n", err->line);
+                if (err->column > 0)
+                        fprintf(f, "  %*s^\n", err->column - 1, "");
+        }
+}

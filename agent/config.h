@@ -1,0 +1,171 @@
+/* config.h: the parsed, immutable configuration.
+ *
+ * ob_config_load() reads the YAML file and every mapping file it names and
+ * returns a struct ob_config that nothing modifies afterwards; everything in
+ * it lives until ob_config_free(). On error it returns -OB_ECONFIG and fills
+ * an ob_config_error with "file:line:col: message", the offending line and a
+ * caret. It never exits and never returns a partial configuration.
+ */
+#ifndef OB_CONFIG_H
+#define OB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cond.h"
+#include "template.h"
+
+enum ob_status {
+        OB_STATUS_NONE = 0, /* never recorded */
+        OB_STATUS_ACTIVE,
+        OB_STATUS_LOCKED,
+        OB_STATUS_INACTIVE,
+        OB_STATUS_ENDED,
+        OB_STATUS_DELETED,
+        _OB_STATUS_MAX,
+};
+
+const char *ob_status_name(enum ob_status s);
+/* Returns 0 and sets *ret, or -EINVAL for an unknown name. */
+int ob_status_from_name(const char *name, enum ob_status *ret);
+
+enum ob_scope { OB_SCOPE_BASE, OB_SCOPE_ONE, OB_SCOPE_SUB };
+
+struct ob_directory_config {
+        char *uri;                /* ldap://, ldaps:// or ldapi:// */
+        bool starttls;            /* for ldap://; default true */
+        bool tls_verify;          /* default true */
+        char *ca_file;            /* NULL: the system store */
+        bool allow_insecure;      /* simple bind over plain ldap:// */
+        char *bind_dn;            /* NULL: anonymous, or SASL EXTERNAL over ldapi */
+        char *bind_password_file; /* never the password itself */
+        bool sasl_external;       /* ldapi:// peer credentials */
+        char *base;
+        enum ob_scope scope;
+        char *filter;
+        int page_size;       /* RFC 2696 page size, default 500 */
+        int64_t timeout_ms;  /* network and per-operation timeout */
+        size_t min_accounts; /* fewer is an error, never "everyone left" (default 1) */
+        char *id_attribute;  /* entryUUID | objectGUID | nsUniqueId */
+        char *username_attribute;
+        char *mail_attribute;
+        char *name_attribute;
+        char *manager_attribute;
+        char **attributes; /* NULL-terminated: every attribute to request */
+        /* Team groups: for the transfer target. */
+        char *teams_base; /* NULL: no teams */
+        char *teams_filter;
+        char *teams_member_attribute;
+        char *teams_owner_attribute;
+};
+
+struct ob_writeback_config {
+        bool enabled;             /* default true */
+        char *object_class;       /* added if missing; NULL for mapped attributes */
+        char *status_attribute;   /* offboardStatus */
+        char *time_attribute;     /* offboardStatusTime */
+        char *reason_attribute;   /* offboardReason */
+        char *actions_attribute;  /* offboardAction, one value per action */
+        char *assertion_attribute; /* entryCSN: write only if unchanged since read; NULL: none */
+};
+
+/* A mapping rule: first match wins. */
+struct ob_rule {
+        char *name;
+        char *source; /* "file:line" for reports */
+        enum ob_status status;
+        struct ob_cond *when;
+        char *reason;           /* literal, may be NULL */
+        char *reason_attribute; /* read from the entry, may be NULL */
+};
+
+enum ob_connector_type { OB_CONNECTOR_HTTP };
+
+struct ob_header_tpl {
+        char *name;
+        struct ob_tpl *value;
+};
+
+struct ob_connector {
+        char *name;
+        enum ob_connector_type type;
+        char *base_url; /* prefix for action URLs; no templates */
+        char *auth_type; /* NULL, "bearer", "basic" */
+        char *auth_username;
+        char *auth_secret_file;
+        char *ca_file;
+        bool tls_verify;
+        int64_t timeout_ms;
+        int concurrency;
+        size_t nheaders;
+        struct ob_header_tpl *headers;
+};
+
+enum ob_body_kind { OB_BODY_NONE, OB_BODY_JSON, OB_BODY_FORM };
+
+struct ob_json_tpl; /* a YAML tree whose string leaves are templates */
+
+struct ob_action {
+        char *name;
+        char *source;
+        struct ob_connector *connector;
+        char *method;
+        struct ob_tpl *url; /* path segments and query escaped by position */
+        size_t nheaders;
+        struct ob_header_tpl *headers;
+        enum ob_body_kind body_kind;
+        struct ob_json_tpl *body;
+        struct ob_cond *when; /* NULL: always */
+        size_t nafter;
+        struct ob_action **after;
+        bool security; /* revokes sessions or tokens: runs first */
+};
+
+struct ob_transition {
+        char *name;
+        char *source;
+        unsigned from_mask; /* bits of enum ob_status; 0 = any */
+        unsigned to_mask;
+        struct ob_cond *when;
+        size_t nactions;
+        struct ob_action **actions;
+};
+
+struct ob_safety {
+        size_t max_accounts; /* 0: no count limit */
+        unsigned max_percent; /* 0: no percentage limit */
+};
+
+struct ob_config {
+        char *path;
+        struct ob_directory_config directory;
+        struct ob_writeback_config writeback;
+        char *state_path;
+        char *transfer_fallback; /* DN of the fallback account, may be NULL */
+        struct ob_safety safety;
+        size_t nrules;
+        struct ob_rule *rules;
+        size_t nconnectors;
+        struct ob_connector *connectors;
+        size_t nactions;
+        struct ob_action *actions;
+        size_t ntransitions;
+        struct ob_transition *transitions;
+        char **mapping_files;
+        bool uses_transfer; /* some template reads transfer_to.* */
+};
+
+struct ob_config_error {
+        char message[1024]; /* "file:line:col: message" */
+        char line[512];     /* the offending line, "" when unknown */
+        int column;         /* 1-based, for the caret; 0 when unknown */
+};
+
+int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_error *err);
+void ob_config_free(struct ob_config *c);
+/* Prints the error as "message\n  line\n  ^" to f. */
+void ob_config_error_print(const struct ob_config_error *err, FILE *f);
+
+#endif

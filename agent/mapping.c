@@ -1,0 +1,18 @@
+/* mapping.c: first matching rule wins; no match is active. */
+#include "mapping.h"
+
+#include "cond.h"
+
+void ob_mapping_eval(const struct ob_config *c, const struct ob_account *a, int64_t now, struct ob_status_eval *ret)
+{
+        struct ob_cond_ctx ctx = {.account = a, .status = 0, .now = now};
+        for (size_t i = 0; i < c->nrules; i++) {
+                const struct ob_rule *r = &c->rules[i];
+                if (!ob_cond_eval(r->when, &ctx))
+                        continue;
+                const char *reason = r->reason_attribute ? ob_account_get(a, r->reason_attribute) : NULL;
+                *ret = (struct ob_status_eval){.status = r->status, .rule = r, .reason = reason ? reason : r->reason};
+                return;
+        }
+        *ret = (struct ob_status_eval){.status = OB_STATUS_ACTIVE};
+}

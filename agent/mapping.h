@@ -1,0 +1,19 @@
+/* mapping.h: an account's status from the mapping rules (first match wins).
+ * Pure: the clock is an argument, nothing is read from outside. */
+#ifndef OB_MAPPING_H
+#define OB_MAPPING_H
+
+#include <stdint.h>
+
+#include "account.h"
+#include "config.h"
+
+struct ob_status_eval {
+        enum ob_status status;
+        const struct ob_rule *rule; /* NULL: no rule matched (active) */
+        const char *reason;         /* borrowed from the account or the rule; may be NULL */
+};
+
+void ob_mapping_eval(const struct ob_config *c, const struct ob_account *a, int64_t now, struct ob_status_eval *ret);
+
+#endif

@@ -1,0 +1,432 @@
+/* plan.c: the pure planner. No I/O here; see plan.h. */
+#define _GNU_SOURCE
+#include "plan.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cond.h"
+#include "escape.h"
+#include "mapping.h"
+#include "template.h"
+#include "util.h"
+
+const char *ob_step_state_name(enum ob_step_state s)
+{
+        switch (s) {
+        case OB_STEP_OWED: return "owed";
+        case OB_STEP_DONE: return "done";
+        case OB_STEP_SKIPPED: return "skipped";
+        }
+        return "?";
+}
+
+static void step_clear(struct ob_step *s)
+{
+        free(s->last_error);
+        free(s->method);
+        free(s->url);
+        ob_strv_free(s->headers);
+        free(s->body);
+        free(s->idempotency_key);
+        free(s->render_error);
+}
+
+void ob_account_plan_free(struct ob_account_plan *p)
+{
+        if (!p)
+                return;
+        for (size_t i = 0; i < p->nsteps; i++)
+                step_clear(&p->steps[i]);
+        free(p->steps);
+        free(p->id);
+        free(p->dn);
+        free(p->username);
+        free(p->reason);
+        free(p->transfer_via);
+        free(p->transfer_dn);
+        free(p->transfer_uid);
+        free(p);
+}
+
+size_t ob_account_plan_owed(const struct ob_account_plan *p)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < p->nsteps; i++)
+                n += p->steps[i].state == OB_STEP_OWED;
+        return n;
+}
+
+bool ob_account_plan_is_new_deactivation(const struct ob_account_plan *p)
+{
+        return p->transition && !p->continuing && p->status != OB_STATUS_ACTIVE &&
+               (p->from == OB_STATUS_ACTIVE || p->from == OB_STATUS_NONE) && ob_account_plan_owed(p) > 0;
+}
+
+/* ---- template values ----------------------------------------------------- */
+
+struct lookup_ctx {
+        const struct ob_config *c;
+        const struct ob_plan_input *in;
+        const struct ob_account_plan *p;
+        const struct ob_action *action;
+        const char *idempotency_key;
+};
+
+static const char *lookup(const char *field, void *ud)
+{
+        const struct lookup_ctx *l = ud;
+        const struct ob_account *a = l->in->account;
+        const struct ob_directory_config *d = &l->c->directory;
+        if (strncmp(field, "account.", 8) == 0) {
+                const char *f = field + 8;
+                if (strcmp(f, "id") == 0)
+                        return l->p->id;
+                if (strcmp(f, "dn") == 0)
+                        return l->p->dn;
+                if (strcmp(f, "uid") == 0)
+                        return ob_account_get(a, d->username_attribute);
+                if (strcmp(f, "mail") == 0)
+                        return ob_account_get(a, d->mail_attribute);
+                if (strcmp(f, "name") == 0)
+                        return ob_account_get(a, d->name_attribute);
+                if (strcmp(f, "manager") == 0)
+                        return ob_account_get(a, d->manager_attribute);
+                if (strncmp(f, "attr.", 5) == 0)
+                        return ob_account_get(a, f + 5);
+                return NULL;
+        }
+        if (strcmp(field, "status.name") == 0)
+                return ob_status_name(l->p->status);
+        if (strcmp(field, "status.reason") == 0)
+                return l->p->reason;
+        if (strcmp(field, "status.rule") == 0)
+                return l->p->rule ? l->p->rule->name : NULL;
+        if (strcmp(field, "status.previous") == 0)
+                return ob_status_name(l->p->from);
+        if (strcmp(field, "transition.name") == 0)
+                return l->p->transition ? l->p->transition->name : NULL;
+        if (strcmp(field, "action.name") == 0)
+                return l->action ? l->action->name : NULL;
+        if (strcmp(field, "idempotency_key") == 0)
+                return l->idempotency_key;
+        if (strncmp(field, "transfer_to.", 12) == 0) {
+                const char *f = field + 12;
+                const struct ob_account *t = l->in->transfer.target;
+                if (strcmp(f, "via") == 0)
+                        return t ? l->in->transfer.via : NULL;
+                if (!t)
+                        return NULL;
+                if (strcmp(f, "dn") == 0)
+                        return t->dn;
+                if (strcmp(f, "id") == 0)
+                        return t->id;
+                if (strcmp(f, "uid") == 0)
+                        return ob_account_get(t, d->username_attribute);
+                if (strcmp(f, "mail") == 0)
+                        return ob_account_get(t, d->mail_attribute);
+                if (strcmp(f, "name") == 0)
+                        return ob_account_get(t, d->name_attribute);
+        }
+        return NULL;
+}
+
+/* ---- rendering ------------------------------------------------------------- */
+
+/* The first problem is kept; rendering goes on so the report shows the rest. */
+__attribute__((format(printf, 2, 3))) static int set_render_error(struct ob_step *s, const char *fmt, ...)
+{
+        if (s->render_error)
+                return 0;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vasprintf(&s->render_error, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                s->render_error = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int render_step(struct lookup_ctx *l, struct ob_step *s)
+{
+        const struct ob_action *a = s->action;
+        struct ob_buf b;
+        char **headers = NULL;
+        int r;
+
+        /* Idempotency key: stable across restarts for (account, transition, generation, action). */
+        ob_buf_init(&b);
+        r = ob_buf_adds(&b, "offboard-");
+        if (r == 0)
+                r = ob_escape_query(&b, l->p->id, strlen(l->p->id));
+        if (r == 0)
+                r = ob_buf_printf(&b, "-%s-%lld-%s", l->p->transition->name, (long long)l->p->generation, a->name);
+        if (r == 0)
+                r = ob_buf_steal(&b, &s->idempotency_key);
+        ob_buf_free(&b);
+        if (r < 0)
+                return r;
+        l->idempotency_key = s->idempotency_key;
+        l->action = a;
+
+        s->method = strdup(a->method);
+        if (!s->method)
+                return -ENOMEM;
+
+        ob_buf_init(&b);
+        if (a->connector->base_url)
+                r = ob_buf_adds(&b, a->connector->base_url);
+        if (r == 0)
+                r = ob_tpl_render(a->url, lookup, l, &b);
+        if (r == -OB_ETEMPLATE)
+                r = set_render_error(s, "url: a value is empty or cannot be placed safely in %s", ob_tpl_source(a->url));
+        else if (r == 0)
+                r = ob_buf_steal(&b, &s->url);
+        ob_buf_free(&b);
+        if (r < 0)
+                return r;
+
+        const struct ob_header_tpl *lists[2] = {a->connector->headers, a->headers};
+        size_t counts[2] = {a->connector->nheaders, a->nheaders};
+        for (size_t k = 0; k < 2; k++)
+                for (size_t i = 0; i < counts[k]; i++) {
+                        ob_buf_init(&b);
+                        r = ob_buf_printf(&b, "%s: ", lists[k][i].name);
+                        if (r == 0)
+                                r = ob_tpl_render(lists[k][i].value, lookup, l, &b);
+                        char *h = NULL;
+                        if (r == -OB_ETEMPLATE)
+                                r = set_render_error(s, "header %s: a value holds a line break or control character",
+                                                     lists[k][i].name);
+                        else if (r == 0)
+                                r = ob_buf_steal(&b, &h);
+                        ob_buf_free(&b);
+                        if (r == 0 && h) {
+                                /* Not _unique_: two header lines of one name are legal. */
+                                size_t n = 0;
+                                while (headers && headers[n])
+                                        n++;
+                                char **nh = realloc(headers, (n + 2) * sizeof(*nh));
+                                if (!nh) {
+                                        free(h);
+                                        r = -ENOMEM;
+                                } else {
+                                        headers = nh;
+                                        headers[n] = h;
+                                        headers[n + 1] = NULL;
+                                }
+                        }
+                        if (r < 0) {
+                                ob_strv_free(headers);
+                                return r;
+                        }
+                }
+        s->headers = headers;
+
+        if (a->body_kind != OB_BODY_NONE) {
+                ob_buf_init(&b);
+                if (a->body_kind == OB_BODY_JSON) {
+                        s->content_type = "application/json";
+                        r = ob_json_tpl_render(a->body, lookup, l, &b);
+                } else {
+                        s->content_type = "application/x-www-form-urlencoded";
+                        r = ob_json_tpl_render_form(a->body, lookup, l, &b);
+                }
+                s->body_len = b.len;
+                if (r == -OB_ETEMPLATE)
+                        r = set_render_error(s, "body: a value is not valid UTF-8");
+                else if (r == 0)
+                        r = ob_buf_steal(&b, &s->body);
+                ob_buf_free(&b);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* ---- transitions and ordering ---------------------------------------------- */
+
+static const struct ob_transition *find_transition(const struct ob_config *c, enum ob_status from, enum ob_status to,
+                                                   const struct ob_cond_ctx *ctx)
+{
+        for (size_t i = 0; i < c->ntransitions; i++) {
+                const struct ob_transition *t = &c->transitions[i];
+                if (t->from_mask && !(t->from_mask & (1u << from)))
+                        continue;
+                if (!(t->to_mask & (1u << to)))
+                        continue;
+                if (!ob_cond_eval(t->when, ctx))
+                        continue;
+                return t;
+        }
+        return NULL;
+}
+
+/* Topological order over `after`; among ready actions, security actions
+ * (session and token revocation) first, then the transition's order. */
+static int order_actions(const struct ob_transition *t, const struct ob_action **out)
+{
+        size_t n = t->nactions;
+        bool *placed = calloc(n ? n : 1, sizeof(bool));
+        if (!placed)
+                return -ENOMEM;
+        for (size_t k = 0; k < n; k++) {
+                ssize_t pick = -1;
+                for (int pass = 0; pass < 2 && pick < 0; pass++)
+                        for (size_t i = 0; i < n && pick < 0; i++) {
+                                if (placed[i] || (pass == 0 && !t->actions[i]->security))
+                                        continue;
+                                bool ready = true;
+                                for (size_t d = 0; d < t->actions[i]->nafter && ready; d++)
+                                        for (size_t j = 0; j < n; j++)
+                                                if (t->actions[j] == t->actions[i]->after[d] && !placed[j])
+                                                        ready = false;
+                                if (ready)
+                                        pick = (ssize_t)i;
+                        }
+                if (pick < 0) { /* config.c rejects cycles; be safe anyway */
+                        free(placed);
+                        return -EINVAL;
+                }
+                placed[pick] = true;
+                out[k] = t->actions[pick];
+        }
+        free(placed);
+        return 0;
+}
+
+static const struct ob_action_record *recorded_action(const struct ob_plan_input *in, const char *name)
+{
+        for (size_t i = 0; i < in->nactions; i++)
+                if (strcmp(in->actions[i].action, name) == 0)
+                        return &in->actions[i];
+        return NULL;
+}
+
+static int dup_or_null(const char *s, char **ret)
+{
+        if (!s) {
+                *ret = NULL;
+                return 0;
+        }
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, struct ob_account_plan **ret)
+{
+        const struct ob_account *a = in->account;
+        const struct ob_record *rec = in->record;
+        struct ob_account_plan *p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        int r = 0;
+        if (dup_or_null(a->id, &p->id) < 0 || dup_or_null(a->dn, &p->dn) < 0 ||
+            dup_or_null(ob_account_get(a, c->directory.username_attribute), &p->username) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (!p->id) {
+                r = -EINVAL;
+                goto fail;
+        }
+        p->deleted = in->deleted;
+
+        struct ob_status_eval ev;
+        if (in->deleted)
+                ev = (struct ob_status_eval){.status = OB_STATUS_DELETED};
+        else
+                ob_mapping_eval(c, a, in->now, &ev);
+        p->status = ev.status;
+        p->rule = ev.rule;
+        if (dup_or_null(ev.reason, &p->reason) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        p->recorded = rec ? (enum ob_status)rec->status : OB_STATUS_NONE;
+
+        /* Where the account comes from, and with which generation. */
+        bool pending = rec && rec->pending_to != OB_STATUS_NONE;
+        enum ob_status from = p->recorded;
+        int64_t gen = rec ? rec->generation + 1 : 1;
+        bool continuing = false;
+        if (pending && (enum ob_status)rec->pending_to == p->status) {
+                from = (enum ob_status)rec->pending_from;
+                gen = rec->generation;
+                continuing = true;
+        } else if (pending) {
+                /* The account moved on before the transition finished. If some
+                 * of its side effects happened, the account left its recorded
+                 * status: plan from where those side effects put it. */
+                for (size_t i = 0; i < in->nactions; i++)
+                        if (in->actions[i].outcome == OB_OUTCOME_DONE)
+                                from = (enum ob_status)rec->pending_to;
+        }
+        p->from = from;
+
+        struct ob_cond_ctx ctx = {.account = a, .status = p->status, .now = in->now};
+        if (from != p->status)
+                p->transition = find_transition(c, from, p->status, &ctx);
+        p->continuing = continuing && p->transition;
+        p->generation = p->transition ? gen : (rec ? rec->generation : 0);
+
+        if (in->transfer.target) {
+                if (dup_or_null(in->transfer.via, &p->transfer_via) < 0 ||
+                    dup_or_null(in->transfer.target->dn, &p->transfer_dn) < 0 ||
+                    dup_or_null(ob_account_get(in->transfer.target, c->directory.username_attribute),
+                                &p->transfer_uid) < 0) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+        }
+
+        if (p->transition) {
+                const struct ob_transition *t = p->transition;
+                const struct ob_action **order = calloc(t->nactions ? t->nactions : 1, sizeof(*order));
+                p->steps = calloc(t->nactions ? t->nactions : 1, sizeof(*p->steps));
+                if (!order || !p->steps) {
+                        free(order);
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                r = order_actions(t, order);
+                struct lookup_ctx l = {.c = c, .in = in, .p = p};
+                for (size_t i = 0; r == 0 && i < t->nactions; i++) {
+                        struct ob_step *s = &p->steps[p->nsteps++];
+                        s->action = order[i];
+                        const struct ob_action_record *ar = p->continuing ? recorded_action(in, order[i]->name) : NULL;
+                        if (ar) {
+                                s->attempts = ar->attempts;
+                                if (ar->error && !(s->last_error = strdup(ar->error)))
+                                        r = -ENOMEM;
+                        }
+                        if (ar && (ar->outcome == OB_OUTCOME_DONE || ar->outcome == OB_OUTCOME_SKIPPED))
+                                s->state = ar->outcome == OB_OUTCOME_DONE ? OB_STEP_DONE : OB_STEP_SKIPPED;
+                        else if (!ob_cond_eval(order[i]->when, &ctx))
+                                s->state = OB_STEP_SKIPPED;
+                        else
+                                s->state = OB_STEP_OWED;
+                        if (r == 0 && s->state == OB_STEP_OWED)
+                                r = render_step(&l, s);
+                }
+                free(order);
+                if (r < 0)
+                        goto fail;
+        }
+
+        if (c->writeback.enabled && !p->deleted) {
+                const char *written = ob_account_get(a, c->writeback.status_attribute);
+                p->writeback = (p->transition && p->nsteps > 0) ||
+                               (written && strcmp(written, ob_status_name(p->status)) != 0);
+        }
+        *ret = p;
+        return 0;
+fail:
+        ob_account_plan_free(p);
+        return r;
+}

@@ -1,0 +1,95 @@
+/* plan.h: the planner, a pure function
+ *
+ *     (account, recorded state, configuration, now, transfer target)
+ *         -> status, transition, ordered steps with rendered requests
+ *
+ * `plan`, `reconcile` and `run` all call it, so a dry run cannot disagree with
+ * a real one. It does no I/O: what it needs from the directory (the transfer
+ * target) or the state store (the record and its action outcomes) is looked
+ * up by the caller and passed in.
+ *
+ * Level-triggered: the plan compares the status the mapping rules derive now
+ * with the status last fully applied. A transition in progress (some actions
+ * done, others failed or interrupted) continues with the same generation and
+ * idempotency keys until every action is done, whatever events were missed.
+ */
+#ifndef OB_PLAN_H
+#define OB_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "account.h"
+#include "config.h"
+#include "state.h"
+
+enum ob_step_state {
+        OB_STEP_OWED,    /* must run (again) */
+        OB_STEP_DONE,    /* recorded done in this generation */
+        OB_STEP_SKIPPED, /* its when: is false */
+};
+
+const char *ob_step_state_name(enum ob_step_state s);
+
+struct ob_step {
+        const struct ob_action *action;
+        enum ob_step_state state;
+        int attempts; /* recorded attempts in this generation */
+        char *last_error;
+        char *method;
+        char *url;
+        char **headers; /* NULL-terminated "Name: value", without credentials */
+        const char *content_type;
+        char *body;
+        size_t body_len;
+        char *idempotency_key;
+        char *render_error; /* a value could not be placed safely: the step fails without a request */
+};
+
+struct ob_transfer {
+        const char *via;                 /* "manager", "team", "fallback" */
+        const struct ob_account *target; /* borrowed; NULL when there is none */
+};
+
+struct ob_plan_input {
+        const struct ob_account *account; /* the entry, or the recorded snapshot when deleted */
+        bool deleted;
+        const struct ob_record *record;   /* NULL: never recorded */
+        const struct ob_action_record *actions; /* recorded for record->generation */
+        size_t nactions;
+        struct ob_transfer transfer;
+        int64_t now;
+};
+
+struct ob_account_plan {
+        char *id;
+        char *dn;
+        char *username;
+        enum ob_status status;   /* derived now */
+        enum ob_status recorded; /* last fully applied, NONE if never */
+        const struct ob_rule *rule;
+        char *reason;
+        const struct ob_transition *transition; /* NULL: nothing to run */
+        enum ob_status from;
+        int64_t generation;
+        bool continuing; /* the transition was started before (same generation) */
+        char *transfer_via;
+        char *transfer_dn;
+        char *transfer_uid;
+        size_t nsteps;
+        struct ob_step *steps; /* in execution order */
+        bool writeback; /* the entry's status attributes must be (re)written */
+        bool deleted;
+};
+
+int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, struct ob_account_plan **ret);
+void ob_account_plan_free(struct ob_account_plan *p);
+
+/* Steps still owed. */
+size_t ob_account_plan_owed(const struct ob_account_plan *p);
+/* A transition that takes an active (or new) account to a status where it can
+ * no longer log in, started now: what the circuit breaker counts. */
+bool ob_account_plan_is_new_deactivation(const struct ob_account_plan *p);
+
+#endif

@@ -1,0 +1,298 @@
+/* template.c: `{{ field }}` templates, escaped by where the value lands. */
+#define _GNU_SOURCE
+#include "template.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "escape.h"
+
+enum ob_tpl_part_kind { PART_LITERAL, PART_FIELD };
+
+struct ob_tpl_part {
+        enum ob_tpl_part_kind kind;
+        char *text; /* literal text, or the field name */
+        enum ob_tpl_context ctx; /* for fields: how to escape (URL split into path/query) */
+        bool in_query;
+};
+
+struct ob_tpl {
+        char *source;
+        enum ob_tpl_context ctx;
+        size_t nparts;
+        struct ob_tpl_part *parts;
+};
+
+static const char *const ob_tpl_fields[] = {
+        "account.id", "account.dn", "account.uid", "account.mail", "account.name", "account.manager",
+        "status.name", "status.reason", "status.rule", "status.previous", "transition.name",
+        "transfer_to.uid", "transfer_to.mail", "transfer_to.name", "transfer_to.dn", "transfer_to.id",
+        "transfer_to.via", "action.name", "idempotency_key", NULL,
+};
+
+static bool field_known(const char *f)
+{
+        for (size_t i = 0; ob_tpl_fields[i]; i++)
+                if (strcmp(f, ob_tpl_fields[i]) == 0)
+                        return true;
+        if (strncmp(f, "account.attr.", 13) == 0) {
+                const char *n = f + 13;
+                if (!isalpha((unsigned char)*n))
+                        return false;
+                for (; *n; n++)
+                        if (!isalnum((unsigned char)*n) && *n != '-' && *n != ';')
+                                return false;
+                return true;
+        }
+        return false;
+}
+
+void ob_tpl_free(struct ob_tpl *t)
+{
+        if (!t)
+                return;
+        for (size_t i = 0; i < t->nparts; i++)
+                free(t->parts[i].text);
+        free(t->parts);
+        free(t->source);
+        free(t);
+}
+
+const char *ob_tpl_source(const struct ob_tpl *t)
+{
+        return t ? t->source : "";
+}
+
+static int add_part(struct ob_tpl *t, enum ob_tpl_part_kind kind, const char *s, size_t n, bool in_query)
+{
+        struct ob_tpl_part *p = realloc(t->parts, (t->nparts + 1) * sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        t->parts = p;
+        char *text = strndup(s, n);
+        if (!text)
+                return -ENOMEM;
+        t->parts[t->nparts++] = (struct ob_tpl_part){.kind = kind, .text = text, .ctx = t->ctx, .in_query = in_query};
+        return 0;
+}
+
+int ob_tpl_parse(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, char *errbuf, size_t errlen,
+                 size_t *ret_offset)
+{
+        struct ob_tpl *t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->ctx = ctx;
+        t->source = strdup(src);
+        if (!t->source) {
+                ob_tpl_free(t);
+                return -ENOMEM;
+        }
+        bool in_query = false;
+        const char *p = src;
+        int r;
+        while (*p) {
+                const char *open = strstr(p, "{{");
+                const char *lit_end = open ? open : p + strlen(p);
+                if (lit_end > p) {
+                        if (ctx == OB_TPL_URL && memchr(p, '#', (size_t)(lit_end - p))) {
+                                snprintf(errbuf, errlen, "a URL template cannot have a fragment ('#')");
+                                *ret_offset = (size_t)((const char *)memchr(p, '#', (size_t)(lit_end - p)) - src);
+                                ob_tpl_free(t);
+                                return -OB_ETEMPLATE;
+                        }
+                        r = add_part(t, PART_LITERAL, p, (size_t)(lit_end - p), in_query);
+                        if (r < 0) {
+                                ob_tpl_free(t);
+                                return r;
+                        }
+                        if (ctx == OB_TPL_URL && memchr(p, '?', (size_t)(lit_end - p)))
+                                in_query = true;
+                }
+                if (!open)
+                        break;
+                const char *close = strstr(open + 2, "}}");
+                if (!close) {
+                        snprintf(errbuf, errlen, "unclosed '{{' in template");
+                        *ret_offset = (size_t)(open - src);
+                        ob_tpl_free(t);
+                        return -OB_ETEMPLATE;
+                }
+                const char *f = open + 2, *fe = close;
+                while (f < fe && isspace((unsigned char)*f))
+                        f++;
+                while (fe > f && isspace((unsigned char)fe[-1]))
+                        fe--;
+                char name[128];
+                size_t n = (size_t)(fe - f);
+                if (n == 0 || n >= sizeof(name)) {
+                        snprintf(errbuf, errlen, "empty or overlong field name in template");
+                        *ret_offset = (size_t)(open - src);
+                        ob_tpl_free(t);
+                        return -OB_ETEMPLATE;
+                }
+                memcpy(name, f, n);
+                name[n] = '\0';
+                if (!field_known(name)) {
+                        snprintf(errbuf, errlen,
+                                 "unknown template field '%s' (known: account.uid, account.mail, account.name, "
+                                 "account.dn, account.id, account.manager, account.attr.NAME, status.name, "
+                                 "status.reason, status.rule, status.previous, transition.name, transfer_to.uid, "
+                                 "transfer_to.mail, transfer_to.name, transfer_to.dn, transfer_to.id, "
+                                 "transfer_to.via, action.name, idempotency_key)",
+                                 name);
+                        *ret_offset = (size_t)(f - src);
+                        ob_tpl_free(t);
+                        return -OB_ETEMPLATE;
+                }
+                r = add_part(t, PART_FIELD, name, n, in_query);
+                if (r < 0) {
+                        ob_tpl_free(t);
+                        return r;
+                }
+                p = close + 2;
+        }
+        *ret = t;
+        return 0;
+}
+
+int ob_tpl_render(const struct ob_tpl *t, ob_tpl_lookup_fn lookup, void *userdata, struct ob_buf *out)
+{
+        for (size_t i = 0; i < t->nparts; i++) {
+                const struct ob_tpl_part *p = &t->parts[i];
+                int r;
+                if (p->kind == PART_LITERAL) {
+                        r = ob_buf_adds(out, p->text);
+                } else {
+                        const char *v = lookup(p->text, userdata);
+                        if (!v)
+                                v = "";
+                        size_t n = strlen(v);
+                        switch (p->ctx) {
+                        case OB_TPL_URL:
+                                r = p->in_query ? ob_escape_query(out, v, n) : ob_escape_path_segment(out, v, n);
+                                break;
+                        case OB_TPL_HEADER: r = ob_escape_header(out, v, n); break;
+                        case OB_TPL_JSON: r = ob_escape_json(out, v, n); break;
+                        case OB_TPL_FORM: r = ob_escape_query(out, v, n); break;
+                        case OB_TPL_TEXT:
+                        default: r = ob_buf_add(out, v, n); break;
+                        }
+                }
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int ob_tpl_attributes(const struct ob_tpl *t, int (*fn)(const char *attr, void *ud), void *ud)
+{
+        for (size_t i = 0; t && i < t->nparts; i++)
+                if (t->parts[i].kind == PART_FIELD && strncmp(t->parts[i].text, "account.attr.", 13) == 0) {
+                        int r = fn(t->parts[i].text + 13, ud);
+                        if (r < 0)
+                                return r;
+                }
+        return 0;
+}
+
+bool ob_tpl_uses_prefix(const struct ob_tpl *t, const char *prefix)
+{
+        size_t n = strlen(prefix);
+        for (size_t i = 0; t && i < t->nparts; i++)
+                if (t->parts[i].kind == PART_FIELD && strncmp(t->parts[i].text, prefix, n) == 0)
+                        return true;
+        return false;
+}
+
+void ob_json_tpl_free(struct ob_json_tpl *j)
+{
+        if (!j)
+                return;
+        for (size_t i = 0; i < j->nchildren; i++)
+                ob_json_tpl_free(j->children[i]);
+        free(j->children);
+        free(j->key);
+        ob_tpl_free(j->tpl);
+        free(j->literal);
+        free(j);
+}
+
+int ob_json_tpl_render(const struct ob_json_tpl *j, ob_tpl_lookup_fn lookup, void *userdata, struct ob_buf *out)
+{
+        int r = 0;
+        switch (j->kind) {
+        case OB_JSON_LITERAL:
+                return ob_buf_adds(out, j->literal);
+        case OB_JSON_STRING:
+                r = ob_buf_addc(out, '"');
+                if (r == 0)
+                        r = ob_tpl_render(j->tpl, lookup, userdata, out);
+                if (r == 0)
+                        r = ob_buf_addc(out, '"');
+                return r;
+        case OB_JSON_OBJECT:
+        case OB_JSON_ARRAY:
+                r = ob_buf_addc(out, j->kind == OB_JSON_OBJECT ? '{' : '[');
+                for (size_t i = 0; r == 0 && i < j->nchildren; i++) {
+                        const struct ob_json_tpl *c = j->children[i];
+                        if (i > 0)
+                                r = ob_buf_addc(out, ',');
+                        if (r == 0 && j->kind == OB_JSON_OBJECT) {
+                                r = ob_buf_addc(out, '"');
+                                if (r == 0)
+                                        r = ob_escape_json(out, c->key, strlen(c->key));
+                                if (r == 0)
+                                        r = ob_buf_adds(out, "\":");
+                        }
+                        if (r == 0)
+                                r = ob_json_tpl_render(c, lookup, userdata, out);
+                }
+                if (r == 0)
+                        r = ob_buf_addc(out, j->kind == OB_JSON_OBJECT ? '}' : ']');
+                return r;
+        }
+        return -EINVAL;
+}
+
+int ob_json_tpl_render_form(const struct ob_json_tpl *j, ob_tpl_lookup_fn lookup, void *userdata,
+                            struct ob_buf *out)
+{
+        for (size_t i = 0; i < j->nchildren; i++) {
+                const struct ob_json_tpl *c = j->children[i];
+                int r = 0;
+                if (i > 0)
+                        r = ob_buf_addc(out, '&');
+                if (r == 0)
+                        r = ob_escape_query(out, c->key, strlen(c->key));
+                if (r == 0)
+                        r = ob_buf_addc(out, '=');
+                if (r == 0 && c->tpl)
+                        r = ob_tpl_render(c->tpl, lookup, userdata, out);
+                else if (r == 0 && c->literal)
+                        r = ob_escape_query(out, c->literal, strlen(c->literal));
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int ob_json_tpl_foreach(const struct ob_json_tpl *j, int (*fn)(const struct ob_tpl *t, void *ud), void *ud)
+{
+        if (!j)
+                return 0;
+        if (j->tpl) {
+                int r = fn(j->tpl, ud);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < j->nchildren; i++) {
+                int r = ob_json_tpl_foreach(j->children[i], fn, ud);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

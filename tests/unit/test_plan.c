@@ -1,0 +1,273 @@
+/* The planner: pure, so every rule is checked on accounts built here. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "config.h"
+#include "mapping.h"
+#include "plan.h"
+#include "state.h"
+
+#define NOW 1795422796LL /* 2026-11-23T08:33:16Z */
+
+static struct ob_config *cfg;
+
+static void setup(void)
+{
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        struct ob_config_error err;
+        int r = ob_config_load(OB_SOURCE_DIR "/tests/fixtures/plan.yaml", &cfg, &err);
+        cr_assert_eq(r, 0, "%s", err.message);
+}
+
+static void teardown(void)
+{
+        ob_config_free(cfg);
+}
+
+TestSuite(plan, .init = setup, .fini = teardown);
+
+static struct ob_account *person(const char *uid, ...)
+{
+        struct ob_account *a = ob_account_new();
+        char buf[256];
+        snprintf(buf, sizeof(buf), "id-%s", uid);
+        a->id = strdup(buf);
+        snprintf(buf, sizeof(buf), "uid=%s,ou=people,dc=example,dc=org", uid);
+        a->dn = strdup(buf);
+        ob_account_add(a, "uid", uid, strlen(uid));
+        va_list ap;
+        va_start(ap, uid);
+        const char *k;
+        while ((k = va_arg(ap, const char *))) {
+                const char *v = va_arg(ap, const char *);
+                ob_account_add(a, k, v, strlen(v));
+        }
+        va_end(ap);
+        return a;
+}
+
+static struct ob_account_plan *plan_for(const struct ob_account *a, const struct ob_record *rec,
+                                        const struct ob_action_record *acts, size_t nacts,
+                                        const struct ob_account *target)
+{
+        struct ob_plan_input in = {.account = a, .record = rec, .actions = acts, .nactions = nacts, .now = NOW};
+        in.transfer.target = target;
+        in.transfer.via = target ? "manager" : NULL;
+        struct ob_account_plan *p = NULL;
+        cr_assert_eq(ob_plan_account(cfg, &in, &p), 0);
+        return p;
+}
+
+static const struct ob_step *step(const struct ob_account_plan *p, const char *name)
+{
+        for (size_t i = 0; i < p->nsteps; i++)
+                if (strcmp(p->steps[i].action->name, name) == 0)
+                        return &p->steps[i];
+        return NULL;
+}
+
+Test(plan, mapping_first_matching_rule_wins)
+{
+        struct ob_account *a = person("bob", "employeeType", "Inactive", "pwdAccountLockedTime", "000001010000Z",
+                                      "description", "Left the company", NULL);
+        struct ob_status_eval ev;
+        ob_mapping_eval(cfg, a, NOW, &ev);
+        cr_assert_eq(ev.status, OB_STATUS_INACTIVE);
+        cr_assert_str_eq(ev.rule->name, "inactive");
+        cr_assert_str_eq(ev.reason, "Left the company");
+        ob_account_free(a);
+}
+
+Test(plan, mapping_covers_admin_lock_ppolicy_lock_end_date_and_active)
+{
+        struct {
+                const char *attr, *value;
+                enum ob_status want;
+                const char *rule;
+        } cases[] = {
+                {"pwdAccountLockedTime", "000001010000Z", OB_STATUS_LOCKED, "admin-locked"},
+                {"pwdAccountLockedTime", "20261101120000Z", OB_STATUS_LOCKED, "ppolicy-locked"},
+                {"shadowExpire", "20000", OB_STATUS_ENDED, "ended"},          /* 2024-10-04: passed */
+                {"shadowExpire", "30000", OB_STATUS_ACTIVE, NULL},            /* 2052: not yet */
+                {"shadowExpire", "0", OB_STATUS_ACTIVE, NULL},                /* never */
+                {"shadowExpire", "-1", OB_STATUS_ACTIVE, NULL},               /* never */
+                {"employeeType", "locked", OB_STATUS_LOCKED, "status-locked"}, /* case-insensitive */
+                {"employeeType", "Active", OB_STATUS_ACTIVE, NULL},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct ob_account *a = person("x", cases[i].attr, cases[i].value, NULL);
+                struct ob_status_eval ev;
+                ob_mapping_eval(cfg, a, NOW, &ev);
+                cr_assert_eq(ev.status, cases[i].want, "%s=%s gave %s", cases[i].attr, cases[i].value,
+                             ob_status_name(ev.status));
+                if (cases[i].rule)
+                        cr_assert_str_eq(ev.rule->name, cases[i].rule);
+                else
+                        cr_assert_null(ev.rule);
+                ob_account_free(a);
+        }
+}
+
+Test(plan, an_active_account_already_recorded_active_owes_nothing)
+{
+        struct ob_account *a = person("alice", NULL);
+        struct ob_record rec = {.id = "id-alice", .status = OB_STATUS_ACTIVE, .generation = 0};
+        struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, NULL);
+        cr_assert_null(p->transition);
+        cr_assert_eq(p->nsteps, 0);
+        cr_assert_not(p->writeback);
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, deactivation_runs_session_revocation_first_then_follows_after_order)
+{
+        struct ob_account *a = person("bob", "employeeType", "Inactive", "description", "Left the company", NULL);
+        struct ob_account *t = person("alice", NULL);
+        struct ob_record rec = {.id = "id-bob", .status = OB_STATUS_ACTIVE, .generation = 4};
+        struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, t);
+        cr_assert_str_eq(p->transition->name, "deactivate");
+        cr_assert_eq(p->from, OB_STATUS_ACTIVE);
+        cr_assert_eq(p->generation, 5);
+        cr_assert_eq(p->nsteps, 3);
+        cr_assert_str_eq(p->steps[0].action->name, "revoke-sessions");
+        cr_assert_str_eq(p->steps[1].action->name, "transfer-records");
+        cr_assert_str_eq(p->steps[2].action->name, "free-license");
+        const struct ob_step *tr = &p->steps[1];
+        cr_assert_str_eq(tr->url, "https://apps.example.org/api/users/bob/transfer?to=alice");
+        cr_assert_str_eq(tr->body, "{\"to\":\"alice\",\"via\":\"manager\",\"count\":3}");
+        cr_assert_str_eq(tr->content_type, "application/json");
+        cr_assert_str_eq(tr->idempotency_key, "offboard-id-bob-deactivate-5-transfer-records");
+        cr_assert_str_eq(p->steps[0].headers[0], "X-Reason: Left the company");
+        cr_assert_str_eq(p->transfer_uid, "alice");
+        cr_assert(ob_account_plan_is_new_deactivation(p));
+        cr_assert(p->writeback);
+        ob_account_plan_free(p);
+        ob_account_free(a);
+        ob_account_free(t);
+}
+
+Test(plan, a_locked_account_keeps_its_license)
+{
+        struct ob_account *a = person("carol", "pwdAccountLockedTime", "000001010000Z", NULL);
+        struct ob_record rec = {.id = "id-carol", .status = OB_STATUS_ACTIVE};
+        struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, NULL);
+        cr_assert_str_eq(p->transition->name, "lock");
+        cr_assert_eq(p->nsteps, 1);
+        cr_assert_null(step(p, "free-license"));
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, an_ended_account_keeps_its_license_the_step_is_skipped)
+{
+        struct ob_account *a = person("erin", "shadowExpire", "20000", NULL);
+        struct ob_record rec = {.id = "id-erin", .status = OB_STATUS_ACTIVE};
+        struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, NULL);
+        cr_assert_eq(p->status, OB_STATUS_ENDED);
+        cr_assert_eq(step(p, "free-license")->state, OB_STEP_SKIPPED);
+        cr_assert_eq(step(p, "revoke-sessions")->state, OB_STEP_OWED);
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, hostile_values_are_escaped_for_where_they_land)
+{
+        struct ob_account *a = person("mal lory/?#%\"\\*()é", "employeeType", "Inactive", "description",
+                                      "quote \" backslash \\ newline\nend", NULL);
+        struct ob_record rec = {.id = "id-m", .status = OB_STATUS_ACTIVE};
+        struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, NULL);
+        const struct ob_step *rv = step(p, "revoke-sessions");
+        cr_assert_str_eq(rv->url,
+                         "https://apps.example.org/api/users/mal%20lory%2F%3F%23%25%22%5C%2A%28%29%C3%A9/sessions/revoke");
+        cr_assert_str_eq(rv->body, "{\"reason\":\"quote \\\" backslash \\\\ newline\\nend\"}");
+        /* The reason holds a line break: it cannot go into a header, so the step cannot run. */
+        cr_assert_not_null(rv->render_error);
+        cr_assert(strstr(rv->render_error, "X-Reason"), "%s", rv->render_error);
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, a_continuing_transition_keeps_its_generation_and_skips_what_is_done)
+{
+        struct ob_account *a = person("bob", "employeeType", "Inactive", NULL);
+        struct ob_record rec = {.id = "id-bob",
+                                .status = OB_STATUS_ACTIVE,
+                                .generation = 7,
+                                .pending_from = OB_STATUS_ACTIVE,
+                                .pending_to = OB_STATUS_INACTIVE};
+        struct ob_action_record acts[] = {
+                {.action = "revoke-sessions", .outcome = OB_OUTCOME_DONE, .attempts = 1},
+                {.action = "transfer-records", .outcome = OB_OUTCOME_FAILED, .attempts = 2, .error = "HTTP 500"},
+        };
+        struct ob_account_plan *p = plan_for(a, &rec, acts, 2, NULL);
+        cr_assert(p->continuing);
+        cr_assert_eq(p->generation, 7);
+        cr_assert_eq(step(p, "revoke-sessions")->state, OB_STEP_DONE);
+        cr_assert_eq(step(p, "transfer-records")->state, OB_STEP_OWED);
+        cr_assert_eq(step(p, "transfer-records")->attempts, 2);
+        cr_assert_str_eq(step(p, "transfer-records")->idempotency_key, "offboard-id-bob-deactivate-7-transfer-records");
+        cr_assert_eq(ob_account_plan_owed(p), 2);
+        cr_assert_not(ob_account_plan_is_new_deactivation(p), "a continuing transition was already counted");
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, a_deleted_account_is_deactivated_from_its_snapshot)
+{
+        struct ob_account *a = person("dan", NULL);
+        struct ob_record rec = {.id = "id-dan", .status = OB_STATUS_ACTIVE, .generation = 1};
+        struct ob_plan_input in = {.account = a, .deleted = true, .record = &rec, .now = NOW};
+        struct ob_account_plan *p = NULL;
+        cr_assert_eq(ob_plan_account(cfg, &in, &p), 0);
+        cr_assert_eq(p->status, OB_STATUS_DELETED);
+        cr_assert_str_eq(p->transition->name, "deactivate");
+        cr_assert_eq(step(p, "free-license")->state, OB_STEP_OWED);
+        cr_assert_str_eq(step(p, "free-license")->url, "https://apps.example.org/api/licenses/dan");
+        cr_assert_not(p->writeback, "a deleted entry cannot be written back");
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, reactivation_runs_the_reactivate_set)
+{
+        struct ob_account *a = person("grace", NULL);
+        struct ob_record rec = {.id = "id-grace", .status = OB_STATUS_LOCKED, .generation = 2};
+        struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, NULL);
+        cr_assert_str_eq(p->transition->name, "reactivate");
+        cr_assert_eq(p->nsteps, 1);
+        cr_assert_not(ob_account_plan_is_new_deactivation(p));
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, a_missing_path_value_fails_the_step_instead_of_hitting_a_collection)
+{
+        struct ob_account *a = ob_account_new();
+        a->id = strdup("id-nouid");
+        a->dn = strdup("cn=nouid,dc=example,dc=org");
+        ob_account_add(a, "employeeType", "Inactive", 8);
+        struct ob_record rec = {.id = "id-nouid", .status = OB_STATUS_ACTIVE};
+        struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, NULL);
+        cr_assert_not_null(step(p, "free-license")->render_error);
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, the_same_input_gives_the_same_plan)
+{
+        struct ob_account *a = person("bob", "employeeType", "Inactive", NULL);
+        struct ob_record rec = {.id = "id-bob", .status = OB_STATUS_ACTIVE};
+        struct ob_account_plan *p1 = plan_for(a, &rec, NULL, 0, NULL);
+        struct ob_account_plan *p2 = plan_for(a, &rec, NULL, 0, NULL);
+        cr_assert_eq(p1->nsteps, p2->nsteps);
+        for (size_t i = 0; i < p1->nsteps; i++) {
+                cr_assert_str_eq(p1->steps[i].url, p2->steps[i].url);
+                cr_assert_str_eq(p1->steps[i].idempotency_key, p2->steps[i].idempotency_key);
+        }
+        ob_account_plan_free(p1);
+        ob_account_plan_free(p2);
+        ob_account_free(a);
+}
