@@ -1,0 +1,109 @@
+/* Templates: fields checked at parse, values escaped by where they land. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "cond.h"
+#include "template.h"
+#include "util.h"
+
+static const char *vals(const char *field, void *ud)
+{
+        (void)ud;
+        if (strcmp(field, "account.uid") == 0)
+                return "a/b?c d#e&f=g";
+        if (strcmp(field, "account.mail") == 0)
+                return "x+y@example.org";
+        if (strcmp(field, "status.reason") == 0)
+                return "line\r\nX-Injected: 1";
+        if (strcmp(field, "account.attr.description") == 0)
+                return "say \"hi\"";
+        return NULL;
+}
+
+static char *render(const char *src, enum ob_tpl_context ctx, int *ret)
+{
+        struct ob_tpl *t = NULL;
+        char err[256];
+        size_t off;
+        cr_assert_eq(ob_tpl_parse(src, ctx, &t, err, sizeof(err), &off), 0, "%s", err);
+        struct ob_buf b;
+        ob_buf_init(&b);
+        *ret = ob_tpl_render(t, vals, NULL, &b);
+        ob_tpl_free(t);
+        char *s = NULL;
+        ob_buf_steal(&b, &s);
+        ob_buf_free(&b);
+        return s;
+}
+
+Test(template, url_path_values_are_one_segment_and_query_values_are_query_escaped)
+{
+        int r;
+        char *s = render("/users/{{ account.uid }}/x?mail={{account.mail}}&n={{ account.uid }}", OB_TPL_URL, &r);
+        cr_assert_eq(r, 0);
+        cr_assert_str_eq(s, "/users/a%2Fb%3Fc%20d%23e%26f%3Dg/x?mail=x%2By%40example.org&n=a%2Fb%3Fc%20d%23e%26f%3Dg");
+        free(s);
+}
+
+Test(template, a_header_value_with_a_line_break_is_refused)
+{
+        int r;
+        char *s = render("{{ status.reason }}", OB_TPL_HEADER, &r);
+        cr_assert_eq(r, -OB_ETEMPLATE);
+        free(s);
+}
+
+Test(template, json_values_are_string_escaped)
+{
+        int r;
+        char *s = render("{{ account.attr.description }}", OB_TPL_JSON, &r);
+        cr_assert_eq(r, 0);
+        cr_assert_str_eq(s, "say \\\"hi\\\"");
+        free(s);
+}
+
+Test(template, an_empty_path_value_is_refused_rather_than_addressing_the_collection)
+{
+        int r;
+        char *s = render("/licenses/{{ account.name }}", OB_TPL_URL, &r);
+        cr_assert_eq(r, -OB_ETEMPLATE);
+        free(s);
+}
+
+Test(template, unknown_fields_and_unclosed_braces_are_parse_errors_with_offsets)
+{
+        struct ob_tpl *t = NULL;
+        char err[512];
+        size_t off = 99;
+        cr_assert_eq(ob_tpl_parse("/u/{{ account.nope }}", OB_TPL_URL, &t, err, sizeof(err), &off), -OB_ETEMPLATE);
+        cr_assert_eq(off, 6);
+        cr_assert(strstr(err, "account.nope"));
+        cr_assert_eq(ob_tpl_parse("/u/{{ account.uid", OB_TPL_URL, &t, err, sizeof(err), &off), -OB_ETEMPLATE);
+        cr_assert_eq(off, 3);
+        cr_assert_eq(ob_tpl_parse("/u#frag", OB_TPL_URL, &t, err, sizeof(err), &off), -OB_ETEMPLATE);
+        cr_assert_null(t);
+}
+
+static int collect(const char *attr, void *ud)
+{
+        return ob_strv_add_unique_ci(ud, attr);
+}
+
+Test(template, attributes_used_are_reported_for_the_search)
+{
+        struct ob_tpl *t = NULL;
+        char err[64];
+        size_t off;
+        cr_assert_eq(ob_tpl_parse("{{ account.attr.departmentNumber }}-{{ account.uid }}-{{account.attr.l}}",
+                                  OB_TPL_TEXT, &t, err, sizeof(err), &off),
+                     0);
+        char **list = NULL;
+        cr_assert_eq(ob_tpl_attributes(t, collect, &list), 0);
+        cr_assert_str_eq(list[0], "departmentNumber");
+        cr_assert_str_eq(list[1], "l");
+        cr_assert_null(list[2]);
+        cr_assert(ob_tpl_uses_prefix(t, "account."));
+        cr_assert_not(ob_tpl_uses_prefix(t, "transfer_to."));
+        ob_tpl_free(t);
+        ob_strv_free(list);
+}
