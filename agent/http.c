@@ -1,0 +1,833 @@
+/* http.c: the HTTP connector, on libcurl's multi socket interface.
+ *
+ * One CURLM per connector instance, driven by the ob_loop: curl tells us which
+ * sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to wake it up
+ * (CURLMOPT_TIMERFUNCTION); the loop calls curl_multi_socket_action() back.
+ * Nothing here blocks and nothing here logs: every outcome is reported through
+ * the request's done callback.
+ *
+ * Requests are copied by start() (the caller's strings may die as soon as it
+ * returns). At most `concurrency` run at once; the others wait in FIFO order.
+ * A request's duration_ms counts from the moment it starts running, not the
+ * time it waited in the queue.
+ *
+ * Secrets: the token or password is read from auth_secret_file in new() and
+ * wiped in free(). It only ever goes to curl (the Authorization header, or
+ * CURLOPT_PASSWORD). Before a response is handed out, every occurrence of the
+ * secret (and, for basic auth, of the base64 credentials) in the body excerpt
+ * and in curl's error text is replaced by "***", so a server that echoes the
+ * header back cannot make a log line carry it.
+ *
+ * free() with requests still queued or running aborts them: their transfers
+ * are removed from curl, their memory is released and their callbacks never
+ * run. free() may be called from inside a done callback; the instance is then
+ * released when that callback returns and no further callback runs.
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connector.h"
+#include "loop.h"
+#include "util.h"
+
+#ifndef OFFBOARD_VERSION
+#define OFFBOARD_VERSION "dev"
+#endif
+
+#define OB_HTTP_DEFAULT_TIMEOUT_MS 30000
+#define OB_HTTP_MAX_QUEUE 65536          /* requests waiting for a slot */
+#define OB_HTTP_MAX_HEADERS 100          /* caller headers per request */
+#define OB_HTTP_MAX_URL 8192
+#define OB_HTTP_MAX_BODY (16 * 1024 * 1024)
+#define OB_HTTP_MAX_METHOD 16
+
+enum ob_http_auth { OB_HTTP_AUTH_NONE, OB_HTTP_AUTH_BEARER, OB_HTTP_AUTH_BASIC };
+
+struct ob_http;
+
+struct ob_http_req {
+        struct ob_http *h;
+        struct ob_http_req *next; /* in h->queued or h->finished */
+        struct ob_http_req *rprev, *rnext; /* in h->running */
+        CURL *easy;
+        struct curl_slist *headers;
+        ob_connector_done_fn done;
+        void *userdata;
+        int64_t started_ms;
+        char *capture; /* the start of the body: the excerpt plus room to scrub */
+        size_t capture_len;
+        size_t capture_max;
+        char errbuf[CURL_ERROR_SIZE];
+        struct ob_response resp;
+};
+
+struct ob_http_fifo {
+        struct ob_http_req *head, *tail;
+        size_t n;
+};
+
+struct ob_http {
+        struct ob_loop *loop;
+        CURLM *multi;
+        struct ob_timer *timer;
+
+        enum ob_http_auth auth;
+        char *username;
+        char *secret;    /* wiped on free */
+        char *basic_b64; /* base64("user:secret"), to scrub; wiped on free */
+        char *ca_file;
+        bool tls_verify;
+        long timeout_ms;
+        size_t concurrency;
+
+        struct ob_http_fifo queued;
+        struct ob_http_fifo finished;
+        struct ob_http_req *running;
+        size_t nrunning;
+
+        int *fds; /* sockets curl asked the loop to watch */
+        size_t nfds;
+        size_t fds_alloc;
+
+        unsigned depth; /* > 0 while a loop callback of ours runs */
+        bool closing;   /* free() was called */
+        bool destroying;
+};
+
+/* ---- curl_global_init, once ---- */
+
+static pthread_once_t ob_http_once = PTHREAD_ONCE_INIT;
+static CURLcode ob_http_global_rc;
+
+static void ob_http_global_init(void)
+{
+        ob_http_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* ---- small helpers ---- */
+
+static void ob_fifo_push(struct ob_http_fifo *f, struct ob_http_req *r)
+{
+        r->next = NULL;
+        if (f->tail)
+                f->tail->next = r;
+        else
+                f->head = r;
+        f->tail = r;
+        f->n++;
+}
+
+static struct ob_http_req *ob_fifo_pop(struct ob_http_fifo *f)
+{
+        struct ob_http_req *r = f->head;
+        if (!r)
+                return NULL;
+        f->head = r->next;
+        if (!f->head)
+                f->tail = NULL;
+        f->n--;
+        r->next = NULL;
+        return r;
+}
+
+static char *ob_base64(const char *s, size_t n)
+{
+        static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        char *out = malloc((n + 2) / 3 * 4 + 1);
+        if (!out)
+                return NULL;
+        size_t o = 0;
+        for (size_t i = 0; i < n; i += 3) {
+                uint32_t v = (uint32_t)(unsigned char)s[i] << 16;
+                if (i + 1 < n)
+                        v |= (uint32_t)(unsigned char)s[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= (unsigned char)s[i + 2];
+                out[o++] = tbl[(v >> 18) & 63];
+                out[o++] = tbl[(v >> 12) & 63];
+                out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+                out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+        }
+        out[o] = '\0';
+        return out;
+}
+
+/* Replaces every occurrence of needle in buf[0..*len) with "***" (or as many
+ * stars as the needle is long when it is shorter), in place. */
+static void ob_http_scrub(char *buf, size_t *len, const char *needle)
+{
+        size_t nl = needle ? strlen(needle) : 0;
+        if (nl == 0 || *len < nl)
+                return;
+        size_t stars = nl < 3 ? nl : 3;
+        size_t w = 0;
+        for (size_t i = 0; i < *len;) {
+                if (*len - i >= nl && memcmp(buf + i, needle, nl) == 0) {
+                        memset(buf + w, '*', stars);
+                        w += stars;
+                        i += nl;
+                } else {
+                        buf[w++] = buf[i++];
+                }
+        }
+        *len = w;
+}
+
+static void ob_http_scrub_secrets(const struct ob_http *h, char *buf, size_t *len)
+{
+        ob_http_scrub(buf, len, h->basic_b64);
+        ob_http_scrub(buf, len, h->secret);
+}
+
+static void ob_slist_wipe_free(struct curl_slist *l)
+{
+        for (struct curl_slist *i = l; i; i = i->next)
+                if (i->data)
+                        explicit_bzero(i->data, strlen(i->data));
+        curl_slist_free_all(l);
+}
+
+static bool ob_http_header_value_ok(const char *s)
+{
+        for (; *s; s++)
+                if (*s == '\r' || *s == '\n')
+                        return false;
+        return true;
+}
+
+static bool ob_http_header_ok(const char *s)
+{
+        const char *colon = strchr(s, ':');
+        if (!colon || colon == s)
+                return false;
+        for (const char *p = s; p < colon; p++) {
+                unsigned char c = (unsigned char)*p;
+                if (c <= ' ' || c >= 0x7f)
+                        return false;
+        }
+        return ob_http_header_value_ok(colon + 1);
+}
+
+static bool ob_http_method_ok(const char *m)
+{
+        size_t n = m ? strlen(m) : 0;
+        if (n == 0 || n > OB_HTTP_MAX_METHOD)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (m[i] < 'A' || m[i] > 'Z')
+                        return false;
+        return true;
+}
+
+static int ob_curl_errno(CURLcode c)
+{
+        return c == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+}
+
+/* ---- requests ---- */
+
+static void ob_http_req_release(struct ob_http_req *r)
+{
+        if (r->easy) {
+                curl_easy_cleanup(r->easy);
+                r->easy = NULL;
+        }
+        ob_slist_wipe_free(r->headers);
+        r->headers = NULL;
+        free(r->capture);
+        r->capture = NULL;
+}
+
+static void ob_http_req_free(struct ob_http_req *r)
+{
+        if (!r)
+                return;
+        ob_http_req_release(r);
+        free(r);
+}
+
+static size_t ob_http_on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+        struct ob_http_req *r = userdata;
+        size_t n = size * nmemb;
+        size_t room = r->capture_max - r->capture_len;
+        size_t k = n < room ? n : room;
+        if (k > 0) {
+                memcpy(r->capture + r->capture_len, ptr, k);
+                r->capture_len += k;
+        }
+        return n; /* the rest is discarded */
+}
+
+static int ob_http_add_header(struct curl_slist **list, const char *line)
+{
+        struct curl_slist *n = curl_slist_append(*list, line);
+        if (!n)
+                return -ENOMEM;
+        *list = n;
+        return 0;
+}
+
+static int ob_http_add_headerf(struct curl_slist **list, const char *name, const char *value)
+{
+        struct ob_buf b _cleanup_buf_ = {0};
+        int r = ob_buf_printf(&b, "%s: %s", name, value);
+        if (r < 0)
+                return r;
+        r = ob_http_add_header(list, b.data);
+        explicit_bzero(b.data, b.len);
+        return r;
+}
+
+static int ob_http_build_headers(const struct ob_http *h, const struct ob_request *req, struct curl_slist **ret)
+{
+        struct curl_slist *list = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        for (const char *const *p = req->headers; p && *p; p++) {
+                if (++n > OB_HTTP_MAX_HEADERS) {
+                        r = -OB_ELIMIT;
+                        goto fail;
+                }
+                if (!ob_http_header_ok(*p)) {
+                        r = -EINVAL;
+                        goto fail;
+                }
+                if ((r = ob_http_add_header(&list, *p)) < 0)
+                        goto fail;
+        }
+        if (req->body) {
+                const char *ct = req->content_type;
+                if (ct && !ob_http_header_value_ok(ct)) {
+                        r = -EINVAL;
+                        goto fail;
+                }
+                /* "Content-Type:" with no value stops curl from adding its
+                 * form-urlencoded default. */
+                r = ct ? ob_http_add_headerf(&list, "Content-Type", ct) : ob_http_add_header(&list, "Content-Type:");
+                if (r < 0)
+                        goto fail;
+        }
+        if (req->idempotency_key) {
+                if (!ob_http_header_value_ok(req->idempotency_key)) {
+                        r = -EINVAL;
+                        goto fail;
+                }
+                if ((r = ob_http_add_headerf(&list, "Idempotency-Key", req->idempotency_key)) < 0)
+                        goto fail;
+        }
+        if (h->auth == OB_HTTP_AUTH_BEARER) {
+                struct ob_buf b _cleanup_buf_ = {0};
+                r = ob_buf_printf(&b, "Authorization: Bearer %s", h->secret);
+                if (r >= 0)
+                        r = ob_http_add_header(&list, b.data);
+                if (b.data)
+                        explicit_bzero(b.data, b.len);
+                if (r < 0)
+                        goto fail;
+        }
+        if ((r = ob_http_add_header(&list, "Expect:")) < 0)
+                goto fail;
+        *ret = list;
+        return 0;
+fail:
+        ob_slist_wipe_free(list);
+        return r;
+}
+
+#define OB_SETOPT(e, opt, val)                                    \
+        do {                                                      \
+                CURLcode _c = curl_easy_setopt((e), (opt), (val)); \
+                if (_c != CURLE_OK) {                             \
+                        r = ob_curl_errno(_c);                    \
+                        goto fail;                                \
+                }                                                 \
+        } while (0)
+
+static int ob_http_req_new(struct ob_http *h, const struct ob_request *req, ob_connector_done_fn done,
+                           void *userdata, struct ob_http_req **ret)
+{
+        int r;
+        if (!req || !done || !req->url || !ob_http_method_ok(req->method))
+                return -EINVAL;
+        if (strlen(req->url) > OB_HTTP_MAX_URL || (req->body && req->body_len > OB_HTTP_MAX_BODY))
+                return -OB_ELIMIT;
+
+        struct ob_http_req *q = calloc(1, sizeof(*q));
+        if (!q)
+                return -ENOMEM;
+        q->h = h;
+        q->done = done;
+        q->userdata = userdata;
+
+        /* Keep enough of the body that a secret starting inside the excerpt
+         * is captured whole and can be scrubbed before truncation. */
+        size_t extra = 0;
+        if (h->secret)
+                extra = strlen(h->secret);
+        if (h->basic_b64 && strlen(h->basic_b64) > extra)
+                extra = strlen(h->basic_b64);
+        q->capture_max = OB_EXCERPT_MAX + extra;
+        q->capture = malloc(q->capture_max + 1);
+        if (!q->capture) {
+                r = -ENOMEM;
+                goto fail;
+        }
+
+        if ((r = ob_http_build_headers(h, req, &q->headers)) < 0)
+                goto fail;
+
+        CURL *e = q->easy = curl_easy_init();
+        if (!e) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        OB_SETOPT(e, CURLOPT_PRIVATE, q);
+        OB_SETOPT(e, CURLOPT_ERRORBUFFER, q->errbuf);
+        OB_SETOPT(e, CURLOPT_NOSIGNAL, 1L);
+        OB_SETOPT(e, CURLOPT_URL, req->url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+        OB_SETOPT(e, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+        OB_SETOPT(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+        OB_SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
+        OB_SETOPT(e, CURLOPT_USERAGENT, "offboard/" OFFBOARD_VERSION);
+        OB_SETOPT(e, CURLOPT_HTTPHEADER, q->headers);
+        OB_SETOPT(e, CURLOPT_WRITEFUNCTION, ob_http_on_write);
+        OB_SETOPT(e, CURLOPT_WRITEDATA, q);
+        OB_SETOPT(e, CURLOPT_TIMEOUT_MS, h->timeout_ms);
+        OB_SETOPT(e, CURLOPT_CONNECTTIMEOUT_MS, h->timeout_ms);
+        OB_SETOPT(e, CURLOPT_SSL_VERIFYPEER, h->tls_verify ? 1L : 0L);
+        OB_SETOPT(e, CURLOPT_SSL_VERIFYHOST, h->tls_verify ? 2L : 0L);
+        if (h->ca_file)
+                OB_SETOPT(e, CURLOPT_CAINFO, h->ca_file);
+        if (h->auth == OB_HTTP_AUTH_BASIC) {
+                OB_SETOPT(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+                OB_SETOPT(e, CURLOPT_USERNAME, h->username);
+                OB_SETOPT(e, CURLOPT_PASSWORD, h->secret);
+        }
+
+        /* A body goes through POSTFIELDS (copied by curl), which makes the
+         * request a POST unless the method is set explicitly. PUT and PATCH
+         * without a body still send Content-Length: 0. */
+        const char *m = req->method;
+        bool fields = req->body || strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
+        if (fields) {
+                OB_SETOPT(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+                OB_SETOPT(e, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "");
+                if (strcmp(m, "POST") != 0)
+                        OB_SETOPT(e, CURLOPT_CUSTOMREQUEST, m);
+        } else if (strcmp(m, "HEAD") == 0) {
+                OB_SETOPT(e, CURLOPT_NOBODY, 1L);
+        } else if (strcmp(m, "GET") != 0) {
+                OB_SETOPT(e, CURLOPT_CUSTOMREQUEST, m);
+        }
+
+        *ret = q;
+        return 0;
+fail:
+        ob_http_req_free(q);
+        return r;
+}
+
+/* Fills q->resp from the finished transfer and frees its curl resources. */
+static void ob_http_req_complete(struct ob_http *h, struct ob_http_req *q, CURLcode rc)
+{
+        struct ob_response *resp = &q->resp;
+        long status = 0;
+        curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+        resp->status = status;
+        resp->duration_ms = ob_loop_now_ms() - q->started_ms;
+
+        size_t len = q->capture_len;
+        ob_http_scrub_secrets(h, q->capture, &len);
+        if (len > OB_EXCERPT_MAX)
+                len = OB_EXCERPT_MAX;
+        memcpy(resp->excerpt, q->capture, len);
+        resp->excerpt[len] = '\0';
+
+        if (rc != CURLE_OK) {
+                resp->result = -OB_EHTTP;
+                const char *msg = q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc);
+                char tmp[CURL_ERROR_SIZE];
+                size_t n = strnlen(msg, sizeof(tmp) - 1);
+                memcpy(tmp, msg, n);
+                ob_http_scrub_secrets(h, tmp, &n);
+                if (n >= sizeof(resp->error))
+                        n = sizeof(resp->error) - 1;
+                memcpy(resp->error, tmp, n);
+                resp->error[n] = '\0';
+        } else if (status >= 200 && status <= 299) {
+                resp->result = 0;
+                resp->error[0] = '\0';
+        } else {
+                resp->result = -OB_EHTTP;
+                snprintf(resp->error, sizeof(resp->error), "HTTP %ld", status);
+        }
+        ob_http_req_release(q);
+}
+
+/* A request that could not be launched after it was accepted. */
+static void ob_http_req_fail(struct ob_http_req *q, int err)
+{
+        q->resp.result = -OB_EHTTP;
+        q->resp.status = 0;
+        q->resp.duration_ms = 0;
+        q->resp.excerpt[0] = '\0';
+        snprintf(q->resp.error, sizeof(q->resp.error), "cannot start the request: %s",
+                 err == -ENOMEM ? "out of memory" : "curl refused the transfer");
+        ob_http_req_release(q);
+}
+
+static void ob_http_running_add(struct ob_http *h, struct ob_http_req *q)
+{
+        q->rprev = NULL;
+        q->rnext = h->running;
+        if (h->running)
+                h->running->rprev = q;
+        h->running = q;
+        h->nrunning++;
+}
+
+static void ob_http_running_del(struct ob_http *h, struct ob_http_req *q)
+{
+        if (q->rprev)
+                q->rprev->rnext = q->rnext;
+        else
+                h->running = q->rnext;
+        if (q->rnext)
+                q->rnext->rprev = q->rprev;
+        q->rprev = q->rnext = NULL;
+        h->nrunning--;
+}
+
+static int ob_http_launch(struct ob_http *h, struct ob_http_req *q)
+{
+        q->started_ms = ob_loop_now_ms();
+        CURLMcode mc = curl_multi_add_handle(h->multi, q->easy);
+        if (mc != CURLM_OK)
+                return mc == CURLM_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+        ob_http_running_add(h, q);
+        return 0;
+}
+
+/* Starts queued requests while there are free slots. */
+static void ob_http_fill(struct ob_http *h)
+{
+        while (!h->closing && h->nrunning < h->concurrency && h->queued.head) {
+                struct ob_http_req *q = ob_fifo_pop(&h->queued);
+                int r = ob_http_launch(h, q);
+                if (r < 0) {
+                        ob_http_req_fail(q, r);
+                        ob_fifo_push(&h->finished, q);
+                }
+        }
+}
+
+/* Moves finished transfers to h->finished. */
+static void ob_http_collect(struct ob_http *h)
+{
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(h->multi, &left))) {
+                if (msg->msg != CURLMSG_DONE)
+                        continue;
+                CURL *e = msg->easy_handle;
+                CURLcode rc = msg->data.result;
+                char *priv = NULL;
+                curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+                struct ob_http_req *q = (struct ob_http_req *)priv;
+                curl_multi_remove_handle(h->multi, e); /* msg is invalid now */
+                if (!q)
+                        continue;
+                ob_http_running_del(h, q);
+                ob_http_req_complete(h, q, rc);
+                ob_fifo_push(&h->finished, q);
+        }
+}
+
+static void ob_http_destroy(struct ob_http *h);
+
+/* Runs the done callbacks, then releases the instance if a callback freed it. */
+static void ob_http_after(struct ob_http *h)
+{
+        ob_http_collect(h);
+        ob_http_fill(h);
+        while (!h->closing) {
+                struct ob_http_req *q = ob_fifo_pop(&h->finished);
+                if (!q)
+                        break;
+                q->done(&q->resp, q->userdata);
+                ob_http_req_free(q);
+        }
+        if (--h->depth == 0 && h->closing)
+                ob_http_destroy(h);
+}
+
+/* ---- glue between curl and the loop ---- */
+
+static void ob_http_on_io(struct ob_loop *l, int fd, unsigned events, void *userdata)
+{
+        (void)l;
+        struct ob_http *h = userdata;
+        int flags = 0;
+        if (events & OB_IO_READ)
+                flags |= CURL_CSELECT_IN;
+        if (events & OB_IO_WRITE)
+                flags |= CURL_CSELECT_OUT;
+        if (events & OB_IO_ERROR)
+                flags |= CURL_CSELECT_ERR;
+        int running;
+        h->depth++;
+        curl_multi_socket_action(h->multi, fd, flags, &running);
+        ob_http_after(h);
+}
+
+static void ob_http_on_timer(struct ob_loop *l, struct ob_timer *t, void *userdata)
+{
+        (void)l;
+        (void)t;
+        struct ob_http *h = userdata;
+        h->timer = NULL; /* freed by the loop when we return */
+        int running;
+        h->depth++;
+        curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        ob_http_after(h);
+}
+
+static int ob_http_curl_timer(CURLM *m, long timeout_ms, void *userp)
+{
+        (void)m;
+        struct ob_http *h = userp;
+        if (h->timer) {
+                ob_loop_timer_cancel(h->loop, h->timer);
+                h->timer = NULL;
+        }
+        if (timeout_ms < 0 || h->destroying)
+                return 0;
+        if (ob_loop_timer(h->loop, timeout_ms, ob_http_on_timer, h, &h->timer) < 0)
+                return -1;
+        return 0;
+}
+
+static void ob_http_untrack(struct ob_http *h, int fd)
+{
+        for (size_t i = 0; i < h->nfds; i++) {
+                if (h->fds[i] == fd) {
+                        h->fds[i] = h->fds[--h->nfds];
+                        return;
+                }
+        }
+}
+
+static int ob_http_track(struct ob_http *h, int fd)
+{
+        for (size_t i = 0; i < h->nfds; i++)
+                if (h->fds[i] == fd)
+                        return 0;
+        if (h->nfds == h->fds_alloc) {
+                size_t n = h->fds_alloc ? h->fds_alloc * 2 : 8;
+                int *fds = realloc(h->fds, n * sizeof(*fds));
+                if (!fds)
+                        return -ENOMEM;
+                h->fds = fds;
+                h->fds_alloc = n;
+        }
+        h->fds[h->nfds++] = fd;
+        return 0;
+}
+
+static int ob_http_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+        (void)e;
+        (void)socketp;
+        struct ob_http *h = userp;
+        unsigned events = 0;
+        if (what == CURL_POLL_IN)
+                events = OB_IO_READ;
+        else if (what == CURL_POLL_OUT)
+                events = OB_IO_WRITE;
+        else if (what == CURL_POLL_INOUT)
+                events = OB_IO_READ | OB_IO_WRITE;
+        if (events == 0 || h->destroying) {
+                ob_loop_io(h->loop, s, 0, NULL, NULL);
+                ob_http_untrack(h, s);
+                return 0;
+        }
+        if (ob_http_track(h, s) < 0)
+                return -1;
+        if (ob_loop_io(h->loop, s, events, ob_http_on_io, h) < 0)
+                return -1;
+        return 0;
+}
+
+/* ---- the connector interface ---- */
+
+static void ob_http_destroy(struct ob_http *h)
+{
+        h->destroying = true;
+        struct ob_http_req *q;
+        while ((q = h->running)) {
+                ob_http_running_del(h, q);
+                curl_multi_remove_handle(h->multi, q->easy);
+                ob_http_req_free(q);
+        }
+        while ((q = ob_fifo_pop(&h->queued)))
+                ob_http_req_free(q);
+        while ((q = ob_fifo_pop(&h->finished)))
+                ob_http_req_free(q);
+        if (h->multi)
+                curl_multi_cleanup(h->multi);
+        if (h->timer)
+                ob_loop_timer_cancel(h->loop, h->timer);
+        /* Sockets curl did not hand back explicitly. */
+        for (size_t i = 0; i < h->nfds; i++)
+                ob_loop_io(h->loop, h->fds[i], 0, NULL, NULL);
+        free(h->fds);
+        ob_secret_free(h->secret);
+        ob_secret_free(h->basic_b64);
+        free(h->username);
+        free(h->ca_file);
+        free(h);
+}
+
+static void ob_http_free(void *c)
+{
+        struct ob_http *h = c;
+        if (!h || h->closing)
+                return;
+        h->closing = true;
+        if (h->depth > 0)
+                return; /* released by ob_http_after() when the callback returns */
+        ob_http_destroy(h);
+}
+
+static int ob_http_parse_auth(const struct ob_connector *cfg, enum ob_http_auth *ret)
+{
+        if (!cfg->auth_type || ob_streq_ci(cfg->auth_type, "none"))
+                *ret = OB_HTTP_AUTH_NONE;
+        else if (ob_streq_ci(cfg->auth_type, "bearer"))
+                *ret = OB_HTTP_AUTH_BEARER;
+        else if (ob_streq_ci(cfg->auth_type, "basic"))
+                *ret = OB_HTTP_AUTH_BASIC;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+static int ob_http_new(struct ob_loop *loop, const struct ob_connector *cfg, void **ret)
+{
+        if (!loop || !cfg || cfg->timeout_ms < 0)
+                return -EINVAL;
+        enum ob_http_auth auth;
+        int r = ob_http_parse_auth(cfg, &auth);
+        if (r < 0)
+                return r;
+        if (auth != OB_HTTP_AUTH_NONE && !cfg->auth_secret_file)
+                return -EINVAL;
+        if (auth == OB_HTTP_AUTH_BASIC && (!cfg->auth_username || strchr(cfg->auth_username, ':')))
+                return -EINVAL;
+
+        pthread_once(&ob_http_once, ob_http_global_init);
+        if (ob_http_global_rc != CURLE_OK)
+                return -OB_EHTTP;
+
+        struct ob_http *h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        h->loop = loop;
+        h->auth = auth;
+        h->tls_verify = cfg->tls_verify;
+        int64_t t = cfg->timeout_ms ? cfg->timeout_ms : OB_HTTP_DEFAULT_TIMEOUT_MS;
+        h->timeout_ms = t > LONG_MAX ? LONG_MAX : (long)t;
+        h->concurrency = cfg->concurrency > 0 ? (size_t)cfg->concurrency : 1;
+
+        if (cfg->ca_file && !(h->ca_file = ob_strdup(cfg->ca_file))) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        if (auth != OB_HTTP_AUTH_NONE) {
+                if ((r = ob_read_secret_file(cfg->auth_secret_file, &h->secret)) < 0)
+                        goto fail;
+                for (const char *p = h->secret; *p; p++) {
+                        unsigned char c = (unsigned char)*p;
+                        /* A bearer token goes into a header line as is. */
+                        if (c < 0x20 || c == 0x7f || (auth == OB_HTTP_AUTH_BEARER && c == ' ')) {
+                                r = -EINVAL;
+                                goto fail;
+                        }
+                }
+        }
+        if (auth == OB_HTTP_AUTH_BASIC) {
+                if (!(h->username = ob_strdup(cfg->auth_username))) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                struct ob_buf b _cleanup_buf_ = {0};
+                r = ob_buf_printf(&b, "%s:%s", h->username, h->secret);
+                if (r >= 0 && !(h->basic_b64 = ob_base64(b.data, b.len)))
+                        r = -ENOMEM;
+                if (b.data)
+                        explicit_bzero(b.data, b.len);
+                if (r < 0)
+                        goto fail;
+        }
+
+        h->multi = curl_multi_init();
+        if (!h->multi) {
+                r = -ENOMEM;
+                goto fail;
+        }
+        curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, ob_http_curl_socket);
+        curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+        curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, ob_http_curl_timer);
+        curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+
+        *ret = h;
+        return 0;
+fail:
+        ob_http_destroy(h);
+        return r;
+}
+
+static int ob_http_start(void *c, const struct ob_request *req, ob_connector_done_fn done, void *userdata)
+{
+        struct ob_http *h = c;
+        if (!h || h->closing)
+                return -EINVAL;
+        if (h->nrunning >= h->concurrency && h->queued.n >= OB_HTTP_MAX_QUEUE)
+                return -OB_ELIMIT;
+        struct ob_http_req *q;
+        int r = ob_http_req_new(h, req, done, userdata, &q);
+        if (r < 0)
+                return r;
+        /* Slots are refilled before callbacks run, so a free slot means
+         * nothing is waiting: FIFO order holds. Adding the handle only arms
+         * a curl timer; the transfer itself starts on the loop. */
+        if (h->nrunning < h->concurrency && !h->queued.head) {
+                r = ob_http_launch(h, q);
+                if (r < 0) {
+                        ob_http_req_free(q);
+                        return r;
+                }
+        } else {
+                ob_fifo_push(&h->queued, q);
+        }
+        return 0;
+}
+
+const struct ob_connector_ops ob_http_ops = {
+        .type = OB_CONNECTOR_HTTP,
+        .new = ob_http_new,
+        .start = ob_http_start,
+        .free = ob_http_free,
+};

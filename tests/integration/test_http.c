@@ -1,0 +1,623 @@
+/* test_http.c: the HTTP connector against a real recording server. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "connector.h"
+#include "loop.h"
+#include "recorder.h"
+#include "util.h"
+
+static struct ob_test_recorder rec;
+static struct ob_loop *loop;
+static char secret_path[64];
+
+static void setup(void)
+{
+        cr_assert_eq(ob_loop_new(&loop), 0);
+}
+
+static void teardown(void)
+{
+        ob_loop_free(loop);
+        loop = NULL;
+        ob_test_recorder_stop(&rec);
+        if (secret_path[0])
+                unlink(secret_path);
+        secret_path[0] = '\0';
+}
+
+TestSuite(http, .init = setup, .fini = teardown, .timeout = 60);
+
+static void start_recorder(const char *rules, bool tls)
+{
+        int r = ob_test_recorder_start(&rec, rules, tls);
+        cr_assert_eq(r, 0, "recorder did not start: %s", strerror(-r));
+}
+
+static const char *write_secret(const char *content)
+{
+        strcpy(secret_path, "/tmp/ob-secret-XXXXXX");
+        int fd = mkstemp(secret_path);
+        cr_assert_geq(fd, 0);
+        size_t n = strlen(content);
+        cr_assert_eq(write(fd, content, n), (ssize_t)n);
+        close(fd);
+        return secret_path;
+}
+
+static struct ob_connector http_config(void)
+{
+        return (struct ob_connector){
+                .name = "test",
+                .type = OB_CONNECTOR_HTTP,
+                .tls_verify = true,
+                .timeout_ms = 10000,
+                .concurrency = 4,
+        };
+}
+
+static void *new_connector(const struct ob_connector *cfg)
+{
+        void *c = NULL;
+        int r = ob_http_ops.new(loop, cfg, &c);
+        cr_assert_eq(r, 0, "new: %s", ob_strerror(r));
+        cr_assert_not_null(c);
+        return c;
+}
+
+/* What a done callback saw. */
+struct outcome {
+        int calls;
+        struct ob_response resp;
+};
+
+struct batch {
+        struct outcome *out;
+        int expected;
+        int finished;
+};
+
+struct slot {
+        struct batch *batch;
+        struct outcome *out;
+};
+
+static void on_done(const struct ob_response *resp, void *userdata)
+{
+        struct slot *s = userdata;
+        s->out->calls++;
+        s->out->resp = *resp;
+        s->batch->finished++;
+        if (s->batch->finished == s->batch->expected)
+                ob_loop_stop(loop);
+}
+
+static void on_safety(struct ob_loop *l, struct ob_timer *t, void *userdata)
+{
+        (void)t;
+        bool *fired = userdata;
+        *fired = true;
+        ob_loop_stop(l);
+}
+
+/* Runs the loop until `expected` callbacks ran, at most 20 s. */
+static void run_until_done(struct batch *b)
+{
+        bool timed_out = false;
+        struct ob_timer *safety;
+        cr_assert_eq(ob_loop_timer(loop, 20000, on_safety, &timed_out, &safety), 0);
+        if (b->finished < b->expected)
+                cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert_not(timed_out, "only %d of %d requests finished", b->finished, b->expected);
+        ob_loop_timer_cancel(loop, safety);
+}
+
+/* Sends one request and waits for its outcome. */
+static struct ob_response send_one(void *c, const struct ob_request *req)
+{
+        struct outcome out = {0};
+        struct batch b = { &out, 1, 0 };
+        struct slot s = { &b, &out };
+        int r = ob_http_ops.start(c, req, on_done, &s);
+        cr_assert_eq(r, 0, "start: %s", ob_strerror(r));
+        cr_assert_eq(out.calls, 0, "the callback ran inside start()");
+        run_until_done(&b);
+        cr_assert_eq(out.calls, 1);
+        return out.resp;
+}
+
+static char *url(const char *path)
+{
+        char *u;
+        cr_assert_gt(asprintf(&u, "%s%s", rec.base_url, path), 0);
+        return u;
+}
+
+static struct ob_test_request *requests(size_t *n)
+{
+        struct ob_test_request *q;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, n), 0);
+        return q;
+}
+
+Test(http, the_connector_table_knows_the_http_type)
+{
+        cr_assert_eq(ob_connector_ops_for(OB_CONNECTOR_HTTP), &ob_http_ops);
+        cr_assert_eq(ob_http_ops.type, OB_CONNECTOR_HTTP);
+        cr_assert_null(ob_connector_ops_for((enum ob_connector_type)42));
+}
+
+Test(http, a_post_arrives_exactly_as_sent)
+{
+        start_recorder(NULL, false);
+        struct ob_connector cfg = http_config();
+        void *c = new_connector(&cfg);
+
+        static const char body[] = "{\"user\":\"j\\u00e9\",\"tags\":[\"a b\",\"c/d\"]}";
+        static const char *const headers[] = { "X-Request-Source: offboard-test", "X-Tenant: acme corp", NULL };
+        _cleanup_free_ char *u = url("/v1/users/a%2Fb%20c/sessions?filter=x%3Dy&q=%C3%A9");
+        struct ob_request req = {
+                .method = "POST",
+                .url = u,
+                .headers = headers,
+                .content_type = "application/json",
+                .body = body,
+                .body_len = strlen(body),
+                .idempotency_key = "offboard-7f3a-1",
+        };
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, 0, "error: %s", resp.error);
+        cr_assert_eq(resp.status, 200);
+        cr_assert_str_eq(resp.error, "");
+        cr_assert_str_eq(resp.excerpt, "{\"ok\":true}");
+        cr_assert_geq(resp.duration_ms, 0);
+        cr_assert_lt(resp.duration_ms, 10000);
+
+        size_t n;
+        struct ob_test_request *q = requests(&n);
+        cr_assert_eq(n, 1);
+        cr_assert_str_eq(q[0].method, "POST");
+        cr_assert_str_eq(q[0].path, "/v1/users/a%2Fb%20c/sessions?filter=x%3Dy&q=%C3%A9");
+        cr_assert_eq(q[0].body_len, strlen(body));
+        cr_assert_str_eq(q[0].body, body);
+        cr_assert_str_eq(ob_test_request_header(&q[0], "Content-Type"), "application/json");
+        cr_assert_str_eq(ob_test_request_header(&q[0], "X-Request-Source"), "offboard-test");
+        cr_assert_str_eq(ob_test_request_header(&q[0], "X-Tenant"), "acme corp");
+        cr_assert_str_eq(ob_test_request_header(&q[0], "Idempotency-Key"), "offboard-7f3a-1");
+        const char *ua = ob_test_request_header(&q[0], "User-Agent");
+        cr_assert_not_null(ua);
+        cr_assert_eq(strncmp(ua, "offboard/", 9), 0, "User-Agent: %s", ua);
+        cr_assert_null(ob_test_request_header(&q[0], "Expect"));
+        cr_assert_null(ob_test_request_header(&q[0], "Authorization"));
+        ob_test_requests_free(q, n);
+        ob_http_ops.free(c);
+}
+
+Test(http, put_patch_delete_and_get_use_their_own_method)
+{
+        start_recorder(NULL, false);
+        struct ob_connector cfg = http_config();
+        void *c = new_connector(&cfg);
+        static const char *const methods[] = { "PUT", "PATCH", "DELETE", "GET" };
+        for (size_t i = 0; i < OB_ELEMENTSOF(methods); i++) {
+                _cleanup_free_ char *u = url("/m");
+                bool body = i < 2;
+                struct ob_request req = {
+                        .method = methods[i],
+                        .url = u,
+                        .content_type = body ? "application/json" : NULL,
+                        .body = body ? "{\"a\":1}" : NULL,
+                        .body_len = body ? 7 : 0,
+                };
+                struct ob_response resp = send_one(c, &req);
+                cr_assert_eq(resp.result, 0, "%s: %s", methods[i], resp.error);
+        }
+        size_t n;
+        struct ob_test_request *q = requests(&n);
+        cr_assert_eq(n, 4);
+        for (size_t i = 0; i < n; i++) {
+                cr_assert_str_eq(q[i].method, methods[i]);
+                cr_assert_str_eq(q[i].body, i < 2 ? "{\"a\":1}" : "");
+                if (i >= 2)
+                        cr_assert_null(ob_test_request_header(&q[i], "Content-Type"), "%s", methods[i]);
+        }
+        ob_test_requests_free(q, n);
+        ob_http_ops.free(c);
+}
+
+Test(http, a_header_with_a_line_break_is_refused_before_anything_is_sent)
+{
+        start_recorder(NULL, false);
+        struct ob_connector cfg = http_config();
+        void *c = new_connector(&cfg);
+        static const char *const headers[] = { "X-Evil: a\r\nX-Injected: yes", NULL };
+        _cleanup_free_ char *u = url("/h");
+        struct ob_request req = { .method = "GET", .url = u, .headers = headers };
+        cr_assert_eq(ob_http_ops.start(c, &req, on_done, NULL), -EINVAL);
+        struct ob_request bad_key = { .method = "GET", .url = u, .idempotency_key = "k\nX: y" };
+        cr_assert_eq(ob_http_ops.start(c, &bad_key, on_done, NULL), -EINVAL);
+        struct ob_request bad_method = { .method = "GET /x HTTP/1.1\r\n", .url = u };
+        cr_assert_eq(ob_http_ops.start(c, &bad_method, on_done, NULL), -EINVAL);
+        cr_assert_eq(ob_loop_run(loop), 0); /* nothing was queued: returns at once */
+        cr_assert_eq(ob_test_recorder_count(&rec), 0);
+        ob_http_ops.free(c);
+}
+
+#define TOKEN "tok-5ecr3t-Zq9v1xP"
+
+Test(http, the_bearer_token_from_the_file_is_sent_and_never_reported_back)
+{
+        /* The second request gets a 401 whose body echoes the token. */
+        start_recorder("[{\"match\": \"^/echo\", \"status\": 401, "
+                       "\"body\": \"{\\\"error\\\": \\\"token " TOKEN " revoked\\\", \\\"again\\\": \\\"" TOKEN "\\\"}\"}]",
+                       false);
+        struct ob_connector cfg = http_config();
+        cfg.auth_type = "bearer";
+        cfg.auth_secret_file = (char *)write_secret(TOKEN "\n");
+        void *c = new_connector(&cfg);
+
+        _cleanup_free_ char *u1 = url("/ok");
+        struct ob_request req = { .method = "POST", .url = u1, .content_type = "application/json", .body = "{}", .body_len = 2 };
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, 0, "%s", resp.error);
+
+        _cleanup_free_ char *u2 = url("/echo");
+        req.url = u2;
+        resp = send_one(c, &req);
+        cr_assert_eq(resp.result, -OB_EHTTP);
+        cr_assert_eq(resp.status, 401);
+        cr_assert_str_eq(resp.error, "HTTP 401");
+        cr_assert_null(strstr(resp.excerpt, TOKEN), "excerpt: %s", resp.excerpt);
+        cr_assert_null(strstr(resp.error, TOKEN));
+        cr_assert_str_eq(resp.excerpt, "{\"error\": \"token *** revoked\", \"again\": \"***\"}");
+
+        size_t n;
+        struct ob_test_request *q = requests(&n);
+        cr_assert_eq(n, 2);
+        for (size_t i = 0; i < n; i++)
+                cr_assert_str_eq(ob_test_request_header(&q[i], "Authorization"), "Bearer " TOKEN);
+        ob_test_requests_free(q, n);
+        ob_http_ops.free(c);
+}
+
+Test(http, a_transport_error_never_carries_the_token)
+{
+        struct ob_connector cfg = http_config();
+        cfg.auth_type = "bearer";
+        cfg.auth_secret_file = (char *)write_secret(TOKEN);
+        cfg.timeout_ms = 2000;
+        void *c = new_connector(&cfg);
+        /* The token as a host name: curl's error names the host. */
+        struct ob_request req = { .method = "GET", .url = "http://" TOKEN ".invalid/" };
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, -OB_EHTTP);
+        cr_assert_neq(resp.error[0], '\0');
+        cr_assert_null(strstr(resp.error, TOKEN), "error: %s", resp.error);
+        ob_http_ops.free(c);
+}
+
+Test(http, basic_auth_sends_the_user_and_the_password_from_the_file)
+{
+        start_recorder(NULL, false);
+        struct ob_connector cfg = http_config();
+        cfg.auth_type = "basic";
+        cfg.auth_username = "svc-offboard";
+        cfg.auth_secret_file = (char *)write_secret("p4ss word!\n");
+        void *c = new_connector(&cfg);
+        _cleanup_free_ char *u = url("/basic");
+        struct ob_request req = { .method = "GET", .url = u };
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, 0, "%s", resp.error);
+        size_t n;
+        struct ob_test_request *q = requests(&n);
+        cr_assert_eq(n, 1);
+        /* printf 'svc-offboard:p4ss word!' | base64 */
+        cr_assert_str_eq(ob_test_request_header(&q[0], "Authorization"), "Basic c3ZjLW9mZmJvYXJkOnA0c3Mgd29yZCE=");
+        ob_test_requests_free(q, n);
+        ob_http_ops.free(c);
+}
+
+Test(http, a_server_error_reports_the_status_and_a_bounded_excerpt)
+{
+        /* 100 KB of body: the excerpt keeps only its start. */
+        size_t big = 100 * 1024;
+        struct ob_buf rules = {0};
+        cr_assert_eq(ob_buf_adds(&rules, "[{\"match\": \"^/boom\", \"status\": 500, \"body\": \"oops:"), 0);
+        for (size_t i = 0; i < big; i++)
+                cr_assert_eq(ob_buf_addc(&rules, (char)('a' + i % 26)), 0);
+        cr_assert_eq(ob_buf_adds(&rules, "\"}]"), 0);
+        start_recorder(rules.data, false);
+        ob_buf_free(&rules);
+
+        struct ob_connector cfg = http_config();
+        void *c = new_connector(&cfg);
+        _cleanup_free_ char *u = url("/boom");
+        struct ob_request req = { .method = "DELETE", .url = u };
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, -OB_EHTTP);
+        cr_assert_eq(resp.status, 500);
+        cr_assert_str_eq(resp.error, "HTTP 500");
+        cr_assert_eq(strlen(resp.excerpt), OB_EXCERPT_MAX);
+        cr_assert_eq(strncmp(resp.excerpt, "oops:abcdefghijklmnopqrstuvwxyzabc", 34), 0, "excerpt: %.40s", resp.excerpt);
+        ob_http_ops.free(c);
+}
+
+Test(http, concurrency_two_keeps_two_requests_in_flight_and_finishes_all_six)
+{
+        start_recorder("[{\"match\": \"^/slow/\", \"delay_ms\": 400}]", false);
+        struct ob_connector cfg = http_config();
+        cfg.concurrency = 2;
+        void *c = new_connector(&cfg);
+
+        enum { N = 6 };
+        struct outcome out[N] = {0};
+        struct slot slots[N];
+        char *urls[N];
+        struct batch b = { out, N, 0 };
+        for (int i = 0; i < N; i++) {
+                char path[32];
+                snprintf(path, sizeof(path), "/slow/%d", i);
+                urls[i] = url(path);
+                slots[i] = (struct slot){ &b, &out[i] };
+                struct ob_request req = { .method = "POST", .url = urls[i], .content_type = "application/json", .body = "{}", .body_len = 2 };
+                cr_assert_eq(ob_http_ops.start(c, &req, on_done, &slots[i]), 0);
+        }
+        int64_t start = ob_loop_now_ms();
+        run_until_done(&b);
+        int64_t took = ob_loop_now_ms() - start;
+        for (int i = 0; i < N; i++) {
+                cr_assert_eq(out[i].calls, 1, "request %d: %d callbacks", i, out[i].calls);
+                cr_assert_eq(out[i].resp.result, 0, "request %d: %s", i, out[i].resp.error);
+                free(urls[i]);
+        }
+        /* Three rounds of 400 ms: never all at once. */
+        cr_assert_geq(took, 3 * 400, "took %lld ms", (long long)took);
+
+        size_t n;
+        struct ob_test_request *q = requests(&n);
+        cr_assert_eq(n, N);
+        int max = 0;
+        for (size_t i = 0; i < n; i++)
+                max = q[i].inflight > max ? q[i].inflight : max;
+        cr_assert_eq(max, 2);
+        /* FIFO: the first two to arrive are the first two started. */
+        cr_assert(strcmp(q[0].path, "/slow/0") == 0 || strcmp(q[0].path, "/slow/1") == 0, "%s", q[0].path);
+        cr_assert(strcmp(q[1].path, "/slow/0") == 0 || strcmp(q[1].path, "/slow/1") == 0, "%s", q[1].path);
+        ob_test_requests_free(q, n);
+        ob_http_ops.free(c);
+}
+
+Test(http, https_with_the_test_ca_succeeds)
+{
+        start_recorder(NULL, true);
+        struct ob_connector cfg = http_config();
+        cfg.ca_file = (char *)ob_test_recorder_ca(&rec);
+        void *c = new_connector(&cfg);
+        _cleanup_free_ char *u = url("/tls");
+        struct ob_request req = { .method = "GET", .url = u };
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, 0, "%s", resp.error);
+        cr_assert_eq(resp.status, 200);
+        cr_assert_eq(ob_test_recorder_count(&rec), 1);
+        ob_http_ops.free(c);
+}
+
+static void expect_certificate_failure(const char *ca_file)
+{
+        struct ob_connector cfg = http_config();
+        cfg.ca_file = (char *)ca_file;
+        void *c = new_connector(&cfg);
+        _cleanup_free_ char *u = url("/tls");
+        struct ob_request req = { .method = "GET", .url = u };
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, -OB_EHTTP);
+        cr_assert_eq(resp.status, 0);
+        cr_assert(strcasestr(resp.error, "certificate") != NULL, "error: %s", resp.error);
+        ob_http_ops.free(c);
+}
+
+Test(http, https_without_the_ca_fails_with_a_certificate_error)
+{
+        start_recorder(NULL, true);
+        expect_certificate_failure(NULL);
+        char other[320];
+        snprintf(other, sizeof(other), "%s/tls/other-ca.pem", rec.dir);
+        expect_certificate_failure(other);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0);
+}
+
+Test(http, https_with_verification_off_accepts_an_unknown_ca)
+{
+        start_recorder(NULL, true);
+        struct ob_connector cfg = http_config();
+        cfg.tls_verify = false;
+        void *c = new_connector(&cfg);
+        _cleanup_free_ char *u = url("/insecure");
+        struct ob_request req = { .method = "GET", .url = u };
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, 0, "%s", resp.error);
+        cr_assert_eq(ob_test_recorder_count(&rec), 1);
+        ob_http_ops.free(c);
+}
+
+Test(http, a_reply_slower_than_the_timeout_fails_without_hanging)
+{
+        start_recorder("[{\"match\": \"^/stall\", \"delay_ms\": 5000}]", false);
+        struct ob_connector cfg = http_config();
+        cfg.timeout_ms = 300;
+        void *c = new_connector(&cfg);
+        _cleanup_free_ char *u = url("/stall");
+        struct ob_request req = { .method = "GET", .url = u };
+        int64_t start = ob_loop_now_ms();
+        struct ob_response resp = send_one(c, &req);
+        int64_t took = ob_loop_now_ms() - start;
+        cr_assert_eq(resp.result, -OB_EHTTP);
+        cr_assert(strcasestr(resp.error, "timed out") != NULL, "error: %s", resp.error);
+        cr_assert_geq(took, 300);
+        cr_assert_lt(took, 3000, "took %lld ms", (long long)took);
+        cr_assert_geq(resp.duration_ms, 300);
+        ob_http_ops.free(c);
+}
+
+static int closed_port(void)
+{
+        int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(s, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        cr_assert_eq(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
+        socklen_t len = sizeof(a);
+        cr_assert_eq(getsockname(s, (struct sockaddr *)&a, &len), 0);
+        close(s); /* bound, never listened: connecting is refused */
+        return ntohs(a.sin_port);
+}
+
+Test(http, a_refused_connection_fails_cleanly)
+{
+        struct ob_connector cfg = http_config();
+        void *c = new_connector(&cfg);
+        char u[64];
+        snprintf(u, sizeof(u), "http://127.0.0.1:%d/nobody", closed_port());
+        struct ob_request req = { .method = "POST", .url = u, .content_type = "application/json", .body = "{}", .body_len = 2 };
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, -OB_EHTTP);
+        cr_assert_eq(resp.status, 0);
+        cr_assert(strcasestr(resp.error, "connect") != NULL, "error: %s", resp.error);
+        cr_assert_str_eq(resp.excerpt, "");
+        ob_http_ops.free(c);
+}
+
+Test(http, a_missing_secret_file_makes_new_fail)
+{
+        struct ob_connector cfg = http_config();
+        cfg.auth_type = "bearer";
+        cfg.auth_secret_file = "/nonexistent/offboard/token";
+        void *c = (void *)&cfg; /* must stay untouched */
+        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -ENOENT);
+        cr_assert_eq(c, (void *)&cfg);
+
+        cfg.auth_type = "basic";
+        cfg.auth_username = "svc";
+        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -ENOENT);
+        cfg.auth_secret_file = NULL;
+        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -EINVAL);
+        cfg.auth_type = "digest";
+        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -EINVAL);
+        cr_assert_eq(c, (void *)&cfg);
+}
+
+Test(http, ftp_and_other_schemes_are_refused)
+{
+        struct ob_connector cfg = http_config();
+        void *c = new_connector(&cfg);
+        struct ob_request req = { .method = "GET", .url = "file:///etc/passwd" };
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, -OB_EHTTP);
+        cr_assert_str_eq(resp.excerpt, "");
+        ob_http_ops.free(c);
+}
+
+static void on_never(const struct ob_response *resp, void *userdata)
+{
+        (void)resp;
+        int *calls = userdata;
+        (*calls)++;
+}
+
+static void on_stop(struct ob_loop *l, struct ob_timer *t, void *userdata)
+{
+        (void)t;
+        (void)userdata;
+        ob_loop_stop(l);
+}
+
+Test(http, free_with_requests_running_and_queued_calls_no_callback_and_leaves_the_loop_empty)
+{
+        start_recorder("[{\"match\": \"^/hold\", \"delay_ms\": 3000}]", false);
+        struct ob_connector cfg = http_config();
+        cfg.concurrency = 1;
+        void *c = new_connector(&cfg);
+        _cleanup_free_ char *u = url("/hold");
+        int calls = 0;
+        for (int i = 0; i < 3; i++) {
+                struct ob_request req = { .method = "GET", .url = u };
+                cr_assert_eq(ob_http_ops.start(c, &req, on_never, &calls), 0);
+        }
+        /* Let the first one reach the server (polled, at most 10 s). */
+        for (int i = 0; i < 100 && ob_test_recorder_count(&rec) < 1; i++) {
+                cr_assert_eq(ob_loop_timer(loop, 100, on_stop, NULL, NULL), 0);
+                cr_assert_eq(ob_loop_run(loop), 0);
+        }
+        cr_assert_eq(ob_test_recorder_count(&rec), 1);
+        ob_http_ops.free(c);
+        cr_assert_eq(calls, 0);
+        /* No watch or timer of the connector is left behind. */
+        int64_t start = ob_loop_now_ms();
+        cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert_lt(ob_loop_now_ms() - start, 1000);
+        cr_assert_eq(calls, 0);
+}
+
+struct freer {
+        void *c;
+        int calls;
+};
+
+static void on_done_then_free(const struct ob_response *resp, void *userdata)
+{
+        (void)resp;
+        struct freer *f = userdata;
+        f->calls++;
+        ob_http_ops.free(f->c);
+        ob_loop_stop(loop);
+}
+
+Test(http, free_from_inside_a_done_callback_stops_further_callbacks)
+{
+        start_recorder(NULL, false);
+        struct ob_connector cfg = http_config();
+        cfg.concurrency = 3;
+        void *c = new_connector(&cfg);
+        struct freer f = { c, 0 };
+        _cleanup_free_ char *u = url("/x");
+        for (int i = 0; i < 3; i++) {
+                struct ob_request req = { .method = "GET", .url = u };
+                cr_assert_eq(ob_http_ops.start(c, &req, on_done_then_free, &f), 0);
+        }
+        bool timed_out = false;
+        struct ob_timer *safety;
+        cr_assert_eq(ob_loop_timer(loop, 10000, on_safety, &timed_out, &safety), 0);
+        cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert_not(timed_out);
+        cr_assert_eq(f.calls, 1);
+        ob_loop_timer_cancel(loop, safety);
+        /* The free released every watch and timer: the loop ends at once. */
+        int64_t start = ob_loop_now_ms();
+        cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert_lt(ob_loop_now_ms() - start, 1000);
+        cr_assert_eq(f.calls, 1);
+}
+
+Test(http, the_loop_returns_by_itself_once_every_request_is_done)
+{
+        start_recorder(NULL, false);
+        struct ob_connector cfg = http_config();
+        void *c = new_connector(&cfg);
+        _cleanup_free_ char *u = url("/alone");
+        int calls = 0;
+        for (int i = 0; i < 3; i++) {
+                struct ob_request req = { .method = "GET", .url = u };
+                cr_assert_eq(ob_http_ops.start(c, &req, on_never, &calls), 0);
+        }
+        cr_assert_eq(ob_loop_run(loop), 0); /* bounded by the suite timeout */
+        cr_assert_eq(calls, 3);
+        cr_assert_eq(ob_test_recorder_count(&rec), 3);
+        ob_http_ops.free(c);
+}
