@@ -1,0 +1,132 @@
+/* main.c: the command line. The only place that decides the process's exit
+ * status; every module below returns errors instead of exiting. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "reconcile.h"
+
+#ifndef OFFBOARD_VERSION
+#define OFFBOARD_VERSION "dev"
+#endif
+
+#define DEFAULT_CONFIG "/etc/offboard/offboard.yaml"
+
+static void usage(FILE *f)
+{
+        fprintf(f,
+                "Usage: offboard COMMAND [OPTIONS]\n"
+                "\n"
+                "Keeps applications in step with the directory: when an account stops being active\n"
+                "(locked, inactive, ended, deleted), runs the configured actions and writes back what it did.\n"
+                "\n"
+                "Commands:\n"
+                "  validate            check the configuration and every mapping file it names\n"
+                "  plan                show what would be done to whom and why; changes nothing\n"
+                "  reconcile           do what is owed: run the actions, record them, write back\n"
+                "\n"
+                "Options:\n"
+                "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
+                "  -f, --format FMT    report format: text (default) or json\n"
+                "  -a, --account UID   only this account (no deletion sweep)\n"
+                "      --check         plan: exit 1 when anything is owed (for monitoring)\n"
+                "      --force         reconcile: release a plan the safety threshold would park\n"
+                "  -v, --verbose       debug logging\n"
+                "  -q, --quiet         log errors only\n"
+                "  -h, --help          this help\n"
+                "  -V, --version       print the version\n"
+                "\n"
+                "Exit status: 0 all done; 1 some actions failed or are held (plan --check: something is owed);\n"
+                "2 bad configuration, usage or state store; 3 directory unreachable or search failed;\n"
+                "4 safety threshold reached, plan parked.\n"
+                "\n"
+                "Secrets are read from files named in the configuration, never from the command line.\n");
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"config", required_argument, NULL, 'c'}, {"format", required_argument, NULL, 'f'},
+                {"account", required_argument, NULL, 'a'}, {"check", no_argument, NULL, 'k'},
+                {"force", no_argument, NULL, 'F'},         {"verbose", no_argument, NULL, 'v'},
+                {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+        };
+        const char *config = DEFAULT_CONFIG;
+        struct ob_run_options o = {.out = stdout, .format = OB_FORMAT_TEXT};
+        int c;
+        while ((c = getopt_long(argc, argv, "c:f:a:vqhV", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c': config = optarg; break;
+                case 'f':
+                        if (strcmp(optarg, "json") == 0)
+                                o.format = OB_FORMAT_JSON;
+                        else if (strcmp(optarg, "text") == 0)
+                                o.format = OB_FORMAT_TEXT;
+                        else {
+                                fprintf(stderr, "offboard: --format must be text or json, not '%s'\n", optarg);
+                                return OB_EXIT_CONFIG;
+                        }
+                        break;
+                case 'a': o.account = optarg; break;
+                case 'k': o.check = true; break;
+                case 'F': o.force = true; break;
+                case 'v': ob_log_set_level(OB_LOG_DEBUG); break;
+                case 'q': ob_log_set_level(OB_LOG_ERROR); break;
+                case 'h': usage(stdout); return OB_EXIT_OK;
+                case 'V': printf("offboard %s\n", OFFBOARD_VERSION); return OB_EXIT_OK;
+                default: usage(stderr); return OB_EXIT_CONFIG;
+                }
+        }
+        if (optind >= argc) {
+                usage(stderr);
+                return OB_EXIT_CONFIG;
+        }
+        const char *cmd = argv[optind++];
+        if (optind < argc) {
+                fprintf(stderr, "offboard: unexpected argument '%s'\n", argv[optind]);
+                return OB_EXIT_CONFIG;
+        }
+        if (strcmp(cmd, "help") == 0) {
+                usage(stdout);
+                return OB_EXIT_OK;
+        }
+        bool is_plan = strcmp(cmd, "plan") == 0, is_reconcile = strcmp(cmd, "reconcile") == 0,
+             is_validate = strcmp(cmd, "validate") == 0;
+        if (!is_plan && !is_reconcile && !is_validate) {
+                fprintf(stderr, "offboard: unknown command '%s' (try offboard --help)\n", cmd);
+                return OB_EXIT_CONFIG;
+        }
+        if (o.check && !is_plan) {
+                fprintf(stderr, "offboard: --check goes with plan\n");
+                return OB_EXIT_CONFIG;
+        }
+        if (o.force && !is_reconcile) {
+                fprintf(stderr, "offboard: --force goes with reconcile\n");
+                return OB_EXIT_CONFIG;
+        }
+
+        struct ob_config *cfg = NULL;
+        struct ob_config_error err;
+        if (ob_config_load(config, &cfg, &err) < 0) {
+                ob_config_error_print(&err, stderr);
+                return OB_EXIT_CONFIG;
+        }
+        int ret = OB_EXIT_OK;
+        if (is_validate) {
+                printf("%s: valid: %zu mapping rules, %zu connectors, %zu actions, %zu transitions\n", cfg->path,
+                       cfg->nrules, cfg->nconnectors, cfg->nactions, cfg->ntransitions);
+                printf("attributes requested:");
+                for (size_t i = 0; cfg->directory.attributes && cfg->directory.attributes[i]; i++)
+                        printf(" %s", cfg->directory.attributes[i]);
+                printf(" %s\n", cfg->directory.id_attribute);
+        } else {
+                o.dry_run = is_plan;
+                ret = ob_reconcile_run(cfg, &o);
+        }
+        ob_config_free(cfg);
+        return ret;
+}

@@ -1,0 +1,862 @@
+/* reconcile.c: one pass: read, plan, check safety, execute, record, write back.
+ * See reconcile.h. All side effects pass through here, in this order:
+ *   1. the transition is recorded as pending (generation, from, to);
+ *   2. each action's intent is recorded, then its request leaves;
+ *   3. its outcome is recorded when the answer comes;
+ *   4. when every action is done, the status is recorded as applied;
+ *   5. the status and outcomes are written back onto the entry.
+ * A crash between any two steps leaves a record from which the next pass
+ * plans exactly what is still owed, with the same idempotency keys.
+ */
+#define _GNU_SOURCE
+#include "reconcile.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "connector.h"
+#include "directory.h"
+#include "escape.h"
+#include "log.h"
+#include "loop.h"
+#include "mapping.h"
+#include "plan.h"
+#include "report.h"
+#include "state.h"
+#include "timeparse.h"
+#include "util.h"
+
+#define OB_PUTS_PER_TXN 1000
+
+struct cand {
+        struct ob_account *account;
+        bool deleted;
+        bool have_record;
+        struct ob_record rec;
+        struct ob_action_record *acts;
+        size_t nacts;
+};
+
+struct run {
+        const struct ob_config *c;
+        const struct ob_run_options *o;
+        struct ob_state *state;
+        struct ob_index *ix;
+        struct ob_dir *dir;
+        int64_t now;
+        const char *skip[6]; /* attributes left out of the digest: our own write-back */
+        struct cand *cands;
+        size_t ncands;
+        size_t txn_puts;
+        bool txn_open;
+        int error; /* first fatal error in a callback */
+        struct ob_report_summary sum;
+};
+
+static void cand_clear(struct cand *c)
+{
+        ob_account_free(c->account);
+        ob_record_clear(&c->rec);
+        ob_action_records_free(c->acts, c->nacts);
+}
+
+/* ---- state writes during the read ------------------------------------------ */
+
+static int txn_put(struct run *r, const struct ob_record *rec, const struct ob_account *snapshot)
+{
+        int k;
+        if (!r->txn_open) {
+                if ((k = ob_state_begin(r->state)) < 0)
+                        return k;
+                r->txn_open = true;
+        }
+        if ((k = ob_state_put(r->state, rec, snapshot)) < 0)
+                return k;
+        if (++r->txn_puts >= OB_PUTS_PER_TXN) {
+                r->txn_puts = 0;
+                r->txn_open = false;
+                return ob_state_commit(r->state);
+        }
+        return 0;
+}
+
+static int txn_flush(struct run *r)
+{
+        if (!r->txn_open)
+                return 0;
+        r->txn_open = false;
+        r->txn_puts = 0;
+        return ob_state_commit(r->state);
+}
+
+static int record_from(struct run *r, const struct ob_account *a, struct ob_record *rec)
+{
+        const struct ob_directory_config *d = &r->c->directory;
+        rec->id = a->id;
+        rec->dn = a->dn;
+        rec->username = (char *)ob_account_get(a, d->username_attribute);
+        rec->digest = ob_account_digest(a, r->skip);
+        return 0;
+}
+
+static bool writeback_mismatch(const struct run *r, const struct ob_account *a, enum ob_status s)
+{
+        if (!r->c->writeback.enabled)
+                return false;
+        const char *w = ob_account_get(a, r->c->writeback.status_attribute);
+        return w && strcmp(w, ob_status_name(s)) != 0;
+}
+
+static int add_cand(struct run *r, const struct ob_account *a, bool deleted, const struct ob_record *rec)
+{
+        struct cand *n = realloc(r->cands, (r->ncands + 1) * sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        r->cands = n;
+        struct cand *c = &r->cands[r->ncands];
+        *c = (struct cand){.deleted = deleted};
+        int k = ob_account_dup(a, &c->account);
+        if (k < 0)
+                return k;
+        r->ncands++;
+        if (rec) {
+                c->have_record = true;
+                c->rec = *rec;
+                if (rec->pending_to) {
+                        k = ob_state_actions(r->state, rec->id, rec->generation, &c->acts, &c->nacts);
+                        if (k < 0)
+                                return k;
+                }
+        }
+        return 0;
+}
+
+static int on_entry(const struct ob_account *a, void *ud)
+{
+        struct run *r = ud;
+        const struct ob_config *c = r->c;
+        r->sum.accounts_read++;
+        struct ob_status_eval ev;
+        ob_mapping_eval(c, a, r->now, &ev);
+        struct ob_index_entry *e = ob_index_find(r->ix, a->id);
+        if (e) {
+                if (e->seen) {
+                        ob_log(OB_LOG_WARNING, "event=duplicate_id id=%s dn=%s", ob_log_quote(a->id),
+                               ob_log_quote(a->dn));
+                        return 0;
+                }
+                e->seen = true;
+        }
+        bool mismatch = writeback_mismatch(r, a, ev.status);
+        if (e && !e->pending && e->status == (int)ev.status && !mismatch) {
+                /* Nothing owed. Keep the snapshot fresh for a later deletion. */
+                if (r->o->dry_run || e->digest == ob_account_digest(a, r->skip))
+                        return 0;
+                struct ob_record rec = {0};
+                int k = ob_state_get(r->state, a->id, &rec);
+                if (k < 0)
+                        return k;
+                char *keep_id = rec.id, *keep_dn = rec.dn, *keep_user = rec.username;
+                record_from(r, a, &rec);
+                k = txn_put(r, &rec, a);
+                rec.id = keep_id;
+                rec.dn = keep_dn;
+                rec.username = keep_user;
+                ob_record_clear(&rec);
+                return k;
+        }
+        if (!e && ev.status == OB_STATUS_ACTIVE && !mismatch) {
+                /* First sighting of an active account: nothing to do but remember it. */
+                r->sum.accounts_new++;
+                if (r->o->dry_run)
+                        return 0;
+                struct ob_record rec = {.status = OB_STATUS_ACTIVE, .status_since = r->now};
+                record_from(r, a, &rec);
+                return txn_put(r, &rec, a);
+        }
+        if (!e)
+                r->sum.accounts_new++;
+        struct ob_record rec = {0};
+        if (e) {
+                int k = ob_state_get(r->state, a->id, &rec);
+                if (k < 0)
+                        return k;
+        }
+        return add_cand(r, a, false, e ? &rec : NULL);
+}
+
+static int on_unseen(struct ob_index_entry *e, void *ud)
+{
+        struct run *r = ud;
+        if (e->status == OB_STATUS_DELETED && !e->pending)
+                return 0;
+        r->sum.deleted += e->status != OB_STATUS_DELETED;
+        struct ob_record rec = {0};
+        int k = ob_state_get(r->state, e->id, &rec);
+        if (k < 0)
+                return k;
+        struct ob_account *snap = NULL;
+        k = ob_state_get_snapshot(r->state, e->id, &snap);
+        if (k == -OB_ENOTFOUND || (k == 0 && !snap)) {
+                snap = ob_account_new();
+                if (!snap || !(snap->id = strdup(rec.id)) || (rec.dn && !(snap->dn = strdup(rec.dn)))) {
+                        ob_account_free(snap);
+                        ob_record_clear(&rec);
+                        return -ENOMEM;
+                }
+                k = 0;
+        }
+        if (k < 0) {
+                ob_record_clear(&rec);
+                return k;
+        }
+        k = add_cand(r, snap, true, &rec);
+        ob_account_free(snap);
+        return k;
+}
+
+/* ---- transfer target ------------------------------------------------------- */
+
+struct team_ctx {
+        const char *owner_attr;
+        char *owner;
+};
+
+static int team_cb(const struct ob_account *g, void *ud)
+{
+        struct team_ctx *t = ud;
+        if (t->owner)
+                return 0;
+        const char *o = ob_account_get(g, t->owner_attr);
+        if (o && !(t->owner = strdup(o)))
+                return -ENOMEM;
+        return 0;
+}
+
+static bool read_active(struct run *r, const char *dn, struct ob_account **ret)
+{
+        struct ob_account *a = NULL;
+        if (!dn || ob_dir_read_account(r->dir, dn, &a) < 0)
+                return false;
+        struct ob_status_eval ev;
+        ob_mapping_eval(r->c, a, r->now, &ev);
+        if (ev.status != OB_STATUS_ACTIVE) {
+                ob_account_free(a);
+                return false;
+        }
+        *ret = a;
+        return true;
+}
+
+/* The manager; else the owner of the first team; else the fallback. Each must
+ * be an active account: records never go to someone who left too. */
+static void resolve_transfer(struct run *r, const struct ob_account *a, struct ob_account **ret, const char **via)
+{
+        const struct ob_directory_config *d = &r->c->directory;
+        *ret = NULL;
+        if (read_active(r, ob_account_get(a, d->manager_attribute), ret)) {
+                *via = "manager";
+                return;
+        }
+        if (d->teams_base && a->dn) {
+                struct team_ctx t = {.owner_attr = d->teams_owner_attribute};
+                if (ob_dir_search_teams(r->dir, a->dn, team_cb, &t) == 0 && t.owner &&
+                    read_active(r, t.owner, ret)) {
+                        free(t.owner);
+                        *via = "team";
+                        return;
+                }
+                free(t.owner);
+        }
+        if (r->c->transfer_fallback && read_active(r, r->c->transfer_fallback, ret)) {
+                *via = "fallback";
+                return;
+        }
+}
+
+/* ---- execution on the loop ------------------------------------------------- */
+
+struct exec;
+
+struct job {
+        struct exec *x;
+        struct ob_report_item *item;
+        size_t next; /* next step to consider */
+        bool busy;
+        bool aborted;
+};
+
+struct exec {
+        struct run *r;
+        struct ob_loop *loop;
+        void **conns; /* per configured connector, created on first use */
+        struct job *jobs;
+        size_t njobs;
+        int fatal;
+};
+
+static void job_advance(struct job *j);
+
+static void *connector_for(struct exec *x, const struct ob_connector *k)
+{
+        size_t i = (size_t)(k - x->r->c->connectors);
+        if (!x->conns[i]) {
+                const struct ob_connector_ops *ops = ob_connector_ops_for(k->type);
+                int e = ops ? ops->new(x->loop, k, &x->conns[i]) : -EINVAL;
+                if (e < 0) {
+                        ob_log(OB_LOG_ERROR, "event=connector_failed connector=%s error=%s", k->name,
+                               ob_log_quote(ob_strerror(e)));
+                        x->conns[i] = NULL;
+                        return NULL;
+                }
+        }
+        return x->conns[i];
+}
+
+static bool step_settled_ok(const struct job *j, size_t i)
+{
+        const struct ob_step *s = &j->item->plan->steps[i];
+        if (s->state != OB_STEP_OWED)
+                return true;
+        int o = j->item->results[i].outcome;
+        return o == OB_OUTCOME_DONE || o == OB_OUTCOME_SKIPPED;
+}
+
+static bool deps_ok(const struct job *j, size_t i)
+{
+        const struct ob_account_plan *p = j->item->plan;
+        const struct ob_action *a = p->steps[i].action;
+        for (size_t d = 0; d < a->nafter; d++)
+                for (size_t k = 0; k < p->nsteps; k++)
+                        if (p->steps[k].action == a->after[d] && !step_settled_ok(j, k))
+                                return false;
+        return true;
+}
+
+static void record_outcome(struct job *j, size_t i, enum ob_outcome o, long status, const char *error,
+                           int64_t duration)
+{
+        struct run *r = j->x->r;
+        struct ob_account_plan *p = j->item->plan;
+        struct ob_step_result *res = &j->item->results[i];
+        res->outcome = o;
+        res->http_status = status;
+        res->duration_ms = duration;
+        free(res->error);
+        res->error = error && *error ? strdup(error) : NULL;
+        int k = ob_state_action_outcome(r->state, p->id, p->generation, p->steps[i].action->name, o, status, error,
+                                        ob_now());
+        if (k < 0) {
+                ob_log(OB_LOG_ERROR, "event=state_write_failed account=%s action=%s error=%s", ob_log_quote(p->id),
+                       p->steps[i].action->name, ob_log_quote(ob_state_errmsg(r->state)));
+                j->x->fatal = k;
+        }
+        if (o == OB_OUTCOME_DONE)
+                r->sum.steps_done++;
+        else
+                r->sum.steps_failed++;
+        ob_log(o == OB_OUTCOME_DONE ? OB_LOG_INFO : OB_LOG_WARNING,
+               "event=action account=%s transition=%s action=%s connector=%s outcome=%s http_status=%ld "
+               "duration_ms=%lld key=%s%s%s",
+               ob_log_quote(p->username ? p->username : p->id), p->transition->name, p->steps[i].action->name,
+               p->steps[i].action->connector->name, ob_outcome_name(o), status, (long long)duration,
+               ob_log_quote(p->steps[i].idempotency_key), error && *error ? " error=" : "",
+               error && *error ? ob_log_quote(error) : "");
+}
+
+struct pending_req {
+        struct job *job;
+        size_t step;
+};
+
+static void on_done(const struct ob_response *resp, void *ud)
+{
+        struct pending_req *pr = ud;
+        struct job *j = pr->job;
+        size_t i = pr->step;
+        free(pr);
+        j->busy = false;
+        if (resp->result == 0) {
+                record_outcome(j, i, OB_OUTCOME_DONE, resp->status, NULL, resp->duration_ms);
+        } else {
+                char err[OB_EXCERPT_MAX + 300];
+                if (resp->excerpt[0])
+                        snprintf(err, sizeof(err), "%s: %s", resp->error, resp->excerpt);
+                else
+                        snprintf(err, sizeof(err), "%s", resp->error);
+                record_outcome(j, i, OB_OUTCOME_FAILED, resp->status, err, resp->duration_ms);
+        }
+        job_advance(j);
+}
+
+/* Runs the account's steps one after another in plan order; a step whose
+ * after: did not succeed is held (left owed, reported, retried next pass). */
+static void job_advance(struct job *j)
+{
+        struct exec *x = j->x;
+        struct run *r = x->r;
+        struct ob_account_plan *p = j->item->plan;
+        while (!j->busy && j->next < p->nsteps) {
+                if (x->fatal) {
+                        j->aborted = true;
+                        return;
+                }
+                size_t i = j->next++;
+                struct ob_step *s = &p->steps[i];
+                if (s->state != OB_STEP_OWED)
+                        continue;
+                if (!deps_ok(j, i)) {
+                        r->sum.steps_held++;
+                        continue;
+                }
+                if (s->render_error) {
+                        record_outcome(j, i, OB_OUTCOME_FAILED, 0, s->render_error, 0);
+                        continue;
+                }
+                void *conn = connector_for(x, s->action->connector);
+                if (!conn) {
+                        record_outcome(j, i, OB_OUTCOME_FAILED, 0, "connector could not be started", 0);
+                        continue;
+                }
+                /* Write-ahead: no request leaves without its intent recorded. */
+                int k = ob_state_action_intent(r->state, p->id, p->generation, s->action->name, s->idempotency_key,
+                                               ob_now());
+                if (k < 0) {
+                        ob_log(OB_LOG_ERROR, "event=state_write_failed account=%s action=%s error=%s",
+                               ob_log_quote(p->id), s->action->name, ob_log_quote(ob_state_errmsg(r->state)));
+                        x->fatal = k;
+                        j->aborted = true;
+                        return;
+                }
+                struct pending_req *pr = malloc(sizeof(*pr));
+                if (!pr) {
+                        x->fatal = -ENOMEM;
+                        return;
+                }
+                *pr = (struct pending_req){.job = j, .step = i};
+                struct ob_request req = {
+                        .method = s->method,
+                        .url = s->url,
+                        .headers = (const char *const *)s->headers,
+                        .content_type = s->content_type,
+                        .body = s->body,
+                        .body_len = s->body_len,
+                        .idempotency_key = s->idempotency_key,
+                };
+                j->busy = true;
+                const struct ob_connector_ops *ops = ob_connector_ops_for(s->action->connector->type);
+                k = ops->start(conn, &req, on_done, pr);
+                if (k < 0) {
+                        free(pr);
+                        j->busy = false;
+                        record_outcome(j, i, OB_OUTCOME_FAILED, 0, ob_strerror(k), 0);
+                }
+        }
+}
+
+static void exec_free(struct exec *x)
+{
+        for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
+                if (x->conns[i])
+                        ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
+        free(x->conns);
+        free(x->jobs);
+        ob_loop_free(x->loop);
+}
+
+static int execute(struct run *r, struct ob_report_item *items, size_t n)
+{
+        struct exec x = {.r = r};
+        int k = ob_loop_new(&x.loop);
+        if (k < 0)
+                return k;
+        x.conns = calloc(r->c->nconnectors ? r->c->nconnectors : 1, sizeof(void *));
+        x.jobs = calloc(n ? n : 1, sizeof(*x.jobs));
+        if (!x.conns || !x.jobs) {
+                exec_free(&x);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < n; i++) {
+                if (ob_account_plan_owed(items[i].plan) == 0)
+                        continue;
+                x.jobs[x.njobs] = (struct job){.x = &x, .item = &items[i]};
+                job_advance(&x.jobs[x.njobs]);
+                x.njobs++;
+        }
+        k = ob_loop_run(x.loop);
+        if (k == 0)
+                k = x.fatal;
+        exec_free(&x);
+        return k;
+}
+
+/* ---- write-back ------------------------------------------------------------ */
+
+static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it)
+{
+        const struct ob_writeback_config *w = &r->c->writeback;
+        struct ob_account_plan *p = it->plan;
+        char when[16];
+        ob_time_format_generalized(r->now, when);
+        const char *status[] = {ob_status_name(p->status), NULL};
+        const char *time[] = {when, NULL};
+        const char *reason[] = {p->reason, NULL};
+        const char *none[] = {NULL}; /* an empty list deletes the attribute */
+        char **acts = NULL;
+        int k = 0;
+        for (size_t i = 0; k == 0 && i < p->nsteps; i++) {
+                char *v;
+                const char *o = p->steps[i].state != OB_STEP_OWED ? ob_step_state_name(p->steps[i].state)
+                                : it->results[i].outcome == OB_OUTCOME_NONE
+                                        ? "held"
+                                        : ob_outcome_name(it->results[i].outcome);
+                if (asprintf(&v, "%s %s %s", p->steps[i].action->name, o, when) < 0)
+                        k = -ENOMEM;
+                else {
+                        k = ob_strv_add_unique_ci(&acts, v);
+                        free(v);
+                }
+        }
+        struct ob_dir_mod mods[4];
+        size_t nm = 0;
+        mods[nm++] = (struct ob_dir_mod){w->status_attribute, status};
+        if (w->time_attribute)
+                mods[nm++] = (struct ob_dir_mod){w->time_attribute, time};
+        if (w->reason_attribute)
+                mods[nm++] = (struct ob_dir_mod){w->reason_attribute, p->reason ? reason : none};
+        if (w->actions_attribute && p->transition)
+                mods[nm++] = (struct ob_dir_mod){w->actions_attribute,
+                                                 acts ? (const char *const *)acts : none};
+        const char *assert_value = w->assertion_attribute ? ob_account_get(cd->account, w->assertion_attribute) : NULL;
+        if (k == 0)
+                k = ob_dir_replace(r->dir, p->dn, w->object_class, mods, nm, assert_value ? w->assertion_attribute : NULL,
+                                   assert_value);
+        ob_strv_free(acts);
+        if (k < 0) {
+                r->sum.writebacks_failed++;
+                ob_log(OB_LOG_WARNING, "event=writeback_failed account=%s dn=%s error=%s%s",
+                       ob_log_quote(p->username ? p->username : p->id), ob_log_quote(p->dn),
+                       ob_log_quote(ob_strerror(k)),
+                       k == -OB_EASSERTION ? " note=\"the entry changed since it was read; the next pass retries\"" : "");
+        }
+        return k;
+}
+
+/* ---- the pass --------------------------------------------------------------- */
+
+static void free_items(struct ob_report_item *items, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                for (size_t s = 0; items[i].results && s < items[i].plan->nsteps; s++)
+                        free(items[i].results[s].error);
+                free(items[i].results);
+                ob_account_plan_free(items[i].plan);
+        }
+        free(items);
+}
+
+static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
+{
+        struct ob_plan_input in = {
+                .account = cd->account,
+                .deleted = cd->deleted,
+                .record = cd->have_record ? &cd->rec : NULL,
+                .actions = cd->acts,
+                .nactions = cd->nacts,
+                .now = r->now,
+        };
+        struct ob_account_plan *p = NULL;
+        int k = ob_plan_account(r->c, &in, &p);
+        if (k < 0)
+                return k;
+        struct ob_account *target = NULL;
+        if (r->c->uses_transfer && ob_account_plan_owed(p) > 0) {
+                resolve_transfer(r, cd->account, &target, &in.transfer.via);
+                in.transfer.target = target;
+                ob_account_plan_free(p);
+                p = NULL;
+                k = ob_plan_account(r->c, &in, &p);
+                ob_account_free(target);
+                if (k < 0)
+                        return k;
+        }
+        it->plan = p;
+        it->writeback_result = 1;
+        return 0;
+}
+
+static int record_after(struct run *r, struct cand *cd, struct ob_report_item *it)
+{
+        struct ob_account_plan *p = it->plan;
+        bool all_ok = true;
+        for (size_t i = 0; i < p->nsteps; i++)
+                if (p->steps[i].state == OB_STEP_OWED &&
+                    (!it->results || (it->results[i].outcome != OB_OUTCOME_DONE &&
+                                      it->results[i].outcome != OB_OUTCOME_SKIPPED)))
+                        all_ok = false;
+        /* Skipped steps are recorded so a continuing plan does not re-evaluate them. */
+        for (size_t i = 0; p->transition && i < p->nsteps; i++)
+                if (p->steps[i].state == OB_STEP_SKIPPED) {
+                        int k = ob_state_action_outcome(r->state, p->id, p->generation, p->steps[i].action->name,
+                                                        OB_OUTCOME_SKIPPED, 0, NULL, r->now);
+                        if (k < 0)
+                                return k;
+                }
+        struct ob_record rec = cd->have_record ? cd->rec : (struct ob_record){0};
+        record_from(r, cd->account, &rec);
+        if (!cd->have_record) {
+                rec.id = p->id;
+                rec.dn = p->dn;
+        }
+        if (cd->deleted && cd->have_record) {
+                rec.dn = cd->rec.dn;
+                rec.username = cd->rec.username;
+                rec.digest = cd->rec.digest;
+        }
+        rec.generation = p->generation;
+        if (all_ok) {
+                if (rec.status != (int)p->status)
+                        rec.status_since = r->now;
+                rec.status = p->status;
+                rec.pending_from = rec.pending_to = OB_STATUS_NONE;
+        } else {
+                rec.pending_from = p->from;
+                rec.pending_to = p->status;
+        }
+        rec.writeback_owed = p->writeback && it->writeback_result != 0;
+        return ob_state_put(r->state, &rec, cd->deleted ? NULL : cd->account);
+}
+
+static int mark_pending(struct run *r, struct cand *cd, struct ob_account_plan *p)
+{
+        struct ob_record rec = cd->have_record ? cd->rec : (struct ob_record){0};
+        record_from(r, cd->account, &rec);
+        if (!cd->have_record) {
+                rec.id = p->id;
+                rec.dn = p->dn;
+                rec.status = OB_STATUS_NONE;
+        }
+        if (cd->deleted && cd->have_record) {
+                rec.dn = cd->rec.dn;
+                rec.username = cd->rec.username;
+                rec.digest = cd->rec.digest;
+        }
+        rec.generation = p->generation;
+        rec.pending_from = p->from;
+        rec.pending_to = p->status;
+        return ob_state_put(r->state, &rec, cd->deleted ? NULL : cd->account);
+}
+
+static int dir_exit(int k)
+{
+        return k == -ENOMEM ? OB_EXIT_FAILED : OB_EXIT_DIRECTORY;
+}
+
+int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
+{
+        struct run r = {.c = c, .o = o, .now = ob_now()};
+        r.skip[0] = c->writeback.status_attribute;
+        r.skip[1] = c->writeback.time_attribute;
+        r.skip[2] = c->writeback.reason_attribute;
+        r.skip[3] = c->writeback.actions_attribute;
+        r.skip[4] = c->writeback.assertion_attribute;
+        r.sum.dry_run = o->dry_run;
+        r.sum.now = r.now;
+        struct ob_report_item *items = NULL;
+        size_t nitems = 0;
+        int ret = OB_EXIT_OK;
+        int k;
+
+        k = ob_state_open(c->state_path, o->dry_run, &r.state);
+        if (k < 0) {
+                fprintf(stderr, "offboard: %s\n", ob_state_open_errmsg());
+                return OB_EXIT_CONFIG;
+        }
+        k = ob_state_load_index(r.state, &r.ix);
+        if (k < 0) {
+                fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
+                ret = OB_EXIT_CONFIG;
+                goto out;
+        }
+        r.sum.accounts_recorded = ob_index_size(r.ix);
+
+        struct ob_directory_config dcfg = c->directory;
+        char *filter = NULL;
+        if (o->account) {
+                struct ob_buf b;
+                ob_buf_init(&b);
+                ob_buf_printf(&b, "(&%s(%s=", c->directory.filter, c->directory.username_attribute);
+                ob_escape_ldap_filter(&b, o->account, strlen(o->account));
+                ob_buf_adds(&b, "))");
+                if (ob_buf_steal(&b, &filter) < 0) {
+                        ob_buf_free(&b);
+                        ret = OB_EXIT_FAILED;
+                        goto out;
+                }
+                dcfg.filter = filter;
+        }
+        k = ob_dir_open(&dcfg, &r.dir);
+        if (k < 0) {
+                fprintf(stderr, "offboard: cannot use the directory %s: %s\n", c->directory.uri, ob_strerror(k));
+                free(filter);
+                ret = dir_exit(k);
+                goto out;
+        }
+        size_t count = 0;
+        k = ob_dir_search_accounts(r.dir, on_entry, &r, &count);
+        free(filter);
+        if (k == 0)
+                k = txn_flush(&r);
+        else if (r.txn_open) {
+                /* Only snapshots and first sightings were written; keep them. */
+                txn_flush(&r);
+        }
+        if (k < 0) {
+                if (k == -OB_ESTATE || k == -ENOSPC) {
+                        fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
+                        ret = OB_EXIT_CONFIG;
+                } else {
+                        fprintf(stderr,
+                                "offboard: reading accounts from %s failed (%s); nothing was changed: an error is "
+                                "never taken for an empty directory\n",
+                                c->directory.uri, ob_strerror(k));
+                        ret = dir_exit(k);
+                }
+                goto out;
+        }
+        if (o->account) {
+                if (count == 0) {
+                        fprintf(stderr, "offboard: no account with %s=%s in %s %s\n", c->directory.username_attribute,
+                                o->account, c->directory.base, c->directory.filter);
+                        ret = OB_EXIT_DIRECTORY;
+                        goto out;
+                }
+        } else {
+                if (count < c->directory.min_accounts) {
+                        fprintf(stderr,
+                                "offboard: the search of %s %s returned %zu accounts, fewer than min_accounts (%zu); "
+                                "refusing to treat that as everyone having left. Nothing was changed.\n",
+                                c->directory.base, c->directory.filter, count, c->directory.min_accounts);
+                        ret = OB_EXIT_DIRECTORY;
+                        goto out;
+                }
+                k = ob_index_foreach_unseen(r.ix, on_unseen, &r);
+                if (k < 0) {
+                        fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
+                        ret = OB_EXIT_CONFIG;
+                        goto out;
+                }
+        }
+
+        /* Plan every candidate. */
+        items = calloc(r.ncands ? r.ncands : 1, sizeof(*items));
+        if (!items) {
+                ret = OB_EXIT_FAILED;
+                goto out;
+        }
+        for (size_t i = 0; i < r.ncands; i++) {
+                k = plan_cand(&r, &r.cands[i], &items[nitems]);
+                if (k < 0) {
+                        ob_log(OB_LOG_ERROR, "event=plan_failed account=%s error=%s", ob_log_quote(r.cands[i].account->id),
+                               ob_log_quote(ob_strerror(k)));
+                        ret = OB_EXIT_FAILED;
+                        goto out;
+                }
+                nitems++;
+                struct ob_account_plan *p = items[nitems - 1].plan;
+                r.sum.steps_owed += ob_account_plan_owed(p);
+                r.sum.new_deactivations += ob_account_plan_is_new_deactivation(p);
+        }
+
+        /* Circuit breaker: before any side effect. */
+        size_t population = r.sum.accounts_read + r.sum.deleted;
+        const struct ob_safety *sf = &c->safety;
+        if (!o->account && r.sum.new_deactivations > 0 &&
+            ((sf->max_accounts && r.sum.new_deactivations > sf->max_accounts) ||
+             (sf->max_percent && r.sum.new_deactivations * 100 > (size_t)sf->max_percent * population))) {
+                snprintf(r.sum.parked_reason, sizeof(r.sum.parked_reason),
+                         "SAFETY: %zu of %zu accounts would be deactivated, above the threshold (safety.max_accounts "
+                         "%zu, safety.max_percent %u%%). %s",
+                         r.sum.new_deactivations, population, sf->max_accounts, sf->max_percent,
+                         o->force ? "Released by --force."
+                                  : "The plan is parked and nothing was done: check the filter and mapping rules with "
+                                    "`offboard plan`, then run `offboard reconcile --force`.");
+                r.sum.parked = !o->force;
+        }
+
+        if (o->dry_run || r.sum.parked) {
+                /* Show only what owes something. */
+                size_t w = 0;
+                for (size_t i = 0; i < nitems; i++) {
+                        if (ob_account_plan_owed(items[i].plan) || items[i].plan->writeback ||
+                            items[i].plan->transition)
+                                items[w++] = items[i];
+                        else
+                                ob_account_plan_free(items[i].plan);
+                }
+                nitems = w;
+                if (o->format == OB_FORMAT_JSON)
+                        ob_report_json(o->out, c, items, nitems, &r.sum);
+                else
+                        ob_report_text(o->out, c, items, nitems, &r.sum);
+                if (r.sum.parked && !o->dry_run)
+                        ret = OB_EXIT_SAFETY;
+                else if (o->check && (r.sum.steps_owed > 0 || nitems > 0))
+                        ret = OB_EXIT_FAILED;
+                goto out;
+        }
+
+        /* Write-ahead: every transition about to run is recorded as pending. */
+        k = ob_state_begin(r.state);
+        for (size_t i = 0; k == 0 && i < nitems; i++) {
+                items[i].results = calloc(items[i].plan->nsteps ? items[i].plan->nsteps : 1, sizeof(struct ob_step_result));
+                if (!items[i].results)
+                        k = -ENOMEM;
+                else if (ob_account_plan_owed(items[i].plan))
+                        k = mark_pending(&r, &r.cands[i], items[i].plan);
+        }
+        if (k == 0)
+                k = ob_state_commit(r.state);
+        else
+                ob_state_rollback(r.state);
+        if (k < 0) {
+                fprintf(stderr, "offboard: %s; nothing was done\n",
+                        k == -ENOMEM ? "out of memory" : ob_state_errmsg(r.state));
+                ret = OB_EXIT_CONFIG;
+                goto out;
+        }
+
+        k = execute(&r, items, nitems);
+        if (k < 0) {
+                fprintf(stderr, "offboard: stopped acting: %s\n",
+                        k == -OB_ESTATE || k == -ENOSPC ? ob_state_errmsg(r.state) : ob_strerror(k));
+                ret = OB_EXIT_CONFIG;
+        }
+
+        for (size_t i = 0; i < nitems; i++) {
+                struct ob_report_item *it = &items[i];
+                if (it->plan->writeback && !it->plan->deleted && k == 0)
+                        it->writeback_result = write_back(&r, &r.cands[i], it) == 0 ? 0 : -1;
+                int e = record_after(&r, &r.cands[i], it);
+                if (e < 0 && ret == OB_EXIT_OK) {
+                        fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
+                        ret = OB_EXIT_CONFIG;
+                }
+        }
+        if (o->format == OB_FORMAT_JSON)
+                ob_report_json(o->out, c, items, nitems, &r.sum);
+        else
+                ob_report_text(o->out, c, items, nitems, &r.sum);
+        if (ret == OB_EXIT_OK && (r.sum.steps_failed || r.sum.steps_held || r.sum.writebacks_failed))
+                ret = OB_EXIT_FAILED;
+out:
+        free_items(items, nitems);
+        for (size_t i = 0; i < r.ncands; i++)
+                cand_clear(&r.cands[i]);
+        free(r.cands);
+        ob_dir_free(r.dir);
+        ob_index_free(r.ix);
+        ob_state_free(r.state);
+        return ret;
+}

@@ -1,0 +1,42 @@
+/* reconcile.h: one pass over the directory, for `plan` (dry run) and
+ * `reconcile` (executed). Both read every account in scope, derive its
+ * status, compare it with the state store and ask the planner what is owed;
+ * only `reconcile` then runs the owed actions on the event loop, records each
+ * intent before and each outcome after its request, and writes the result
+ * back onto the entry.
+ *
+ * Safety: a failed, truncated or too-small search stops the pass before any
+ * side effect (exit 3); a plan that would deactivate more accounts than the
+ * configured threshold is parked unless forced (exit 4).
+ */
+#ifndef OB_RECONCILE_H
+#define OB_RECONCILE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "config.h"
+
+enum ob_exit {
+        OB_EXIT_OK = 0,        /* all done (or nothing owed) */
+        OB_EXIT_FAILED = 1,    /* some actions failed or are held; plan --check: something is owed */
+        OB_EXIT_CONFIG = 2,    /* bad configuration or usage, unusable state store */
+        OB_EXIT_DIRECTORY = 3, /* directory unreachable, search failed or implausible */
+        OB_EXIT_SAFETY = 4,    /* circuit breaker: plan parked */
+};
+
+enum ob_format { OB_FORMAT_TEXT, OB_FORMAT_JSON };
+
+struct ob_run_options {
+        bool dry_run;
+        bool force;         /* release a plan the circuit breaker would park */
+        bool check;         /* plan --check: exit 1 when anything is owed */
+        const char *account; /* only this username (no deletion sweep) */
+        enum ob_format format;
+        FILE *out;
+};
+
+/* Returns an enum ob_exit code. */
+int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o);
+
+#endif

@@ -1,0 +1,53 @@
+/* report.h: what a plan or a reconcile did, as text for people or JSON for
+ * tools. The JSON form is documented in README.md ("JSON report") and keeps
+ * its field names within a "version": 1 document. Secrets never reach here:
+ * requests are rendered without credentials and the report shows the
+ * connector's auth scheme as "<scheme> ***".
+ */
+#ifndef OB_REPORT_H
+#define OB_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "plan.h"
+
+struct ob_step_result {
+        int outcome; /* enum ob_outcome; OB_OUTCOME_NONE: not attempted (held by after:) */
+        long http_status;
+        char *error;
+        int64_t duration_ms;
+};
+
+struct ob_report_item {
+        struct ob_account_plan *plan;
+        struct ob_step_result *results; /* one per step; NULL in a dry run */
+        int writeback_result;           /* 0 written, <0 failed, 1 not attempted */
+};
+
+struct ob_report_summary {
+        bool dry_run;
+        int64_t now;
+        size_t accounts_read;
+        size_t accounts_recorded; /* in the state store before the pass */
+        size_t accounts_new;      /* seen for the first time */
+        size_t deleted;           /* recorded accounts the directory no longer has */
+        size_t new_deactivations; /* counted by the circuit breaker */
+        bool parked;              /* the circuit breaker held the plan */
+        char parked_reason[256];
+        size_t steps_owed;
+        size_t steps_done;
+        size_t steps_failed;
+        size_t steps_held;
+        size_t writebacks_failed;
+};
+
+void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
+                    const struct ob_report_summary *s);
+void ob_report_json(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
+                    const struct ob_report_summary *s);
+
+#endif

@@ -1,0 +1,497 @@
+/* End to end: the offboard binary against a real slapd and a real HTTP
+ * server that records every request. The fixture's manifest says what each
+ * person's status must be, so the expected numbers are derived, not typed in.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "recorder.h"
+#include "run.h"
+#include "slapd.h"
+
+static struct ob_test_slapd srv;
+static struct ob_test_manifest *man;
+static struct ob_test_recorder rec;
+static char dir[256];
+static char cfgpath[300];
+
+ReportHook(PRE_ALL)(struct criterion_test_set *t)
+{
+        (void)t;
+        if (ob_test_slapd_share(40) < 0)
+                fprintf(stderr, "could not start slapd\n");
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *s)
+{
+        (void)s;
+        ob_test_slapd_unshare();
+}
+
+static void setup(void)
+{
+        cr_assert_eq(ob_test_slapd_attach(&srv), 0, "slapd is not running");
+        cr_assert_eq(ob_test_manifest_load(srv.manifest, &man), 0);
+        snprintf(dir, sizeof(dir), "/tmp/ob-e2e-XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        char now[64];
+        snprintf(now, sizeof(now), "%lld", man->today_days * 86400 + 43200);
+        setenv("OFFBOARD_NOW", now, 1);
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+}
+
+static void teardown(void)
+{
+        ob_test_recorder_stop(&rec);
+        ob_test_manifest_free(man);
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(e2e, .init = setup, .fini = teardown, .timeout = 120);
+
+struct opts {
+        const char *uri;
+        const char *bind_dn;
+        const char *bind_pw_file;
+        const char *filter;
+        bool starttls;
+        int max_accounts;
+};
+
+/* Writes the configuration for this test into dir/offboard.yaml. */
+static void write_config(const struct opts *o)
+{
+        char path[300];
+        snprintf(path, sizeof(path), "%s/apps.token", dir);
+        FILE *f = fopen(path, "w");
+        fputs("s3cr3t-t0ken\n", f);
+        fclose(f);
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  starttls: %s\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  filter: \"%s\"\n"
+                "  page_size: 7\n"
+                "  timeout: 10s\n"
+                "  teams:\n"
+                "    base: ou=teams,dc=example,dc=org\n"
+                "writeback:\n"
+                "  object_class: offboardAccount\n"
+                "  assertion_attribute: entryCSN\n"
+                "state:\n"
+                "  path: state.db\n"
+                "transfer:\n"
+                "  fallback: %s\n"
+                "safety:\n"
+                "  max_accounts: %d\n"
+                "  max_percent: 0\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  apps:\n"
+                "    type: http\n"
+                "    base_url: %s/api\n"
+                "    auth: {type: bearer, token_file: apps.token}\n"
+                "    timeout: 5s\n"
+                "    concurrency: 4\n"
+                "actions:\n"
+                "  revoke-sessions:\n"
+                "    connector: apps\n"
+                "    security: true\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/sessions/revoke\n"
+                "    json: {reason: \"{{ status.reason }}\", status: \"{{ status.name }}\"}\n"
+                "  transfer-records:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/transfer\n"
+                "    after: [revoke-sessions]\n"
+                "    json: {to: \"{{ transfer_to.uid }}\", via: \"{{ transfer_to.via }}\"}\n"
+                "    when: {status: [inactive, ended, deleted]}\n"
+                "  free-license:\n"
+                "    connector: apps\n"
+                "    method: DELETE\n"
+                "    url: /licenses/{{ account.uid }}\n"
+                "    after: [transfer-records]\n"
+                "    when: {status: [inactive, deleted]}\n"
+                "  reactivate:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/reactivate\n"
+                "transitions:\n"
+                "  deactivate:\n"
+                "    to: [inactive, ended, deleted]\n"
+                "    actions: [revoke-sessions, transfer-records, free-license]\n"
+                "  lock:\n"
+                "    to: locked\n"
+                "    actions: [revoke-sessions]\n"
+                "  reactivate:\n"
+                "    from: [locked, inactive, ended]\n"
+                "    to: active\n"
+                "    actions: [reactivate]\n",
+                o->uri ? o->uri : srv.ldap_uri, o->starttls ? "true" : "false", srv.ca_file,
+                o->bind_dn ? o->bind_dn : srv.bind_dn, o->bind_pw_file ? o->bind_pw_file : srv.bind_pw_file, srv.base,
+                o->filter ? o->filter : "(objectClass=inetOrgPerson)", man->fallback, o->max_accounts, rec.base_url);
+        fclose(f);
+}
+
+static void start(const char *rules, const struct opts *o)
+{
+        cr_assert_eq(ob_test_recorder_start(&rec, rules, false), 0);
+        struct opts d = {.starttls = true, .max_accounts = 0};
+        write_config(o ? o : &d);
+}
+
+static int offboard(const char *cmd, const char *extra1, const char *extra2, char **out, char **err)
+{
+        const char *argv[] = {OB_OFFBOARD_BIN, cmd, "--config", cfgpath, extra1, extra2, NULL};
+        return ob_test_run(argv, 60, out, err);
+}
+
+static size_t expected_requests(void)
+{
+        return 3 * ob_test_manifest_count(man, "inactive", 0) + 2 * ob_test_manifest_count(man, "ended", 0) +
+               ob_test_manifest_count(man, "locked", 0);
+}
+
+static size_t non_active(void)
+{
+        return man->npeople - ob_test_manifest_count(man, "active", 0);
+}
+
+static const struct ob_test_request *find_req(const struct ob_test_request *q, size_t n, const char *method,
+                                              const char *path)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(q[i].method, method) == 0 && strcmp(q[i].path, path) == 0)
+                        return &q[i];
+        return NULL;
+}
+
+Test(e2e, validate_accepts_the_configuration)
+{
+        start(NULL, NULL);
+        char *out, *err;
+        int rc = offboard("validate", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "valid"), "%s", out);
+        free(out);
+        free(err);
+}
+
+Test(e2e, plan_reports_every_owed_account_and_changes_nothing)
+{
+        start(NULL, NULL);
+        char *before = ob_test_ldapsearch(&srv, srv.base, "(uid=bob)", "entryCSN");
+        char *out, *err;
+        int rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "stderr: %s", err);
+        char summary[128];
+        snprintf(summary, sizeof(summary), "\"accounts_owing\":%zu,", non_active());
+        cr_assert(strstr(out, summary), "expected %s in %.2000s", summary, out);
+        snprintf(summary, sizeof(summary), "\"accounts_read\":%zu,", man->npeople);
+        cr_assert(strstr(out, summary), "expected %s", summary);
+        cr_assert(strstr(out, "\"username\":\"bob\""));
+        cr_assert_eq(ob_test_count(out, "\"transition\":\"deactivate\""),
+                     (int)(ob_test_manifest_count(man, "inactive", 0) + ob_test_manifest_count(man, "ended", 0)));
+        /* The plan names the rule, the transfer target and how it was chosen. */
+        cr_assert(strstr(out, "\"rule\":\"admin-locked\""));
+        cr_assert(strstr(out, "\"via\":\"team\""), "heidi's records go to her team's owner");
+        cr_assert(strstr(out, "\"via\":\"fallback\""), "ivan's records go to the fallback");
+        cr_assert(strstr(out, "\"Authorization: Bearer ***\""));
+        cr_assert_null(strstr(out, "s3cr3t"), "the token must never be printed");
+        /* Nothing changed: no request, no state file, no directory write. */
+        cr_assert_eq(ob_test_recorder_count(&rec), 0);
+        char st[300];
+        snprintf(st, sizeof(st), "%s/state.db", dir);
+        cr_assert_neq(access(st, F_OK), 0, "plan created the state store");
+        char *after = ob_test_ldapsearch(&srv, srv.base, "(uid=bob)", "entryCSN");
+        cr_assert_str_eq(before, after, "plan wrote to the directory");
+        free(before);
+        free(after);
+        free(out);
+        free(err);
+}
+
+Test(e2e, plan_text_explains_status_rule_and_transfer)
+{
+        start(NULL, NULL);
+        char *out, *err;
+        const char *argv[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, "--account", "bob", NULL};
+        int rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stderr: %s", err);
+        cr_assert(strstr(out, "status:     inactive (rule inactive"), "%s", out);
+        cr_assert(strstr(out, "reason: Left the company"), "%s", out);
+        cr_assert(strstr(out, "transfer:   alice"), "%s", out);
+        cr_assert(strstr(out, "via manager"), "%s", out);
+        cr_assert(strstr(out, "1. revoke-sessions"), "security first:\n%s", out);
+        cr_assert(strstr(out, "1 accounts owe actions"), "%s", out);
+        free(out);
+        free(err);
+}
+
+Test(e2e, reconcile_runs_owed_actions_writes_back_and_a_second_run_does_nothing)
+{
+        start(NULL, NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %.3000s\nstderr: %.3000s", out, err);
+        free(out);
+        free(err);
+
+        struct ob_test_request *q;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        cr_assert_eq(n, expected_requests(), "requests: %zu, expected %zu", n, expected_requests());
+
+        /* bob: revoke first, transfer to his manager alice, license freed. */
+        const struct ob_test_request *r = find_req(q, n, "POST", "/api/users/bob/sessions/revoke");
+        cr_assert_not_null(r);
+        cr_assert_str_eq(r->body, "{\"reason\":\"Left the company\",\"status\":\"inactive\"}");
+        cr_assert_str_eq(ob_test_request_header(r, "Authorization"), "Bearer s3cr3t-t0ken");
+        cr_assert_str_eq(ob_test_request_header(r, "Content-Type"), "application/json");
+        const char *key = ob_test_request_header(r, "Idempotency-Key");
+        cr_assert(key && strstr(key, "-deactivate-1-revoke-sessions"), "key %s", key ? key : "(none)");
+        const struct ob_test_request *t = find_req(q, n, "POST", "/api/users/bob/transfer");
+        cr_assert_not_null(t);
+        cr_assert_str_eq(t->body, "{\"to\":\"alice\",\"via\":\"manager\"}");
+        cr_assert_gt(t->seq, r->seq, "transfer ran before revocation");
+        const struct ob_test_request *lic = find_req(q, n, "DELETE", "/api/licenses/bob");
+        cr_assert_not_null(lic);
+        cr_assert_gt(lic->seq, t->seq);
+
+        /* Transfer targets: team owner, then the fallback. */
+        cr_assert_str_eq(find_req(q, n, "POST", "/api/users/heidi/transfer")->body,
+                         "{\"to\":\"dave\",\"via\":\"team\"}");
+        cr_assert_str_eq(find_req(q, n, "POST", "/api/users/ivan/transfer")->body,
+                         "{\"to\":\"trent\",\"via\":\"fallback\"}");
+        /* Locked keeps its license; ended too. */
+        cr_assert_null(find_req(q, n, "DELETE", "/api/licenses/carol"));
+        cr_assert_not_null(find_req(q, n, "POST", "/api/users/carol/sessions/revoke"));
+        cr_assert_null(find_req(q, n, "DELETE", "/api/licenses/erin"));
+        cr_assert_not_null(find_req(q, n, "POST", "/api/users/erin/transfer"));
+        /* Active accounts are left alone. */
+        cr_assert_null(find_req(q, n, "POST", "/api/users/alice/sessions/revoke"));
+        /* The hostile uid lands as one escaped path segment. */
+        cr_assert_not_null(
+                find_req(q, n, "POST",
+                         "/api/users/mal%20lory%2F%3F%23%25%22%5C%2A%28%29%C3%A9%E6%97%A5%E6%9C%AC/sessions/revoke"));
+        ob_test_requests_free(q, n);
+
+        /* Write-back onto the entry. */
+        char *e = ob_test_ldapsearch(&srv, srv.base, "(uid=bob)",
+                                     "offboardStatus offboardReason offboardAction offboardStatusTime objectClass");
+        cr_assert(strstr(e, "offboardStatus: inactive"), "%s", e);
+        cr_assert(strstr(e, "offboardReason: Left the company"), "%s", e);
+        cr_assert(strstr(e, "offboardAction: revoke-sessions done "), "%s", e);
+        cr_assert(strstr(e, "offboardAction: free-license done "), "%s", e);
+        cr_assert(strstr(e, "objectClass: offboardAccount"), "%s", e);
+        free(e);
+        e = ob_test_ldapsearch(&srv, srv.base, "(uid=alice)", "offboardStatus");
+        cr_assert_null(strstr(e, "offboardStatus"), "an active account without history is not written: %s", e);
+        free(e);
+
+        /* Level-triggered and idempotent: a second pass owes nothing. */
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "0 accounts owe actions"), "%s", out);
+        cr_assert_eq((size_t)ob_test_recorder_count(&rec), expected_requests(), "the second run sent requests");
+        free(out);
+        free(err);
+        rc = offboard("plan", "--check", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "plan --check after a full reconcile: %s", out);
+        free(out);
+        free(err);
+}
+
+Test(e2e, a_failed_action_is_retried_with_the_same_idempotency_key_and_nothing_else_repeats)
+{
+        start("[{\"match\": \"^/api/licenses/ivan$\", \"status\": 500, \"body\": \"license server down\", "
+              "\"times\": 1}]",
+              NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 1, "a failed action exits 1; stdout: %.2000s", out);
+        cr_assert(strstr(out, "HTTP 500: license server down"), "%s", out);
+        free(out);
+        free(err);
+        rc = offboard("plan", "--check", NULL, &out, &err);
+        cr_assert_eq(rc, 1, "the failed action is still owed");
+        cr_assert(strstr(out, "free-license"), "%s", out);
+        free(out);
+        free(err);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+
+        struct ob_test_request *q;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        cr_assert_eq(n, expected_requests() + 1, "only the failed request was sent again");
+        const char *first = NULL, *second = NULL;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(q[i].path, "/api/licenses/ivan") == 0) {
+                        if (!first)
+                                first = ob_test_request_header(&q[i], "Idempotency-Key");
+                        else
+                                second = ob_test_request_header(&q[i], "Idempotency-Key");
+                }
+        cr_assert(first && second);
+        cr_assert_str_eq(first, second);
+        ob_test_requests_free(q, n);
+}
+
+Test(e2e, a_plan_above_the_safety_threshold_is_parked_until_forced)
+{
+        struct opts o = {.starttls = true, .max_accounts = 3};
+        start(NULL, &o);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 4, "stdout: %s", out);
+        cr_assert(strstr(out, "SAFETY"), "%s", out);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0, "a parked plan sent requests");
+        free(out);
+        free(err);
+        rc = offboard("reconcile", "--force", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_eq((size_t)ob_test_recorder_count(&rec), expected_requests());
+        free(out);
+        free(err);
+}
+
+Test(e2e, an_unreachable_directory_exits_3_and_changes_nothing)
+{
+        struct opts o = {.uri = "ldap://127.0.0.1:1", .starttls = true};
+        start(NULL, &o);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 3, "stderr: %s", err);
+        cr_assert(strstr(err, "ldap://127.0.0.1:1"), "%s", err);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0);
+        free(out);
+        free(err);
+}
+
+Test(e2e, an_empty_result_is_never_taken_for_everyone_having_left)
+{
+        start(NULL, NULL);
+        char *out, *err;
+        cr_assert_eq(offboard("reconcile", NULL, NULL, &out, &err), 0);
+        free(out);
+        free(err);
+        size_t sent = (size_t)ob_test_recorder_count(&rec);
+        /* Now a wrong filter: the search succeeds and finds nobody. */
+        struct opts o = {.starttls = true, .filter = "(uid=nobody-by-this-name)"};
+        write_config(&o);
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 3, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(err, "fewer than min_accounts"), "%s", err);
+        cr_assert_eq((size_t)ob_test_recorder_count(&rec), sent, "an empty result caused requests");
+        free(out);
+        free(err);
+}
+
+Test(e2e, a_size_limited_search_exits_3_before_any_side_effect)
+{
+        struct opts o = {.starttls = true, .bind_dn = srv.limited_dn, .bind_pw_file = srv.limited_pw_file};
+        start(NULL, &o);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 3, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0);
+        free(out);
+        free(err);
+}
+
+Test(e2e, a_simple_bind_over_plain_ldap_is_refused)
+{
+        struct opts o = {.starttls = false};
+        start(NULL, &o);
+        char *out, *err;
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 3, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(err, "unencrypted"), "%s", err);
+        free(out);
+        free(err);
+}
+
+Test(e2e, a_deleted_entry_gets_every_stage_it_owes)
+{
+        start(NULL, NULL);
+        /* Left over from an earlier run of this test, if any. */
+        ob_test_ldapmodify(&srv, "dn: uid=zed,ou=people,dc=example,dc=org\nchangetype: delete\n");
+        const char *addop = "dn: uid=zed,ou=people,dc=example,dc=org\nchangetype: add\n"
+                            "objectClass: inetOrgPerson\n"
+                            "uid: zed\ncn: Zed\nsn: Zed\nmail: zed@example.org\n"
+                            "manager: uid=alice,ou=people,dc=example,dc=org\n";
+        cr_assert_eq(ob_test_ldapmodify(&srv, addop), 0);
+        char *out, *err;
+        cr_assert_eq(offboard("reconcile", NULL, NULL, &out, &err), 0, "%s", err);
+        free(out);
+        free(err);
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=zed,ou=people,dc=example,dc=org\nchangetype: delete\n"), 0);
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "1 deleted"), "%s", out);
+        free(out);
+        free(err);
+        struct ob_test_request *q;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        const struct ob_test_request *r = find_req(q, n, "POST", "/api/users/zed/sessions/revoke");
+        cr_assert_not_null(r, "the deleted account's sessions were not revoked");
+        cr_assert_str_eq(r->body, "{\"reason\":\"\",\"status\":\"deleted\"}");
+        cr_assert_str_eq(find_req(q, n, "POST", "/api/users/zed/transfer")->body,
+                         "{\"to\":\"alice\",\"via\":\"manager\"}");
+        cr_assert_not_null(find_req(q, n, "DELETE", "/api/licenses/zed"));
+        ob_test_requests_free(q, n);
+        size_t sent = (size_t)ob_test_recorder_count(&rec);
+        cr_assert_eq(offboard("reconcile", NULL, NULL, &out, &err), 0);
+        cr_assert_eq((size_t)ob_test_recorder_count(&rec), sent, "a deleted account was deactivated twice");
+        free(out);
+        free(err);
+}
+
+Test(e2e, reactivation_runs_the_reactivate_set_and_rewrites_the_status)
+{
+        start(NULL, NULL);
+        char *out, *err;
+        cr_assert_eq(offboard("reconcile", NULL, NULL, &out, &err), 0, "%s", err);
+        free(out);
+        free(err);
+        /* grace was locked by status; unlock her. */
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=grace,ou=people,dc=example,dc=org\nchangetype: modify\n"
+                                              "replace: employeeType\nemployeeType: Active\n"),
+                     0);
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+        struct ob_test_request *q;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        cr_assert_not_null(find_req(q, n, "POST", "/api/users/grace/reactivate"));
+        ob_test_requests_free(q, n);
+        char *e = ob_test_ldapsearch(&srv, srv.base, "(uid=grace)", "offboardStatus");
+        cr_assert(strstr(e, "offboardStatus: active"), "%s", e);
+        free(e);
+        /* Put her back for the other tests. */
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=grace,ou=people,dc=example,dc=org\nchangetype: modify\n"
+                                              "replace: employeeType\nemployeeType: Locked\n"),
+                     0);
+}
