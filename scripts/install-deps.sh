@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# install-deps.sh: the Debian 12 packages offboard needs to build, test and demo.
+# Idempotent; runs apt-get only when something is missing.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libldap-dev libyaml-dev libcurl4-openssl-dev libsqlite3-dev
+      libcriterion-dev slapd ldap-utils python3 openssl ca-certificates)
+missing=()
+for p in "${pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+                echo "install-deps: run as root to install: ${missing[*]}" >&2
+                exit 1
+        fi
+        echo "install-deps: installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -q
+        # slapd's postinst would start a system slapd where it can; ours never uses it.
+        apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
