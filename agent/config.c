@@ -1688,14 +1688,13 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         set_default(&c->state_path, "/var/lib/offboard/state.db", &r);
         if (r == 0)
                 r = collect_attributes(c);
-        for (size_t i = 0; r == 0 && i < c->nactions; i++)
-                ob_json_tpl_foreach(c->actions[i].body, uses_transfer_cb, &c->uses_transfer);
         for (size_t i = 0; r == 0 && i < c->nactions; i++) {
                 struct ob_action *a = &c->actions[i];
-                bool t = ob_tpl_uses_prefix(a->url, "transfer_to.");
+                ob_json_tpl_foreach(a->body, uses_transfer_cb, &a->uses_transfer);
+                a->uses_transfer = a->uses_transfer || ob_tpl_uses_prefix(a->url, "transfer_to.");
                 for (size_t h = 0; h < a->nheaders; h++)
-                        t = t || ob_tpl_uses_prefix(a->headers[h].value, "transfer_to.");
-                c->uses_transfer = c->uses_transfer || t;
+                        a->uses_transfer = a->uses_transfer || ob_tpl_uses_prefix(a->headers[h].value, "transfer_to.");
+                c->uses_transfer = c->uses_transfer || a->uses_transfer;
         }
         if (r < 0) {
                 if (r == -ENOMEM && !err->message[0])

@@ -121,6 +121,7 @@ struct ob_action {
         size_t nafter;
         struct ob_action **after;
         bool security; /* revokes sessions or tokens: runs first */
+        bool uses_transfer; /* a template reads transfer_to.* */
 };
 
 struct ob_transition {

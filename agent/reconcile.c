@@ -571,7 +571,10 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
         if (k < 0)
                 return k;
         struct ob_account *target = NULL;
-        if (r->c->uses_transfer && ob_account_plan_owed(p) > 0) {
+        bool wants_transfer = false;
+        for (size_t i = 0; i < p->nsteps; i++)
+                wants_transfer = wants_transfer || (p->steps[i].state == OB_STEP_OWED && p->steps[i].action->uses_transfer);
+        if (wants_transfer) {
                 resolve_transfer(r, cd->account, &target, &in.transfer.via);
                 in.transfer.target = target;
                 ob_account_plan_free(p);
@@ -779,9 +782,11 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                          "SAFETY: %zu of %zu accounts would be deactivated, above the threshold (safety.max_accounts "
                          "%zu, safety.max_percent %u%%). %s",
                          r.sum.new_deactivations, population, sf->max_accounts, sf->max_percent,
-                         o->force ? "Released by --force."
-                                  : "The plan is parked and nothing was done: check the filter and mapping rules with "
-                                    "`offboard plan`, then run `offboard reconcile --force`.");
+                         o->force      ? "Released by --force."
+                         : o->dry_run ? "`offboard reconcile` would park this plan and do nothing until it is run "
+                                        "with --force."
+                                      : "The plan is parked and nothing was done: check the filter and mapping rules "
+                                        "with `offboard plan`, then run `offboard reconcile --force`.");
                 r.sum.parked = !o->force;
         }
 

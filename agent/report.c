@@ -261,9 +261,21 @@ void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_i
                                 st->action->connector->name);
                         if (st->state == OB_STEP_OWED)
                                 fprintf(f, "  %s %s", st->method, st->url ? st->url : "");
+                        if (it->results && st->state == OB_STEP_OWED && it->results[k].outcome > OB_OUTCOME_INTENT)
+                                fprintf(f, "  (HTTP %ld, %lld ms)", it->results[k].http_status,
+                                        (long long)it->results[k].duration_ms);
                         fputc('\n', f);
                         if (st->state != OB_STEP_OWED)
                                 continue;
+                        if (it->results) {
+                                /* After a reconcile: outcomes only; the request was shown by plan. */
+                                const char *e = st->render_error ? st->render_error : it->results[k].error;
+                                if (e)
+                                        fprintf(f, "       error: %s\n", e);
+                                else if (it->results[k].outcome == OB_OUTCOME_NONE)
+                                        fprintf(f, "       held: an action it runs after did not succeed\n");
+                                continue;
+                        }
                         const char *auth = auth_display(st->action->connector);
                         if (auth)
                                 fprintf(f, "       Authorization: %s\n", auth);
@@ -274,9 +286,7 @@ void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_i
                                 fprintf(f, "       body: %s\n", st->body);
                         if (st->render_error)
                                 fprintf(f, "       error: %s\n", st->render_error);
-                        else if (it->results && it->results[k].error)
-                                fprintf(f, "       error: %s\n", it->results[k].error);
-                        else if (!it->results && st->last_error)
+                        else if (st->last_error)
                                 fprintf(f, "       last error (attempt %d): %s\n", st->attempts, st->last_error);
                 }
                 if (p->writeback)
