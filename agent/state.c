@@ -1,0 +1,1354 @@
+/* state.c: the embedded state store on SQLite.
+ *
+ * One file, WAL, synchronous=FULL. The schema is versioned twice: the SQLite
+ * header carries application_id 'offb' and user_version, and the `meta` table
+ * says format=offboard-state, version=1. A file that fails any of these checks,
+ * or PRAGMA quick_check of the tables every pass reads, is refused with
+ * -OB_ESTATE and left untouched (SQLite itself refuses a truncated file).
+ *
+ * A new store is built under "<path>.new" and renamed into place once its
+ * schema is committed, so the file at <path> is either absent or a complete
+ * store: an empty or truncated file is never mistaken for a new store.
+ *
+ * Errors: every SQLite error becomes -OB_ESTATE (-ENOMEM for SQLITE_NOMEM,
+ * -ENOSPC when the disk is full) and a message naming the file is kept for
+ * ob_state_errmsg(). Writes on a read-only store give -EROFS. Operating-system
+ * errors while creating the file are returned as -errno. Nothing is logged.
+ */
+#define _GNU_SOURCE
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define OB_STATE_APPLICATION_ID 0x6f666662 /* 'offb' */
+#define OB_STATE_FORMAT "offboard-state"
+#define OB_STATE_VERSION 1
+/* Error excerpts kept per action, in bytes (cut on a UTF-8 boundary). */
+#define OB_STATE_ERROR_MAX 1024
+#define OB_STATE_MSG_MAX (PATH_MAX + 768)
+
+/* What the operator can do about a damaged store. */
+#define OB_STATE_ADVICE                                                                           \
+        "it was left untouched: restore it from a backup, or move it away to start over (every " \
+        "owed action will be planned again)"
+
+enum {
+        ST_GET,
+        ST_GET_SNAPSHOT,
+        ST_PUT,
+        ST_PUT_SNAPSHOT,
+        ST_INDEX,
+        ST_ACTIONS,
+        ST_INTENT,
+        ST_OUTCOME,
+        ST_BEGIN,
+        ST_COMMIT,
+        ST_ROLLBACK,
+        ST_SAVEPOINT,
+        ST_RELEASE,
+        ST_ROLLBACK_TO,
+        _ST_MAX,
+};
+
+static const char *const state_sql[_ST_MAX] = {
+        [ST_GET] = "SELECT id, dn, username, status, status_since, digest, generation, pending_from, "
+                   "pending_to, writeback_owed FROM accounts WHERE id = ?1",
+        [ST_GET_SNAPSHOT] = "SELECT a.dn, s.data FROM accounts AS a LEFT JOIN snapshots AS s ON s.id = a.id "
+                            "WHERE a.id = ?1",
+        [ST_PUT] = "INSERT INTO accounts(id, dn, username, status, status_since, digest, generation, "
+                   "pending_from, pending_to, writeback_owed) "
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
+                   "ON CONFLICT(id) DO UPDATE SET dn = excluded.dn, username = excluded.username, "
+                   "status = excluded.status, status_since = excluded.status_since, "
+                   "digest = excluded.digest, generation = excluded.generation, "
+                   "pending_from = excluded.pending_from, pending_to = excluded.pending_to, "
+                   "writeback_owed = excluded.writeback_owed",
+        [ST_PUT_SNAPSHOT] = "INSERT INTO snapshots(id, data) VALUES(?1, ?2) "
+                            "ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+        /* accounts is a WITHOUT ROWID table: its rows are stored in id
+         * order, so this ORDER BY costs no sort. */
+        [ST_INDEX] = "SELECT id, digest, status, pending_to, writeback_owed FROM accounts ORDER BY id",
+        [ST_ACTIONS] = "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated "
+                       "FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action",
+        /* A new intent keeps http_status and error: they describe the last
+         * attempt that came back, which `offboard status` still wants to show
+         * while the next one is in flight. */
+        [ST_INTENT] = "INSERT INTO actions(account_id, generation, action, outcome, attempts, "
+                      "http_status, error, idempotency_key, updated) "
+                      "VALUES(?1, ?2, ?3, ?4, 1, 0, NULL, ?5, ?6) "
+                      "ON CONFLICT(account_id, generation, action) DO UPDATE SET "
+                      "outcome = excluded.outcome, attempts = actions.attempts + 1, "
+                      "idempotency_key = excluded.idempotency_key, updated = excluded.updated",
+        /* An outcome may come without an intent (skipped, blocked: no request
+         * was sent); it then has zero attempts. */
+        [ST_OUTCOME] = "INSERT INTO actions(account_id, generation, action, outcome, attempts, "
+                       "http_status, error, idempotency_key, updated) "
+                       "VALUES(?1, ?2, ?3, ?4, 0, ?5, ?6, NULL, ?7) "
+                       "ON CONFLICT(account_id, generation, action) DO UPDATE SET "
+                       "outcome = excluded.outcome, http_status = excluded.http_status, "
+                       "error = excluded.error, updated = excluded.updated",
+        [ST_BEGIN] = "BEGIN IMMEDIATE",
+        [ST_COMMIT] = "COMMIT",
+        [ST_ROLLBACK] = "ROLLBACK",
+        [ST_SAVEPOINT] = "SAVEPOINT ob_put",
+        [ST_RELEASE] = "RELEASE ob_put",
+        [ST_ROLLBACK_TO] = "ROLLBACK TO ob_put",
+};
+
+static const char state_schema[] =
+        "BEGIN;"
+        "PRAGMA application_id = 1868981858;" /* 0x6f666662 */
+        "PRAGMA user_version = 1;"
+        "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
+        "INSERT INTO meta(key, value) VALUES('format', 'offboard-state'), ('version', '1');"
+        "CREATE TABLE accounts("
+        " id TEXT PRIMARY KEY NOT NULL,"
+        " dn TEXT,"
+        " username TEXT,"
+        " status INTEGER NOT NULL DEFAULT 0,"
+        " status_since INTEGER NOT NULL DEFAULT 0,"
+        " digest INTEGER NOT NULL DEFAULT 0," /* uint64 stored as its int64 bit pattern */
+        " generation INTEGER NOT NULL DEFAULT 0,"
+        " pending_from INTEGER NOT NULL DEFAULT 0,"
+        " pending_to INTEGER NOT NULL DEFAULT 0,"
+        " writeback_owed INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;" /* one b-tree, in id order */
+        /* Snapshots (~1 KB each) have their own table: the scan that loads
+         * the index then reads ~100 bytes per account instead of all of
+         * them, and a put that keeps the snapshot does not rewrite it. */
+        "CREATE TABLE snapshots("
+        " id TEXT PRIMARY KEY NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+        " data BLOB NOT NULL);"
+        "CREATE TABLE actions("
+        " account_id TEXT NOT NULL,"
+        " generation INTEGER NOT NULL,"
+        " action TEXT NOT NULL,"
+        " outcome INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " http_status INTEGER NOT NULL DEFAULT 0,"
+        " error TEXT,"
+        " idempotency_key TEXT,"
+        " updated INTEGER NOT NULL DEFAULT 0,"
+        " PRIMARY KEY(account_id, generation, action)) WITHOUT ROWID;"
+        "COMMIT;";
+
+struct ob_state {
+        sqlite3 *db; /* NULL: read-only store whose file does not exist (empty) */
+        char *path;
+        bool readonly;
+        sqlite3_stmt *st[_ST_MAX];
+        char errmsg[OB_STATE_MSG_MAX];
+};
+
+static _Thread_local char state_open_errmsg[OB_STATE_MSG_MAX];
+
+static void stmt_resetp(sqlite3_stmt **st)
+{
+        if (*st) {
+                sqlite3_reset(*st);
+                sqlite3_clear_bindings(*st);
+        }
+}
+#define _cleanup_reset_ _cleanup_(stmt_resetp)
+
+static int64_t u64_to_i64(uint64_t u)
+{
+        int64_t i;
+        memcpy(&i, &u, sizeof(i));
+        return i;
+}
+
+static uint64_t i64_to_u64(int64_t i)
+{
+        uint64_t u;
+        memcpy(&u, &i, sizeof(u));
+        return u;
+}
+
+static int state_msg(struct ob_state *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int state_msg(struct ob_state *s, int err, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->errmsg, sizeof(s->errmsg), fmt, ap);
+        va_end(ap);
+        return err;
+}
+
+/* Translates an SQLite result code into an error and a message; `what` says
+ * what was being done ("reading account X"). */
+static int state_fail(struct ob_state *s, int rc, const char *what)
+{
+        /* rc may be ours (a NULL where none can be): then the connection's
+         * last message is about something else. */
+        bool from_db = s->db && (sqlite3_errcode(s->db) & 0xff) == (rc & 0xff);
+        const char *detail = from_db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+        int sys = from_db ? sqlite3_system_errno(s->db) : 0;
+
+        switch (rc & 0xff) {
+        case SQLITE_NOMEM:
+                return state_msg(s, -ENOMEM, "state store %s: out of memory while %s", s->path, what);
+        case SQLITE_FULL:
+                return state_msg(s, -ENOSPC,
+                                 "state store %s: disk full while %s (%s); nothing more can be recorded "
+                                 "until space is freed",
+                                 s->path, what, detail);
+        case SQLITE_NOTADB:
+                return state_msg(s, -OB_ESTATE,
+                                 "state store %s is corrupt or not a database at all (%s); " OB_STATE_ADVICE,
+                                 s->path, detail);
+        case SQLITE_CORRUPT:
+                return state_msg(s, -OB_ESTATE, "state store %s is corrupt (%s); " OB_STATE_ADVICE, s->path,
+                                 detail);
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return state_msg(s, -OB_ESTATE, "state store %s is locked by another process while %s (%s)",
+                                 s->path, what, detail);
+        case SQLITE_IOERR:
+                if (sys == ENOSPC || sys == EDQUOT)
+                        return state_msg(s, -ENOSPC,
+                                         "state store %s: disk full while %s (%s); nothing more can be "
+                                         "recorded until space is freed",
+                                         s->path, what, strerror(sys));
+                if (sys != 0)
+                        return state_msg(s, -OB_ESTATE, "state store %s: I/O error while %s (%s: %s)", s->path,
+                                         what, detail, strerror(sys));
+                break;
+        default:
+                break;
+        }
+        return state_msg(s, -OB_ESTATE, "state store %s: error while %s (%s)", s->path, what, detail);
+}
+
+static int state_readonly(struct ob_state *s, const char *what)
+{
+        return state_msg(s, -EROFS, "state store %s is open read-only: cannot %s", s->path, what);
+}
+
+static int col_strdup(sqlite3_stmt *st, int col, char **ret)
+{
+        if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+                *ret = NULL;
+                return 0;
+        }
+        const unsigned char *t = sqlite3_column_text(st, col);
+        if (!t)
+                return -ENOMEM;
+        char *d = strdup((const char *)t);
+        if (!d)
+                return -ENOMEM;
+        *ret = d;
+        return 0;
+}
+
+/* ---- snapshot serialization ----
+ *
+ * "OBS1", then little-endian u32 lengths followed by bytes:
+ *   id, dn (0xffffffff: absent), u32 nattrs, per attribute: name, u32 nvals,
+ *   per value: bytes;
+ * then a u32 FNV-1a checksum of everything before it. SQLite checks the
+ * structure of its pages but not their content: the checksum catches a value
+ * garbled on disk.
+ * Attributes without values are not kept (ob_account_add cannot make them).
+ */
+#define SNAP_MAGIC "OBS1"
+#define SNAP_ABSENT UINT32_MAX
+
+static int snap_raw_u32(struct ob_buf *b, uint32_t v)
+{
+        unsigned char c[4] = {v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >> 24) & 0xff};
+        return ob_buf_add(b, (const char *)c, sizeof(c));
+}
+
+/* A length or a count. */
+static int snap_u32(struct ob_buf *b, size_t v)
+{
+        if (v >= SNAP_ABSENT)
+                return -OB_ELIMIT;
+        return snap_raw_u32(b, (uint32_t)v);
+}
+
+static int snap_bytes(struct ob_buf *b, const char *p, size_t n)
+{
+        int r;
+        if (!p)
+                return snap_raw_u32(b, SNAP_ABSENT);
+        r = snap_u32(b, n);
+        if (r < 0)
+                return r;
+        return ob_buf_add(b, p, n);
+}
+
+static uint32_t snap_checksum(const void *p, size_t n)
+{
+        const unsigned char *c = p;
+        uint32_t h = 2166136261u;
+        for (size_t i = 0; i < n; i++) {
+                h ^= c[i];
+                h *= 16777619u;
+        }
+        return h;
+}
+
+static int snapshot_encode(const struct ob_account *a, struct ob_buf *b)
+{
+        int r;
+        size_t nattrs = 0;
+
+        for (size_t i = 0; i < a->nattrs; i++)
+                if (a->attrs[i].nvals > 0)
+                        nattrs++;
+        r = ob_buf_add(b, SNAP_MAGIC, 4);
+        if (r >= 0)
+                r = snap_bytes(b, a->id, a->id ? strlen(a->id) : 0);
+        if (r >= 0)
+                r = snap_bytes(b, a->dn, a->dn ? strlen(a->dn) : 0);
+        if (r >= 0)
+                r = snap_u32(b, nattrs);
+        for (size_t i = 0; r >= 0 && i < a->nattrs; i++) {
+                const struct ob_attr *at = &a->attrs[i];
+                if (at->nvals == 0)
+                        continue;
+                r = snap_bytes(b, at->name, strlen(at->name));
+                if (r >= 0)
+                        r = snap_u32(b, at->nvals);
+                for (size_t j = 0; r >= 0 && j < at->nvals; j++)
+                        r = snap_bytes(b, at->vals[j].data, at->vals[j].len);
+        }
+        if (r >= 0)
+                r = snap_raw_u32(b, snap_checksum(b->data, b->len));
+        return r;
+}
+
+struct snap_reader {
+        const unsigned char *p;
+        size_t left;
+};
+
+static int snap_read_u32(struct snap_reader *rd, uint32_t *ret)
+{
+        if (rd->left < 4)
+                return -OB_ESTATE;
+        *ret = (uint32_t)rd->p[0] | (uint32_t)rd->p[1] << 8 | (uint32_t)rd->p[2] << 16 | (uint32_t)rd->p[3] << 24;
+        rd->p += 4;
+        rd->left -= 4;
+        return 0;
+}
+
+/* A pointer into the blob and its length; *ret_p NULL when absent. */
+static int snap_read_bytes(struct snap_reader *rd, bool may_be_absent, const char **ret_p, size_t *ret_n)
+{
+        uint32_t n;
+        if (snap_read_u32(rd, &n) < 0)
+                return -OB_ESTATE;
+        if (n == SNAP_ABSENT) {
+                if (!may_be_absent)
+                        return -OB_ESTATE;
+                *ret_p = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        if (n > rd->left)
+                return -OB_ESTATE;
+        *ret_p = (const char *)rd->p;
+        *ret_n = n;
+        rd->p += n;
+        rd->left -= n;
+        return 0;
+}
+
+/* -OB_ESTATE for a malformed blob, -ENOMEM. */
+static int snapshot_decode(const void *blob, size_t len, struct ob_account **ret)
+{
+        _cleanup_account_ struct ob_account *a = ob_account_new();
+        struct snap_reader rd = {blob, len};
+        const char *p;
+        size_t n;
+        uint32_t nattrs;
+        int r;
+
+        if (!a)
+                return -ENOMEM;
+        if (len < 8 || memcmp(blob, SNAP_MAGIC, 4) != 0)
+                return -OB_ESTATE;
+        struct snap_reader sum = {rd.p + len - 4, 4};
+        uint32_t want;
+        if (snap_read_u32(&sum, &want) < 0 || snap_checksum(blob, len - 4) != want)
+                return -OB_ESTATE;
+        rd.p += 4;
+        rd.left -= 8;
+
+        if (snap_read_bytes(&rd, true, &p, &n) < 0)
+                return -OB_ESTATE;
+        if (p) {
+                if (memchr(p, '\0', n))
+                        return -OB_ESTATE;
+                a->id = strndup(p, n);
+                if (!a->id)
+                        return -ENOMEM;
+        }
+        if (snap_read_bytes(&rd, true, &p, &n) < 0)
+                return -OB_ESTATE;
+        if (p) {
+                if (memchr(p, '\0', n))
+                        return -OB_ESTATE;
+                a->dn = strndup(p, n);
+                if (!a->dn)
+                        return -ENOMEM;
+        }
+        if (snap_read_u32(&rd, &nattrs) < 0)
+                return -OB_ESTATE;
+        for (uint32_t i = 0; i < nattrs; i++) {
+                const char *name;
+                size_t name_len;
+                uint32_t nvals;
+                if (snap_read_bytes(&rd, false, &name, &name_len) < 0 || name_len == 0 ||
+                    memchr(name, '\0', name_len))
+                        return -OB_ESTATE;
+                _cleanup_free_ char *name_z = strndup(name, name_len);
+                if (!name_z)
+                        return -ENOMEM;
+                if (snap_read_u32(&rd, &nvals) < 0 || nvals == 0)
+                        return -OB_ESTATE;
+                for (uint32_t j = 0; j < nvals; j++) {
+                        if (snap_read_bytes(&rd, false, &p, &n) < 0)
+                                return -OB_ESTATE;
+                        r = ob_account_add(a, name_z, p, n);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        if (rd.left != 0)
+                return -OB_ESTATE;
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+/* ---- opening ---- */
+
+static int state_prepare(struct ob_state *s, const char *sql, sqlite3_stmt **ret, const char *what)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+        if (rc != SQLITE_OK) {
+                sqlite3_finalize(st);
+                return state_fail(s, rc, what);
+        }
+        *ret = st;
+        return 0;
+}
+
+static int state_exec(struct ob_state *s, const char *sql, const char *what)
+{
+        int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+        if (rc != SQLITE_OK)
+                return state_fail(s, rc, what);
+        return 0;
+}
+
+/* A single-row integer pragma. */
+static int state_pragma_int(struct ob_state *s, const char *sql, int64_t *ret)
+{
+        sqlite3_stmt *st = NULL;
+        int r = state_prepare(s, sql, &st, "opening it");
+        if (r < 0)
+                return r;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                *ret = sqlite3_column_int64(st, 0);
+                r = 0;
+        } else {
+                r = state_fail(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "opening it");
+        }
+        sqlite3_finalize(st);
+        return r;
+}
+
+/* The value of one meta key (NULL if absent); -OB_ESTATE if there is no meta table. */
+static int state_meta(struct ob_state *s, const char *key, char **ret)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL);
+        int r;
+
+        if (rc != SQLITE_OK) {
+                sqlite3_finalize(st);
+                if ((rc & 0xff) == SQLITE_ERROR)
+                        return state_msg(s, -OB_ESTATE,
+                                         "state store %s is not an offboard state store (it has no meta "
+                                         "table); it was left untouched: check the state path",
+                                         s->path);
+                return state_fail(s, rc, "opening it");
+        }
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                r = col_strdup(st, 0, ret);
+                if (r < 0)
+                        r = state_fail(s, SQLITE_NOMEM, "opening it");
+        } else if (rc == SQLITE_DONE) {
+                *ret = NULL;
+                r = 0;
+        } else
+                r = state_fail(s, rc, "opening it");
+        sqlite3_finalize(st);
+        return r;
+}
+
+static int state_quick_check(struct ob_state *s, const char *sql)
+{
+        sqlite3_stmt *st = NULL;
+        int r = state_prepare(s, sql, &st, "checking it");
+        if (r < 0)
+                return r;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+                const char *t = (const char *)sqlite3_column_text(st, 0);
+                if (!t)
+                        r = state_fail(s, SQLITE_NOMEM, "checking it");
+                else if (strcmp(t, "ok") != 0) {
+                        char detail[256];
+                        snprintf(detail, sizeof(detail), "%s", t);
+                        for (char *c = detail; *c; c++)
+                                if (*c == '\n' || *c == '\r' || *c == '\t')
+                                        *c = ' ';
+                        r = state_msg(s, -OB_ESTATE, "state store %s is corrupt (%s); " OB_STATE_ADVICE,
+                                      s->path, detail);
+                } else
+                        r = 0;
+        } else
+                r = state_fail(s, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "checking it");
+        sqlite3_finalize(st);
+        return r;
+}
+
+/* Is this file an offboard store this version can use? Reads only. */
+static int state_verify(struct ob_state *s)
+{
+        _cleanup_free_ char *format = NULL, *version = NULL;
+        int64_t appid = 0, v = 0;
+        int r;
+
+        if (sqlite3_busy_timeout(s->db, 5000) != SQLITE_OK)
+                return state_fail(s, sqlite3_errcode(s->db), "opening it");
+        r = state_pragma_int(s, "PRAGMA application_id", &appid);
+        if (r < 0)
+                return r;
+        if (appid != OB_STATE_APPLICATION_ID)
+                return state_msg(s, -OB_ESTATE,
+                                 "state store %s is not an offboard state store (SQLite application_id "
+                                 "0x%08llx, expected 0x%08x); it was left untouched: check the state path",
+                                 s->path, (unsigned long long)(uint32_t)appid, OB_STATE_APPLICATION_ID);
+        r = state_meta(s, "format", &format);
+        if (r < 0)
+                return r;
+        r = state_meta(s, "version", &version);
+        if (r < 0)
+                return r;
+        if (!format || strcmp(format, OB_STATE_FORMAT) != 0 || !version)
+                return state_msg(s, -OB_ESTATE,
+                                 "state store %s is not an offboard state store (format %s); it was left "
+                                 "untouched: check the state path",
+                                 s->path, format ? format : "missing");
+        if (ob_parse_i64(version, &v) < 0 || v < 1)
+                return state_msg(s, -OB_ESTATE,
+                                 "state store %s has an invalid format version \"%s\"; " OB_STATE_ADVICE,
+                                 s->path, version);
+        if (v > OB_STATE_VERSION)
+                return state_msg(s, -OB_ESTATE,
+                                 "state store %s was written by a newer offboard (format version %lld, this "
+                                 "one reads up to %d); it was left untouched: run that newer version",
+                                 s->path, (long long)v, OB_STATE_VERSION);
+        /* The structure of the tables every pass reads. Checking the whole
+         * file takes ~200 ms per 100,000 accounts, mostly in the snapshots
+         * (~1 KB each); those are read one at a time, where SQLite checks
+         * the pages it walks and a checksum covers each blob. */
+        static const char *const checks[] = {
+                "PRAGMA quick_check(meta)",
+                "PRAGMA quick_check(accounts)",
+                "PRAGMA quick_check(actions)",
+        };
+        for (size_t i = 0; i < OB_ELEMENTSOF(checks); i++) {
+                r = state_quick_check(s, checks[i]);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int state_open_db(struct ob_state *s, const char *path, int flags)
+{
+        int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+        if (rc != SQLITE_OK) {
+                if (!s->db)
+                        return state_msg(s, -ENOMEM, "state store %s: out of memory while opening it", s->path);
+                return state_fail(s, rc, "opening it");
+        }
+        sqlite3_extended_result_codes(s->db, 1);
+        return 0;
+}
+
+static void state_close_db(struct ob_state *s, bool checkpoint)
+{
+        for (size_t i = 0; i < _ST_MAX; i++) {
+                sqlite3_finalize(s->st[i]);
+                s->st[i] = NULL;
+        }
+        if (!s->db)
+                return;
+        /* A store that failed its checks is not written to, not even by the
+         * checkpoint SQLite runs when the last connection closes. */
+        if (!checkpoint)
+                sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+        sqlite3_close_v2(s->db);
+        s->db = NULL;
+}
+
+static int fsync_path(const char *path, bool dir)
+{
+        int fd = open(path, (dir ? O_RDONLY | O_DIRECTORY : O_RDWR) | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = fsync(fd) < 0 ? -errno : 0;
+        close(fd);
+        return r;
+}
+
+static void unlink_sidecars(const char *base)
+{
+        static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+        char p[PATH_MAX];
+        for (size_t i = 0; i < OB_ELEMENTSOF(suffixes); i++)
+                if (snprintf(p, sizeof(p), "%s%s", base, suffixes[i]) < (int)sizeof(p))
+                        (void)unlink(p);
+}
+
+/* Builds a complete empty store at <path>.new and renames it to <path> if
+ * nothing appeared there meanwhile. */
+static int state_create(struct ob_state *s)
+{
+        char tmp[PATH_MAX];
+        int fd, r;
+
+        if (snprintf(tmp, sizeof(tmp), "%s.new", s->path) >= (int)sizeof(tmp))
+                return state_msg(s, -ENAMETOOLONG, "state store %s: path too long", s->path);
+        /* Leftovers of an interrupted creation are ours, and a stale -wal
+         * must not be replayed into the new file. */
+        unlink_sidecars(tmp);
+        fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0) {
+                r = -errno;
+                if (r == -ENOENT) {
+                        _cleanup_free_ char *d = strdup(s->path);
+                        if (!d)
+                                return state_fail(s, SQLITE_NOMEM, "creating it");
+                        return state_msg(s, r, "state store %s cannot be created: directory %s does not exist",
+                                         s->path, dirname(d));
+                }
+                return state_msg(s, r, "state store %s cannot be created: %s: %s", s->path, tmp, strerror(-r));
+        }
+        close(fd);
+
+        r = state_open_db(s, tmp, SQLITE_OPEN_READWRITE);
+        if (r >= 0)
+                r = state_exec(s, "PRAGMA synchronous = FULL", "creating it");
+        if (r >= 0)
+                r = state_exec(s, state_schema, "creating it");
+        if (r >= 0)
+                r = state_exec(s, "PRAGMA journal_mode = WAL", "creating it");
+        state_close_db(s, true);
+        if (r >= 0) {
+                r = fsync_path(tmp, false);
+                if (r < 0)
+                        r = state_msg(s, r, "state store %s cannot be created: fsync %s: %s", s->path, tmp,
+                                      strerror(-r));
+        }
+        if (r >= 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, s->path, RENAME_NOREPLACE) < 0) {
+                r = -errno;
+                if (r == -EINVAL || r == -ENOSYS) {
+                        /* A file system without RENAME_NOREPLACE: a hard link
+                         * refuses to replace too. */
+                        r = link(tmp, s->path) < 0 ? -errno : 0;
+                }
+                if (r == -EEXIST)
+                        r = 0; /* someone else created it: verify theirs */
+                else if (r < 0)
+                        r = state_msg(s, r, "state store %s cannot be created: rename %s: %s", s->path, tmp,
+                                      strerror(-r));
+        }
+        unlink_sidecars(tmp);
+        if (r >= 0) {
+                _cleanup_free_ char *d = strdup(s->path);
+                if (!d)
+                        return state_fail(s, SQLITE_NOMEM, "creating it");
+                (void)fsync_path(dirname(d), true);
+        }
+        return r;
+}
+
+void ob_state_free(struct ob_state *s)
+{
+        if (!s)
+                return;
+        if (s->db && !sqlite3_get_autocommit(s->db) && s->st[ST_ROLLBACK]) {
+                sqlite3_step(s->st[ST_ROLLBACK]);
+                sqlite3_reset(s->st[ST_ROLLBACK]);
+        }
+        state_close_db(s, true);
+        free(s->path);
+        free(s);
+}
+
+int ob_state_open(const char *path, bool readonly, struct ob_state **ret)
+{
+        struct ob_state *s = NULL;
+        struct stat sb;
+        int r;
+
+        state_open_errmsg[0] = '\0';
+        if (!path || !*path) {
+                snprintf(state_open_errmsg, sizeof(state_open_errmsg), "state store path is empty");
+                return -EINVAL;
+        }
+        s = calloc(1, sizeof(*s));
+        if (!s || !(s->path = strdup(path))) {
+                free(s);
+                snprintf(state_open_errmsg, sizeof(state_open_errmsg), "state store %s: out of memory", path);
+                return -ENOMEM;
+        }
+        s->readonly = readonly;
+
+        if (stat(path, &sb) < 0) {
+                r = -errno;
+                if (r != -ENOENT) {
+                        state_msg(s, r, "state store %s cannot be opened: %s", path, strerror(-r));
+                        goto fail;
+                }
+                if (readonly) {
+                        /* A first `offboard plan`: nothing recorded yet. */
+                        *ret = s;
+                        return 0;
+                }
+                r = state_create(s);
+                if (r < 0)
+                        goto fail;
+        } else if (!S_ISREG(sb.st_mode)) {
+                r = state_msg(s, -OB_ESTATE, "state store %s is not a regular file; it was left untouched", path);
+                goto fail;
+        } else if (sb.st_size == 0) {
+                r = state_msg(s, -OB_ESTATE, "state store %s is corrupt (it is empty); " OB_STATE_ADVICE, path);
+                goto fail;
+        }
+
+        r = state_open_db(s, path, readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+        if (r < 0)
+                goto fail;
+        r = state_verify(s);
+        if (r < 0)
+                goto fail;
+        if (!readonly) {
+                /* An 8 MiB page cache (default 2 MiB) keeps more of the id
+                 * b-trees in memory during a full pass: filling 100,000
+                 * accounts takes about a fifth less CPU. */
+                r = state_exec(s,
+                               "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; "
+                               "PRAGMA cache_size = -8192;",
+                               "opening it");
+                if (r < 0)
+                        goto fail;
+        }
+        for (size_t i = 0; i < _ST_MAX; i++) {
+                r = state_prepare(s, state_sql[i], &s->st[i], "opening it");
+                if (r < 0)
+                        goto fail;
+        }
+        *ret = s;
+        return 0;
+
+fail:
+        memcpy(state_open_errmsg, s->errmsg, sizeof(state_open_errmsg));
+        state_close_db(s, false);
+        free(s->path);
+        free(s);
+        return r;
+}
+
+const char *ob_state_errmsg(const struct ob_state *s)
+{
+        return s ? s->errmsg : "";
+}
+
+const char *ob_state_open_errmsg(void)
+{
+        return state_open_errmsg;
+}
+
+/* ---- records ---- */
+
+void ob_record_clear(struct ob_record *r)
+{
+        if (!r)
+                return;
+        free(r->id);
+        free(r->dn);
+        free(r->username);
+        *r = (struct ob_record){0};
+}
+
+int ob_state_get(struct ob_state *s, const char *id, struct ob_record *ret)
+{
+        struct ob_record rec = {0};
+        int r;
+
+        if (!id)
+                return -EINVAL;
+        if (!s->db)
+                return -OB_ENOTFOUND;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_GET];
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -OB_ENOTFOUND;
+        if (rc != SQLITE_ROW)
+                return state_fail(s, rc, "reading an account");
+        r = col_strdup(st, 0, &rec.id);
+        if (r >= 0)
+                r = col_strdup(st, 1, &rec.dn);
+        if (r >= 0)
+                r = col_strdup(st, 2, &rec.username);
+        if (r < 0 || !rec.id) {
+                ob_record_clear(&rec);
+                return r < 0 ? state_fail(s, SQLITE_NOMEM, "reading an account")
+                             : state_fail(s, SQLITE_CORRUPT, "reading an account");
+        }
+        rec.status = sqlite3_column_int(st, 3);
+        rec.status_since = sqlite3_column_int64(st, 4);
+        rec.digest = i64_to_u64(sqlite3_column_int64(st, 5));
+        rec.generation = sqlite3_column_int64(st, 6);
+        rec.pending_from = sqlite3_column_int(st, 7);
+        rec.pending_to = sqlite3_column_int(st, 8);
+        rec.writeback_owed = sqlite3_column_int(st, 9) != 0;
+        *ret = rec;
+        return 0;
+}
+
+/* A record without a snapshot gives an account with only id and dn. */
+int ob_state_get_snapshot(struct ob_state *s, const char *id, struct ob_account **ret)
+{
+        _cleanup_account_ struct ob_account *a = NULL;
+        int r;
+
+        if (!id)
+                return -EINVAL;
+        if (!s->db)
+                return -OB_ENOTFOUND;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_GET_SNAPSHOT];
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return -OB_ENOTFOUND;
+        if (rc != SQLITE_ROW)
+                return state_fail(s, rc, "reading a snapshot");
+        if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+                a = ob_account_new();
+                if (!a)
+                        return state_fail(s, SQLITE_NOMEM, "reading a snapshot");
+        } else {
+                const void *blob = sqlite3_column_blob(st, 1);
+                int len = sqlite3_column_bytes(st, 1);
+                if (!blob && len > 0)
+                        return state_fail(s, SQLITE_NOMEM, "reading a snapshot");
+                r = snapshot_decode(blob ? blob : "", (size_t)len, &a);
+                if (r == -OB_ESTATE)
+                        return state_msg(s, r,
+                                         "state store %s is corrupt (the snapshot of account %s does not "
+                                         "decode); " OB_STATE_ADVICE,
+                                         s->path, id);
+                if (r < 0)
+                        return state_fail(s, SQLITE_NOMEM, "reading a snapshot");
+        }
+        if ((!a->id && !(a->id = strdup(id))) || (!a->dn && col_strdup(st, 0, &a->dn) < 0))
+                return state_fail(s, SQLITE_NOMEM, "reading a snapshot");
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+int ob_state_begin(struct ob_state *s)
+{
+        if (s->readonly)
+                return state_readonly(s, "begin a transaction");
+        if (!sqlite3_get_autocommit(s->db))
+                return state_msg(s, -EBUSY, "state store %s: a transaction is already open", s->path);
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_BEGIN];
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return state_fail(s, rc, "beginning a transaction");
+        return 0;
+}
+
+/* After a failed commit the transaction may still be open: call
+ * ob_state_rollback(), which is harmless when there is none. */
+int ob_state_commit(struct ob_state *s)
+{
+        if (s->readonly)
+                return state_readonly(s, "commit");
+        if (sqlite3_get_autocommit(s->db))
+                return state_msg(s, -EINVAL, "state store %s: commit without a transaction", s->path);
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_COMMIT];
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return state_fail(s, rc, "committing");
+        return 0;
+}
+
+int ob_state_rollback(struct ob_state *s)
+{
+        if (s->readonly)
+                return state_readonly(s, "roll back");
+        if (sqlite3_get_autocommit(s->db))
+                return 0;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_ROLLBACK];
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return state_fail(s, rc, "rolling back");
+        return 0;
+}
+
+static int bind_text_or_null(sqlite3_stmt *st, int i, const char *t)
+{
+        return t ? sqlite3_bind_text(st, i, t, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static int state_step_done(struct ob_state *s, int which, const char *what)
+{
+        _cleanup_reset_ sqlite3_stmt *st = s->st[which];
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return state_fail(s, rc, what);
+        return 0;
+}
+
+static int state_put_record(struct ob_state *s, const struct ob_record *r)
+{
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_PUT];
+        sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+        bind_text_or_null(st, 2, r->dn);
+        bind_text_or_null(st, 3, r->username);
+        sqlite3_bind_int(st, 4, r->status);
+        sqlite3_bind_int64(st, 5, r->status_since);
+        sqlite3_bind_int64(st, 6, u64_to_i64(r->digest));
+        sqlite3_bind_int64(st, 7, r->generation);
+        sqlite3_bind_int(st, 8, r->pending_from);
+        sqlite3_bind_int(st, 9, r->pending_to);
+        sqlite3_bind_int(st, 10, r->writeback_owed ? 1 : 0);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return state_fail(s, rc, "recording an account");
+        return 0;
+}
+
+static int state_put_snapshot(struct ob_state *s, const char *id, const struct ob_buf *blob)
+{
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_PUT_SNAPSHOT];
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        int rc = sqlite3_bind_blob(st, 2, blob->data, (int)blob->len, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+                rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return state_fail(s, rc, "recording a snapshot");
+        return 0;
+}
+
+/* Record and snapshot are two rows: outside a transaction they are committed
+ * together, inside one a savepoint undoes the first if the second fails, so a
+ * failed put leaves nothing behind either way. */
+int ob_state_put(struct ob_state *s, const struct ob_record *r, const struct ob_account *snapshot)
+{
+        _cleanup_buf_ struct ob_buf blob = {0};
+        int k;
+
+        if (!r || !r->id)
+                return -EINVAL;
+        if (s->readonly)
+                return state_readonly(s, "record an account");
+        if (!snapshot)
+                return state_put_record(s, r);
+
+        k = snapshot_encode(snapshot, &blob);
+        if (k == -OB_ELIMIT)
+                return state_msg(s, k, "state store %s: the snapshot of account %s has a value over 4 GiB", s->path,
+                                 r->id);
+        if (k < 0)
+                return state_fail(s, SQLITE_NOMEM, "recording a snapshot");
+        if (blob.len > INT_MAX)
+                return state_msg(s, -OB_ELIMIT, "state store %s: the snapshot of account %s is too large", s->path,
+                                 r->id);
+
+        bool own = sqlite3_get_autocommit(s->db);
+        k = state_step_done(s, own ? ST_BEGIN : ST_SAVEPOINT, "recording an account");
+        if (k < 0)
+                return k;
+        k = state_put_record(s, r);
+        if (k >= 0)
+                k = state_put_snapshot(s, r->id, &blob);
+        if (k >= 0)
+                k = state_step_done(s, own ? ST_COMMIT : ST_RELEASE, "recording an account");
+        if (k < 0) {
+                /* Keep the first error's message. */
+                char msg[sizeof(s->errmsg)];
+                memcpy(msg, s->errmsg, sizeof(msg));
+                if (own) {
+                        if (!sqlite3_get_autocommit(s->db))
+                                (void)state_step_done(s, ST_ROLLBACK, "rolling back");
+                } else if (state_step_done(s, ST_ROLLBACK_TO, "rolling back") >= 0)
+                        (void)state_step_done(s, ST_RELEASE, "rolling back");
+                memcpy(s->errmsg, msg, sizeof(msg));
+        }
+        return k;
+}
+
+/* ---- actions ---- */
+
+const char *ob_outcome_name(enum ob_outcome o)
+{
+        static const char *const names[_OB_OUTCOME_MAX] = {
+                [OB_OUTCOME_NONE] = "none",       [OB_OUTCOME_INTENT] = "intent",
+                [OB_OUTCOME_DONE] = "done",       [OB_OUTCOME_FAILED] = "failed",
+                [OB_OUTCOME_SKIPPED] = "skipped", [OB_OUTCOME_BLOCKED] = "blocked",
+        };
+        if ((unsigned)o >= _OB_OUTCOME_MAX)
+                return "unknown";
+        return names[o];
+}
+
+void ob_action_record_clear(struct ob_action_record *a)
+{
+        if (!a)
+                return;
+        free(a->action);
+        free(a->error);
+        free(a->idempotency_key);
+        *a = (struct ob_action_record){0};
+}
+
+void ob_action_records_free(struct ob_action_record *a, size_t n)
+{
+        if (!a)
+                return;
+        for (size_t i = 0; i < n; i++)
+                ob_action_record_clear(&a[i]);
+        free(a);
+}
+
+int ob_state_actions(struct ob_state *s, const char *id, int64_t generation, struct ob_action_record **ret,
+                     size_t *ret_n)
+{
+        struct ob_action_record *list = NULL;
+        size_t n = 0, cap = 0;
+        int r = 0, rc;
+
+        if (!id)
+                return -EINVAL;
+        if (!s->db) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_ACTIONS];
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, generation);
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                if (n == cap) {
+                        size_t ncap = cap ? cap * 2 : 4;
+                        struct ob_action_record *nl = realloc(list, ncap * sizeof(*nl));
+                        if (!nl) {
+                                r = -ENOMEM;
+                                break;
+                        }
+                        list = nl;
+                        cap = ncap;
+                }
+                struct ob_action_record *a = &list[n++];
+                *a = (struct ob_action_record){0};
+                r = col_strdup(st, 0, &a->action);
+                if (r >= 0)
+                        r = col_strdup(st, 4, &a->error);
+                if (r >= 0)
+                        r = col_strdup(st, 5, &a->idempotency_key);
+                if (r < 0)
+                        break;
+                if (!a->action) {
+                        r = state_fail(s, SQLITE_CORRUPT, "reading actions");
+                        break;
+                }
+                a->outcome = sqlite3_column_int(st, 1);
+                a->attempts = sqlite3_column_int(st, 2);
+                a->http_status = (long)sqlite3_column_int64(st, 3);
+                a->updated = sqlite3_column_int64(st, 6);
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = state_fail(s, rc, "reading actions");
+        if (r < 0) {
+                ob_action_records_free(list, n);
+                return r == -ENOMEM ? state_fail(s, SQLITE_NOMEM, "reading actions") : r;
+        }
+        *ret = list;
+        *ret_n = n;
+        return 0;
+}
+
+/* Intents and outcomes are committed on their own, so they refuse to run
+ * inside an open transaction (-EBUSY): their durability must not depend on a
+ * later commit. */
+static int state_action_check(struct ob_state *s, const char *id, const char *action, const char *what)
+{
+        if (!id || !action)
+                return -EINVAL;
+        if (s->readonly)
+                return state_readonly(s, what);
+        if (!sqlite3_get_autocommit(s->db))
+                return state_msg(s, -EBUSY, "state store %s: cannot %s inside a transaction", s->path, what);
+        return 0;
+}
+
+int ob_state_action_intent(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                           const char *idempotency_key, int64_t now)
+{
+        int r = state_action_check(s, id, action, "record an intent");
+        if (r < 0)
+                return r;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_INTENT];
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, generation);
+        sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, OB_OUTCOME_INTENT);
+        bind_text_or_null(st, 5, idempotency_key);
+        sqlite3_bind_int64(st, 6, now);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return state_fail(s, rc, "recording an intent");
+        return 0;
+}
+
+/* The length of the longest prefix of s, at most max bytes, that does not
+ * end inside a UTF-8 sequence. */
+static size_t utf8_prefix(const char *s, size_t max)
+{
+        size_t n = strlen(s);
+        if (n <= max)
+                return n;
+        n = max;
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+                n--;
+        return n;
+}
+
+int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                            enum ob_outcome outcome, long http_status, const char *error, int64_t now)
+{
+        int r = state_action_check(s, id, action, "record an outcome");
+        if (r < 0)
+                return r;
+        if ((unsigned)outcome >= _OB_OUTCOME_MAX)
+                return -EINVAL;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_OUTCOME];
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, generation);
+        sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 4, (int)outcome);
+        sqlite3_bind_int64(st, 5, http_status);
+        if (error)
+                sqlite3_bind_text(st, 6, error, (int)utf8_prefix(error, OB_STATE_ERROR_MAX), SQLITE_STATIC);
+        else
+                sqlite3_bind_null(st, 6);
+        sqlite3_bind_int64(st, 7, now);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return state_fail(s, rc, "recording an outcome");
+        return 0;
+}
+
+/* ---- index ----
+ *
+ * Entries live in one array, their ids in one arena, and an open-addressing
+ * table of uint32 slots (entry number + 1, 0: empty) at most half full finds
+ * them. With 36-character ids that is about 24 + 37 + 8..16 bytes per entry.
+ */
+struct ob_index {
+        struct ob_index_entry *entries;
+        size_t n;
+        char *arena;
+        uint32_t *slots;
+        size_t mask;
+};
+
+static uint64_t index_hash(const char *id)
+{
+        uint64_t h = 14695981039346656037ULL;
+        for (const unsigned char *c = (const unsigned char *)id; *c; c++) {
+                h ^= *c;
+                h *= 1099511628211ULL;
+        }
+        h ^= h >> 33;
+        h *= 0xff51afd7ed558ccdULL;
+        h ^= h >> 33;
+        return h;
+}
+
+void ob_index_free(struct ob_index *ix)
+{
+        if (!ix)
+                return;
+        free(ix->entries);
+        free(ix->arena);
+        free(ix->slots);
+        free(ix);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+        if (need <= *cap)
+                return 0;
+        size_t ncap = *cap ? *cap : 1024;
+        while (ncap < need) {
+                if (ncap > SIZE_MAX / 2 / size)
+                        return -ENOMEM;
+                ncap *= 2;
+        }
+        void *n = realloc(*p, ncap * size);
+        if (!n)
+                return -ENOMEM;
+        *p = n;
+        *cap = ncap;
+        return 0;
+}
+
+static void shrink(void **p, size_t n, size_t size)
+{
+        if (n == 0)
+                return;
+        void *s = realloc(*p, n * size);
+        if (s)
+                *p = s;
+}
+
+static int index_build_table(struct ob_index *ix)
+{
+        size_t cap = 16;
+        while (cap < ix->n * 2)
+                cap *= 2;
+        ix->slots = calloc(cap, sizeof(uint32_t));
+        if (!ix->slots)
+                return -ENOMEM;
+        ix->mask = cap - 1;
+        for (size_t i = 0; i < ix->n; i++) {
+                size_t k = index_hash(ix->entries[i].id) & ix->mask;
+                while (ix->slots[k])
+                        k = (k + 1) & ix->mask;
+                ix->slots[k] = (uint32_t)(i + 1);
+        }
+        return 0;
+}
+
+int ob_state_load_index(struct ob_state *s, struct ob_index **ret)
+{
+        struct ob_index *ix = calloc(1, sizeof(*ix));
+        size_t ecap = 0, acap = 0, alen = 0;
+        int r = 0, rc = SQLITE_DONE;
+
+        if (!ix)
+                return state_fail(s, SQLITE_NOMEM, "loading the index");
+        if (s->db) {
+                _cleanup_reset_ sqlite3_stmt *st = s->st[ST_INDEX];
+                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                        const char *id = (const char *)sqlite3_column_text(st, 0);
+                        if (!id) {
+                                rc = sqlite3_column_type(st, 0) == SQLITE_NULL ? SQLITE_CORRUPT : SQLITE_NOMEM;
+                                break;
+                        }
+                        size_t len = (size_t)sqlite3_column_bytes(st, 0) + 1;
+                        if (ix->n >= UINT32_MAX - 1) {
+                                r = state_msg(s, -OB_ELIMIT, "state store %s: too many accounts to index",
+                                              s->path);
+                                break;
+                        }
+                        if (grow((void **)&ix->entries, &ecap, ix->n + 1, sizeof(*ix->entries)) < 0 ||
+                            grow((void **)&ix->arena, &acap, alen + len, 1) < 0) {
+                                rc = SQLITE_NOMEM;
+                                break;
+                        }
+                        memcpy(ix->arena + alen, id, len);
+                        /* The arena may still move: keep the offset until it
+                         * is complete, then turn offsets into pointers. */
+                        ix->entries[ix->n++] = (struct ob_index_entry){
+                                .id = (const char *)(uintptr_t)alen,
+                                .digest = i64_to_u64(sqlite3_column_int64(st, 1)),
+                                .status = sqlite3_column_int(st, 2),
+                                .pending = sqlite3_column_int(st, 3) != 0,
+                                .writeback_owed = sqlite3_column_int(st, 4) != 0,
+                        };
+                        alen += len;
+                }
+                if (r >= 0 && rc != SQLITE_DONE)
+                        r = state_fail(s, rc, "loading the index");
+        }
+        if (r < 0) {
+                free(ix->entries);
+                free(ix->arena);
+                free(ix);
+                return r;
+        }
+        shrink((void **)&ix->entries, ix->n, sizeof(*ix->entries));
+        shrink((void **)&ix->arena, alen, 1);
+        for (size_t i = 0; i < ix->n; i++)
+                ix->entries[i].id = ix->arena + (uintptr_t)ix->entries[i].id;
+        if (index_build_table(ix) < 0) {
+                ob_index_free(ix);
+                return state_fail(s, SQLITE_NOMEM, "loading the index");
+        }
+        *ret = ix;
+        return 0;
+}
+
+struct ob_index_entry *ob_index_find(struct ob_index *ix, const char *id)
+{
+        if (!ix || !id)
+                return NULL;
+        size_t k = index_hash(id) & ix->mask;
+        for (uint32_t slot; (slot = ix->slots[k]) != 0; k = (k + 1) & ix->mask)
+                if (strcmp(ix->entries[slot - 1].id, id) == 0)
+                        return &ix->entries[slot - 1];
+        return NULL;
+}
+
+size_t ob_index_size(const struct ob_index *ix)
+{
+        return ix ? ix->n : 0;
+}
+
+/* Stops at the first negative return of fn and returns it. */
+int ob_index_foreach_unseen(struct ob_index *ix, int (*fn)(struct ob_index_entry *e, void *ud), void *ud)
+{
+        if (!ix)
+                return 0;
+        /* Entries were loaded in id order (ORDER BY id). */
+        for (size_t i = 0; i < ix->n; i++) {
+                if (ix->entries[i].seen)
+                        continue;
+                int r = fn(&ix->entries[i], ud);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}

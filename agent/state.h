@@ -1,0 +1,118 @@
+/* state.h: the embedded state store (SQLite, one file, WAL, synchronous=FULL).
+ *
+ * It records, per account, the last status whose side effects were all carried
+ * out, the transition in progress, and per action of that transition its
+ * progress: an intent is written (and synced) before a request leaves, the
+ * outcome after it returns. A snapshot of the account's attributes is kept so a
+ * deleted account can still be rendered into requests.
+ *
+ * A store opened read-only never writes, never creates the file, and treats a
+ * missing file as an empty store (a first `offboard plan`). A file that is not
+ * a offboard store, is truncated or is corrupt gives -OB_ESTATE and a message
+ * naming the file and what to do; it is never silently replaced.
+ */
+#ifndef OB_STATE_H
+#define OB_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "account.h"
+
+struct ob_state;
+
+int ob_state_open(const char *path, bool readonly, struct ob_state **ret);
+void ob_state_free(struct ob_state *s);
+/* The last error message (names the file), for main.c to print. */
+const char *ob_state_errmsg(const struct ob_state *s);
+/* Set by ob_state_open on failure when no store could be returned. */
+const char *ob_state_open_errmsg(void);
+
+/* One account's record. Strings are owned by the record. */
+struct ob_record {
+        char *id;
+        char *dn;
+        char *username;
+        int status;           /* enum ob_status last fully applied; 0: never recorded */
+        int64_t status_since; /* when it was recorded */
+        uint64_t digest;      /* ob_account_digest of the last snapshot */
+        int64_t generation;   /* increases with every transition started */
+        int pending_from;     /* transition in progress: from/to statuses, 0 if none */
+        int pending_to;
+        bool writeback_owed;  /* outcome not yet written onto the entry */
+};
+
+void ob_record_clear(struct ob_record *r);
+
+/* Compact in-memory index of every record for one pass: O(accounts) small
+ * entries, used to compare each entry read with what is recorded without a
+ * query per entry, and to find recorded accounts that were not seen. */
+struct ob_index;
+struct ob_index_entry {
+        const char *id;
+        uint64_t digest;
+        int status;
+        bool pending;
+        bool writeback_owed;
+        bool seen;
+};
+
+int ob_state_load_index(struct ob_state *s, struct ob_index **ret);
+void ob_index_free(struct ob_index *ix);
+struct ob_index_entry *ob_index_find(struct ob_index *ix, const char *id);
+size_t ob_index_size(const struct ob_index *ix);
+/* Calls fn for every entry with seen == false, in id order. */
+int ob_index_foreach_unseen(struct ob_index *ix, int (*fn)(struct ob_index_entry *e, void *ud), void *ud);
+
+/* -OB_ENOTFOUND when there is no record. */
+int ob_state_get(struct ob_state *s, const char *id, struct ob_record *ret);
+/* The attribute snapshot recorded with the account (id and dn set). */
+int ob_state_get_snapshot(struct ob_state *s, const char *id, struct ob_account **ret);
+
+/* Transactions group many puts (one per page); actions' intents and outcomes
+ * are committed on their own, immediately. */
+int ob_state_begin(struct ob_state *s);
+int ob_state_commit(struct ob_state *s);
+int ob_state_rollback(struct ob_state *s);
+
+/* Insert or replace the record; snapshot may be NULL to keep the old one. */
+int ob_state_put(struct ob_state *s, const struct ob_record *r, const struct ob_account *snapshot);
+
+enum ob_outcome {
+        OB_OUTCOME_NONE = 0,
+        OB_OUTCOME_INTENT,  /* started, outcome unknown (crash or in flight) */
+        OB_OUTCOME_DONE,
+        OB_OUTCOME_FAILED,
+        OB_OUTCOME_SKIPPED, /* its condition was false */
+        OB_OUTCOME_BLOCKED,
+        _OB_OUTCOME_MAX,
+};
+
+const char *ob_outcome_name(enum ob_outcome o);
+
+struct ob_action_record {
+        char *action;
+        int outcome;
+        int attempts;
+        long http_status;
+        char *error; /* bounded excerpt, may be NULL */
+        char *idempotency_key;
+        int64_t updated;
+};
+
+void ob_action_record_clear(struct ob_action_record *a);
+
+/* Every action recorded for (id, generation), ordered by action name. */
+int ob_state_actions(struct ob_state *s, const char *id, int64_t generation, struct ob_action_record **ret,
+                     size_t *ret_n);
+void ob_action_records_free(struct ob_action_record *a, size_t n);
+
+/* Records the intent (attempts + 1, outcome INTENT) and commits durably. */
+int ob_state_action_intent(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                           const char *idempotency_key, int64_t now);
+/* Records the outcome and commits durably. error may be NULL. */
+int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                            enum ob_outcome outcome, long http_status, const char *error, int64_t now);
+
+#endif
