@@ -1,0 +1,978 @@
+/* directory.c: the only module that talks LDAP (libldap 2.5, synchronous).
+ *
+ * Every operation waits for its messages with ldap_result() and the configured
+ * timeout, abandons what timed out, and translates libldap codes into project
+ * codes; each failure is logged here once, with the server's diagnostic
+ * message. Searches are paged (RFC 2696) and streamed entry by entry, and any
+ * result other than success, on any page, fails the whole search.
+ *
+ * ob_dir_open() copies what it needs from the configuration, so a caller may
+ * pass a temporary copy of the directory section.
+ */
+#define _GNU_SOURCE
+#include "directory.h"
+
+#include <errno.h>
+#include <ldap.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "escape.h"
+#include "log.h"
+#include "util.h"
+
+/* Limits on what the directory controls. */
+#define OB_DIR_MAX_VALUE_BYTES (1u << 20)  /* one attribute value */
+#define OB_DIR_MAX_ENTRY_BYTES (16u << 20) /* all values of one entry */
+#define OB_DIR_MAX_TEAMS 10000             /* groups one account is in */
+#define OB_DIR_MAX_PAGE_SIZE 10000
+#define OB_DIR_DEFAULT_PAGE_SIZE 500
+
+struct ob_dir {
+        LDAP *ld;
+        char *uri;
+        char *base;
+        int scope;
+        char *filter;
+        char *id_attr;
+        bool id_is_guid;
+        int page_size;
+        int64_t timeout_ms;
+        char **attrs; /* account attributes to request (NULL-terminated) */
+        char *teams_base;
+        char *teams_filter;
+        char *teams_member;
+        char *teams_owner;
+        char **team_attrs;
+};
+
+/* The layout of Cyrus SASL's sasl_interact_t (stable since SASL 2.0); the
+ * header is not needed for EXTERNAL, which asks at most for an authzid. */
+struct ob_sasl_interact {
+        unsigned long id;
+        const char *challenge;
+        const char *prompt;
+        const char *defresult;
+        const void *result;
+        unsigned len;
+};
+#define OB_SASL_CB_LIST_END 0
+
+/* ---- errors ----------------------------------------------------------------- */
+
+static int ldap_to_ob(int rc)
+{
+        switch (rc) {
+        case LDAP_SUCCESS: return 0;
+        case LDAP_SIZELIMIT_EXCEEDED:
+        case LDAP_ADMINLIMIT_EXCEEDED:
+        case LDAP_TIMELIMIT_EXCEEDED: return -OB_ESIZELIMIT;
+        case LDAP_NO_SUCH_OBJECT: return -OB_ENOTFOUND;
+        case LDAP_ASSERTION_FAILED: return -OB_EASSERTION;
+        case LDAP_NO_MEMORY: return -ENOMEM;
+        default: return -OB_EDIRECTORY;
+        }
+}
+
+/* Logs one failed LDAP operation. diag is the result's diagnostic message; if
+ * NULL, the handle's is used. */
+static void dir_log(struct ob_dir *d, enum ob_log_level level, const char *op, const char *target, int rc,
+                    const char *diag)
+{
+        char *own = NULL;
+        if (!diag && d->ld && ldap_get_option(d->ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &own) == LDAP_OPT_SUCCESS)
+                diag = own;
+        ob_log(level, "event=ldap_failed op=%s uri=%s target=%s code=%d error=%s diagnostic=%s", op,
+               ob_log_quote(d->uri), ob_log_quote(target ? target : ""), rc, ob_log_quote(ldap_err2string(rc)),
+               ob_log_quote(diag ? diag : ""));
+        if (own)
+                ldap_memfree(own);
+}
+
+static int handle_errno(struct ob_dir *d)
+{
+        int rc = LDAP_OTHER;
+        ldap_get_option(d->ld, LDAP_OPT_RESULT_CODE, &rc);
+        return rc;
+}
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+static void strv_free(char **v)
+{
+        for (size_t i = 0; v && v[i]; i++)
+                free(v[i]);
+        free(v);
+}
+
+static int strv_add_unique(char ***v, size_t *n, const char *s)
+{
+        for (size_t i = 0; i < *n; i++)
+                if (strcasecmp((*v)[i], s) == 0)
+                        return 0;
+        char **nv = realloc(*v, (*n + 2) * sizeof(char *));
+        if (!nv)
+                return -ENOMEM;
+        *v = nv;
+        nv[*n] = strdup(s);
+        if (!nv[*n])
+                return -ENOMEM;
+        nv[++*n] = NULL;
+        return 0;
+}
+
+static struct timeval ms_to_tv(int64_t ms)
+{
+        return (struct timeval){.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+}
+
+static bool has_prefix_ci(const char *s, const char *p)
+{
+        return strncasecmp(s, p, strlen(p)) == 0;
+}
+
+/* Classifies a (space or comma separated) URI list: every URI must use the same
+ * scheme. Returns 0 and *ret_plain (ldap://), or -OB_ECONFIG. */
+static int uri_scheme(const char *uris, bool *ret_plain)
+{
+        int kind = -1; /* 0 ldap, 1 ldaps, 2 ldapi */
+        const char *p = uris;
+        while (*p) {
+                p += strspn(p, " \t,");
+                if (!*p)
+                        break;
+                int k;
+                if (has_prefix_ci(p, "ldap://"))
+                        k = 0;
+                else if (has_prefix_ci(p, "ldaps://"))
+                        k = 1;
+                else if (has_prefix_ci(p, "ldapi://"))
+                        k = 2;
+                else
+                        return -OB_ECONFIG;
+                if (kind >= 0 && kind != k)
+                        return -OB_ECONFIG;
+                kind = k;
+                p += strcspn(p, " \t,");
+        }
+        if (kind < 0)
+                return -OB_ECONFIG;
+        *ret_plain = kind == 0;
+        return 0;
+}
+
+/* ---- waiting for messages ------------------------------------------------------ */
+
+/* One message of msgid, waiting at most timeout_ms. Returns its type (> 0) and
+ * *ret, or an error (after abandoning the operation on a timeout). */
+static int wait_msg(struct ob_dir *d, int msgid, const char *op, const char *target, LDAPMessage **ret)
+{
+        struct timeval tv = ms_to_tv(d->timeout_ms);
+        LDAPMessage *m = NULL;
+        int t = ldap_result(d->ld, msgid, LDAP_MSG_ONE, d->timeout_ms > 0 ? &tv : NULL, &m);
+        if (t == 0) {
+                ldap_abandon_ext(d->ld, msgid, NULL, NULL);
+                dir_log(d, OB_LOG_ERROR, op, target, LDAP_TIMEOUT, "no answer within the timeout");
+                return -OB_EDIRECTORY;
+        }
+        if (t < 0 || !m) {
+                int rc = handle_errno(d);
+                dir_log(d, OB_LOG_ERROR, op, target, rc, NULL);
+                ldap_msgfree(m);
+                return rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
+        }
+        *ret = m;
+        return t;
+}
+
+/* Parses a result message; logs and translates a failure. *ret_ctrls (if
+ * given) receives the response controls on success. Frees nothing. */
+static int parse_result(struct ob_dir *d, LDAPMessage *m, const char *op, const char *target, int *ret_rc,
+                        LDAPControl ***ret_ctrls)
+{
+        int rc = LDAP_OTHER;
+        char *diag = NULL;
+        LDAPControl **ctrls = NULL;
+        int k = ldap_parse_result(d->ld, m, &rc, NULL, &diag, NULL, ret_ctrls ? &ctrls : NULL, 0);
+        if (k != LDAP_SUCCESS)
+                rc = k;
+        *ret_rc = rc;
+        if (rc != LDAP_SUCCESS) {
+                /* A failed assertion is the expected outcome of a race; a
+                 * missing entry is the caller's to judge. */
+                enum ob_log_level lvl =
+                        rc == LDAP_ASSERTION_FAILED || rc == LDAP_NO_SUCH_OBJECT ? OB_LOG_INFO : OB_LOG_ERROR;
+                dir_log(d, lvl, op, target, rc, diag ? diag : "");
+                ldap_memfree(diag);
+                ldap_controls_free(ctrls);
+                return rc;
+        }
+        ldap_memfree(diag);
+        if (ret_ctrls)
+                *ret_ctrls = ctrls;
+        else
+                ldap_controls_free(ctrls);
+        return LDAP_SUCCESS;
+}
+
+/* ---- open / free ------------------------------------------------------------------ */
+
+static int set_opt(struct ob_dir *d, int opt, const void *val, const char *name)
+{
+        int rc = ldap_set_option(d->ld, opt, val);
+        if (rc != LDAP_OPT_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, name, NULL, rc, NULL);
+                return -OB_EDIRECTORY;
+        }
+        return 0;
+}
+
+static int sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
+{
+        (void)ld;
+        (void)flags;
+        (void)defaults;
+        for (struct ob_sasl_interact *i = in; i && i->id != OB_SASL_CB_LIST_END; i++) {
+                /* EXTERNAL: no authorization identity beyond the peer's. */
+                const char *v = i->defresult ? i->defresult : "";
+                i->result = v;
+                i->len = (unsigned)strlen(v);
+        }
+        return LDAP_SUCCESS;
+}
+
+static int dir_bind(struct ob_dir *d, const struct ob_directory_config *cfg)
+{
+        int rc;
+        if (cfg->sasl_external) {
+                rc = ldap_sasl_interactive_bind_s(d->ld, NULL, "EXTERNAL", NULL, NULL, LDAP_SASL_QUIET, sasl_interact,
+                                                  NULL);
+                if (rc != LDAP_SUCCESS) {
+                        dir_log(d, OB_LOG_ERROR, "sasl_external_bind", NULL, rc, NULL);
+                        return -OB_EDIRECTORY;
+                }
+                return 0;
+        }
+        if (cfg->bind_dn) {
+                if (!cfg->bind_password_file) {
+                        ob_log(OB_LOG_ERROR, "event=ldap_bind_refused uri=%s bind_dn=%s reason=\"no password file\"",
+                               ob_log_quote(d->uri), ob_log_quote(cfg->bind_dn));
+                        return -OB_ECONFIG;
+                }
+                char *pw = NULL;
+                int r = ob_read_secret_file(cfg->bind_password_file, &pw);
+                if (r < 0) {
+                        ob_log(OB_LOG_ERROR, "event=ldap_bind_refused uri=%s password_file=%s error=%s",
+                               ob_log_quote(d->uri), ob_log_quote(cfg->bind_password_file),
+                               ob_log_quote(ob_strerror(r)));
+                        return r;
+                }
+                if (!*pw) {
+                        /* An empty password is an unauthenticated bind (RFC 4513
+                         * 5.1.2): it would "succeed" as anonymous. */
+                        ob_secret_free(pw);
+                        ob_log(OB_LOG_ERROR,
+                               "event=ldap_bind_refused uri=%s password_file=%s reason=\"empty password\"",
+                               ob_log_quote(d->uri), ob_log_quote(cfg->bind_password_file));
+                        return -OB_ECONFIG;
+                }
+                struct berval cred = {.bv_len = strlen(pw), .bv_val = pw};
+                rc = ldap_sasl_bind_s(d->ld, cfg->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
+                ob_secret_free(pw);
+                if (rc != LDAP_SUCCESS) {
+                        dir_log(d, OB_LOG_ERROR, "simple_bind", cfg->bind_dn, rc, NULL);
+                        return -OB_EDIRECTORY;
+                }
+                return 0;
+        }
+        /* Anonymous: bind anyway, so an unreachable server fails here. */
+        struct berval none = {0, NULL};
+        rc = ldap_sasl_bind_s(d->ld, "", LDAP_SASL_SIMPLE, &none, NULL, NULL, NULL);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "anonymous_bind", NULL, rc, NULL);
+                return -OB_EDIRECTORY;
+        }
+        return 0;
+}
+
+static int copy_config(struct ob_dir *d, const struct ob_directory_config *cfg)
+{
+        const char *id = cfg->id_attribute ? cfg->id_attribute : "entryUUID";
+        size_t n = 0;
+        d->uri = strdup(cfg->uri);
+        d->base = strdup(cfg->base ? cfg->base : "");
+        d->filter = strdup(cfg->filter ? cfg->filter : "(objectClass=*)");
+        d->id_attr = strdup(id);
+        if (!d->uri || !d->base || !d->filter || !d->id_attr)
+                return -ENOMEM;
+        d->id_is_guid = strcasecmp(id, "objectGUID") == 0;
+        d->scope = cfg->scope == OB_SCOPE_BASE  ? LDAP_SCOPE_BASE
+                   : cfg->scope == OB_SCOPE_ONE ? LDAP_SCOPE_ONELEVEL
+                                                : LDAP_SCOPE_SUBTREE;
+        d->page_size = cfg->page_size > 0 ? cfg->page_size : OB_DIR_DEFAULT_PAGE_SIZE;
+        if (d->page_size > OB_DIR_MAX_PAGE_SIZE)
+                d->page_size = OB_DIR_MAX_PAGE_SIZE;
+        d->timeout_ms = cfg->timeout_ms;
+
+        int r = 0;
+        if (cfg->attributes)
+                for (size_t i = 0; r == 0 && cfg->attributes[i]; i++)
+                        r = strv_add_unique(&d->attrs, &n, cfg->attributes[i]);
+        else
+                r = strv_add_unique(&d->attrs, &n, "*"); /* every user attribute */
+        if (r == 0)
+                r = strv_add_unique(&d->attrs, &n, id);
+        if (r < 0)
+                return r;
+
+        if (cfg->teams_base) {
+                const char *tf = cfg->teams_filter ? cfg->teams_filter : "(objectClass=groupOfNames)";
+                d->teams_base = strdup(cfg->teams_base);
+                /* A bare "objectClass=x" is accepted and parenthesized. */
+                if (asprintf(&d->teams_filter, tf[0] == '(' ? "%s" : "(%s)", tf) < 0)
+                        d->teams_filter = NULL;
+                d->teams_member = strdup(cfg->teams_member_attribute ? cfg->teams_member_attribute : "member");
+                d->teams_owner = strdup(cfg->teams_owner_attribute ? cfg->teams_owner_attribute : "owner");
+                if (!d->teams_base || !d->teams_filter || !d->teams_member || !d->teams_owner)
+                        return -ENOMEM;
+                n = 0;
+                r = strv_add_unique(&d->team_attrs, &n, d->teams_owner);
+                if (r == 0)
+                        r = strv_add_unique(&d->team_attrs, &n, "cn");
+                if (r == 0)
+                        r = strv_add_unique(&d->team_attrs, &n, id);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+void ob_dir_free(struct ob_dir *d)
+{
+        if (!d)
+                return;
+        if (d->ld)
+                ldap_unbind_ext_s(d->ld, NULL, NULL);
+        free(d->uri);
+        free(d->base);
+        free(d->filter);
+        free(d->id_attr);
+        strv_free(d->attrs);
+        free(d->teams_base);
+        free(d->teams_filter);
+        free(d->teams_member);
+        free(d->teams_owner);
+        strv_free(d->team_attrs);
+        free(d);
+}
+
+int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret)
+{
+        bool plain;
+        int r;
+
+        if (!cfg || !cfg->uri)
+                return -EINVAL;
+        r = uri_scheme(cfg->uri, &plain);
+        if (r < 0) {
+                ob_log(OB_LOG_ERROR, "event=ldap_uri_invalid uri=%s reason=\"%s\"", ob_log_quote(cfg->uri),
+                       "expected ldap://, ldaps:// or ldapi:// URIs, all of one scheme");
+                return r;
+        }
+        /* Refused before anything is sent: a password never crosses an
+         * unencrypted connection unless the configuration says so. */
+        if (plain && !cfg->starttls && cfg->bind_dn && !cfg->sasl_external && !cfg->allow_insecure)
+                return -OB_EINSECURE;
+
+        struct ob_dir *d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        r = copy_config(d, cfg);
+        if (r < 0)
+                goto fail;
+
+        int rc = ldap_initialize(&d->ld, d->uri);
+        if (rc != LDAP_SUCCESS) {
+                d->ld = NULL;
+                dir_log(d, OB_LOG_ERROR, "initialize", NULL, rc, NULL);
+                r = -OB_EDIRECTORY;
+                goto fail;
+        }
+        int v3 = LDAP_VERSION3;
+        int64_t tmo = d->timeout_ms > 0 ? d->timeout_ms : 30000;
+        struct timeval tv = ms_to_tv(tmo);
+        int idle = 60, probes = 3, interval = 10;
+        unsigned user_timeout = (unsigned)(tmo > 120000 ? tmo : 120000);
+        int require = cfg->tls_verify ? LDAP_OPT_X_TLS_DEMAND : LDAP_OPT_X_TLS_NEVER;
+        int is_server = 0;
+        if ((r = set_opt(d, LDAP_OPT_PROTOCOL_VERSION, &v3, "set_protocol_version")) < 0 ||
+            (r = set_opt(d, LDAP_OPT_REFERRALS, LDAP_OPT_OFF, "set_referrals")) < 0 ||
+            (r = set_opt(d, LDAP_OPT_NETWORK_TIMEOUT, &tv, "set_network_timeout")) < 0 ||
+            (d->timeout_ms > 0 && (r = set_opt(d, LDAP_OPT_TIMEOUT, &tv, "set_timeout")) < 0) ||
+            (r = set_opt(d, LDAP_OPT_X_KEEPALIVE_IDLE, &idle, "set_keepalive_idle")) < 0 ||
+            (r = set_opt(d, LDAP_OPT_X_KEEPALIVE_PROBES, &probes, "set_keepalive_probes")) < 0 ||
+            (r = set_opt(d, LDAP_OPT_X_KEEPALIVE_INTERVAL, &interval, "set_keepalive_interval")) < 0 ||
+            (r = set_opt(d, LDAP_OPT_TCP_USER_TIMEOUT, &user_timeout, "set_tcp_user_timeout")) < 0 ||
+            (r = set_opt(d, LDAP_OPT_X_TLS_REQUIRE_CERT, &require, "set_tls_require_cert")) < 0 ||
+            (cfg->ca_file && (r = set_opt(d, LDAP_OPT_X_TLS_CACERTFILE, cfg->ca_file, "set_tls_cacertfile")) < 0) ||
+            (r = set_opt(d, LDAP_OPT_X_TLS_NEWCTX, &is_server, "set_tls_newctx")) < 0)
+                goto fail;
+
+        if (plain && cfg->starttls) {
+                rc = ldap_start_tls_s(d->ld, NULL, NULL);
+                if (rc != LDAP_SUCCESS) {
+                        dir_log(d, OB_LOG_ERROR, "starttls", NULL, rc, NULL);
+                        r = -OB_EDIRECTORY;
+                        goto fail;
+                }
+        }
+        r = dir_bind(d, cfg);
+        if (r < 0)
+                goto fail;
+        *ret = d;
+        return 0;
+fail:
+        ob_dir_free(d);
+        return r;
+}
+
+/* ---- entries ------------------------------------------------------------------------ */
+
+/* The canonical string of a 16-byte GUID as AD prints it: the first three
+ * fields are little-endian. */
+static void guid_to_string(const unsigned char *g, char out[37])
+{
+        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", g[3], g[2], g[1],
+                 g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
+}
+
+/* Builds an account from an entry. need_id: an entry without the id attribute
+ * is skipped (returns 1, logged); otherwise its DN stands in. */
+static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, struct ob_account **ret)
+{
+        struct ob_account *a = ob_account_new();
+        BerElement *ber = NULL;
+        size_t bytes = 0;
+        int r = 0;
+        if (!a)
+                return -ENOMEM;
+        char *dn = ldap_get_dn(d->ld, e);
+        if (!dn) {
+                dir_log(d, OB_LOG_ERROR, "get_dn", NULL, handle_errno(d), NULL);
+                ob_account_free(a);
+                return -OB_EDIRECTORY;
+        }
+        a->dn = strdup(dn);
+        ldap_memfree(dn);
+        if (!a->dn) {
+                ob_account_free(a);
+                return -ENOMEM;
+        }
+        for (char *attr = ldap_first_attribute(d->ld, e, &ber); attr && r == 0;
+             attr = ldap_next_attribute(d->ld, e, ber)) {
+                struct berval **vals = ldap_get_values_len(d->ld, e, attr);
+                for (size_t i = 0; vals && vals[i] && r == 0; i++) {
+                        bytes += vals[i]->bv_len;
+                        if (vals[i]->bv_len > OB_DIR_MAX_VALUE_BYTES || bytes > OB_DIR_MAX_ENTRY_BYTES) {
+                                ob_log(OB_LOG_ERROR,
+                                       "event=ldap_entry_too_large dn=%s attribute=%s value_bytes=%zu entry_bytes=%zu "
+                                       "limit_value=%u limit_entry=%u",
+                                       ob_log_quote(a->dn), ob_log_quote(attr), (size_t)vals[i]->bv_len, bytes,
+                                       OB_DIR_MAX_VALUE_BYTES, OB_DIR_MAX_ENTRY_BYTES);
+                                r = -OB_ELIMIT;
+                                break;
+                        }
+                        r = ob_account_add(a, attr, vals[i]->bv_val, vals[i]->bv_len);
+                }
+                ldap_value_free_len(vals);
+                ldap_memfree(attr);
+        }
+        ber_free(ber, 0);
+        if (r < 0) {
+                ob_account_free(a);
+                return r;
+        }
+
+        const struct ob_attr *ia = ob_account_attr(a, d->id_attr);
+        if (!ia || ia->nvals == 0 || ia->vals[0].len == 0) {
+                if (need_id) {
+                        ob_log(OB_LOG_WARNING, "event=ldap_entry_skipped dn=%s reason=\"no %s\"", ob_log_quote(a->dn),
+                               d->id_attr);
+                        ob_account_free(a);
+                        return 1;
+                }
+                a->id = strdup(a->dn);
+        } else if (d->id_is_guid) {
+                if (ia->vals[0].len != 16) {
+                        ob_log(OB_LOG_WARNING,
+                               "event=ldap_entry_skipped dn=%s reason=\"objectGUID is %zu bytes, not 16\"",
+                               ob_log_quote(a->dn), ia->vals[0].len);
+                        ob_account_free(a);
+                        return 1;
+                }
+                char g[37];
+                guid_to_string((const unsigned char *)ia->vals[0].data, g);
+                a->id = strdup(g);
+        } else {
+                if (strlen(ia->vals[0].data) != ia->vals[0].len) {
+                        ob_log(OB_LOG_WARNING, "event=ldap_entry_skipped dn=%s reason=\"%s holds a NUL byte\"",
+                               ob_log_quote(a->dn), d->id_attr);
+                        ob_account_free(a);
+                        return 1;
+                }
+                a->id = strdup(ia->vals[0].data);
+        }
+        if (!a->id) {
+                ob_account_free(a);
+                return -ENOMEM;
+        }
+        *ret = a;
+        return 0;
+}
+
+/* ---- paged search ----------------------------------------------------------------------- */
+
+/* Paged search streaming every entry to fn. Any result other than success on
+ * any page fails the search; a callback's non-zero return stops it. */
+static int paged_search(struct ob_dir *d, const char *base, int scope, const char *filter, char **attrs, bool need_id,
+                        ob_dir_entry_fn fn, void *userdata, size_t *ret_count)
+{
+        struct berval *cookie = NULL;
+        size_t count = 0;
+        int r = 0;
+
+        for (;;) {
+                LDAPControl *page = NULL;
+                int rc = ldap_create_page_control(d->ld, d->page_size, cookie, 1, &page);
+                if (rc != LDAP_SUCCESS) {
+                        dir_log(d, OB_LOG_ERROR, "create_page_control", base, rc, NULL);
+                        r = rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
+                        break;
+                }
+                LDAPControl *sctrls[] = {page, NULL};
+                struct timeval tl = ms_to_tv(d->timeout_ms);
+                int msgid = -1;
+                rc = ldap_search_ext(d->ld, base, scope, filter, attrs, 0, sctrls, NULL,
+                                     d->timeout_ms >= 1000 ? &tl : NULL, LDAP_NO_LIMIT, &msgid);
+                ldap_control_free(page);
+                ber_bvfree(cookie);
+                cookie = NULL;
+                if (rc != LDAP_SUCCESS) {
+                        dir_log(d, OB_LOG_ERROR, "search", base, rc, NULL);
+                        r = ldap_to_ob(rc) == -OB_ESIZELIMIT ? -OB_ESIZELIMIT : -OB_EDIRECTORY;
+                        break;
+                }
+
+                bool page_done = false;
+                while (!page_done && r == 0) {
+                        LDAPMessage *m = NULL;
+                        int t = wait_msg(d, msgid, "search", base, &m);
+                        if (t < 0) {
+                                r = t;
+                                break;
+                        }
+                        if (t == LDAP_RES_SEARCH_ENTRY) {
+                                struct ob_account *a = NULL;
+                                int k = entry_to_account(d, m, need_id, &a);
+                                if (k < 0)
+                                        r = k;
+                                else if (k == 0) {
+                                        count++;
+                                        r = fn(a, userdata);
+                                        ob_account_free(a);
+                                }
+                                if (r != 0)
+                                        ldap_abandon_ext(d->ld, msgid, NULL, NULL);
+                        } else if (t == LDAP_RES_SEARCH_RESULT) {
+                                LDAPControl **rctrls = NULL;
+                                int res;
+                                page_done = true;
+                                if (parse_result(d, m, "search", base, &res, &rctrls) != LDAP_SUCCESS) {
+                                        /* A missing base is an error, not "no accounts". */
+                                        int e = ldap_to_ob(res);
+                                        r = e == -OB_ESIZELIMIT || e == -ENOMEM ? e : -OB_EDIRECTORY;
+                                } else {
+                                        LDAPControl *pc = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL);
+                                        if (pc) {
+                                                ber_int_t estimate = 0;
+                                                struct berval c = {0, NULL};
+                                                rc = ldap_parse_pageresponse_control(d->ld, pc, &estimate, &c);
+                                                if (rc != LDAP_SUCCESS) {
+                                                        dir_log(d, OB_LOG_ERROR, "parse_page_control", base, rc, NULL);
+                                                        r = -OB_EDIRECTORY;
+                                                } else if (c.bv_len > 0) {
+                                                        cookie = ber_bvdup(&c);
+                                                        if (!cookie)
+                                                                r = -ENOMEM;
+                                                }
+                                                ber_memfree(c.bv_val);
+                                        }
+                                        /* No page control: the server sent everything at once. */
+                                }
+                                ldap_controls_free(rctrls);
+                        } else if (t == LDAP_RES_SEARCH_REFERENCE) {
+                                /* Referrals are off: a part of the tree another server holds
+                                 * (AD's DomainDnsZones under a domain root) is not followed. */
+                                ob_log(OB_LOG_DEBUG, "event=ldap_reference_ignored base=%s", ob_log_quote(base));
+                        }
+                        ldap_msgfree(m);
+                }
+                if (r != 0 || !cookie)
+                        break;
+        }
+        ber_bvfree(cookie);
+        if (r == 0 && ret_count)
+                *ret_count = count;
+        return r;
+}
+
+int ob_dir_search_accounts(struct ob_dir *d, ob_dir_entry_fn fn, void *userdata, size_t *ret_count)
+{
+        if (!d || !fn)
+                return -EINVAL;
+        return paged_search(d, d->base, d->scope, d->filter, d->attrs, true, fn, userdata, ret_count);
+}
+
+/* ---- one entry ----------------------------------------------------------------------------- */
+
+static bool ava_equal(const LDAPAVA *a, const LDAPAVA *b)
+{
+        const struct berval *va = &a->la_value, *vb = &b->la_value;
+        return a->la_attr.bv_len == b->la_attr.bv_len &&
+               strncasecmp(a->la_attr.bv_val, b->la_attr.bv_val, a->la_attr.bv_len) == 0 && va->bv_len == vb->bv_len &&
+               strncasecmp(va->bv_val, vb->bv_val, va->bv_len) == 0;
+}
+
+static bool rdn_equal(LDAPRDN x, LDAPRDN y)
+{
+        size_t i;
+        for (i = 0; x[i] && y[i]; i++)
+                if (!ava_equal(x[i], y[i]))
+                        return false;
+        return !x[i] && !y[i];
+}
+
+/* Whether dn lies within base and scope (compared RDN by RDN, attribute names
+ * and ASCII case ignored). Returns 1, 0, or -EINVAL for an unparsable DN. */
+static int dn_in_scope(const char *dn, const char *base, int scope)
+{
+        LDAPDN x = NULL, y = NULL;
+        int r = -EINVAL;
+        if (ldap_str2dn(dn, &x, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+                goto out;
+        if (ldap_str2dn(base, &y, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+                goto out;
+        size_t nx = 0, ny = 0;
+        while (x && x[nx])
+                nx++;
+        while (y && y[ny])
+                ny++;
+        r = 0;
+        if (nx < ny)
+                goto out;
+        for (size_t i = 0; i < ny; i++)
+                if (!rdn_equal(x[nx - ny + i], y[i]))
+                        goto out;
+        r = scope == LDAP_SCOPE_BASE ? nx == ny : scope == LDAP_SCOPE_ONELEVEL ? nx == ny + 1 : 1;
+out:
+        ldap_dnfree(x);
+        ldap_dnfree(y);
+        return r;
+}
+
+/* Base-scope read of dn; *ret is NULL (and 0 returned) if it does not exist. */
+static int read_entry(struct ob_dir *d, const char *dn, char **attrs, const char *op, struct ob_account **ret)
+{
+        int msgid = -1;
+        struct timeval tl = ms_to_tv(d->timeout_ms);
+        int rc = ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
+                                 d->timeout_ms >= 1000 ? &tl : NULL, 1, &msgid);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, op, dn, rc, NULL);
+                return -OB_EDIRECTORY;
+        }
+        struct ob_account *found = NULL;
+        int r = 0;
+        for (;;) {
+                LDAPMessage *m = NULL;
+                int t = wait_msg(d, msgid, op, dn, &m);
+                if (t < 0) {
+                        r = t;
+                        break;
+                }
+                if (t == LDAP_RES_SEARCH_ENTRY && !found && r == 0) {
+                        int k = entry_to_account(d, m, false, &found);
+                        if (k < 0)
+                                r = k;
+                } else if (t == LDAP_RES_SEARCH_RESULT) {
+                        int res;
+                        if (parse_result(d, m, op, dn, &res, NULL) != LDAP_SUCCESS)
+                                r = res == LDAP_NO_SUCH_OBJECT   ? 0
+                                    : ldap_to_ob(res) == -ENOMEM ? -ENOMEM
+                                                                 : -OB_EDIRECTORY;
+                        ldap_msgfree(m);
+                        break;
+                }
+                ldap_msgfree(m);
+        }
+        if (r < 0) {
+                ob_account_free(found);
+                return r;
+        }
+        *ret = found;
+        return 0;
+}
+
+int ob_dir_read_account(struct ob_dir *d, const char *dn, struct ob_account **ret)
+{
+        if (!d || !dn || !*dn)
+                return -EINVAL;
+        int in = dn_in_scope(dn, d->base, d->scope);
+        if (in <= 0) {
+                ob_log(OB_LOG_INFO, "event=ldap_read_refused dn=%s reason=\"%s\"", ob_log_quote(dn),
+                       in < 0 ? "not a valid DN" : "outside the account base and scope");
+                return -OB_ENOTFOUND;
+        }
+        struct ob_account *a = NULL;
+        int r = read_entry(d, dn, d->attrs, "read_account", &a);
+        if (r < 0)
+                return r;
+        if (!a)
+                return -OB_ENOTFOUND;
+        *ret = a;
+        return 0;
+}
+
+/* ---- teams ------------------------------------------------------------------------------------- */
+
+struct team_list {
+        struct ob_account **v;
+        size_t n;
+};
+
+static int collect_team(const struct ob_account *a, void *userdata)
+{
+        struct team_list *l = userdata;
+        if (l->n >= OB_DIR_MAX_TEAMS) {
+                ob_log(OB_LOG_ERROR, "event=ldap_too_many_teams dn=%s limit=%d", ob_log_quote(a->dn), OB_DIR_MAX_TEAMS);
+                return -OB_ELIMIT;
+        }
+        /* The account is borrowed: copy it. */
+        struct ob_account *c = ob_account_new();
+        if (!c)
+                return -ENOMEM;
+        c->id = strdup(a->id);
+        c->dn = strdup(a->dn);
+        int r = c->id && c->dn ? 0 : -ENOMEM;
+        for (size_t i = 0; r == 0 && i < a->nattrs; i++)
+                for (size_t j = 0; r == 0 && j < a->attrs[i].nvals; j++)
+                        r = ob_account_add(c, a->attrs[i].name, a->attrs[i].vals[j].data, a->attrs[i].vals[j].len);
+        if (r < 0) {
+                ob_account_free(c);
+                return r;
+        }
+        struct ob_account **nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
+        if (!nv) {
+                ob_account_free(c);
+                return -ENOMEM;
+        }
+        l->v = nv;
+        l->v[l->n++] = c;
+        return 0;
+}
+
+static int cmp_dn(const void *x, const void *y)
+{
+        const struct ob_account *a = *(struct ob_account *const *)x, *b = *(struct ob_account *const *)y;
+        return strcmp(a->dn, b->dn);
+}
+
+int ob_dir_search_teams(struct ob_dir *d, const char *member_dn, ob_dir_entry_fn fn, void *userdata)
+{
+        if (!d || !member_dn || !fn)
+                return -EINVAL;
+        if (!d->teams_base)
+                return 0;
+        struct ob_buf f;
+        ob_buf_init(&f);
+        int r = ob_buf_printf(&f, "(&%s(%s=", d->teams_filter, d->teams_member);
+        if (r == 0)
+                r = ob_escape_ldap_filter(&f, member_dn, strlen(member_dn));
+        if (r == 0)
+                r = ob_buf_adds(&f, "))");
+        if (r < 0) {
+                ob_buf_free(&f);
+                return r;
+        }
+        struct team_list l = {0};
+        r = paged_search(d, d->teams_base, LDAP_SCOPE_SUBTREE, f.data, d->team_attrs, false, collect_team, &l, NULL);
+        ob_buf_free(&f);
+        if (r == 0 && l.n > 1)
+                qsort(l.v, l.n, sizeof(*l.v), cmp_dn);
+        for (size_t i = 0; r == 0 && i < l.n; i++)
+                r = fn(l.v[i], userdata);
+        for (size_t i = 0; i < l.n; i++)
+                ob_account_free(l.v[i]);
+        free(l.v);
+        return r;
+}
+
+/* ---- write ---------------------------------------------------------------------------------------- */
+
+static bool valid_attr_name(const char *s)
+{
+        if (!s || !*s)
+                return false;
+        for (const char *p = s; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                      *p == '.' || *p == ';'))
+                        return false;
+        return true;
+}
+
+static bool has_object_class(const struct ob_account *a, const char *oc)
+{
+        const struct ob_attr *at = ob_account_attr(a, "objectClass");
+        for (size_t i = 0; at && i < at->nvals; i++)
+                if (strcasecmp(at->vals[i].data, oc) == 0)
+                        return true;
+        return false;
+}
+
+int ob_dir_replace(struct ob_dir *d, const char *dn, const char *object_class, const struct ob_dir_mod *mods,
+                   size_t nmods, const char *assert_attr, const char *assert_value)
+{
+        if (!d || !dn || (!mods && nmods) || (!!assert_attr != !!assert_value) ||
+            (assert_attr && !valid_attr_name(assert_attr)) || (object_class && !valid_attr_name(object_class)))
+                return -EINVAL;
+        for (size_t i = 0; i < nmods; i++)
+                if (!valid_attr_name(mods[i].attribute) || !mods[i].values)
+                        return -EINVAL;
+
+        bool add_oc = false;
+        if (object_class) {
+                struct ob_account *cur = NULL;
+                char *oc_attrs[] = {"objectClass", NULL};
+                int r = read_entry(d, dn, oc_attrs, "read_object_class", &cur);
+                if (r < 0)
+                        return r;
+                if (!cur)
+                        return -OB_ENOTFOUND;
+                add_oc = !has_object_class(cur, object_class);
+                ob_account_free(cur);
+        }
+        if (nmods == 0 && !add_oc)
+                return 0;
+
+        /* mods + an objectClass add + NULL; each value list as bervals. */
+        size_t nm = nmods + (add_oc ? 1 : 0);
+        LDAPMod *modv = calloc(nm, sizeof(*modv));
+        LDAPMod **modp = calloc(nm + 1, sizeof(*modp));
+        struct berval **bvs = calloc(nm, sizeof(*bvs));
+        struct berval ***bvps = calloc(nm, sizeof(*bvps));
+        LDAPControl *assert_ctrl = NULL;
+        struct ob_buf f;
+        int r = 0;
+        ob_buf_init(&f);
+        if (!modv || !modp || !bvs || !bvps) {
+                r = -ENOMEM;
+                goto out;
+        }
+        size_t k = 0;
+        if (add_oc) {
+                bvs[k] = calloc(1, sizeof(struct berval));
+                bvps[k] = calloc(2, sizeof(struct berval *));
+                if (!bvs[k] || !bvps[k]) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                bvs[k][0] = (struct berval){strlen(object_class), (char *)object_class};
+                bvps[k][0] = &bvs[k][0];
+                modv[k] = (LDAPMod){.mod_op = LDAP_MOD_ADD | LDAP_MOD_BVALUES,
+                                    .mod_type = (char *)"objectClass",
+                                    .mod_bvalues = bvps[k]};
+                k++;
+        }
+        for (size_t i = 0; i < nmods; i++, k++) {
+                size_t nv = 0;
+                while (mods[i].values[nv])
+                        nv++;
+                bvs[k] = calloc(nv ? nv : 1, sizeof(struct berval));
+                bvps[k] = calloc(nv + 1, sizeof(struct berval *));
+                if (!bvs[k] || !bvps[k]) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+                for (size_t j = 0; j < nv; j++) {
+                        bvs[k][j] = (struct berval){strlen(mods[i].values[j]), (char *)mods[i].values[j]};
+                        bvps[k][j] = &bvs[k][j];
+                }
+                /* A replace with no values deletes the attribute, and is a
+                 * no-op when it is absent (RFC 4511 4.6): no noSuchAttribute. */
+                modv[k] = (LDAPMod){.mod_op = LDAP_MOD_REPLACE | LDAP_MOD_BVALUES,
+                                    .mod_type = (char *)mods[i].attribute,
+                                    .mod_bvalues = bvps[k]};
+        }
+        for (size_t i = 0; i < nm; i++)
+                modp[i] = &modv[i];
+
+        LDAPControl *sctrls[2] = {NULL, NULL};
+        if (assert_attr) {
+                r = ob_buf_printf(&f, "(%s=", assert_attr);
+                if (r == 0)
+                        r = ob_escape_ldap_filter(&f, assert_value, strlen(assert_value));
+                if (r == 0)
+                        r = ob_buf_addc(&f, ')');
+                if (r < 0)
+                        goto out;
+                int rc = ldap_create_assertion_control(d->ld, f.data, 1, &assert_ctrl);
+                if (rc != LDAP_SUCCESS) {
+                        dir_log(d, OB_LOG_ERROR, "create_assertion_control", dn, rc, NULL);
+                        r = rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
+                        goto out;
+                }
+                sctrls[0] = assert_ctrl;
+        }
+
+        int msgid = -1;
+        int rc = ldap_modify_ext(d->ld, dn, modp, sctrls, NULL, &msgid);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "modify", dn, rc, NULL);
+                r = -OB_EDIRECTORY;
+                goto out;
+        }
+        for (;;) {
+                LDAPMessage *m = NULL;
+                int t = wait_msg(d, msgid, "modify", dn, &m);
+                if (t < 0) {
+                        r = t;
+                        break;
+                }
+                if (t == LDAP_RES_MODIFY) {
+                        int res;
+                        if (parse_result(d, m, "modify", dn, &res, NULL) != LDAP_SUCCESS) {
+                                int e = ldap_to_ob(res);
+                                r = e == -OB_EASSERTION || e == -OB_ENOTFOUND || e == -ENOMEM ? e : -OB_EDIRECTORY;
+                        }
+                        ldap_msgfree(m);
+                        break;
+                }
+                ldap_msgfree(m);
+        }
+out:
+        if (assert_ctrl)
+                ldap_control_free(assert_ctrl);
+        ob_buf_free(&f);
+        for (size_t i = 0; bvs && i < nm; i++)
+                free(bvs[i]);
+        for (size_t i = 0; bvps && i < nm; i++)
+                free(bvps[i]);
+        free(bvs);
+        free(bvps);
+        free(modp);
+        free(modv);
+        return r;
+}
