@@ -1,0 +1,65 @@
+/* directory.h: the only module that talks LDAP (libldap).
+ *
+ * A struct ob_dir is one bound connection. It is opened with the directory
+ * section of the configuration, which must outlive it. libldap error codes are
+ * translated here and logged once, with the server's diagnostic message; the
+ * caller gets a project code:
+ *   -OB_EDIRECTORY  unreachable, TLS failure, bind refused, search failed
+ *   -OB_ESIZELIMIT  a size or time limit cut a search short
+ *   -OB_EINSECURE   a simple bind would go over plain ldap:// without StartTLS
+ *   -OB_ENOTFOUND   the entry does not exist
+ *   -OB_EASSERTION  a write was refused because the entry changed (RFC 4528)
+ * A search never reports success after a partial result.
+ */
+#ifndef OB_DIRECTORY_H
+#define OB_DIRECTORY_H
+
+#include <stddef.h>
+
+#include "account.h"
+#include "config.h"
+
+struct ob_dir;
+
+/* Connects, sets LDAPv3, referrals off, timeouts and per-connection TLS
+ * (verification on unless tls_verify is false; CA file if given; then
+ * LDAP_OPT_X_TLS_NEWCTX), runs StartTLS for ldap:// when configured, and binds:
+ * simple bind with the password read from bind_password_file, SASL EXTERNAL
+ * when sasl_external, anonymous otherwise. A simple bind over plain ldap://
+ * without StartTLS is refused with -OB_EINSECURE unless allow_insecure. */
+int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret);
+void ob_dir_free(struct ob_dir *d);
+
+/* Called once per entry; the account is borrowed and freed after the call.
+ * A non-zero return stops the search and is returned by the search. */
+typedef int (*ob_dir_entry_fn)(const struct ob_account *a, void *userdata);
+
+/* Paged search (RFC 2696, cfg->page_size) of base/scope/filter requesting
+ * cfg->attributes plus the id attribute. Streams page by page: at most one
+ * page is held in memory. The account id is the id attribute's value in text
+ * form; a binary objectGUID becomes its canonical GUID string. Entries without
+ * the id attribute are skipped and logged. *ret_count: entries delivered. */
+int ob_dir_search_accounts(struct ob_dir *d, ob_dir_entry_fn fn, void *userdata, size_t *ret_count);
+
+/* Reads one entry by DN with the account attributes (for managers, fallback,
+ * team owners). -OB_ENOTFOUND when it does not exist or is out of scope. */
+int ob_dir_read_account(struct ob_dir *d, const char *dn, struct ob_account **ret);
+
+/* Team groups under teams_base with teams_filter whose member attribute holds
+ * member_dn (escaped into the filter), in DN order. Each group is delivered as
+ * an account whose attributes include the owner attribute. */
+int ob_dir_search_teams(struct ob_dir *d, const char *member_dn, ob_dir_entry_fn fn, void *userdata);
+
+struct ob_dir_mod {
+        const char *attribute;
+        const char *const *values; /* NULL-terminated; empty list deletes the attribute */
+};
+
+/* One modify of dn replacing each attribute with its values; object_class, if
+ * not NULL, is added to objectClass when the entry lacks it. If assert_attr and
+ * assert_value are set, the modify carries a critical assertion control
+ * (assert_attr=assert_value), and -OB_EASSERTION means the entry changed. */
+int ob_dir_replace(struct ob_dir *d, const char *dn, const char *object_class, const struct ob_dir_mod *mods,
+                   size_t nmods, const char *assert_attr, const char *assert_value);
+
+#endif
