@@ -28,12 +28,20 @@ void ob_account_free(struct ob_account *a)
         free(a);
 }
 
+static inline int lower(int c)
+{
+        return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
 const struct ob_attr *ob_account_attr(const struct ob_account *a, const char *name)
 {
         if (!a || !name)
                 return NULL;
+        /* Called for every rule on every entry: the first letter rules out
+         * most attributes before a full case-insensitive compare. */
+        int first = lower((unsigned char)name[0]);
         for (size_t i = 0; i < a->nattrs; i++)
-                if (strcasecmp(a->attrs[i].name, name) == 0)
+                if (lower((unsigned char)a->attrs[i].name[0]) == first && strcasecmp(a->attrs[i].name, name) == 0)
                         return &a->attrs[i];
         return NULL;
 }
@@ -48,10 +56,14 @@ int ob_account_add(struct ob_account *a, const char *name, const char *val, size
 {
         struct ob_attr *at = (struct ob_attr *)ob_account_attr(a, name);
         if (!at) {
-                struct ob_attr *n = realloc(a->attrs, (a->nattrs + 1) * sizeof(*n));
-                if (!n)
-                        return -ENOMEM;
-                a->attrs = n;
+                if (a->nattrs == a->cap) {
+                        size_t cap = a->cap ? a->cap * 2 : 16;
+                        struct ob_attr *n = realloc(a->attrs, cap * sizeof(*n));
+                        if (!n)
+                                return -ENOMEM;
+                        a->attrs = n;
+                        a->cap = cap;
+                }
                 at = &a->attrs[a->nattrs];
                 *at = (struct ob_attr){0};
                 at->name = strdup(name);
@@ -59,10 +71,14 @@ int ob_account_add(struct ob_account *a, const char *name, const char *val, size
                         return -ENOMEM;
                 a->nattrs++;
         }
-        struct ob_value *v = realloc(at->vals, (at->nvals + 1) * sizeof(*v));
-        if (!v)
-                return -ENOMEM;
-        at->vals = v;
+        if (at->nvals == at->cap) {
+                size_t cap = at->cap ? at->cap * 2 : 1;
+                struct ob_value *v = realloc(at->vals, cap * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                at->vals = v;
+                at->cap = cap;
+        }
         char *d = malloc(len + 1);
         if (!d)
                 return -ENOMEM;
@@ -106,9 +122,9 @@ unsigned long long ob_account_digest(const struct ob_account *a, const char *con
         for (size_t i = 0; i < a->nattrs; i++) {
                 const struct ob_attr *at = &a->attrs[i];
                 bool skipped = false;
-                for (size_t k = 0; skip && skip[k]; k++)
-                        if (strcasecmp(skip[k], at->name) == 0)
-                                skipped = true;
+                for (size_t k = 0; skip && skip[k] && !skipped; k++)
+                        skipped = lower((unsigned char)skip[k][0]) == lower((unsigned char)at->name[0]) &&
+                                  strcasecmp(skip[k], at->name) == 0;
                 if (skipped)
                         continue;
                 unsigned long long hn = basis;

@@ -19,6 +19,7 @@ struct ob_attr {
         char *name;
         size_t nvals;
         struct ob_value *vals;
+        size_t cap; /* allocated vals */
 };
 
 struct ob_account {
@@ -26,6 +27,7 @@ struct ob_account {
         char *dn;
         size_t nattrs;
         struct ob_attr *attrs;
+        size_t cap; /* allocated attrs */
 };
 
 struct ob_account *ob_account_new(void);

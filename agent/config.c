@@ -244,7 +244,7 @@ static int parse_int(struct pctx *p, const char *key, yaml_node_t *v, int64_t mi
         int r = expect(p, v, YAML_SCALAR_NODE, key);
         if (r < 0)
                 return r;
-        int64_t n;
+        int64_t n = 0;
         if (ob_parse_i64(scalar(v), &n) < 0 || n < min || n > max)
                 return fail(p, v, "%s must be a whole number from %lld to %lld, not '%s'", key, (long long)min,
                             (long long)max, scalar(v));
@@ -254,7 +254,7 @@ static int parse_int(struct pctx *p, const char *key, yaml_node_t *v, int64_t mi
 
 static int h_page_size(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
-        int64_t n;
+        int64_t n = 0;
         int r = parse_int(p, key, v, 1, 10000, &n);
         if (r == 0)
                 *(int *)dst = (int)n;
@@ -263,7 +263,7 @@ static int h_page_size(struct pctx *p, const char *key, yaml_node_t *v, void *ds
 
 static int h_concurrency(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
-        int64_t n;
+        int64_t n = 0;
         int r = parse_int(p, key, v, 1, 256, &n);
         if (r == 0)
                 *(int *)dst = (int)n;
@@ -272,7 +272,7 @@ static int h_concurrency(struct pctx *p, const char *key, yaml_node_t *v, void *
 
 static int h_size(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
-        int64_t n;
+        int64_t n = 0;
         int r = parse_int(p, key, v, 0, 100000000, &n);
         if (r == 0)
                 *(size_t *)dst = (size_t)n;
@@ -281,7 +281,7 @@ static int h_size(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 
 static int h_percent(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
-        int64_t n;
+        int64_t n = 0;
         int r = parse_int(p, key, v, 0, 100, &n);
         if (r == 0)
                 *(unsigned *)dst = (unsigned)n;
@@ -531,7 +531,7 @@ static int parse_cond(struct pctx *p, yaml_node_t *v, bool allow_status, struct 
                         goto out;
                 }
                 if (strcmp(ks, "present") == 0) {
-                        bool b;
+                        bool b = false;
                         if ((r = h_bool(p, "present", val, &b)) < 0)
                                 goto out;
                         c->kind = b ? OB_COND_PRESENT : OB_COND_ABSENT;

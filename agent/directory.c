@@ -459,36 +459,54 @@ static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, stru
         int r = 0;
         if (!a)
                 return -ENOMEM;
-        char *dn = ldap_get_dn(d->ld, e);
-        if (!dn) {
+        /* ldap_get_dn_ber/ldap_get_attribute_ber hand out values that point
+         * into the message: one copy (into the account) instead of two. */
+        struct berval dn = {0}, attr;
+        BerVarray vals = NULL;
+        if (ldap_get_dn_ber(d->ld, e, &ber, &dn) != LDAP_SUCCESS || !dn.bv_val) {
                 dir_log(d, OB_LOG_ERROR, "get_dn", NULL, handle_errno(d), NULL);
+                ber_free(ber, 0);
                 ob_account_free(a);
                 return -OB_EDIRECTORY;
         }
-        a->dn = strdup(dn);
-        ldap_memfree(dn);
+        a->dn = strndup(dn.bv_val, dn.bv_len);
         if (!a->dn) {
+                ber_free(ber, 0);
                 ob_account_free(a);
                 return -ENOMEM;
         }
-        for (char *attr = ldap_first_attribute(d->ld, e, &ber); attr && r == 0;
-             attr = ldap_next_attribute(d->ld, e, ber)) {
-                struct berval **vals = ldap_get_values_len(d->ld, e, attr);
-                for (size_t i = 0; vals && vals[i] && r == 0; i++) {
-                        bytes += vals[i]->bv_len;
-                        if (vals[i]->bv_len > OB_DIR_MAX_VALUE_BYTES || bytes > OB_DIR_MAX_ENTRY_BYTES) {
+        char name[256];
+        while (r == 0) {
+                int rc = ldap_get_attribute_ber(d->ld, e, ber, &attr, &vals);
+                if (rc != LDAP_SUCCESS) {
+                        dir_log(d, OB_LOG_ERROR, "get_attribute", NULL, rc, NULL);
+                        r = -OB_EDIRECTORY;
+                        break;
+                }
+                if (!attr.bv_val)
+                        break;
+                if (attr.bv_len >= sizeof(name)) {
+                        ber_memfree(vals);
+                        vals = NULL;
+                        continue;
+                }
+                memcpy(name, attr.bv_val, attr.bv_len);
+                name[attr.bv_len] = '\0';
+                for (size_t i = 0; vals && vals[i].bv_val && r == 0; i++) {
+                        bytes += vals[i].bv_len;
+                        if (vals[i].bv_len > OB_DIR_MAX_VALUE_BYTES || bytes > OB_DIR_MAX_ENTRY_BYTES) {
                                 ob_log(OB_LOG_ERROR,
                                        "event=ldap_entry_too_large dn=%s attribute=%s value_bytes=%zu entry_bytes=%zu "
                                        "limit_value=%u limit_entry=%u",
-                                       ob_log_quote(a->dn), ob_log_quote(attr), (size_t)vals[i]->bv_len, bytes,
+                                       ob_log_quote(a->dn), ob_log_quote(name), (size_t)vals[i].bv_len, bytes,
                                        OB_DIR_MAX_VALUE_BYTES, OB_DIR_MAX_ENTRY_BYTES);
                                 r = -OB_ELIMIT;
                                 break;
                         }
-                        r = ob_account_add(a, attr, vals[i]->bv_val, vals[i]->bv_len);
+                        r = ob_account_add(a, name, vals[i].bv_val, vals[i].bv_len);
                 }
-                ldap_value_free_len(vals);
-                ldap_memfree(attr);
+                ber_memfree(vals);
+                vals = NULL;
         }
         ber_free(ber, 0);
         if (r < 0) {

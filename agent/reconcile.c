@@ -183,6 +183,36 @@ static int on_entry(const struct ob_account *a, void *ud)
                 if (k < 0)
                         return k;
         }
+        /* A status change that no transition acts on (and that needs no
+         * write-back) is only recorded: only accounts that owe something
+         * are kept for after the read, so memory follows the work owed. */
+        if (!e || !e->pending) {
+                struct ob_plan_input in = {.account = a, .record = e ? &rec : NULL, .now = r->now};
+                struct ob_account_plan *p = NULL;
+                int k = ob_plan_account(c, &in, &p);
+                if (k < 0) {
+                        ob_record_clear(&rec);
+                        return k;
+                }
+                bool idle = !p->transition && !p->writeback;
+                enum ob_status st = p->status;
+                ob_account_plan_free(p);
+                if (idle) {
+                        if (!r->o->dry_run) {
+                                char *keep_id = rec.id, *keep_dn = rec.dn, *keep_user = rec.username;
+                                if (rec.status != (int)st)
+                                        rec.status_since = r->now;
+                                rec.status = st;
+                                record_from(r, a, &rec);
+                                k = txn_put(r, &rec, a);
+                                rec.id = keep_id;
+                                rec.dn = keep_dn;
+                                rec.username = keep_user;
+                        }
+                        ob_record_clear(&rec);
+                        return k;
+                }
+        }
         return add_cand(r, a, false, e ? &rec : NULL);
 }
 
@@ -501,7 +531,17 @@ static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it)
         ob_time_format_generalized(r->now, when);
         const char *status[] = {ob_status_name(p->status), NULL};
         const char *time[] = {when, NULL};
+        /* AD limits these attributes to 1,024 characters; cut on a UTF-8 boundary. */
+        char reason_buf[1024];
         const char *reason[] = {p->reason, NULL};
+        if (p->reason && strlen(p->reason) >= sizeof(reason_buf)) {
+                size_t n = sizeof(reason_buf) - 1;
+                while (n > 0 && ((unsigned char)p->reason[n] & 0xC0) == 0x80)
+                        n--;
+                memcpy(reason_buf, p->reason, n);
+                reason_buf[n] = '\0';
+                reason[0] = reason_buf;
+        }
         const char *none[] = {NULL}; /* an empty list deletes the attribute */
         char **acts = NULL;
         int k = 0;

@@ -37,7 +37,7 @@ struct ob_report_summary {
         size_t deleted;           /* recorded accounts the directory no longer has */
         size_t new_deactivations; /* counted by the circuit breaker */
         bool parked;              /* the circuit breaker held the plan */
-        char parked_reason[256];
+        char parked_reason[512];
         size_t steps_owed;
         size_t steps_done;
         size_t steps_failed;

@@ -37,7 +37,8 @@ directory:
   base: $OB_BASE
   page_size: 500
   min_accounts: 1000
-  teams: {base: ou=teams,dc=example,dc=org}
+  teams:
+    base: ou=teams,dc=example,dc=org
 writeback: {assertion_attribute: entryCSN}
 state: {path: state.db}
 safety: {max_accounts: 0, max_percent: 0}
