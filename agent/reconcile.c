@@ -48,9 +48,9 @@ struct run {
         const char *skip[6]; /* attributes left out of the digest: our own write-back */
         struct cand *cands;
         size_t ncands;
+        size_t cands_cap;
         size_t txn_puts;
         bool txn_open;
-        int error; /* first fatal error in a callback */
         struct ob_report_summary sum;
 };
 
@@ -90,14 +90,23 @@ static int txn_flush(struct run *r)
         return ob_state_commit(r->state);
 }
 
-static int record_from(struct run *r, const struct ob_account *a, struct ob_record *rec)
+/* Points rec's identity at the account (borrowed) and refreshes its digest. */
+static void record_from(struct run *r, const struct ob_account *a, struct ob_record *rec)
 {
         const struct ob_directory_config *d = &r->c->directory;
         rec->id = a->id;
         rec->dn = a->dn;
         rec->username = (char *)ob_account_get(a, d->username_attribute);
         rec->digest = ob_account_digest(a, r->skip);
-        return 0;
+}
+
+/* Records what was read, keeping rec's status and progress; rec itself (and
+ * the strings it owns) is left as it was. */
+static int put_seen(struct run *r, const struct ob_record *rec, const struct ob_account *a)
+{
+        struct ob_record tmp = *rec;
+        record_from(r, a, &tmp);
+        return txn_put(r, &tmp, a);
 }
 
 static bool writeback_mismatch(const struct run *r, const struct ob_account *a, enum ob_status s)
@@ -110,10 +119,14 @@ static bool writeback_mismatch(const struct run *r, const struct ob_account *a, 
 
 static int add_cand(struct run *r, const struct ob_account *a, bool deleted, const struct ob_record *rec)
 {
-        struct cand *n = realloc(r->cands, (r->ncands + 1) * sizeof(*n));
-        if (!n)
-                return -ENOMEM;
-        r->cands = n;
+        if (r->ncands == r->cands_cap) {
+                size_t cap = r->cands_cap ? r->cands_cap * 2 : 64;
+                struct cand *n = realloc(r->cands, cap * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                r->cands = n;
+                r->cands_cap = cap;
+        }
         struct cand *c = &r->cands[r->ncands];
         *c = (struct cand){.deleted = deleted};
         int k = ob_account_dup(a, &c->account);
@@ -157,12 +170,7 @@ static int on_entry(const struct ob_account *a, void *ud)
                 int k = ob_state_get(r->state, a->id, &rec);
                 if (k < 0)
                         return k;
-                char *keep_id = rec.id, *keep_dn = rec.dn, *keep_user = rec.username;
-                record_from(r, a, &rec);
-                k = txn_put(r, &rec, a);
-                rec.id = keep_id;
-                rec.dn = keep_dn;
-                rec.username = keep_user;
+                k = put_seen(r, &rec, a);
                 ob_record_clear(&rec);
                 return k;
         }
@@ -172,8 +180,7 @@ static int on_entry(const struct ob_account *a, void *ud)
                 if (r->o->dry_run)
                         return 0;
                 struct ob_record rec = {.status = OB_STATUS_ACTIVE, .status_since = r->now};
-                record_from(r, a, &rec);
-                return txn_put(r, &rec, a);
+                return put_seen(r, &rec, a);
         }
         if (!e)
                 r->sum.accounts_new++;
@@ -199,15 +206,10 @@ static int on_entry(const struct ob_account *a, void *ud)
                 ob_account_plan_free(p);
                 if (idle) {
                         if (!r->o->dry_run) {
-                                char *keep_id = rec.id, *keep_dn = rec.dn, *keep_user = rec.username;
                                 if (rec.status != (int)st)
                                         rec.status_since = r->now;
                                 rec.status = st;
-                                record_from(r, a, &rec);
-                                k = txn_put(r, &rec, a);
-                                rec.id = keep_id;
-                                rec.dn = keep_dn;
-                                rec.username = keep_user;
+                                k = put_seen(r, &rec, a);
                         }
                         ob_record_clear(&rec);
                         return k;
@@ -629,6 +631,17 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
         return 0;
 }
 
+/* A candidate's record as read now (identity borrowed from the entry); a
+ * deleted account keeps what was recorded about it. */
+static struct ob_record cand_record(struct run *r, const struct cand *cd, const struct ob_account_plan *p)
+{
+        struct ob_record rec = cd->have_record ? cd->rec : (struct ob_record){0};
+        if (!cd->deleted)
+                record_from(r, cd->account, &rec);
+        rec.generation = p->generation;
+        return rec;
+}
+
 static int record_after(struct run *r, struct cand *cd, struct ob_report_item *it)
 {
         struct ob_account_plan *p = it->plan;
@@ -646,18 +659,7 @@ static int record_after(struct run *r, struct cand *cd, struct ob_report_item *i
                         if (k < 0)
                                 return k;
                 }
-        struct ob_record rec = cd->have_record ? cd->rec : (struct ob_record){0};
-        record_from(r, cd->account, &rec);
-        if (!cd->have_record) {
-                rec.id = p->id;
-                rec.dn = p->dn;
-        }
-        if (cd->deleted && cd->have_record) {
-                rec.dn = cd->rec.dn;
-                rec.username = cd->rec.username;
-                rec.digest = cd->rec.digest;
-        }
-        rec.generation = p->generation;
+        struct ob_record rec = cand_record(r, cd, p);
         if (all_ok) {
                 if (rec.status != (int)p->status)
                         rec.status_since = r->now;
@@ -673,19 +675,7 @@ static int record_after(struct run *r, struct cand *cd, struct ob_report_item *i
 
 static int mark_pending(struct run *r, struct cand *cd, struct ob_account_plan *p)
 {
-        struct ob_record rec = cd->have_record ? cd->rec : (struct ob_record){0};
-        record_from(r, cd->account, &rec);
-        if (!cd->have_record) {
-                rec.id = p->id;
-                rec.dn = p->dn;
-                rec.status = OB_STATUS_NONE;
-        }
-        if (cd->deleted && cd->have_record) {
-                rec.dn = cd->rec.dn;
-                rec.username = cd->rec.username;
-                rec.digest = cd->rec.digest;
-        }
-        rec.generation = p->generation;
+        struct ob_record rec = cand_record(r, cd, p);
         rec.pending_from = p->from;
         rec.pending_to = p->status;
         return ob_state_put(r->state, &rec, cd->deleted ? NULL : cd->account);

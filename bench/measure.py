@@ -23,10 +23,18 @@ def main():
         if code != 0:
             print(f"{label}: exit status {code}", file=sys.stderr)
             sys.exit(1)
-    print(f"{label:<44} wall {statistics.median(walls):7.2f} s (runs: "
-          + ", ".join(f"{w:.2f}" for w in walls)
-          + f")   peak RSS {max(rss):7.1f} MB")
-    return statistics.median(walls)
+    med = statistics.median(walls)
+    ratio = ""
+    base = os.environ.get("MEASURE_BASELINE")
+    if base:
+        ratio = f"   {med / float(base):4.2f}x baseline"
+    print(f"{label:<40} wall {med:6.2f} s (runs: " + ", ".join(f"{w:.2f}" for w in walls)
+          + f")   peak RSS {max(rss):6.1f} MB{ratio}")
+    out = os.environ.get("MEASURE_OUT")
+    if out:
+        with open(out, "w") as f:
+            f.write(f"{med}\n")
+    return med
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 users=${1:-100000}
-runs=${2:-3}
+runs=${2:-5}
 py=/usr/bin/python3
 "$root/scripts/install-deps.sh"
 build=$root/build-bench
@@ -51,10 +51,16 @@ echo "attributes read: $attrs"
 # The first reconcile records every account (no transitions configured): afterwards nothing is owed.
 $py "$root/bench/measure.py" "offboard reconcile (first: records all)" 1 -- "$ob" reconcile --quiet --config "$work/offboard.yaml"
 echo
-# shellcheck disable=SC2086
-LDAPTLS_CACERT=$OB_CA_FILE $py "$root/bench/measure.py" "ldapsearch -ZZ paged dump (pr=500)" "$runs" -- \
-        ldapsearch -LLL -ZZ -H "$OB_LDAP_URI" -D "$OB_BIND_DN" -y "$OB_BIND_PW_FILE" -b "$OB_BASE" \
-        -E pr=500/noprompt "(objectClass=inetOrgPerson)" $attrs
+dump() {
+        # shellcheck disable=SC2086
+        LDAPTLS_CACERT=$OB_CA_FILE ldapsearch -LLL -ZZ -H "$OB_LDAP_URI" -D "$OB_BIND_DN" -y "$OB_BIND_PW_FILE" \
+                -b "$OB_BASE" -E pr=500/noprompt "(objectClass=inetOrgPerson)" $attrs
+}
+export -f dump
+export OB_CA_FILE OB_LDAP_URI OB_BIND_DN OB_BIND_PW_FILE OB_BASE attrs
+dump > /dev/null # warm slapd's caches so every contender reads from memory
+MEASURE_OUT=$work/base $py "$root/bench/measure.py" "ldapsearch -ZZ paged dump (pr=500)" "$runs" -- bash -c dump
+export MEASURE_BASELINE=$(cat "$work/base")
 $py "$root/bench/measure.py" "offboard plan (nothing owed)" "$runs" -- "$ob" plan --quiet --config "$work/offboard.yaml"
 $py "$root/bench/measure.py" "offboard reconcile (nothing owed)" "$runs" -- "$ob" reconcile --quiet --config "$work/offboard.yaml"
 ls -l "$work/state.db" | awk '{printf "state store: %.1f MB\n", $5/1048576}'
