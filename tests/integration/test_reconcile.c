@@ -4,10 +4,14 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "recorder.h"
@@ -494,4 +498,67 @@ Test(e2e, reactivation_runs_the_reactivate_set_and_rewrites_the_status)
         cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=grace,ou=people,dc=example,dc=org\nchangetype: modify\n"
                                               "replace: employeeType\nemployeeType: Locked\n"),
                      0);
+}
+
+/* Write-ahead: kill -9 while a request is in flight. The intent was recorded
+ * before the request left, so the next pass sends that request again with
+ * the same Idempotency-Key, and repeats nothing that was recorded done. */
+Test(e2e, a_reconcile_killed_mid_request_resumes_with_the_same_keys_and_repeats_nothing_done)
+{
+        start("[{\"match\": \"^/api/users/bob/transfer$\", \"delay_ms\": 20000, \"times\": 1}]", NULL);
+        pid_t pid = fork();
+        cr_assert_neq(pid, -1);
+        if (pid == 0) {
+                int devnull = open("/dev/null", O_WRONLY);
+                dup2(devnull, 1);
+                dup2(devnull, 2);
+                execl(OB_OFFBOARD_BIN, OB_OFFBOARD_BIN, "reconcile", "--config", cfgpath, (char *)NULL);
+                _exit(127);
+        }
+        /* Wait (at most 30 s) until the slow request has reached the server. */
+        bool seen = false;
+        for (int i = 0; i < 3000 && !seen; i++) {
+                char *log = ob_test_recorder_log(&rec);
+                seen = log && strstr(log, "\"/api/users/bob/transfer\"");
+                free(log);
+                if (!seen)
+                        usleep(10000);
+        }
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        cr_assert(seen, "the request never arrived");
+        cr_assert(WIFSIGNALED(status), "offboard finished before it was killed");
+
+        char *out, *err;
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0);
+        cr_assert(strstr(out, "continuing"), "the interrupted transition must continue: %s", out);
+        free(out);
+        free(err);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %.3000s\nstderr: %.3000s", out, err);
+        free(out);
+        free(err);
+
+        struct ob_test_request *q;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        const char *keys[2] = {NULL, NULL};
+        int transfers = 0, revokes = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(q[i].path, "/api/users/bob/transfer") == 0 && transfers < 2)
+                        keys[transfers++] = ob_test_request_header(&q[i], "Idempotency-Key");
+                if (strcmp(q[i].path, "/api/users/bob/sessions/revoke") == 0)
+                        revokes++;
+        }
+        cr_assert_eq(transfers, 2, "the interrupted request is sent once more, no more");
+        cr_assert_str_eq(keys[0], keys[1]);
+        cr_assert_eq(revokes, 1, "bob's sessions were revoked and recorded done: not again");
+        cr_assert_not_null(find_req(q, n, "DELETE", "/api/licenses/bob"), "the rest of the transition ran");
+        ob_test_requests_free(q, n);
+        rc = offboard("plan", "--check", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "nothing is owed after the resumed pass: %s", out);
+        free(out);
+        free(err);
 }
