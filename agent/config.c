@@ -252,41 +252,21 @@ static int parse_int(struct pctx *p, const char *key, yaml_node_t *v, int64_t mi
         return 0;
 }
 
-static int h_page_size(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
-{
-        int64_t n = 0;
-        int r = parse_int(p, key, v, 1, 10000, &n);
-        if (r == 0)
-                *(int *)dst = (int)n;
-        return r;
-}
+/* Handlers for whole numbers in a range, stored as the field's own type. */
+#define INT_HANDLER(name, type, min, max)                                                  \
+        static int name(struct pctx *p, const char *key, yaml_node_t *v, void *dst)        \
+        {                                                                                  \
+                int64_t n = 0;                                                             \
+                int r = parse_int(p, key, v, (min), (max), &n);                            \
+                if (r == 0)                                                                \
+                        *(type *)dst = (type)n;                                            \
+                return r;                                                                  \
+        }
 
-static int h_concurrency(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
-{
-        int64_t n = 0;
-        int r = parse_int(p, key, v, 1, 256, &n);
-        if (r == 0)
-                *(int *)dst = (int)n;
-        return r;
-}
-
-static int h_size(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
-{
-        int64_t n = 0;
-        int r = parse_int(p, key, v, 0, 100000000, &n);
-        if (r == 0)
-                *(size_t *)dst = (size_t)n;
-        return r;
-}
-
-static int h_percent(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
-{
-        int64_t n = 0;
-        int r = parse_int(p, key, v, 0, 100, &n);
-        if (r == 0)
-                *(unsigned *)dst = (unsigned)n;
-        return r;
-}
+INT_HANDLER(h_page_size, int, 1, 10000)
+INT_HANDLER(h_concurrency, int, 1, 256)
+INT_HANDLER(h_size, size_t, 0, 100000000)
+INT_HANDLER(h_percent, unsigned, 0, 100)
 
 static int h_duration(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {

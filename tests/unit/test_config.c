@@ -29,6 +29,7 @@ static const struct bad bad_cases[] = {
         {"bad-unknown-section.yaml", NULL, 5, 1, "unknown section 'bogus'"},
         {"bad-unknown-key.yaml", NULL, 4, 3, "unknown key 'page_sise' in directory"},
         {"bad-type.yaml", NULL, 4, 14, "directory.page_size must be a scalar"},
+        {"bad-page-size.yaml", NULL, 4, 14, "page_size must be a whole number from 1 to 10000"},
         {"bad-missing-base.yaml", NULL, 2, 3, "missing required key 'base'"},
         {"bad-duration.yaml", NULL, 4, 12, "directory.timeout must be a duration"},
         {"bad-password-inline.yaml", NULL, 5, 18, "secrets are never written in the configuration"},
