@@ -832,7 +832,7 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 }
                 nitems = w;
                 if (o->format == OB_FORMAT_JSON)
-                        ob_report_json(o->out, c, items, nitems, &r.sum);
+                        ob_report_json(o->out, items, nitems, &r.sum);
                 else
                         ob_report_text(o->out, c, items, nitems, &r.sum);
                 if (r.sum.parked && !o->dry_run)
@@ -880,7 +880,7 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 }
         }
         if (o->format == OB_FORMAT_JSON)
-                ob_report_json(o->out, c, items, nitems, &r.sum);
+                ob_report_json(o->out, items, nitems, &r.sum);
         else
                 ob_report_text(o->out, c, items, nitems, &r.sum);
         if (ret == OB_EXIT_OK && (r.sum.steps_failed || r.sum.steps_held || r.sum.writebacks_failed))

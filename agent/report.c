@@ -46,6 +46,18 @@ static void jkey(FILE *f, bool *first, const char *k)
         fputc(':', f);
 }
 
+static void jfield(FILE *f, bool *first, const char *k, const char *v)
+{
+        jkey(f, first, k);
+        jstr(f, v);
+}
+
+static void jbool(FILE *f, bool *first, const char *k, bool v)
+{
+        jkey(f, first, k);
+        fputs(v ? "true" : "false", f);
+}
+
 static const char *auth_display(const struct ob_connector *k)
 {
         if (!k->auth_type)
@@ -64,55 +76,41 @@ static const char *step_outcome(const struct ob_report_item *it, size_t i)
         return ob_outcome_name(it->results[i].outcome);
 }
 
-static void json_item(FILE *f, const struct ob_config *c, const struct ob_report_item *it)
+static void json_item(FILE *f, const struct ob_report_item *it)
 {
         const struct ob_account_plan *p = it->plan;
         bool first = true;
         fputc('{', f);
-        jkey(f, &first, "id");
-        jstr(f, p->id);
-        jkey(f, &first, "dn");
-        jstr(f, p->dn);
-        jkey(f, &first, "username");
-        jstr(f, p->username);
-        jkey(f, &first, "status");
-        jstr(f, ob_status_name(p->status));
-        jkey(f, &first, "rule");
-        jstr(f, p->rule ? p->rule->name : NULL);
-        jkey(f, &first, "rule_source");
-        jstr(f, p->rule ? p->rule->source : NULL);
-        jkey(f, &first, "reason");
-        jstr(f, p->reason);
-        jkey(f, &first, "recorded_status");
-        jstr(f, ob_status_name(p->recorded));
-        jkey(f, &first, "transition");
-        jstr(f, p->transition ? p->transition->name : NULL);
-        jkey(f, &first, "from");
-        jstr(f, ob_status_name(p->from));
+        jfield(f, &first, "id", p->id);
+        jfield(f, &first, "dn", p->dn);
+        jfield(f, &first, "username", p->username);
+        jfield(f, &first, "status", ob_status_name(p->status));
+        jfield(f, &first, "rule", p->rule ? p->rule->name : NULL);
+        jfield(f, &first, "rule_source", p->rule ? p->rule->source : NULL);
+        jfield(f, &first, "reason", p->reason);
+        jfield(f, &first, "recorded_status", ob_status_name(p->recorded));
+        jfield(f, &first, "transition", p->transition ? p->transition->name : NULL);
+        jfield(f, &first, "from", ob_status_name(p->from));
         jkey(f, &first, "generation");
         fprintf(f, "%lld", (long long)p->generation);
-        jkey(f, &first, "continuing");
-        fputs(p->continuing ? "true" : "false", f);
+        jbool(f, &first, "continuing", p->continuing);
         jkey(f, &first, "transfer_to");
         if (p->transfer_dn) {
                 bool f2 = true;
                 fputc('{', f);
-                jkey(f, &f2, "via");
-                jstr(f, p->transfer_via);
-                jkey(f, &f2, "dn");
-                jstr(f, p->transfer_dn);
-                jkey(f, &f2, "username");
-                jstr(f, p->transfer_uid);
+                jfield(f, &f2, "via", p->transfer_via);
+                jfield(f, &f2, "dn", p->transfer_dn);
+                jfield(f, &f2, "username", p->transfer_uid);
                 fputc('}', f);
         } else {
                 fputs("null", f);
         }
-        jkey(f, &first, "writeback");
-        fputs(p->writeback ? "true" : "false", f);
-        if (it->results) {
-                jkey(f, &first, "writeback_result");
-                jstr(f, it->writeback_result == 0 ? "written" : it->writeback_result > 0 ? "not attempted" : "failed");
-        }
+        jbool(f, &first, "writeback", p->writeback);
+        if (it->results)
+                jfield(f, &first, "writeback_result",
+                       it->writeback_result == 0  ? "written"
+                       : it->writeback_result > 0 ? "not attempted"
+                                                  : "failed");
         jkey(f, &first, "actions");
         fputc('[', f);
         for (size_t i = 0; i < p->nsteps; i++) {
@@ -121,14 +119,10 @@ static void json_item(FILE *f, const struct ob_config *c, const struct ob_report
                 if (i)
                         fputc(',', f);
                 fputc('{', f);
-                jkey(f, &f2, "name");
-                jstr(f, s->action->name);
-                jkey(f, &f2, "connector");
-                jstr(f, s->action->connector->name);
-                jkey(f, &f2, "state");
-                jstr(f, step_outcome(it, i));
-                jkey(f, &f2, "security");
-                fputs(s->action->security ? "true" : "false", f);
+                jfield(f, &f2, "name", s->action->name);
+                jfield(f, &f2, "connector", s->action->connector->name);
+                jfield(f, &f2, "state", step_outcome(it, i));
+                jbool(f, &f2, "security", s->action->security);
                 jkey(f, &f2, "after");
                 fputc('[', f);
                 for (size_t d = 0; d < s->action->nafter; d++) {
@@ -143,10 +137,8 @@ static void json_item(FILE *f, const struct ob_config *c, const struct ob_report
                         jkey(f, &f2, "request");
                         bool f3 = true;
                         fputc('{', f);
-                        jkey(f, &f3, "method");
-                        jstr(f, s->method);
-                        jkey(f, &f3, "url");
-                        jstr(f, s->url);
+                        jfield(f, &f3, "method", s->method);
+                        jfield(f, &f3, "url", s->url);
                         jkey(f, &f3, "headers");
                         fputc('[', f);
                         bool f4 = true;
@@ -164,12 +156,9 @@ static void json_item(FILE *f, const struct ob_config *c, const struct ob_report
                                 jstr(f, s->headers[h]);
                         }
                         fputc(']', f);
-                        jkey(f, &f3, "content_type");
-                        jstr(f, s->content_type);
-                        jkey(f, &f3, "body");
-                        jstr(f, s->body);
-                        jkey(f, &f3, "idempotency_key");
-                        jstr(f, s->idempotency_key);
+                        jfield(f, &f3, "content_type", s->content_type);
+                        jfield(f, &f3, "body", s->body);
+                        jfield(f, &f3, "idempotency_key", s->idempotency_key);
                         fputc('}', f);
                         jkey(f, &f2, "error");
                         if (s->render_error)
@@ -188,10 +177,9 @@ static void json_item(FILE *f, const struct ob_config *c, const struct ob_report
                 fputc('}', f);
         }
         fputs("]}", f);
-        (void)c;
 }
 
-void ob_report_json(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
+void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
                     const struct ob_report_summary *s)
 {
         char now[21];
@@ -200,10 +188,8 @@ void ob_report_json(FILE *f, const struct ob_config *c, const struct ob_report_i
         fputc('{', f);
         jkey(f, &first, "version");
         fputs("1", f);
-        jkey(f, &first, "kind");
-        jstr(f, s->dry_run ? "plan" : "reconcile");
-        jkey(f, &first, "time");
-        jstr(f, now);
+        jfield(f, &first, "kind", s->dry_run ? "plan" : "reconcile");
+        jfield(f, &first, "time", now);
         jkey(f, &first, "summary");
         fprintf(f,
                 "{\"accounts_read\":%zu,\"accounts_recorded\":%zu,\"accounts_new\":%zu,\"deleted\":%zu,"
@@ -220,7 +206,7 @@ void ob_report_json(FILE *f, const struct ob_config *c, const struct ob_report_i
         for (size_t i = 0; i < n; i++) {
                 if (i)
                         fputc(',', f);
-                json_item(f, c, &items[i]);
+                json_item(f, &items[i]);
         }
         fputs("]}\n", f);
 }
@@ -230,7 +216,6 @@ void ob_report_json(FILE *f, const struct ob_config *c, const struct ob_report_i
 void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
                     const struct ob_report_summary *s)
 {
-        (void)c;
         for (size_t i = 0; i < n; i++) {
                 const struct ob_report_item *it = &items[i];
                 const struct ob_account_plan *p = it->plan;

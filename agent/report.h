@@ -47,7 +47,7 @@ struct ob_report_summary {
 
 void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
                     const struct ob_report_summary *s);
-void ob_report_json(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
+void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
                     const struct ob_report_summary *s);
 
 #endif
