@@ -47,6 +47,8 @@ struct ob_directory_config {
         char *filter;
         int page_size;       /* RFC 2696 page size, default 500 */
         int64_t timeout_ms;  /* network and per-operation timeout */
+        int64_t search_deadline_ms; /* a whole paged search, every page included (default 30m) */
+        size_t max_pages;           /* pages one search may take (default 10000); more is an error */
         size_t min_accounts; /* fewer is an error, never "everyone left" (default 1) */
         char *id_attribute;  /* entryUUID | objectGUID | nsUniqueId */
         char *username_attribute;
@@ -83,9 +85,12 @@ struct ob_rule {
 
 enum ob_connector_type { OB_CONNECTOR_HTTP };
 
+/* A header: a template, or (value_file:) a secret read from a file by the
+ * connector, never rendered, masked as *** in reports. */
 struct ob_header_tpl {
         char *name;
-        struct ob_tpl *value;
+        struct ob_tpl *value; /* NULL when secret_file is set */
+        char *secret_file;    /* absolute path, or NULL */
 };
 
 struct ob_connector {
@@ -97,6 +102,7 @@ struct ob_connector {
         char *auth_secret_file;
         char *ca_file;
         bool tls_verify;
+        bool allow_insecure; /* credentials (auth, value_file headers) over plain http:// */
         int64_t timeout_ms;
         int concurrency;
         size_t nheaders;
@@ -132,6 +138,10 @@ struct ob_transition {
         struct ob_cond *when;
         size_t nactions;
         struct ob_action **actions;
+        /* safety.transitions.NAME: a limit of its own on the accounts this
+         * transition may take in one pass (0: none). */
+        size_t max_accounts;
+        unsigned max_percent;
 };
 
 struct ob_safety {
@@ -155,6 +165,9 @@ struct ob_config {
         size_t ntransitions;
         struct ob_transition *transitions;
         char **mapping_files;
+        /* Mapping files' required_attributes: an entry that lacks one is
+         * unreadable (held, never evaluated); NULL-terminated or NULL. */
+        char **required_attributes;
         bool uses_transfer; /* some template reads transfer_to.* */
 };
 

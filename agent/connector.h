@@ -14,6 +14,13 @@
 #include "config.h"
 #include "loop.h"
 
+/* A header whose value is a secret (value_file:): the connector reads the
+ * file itself and adds "name: value"; only the name and path pass here. */
+struct ob_secret_header {
+        const char *name;
+        const char *file;
+};
+
 /* A rendered request. The connector adds authentication itself (secrets never
  * pass through here, so a request can always be printed). */
 struct ob_request {
@@ -24,6 +31,8 @@ struct ob_request {
         const char *body;
         size_t body_len;
         const char *idempotency_key; /* sent as Idempotency-Key */
+        const struct ob_secret_header *secret_headers;
+        size_t nsecret_headers;
 };
 
 #define OB_EXCERPT_MAX 512
