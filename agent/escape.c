@@ -53,12 +53,12 @@ int ob_escape_path_segment(struct ob_buf *b, const char *s, size_t n)
          * and proxies may collapse into a different resource: refused. */
         if (n == 0)
                 return -OB_ETEMPLATE;
-        /* "." and ".." are unreserved but are removed by dot-segment removal
-         * (RFC 3986 section 5.2.4), so they would move the request. */
-        if (n == 1 && s[0] == '.')
-                return ob_buf_add(b, "%2E", 3);
-        if (n == 2 && s[0] == '.' && s[1] == '.')
-                return ob_buf_add(b, "%2E%2E", 6);
+        /* "." and ".." are removed by dot-segment removal (RFC 3986
+         * section 5.2.4), and proxies and servers also decode %2E before
+         * normalising, so an encoded form would still move the request to
+         * another resource: refused like an empty value. */
+        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+                return -OB_ETEMPLATE;
         return percent_encode(b, s, n);
 }
 
@@ -259,6 +259,56 @@ int ob_escape_dn_value(struct ob_buf *b, const char *s, size_t n)
                 }
                 if (r < 0)
                         return r;
+        }
+        return 0;
+}
+
+/* The code point of a well-formed sequence of len bytes. */
+static uint32_t utf8_decode(const unsigned char *s, size_t len)
+{
+        static const unsigned char lead_mask[5] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+        uint32_t cp = s[0] & lead_mask[len];
+        for (size_t i = 1; i < len; i++)
+                cp = (cp << 6) | (s[i] & 0x3F);
+        return cp;
+}
+
+/* Code points a terminal acts on or that reorder what is shown. */
+static bool text_control(uint32_t cp)
+{
+        return cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x200E || cp == 0x200F ||
+               (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) || cp == 0x061C;
+}
+
+int ob_escape_text(struct ob_buf *b, const char *s, size_t n)
+{
+        if (!s && n)
+                return -EINVAL;
+        const unsigned char *u = (const unsigned char *)s;
+        size_t i = 0;
+        while (i < n) {
+                size_t len = utf8_sequence(u + i, n - i);
+                uint32_t cp = len ? utf8_decode(u + i, len) : 0;
+                int r;
+                if (len == 0) {
+                        char enc[4] = {'\\', 'x', hex_lower[u[i] >> 4], hex_lower[u[i] & 0xF]};
+                        r = ob_buf_add(b, enc, sizeof(enc));
+                        len = 1;
+                } else if (cp == '\\') {
+                        r = ob_buf_add(b, "\\\\", 2);
+                } else if (text_control(cp)) {
+                        if (cp < 0x100) {
+                                char enc[4] = {'\\', 'x', hex_lower[cp >> 4], hex_lower[cp & 0xF]};
+                                r = ob_buf_add(b, enc, sizeof(enc));
+                        } else {
+                                r = ob_buf_printf(b, "\\u%04X", (unsigned)cp);
+                        }
+                } else {
+                        r = ob_buf_add(b, s + i, len);
+                }
+                if (r < 0)
+                        return r;
+                i += len;
         }
         return 0;
 }

@@ -11,7 +11,8 @@
 
 /* One URL path segment (RFC 3986): everything but unreserved
  * (ALPHA DIGIT - . _ ~) is percent-encoded, "/" included, so a value can never
- * add a segment. "." and ".." as a whole value are encoded as %2E / %2E%2E. */
+ * add a segment. An empty value, "." and ".." are refused (-OB_ETEMPLATE):
+ * each would address another resource (a collection, or a parent). */
 int ob_escape_path_segment(struct ob_buf *b, const char *s, size_t n);
 
 /* One query component (key or value) in application/x-www-form-urlencoded
@@ -32,6 +33,12 @@ int ob_escape_ldap_filter(struct ob_buf *b, const char *s, size_t n);
 
 /* An attribute value in a DN, RFC 4514 section 2.4. */
 int ob_escape_dn_value(struct ob_buf *b, const char *s, size_t n);
+
+/* Text for a terminal (the text report): every control character, C0 (tab
+ * and newline included), DEL and C1, the Unicode bidirectional and line
+ * separator controls, and every byte that is not valid UTF-8 become \xNN
+ * (or \u202E); a backslash becomes \\. Never fails on content. */
+int ob_escape_text(struct ob_buf *b, const char *s, size_t n);
 
 /* Mask a secret for display: always "***". */
 #define OB_MASK "***"
