@@ -1,13 +1,17 @@
 /* main.c: the command line. The only place that decides the process's exit
  * status; every module below returns errors instead of exiting. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 
 #include "config.h"
 #include "log.h"
 #include "reconcile.h"
+#include "util.h"
 
 #ifndef OFFBOARD_VERSION
 #define OFFBOARD_VERSION "dev"
@@ -46,8 +50,21 @@ static void usage(FILE *f)
                 "Secrets are read from files named in the configuration, never from the command line.\n");
 }
 
+/* Memory holds the bind password, API tokens and curl's request buffers: no
+ * core file, and no ptrace or /proc/PID/mem by other processes of the same
+ * user (PR_SET_DUMPABLE 0). Done before anything reads a secret. */
+static void no_core_dumps(void)
+{
+        struct rlimit none = {0, 0};
+        if (setrlimit(RLIMIT_CORE, &none) < 0)
+                fprintf(stderr, "offboard: cannot disable core dumps: %s\n", strerror(errno));
+        if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+                fprintf(stderr, "offboard: cannot mark the process non-dumpable: %s\n", strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
+        no_core_dumps();
         static const struct option opts[] = {
                 {"config", required_argument, NULL, 'c'}, {"format", required_argument, NULL, 'f'},
                 {"account", required_argument, NULL, 'a'}, {"check", no_argument, NULL, 'k'},
@@ -125,6 +142,18 @@ int main(int argc, char **argv)
                 printf(" %s\n", cfg->directory.id_attribute);
         } else {
                 o.dry_run = is_plan;
+                const char *now = getenv("OFFBOARD_NOW");
+                if (now && is_plan) {
+                        if (ob_parse_i64(now, &o.now) < 0 || o.now <= 0) {
+                                fprintf(stderr, "offboard: OFFBOARD_NOW must be seconds since 1970, not '%s'\n", now);
+                                ob_config_free(cfg);
+                                return OB_EXIT_CONFIG;
+                        }
+                } else if (now) {
+                        ob_log(OB_LOG_WARNING,
+                               "event=clock_override_ignored note=\"OFFBOARD_NOW only moves the clock of plan; "
+                               "reconcile acts on the real time\"");
+                }
                 ret = ob_reconcile_run(cfg, &o);
         }
         ob_config_free(cfg);

@@ -13,6 +13,7 @@
 #define OB_RECONCILE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -34,6 +35,7 @@ struct ob_run_options {
         const char *account; /* only this username (no deletion sweep) */
         enum ob_format format;
         FILE *out;
+        int64_t now;        /* plan only ("what if", OFFBOARD_NOW); 0: the real clock */
 };
 
 /* Returns an enum ob_exit code. */

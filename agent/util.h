@@ -88,8 +88,8 @@ void ob_strv_free(char **l);
 /* Lower-case ASCII compare helpers. */
 bool ob_streq_ci(const char *a, const char *b);
 
-/* Wall clock in seconds since the epoch; overridable for tests and plans
- * through OFFBOARD_NOW (seconds) so a dry run can be asked "what if". */
+/* Wall clock in seconds since the epoch. Only main.c lets OFFBOARD_NOW move
+ * the clock, and only for `plan`: a pass that acts always uses the real one. */
 int64_t ob_now(void);
 
 #endif
