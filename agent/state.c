@@ -517,6 +517,31 @@ static int state_create(struct ob_state *s)
         return r;
 }
 
+/* The store decides what is done and what is owed: a file another user can
+ * write, or a link to somewhere else, is refused (and left untouched). */
+static int state_check_file(struct ob_state *s, const char *file, const struct stat *sb)
+{
+        if (S_ISLNK(sb->st_mode))
+                return state_msg(s, -OB_ESTATE,
+                                 "state store %s: %s is a symbolic link; it was left untouched (point state.path at "
+                                 "the real file)",
+                                 s->path, file);
+        if (!S_ISREG(sb->st_mode))
+                return state_msg(s, -OB_ESTATE, "state store %s: %s is not a regular file; it was left untouched",
+                                 s->path, file);
+        if (sb->st_uid != geteuid())
+                return state_msg(s, -OB_ESTATE,
+                                 "state store %s: %s is owned by uid %u, not by the user offboard runs as (uid %u); "
+                                 "it was left untouched",
+                                 s->path, file, (unsigned)sb->st_uid, (unsigned)geteuid());
+        if (sb->st_mode & (S_IWGRP | S_IWOTH))
+                return state_msg(s, -OB_ESTATE,
+                                 "state store %s: %s is writable by other users (mode %04o); it was left untouched "
+                                 "(chmod 600 it after checking it)",
+                                 s->path, file, (unsigned)(sb->st_mode & 07777));
+        return 0;
+}
+
 void ob_state_free(struct ob_state *s)
 {
         if (!s)
@@ -549,7 +574,7 @@ int ob_state_open(const char *path, bool readonly, struct ob_state **ret)
         }
         s->readonly = readonly;
 
-        if (stat(path, &sb) < 0) {
+        if (lstat(path, &sb) < 0) {
                 r = -errno;
                 if (r != -ENOENT) {
                         state_msg(s, r, "state store %s cannot be opened: %s", path, strerror(-r));
@@ -563,15 +588,25 @@ int ob_state_open(const char *path, bool readonly, struct ob_state **ret)
                 r = state_create(s);
                 if (r < 0)
                         goto fail;
-        } else if (!S_ISREG(sb.st_mode)) {
-                r = state_msg(s, -OB_ESTATE, "state store %s is not a regular file; it was left untouched", path);
+        } else if ((r = state_check_file(s, path, &sb)) < 0) {
                 goto fail;
         } else if (sb.st_size == 0) {
                 r = state_msg(s, -OB_ESTATE, "state store %s is corrupt (it is empty); " OB_STATE_ADVICE, path);
                 goto fail;
         }
 
-        r = state_open_db(s, path, readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+        /* SQLite's own sidecars: a planted -wal would be replayed into the store. */
+        static const char *const sidecars[] = {"-wal", "-shm"};
+        for (size_t i = 0; i < OB_ELEMENTSOF(sidecars); i++) {
+                char side[PATH_MAX];
+                struct stat ss;
+                if (snprintf(side, sizeof(side), "%s%s", path, sidecars[i]) >= (int)sizeof(side))
+                        continue;
+                if (lstat(side, &ss) == 0 && (r = state_check_file(s, side, &ss)) < 0)
+                        goto fail;
+        }
+        r = state_open_db(s, path,
+                          (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW);
         if (r < 0)
                 goto fail;
         r = state_verify(s);
@@ -612,6 +647,41 @@ const char *ob_state_errmsg(const struct ob_state *s)
 const char *ob_state_open_errmsg(void)
 {
         return state_open_errmsg;
+}
+
+/* ---- named values ---- */
+
+int ob_state_meta_get(struct ob_state *s, const char *key, char **ret)
+{
+        if (!s || !key)
+                return -EINVAL;
+        if (!s->db) {
+                *ret = NULL;
+                return 0;
+        }
+        return state_meta(s, key, ret);
+}
+
+int ob_state_meta_put(struct ob_state *s, const char *key, const char *value)
+{
+        if (!s || !key || !value)
+                return -EINVAL;
+        if (s->readonly || !s->db)
+                return state_readonly(s, "writing a named value");
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db,
+                                    "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+                                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                                    -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+                rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE && rc != SQLITE_OK)
+                return state_fail(s, rc, "writing a named value");
+        return 0;
 }
 
 /* ---- records ---- */

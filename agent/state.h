@@ -65,6 +65,14 @@ size_t ob_index_size(const struct ob_index *ix);
 /* Calls fn for every entry with seen == false, in id order. */
 int ob_index_foreach_unseen(struct ob_index *ix, int (*fn)(struct ob_index_entry *e, void *ud), void *ud);
 
+/* Small named values kept with the store (for example what the last complete
+ * pass read of each attribute the rules use). get sets *ret to NULL when the
+ * key is absent (or the read-only store does not exist yet); put writes in
+ * the current transaction, or on its own. Keys starting with "format" and
+ * "version" belong to the store itself. */
+int ob_state_meta_get(struct ob_state *s, const char *key, char **ret);
+int ob_state_meta_put(struct ob_state *s, const char *key, const char *value);
+
 /* -OB_ENOTFOUND when there is no record. */
 int ob_state_get(struct ob_state *s, const char *id, struct ob_record *ret);
 /* The attribute snapshot recorded with the account (id and dn set). */
