@@ -25,6 +25,7 @@ void ob_account_free(struct ob_account *a)
         free(a->attrs);
         free(a->id);
         free(a->dn);
+        free(a->unreadable);
         free(a);
 }
 
@@ -147,7 +148,8 @@ int ob_account_dup(const struct ob_account *a, struct ob_account **ret)
                 return -ENOMEM;
         c->id = a->id ? strdup(a->id) : NULL;
         c->dn = a->dn ? strdup(a->dn) : NULL;
-        if ((a->id && !c->id) || (a->dn && !c->dn)) {
+        c->unreadable = a->unreadable ? strdup(a->unreadable) : NULL;
+        if ((a->id && !c->id) || (a->dn && !c->dn) || (a->unreadable && !c->unreadable)) {
                 ob_account_free(c);
                 return -ENOMEM;
         }

@@ -23,8 +23,13 @@ struct ob_attr {
 };
 
 struct ob_account {
-        char *id; /* stable key in text form (entryUUID, GUID string, nsUniqueId) */
+        char *id; /* stable key in text form (entryUUID, GUID string, nsUniqueId);
+                   * NULL only when unreadable is set */
         char *dn;
+        /* Why this entry cannot be judged (its id is unreadable, a value is
+         * over a limit, a required attribute is missing), or NULL. An
+         * unreadable account is neither active nor gone: it is held. */
+        char *unreadable;
         size_t nattrs;
         struct ob_attr *attrs;
         size_t cap; /* allocated attrs */

@@ -14,11 +14,13 @@
 
 #include <errno.h>
 #include <ldap.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "escape.h"
 #include "log.h"
@@ -30,6 +32,9 @@
 #define OB_DIR_MAX_TEAMS 10000             /* groups one account is in */
 #define OB_DIR_MAX_PAGE_SIZE 10000
 #define OB_DIR_DEFAULT_PAGE_SIZE 500
+#define OB_DIR_DEFAULT_DEADLINE_MS (30 * 60 * 1000)
+#define OB_DIR_DEFAULT_MAX_PAGES 10000
+#define OB_DIR_MAX_REFERENCES 1000
 
 struct ob_dir {
         LDAP *ld;
@@ -41,6 +46,8 @@ struct ob_dir {
         bool id_is_guid;
         int page_size;
         int64_t timeout_ms;
+        int64_t search_deadline_ms;
+        size_t max_pages;
         char **attrs; /* account attributes to request (NULL-terminated) */
         char *teams_base;
         char *teams_filter;
@@ -129,6 +136,13 @@ static struct timeval ms_to_tv(int64_t ms)
         return (struct timeval){.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
 }
 
+static int64_t monotonic_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static bool has_prefix_ci(const char *s, const char *p)
 {
         return strncasecmp(s, p, strlen(p)) == 0;
@@ -166,13 +180,15 @@ static int uri_scheme(const char *uris, bool *ret_plain)
 
 /* ---- waiting for messages ------------------------------------------------------ */
 
-/* One message of msgid, waiting at most timeout_ms. Returns its type (> 0) and
- * *ret, or an error (after abandoning the operation on a timeout). */
-static int wait_msg(struct ob_dir *d, int msgid, const char *op, const char *target, LDAPMessage **ret)
+/* One message of msgid, waiting at most timeout_ms (<= 0: forever). Returns
+ * its type (> 0) and *ret, or an error (after abandoning the operation on a
+ * timeout). */
+static int wait_msg_for(struct ob_dir *d, int msgid, int64_t timeout_ms, const char *op, const char *target,
+                        LDAPMessage **ret)
 {
-        struct timeval tv = ms_to_tv(d->timeout_ms);
+        struct timeval tv = ms_to_tv(timeout_ms);
         LDAPMessage *m = NULL;
-        int t = ldap_result(d->ld, msgid, LDAP_MSG_ONE, d->timeout_ms > 0 ? &tv : NULL, &m);
+        int t = ldap_result(d->ld, msgid, LDAP_MSG_ONE, timeout_ms > 0 ? &tv : NULL, &m);
         if (t == 0) {
                 ldap_abandon_ext(d->ld, msgid, NULL, NULL);
                 dir_log(d, OB_LOG_ERROR, op, target, LDAP_TIMEOUT, "no answer within the timeout");
@@ -186,6 +202,11 @@ static int wait_msg(struct ob_dir *d, int msgid, const char *op, const char *tar
         }
         *ret = m;
         return t;
+}
+
+static int wait_msg(struct ob_dir *d, int msgid, const char *op, const char *target, LDAPMessage **ret)
+{
+        return wait_msg_for(d, msgid, d->timeout_ms, op, target, ret);
 }
 
 /* Parses a result message; logs and translates a failure. *ret_ctrls (if
@@ -302,6 +323,8 @@ static int copy_config(struct ob_dir *d, const struct ob_directory_config *cfg)
 {
         const char *id = cfg->id_attribute ? cfg->id_attribute : "entryUUID";
         size_t n = 0;
+        d->search_deadline_ms = cfg->search_deadline_ms > 0 ? cfg->search_deadline_ms : OB_DIR_DEFAULT_DEADLINE_MS;
+        d->max_pages = cfg->max_pages > 0 ? cfg->max_pages : OB_DIR_DEFAULT_MAX_PAGES;
         d->uri = strdup(cfg->uri);
         d->base = strdup(cfg->base ? cfg->base : "");
         d->filter = strdup(cfg->filter ? cfg->filter : "(objectClass=*)");
@@ -382,9 +405,10 @@ int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret)
                        "expected ldap://, ldaps:// or ldapi:// URIs, all of one scheme");
                 return r;
         }
-        /* Refused before anything is sent: a password never crosses an
-         * unencrypted connection unless the configuration says so. */
-        if (plain && !cfg->starttls && cfg->bind_dn && !cfg->sasl_external && !cfg->allow_insecure)
+        /* Refused before anything is sent: neither a password nor what the
+         * decisions rest on (statuses, managers) crosses an unencrypted
+         * connection unless the configuration says so; anonymous included. */
+        if (plain && !cfg->starttls && !cfg->sasl_external && !cfg->allow_insecure)
                 return -OB_EINSECURE;
 
         struct ob_dir *d = calloc(1, sizeof(*d));
@@ -449,8 +473,27 @@ static void guid_to_string(const unsigned char *g, char out[37])
                  g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
 }
 
-/* Builds an account from an entry. need_id: an entry without the id attribute
- * is skipped (returns 1, logged); otherwise its DN stands in. */
+/* Marks a as unreadable (the first reason wins). */
+static int set_unreadable(struct ob_account *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int set_unreadable(struct ob_account *a, const char *fmt, ...)
+{
+        if (a->unreadable)
+                return 0;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vasprintf(&a->unreadable, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+                a->unreadable = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* Builds an account from an entry. need_id: an entry without a usable id is
+ * delivered unreadable with a NULL id; otherwise its DN stands in. A value
+ * over the limits is left out and makes the account unreadable: one hostile
+ * entry holds that account, not every pass. */
 static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, struct ob_account **ret)
 {
         struct ob_account *a = ob_account_new();
@@ -493,16 +536,15 @@ static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, stru
                 memcpy(name, attr.bv_val, attr.bv_len);
                 name[attr.bv_len] = '\0';
                 for (size_t i = 0; vals && vals[i].bv_val && r == 0; i++) {
-                        bytes += vals[i].bv_len;
-                        if (vals[i].bv_len > OB_DIR_MAX_VALUE_BYTES || bytes > OB_DIR_MAX_ENTRY_BYTES) {
-                                ob_log(OB_LOG_ERROR,
-                                       "event=ldap_entry_too_large dn=%s attribute=%s value_bytes=%zu entry_bytes=%zu "
-                                       "limit_value=%u limit_entry=%u",
-                                       ob_log_quote(a->dn), ob_log_quote(name), (size_t)vals[i].bv_len, bytes,
-                                       OB_DIR_MAX_VALUE_BYTES, OB_DIR_MAX_ENTRY_BYTES);
-                                r = -OB_ELIMIT;
-                                break;
+                        if (vals[i].bv_len > OB_DIR_MAX_VALUE_BYTES || bytes + vals[i].bv_len > OB_DIR_MAX_ENTRY_BYTES) {
+                                r = set_unreadable(a,
+                                                   "%s has a value of %zu bytes; the limits are %u bytes a value and "
+                                                   "%u bytes an entry",
+                                                   name, (size_t)vals[i].bv_len, OB_DIR_MAX_VALUE_BYTES,
+                                                   OB_DIR_MAX_ENTRY_BYTES);
+                                continue;
                         }
+                        bytes += vals[i].bv_len;
                         r = ob_account_add(a, name, vals[i].bv_val, vals[i].bv_len);
                 }
                 ber_memfree(vals);
@@ -516,36 +558,28 @@ static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, stru
 
         const struct ob_attr *ia = ob_account_attr(a, d->id_attr);
         if (!ia || ia->nvals == 0 || ia->vals[0].len == 0) {
-                if (need_id) {
-                        ob_log(OB_LOG_WARNING, "event=ldap_entry_skipped dn=%s reason=\"no %s\"", ob_log_quote(a->dn),
-                               d->id_attr);
-                        ob_account_free(a);
-                        return 1;
-                }
-                a->id = strdup(a->dn);
+                if (need_id)
+                        r = set_unreadable(a, "its %s cannot be read (access rights?)", d->id_attr);
+                else
+                        a->id = strdup(a->dn);
         } else if (d->id_is_guid) {
                 if (ia->vals[0].len != 16) {
-                        ob_log(OB_LOG_WARNING,
-                               "event=ldap_entry_skipped dn=%s reason=\"objectGUID is %zu bytes, not 16\"",
-                               ob_log_quote(a->dn), ia->vals[0].len);
-                        ob_account_free(a);
-                        return 1;
+                        r = set_unreadable(a, "its objectGUID is %zu bytes, not 16", ia->vals[0].len);
+                } else {
+                        char g[37];
+                        guid_to_string((const unsigned char *)ia->vals[0].data, g);
+                        a->id = strdup(g);
                 }
-                char g[37];
-                guid_to_string((const unsigned char *)ia->vals[0].data, g);
-                a->id = strdup(g);
+        } else if (strlen(ia->vals[0].data) != ia->vals[0].len) {
+                r = set_unreadable(a, "its %s holds a NUL byte", d->id_attr);
         } else {
-                if (strlen(ia->vals[0].data) != ia->vals[0].len) {
-                        ob_log(OB_LOG_WARNING, "event=ldap_entry_skipped dn=%s reason=\"%s holds a NUL byte\"",
-                               ob_log_quote(a->dn), d->id_attr);
-                        ob_account_free(a);
-                        return 1;
-                }
                 a->id = strdup(ia->vals[0].data);
         }
-        if (!a->id) {
+        if (r == 0 && !a->id && !a->unreadable)
+                r = -ENOMEM;
+        if (r < 0) {
                 ob_account_free(a);
-                return -ENOMEM;
+                return r;
         }
         *ret = a;
         return 0;
@@ -553,16 +587,84 @@ static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, stru
 
 /* ---- paged search ----------------------------------------------------------------------- */
 
+/* Adds the DNs the reference message m points at to info (or fails the
+ * search when info is NULL: a list that must be whole is not). */
+static int note_reference(struct ob_dir *d, LDAPMessage *m, const char *base, struct ob_dir_search_info *info)
+{
+        char **urls = NULL;
+        int rc = ldap_parse_reference(d->ld, m, &urls, NULL, 0);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "parse_reference", base, rc, NULL);
+                return -OB_EDIRECTORY;
+        }
+        int r = 0;
+        if (!info) {
+                ob_log(OB_LOG_ERROR, "event=ldap_reference base=%s url=%s note=\"part of the search is held by another "
+                                     "server; the result would be incomplete\"",
+                       ob_log_quote(base), ob_log_quote(urls && urls[0] ? urls[0] : ""));
+                r = -OB_EDIRECTORY;
+        }
+        size_t n = 0;
+        while (info && info->references && info->references[n])
+                n++;
+        for (size_t i = 0; r == 0 && urls && urls[i]; i++) {
+                if (n >= OB_DIR_MAX_REFERENCES) {
+                        ob_log(OB_LOG_ERROR, "event=ldap_too_many_references base=%s limit=%d", ob_log_quote(base),
+                               OB_DIR_MAX_REFERENCES);
+                        r = -OB_ELIMIT;
+                        break;
+                }
+                LDAPURLDesc *lud = NULL;
+                const char *target = "";
+                if (ldap_url_parse(urls[i], &lud) == LDAP_URL_SUCCESS && lud->lud_dn)
+                        target = lud->lud_dn;
+                ob_log(OB_LOG_WARNING, "event=ldap_reference base=%s url=%s subtree=%s", ob_log_quote(base),
+                       ob_log_quote(urls[i]), ob_log_quote(target));
+                char **nv = realloc(info->references, (n + 2) * sizeof(char *));
+                if (!nv || !(nv[n] = strdup(target))) {
+                        if (nv)
+                                info->references = nv;
+                        r = -ENOMEM;
+                } else {
+                        nv[++n] = NULL;
+                        info->references = nv;
+                }
+                if (lud)
+                        ldap_free_urldesc(lud);
+        }
+        ber_memvfree((void **)urls);
+        return r;
+}
+
+void ob_dir_search_info_clear(struct ob_dir_search_info *info)
+{
+        if (!info)
+                return;
+        strv_free(info->references);
+        *info = (struct ob_dir_search_info){0};
+}
+
 /* Paged search streaming every entry to fn. Any result other than success on
- * any page fails the search; a callback's non-zero return stops it. */
+ * any page fails the search; a callback's non-zero return stops it. The whole
+ * search has a deadline and a page cap. References go to info, or fail the
+ * search when info is NULL. */
 static int paged_search(struct ob_dir *d, const char *base, int scope, const char *filter, char **attrs, bool need_id,
-                        ob_dir_entry_fn fn, void *userdata, size_t *ret_count)
+                        ob_dir_entry_fn fn, void *userdata, struct ob_dir_search_info *info)
 {
         struct berval *cookie = NULL;
-        size_t count = 0;
+        int64_t deadline = monotonic_ms() + d->search_deadline_ms;
+        size_t pages = 0;
         int r = 0;
 
         for (;;) {
+                if (++pages > d->max_pages) {
+                        ob_log(OB_LOG_ERROR,
+                               "event=ldap_search_too_long base=%s pages=%zu max_pages=%zu note=\"raise "
+                               "directory.max_pages or page_size if the directory really is this large\"",
+                               ob_log_quote(base), pages - 1, d->max_pages);
+                        r = -OB_ESIZELIMIT;
+                        break;
+                }
                 LDAPControl *page = NULL;
                 int rc = ldap_create_page_control(d->ld, d->page_size, cookie, 1, &page);
                 if (rc != LDAP_SUCCESS) {
@@ -586,10 +688,21 @@ static int paged_search(struct ob_dir *d, const char *base, int scope, const cha
 
                 bool page_done = false;
                 while (!page_done && r == 0) {
+                        int64_t left = deadline - monotonic_ms();
+                        if (left <= 0) {
+                                ldap_abandon_ext(d->ld, msgid, NULL, NULL);
+                                ob_log(OB_LOG_ERROR,
+                                       "event=ldap_search_too_long base=%s pages=%zu search_deadline_ms=%lld "
+                                       "note=\"the whole search did not end within directory.search_deadline\"",
+                                       ob_log_quote(base), pages, (long long)d->search_deadline_ms);
+                                r = -OB_ESIZELIMIT;
+                                break;
+                        }
                         LDAPMessage *m = NULL;
-                        int t = wait_msg(d, msgid, "search", base, &m);
+                        int64_t wait = d->timeout_ms > 0 && d->timeout_ms < left ? d->timeout_ms : left;
+                        int t = wait_msg_for(d, msgid, wait, "search", base, &m);
                         if (t < 0) {
-                                r = t;
+                                r = wait < d->timeout_ms && monotonic_ms() >= deadline ? -OB_ESIZELIMIT : t;
                                 break;
                         }
                         if (t == LDAP_RES_SEARCH_ENTRY) {
@@ -597,8 +710,14 @@ static int paged_search(struct ob_dir *d, const char *base, int scope, const cha
                                 int k = entry_to_account(d, m, need_id, &a);
                                 if (k < 0)
                                         r = k;
-                                else if (k == 0) {
-                                        count++;
+                                else {
+                                        if (info) {
+                                                info->entries++;
+                                                info->unreadable += a->unreadable != NULL;
+                                        }
+                                        if (a->unreadable)
+                                                ob_log(OB_LOG_WARNING, "event=ldap_entry_unreadable dn=%s reason=%s",
+                                                       ob_log_quote(a->dn), ob_log_quote(a->unreadable));
                                         r = fn(a, userdata);
                                         ob_account_free(a);
                                 }
@@ -632,9 +751,11 @@ static int paged_search(struct ob_dir *d, const char *base, int scope, const cha
                                 }
                                 ldap_controls_free(rctrls);
                         } else if (t == LDAP_RES_SEARCH_REFERENCE) {
-                                /* Referrals are off: a part of the tree another server holds
-                                 * (AD's DomainDnsZones under a domain root) is not followed. */
-                                ob_log(OB_LOG_DEBUG, "event=ldap_reference_ignored base=%s", ob_log_quote(base));
+                                /* Referrals are not chased: what another server
+                                 * holds was not read, and the caller must know. */
+                                r = note_reference(d, m, base, info);
+                                if (r != 0)
+                                        ldap_abandon_ext(d->ld, msgid, NULL, NULL);
                         }
                         ldap_msgfree(m);
                 }
@@ -642,16 +763,20 @@ static int paged_search(struct ob_dir *d, const char *base, int scope, const cha
                         break;
         }
         ber_bvfree(cookie);
-        if (r == 0 && ret_count)
-                *ret_count = count;
         return r;
 }
 
-int ob_dir_search_accounts(struct ob_dir *d, ob_dir_entry_fn fn, void *userdata, size_t *ret_count)
+int ob_dir_search_accounts(struct ob_dir *d, ob_dir_entry_fn fn, void *userdata, struct ob_dir_search_info *ret_info)
 {
         if (!d || !fn)
                 return -EINVAL;
-        return paged_search(d, d->base, d->scope, d->filter, d->attrs, true, fn, userdata, ret_count);
+        struct ob_dir_search_info info = {0};
+        int r = paged_search(d, d->base, d->scope, d->filter, d->attrs, true, fn, userdata, &info);
+        if (r == 0 && ret_info)
+                *ret_info = info;
+        else
+                ob_dir_search_info_clear(&info);
+        return r;
 }
 
 /* ---- one entry ----------------------------------------------------------------------------- */
@@ -699,6 +824,13 @@ out:
         ldap_dnfree(x);
         ldap_dnfree(y);
         return r;
+}
+
+int ob_dn_in_subtree(const char *dn, const char *base)
+{
+        if (!dn || !base)
+                return -EINVAL;
+        return dn_in_scope(dn, base, LDAP_SCOPE_SUBTREE);
 }
 
 /* Base-scope read of dn; *ret is NULL (and 0 returned) if it does not exist. */

@@ -25,29 +25,52 @@ struct ob_dir;
  * (verification on unless tls_verify is false; CA file if given; then
  * LDAP_OPT_X_TLS_NEWCTX), runs StartTLS for ldap:// when configured, and binds:
  * simple bind with the password read from bind_password_file, SASL EXTERNAL
- * when sasl_external, anonymous otherwise. A simple bind over plain ldap://
- * without StartTLS is refused with -OB_EINSECURE unless allow_insecure. */
+ * when sasl_external, anonymous otherwise. Plain ldap:// without StartTLS
+ * (anonymous included) is refused with -OB_EINSECURE unless allow_insecure. */
 int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret);
 void ob_dir_free(struct ob_dir *d);
 
 /* Called once per entry; the account is borrowed and freed after the call.
- * A non-zero return stops the search and is returned by the search. */
+ * A non-zero return stops the search and is returned by the search. An entry
+ * that cannot be judged is still delivered, with a->unreadable saying why:
+ * its id attribute is missing or malformed (a->id is then NULL), or a value
+ * is over a limit (that value is left out). */
 typedef int (*ob_dir_entry_fn)(const struct ob_account *a, void *userdata);
+
+/* What one search of the accounts saw besides its entries. */
+struct ob_dir_search_info {
+        size_t entries;    /* delivered, unreadable ones included */
+        size_t unreadable; /* delivered with a->unreadable set */
+        /* Continuation references met in scope (parts of the tree another
+         * server holds, which were not read): the DN each one's URL points
+         * at, or "" when it names none. NULL-terminated, or NULL. */
+        char **references;
+};
+void ob_dir_search_info_clear(struct ob_dir_search_info *info);
 
 /* Paged search (RFC 2696, cfg->page_size) of base/scope/filter requesting
  * cfg->attributes plus the id attribute. Streams page by page: at most one
  * page is held in memory. The account id is the id attribute's value in text
- * form; a binary objectGUID becomes its canonical GUID string. Entries without
- * the id attribute are skipped and logged. *ret_count: entries delivered. */
-int ob_dir_search_accounts(struct ob_dir *d, ob_dir_entry_fn fn, void *userdata, size_t *ret_count);
+ * form; a binary objectGUID becomes its canonical GUID string. The whole
+ * search (every page) must end within cfg->search_deadline_ms and take at
+ * most cfg->max_pages pages, else -OB_ESIZELIMIT. ret_info (may be NULL) is
+ * filled on success; the caller clears it. */
+int ob_dir_search_accounts(struct ob_dir *d, ob_dir_entry_fn fn, void *userdata, struct ob_dir_search_info *ret_info);
+
+/* Whether dn is base or lies below it (RDN by RDN, ASCII case ignored):
+ * 1, 0, or -EINVAL when either does not parse. */
+int ob_dn_in_subtree(const char *dn, const char *base);
 
 /* Reads one entry by DN with the account attributes (for managers, fallback,
- * team owners). -OB_ENOTFOUND when it does not exist or is out of scope. */
+ * team owners). -OB_ENOTFOUND when it does not exist or is out of scope;
+ * any other failure (a referral, a timeout, a refused read) is an error, never
+ * "not found". The account may come back with a->unreadable set. */
 int ob_dir_read_account(struct ob_dir *d, const char *dn, struct ob_account **ret);
 
 /* Team groups under teams_base with teams_filter whose member attribute holds
  * member_dn (escaped into the filter), in DN order. Each group is delivered as
- * an account whose attributes include the owner attribute. */
+ * an account whose attributes include the owner attribute. A continuation
+ * reference makes the list incomplete: -OB_EDIRECTORY. */
 int ob_dir_search_teams(struct ob_dir *d, const char *member_dn, ob_dir_entry_fn fn, void *userdata);
 
 struct ob_dir_mod {
