@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <ldap.h>
 #include <yaml.h>
 
 #include "util.h"
@@ -24,6 +25,9 @@
 #endif
 
 #define OB_CONFIG_MAX_BYTES (1024 * 1024)
+#define OB_CONFIG_MAX_DEPTH 64      /* nested collections */
+#define OB_CONFIG_MAX_NODES 100000  /* scalars, lists and mappings in one file */
+#define OB_CONFIG_MAX_LIST 1000     /* entries in a list of names */
 
 static const char *const ob_status_names[_OB_STATUS_MAX] = {
         [OB_STATUS_NONE] = "none",         [OB_STATUS_ACTIVE] = "active", [OB_STATUS_LOCKED] = "locked",
@@ -55,7 +59,51 @@ struct pctx {
         bool have_doc;
         struct ob_config_error *err;
         struct ob_config *cfg;
+        yaml_node_t *safety_transitions; /* safety.transitions, resolved after transitions: */
 };
+
+static bool is_word_char(char c)
+{
+        return isalnum((unsigned char)c) || c == '_' || c == '-';
+}
+
+/* An error quotes its line; a line that sets bind_password:, token: or
+ * password: shows *** instead of the value, whatever the error is about. */
+static void mask_secrets(char *line, size_t size)
+{
+        static const char *const keys[] = {"bind_password", "token", "password", NULL};
+        for (char *s = line; *s; s++) {
+                if (s > line && (is_word_char(s[-1]) || s[-1] == '\''))
+                        continue;
+                char *w = s;
+                if (*w == '"' || *w == '\'')
+                        w++;
+                size_t n = 0;
+                while (is_word_char(w[n]))
+                        n++;
+                bool secret = false;
+                for (size_t i = 0; keys[i]; i++)
+                        secret = secret || (strlen(keys[i]) == n && strncmp(w, keys[i], n) == 0);
+                if (!secret)
+                        continue;
+                char *c = w + n;
+                if (w != s && *c == *s)
+                        c++;
+                while (*c == ' ')
+                        c++;
+                if (*c != ':')
+                        continue;
+                c++;
+                while (*c == ' ')
+                        c++;
+                if (*c) {
+                        if ((size_t)(c - line) + 4 > size)
+                                c = line + size - 4;
+                        strcpy(c, "***");
+                        return;
+                }
+        }
+}
 
 static void copy_line(struct pctx *p, size_t line0, struct ob_config_error *err)
 {
@@ -78,6 +126,7 @@ static void copy_line(struct pctx *p, size_t line0, struct ob_config_error *err)
         for (char *c = err->line; *c; c++)
                 if (*c == '\t')
                         *c = ' ';
+        mask_secrets(err->line, sizeof(err->line));
 }
 
 static int failv(struct pctx *p, size_t line0, size_t col0, const char *fmt, va_list ap)
@@ -267,6 +316,7 @@ INT_HANDLER(h_page_size, int, 1, 10000)
 INT_HANDLER(h_concurrency, int, 1, 256)
 INT_HANDLER(h_size, size_t, 0, 100000000)
 INT_HANDLER(h_percent, unsigned, 0, 100)
+INT_HANDLER(h_max_pages, size_t, 1, 10000000)
 
 static int h_duration(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
@@ -315,6 +365,20 @@ static int h_attr(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
         return r;
 }
 
+/* A distinguished name, as libldap reads one (RFC 4514). */
+static int h_dn(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = h_nonempty(p, key, v, dst);
+        if (r < 0)
+                return r;
+        LDAPDN dn = NULL;
+        if (ldap_str2dn(*(char **)dst, &dn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+                return fail(p, v, "%s: '%s' is not a DN (for example uid=admin,ou=people,dc=example,dc=org)", key,
+                            *(char **)dst);
+        ldap_dnfree(dn);
+        return 0;
+}
+
 static int h_filter(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         int r = h_nonempty(p, key, v, dst);
@@ -343,6 +407,9 @@ static int get_strlist(struct pctx *p, const char *key, yaml_node_t *v, char ***
                 if (r < 0)
                         return r;
         } else if (v->type == YAML_SEQUENCE_NODE) {
+                /* Entries are checked for duplicates one by one: a cap keeps that cheap. */
+                if (v->data.sequence.items.top - v->data.sequence.items.start > OB_CONFIG_MAX_LIST)
+                        return fail(p, v, "%s: more than %d entries", key, OB_CONFIG_MAX_LIST);
                 for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
                         yaml_node_t *e = node(p, *i);
                         r = expect(p, e, YAML_SCALAR_NODE, key);
@@ -364,7 +431,7 @@ static int get_strlist(struct pctx *p, const char *key, yaml_node_t *v, char ***
 
 static int h_attrlist(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
-        char **l;
+        char **l = NULL;
         int r = get_strlist(p, key, v, &l, true);
         if (r < 0)
                 return r;
@@ -376,12 +443,20 @@ static int h_attrlist(struct pctx *p, const char *key, yaml_node_t *v, void *dst
         return r;
 }
 
+/* The error names the key only; the quoted line shows *** from the value's
+ * column on, so the secret never reaches a log. */
 static int h_reject_secret(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         (void)dst;
-        return fail(p, v, "%s: secrets are never written in the configuration; put it in a file (mode 0600, or a "
-                          "systemd credential) and name the file with %s_file",
-                    key, key);
+        int r = fail(p, v, "%s: secrets are never written in the configuration; put it in a file (mode 0600, or a "
+                           "systemd credential) and name the file with %s_file",
+                     key, key);
+        size_t col = p->err->column > 0 ? (size_t)p->err->column - 1 : 0;
+        if (col + 4 > sizeof(p->err->line))
+                col = sizeof(p->err->line) - 4;
+        if (col <= strlen(p->err->line))
+                strcpy(p->err->line + col, "***");
+        return r;
 }
 
 /* Walks a mapping with a handler table. Unknown keys, duplicates and missing
@@ -439,9 +514,11 @@ static int parse_status_list(struct pctx *p, const char *key, yaml_node_t *v, un
         yaml_node_t *buf[16];
         if (v->type == YAML_SEQUENCE_NODE) {
                 n = 0;
-                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top && n < 16;
-                     i++)
+                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                        if (n == OB_ELEMENTSOF(buf))
+                                return fail(p, v, "%s: too many statuses", key);
                         buf[n++] = node(p, *i);
+                }
                 items = buf;
         }
         for (size_t i = 0; i < n; i++) {
@@ -620,15 +697,21 @@ static int parse_json_tpl(struct pctx *p, yaml_node_t *v, const char *key, enum 
         int r = 0;
         if (v->type == YAML_SCALAR_NODE) {
                 const char *s = scalar(v);
-                bool literal = false;
+                bool word = false, number = false;
+                int64_t n = 0;
                 if (!is_quoted(v) && ctx == OB_TPL_JSON) {
-                        int64_t n;
-                        literal = strcmp(s, "true") == 0 || strcmp(s, "false") == 0 || strcmp(s, "null") == 0 ||
-                                  ob_parse_i64(s, &n) == 0;
+                        word = strcmp(s, "true") == 0 || strcmp(s, "false") == 0 || strcmp(s, "null") == 0;
+                        number = !word && ob_parse_i64(s, &n) == 0;
                 }
-                if (literal) {
+                if (word) {
                         j->kind = OB_JSON_LITERAL;
                         j->literal = strdup(s);
+                        r = j->literal ? 0 : -ENOMEM;
+                } else if (number) {
+                        /* Written from its value: +5, 007 and -0 are not JSON; 5, 7 and 0 are. */
+                        j->kind = OB_JSON_LITERAL;
+                        if (asprintf(&j->literal, "%lld", (long long)n) < 0)
+                                j->literal = NULL;
                         r = j->literal ? 0 : -ENOMEM;
                 } else {
                         j->kind = OB_JSON_STRING;
@@ -687,6 +770,16 @@ static int parse_json_tpl(struct pctx *p, yaml_node_t *v, const char *key, enum 
         return 0;
 }
 
+static void free_headers(struct ob_header_tpl *h, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(h[i].name);
+                ob_tpl_free(h[i].value);
+                free(h[i].secret_file);
+        }
+        free(h);
+}
+
 static bool header_name_ok(const char *s)
 {
         if (!*s)
@@ -731,15 +824,24 @@ static int parse_headers(struct pctx *p, yaml_node_t *v, const char *key, struct
                         r = -ENOMEM;
                         break;
                 }
-                if ((r = parse_tpl(p, node(p, pr->value), OB_TPL_HEADER, key, &h[n - 1].value)) < 0)
+                yaml_node_t *vv = node(p, pr->value);
+                if (vv->type == YAML_MAPPING_NODE) {
+                        /* {value_file: PATH}: a secret, read by the connector. */
+                        char what[200];
+                        snprintf(what, sizeof(what), "%s.%s", key, scalar(k));
+                        const struct field f[] = {
+                                {"value_file", h_path, offsetof(struct ob_header_tpl, secret_file), true},
+                                {NULL},
+                        };
+                        r = walk(p, vv, what, f, &h[n - 1]);
+                } else {
+                        r = parse_tpl(p, vv, OB_TPL_HEADER, key, &h[n - 1].value);
+                }
+                if (r < 0)
                         break;
         }
         if (r < 0) {
-                for (size_t i = 0; i < n; i++) {
-                        free(h[i].name);
-                        ob_tpl_free(h[i].value);
-                }
-                free(h);
+                free_headers(h, n);
                 return r;
         }
         *ret = h;
@@ -748,6 +850,15 @@ static int parse_headers(struct pctx *p, yaml_node_t *v, const char *key, struct
 }
 
 /* ---- sections ------------------------------------------------------------- */
+
+/* The value of key in mapping m (already walked), or m itself. */
+static yaml_node_t *find_value(struct pctx *p, yaml_node_t *m, const char *key)
+{
+        for (yaml_node_pair_t *pr = m->data.mapping.pairs.start; pr < m->data.mapping.pairs.top; pr++)
+                if (strcmp(scalar(node(p, pr->key)), key) == 0)
+                        return node(p, pr->value);
+        return m;
+}
 
 static int h_teams(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
@@ -781,6 +892,8 @@ static int parse_directory(struct pctx *p, yaml_node_t *v)
                 {"filter", h_filter, D(filter), false},
                 {"page_size", h_page_size, D(page_size), false},
                 {"timeout", h_duration, D(timeout_ms), false},
+                {"search_deadline", h_duration, D(search_deadline_ms), false},
+                {"max_pages", h_max_pages, D(max_pages), false},
                 {"min_accounts", h_size, D(min_accounts), false},
                 {"id_attribute", h_attr, D(id_attribute), false},
                 {"username_attribute", h_attr, D(username_attribute), false},
@@ -795,13 +908,14 @@ static int parse_directory(struct pctx *p, yaml_node_t *v)
         int r = walk(p, v, "directory", f, d);
         if (r < 0)
                 return r;
-        yaml_node_t *urin = NULL;
-        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++)
-                if (strcmp(scalar(node(p, pr->key)), "uri") == 0)
-                        urin = node(p, pr->value);
+        yaml_node_t *urin = find_value(p, v, "uri");
         if (strncmp(d->uri, "ldap://", 7) != 0 && strncmp(d->uri, "ldaps://", 8) != 0 &&
             strncmp(d->uri, "ldapi://", 8) != 0)
                 return fail(p, urin, "directory.uri must start with ldap://, ldaps:// or ldapi://");
+        if (strncmp(d->uri, "ldap://", 7) == 0 && !d->starttls && !d->allow_insecure)
+                return fail(p, find_value(p, v, "starttls"),
+                            "directory.starttls: plain ldap:// without StartTLS sends every search and any bind in "
+                            "clear text; use ldaps://, ldapi:// or starttls: true, or set allow_insecure: true");
         if (d->bind_dn && !d->bind_password_file && !d->sasl_external)
                 return fail(p, v, "directory: bind_dn needs bind_password_file (the password is read from a file)");
         if (d->sasl_external && strncmp(d->uri, "ldapi://", 8) != 0)
@@ -839,10 +953,20 @@ static int parse_state(struct pctx *p, yaml_node_t *v)
 static int parse_transfer(struct pctx *p, yaml_node_t *v)
 {
         const struct field f[] = {
-                {"fallback", h_nonempty, offsetof(struct ob_config, transfer_fallback), false},
+                {"fallback", h_dn, offsetof(struct ob_config, transfer_fallback), false},
                 {NULL},
         };
         return walk(p, v, "transfer", f, p->cfg);
+}
+
+/* safety.transitions: kept until the transitions are parsed. */
+static int h_safety_transitions(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        (void)dst;
+        int r = expect(p, v, YAML_MAPPING_NODE, key);
+        if (r == 0)
+                p->safety_transitions = v;
+        return r;
 }
 
 static int parse_safety(struct pctx *p, yaml_node_t *v)
@@ -850,6 +974,7 @@ static int parse_safety(struct pctx *p, yaml_node_t *v)
         const struct field f[] = {
                 {"max_accounts", h_size, offsetof(struct ob_safety, max_accounts), false},
                 {"max_percent", h_percent, offsetof(struct ob_safety, max_percent), false},
+                {"transitions", h_safety_transitions, 0, false},
                 {NULL},
         };
         return walk(p, v, "safety", f, &p->cfg->safety);
@@ -901,7 +1026,8 @@ static int parse_auth(struct pctx *p, const char *key, yaml_node_t *v, struct ob
         return r;
 }
 
-static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_connector *c)
+static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_connector *c,
+                           yaml_node_t **ret_base_url)
 {
         char section[160];
         snprintf(section, sizeof(section), "connectors.%s", scalar(k));
@@ -927,6 +1053,7 @@ static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struc
                         r = h_nonempty(p, what, vv, &type);
                 else if (strcmp(ks, "base_url") == 0) {
                         r = h_nonempty(p, what, vv, &c->base_url);
+                        *ret_base_url = vv;
                         if (r == 0 && strncmp(c->base_url, "http://", 7) != 0 &&
                             strncmp(c->base_url, "https://", 8) != 0)
                                 r = fail(p, vv, "%s must start with http:// or https://", what);
@@ -945,6 +1072,8 @@ static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struc
                         r = h_path(p, what, vv, &c->ca_file);
                 else if (strcmp(ks, "tls_verify") == 0)
                         r = h_bool(p, what, vv, &c->tls_verify);
+                else if (strcmp(ks, "allow_insecure") == 0)
+                        r = h_bool(p, what, vv, &c->allow_insecure);
                 else if (strcmp(ks, "timeout") == 0)
                         r = h_duration(p, what, vv, &c->timeout_ms);
                 else if (strcmp(ks, "concurrency") == 0)
@@ -954,7 +1083,7 @@ static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struc
                 else
                         r = fail(p, kk,
                                  "unknown key '%s' in %s (expected one of: type, base_url, auth, ca_file, tls_verify, "
-                                 "timeout, concurrency, headers)",
+                                 "allow_insecure, timeout, concurrency, headers)",
                                  ks, section);
                 if (r < 0)
                         break;
@@ -1016,7 +1145,8 @@ static int set_source(struct pctx *p, const yaml_node_t *n, char **ret)
 static const char *const ob_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
 
 /* First pass over an action: everything but `after`, which needs all names. */
-static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_action *a, yaml_node_t **ret_after)
+static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_action *a, yaml_node_t **ret_after,
+                        yaml_node_t **ret_url)
 {
         char section[160];
         snprintf(section, sizeof(section), "actions.%s", scalar(k));
@@ -1057,6 +1187,7 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
                         if ((r = parse_tpl(p, vv, OB_TPL_URL, what, &a->url)) < 0)
                                 return r;
                         urln = vv;
+                        *ret_url = vv;
                 } else if (strcmp(ks, "headers") == 0) {
                         if ((r = parse_headers(p, vv, what, &a->headers, &a->nheaders)) < 0)
                                 return r;
@@ -1115,7 +1246,7 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
 
 static int parse_after(struct pctx *p, yaml_node_t *v, struct ob_action *a)
 {
-        char **names;
+        char **names = NULL;
         char what[200];
         snprintf(what, sizeof(what), "actions.%s.after", a->name);
         int r = get_strlist(p, what, v, &names, false);
@@ -1143,15 +1274,53 @@ static int parse_after(struct pctx *p, yaml_node_t *v, struct ob_action *a)
         return r;
 }
 
-/* Depth-first search for a cycle in `after`. */
-static bool has_cycle(const struct ob_action *a, const struct ob_action *start, int depth)
+/* A depth-first search in three colours over the after: edges, each action
+ * and edge visited once. Returns 1 and sets *ret to the index of an action
+ * on a cycle, 0 when there is none, or -ENOMEM. */
+static int find_after_cycle(const struct ob_config *c, size_t *ret)
 {
-        if (depth > 256)
-                return true;
-        for (size_t i = 0; i < a->nafter; i++)
-                if (a->after[i] == start || has_cycle(a->after[i], start, depth + 1))
-                        return true;
-        return false;
+        enum { WHITE, GREY, BLACK };
+        struct dfs {
+                size_t action, edge;
+        };
+        size_t n = c->nactions;
+        unsigned char *colour = calloc(n ? n : 1, 1);
+        struct dfs *stack = calloc(n ? n : 1, sizeof(*stack));
+        int r = 0;
+        if (!colour || !stack) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t s = 0; s < n && r == 0; s++) {
+                if (colour[s] != WHITE)
+                        continue;
+                size_t top = 0;
+                stack[top++] = (struct dfs){s, 0};
+                colour[s] = GREY;
+                while (top > 0) {
+                        struct dfs *f = &stack[top - 1];
+                        const struct ob_action *a = &c->actions[f->action];
+                        if (f->edge == a->nafter) {
+                                colour[f->action] = BLACK;
+                                top--;
+                                continue;
+                        }
+                        size_t d = (size_t)(a->after[f->edge++] - c->actions);
+                        if (colour[d] == GREY) {
+                                *ret = d;
+                                r = 1;
+                                break;
+                        }
+                        if (colour[d] == WHITE) {
+                                colour[d] = GREY;
+                                stack[top++] = (struct dfs){d, 0};
+                        }
+                }
+        }
+out:
+        free(colour);
+        free(stack);
+        return r;
 }
 
 static int parse_transition(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_transition *t)
@@ -1181,7 +1350,7 @@ static int parse_transition(struct pctx *p, yaml_node_t *k, yaml_node_t *v, stru
                 } else if (strcmp(ks, "when") == 0) {
                         r = parse_cond(p, vv, true, &t->when);
                 } else if (strcmp(ks, "actions") == 0) {
-                        char **names;
+                        char **names = NULL; /* get_strlist leaves it alone on failure */
                         r = get_strlist(p, what, vv, &names, false);
                         for (size_t i = 0; r == 0 && names && names[i]; i++) {
                                 struct ob_action *a = find_action(p->cfg, names[i]);
@@ -1237,6 +1406,185 @@ static void pctx_done(struct pctx *p)
         p->dir = NULL;
 }
 
+static int syntax_error(struct pctx *p, const yaml_parser_t *parser)
+{
+        if (parser->error == YAML_MEMORY_ERROR)
+                return -ENOMEM;
+        snprintf(p->err->message, sizeof(p->err->message), "%s:%zu:%zu: YAML syntax error: %s%s%s", p->file,
+                 parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+                 parser->problem ? parser->problem : "unknown", parser->context ? " " : "",
+                 parser->context ? parser->context : "");
+        copy_line(p, parser->problem_mark.line, p->err);
+        p->err->column = (int)parser->problem_mark.column + 1;
+        return -OB_ECONFIG;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail_mark(struct pctx *p, const yaml_mark_t *m, const char *fmt,
+                                                           ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int r = failv(p, m->line, m->column, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+/* The scalar keys of one mapping, in an open-addressing hash set. */
+struct keyset {
+        char **slot; /* NULL or a key; the capacity is a power of two */
+        size_t *len;
+        size_t cap, n;
+};
+
+static void keyset_done(struct keyset *k)
+{
+        for (size_t i = 0; i < k->cap; i++)
+                free(k->slot[i]);
+        free(k->slot);
+        free(k->len);
+        *k = (struct keyset){0};
+}
+
+static size_t key_hash(const char *s, size_t n)
+{
+        size_t h = 1469598103934665603ULL & SIZE_MAX;
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ (unsigned char)s[i]) * (1099511628211ULL & SIZE_MAX);
+        return h;
+}
+
+/* Returns 1 if s was already there, 0 once added, or -ENOMEM. s is copied. */
+static int keyset_add(struct keyset *k, const char *s, size_t n)
+{
+        if ((k->n + 1) * 2 > k->cap) {
+                struct keyset g = {.cap = k->cap ? k->cap * 2 : 8};
+                g.slot = calloc(g.cap, sizeof(*g.slot));
+                g.len = calloc(g.cap, sizeof(*g.len));
+                if (!g.slot || !g.len) {
+                        free(g.slot);
+                        free(g.len);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < k->cap; i++) {
+                        if (!k->slot[i])
+                                continue;
+                        size_t j = key_hash(k->slot[i], k->len[i]) & (g.cap - 1);
+                        while (g.slot[j])
+                                j = (j + 1) & (g.cap - 1);
+                        g.slot[j] = k->slot[i];
+                        g.len[j] = k->len[i];
+                }
+                g.n = k->n;
+                free(k->slot);
+                free(k->len);
+                *k = g;
+        }
+        size_t j = key_hash(s, n) & (k->cap - 1);
+        for (; k->slot[j]; j = (j + 1) & (k->cap - 1))
+                if (k->len[j] == n && memcmp(k->slot[j], s, n) == 0)
+                        return 1;
+        k->slot[j] = malloc(n + 1);
+        if (!k->slot[j])
+                return -ENOMEM;
+        memcpy(k->slot[j], s, n);
+        k->slot[j][n] = '\0';
+        k->len[j] = n;
+        k->n++;
+        return 0;
+}
+
+struct frame {
+        bool mapping;
+        bool want_key; /* mapping: the next node is a key */
+        struct keyset keys;
+};
+
+/* Reads the file's events once before the document is built, so that no
+ * input can make the document large: no anchors or aliases (an alias cycle,
+ * or a few hundred bytes that expand to gigabytes), at most
+ * OB_CONFIG_MAX_DEPTH nested collections and OB_CONFIG_MAX_NODES nodes, one
+ * document, and no mapping anywhere with the same key twice. Memory is
+ * linear in the file's size. */
+static int prepass(struct pctx *p, size_t len)
+{
+        yaml_parser_t parser;
+        if (!yaml_parser_initialize(&parser))
+                return -ENOMEM;
+        yaml_parser_set_input_string(&parser, (const unsigned char *)p->text, len);
+        struct frame stack[OB_CONFIG_MAX_DEPTH] = {0};
+        size_t depth = 0, nodes = 0, docs = 0;
+        int r = 0;
+        bool done = false;
+        while (r == 0 && !done) {
+                yaml_event_t ev;
+                if (!yaml_parser_parse(&parser, &ev)) {
+                        r = syntax_error(p, &parser);
+                        break;
+                }
+                const yaml_mark_t *m = &ev.start_mark;
+                const unsigned char *anchor = NULL;
+                bool is_node = false;
+                switch (ev.type) {
+                case YAML_STREAM_END_EVENT: done = true; break;
+                case YAML_DOCUMENT_START_EVENT:
+                        if (++docs > 1)
+                                r = fail_mark(p, m, "a configuration file holds one YAML document");
+                        break;
+                case YAML_ALIAS_EVENT:
+                        r = fail_mark(p, m,
+                                      "YAML anchors and aliases are not supported (write the value out in full)");
+                        break;
+                case YAML_SCALAR_EVENT:
+                        anchor = ev.data.scalar.anchor;
+                        is_node = true;
+                        break;
+                case YAML_SEQUENCE_START_EVENT:
+                        anchor = ev.data.sequence_start.anchor;
+                        is_node = true;
+                        break;
+                case YAML_MAPPING_START_EVENT:
+                        anchor = ev.data.mapping_start.anchor;
+                        is_node = true;
+                        break;
+                case YAML_SEQUENCE_END_EVENT:
+                case YAML_MAPPING_END_EVENT:
+                        if (depth > 0)
+                                keyset_done(&stack[--depth].keys);
+                        break;
+                default: break;
+                }
+                if (r == 0 && anchor)
+                        r = fail_mark(p, m, "YAML anchors and aliases are not supported (write the value out in full)");
+                if (r == 0 && is_node && ++nodes > OB_CONFIG_MAX_NODES)
+                        r = fail_mark(p, m, "more than %d YAML nodes in one file", OB_CONFIG_MAX_NODES);
+                if (r == 0 && is_node && depth > 0 && stack[depth - 1].mapping) {
+                        struct frame *f = &stack[depth - 1];
+                        if (f->want_key && ev.type == YAML_SCALAR_EVENT) {
+                                const char *k = (const char *)ev.data.scalar.value;
+                                size_t kn = ev.data.scalar.length;
+                                int d = keyset_add(&f->keys, k, kn);
+                                if (d < 0)
+                                        r = d;
+                                else if (d > 0)
+                                        r = fail_mark(p, m, "duplicate key '%.*s'", kn > 200 ? 200 : (int)kn, k);
+                        }
+                        f->want_key = !f->want_key;
+                }
+                if (r == 0 && (ev.type == YAML_SEQUENCE_START_EVENT || ev.type == YAML_MAPPING_START_EVENT)) {
+                        if (depth == OB_CONFIG_MAX_DEPTH)
+                                r = fail_mark(p, m, "nested deeper than %d levels", OB_CONFIG_MAX_DEPTH);
+                        else
+                                stack[depth++] = (struct frame){.mapping = ev.type == YAML_MAPPING_START_EVENT,
+                                                                .want_key = true};
+                }
+                yaml_event_delete(&ev);
+        }
+        while (depth > 0)
+                keyset_done(&stack[--depth].keys);
+        yaml_parser_delete(&parser);
+        return r;
+}
+
 static int pctx_load(struct pctx *p, const char *path)
 {
         p->file = path;
@@ -1268,18 +1616,15 @@ static int pctx_load(struct pctx *p, const char *path)
         if (!p->dir)
                 return -ENOMEM;
 
+        int r = prepass(p, n);
+        if (r < 0)
+                return r;
         yaml_parser_t parser;
         if (!yaml_parser_initialize(&parser))
                 return -ENOMEM;
         yaml_parser_set_input_string(&parser, (const unsigned char *)p->text, n);
         if (!yaml_parser_load(&parser, &p->doc)) {
-                snprintf(p->err->message, sizeof(p->err->message), "%s:%zu:%zu: YAML syntax error: %s%s%s", p->file,
-                         parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                         parser.problem ? parser.problem : "unknown", parser.context ? " " : "",
-                         parser.context ? parser.context : "");
-                copy_line(p, parser.problem_mark.line, p->err);
-                p->err->column = (int)parser.problem_mark.column + 1;
-                int r = -OB_ECONFIG;
+                r = syntax_error(p, &parser);
                 yaml_parser_delete(&parser);
                 return r;
         }
@@ -1335,8 +1680,14 @@ static int load_mapping(struct ob_config *cfg, const char *path, struct ob_confi
                         goto out;
                 if (strcmp(scalar(k), "rules") == 0)
                         rules = node(&p, pr->value);
-                else if (strcmp(scalar(k), "description") != 0) {
-                        r = fail(&p, k, "unknown key '%s' in a mapping file (expected one of: description, rules)",
+                else if (strcmp(scalar(k), "required_attributes") == 0) {
+                        if ((r = h_attrlist(&p, "required_attributes", node(&p, pr->value),
+                                            &cfg->required_attributes)) < 0)
+                                goto out;
+                } else if (strcmp(scalar(k), "description") != 0) {
+                        r = fail(&p, k,
+                                 "unknown key '%s' in a mapping file (expected one of: description, "
+                                 "required_attributes, rules)",
                                  scalar(k));
                         goto out;
                 }
@@ -1452,6 +1803,8 @@ static int collect_attributes(struct ob_config *c)
         for (size_t i = 0; r == 0 && i < OB_ELEMENTSOF(fixed); i++)
                 if (fixed[i])
                         r = ob_strv_add_unique_ci(l, fixed[i]);
+        for (size_t i = 0; r == 0 && c->required_attributes && c->required_attributes[i]; i++)
+                r = ob_strv_add_unique_ci(l, c->required_attributes[i]);
         for (size_t i = 0; r == 0 && i < c->nrules; i++) {
                 r = ob_cond_attributes(c->rules[i].when, l);
                 if (r == 0 && c->rules[i].reason_attribute)
@@ -1463,13 +1816,86 @@ static int collect_attributes(struct ob_config *c)
                 if (r == 0)
                         r = add_tpl_attrs(a->url, l);
                 for (size_t h = 0; r == 0 && h < a->nheaders; h++)
-                        r = add_tpl_attrs(a->headers[h].value, l);
+                        if (a->headers[h].value) /* NULL: a value_file secret */
+                                r = add_tpl_attrs(a->headers[h].value, l);
                 if (r == 0)
                         r = ob_json_tpl_foreach(a->body, add_tpl_attrs, l);
         }
         for (size_t i = 0; r == 0 && i < c->ntransitions; i++)
                 r = ob_cond_attributes(c->transitions[i].when, l);
         return r;
+}
+
+static bool has_secret_header(const struct ob_header_tpl *h, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (h[i].secret_file)
+                        return true;
+        return false;
+}
+
+/* Credentials never travel over plain http:// unless allow_insecure: says
+ * so: a connector's auth:, or a value_file header on it or on an action that
+ * uses it. base_urls and urls are the nodes, by connector and action index. */
+static int check_transport(struct pctx *p, yaml_node_t **base_urls, yaml_node_t **urls)
+{
+        struct ob_config *c = p->cfg;
+        for (size_t i = 0; i < c->nconnectors; i++) {
+                const struct ob_connector *k = &c->connectors[i];
+                if (k->allow_insecure)
+                        continue;
+                bool creds = k->auth_type || has_secret_header(k->headers, k->nheaders);
+                for (size_t j = 0; !creds && j < c->nactions; j++)
+                        creds = c->actions[j].connector == k &&
+                                has_secret_header(c->actions[j].headers, c->actions[j].nheaders);
+                if (!creds)
+                        continue;
+                if (k->base_url) {
+                        if (strncmp(k->base_url, "http://", 7) == 0)
+                                return fail(p, base_urls[i],
+                                            "connectors.%s.base_url: the connector sends credentials, which would "
+                                            "cross the network in clear text over http://; use https:// or set "
+                                            "allow_insecure: true",
+                                            k->name);
+                        continue;
+                }
+                for (size_t j = 0; j < c->nactions; j++)
+                        if (c->actions[j].connector == k && strncmp(ob_tpl_source(c->actions[j].url), "http://", 7) == 0)
+                                return fail(p, urls[j],
+                                            "actions.%s.url: connector '%s' sends credentials, which would cross the "
+                                            "network in clear text over http://; use https:// or set allow_insecure: "
+                                            "true on the connector",
+                                            c->actions[j].name, k->name);
+        }
+        return 0;
+}
+
+static int parse_safety_transitions(struct pctx *p, yaml_node_t *v)
+{
+        struct ob_config *c = p->cfg;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key);
+                int r = expect(p, k, YAML_SCALAR_NODE, "a transition name");
+                if (r < 0)
+                        return r;
+                struct ob_transition *t = NULL;
+                for (size_t i = 0; !t && i < c->ntransitions; i++)
+                        if (strcmp(c->transitions[i].name, scalar(k)) == 0)
+                                t = &c->transitions[i];
+                if (!t)
+                        return fail(p, k, "safety.transitions: unknown transition '%s' (define it under transitions:)",
+                                    scalar(k));
+                char what[200];
+                snprintf(what, sizeof(what), "safety.transitions.%s", scalar(k));
+                const struct field f[] = {
+                        {"max_accounts", h_size, offsetof(struct ob_transition, max_accounts), false},
+                        {"max_percent", h_percent, offsetof(struct ob_transition, max_percent), false},
+                        {NULL},
+                };
+                if ((r = walk(p, node(p, pr->value), what, f, t)) < 0)
+                        return r;
+        }
+        return 0;
 }
 
 static int load_main(struct pctx *p)
@@ -1537,12 +1963,15 @@ static int load_main(struct pctx *p)
                 free(path);
         }
         /* connectors */
+        _cleanup_free_ yaml_node_t **base_urls = NULL; /* per connector, NULL: none */
+        _cleanup_free_ yaml_node_t **urls = NULL;      /* per action */
         if (sec[6]) {
                 if ((r = expect(p, sec[6], YAML_MAPPING_NODE, "connectors")) < 0)
                         return r;
                 size_t n = (size_t)(sec[6]->data.mapping.pairs.top - sec[6]->data.mapping.pairs.start);
                 c->connectors = calloc(n ? n : 1, sizeof(*c->connectors));
-                if (!c->connectors)
+                base_urls = calloc(n ? n : 1, sizeof(*base_urls));
+                if (!c->connectors || !base_urls)
                         return -ENOMEM;
                 for (yaml_node_pair_t *pr = sec[6]->data.mapping.pairs.start; pr < sec[6]->data.mapping.pairs.top;
                      pr++) {
@@ -1554,7 +1983,8 @@ static int load_main(struct pctx *p)
                         if (find_connector(c, scalar(k)))
                                 return fail(p, k, "duplicate connector '%s'", scalar(k));
                         c->nconnectors++;
-                        if ((r = parse_connector(p, k, node(p, pr->value), &c->connectors[c->nconnectors - 1])) < 0)
+                        if ((r = parse_connector(p, k, node(p, pr->value), &c->connectors[c->nconnectors - 1],
+                                                 &base_urls[c->nconnectors - 1])) < 0)
                                 return r;
                 }
         }
@@ -1565,7 +1995,8 @@ static int load_main(struct pctx *p)
                 size_t n = (size_t)(sec[7]->data.mapping.pairs.top - sec[7]->data.mapping.pairs.start);
                 c->actions = calloc(n ? n : 1, sizeof(*c->actions));
                 yaml_node_t **after = calloc(n ? n : 1, sizeof(*after));
-                if (!c->actions || !after) {
+                urls = calloc(n ? n : 1, sizeof(*urls));
+                if (!c->actions || !after || !urls) {
                         free(after);
                         return -ENOMEM;
                 }
@@ -1580,21 +2011,23 @@ static int load_main(struct pctx *p)
                         }
                         c->nactions++;
                         r = parse_action(p, k, node(p, pr->value), &c->actions[c->nactions - 1],
-                                         &after[c->nactions - 1]);
+                                         &after[c->nactions - 1], &urls[c->nactions - 1]);
                         if (r < 0)
                                 break;
                 }
                 for (size_t i = 0; r == 0 && i < c->nactions; i++)
                         if (after[i])
                                 r = parse_after(p, after[i], &c->actions[i]);
-                for (size_t i = 0; r == 0 && i < c->nactions; i++)
-                        if (has_cycle(&c->actions[i], &c->actions[i], 0))
-                                r = fail(p, after[i], "actions.%s.after: the after: lists form a cycle",
-                                         c->actions[i].name);
+                size_t bad = 0;
+                if (r == 0 && (r = find_after_cycle(c, &bad)) > 0)
+                        r = fail(p, after[bad], "actions.%s.after: the after: lists form a cycle",
+                                 c->actions[bad].name);
                 free(after);
                 if (r < 0)
                         return r;
         }
+        if ((r = check_transport(p, base_urls, urls)) < 0)
+                return r;
         /* transitions */
         if (sec[8]) {
                 if ((r = expect(p, sec[8], YAML_MAPPING_NODE, "transitions")) < 0)
@@ -1616,6 +2049,8 @@ static int load_main(struct pctx *p)
                                 return r;
                 }
         }
+        if (p->safety_transitions && (r = parse_safety_transitions(p, p->safety_transitions)) < 0)
+                return r;
         return 0;
 }
 
@@ -1631,6 +2066,8 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         c->directory.scope = OB_SCOPE_SUB;
         c->directory.page_size = 500;
         c->directory.timeout_ms = 30000;
+        c->directory.search_deadline_ms = 30 * 60 * 1000;
+        c->directory.max_pages = 10000;
         c->directory.min_accounts = 1;
         c->writeback.enabled = true;
         c->safety.max_accounts = 50;
@@ -1673,7 +2110,9 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
                 ob_json_tpl_foreach(a->body, uses_transfer_cb, &a->uses_transfer);
                 a->uses_transfer = a->uses_transfer || ob_tpl_uses_prefix(a->url, "transfer_to.");
                 for (size_t h = 0; h < a->nheaders; h++)
-                        a->uses_transfer = a->uses_transfer || ob_tpl_uses_prefix(a->headers[h].value, "transfer_to.");
+                        if (a->headers[h].value)
+                                a->uses_transfer = a->uses_transfer ||
+                                                   ob_tpl_uses_prefix(a->headers[h].value, "transfer_to.");
                 c->uses_transfer = c->uses_transfer || a->uses_transfer;
         }
         if (r < 0) {
@@ -1684,15 +2123,6 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         }
         *ret = c;
         return 0;
-}
-
-static void free_headers(struct ob_header_tpl *h, size_t n)
-{
-        for (size_t i = 0; i < n; i++) {
-                free(h[i].name);
-                ob_tpl_free(h[i].value);
-        }
-        free(h);
 }
 
 void ob_config_free(struct ob_config *c)
@@ -1754,6 +2184,7 @@ void ob_config_free(struct ob_config *c)
         }
         free(c->transitions);
         ob_strv_free(c->mapping_files);
+        ob_strv_free(c->required_attributes);
         free(c->state_path);
         free(c->transfer_fallback);
         free(c->path);

@@ -44,6 +44,31 @@ static const struct bad bad_cases[] = {
         {"bad-mapping-missing.yaml", NULL, 4, 12, "mapping 'nosuchmapping' not found"},
         {"bad-rule.yaml", "bad-rule-mapping.yaml", 6, 15, "passed must name the time format"},
         {"bad-ldap-uri.yaml", NULL, 2, 8, "must start with ldap://, ldaps:// or ldapi://"},
+        /* Fail closed: no YAML feature can make a small file large or cyclic. */
+        {"bad-transition-actions-map.yaml", NULL, 5, 40, "transitions.t.actions must be a list"},
+        {"bad-anchor.yaml", NULL, 3, 9, "YAML anchors and aliases are not supported"},
+        {"bad-alias.yaml", NULL, 4, 11, "YAML anchors and aliases are not supported"},
+        {"bad-alias-cycle.yaml", NULL, 5, 10, "YAML anchors and aliases are not supported"},
+        {"bad-billion-laughs.yaml", NULL, 10, 11, "YAML anchors and aliases are not supported"},
+        {"bad-nesting.yaml", NULL, 9, 377, "nested deeper than 64 levels"},
+        {"bad-duplicate-key.yaml", NULL, 15, 23, "duplicate key 'to'"},
+        {"bad-duplicate-key-condition.yaml", "bad-duplicate-key-mapping.yaml", 6, 7, "duplicate key 'attribute'"},
+        {"bad-two-documents.yaml", NULL, 5, 1, "one YAML document"},
+        {"bad-token-inline.yaml", NULL, 9, 33, "secrets are never written in the configuration"},
+        {"bad-duplicate-secret.yaml", NULL, 5, 3, "duplicate key 'bind_password'"},
+        {"bad-header-authorization-file.yaml", NULL, 10, 7, "set credentials with the connector's auth: section"},
+        {"bad-header-value-file-key.yaml", NULL, 10, 19, "unknown key 'value' in connectors.apps.headers.X-Api-Key"},
+        {"bad-http-credentials.yaml", NULL, 8, 15, "use https:// or set allow_insecure: true"},
+        {"bad-http-secret-header.yaml", NULL, 14, 10, "actions.revoke.url: connector 'apps' sends credentials"},
+        {"bad-ldap-plain.yaml", NULL, 4, 13, "directory.starttls: plain ldap:// without StartTLS"},
+        {"bad-max-pages.yaml", NULL, 4, 14, "max_pages must be a whole number from 1 to 10000000"},
+        {"bad-search-deadline.yaml", NULL, 4, 20, "search_deadline must be a duration"},
+        {"bad-safety-transition.yaml", NULL, 8, 5, "safety.transitions: unknown transition 'deactivat'"},
+        {"bad-safety-transition-value.yaml", NULL, 7, 25, "safety.transitions.lock.max_percent must be a whole number"},
+        {"bad-required-attributes.yaml", "bad-required-attributes-mapping.yaml", 1, 43,
+         "required_attributes: 'user account' is not an LDAP attribute name"},
+        {"bad-fallback-dn.yaml", NULL, 6, 13, "transfer.fallback: 'trent' is not a DN"},
+        {"bad-long-list.yaml", NULL, 11, 14, "transitions.t.actions: more than 1000 entries"},
 };
 
 Test(config, every_bad_fixture_names_file_line_column_and_the_problem)
@@ -155,4 +180,174 @@ Test(config, every_shipped_mapping_loads)
                 cr_assert_gt(c->nrules, 0);
                 ob_config_free(c);
         }
+}
+
+/* An inline secret is refused without being repeated: the quoted line shows
+ * *** from the value's column on, and the caret still points there. */
+Test(config, an_inline_secret_is_never_echoed_in_the_error)
+{
+        static const struct {
+                const char *file, *secret, *line;
+                bool caret_on_value;
+        } cases[] = {
+                {"bad-password-inline.yaml", "hunter2", "  bind_password: ***", true},
+                {"bad-token-inline.yaml", "s3cr3t", "    auth: {type: bearer, token: ***", true},
+                /* any error quoting such a line masks it */
+                {"bad-duplicate-secret.yaml", "hunter2", "  \"bind_password\": ***", false},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                struct ob_config *c = NULL;
+                struct ob_config_error err;
+                char path[512];
+                snprintf(path, sizeof(path), FIX "%s", cases[i].file);
+                cr_assert_eq(ob_config_load(path, &c, &err), -OB_ECONFIG);
+                cr_assert_null(strstr(err.message, cases[i].secret), "%s: %s", cases[i].file, err.message);
+                cr_assert_null(strstr(err.line, cases[i].secret), "%s: %s", cases[i].file, err.line);
+                cr_assert_str_eq(err.line, cases[i].line, "%s", cases[i].file);
+                if (cases[i].caret_on_value)
+                        cr_assert_eq(err.line[err.column - 1], '*', "%s: the caret is not on the mask",
+                                     cases[i].file);
+        }
+}
+
+static struct ob_action *action(struct ob_config *c, const char *name)
+{
+        for (size_t i = 0; i < c->nactions; i++)
+                if (strcmp(c->actions[i].name, name) == 0)
+                        return &c->actions[i];
+        return NULL;
+}
+
+static const char *json_literal(const struct ob_action *a, const char *key)
+{
+        for (size_t i = 0; i < a->body->nchildren; i++)
+                if (strcmp(a->body->children[i]->key, key) == 0)
+                        return a->body->children[i]->kind == OB_JSON_LITERAL ? a->body->children[i]->literal
+                                                                             : "(a string)";
+        return NULL;
+}
+
+static bool has_ci(char **l, const char *s)
+{
+        for (size_t i = 0; l && l[i]; i++)
+                if (strcasecmp(l[i], s) == 0)
+                        return true;
+        return false;
+}
+
+Test(config, the_fail_closed_keys_load)
+{
+        struct ob_config *c = NULL;
+        struct ob_config_error err;
+        cr_assert_eq(ob_config_load(FIX "good-limits.yaml", &c, &err), 0, "%s", err.message);
+        /* directory: search limits, and plain ldap:// allowed on request */
+        cr_assert_eq(c->directory.search_deadline_ms, 10 * 60 * 1000);
+        cr_assert_eq(c->directory.max_pages, 250);
+        cr_assert(c->directory.allow_insecure);
+        /* value_file headers: a path, never a template */
+        struct ob_connector *apps = &c->connectors[0];
+        cr_assert_str_eq(apps->headers[0].name, "X-Api-Key");
+        cr_assert_null(apps->headers[0].value);
+        cr_assert_str_eq(apps->headers[0].secret_file, OB_SOURCE_DIR "/tests/fixtures/config/secrets/apps.key");
+        cr_assert_not_null(apps->headers[1].value);
+        cr_assert_null(apps->headers[1].secret_file);
+        cr_assert(!apps->allow_insecure);
+        cr_assert(c->connectors[1].allow_insecure);
+        struct ob_action *revoke = action(c, "revoke");
+        cr_assert_str_eq(revoke->headers[0].secret_file, "/etc/offboard/tenant");
+        cr_assert_null(revoke->headers[0].value);
+        /* JSON numbers are written from their value */
+        cr_assert_str_eq(json_literal(revoke, "plus"), "5");
+        cr_assert_str_eq(json_literal(revoke, "octal"), "7");
+        cr_assert_str_eq(json_literal(revoke, "zero"), "0");
+        cr_assert_str_eq(json_literal(revoke, "big"), "42");
+        cr_assert_str_eq(json_literal(revoke, "yes"), "true");
+        cr_assert_str_eq(json_literal(revoke, "none"), "null");
+        cr_assert_str_eq(json_literal(revoke, "text"), "(a string)");
+        /* per-transition safety limits; the global ones keep their defaults */
+        cr_assert_eq(c->safety.max_accounts, 20);
+        cr_assert_eq(c->safety.max_percent, 10);
+        for (size_t i = 0; i < c->ntransitions; i++) {
+                struct ob_transition *t = &c->transitions[i];
+                bool deact = strcmp(t->name, "deactivate") == 0;
+                cr_assert_eq(t->max_accounts, deact ? 3 : 0, "%s", t->name);
+                cr_assert_eq(t->max_percent, deact ? 2 : 0, "%s", t->name);
+        }
+        /* the mapping's required_attributes are collected and requested */
+        cr_assert(has_ci(c->required_attributes, "userAccountControl"));
+        cr_assert(has_ci(c->directory.attributes, "userAccountControl"));
+        cr_assert_str_eq(c->transfer_fallback, "uid=trent,ou=people,dc=example,dc=org");
+        ob_config_free(c);
+}
+
+Test(config, search_limits_default_to_half_an_hour_and_ten_thousand_pages)
+{
+        struct ob_config *c = NULL;
+        struct ob_config_error err;
+        cr_assert_eq(ob_config_load(FIX "minimal.yaml", &c, &err), 0, "%s", err.message);
+        cr_assert_eq(c->directory.search_deadline_ms, 30 * 60 * 1000);
+        cr_assert_eq(c->directory.max_pages, 10000);
+        cr_assert_null(c->required_attributes);
+        for (size_t i = 0; i < c->ntransitions; i++)
+                cr_assert_eq(c->transitions[i].max_accounts, 0);
+        ob_config_free(c);
+}
+
+/* A temporary configuration: the caller writes the rest into *ret_f. */
+static char *start_generated(FILE **ret_f, const char *directory_tail)
+{
+        char *path = strdup("/tmp/ob-test-config-XXXXXX");
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        FILE *f = fdopen(fd, "w");
+        fputs("mappings: [" OB_SOURCE_DIR "/mappings/openldap.yaml]\n", f);
+        fprintf(f, "directory:\n  uri: ldaps://127.0.0.1\n  base: dc=x\n%s", directory_tail);
+        *ret_f = f;
+        return path;
+}
+
+static int load_generated(char *path, struct ob_config_error *err)
+{
+        struct ob_config *c = NULL;
+        int r = ob_config_load(path, &c, err);
+        ob_config_free(c);
+        unlink(path);
+        free(path);
+        return r;
+}
+
+Test(config, more_than_a_hundred_thousand_nodes_is_an_error, .timeout = 30)
+{
+        FILE *f;
+        char *path = start_generated(&f, "  attributes: [");
+        for (size_t i = 0; i < 100000; i++)
+                fputs("a,", f);
+        fputs("a]\n", f);
+        fclose(f);
+        struct ob_config_error err;
+        cr_assert_eq(load_generated(path, &err), -OB_ECONFIG);
+        cr_assert(strstr(err.message, "more than 100000 YAML nodes"), "%s", err.message);
+}
+
+/* Each action runs after the two before it: a search that follows every path
+ * takes 2^n steps; one that colours each action takes n. */
+static char *diamonds(int n, bool loop)
+{
+        FILE *f;
+        char *path = start_generated(&f, "");
+        fputs("connectors:\n  apps: {type: http, base_url: https://a.example}\nactions:\n", f);
+        fprintf(f, "  a0: {connector: apps, url: /x%s}\n", loop ? ", after: [a2]" : "");
+        fputs("  a1: {connector: apps, url: /x, after: [a0]}\n", f);
+        for (int i = 2; i < n; i++)
+                fprintf(f, "  a%d: {connector: apps, url: /x, after: [a%d, a%d]}\n", i, i - 1, i - 2);
+        fclose(f);
+        return path;
+}
+
+Test(config, cycle_detection_is_linear_in_the_after_lists, .timeout = 20)
+{
+        struct ob_config_error err;
+        cr_assert_eq(load_generated(diamonds(2000, false), &err), 0, "%s", err.message);
+        cr_assert_eq(load_generated(diamonds(2000, true), &err), -OB_ECONFIG);
+        cr_assert(strstr(err.message, "form a cycle"), "%s", err.message);
 }
