@@ -33,6 +33,8 @@ static void step_clear(struct ob_step *s)
         free(s->body);
         free(s->idempotency_key);
         free(s->render_error);
+        free(s->hold_reason);
+        free(s->secret_headers);
 }
 
 void ob_account_plan_free(struct ob_account_plan *p)
@@ -58,6 +60,23 @@ size_t ob_account_plan_owed(const struct ob_account_plan *p)
         for (size_t i = 0; i < p->nsteps; i++)
                 n += p->steps[i].state == OB_STEP_OWED;
         return n;
+}
+
+bool ob_account_plan_is_status_change(const struct ob_account_plan *p)
+{
+        if (p->status == p->recorded || p->continuing)
+                return false;
+        if (p->recorded == OB_STATUS_NONE)
+                return ob_account_plan_is_new_deactivation(p);
+        return true;
+}
+
+bool ob_account_plan_wants_transfer(const struct ob_account_plan *p)
+{
+        for (size_t i = 0; i < p->nsteps; i++)
+                if (p->steps[i].state == OB_STEP_OWED && p->steps[i].action->uses_transfer)
+                        return true;
+        return false;
 }
 
 bool ob_account_plan_is_new_deactivation(const struct ob_account_plan *p)
@@ -195,6 +214,18 @@ static int render_step(struct lookup_ctx *l, struct ob_step *s)
         size_t counts[2] = {a->connector->nheaders, a->nheaders};
         for (size_t k = 0; k < 2; k++)
                 for (size_t i = 0; i < counts[k]; i++) {
+                        if (lists[k][i].secret_file) {
+                                struct ob_secret_header *n =
+                                        realloc(s->secret_headers, (s->nsecret_headers + 1) * sizeof(*n));
+                                if (!n) {
+                                        ob_strv_free(headers);
+                                        return -ENOMEM;
+                                }
+                                s->secret_headers = n;
+                                n[s->nsecret_headers++] =
+                                        (struct ob_secret_header){lists[k][i].name, lists[k][i].secret_file};
+                                continue;
+                        }
                         ob_buf_init(&b);
                         r = ob_buf_printf(&b, "%s: ", lists[k][i].name);
                         if (r == 0)
@@ -413,6 +444,19 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                                 s->state = OB_STEP_OWED;
                         if (r == 0 && s->state == OB_STEP_OWED)
                                 r = render_step(&l, s);
+                        /* No target, no request: a transfer to nobody would
+                         * be recorded done and the records lost. */
+                        if (r == 0 && s->state == OB_STEP_OWED && order[i]->uses_transfer && !in->transfer.target) {
+                                int n = in->transfer.error
+                                                ? asprintf(&s->hold_reason, "transfer target lookup failed: %s",
+                                                           in->transfer.error)
+                                                : asprintf(&s->hold_reason, "no transfer target (no active manager, "
+                                                                            "team owner or fallback)");
+                                if (n < 0) {
+                                        s->hold_reason = NULL;
+                                        r = -ENOMEM;
+                                }
+                        }
                 }
                 free(order);
                 if (r < 0)

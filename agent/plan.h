@@ -22,6 +22,7 @@
 
 #include "account.h"
 #include "config.h"
+#include "connector.h"
 #include "state.h"
 
 enum ob_step_state {
@@ -40,16 +41,22 @@ struct ob_step {
         char *method;
         char *url;
         char **headers; /* NULL-terminated "Name: value", without credentials */
+        /* value_file: headers (borrowed from the configuration): the
+         * connector adds their values; reports show "Name: ***". */
+        struct ob_secret_header *secret_headers;
+        size_t nsecret_headers;
         const char *content_type;
         char *body;
         size_t body_len;
         char *idempotency_key;
         char *render_error; /* a value could not be placed safely: the step fails without a request */
+        char *hold_reason;  /* owed, but it must not run now (no transfer target, a lookup failed): why */
 };
 
 struct ob_transfer {
         const char *via;                 /* "manager", "team", "fallback" */
         const struct ob_account *target; /* borrowed; NULL when there is none */
+        const char *error;               /* the lookup failed (target NULL): why; never "no target" */
 };
 
 struct ob_plan_input {
@@ -89,7 +96,14 @@ void ob_account_plan_free(struct ob_account_plan *p);
 /* Steps still owed. */
 size_t ob_account_plan_owed(const struct ob_account_plan *p);
 /* A transition that takes an active (or new) account to a status where it can
- * no longer log in, started now: what the circuit breaker counts. */
+ * no longer log in, started now. */
 bool ob_account_plan_is_new_deactivation(const struct ob_account_plan *p);
+/* What the circuit breaker counts: a recorded account whose status changes
+ * now (reactivations, deletions and changes no transition acts on included;
+ * a transition already under way was counted when it started), or a new
+ * account that owes a deactivation. */
+bool ob_account_plan_is_status_change(const struct ob_account_plan *p);
+/* Whether an owed step's templates read transfer_to.*. */
+bool ob_account_plan_wants_transfer(const struct ob_account_plan *p);
 
 #endif

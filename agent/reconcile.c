@@ -11,10 +11,12 @@
 #define _GNU_SOURCE
 #include "reconcile.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cond.h"
 #include "connector.h"
 #include "directory.h"
 #include "escape.h"
@@ -28,6 +30,13 @@
 #include "util.h"
 
 #define OB_PUTS_PER_TXN 1000
+#define OB_UNREADABLE_LISTED 200 /* unreadable entries named in the report; all are logged */
+#define OB_ATTR_META_PREFIX "attribute-presence:"
+
+struct attr_stat {
+        char *name;
+        size_t present; /* entries (readable ones) holding at least one value */
+};
 
 struct cand {
         struct ob_account *account;
@@ -52,6 +61,19 @@ struct run {
         size_t txn_puts;
         bool txn_open;
         struct ob_report_summary sum;
+        /* What the pass could not read. */
+        struct ob_dir_search_info info;
+        struct ob_report_unreadable *unreadable; /* the first OB_UNREADABLE_LISTED, for the report */
+        size_t nunreadable;
+        char **unreadable_dns; /* every unreadable entry's DN, lower-cased, sorted after the read */
+        size_t nunreadable_dns;
+        size_t spared_unreadable, spared_referral;
+        /* Presence of each attribute the mapping rules read. */
+        struct attr_stat *astats;
+        size_t nastats;
+        /* Status changes per transition, for the circuit breaker. */
+        struct ob_report_count *counts;
+        size_t ncounts;
 };
 
 static void cand_clear(struct cand *c)
@@ -145,11 +167,101 @@ static int add_cand(struct run *r, const struct ob_account *a, bool deleted, con
         return 0;
 }
 
+/* An entry that cannot be judged: neither active nor gone. It is held (no
+ * status recorded, no action), spared by the deletion sweep (by id when its
+ * id was read, else by DN) and reported. */
+static int note_unreadable(struct run *r, const struct ob_account *a, const char *missing)
+{
+        char *why = NULL;
+        if (missing) {
+                if (asprintf(&why, "the required attribute %s cannot be read (access rights or schema?)", missing) <
+                    0)
+                        return -ENOMEM;
+        } else if (!(why = strdup(a->unreadable))) {
+                return -ENOMEM;
+        }
+        r->sum.unreadable++;
+        if (missing)
+                ob_log(OB_LOG_WARNING, "event=account_unreadable dn=%s reason=%s", ob_log_quote(a->dn),
+                       ob_log_quote(why));
+        struct ob_index_entry *e = a->id ? ob_index_find(r->ix, a->id) : NULL;
+        if (e && !e->seen) {
+                e->seen = true;
+                r->spared_unreadable++;
+        }
+        int k = 0;
+        if (!a->id) {
+                char *dn = strdup(a->dn ? a->dn : "");
+                char **v = dn ? realloc(r->unreadable_dns, (r->nunreadable_dns + 1) * sizeof(char *)) : NULL;
+                if (!v) {
+                        free(dn);
+                        k = -ENOMEM;
+                } else {
+                        for (char *c = dn; *c; c++)
+                                *c = (char)tolower((unsigned char)*c);
+                        r->unreadable_dns = v;
+                        v[r->nunreadable_dns++] = dn;
+                }
+        }
+        if (k == 0 && r->nunreadable < OB_UNREADABLE_LISTED) {
+                struct ob_report_unreadable *v = realloc(r->unreadable, (r->nunreadable + 1) * sizeof(*v));
+                char *dn = strdup(a->dn ? a->dn : "");
+                if (!v || !dn) {
+                        free(dn);
+                        if (v)
+                                r->unreadable = v;
+                        k = -ENOMEM;
+                } else {
+                        r->unreadable = v;
+                        v[r->nunreadable++] = (struct ob_report_unreadable){.dn = dn, .reason = TAKE_PTR(why)};
+                }
+        }
+        free(why);
+        return k;
+}
+
+static int cmp_str(const void *x, const void *y)
+{
+        return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Why a recorded account that was not seen is not gone: its entry was
+ * unreadable (matched by DN), or it lies under a subtree another server
+ * holds. NULL: it really is gone. */
+static const char *sweep_spares(struct run *r, const char *dn)
+{
+        if (!dn)
+                return r->info.references ? "a referral was met and the account's DN is not recorded" : NULL;
+        if (r->nunreadable_dns) {
+                char *low = strdup(dn);
+                if (!low)
+                        return "out of memory";
+                for (char *c = low; *c; c++)
+                        *c = (char)tolower((unsigned char)*c);
+                bool hit = bsearch(&low, r->unreadable_dns, r->nunreadable_dns, sizeof(char *), cmp_str) != NULL;
+                free(low);
+                if (hit)
+                        return "its entry could not be read";
+        }
+        for (size_t i = 0; r->info.references && r->info.references[i]; i++)
+                if (!r->info.references[i][0] || ob_dn_in_subtree(dn, r->info.references[i]) != 0)
+                        return "it lies under a referral to another server";
+        return NULL;
+}
+
 static int on_entry(const struct ob_account *a, void *ud)
 {
         struct run *r = ud;
         const struct ob_config *c = r->c;
         r->sum.accounts_read++;
+        const char *missing = NULL;
+        for (size_t i = 0; !a->unreadable && !missing && c->required_attributes && c->required_attributes[i]; i++)
+                if (!ob_account_get(a, c->required_attributes[i]))
+                        missing = c->required_attributes[i];
+        if (a->unreadable || missing)
+                return note_unreadable(r, a, missing);
+        for (size_t i = 0; i < r->nastats; i++)
+                r->astats[i].present += ob_account_get(a, r->astats[i].name) != NULL;
         struct ob_status_eval ev;
         ob_mapping_eval(c, a, r->now, &ev);
         struct ob_index_entry *e = ob_index_find(r->ix, a->id);
@@ -201,7 +313,10 @@ static int on_entry(const struct ob_account *a, void *ud)
                         ob_record_clear(&rec);
                         return k;
                 }
-                bool idle = !p->transition && !p->writeback;
+                /* A status change of a recorded account waits for the
+                 * circuit breaker even when no transition acts on it: lost
+                 * read access must not quietly record everyone as active. */
+                bool idle = !p->transition && !p->writeback && (!e || p->status == (enum ob_status)rec.status);
                 enum ob_status st = p->status;
                 ob_account_plan_free(p);
                 if (idle) {
@@ -223,11 +338,23 @@ static int on_unseen(struct ob_index_entry *e, void *ud)
         struct run *r = ud;
         if (e->status == OB_STATUS_DELETED && !e->pending)
                 return 0;
-        r->sum.deleted += e->status != OB_STATUS_DELETED;
         struct ob_record rec = {0};
         int k = ob_state_get(r->state, e->id, &rec);
         if (k < 0)
                 return k;
+        const char *why = sweep_spares(r, rec.dn);
+        if (why) {
+                if (strstr(why, "referral"))
+                        r->spared_referral++;
+                else
+                        r->spared_unreadable++;
+                ob_log(OB_LOG_WARNING, "event=sweep_spared account=%s dn=%s reason=%s",
+                       ob_log_quote(rec.username ? rec.username : rec.id), ob_log_quote(rec.dn ? rec.dn : ""),
+                       ob_log_quote(why));
+                ob_record_clear(&rec);
+                return 0;
+        }
+        r->sum.deleted += e->status != OB_STATUS_DELETED;
         struct ob_account *snap = NULL;
         k = ob_state_get_snapshot(r->state, e->id, &snap);
         if (k == -OB_ENOTFOUND || (k == 0 && !snap)) {
@@ -266,45 +393,70 @@ static int team_cb(const struct ob_account *g, void *ud)
         return 0;
 }
 
-static bool read_active(struct run *r, const char *dn, struct ob_account **ret)
+/* 1 and *ret: dn is an active account; 0: it names no usable account (absent,
+ * out of scope, not active); < 0: the lookup failed, and *ret_why says how.
+ * A failed read is never "no such account": records must not go to the
+ * fallback because a manager could not be read. */
+static int read_active(struct run *r, const char *dn, const char *role, struct ob_account **ret, char *why,
+                       size_t whylen)
 {
         struct ob_account *a = NULL;
-        if (!dn || ob_dir_read_account(r->dir, dn, &a) < 0)
-                return false;
+        if (!dn)
+                return 0;
+        int k = ob_dir_read_account(r->dir, dn, &a);
+        if (k == -OB_ENOTFOUND)
+                return 0;
+        if (k < 0) {
+                snprintf(why, whylen, "reading the %s %s: %s", role, dn, ob_strerror(k));
+                return k;
+        }
+        if (a->unreadable) {
+                snprintf(why, whylen, "the %s %s cannot be judged: %s", role, dn, a->unreadable);
+                ob_account_free(a);
+                return -OB_ELIMIT;
+        }
         struct ob_status_eval ev;
         ob_mapping_eval(r->c, a, r->now, &ev);
         if (ev.status != OB_STATUS_ACTIVE) {
                 ob_account_free(a);
-                return false;
+                return 0;
         }
         *ret = a;
-        return true;
+        return 1;
 }
 
 /* The manager; else the owner of the first team; else the fallback. Each must
- * be an active account: records never go to someone who left too. */
-static void resolve_transfer(struct run *r, const struct ob_account *a, struct ob_account **ret, const char **via)
+ * be an active account: records never go to someone who left too. Returns 1
+ * with a target, 0 when there is none, < 0 (with why) when a lookup failed. */
+static int resolve_transfer(struct run *r, const struct ob_account *a, struct ob_account **ret, const char **via,
+                            char *why, size_t whylen)
 {
         const struct ob_directory_config *d = &r->c->directory;
         *ret = NULL;
-        if (read_active(r, ob_account_get(a, d->manager_attribute), ret)) {
+        int k = read_active(r, ob_account_get(a, d->manager_attribute), "manager", ret, why, whylen);
+        if (k != 0) {
                 *via = "manager";
-                return;
+                return k;
         }
         if (d->teams_base && a->dn) {
                 struct team_ctx t = {.owner_attr = d->teams_owner_attribute};
-                if (ob_dir_search_teams(r->dir, a->dn, team_cb, &t) == 0 && t.owner &&
-                    read_active(r, t.owner, ret)) {
+                k = ob_dir_search_teams(r->dir, a->dn, team_cb, &t);
+                if (k < 0) {
+                        snprintf(why, whylen, "searching the teams of %s: %s", a->dn, ob_strerror(k));
                         free(t.owner);
-                        *via = "team";
-                        return;
+                        return k;
                 }
+                k = read_active(r, t.owner, "team owner", ret, why, whylen);
                 free(t.owner);
+                if (k != 0) {
+                        *via = "team";
+                        return k;
+                }
         }
-        if (r->c->transfer_fallback && read_active(r, r->c->transfer_fallback, ret)) {
+        k = read_active(r, r->c->transfer_fallback, "fallback", ret, why, whylen);
+        if (k != 0)
                 *via = "fallback";
-                return;
-        }
+        return k;
 }
 
 /* ---- execution on the loop ------------------------------------------------- */
@@ -438,7 +590,7 @@ static void job_advance(struct job *j)
                 struct ob_step *s = &p->steps[i];
                 if (s->state != OB_STEP_OWED)
                         continue;
-                if (!deps_ok(j, i)) {
+                if (s->hold_reason || !deps_ok(j, i)) {
                         r->sum.steps_held++;
                         continue;
                 }
@@ -475,6 +627,8 @@ static void job_advance(struct job *j)
                         .body = s->body,
                         .body_len = s->body_len,
                         .idempotency_key = s->idempotency_key,
+                        .secret_headers = s->secret_headers,
+                        .nsecret_headers = s->nsecret_headers,
                 };
                 j->busy = true;
                 const struct ob_connector_ops *ops = ob_connector_ops_for(s->action->connector->type);
@@ -613,11 +767,13 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
         if (k < 0)
                 return k;
         struct ob_account *target = NULL;
-        bool wants_transfer = false;
-        for (size_t i = 0; i < p->nsteps; i++)
-                wants_transfer = wants_transfer || (p->steps[i].state == OB_STEP_OWED && p->steps[i].action->uses_transfer);
-        if (wants_transfer) {
-                resolve_transfer(r, cd->account, &target, &in.transfer.via);
+        char why[512] = "";
+        if (ob_account_plan_wants_transfer(p)) {
+                if (resolve_transfer(r, cd->account, &target, &in.transfer.via, why, sizeof(why)) < 0) {
+                        ob_log(OB_LOG_WARNING, "event=transfer_lookup_failed account=%s error=%s",
+                               ob_log_quote(p->username ? p->username : p->id), ob_log_quote(why));
+                        in.transfer.error = why;
+                }
                 in.transfer.target = target;
                 ob_account_plan_free(p);
                 p = NULL;
@@ -686,9 +842,205 @@ static int dir_exit(int k)
         return k == -ENOMEM ? OB_EXIT_FAILED : OB_EXIT_DIRECTORY;
 }
 
+/* ---- what the rules read ------------------------------------------------- */
+
+static int astats_init(struct run *r)
+{
+        char **names = NULL;
+        int k = 0;
+        for (size_t i = 0; k == 0 && i < r->c->nrules; i++)
+                k = ob_cond_attributes(r->c->rules[i].when, &names);
+        size_t n = 0;
+        while (names && names[n])
+                n++;
+        if (k == 0 && n && !(r->astats = calloc(n, sizeof(*r->astats))))
+                k = -ENOMEM;
+        for (size_t i = 0; k == 0 && i < n; i++)
+                r->astats[r->nastats++].name = TAKE_PTR(names[i]);
+        ob_strv_free(names);
+        return k;
+}
+
+/* Compares what this pass read of each attribute the rules use with the last
+ * complete pass: an attribute that vanished from every entry, or from most
+ * of them, was hidden (access rights, schema) far more often than it was
+ * cleared, and reading it as absent would reactivate the locked and the
+ * inactive. Returns 0, or -OB_EDIRECTORY with the message in why. */
+static int astats_check(struct run *r, char *why, size_t whylen)
+{
+        size_t readable = r->sum.accounts_read - r->sum.unreadable;
+        for (size_t i = 0; i < r->nastats; i++) {
+                char key[300], *v = NULL;
+                snprintf(key, sizeof(key), OB_ATTR_META_PREFIX "%s", r->astats[i].name);
+                for (char *c = key; *c; c++)
+                        *c = (char)tolower((unsigned char)*c);
+                int k = ob_state_meta_get(r->state, key, &v);
+                if (k < 0)
+                        return k;
+                unsigned long long last = 0, last_of = 0;
+                bool have = v && sscanf(v, "%llu/%llu", &last, &last_of) == 2;
+                free(v);
+                size_t now = r->astats[i].present;
+                if (!have || last == 0)
+                        continue;
+                if (now == 0 || (last >= 10 && now * 2 < last)) {
+                        snprintf(why, whylen,
+                                 "the attribute %s, which the mapping rules read, was present on %llu of %llu entries "
+                                 "in the last complete pass and on %zu of %zu now. The service account has probably "
+                                 "lost the right to read it (an access rule), or the schema changed; read as absent, "
+                                 "it would change the status of those accounts (reactivating the locked and the "
+                                 "inactive). Nothing was changed. Check the access rights of the service account; if "
+                                 "the change is real, run `offboard reconcile --force` once.",
+                                 r->astats[i].name, last, last_of, now, readable);
+                        return -OB_EDIRECTORY;
+                }
+        }
+        return 0;
+}
+
+static int astats_store(struct run *r)
+{
+        size_t readable = r->sum.accounts_read - r->sum.unreadable;
+        int k = 0;
+        for (size_t i = 0; k == 0 && i < r->nastats; i++) {
+                char key[300], val[64];
+                snprintf(key, sizeof(key), OB_ATTR_META_PREFIX "%s", r->astats[i].name);
+                for (char *c = key; *c; c++)
+                        *c = (char)tolower((unsigned char)*c);
+                snprintf(val, sizeof(val), "%zu/%zu", r->astats[i].present, readable);
+                k = ob_state_meta_put(r->state, key, val);
+        }
+        return k;
+}
+
+static void astats_free(struct run *r)
+{
+        for (size_t i = 0; i < r->nastats; i++)
+                free(r->astats[i].name);
+        free(r->astats);
+}
+
+/* ---- the circuit breaker ----------------------------------------------------- */
+
+static int count_change(struct run *r, const struct ob_account_plan *p)
+{
+        const char *name = p->transition ? p->transition->name : "";
+        r->sum.status_changes++;
+        for (size_t i = 0; i < r->ncounts; i++)
+                if (strcmp(r->counts[i].transition, name) == 0) {
+                        r->counts[i].n++;
+                        return 0;
+                }
+        struct ob_report_count *n = realloc(r->counts, (r->ncounts + 1) * sizeof(*n));
+        if (!n)
+                return -ENOMEM;
+        r->counts = n;
+        n[r->ncounts++] = (struct ob_report_count){.transition = name, .n = 1};
+        return 0;
+}
+
+static bool over(size_t n, size_t max_accounts, unsigned max_percent, size_t population)
+{
+        return (max_accounts && n > max_accounts) || (max_percent && n * 100 > (size_t)max_percent * population);
+}
+
+/* Parks the plan (sets sum.parked_reason) when the status changes are above
+ * a threshold, overall or for one transition. */
+static void breaker(struct run *r)
+{
+        const struct ob_safety *sf = &r->c->safety;
+        size_t population = r->sum.accounts_read + r->sum.deleted;
+        const char *what = NULL;
+        size_t n = 0, max_accounts = 0;
+        unsigned max_percent = 0;
+        if (over(r->sum.status_changes, sf->max_accounts, sf->max_percent, population)) {
+                what = "accounts would change status";
+                n = r->sum.status_changes;
+                max_accounts = sf->max_accounts;
+                max_percent = sf->max_percent;
+        }
+        for (size_t i = 0; !what && i < r->c->ntransitions; i++) {
+                const struct ob_transition *t = &r->c->transitions[i];
+                for (size_t j = 0; j < r->ncounts; j++)
+                        if (strcmp(r->counts[j].transition, t->name) == 0 &&
+                            over(r->counts[j].n, t->max_accounts, t->max_percent, population)) {
+                                what = t->name;
+                                n = r->counts[j].n;
+                                max_accounts = t->max_accounts;
+                                max_percent = t->max_percent;
+                        }
+        }
+        if (!what)
+                return;
+        char head[200];
+        if (strcmp(what, "accounts would change status") == 0)
+                snprintf(head, sizeof(head), "%zu of %zu accounts would change status (reactivations included)", n,
+                         population);
+        else
+                snprintf(head, sizeof(head), "%zu of %zu accounts would go through the transition %s", n, population,
+                         what);
+        const struct ob_run_options *o = r->o;
+        snprintf(r->sum.parked_reason, sizeof(r->sum.parked_reason),
+                 "SAFETY: %s, above the threshold (%zu accounts, %u%%; 0 = no limit). %s", head, max_accounts,
+                 max_percent,
+                 o->force     ? "Released by --force."
+                 : o->dry_run ? "`offboard reconcile` would park this plan and do nothing until it is run with --force."
+                              : "The plan is parked and nothing was done: check the filter, the access rights and the "
+                                "mapping rules with `offboard plan`, then run `offboard reconcile --force`.");
+        r->sum.parked = !o->force;
+}
+
+static void warn_tls(const struct ob_config *c)
+{
+        if (!c->directory.tls_verify)
+                ob_log(OB_LOG_WARNING,
+                       "event=tls_verify_off target=directory uri=%s note=\"tls_verify is false: the directory's "
+                       "certificate is not checked, anyone on the path can answer for it\"",
+                       ob_log_quote(c->directory.uri));
+        for (size_t i = 0; i < c->nconnectors; i++)
+                if (!c->connectors[i].tls_verify)
+                        ob_log(OB_LOG_WARNING,
+                               "event=tls_verify_off target=connector connector=%s note=\"tls_verify is false: the "
+                               "server's certificate is not checked\"",
+                               c->connectors[i].name);
+}
+
+static void run_free(struct run *r)
+{
+        for (size_t i = 0; i < r->ncands; i++)
+                cand_clear(&r->cands[i]);
+        free(r->cands);
+        for (size_t i = 0; i < r->nunreadable; i++) {
+                free(r->unreadable[i].dn);
+                free(r->unreadable[i].reason);
+        }
+        free(r->unreadable);
+        ob_strv_free(r->unreadable_dns);
+        ob_dir_search_info_clear(&r->info);
+        astats_free(r);
+        free(r->counts);
+        ob_dir_free(r->dir);
+        ob_index_free(r->ix);
+        ob_state_free(r->state);
+}
+
+static void report(struct run *r, struct ob_report_item *items, size_t n)
+{
+        r->sum.per_transition = r->counts;
+        r->sum.nper_transition = r->ncounts;
+        r->sum.unreadable_list = r->unreadable;
+        r->sum.nunreadable_list = r->nunreadable;
+        r->sum.spared = r->spared_unreadable + r->spared_referral;
+        r->sum.references = r->info.references;
+        if (r->o->format == OB_FORMAT_JSON)
+                ob_report_json(r->o->out, items, n, &r->sum);
+        else
+                ob_report_text(r->o->out, r->c, items, n, &r->sum);
+}
+
 int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
 {
-        struct run r = {.c = c, .o = o, .now = ob_now()};
+        struct run r = {.c = c, .o = o, .now = o->dry_run && o->now ? o->now : ob_now()};
         r.skip[0] = c->writeback.status_attribute;
         r.skip[1] = c->writeback.time_attribute;
         r.skip[2] = c->writeback.reason_attribute;
@@ -701,9 +1053,13 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
         int ret = OB_EXIT_OK;
         int k;
 
+        warn_tls(c);
+        if (astats_init(&r) < 0)
+                return OB_EXIT_FAILED;
         k = ob_state_open(c->state_path, o->dry_run, &r.state);
         if (k < 0) {
                 fprintf(stderr, "offboard: %s\n", ob_state_open_errmsg());
+                astats_free(&r);
                 return OB_EXIT_CONFIG;
         }
         k = ob_state_load_index(r.state, &r.ix);
@@ -736,8 +1092,7 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 ret = dir_exit(k);
                 goto out;
         }
-        size_t count = 0;
-        k = ob_dir_search_accounts(r.dir, on_entry, &r, &count);
+        k = ob_dir_search_accounts(r.dir, on_entry, &r, &r.info);
         free(filter);
         if (k == 0)
                 k = txn_flush(&r);
@@ -758,6 +1113,18 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 }
                 goto out;
         }
+        size_t count = r.info.entries;
+        if (r.nunreadable_dns > 1)
+                qsort(r.unreadable_dns, r.nunreadable_dns, sizeof(char *), cmp_str);
+        if (count > 0 && r.sum.unreadable == count) {
+                fprintf(stderr,
+                        "offboard: none of the %zu entries read from %s could be judged (the first: %s: %s); nothing "
+                        "was changed. Check the service account's access rights and the id_attribute.\n",
+                        count, c->directory.base, r.unreadable ? r.unreadable[0].dn : "",
+                        r.unreadable ? r.unreadable[0].reason : "");
+                ret = OB_EXIT_DIRECTORY;
+                goto out;
+        }
         if (o->account) {
                 if (count == 0) {
                         fprintf(stderr, "offboard: no account with %s=%s in %s %s\n", c->directory.username_attribute,
@@ -772,6 +1139,19 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                                 "refusing to treat that as everyone having left. Nothing was changed.\n",
                                 c->directory.base, c->directory.filter, count, c->directory.min_accounts);
                         ret = OB_EXIT_DIRECTORY;
+                        goto out;
+                }
+                char why[1024];
+                k = astats_check(&r, why, sizeof(why));
+                if (k == -OB_EDIRECTORY && !o->force) {
+                        fprintf(stderr, "offboard: %s\n", why);
+                        ret = OB_EXIT_DIRECTORY;
+                        goto out;
+                } else if (k == -OB_EDIRECTORY) {
+                        ob_log(OB_LOG_WARNING, "event=attribute_vanished forced=true note=%s", ob_log_quote(why));
+                } else if (k < 0) {
+                        fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
+                        ret = OB_EXIT_CONFIG;
                         goto out;
                 }
                 k = ob_index_foreach_unseen(r.ix, on_unseen, &r);
@@ -800,25 +1180,16 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 struct ob_account_plan *p = items[nitems - 1].plan;
                 r.sum.steps_owed += ob_account_plan_owed(p);
                 r.sum.new_deactivations += ob_account_plan_is_new_deactivation(p);
+                if (ob_account_plan_is_status_change(p) && count_change(&r, p) < 0) {
+                        ret = OB_EXIT_FAILED;
+                        goto out;
+                }
         }
 
-        /* Circuit breaker: before any side effect. */
-        size_t population = r.sum.accounts_read + r.sum.deleted;
-        const struct ob_safety *sf = &c->safety;
-        if (!o->account && r.sum.new_deactivations > 0 &&
-            ((sf->max_accounts && r.sum.new_deactivations > sf->max_accounts) ||
-             (sf->max_percent && r.sum.new_deactivations * 100 > (size_t)sf->max_percent * population))) {
-                snprintf(r.sum.parked_reason, sizeof(r.sum.parked_reason),
-                         "SAFETY: %zu of %zu accounts would be deactivated, above the threshold (safety.max_accounts "
-                         "%zu, safety.max_percent %u%%). %s",
-                         r.sum.new_deactivations, population, sf->max_accounts, sf->max_percent,
-                         o->force      ? "Released by --force."
-                         : o->dry_run ? "`offboard reconcile` would park this plan and do nothing until it is run "
-                                        "with --force."
-                                      : "The plan is parked and nothing was done: check the filter and mapping rules "
-                                        "with `offboard plan`, then run `offboard reconcile --force`.");
-                r.sum.parked = !o->force;
-        }
+        /* Circuit breaker: before any side effect, and before any status
+         * change is recorded. */
+        if (!o->account)
+                breaker(&r);
 
         if (o->dry_run || r.sum.parked) {
                 /* Show only what owes something. */
@@ -831,14 +1202,13 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                                 ob_account_plan_free(items[i].plan);
                 }
                 nitems = w;
-                if (o->format == OB_FORMAT_JSON)
-                        ob_report_json(o->out, items, nitems, &r.sum);
-                else
-                        ob_report_text(o->out, c, items, nitems, &r.sum);
+                report(&r, items, nitems);
                 if (r.sum.parked && !o->dry_run)
                         ret = OB_EXIT_SAFETY;
-                else if (o->check && (r.sum.steps_owed > 0 || nitems > 0))
+                else if (o->check && (r.sum.steps_owed > 0 || nitems > 0 || r.sum.unreadable))
                         ret = OB_EXIT_FAILED;
+                else if (r.spared_referral)
+                        ret = OB_EXIT_DIRECTORY;
                 goto out;
         }
 
@@ -879,19 +1249,30 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                         ret = OB_EXIT_CONFIG;
                 }
         }
-        if (o->format == OB_FORMAT_JSON)
-                ob_report_json(o->out, items, nitems, &r.sum);
-        else
-                ob_report_text(o->out, c, items, nitems, &r.sum);
-        if (ret == OB_EXIT_OK && (r.sum.steps_failed || r.sum.steps_held || r.sum.writebacks_failed))
+        /* What this complete pass read becomes the reference for the next. */
+        if (!o->account && ret == OB_EXIT_OK && astats_store(&r) < 0) {
+                fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
+                ret = OB_EXIT_CONFIG;
+        }
+        /* Only what owes something (or did something) is reported. */
+        size_t w = 0;
+        for (size_t i = 0; i < nitems; i++) {
+                if (ob_account_plan_owed(items[i].plan) || items[i].plan->writeback || items[i].plan->transition) {
+                        items[w++] = items[i];
+                } else {
+                        free(items[i].results);
+                        ob_account_plan_free(items[i].plan);
+                }
+        }
+        nitems = w;
+        report(&r, items, nitems);
+        if (ret == OB_EXIT_OK && r.spared_referral)
+                ret = OB_EXIT_DIRECTORY;
+        if (ret == OB_EXIT_OK &&
+            (r.sum.steps_failed || r.sum.steps_held || r.sum.writebacks_failed || r.sum.unreadable))
                 ret = OB_EXIT_FAILED;
 out:
         free_items(items, nitems);
-        for (size_t i = 0; i < r.ncands; i++)
-                cand_clear(&r.cands[i]);
-        free(r.cands);
-        ob_dir_free(r.dir);
-        ob_index_free(r.ix);
-        ob_state_free(r.state);
+        run_free(&r);
         return ret;
 }

@@ -1,6 +1,7 @@
 /* report.c: text and JSON reports of a plan or a reconcile. */
 #include "report.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 #include "escape.h"
@@ -34,6 +35,16 @@ static void jstr(FILE *f, const char *s)
                 }
                 fputc('"', f);
         }
+        ob_buf_free(&b);
+}
+
+/* The contents of a JSON string, without the quotes. */
+static void jraw(FILE *f, const char *s)
+{
+        struct ob_buf b;
+        ob_buf_init(&b);
+        if (ob_escape_json(&b, s, strlen(s)) == 0 && b.data)
+                fputs(b.data, f);
         ob_buf_free(&b);
 }
 
@@ -155,11 +166,20 @@ static void json_item(FILE *f, const struct ob_report_item *it)
                                 f4 = false;
                                 jstr(f, s->headers[h]);
                         }
+                        for (size_t h = 0; h < s->nsecret_headers; h++) {
+                                if (!f4)
+                                        fputc(',', f);
+                                f4 = false;
+                                fputc('"', f);
+                                jraw(f, s->secret_headers[h].name);
+                                fputs(": " OB_MASK "\"", f);
+                        }
                         fputc(']', f);
                         jfield(f, &f3, "content_type", s->content_type);
                         jfield(f, &f3, "body", s->body);
                         jfield(f, &f3, "idempotency_key", s->idempotency_key);
                         fputc('}', f);
+                        jfield(f, &f2, "hold_reason", s->hold_reason);
                         jkey(f, &f2, "error");
                         if (s->render_error)
                                 jstr(f, s->render_error);
@@ -200,7 +220,34 @@ void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
                 s->steps_owed, s->steps_done, s->steps_failed, s->steps_held, s->writebacks_failed,
                 s->parked ? "true" : "false");
         jstr(f, s->parked ? s->parked_reason : NULL);
-        fputc('}', f);
+        fprintf(f, ",\"status_changes\":%zu,\"unreadable\":%zu,\"spared\":%zu", s->status_changes, s->unreadable,
+                s->spared);
+        fputs(",\"per_transition\":{", f);
+        for (size_t i = 0; i < s->nper_transition; i++) {
+                if (i)
+                        fputc(',', f);
+                jstr(f, s->per_transition[i].transition[0] ? s->per_transition[i].transition : "(none)");
+                fprintf(f, ":%zu", s->per_transition[i].n);
+        }
+        fputs("},\"references\":[", f);
+        for (size_t i = 0; s->references && s->references[i]; i++) {
+                if (i)
+                        fputc(',', f);
+                jstr(f, s->references[i]);
+        }
+        fputs("]}", f);
+        jkey(f, &first, "unreadable_accounts");
+        fputc('[', f);
+        for (size_t i = 0; i < s->nunreadable_list; i++) {
+                bool f2 = true;
+                if (i)
+                        fputc(',', f);
+                fputc('{', f);
+                jfield(f, &f2, "dn", s->unreadable_list[i].dn);
+                jfield(f, &f2, "reason", s->unreadable_list[i].reason);
+                fputc('}', f);
+        }
+        fputc(']', f);
         jkey(f, &first, "accounts");
         fputc('[', f);
         for (size_t i = 0; i < n; i++) {
@@ -213,67 +260,121 @@ void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
 
 /* ---- text --------------------------------------------------------------- */
 
+/* Writes s with every control character escaped (ob_escape_text): values
+ * from the directory and from downstream answers must not drive the
+ * terminal of the person reading the report. */
+static void tput(FILE *f, const char *s)
+{
+        if (!s)
+                return;
+        struct ob_buf b;
+        ob_buf_init(&b);
+        if (ob_escape_text(&b, s, strlen(s)) == 0 && b.data)
+                fputs(b.data, f);
+        ob_buf_free(&b);
+}
+
+/* printf for the report's own words; every %s argument is escaped. Only %s,
+ * %zu, %d, %ld, %lld and %% are used. */
+static void tprintf(FILE *f, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        for (const char *p = fmt; *p; p++) {
+                if (*p != '%') {
+                        fputc(*p, f);
+                        continue;
+                }
+                p++;
+                if (*p == 's')
+                        tput(f, va_arg(ap, const char *));
+                else if (*p == 'd')
+                        fprintf(f, "%d", va_arg(ap, int));
+                else if (p[0] == 'z' && p[1] == 'u')
+                        fprintf(f, "%zu", va_arg(ap, size_t)), p++;
+                else if (p[0] == 'l' && p[1] == 'd')
+                        fprintf(f, "%ld", va_arg(ap, long)), p++;
+                else if (p[0] == 'l' && p[1] == 'l' && p[2] == 'd')
+                        fprintf(f, "%lld", va_arg(ap, long long)), p += 2;
+                else
+                        fputc(*p, f);
+        }
+        va_end(ap);
+}
+
+static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
+{
+        const struct ob_step *st = &it->plan->steps[k];
+        const char *state = st->hold_reason && (!it->results || it->results[k].outcome == OB_OUTCOME_NONE)
+                                    ? "held"
+                                    : step_outcome(it, k);
+        fprintf(f, "  %zu. %-22s %-8s ", k + 1, st->action->name, state);
+        tput(f, st->action->connector->name);
+        if (st->state == OB_STEP_OWED)
+                tprintf(f, "  %s %s", st->method, st->url ? st->url : "");
+        if (it->results && st->state == OB_STEP_OWED && it->results[k].outcome > OB_OUTCOME_INTENT)
+                fprintf(f, "  (HTTP %ld, %lld ms)", it->results[k].http_status, (long long)it->results[k].duration_ms);
+        fputc('\n', f);
+        if (st->state != OB_STEP_OWED)
+                return;
+        if (st->hold_reason && (!it->results || it->results[k].outcome == OB_OUTCOME_NONE)) {
+                tprintf(f, "       held: %s\n", st->hold_reason);
+                return;
+        }
+        if (it->results) {
+                /* After a reconcile: outcomes only; the request was shown by plan. */
+                const char *e = st->render_error ? st->render_error : it->results[k].error;
+                if (e)
+                        tprintf(f, "       error: %s\n", e);
+                else if (it->results[k].outcome == OB_OUTCOME_NONE)
+                        fprintf(f, "       held: an action it runs after did not succeed\n");
+                return;
+        }
+        const char *auth = auth_display(st->action->connector);
+        if (auth)
+                tprintf(f, "       Authorization: %s\n", auth);
+        for (size_t h = 0; st->headers && st->headers[h]; h++)
+                tprintf(f, "       %s\n", st->headers[h]);
+        for (size_t h = 0; h < st->nsecret_headers; h++)
+                tprintf(f, "       %s: " OB_MASK "\n", st->secret_headers[h].name);
+        tprintf(f, "       Idempotency-Key: %s\n", st->idempotency_key);
+        if (st->body)
+                tprintf(f, "       body: %s\n", st->body);
+        if (st->render_error)
+                tprintf(f, "       error: %s\n", st->render_error);
+        else if (st->last_error)
+                tprintf(f, "       last error (attempt %d): %s\n", st->attempts, st->last_error);
+}
+
 void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
                     const struct ob_report_summary *s)
 {
         for (size_t i = 0; i < n; i++) {
                 const struct ob_report_item *it = &items[i];
                 const struct ob_account_plan *p = it->plan;
-                fprintf(f, "%s  %s\n", p->username ? p->username : p->id, p->dn ? p->dn : "");
-                fprintf(f, "  status:     %s", ob_status_name(p->status));
+                tprintf(f, "%s  %s\n", p->username ? p->username : p->id, p->dn ? p->dn : "");
+                tprintf(f, "  status:     %s", ob_status_name(p->status));
                 if (p->rule)
-                        fprintf(f, " (rule %s, %s)", p->rule->name, p->rule->source);
+                        tprintf(f, " (rule %s, %s)", p->rule->name, p->rule->source);
                 else if (p->deleted)
                         fprintf(f, " (the entry is gone from the directory)");
                 else
                         fprintf(f, " (no rule matched)");
                 if (p->reason)
-                        fprintf(f, ", reason: %s", p->reason);
+                        tprintf(f, ", reason: %s", p->reason);
                 fputc('\n', f);
-                fprintf(f, "  recorded:   %s\n", ob_status_name(p->recorded));
+                tprintf(f, "  recorded:   %s\n", ob_status_name(p->recorded));
                 if (p->transition)
-                        fprintf(f, "  transition: %s (%s -> %s, generation %lld%s)\n", p->transition->name,
+                        tprintf(f, "  transition: %s (%s -> %s, generation %lld%s)\n", p->transition->name,
                                 ob_status_name(p->from), ob_status_name(p->status), (long long)p->generation,
                                 p->continuing ? ", continuing" : "");
                 if (p->transfer_dn)
-                        fprintf(f, "  transfer:   %s (%s) via %s\n", p->transfer_uid ? p->transfer_uid : "?",
+                        tprintf(f, "  transfer:   %s (%s) via %s\n", p->transfer_uid ? p->transfer_uid : "?",
                                 p->transfer_dn, p->transfer_via);
-                else if (c->uses_transfer && p->transition)
-                        fprintf(f, "  transfer:   no target (no active manager, team owner or fallback)\n");
-                for (size_t k = 0; k < p->nsteps; k++) {
-                        const struct ob_step *st = &p->steps[k];
-                        fprintf(f, "  %zu. %-22s %-8s %s", k + 1, st->action->name, step_outcome(it, k),
-                                st->action->connector->name);
-                        if (st->state == OB_STEP_OWED)
-                                fprintf(f, "  %s %s", st->method, st->url ? st->url : "");
-                        if (it->results && st->state == OB_STEP_OWED && it->results[k].outcome > OB_OUTCOME_INTENT)
-                                fprintf(f, "  (HTTP %ld, %lld ms)", it->results[k].http_status,
-                                        (long long)it->results[k].duration_ms);
-                        fputc('\n', f);
-                        if (st->state != OB_STEP_OWED)
-                                continue;
-                        if (it->results) {
-                                /* After a reconcile: outcomes only; the request was shown by plan. */
-                                const char *e = st->render_error ? st->render_error : it->results[k].error;
-                                if (e)
-                                        fprintf(f, "       error: %s\n", e);
-                                else if (it->results[k].outcome == OB_OUTCOME_NONE)
-                                        fprintf(f, "       held: an action it runs after did not succeed\n");
-                                continue;
-                        }
-                        const char *auth = auth_display(st->action->connector);
-                        if (auth)
-                                fprintf(f, "       Authorization: %s\n", auth);
-                        for (size_t h = 0; st->headers && st->headers[h]; h++)
-                                fprintf(f, "       %s\n", st->headers[h]);
-                        fprintf(f, "       Idempotency-Key: %s\n", st->idempotency_key);
-                        if (st->body)
-                                fprintf(f, "       body: %s\n", st->body);
-                        if (st->render_error)
-                                fprintf(f, "       error: %s\n", st->render_error);
-                        else if (st->last_error)
-                                fprintf(f, "       last error (attempt %d): %s\n", st->attempts, st->last_error);
-                }
+                else if (c->uses_transfer && ob_account_plan_wants_transfer(p))
+                        fprintf(f, "  transfer:   no target\n");
+                for (size_t k = 0; k < p->nsteps; k++)
+                        text_step(f, it, k);
                 if (p->writeback)
                         fprintf(f, "  write-back: %s\n",
                                 !it->results               ? "status attributes will be written on the entry"
@@ -282,16 +383,43 @@ void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_i
                                                             : "FAILED");
                 fputc('\n', f);
         }
-        fprintf(f, "%s: %zu accounts read (%zu new), %zu recorded before, %zu deleted; %zu accounts owe actions",
-                s->dry_run ? "plan" : "reconcile", s->accounts_read, s->accounts_new, s->accounts_recorded,
-                s->deleted, n);
+        if (s->unreadable) {
+                fprintf(f, "%zu %s could not be judged and %s held (never taken for deleted or active):\n",
+                        s->unreadable, s->unreadable == 1 ? "entry" : "entries", s->unreadable == 1 ? "is" : "are");
+                for (size_t i = 0; i < s->nunreadable_list; i++)
+                        tprintf(f, "  %s: %s\n", s->unreadable_list[i].dn, s->unreadable_list[i].reason);
+                if (s->nunreadable_list < s->unreadable)
+                        fprintf(f, "  ... and %zu more (see the log)\n", s->unreadable - s->nunreadable_list);
+                fputc('\n', f);
+        }
+        for (size_t i = 0; s->references && s->references[i]; i++)
+                tprintf(f, "Not read: %s is held by another server (a referral); nothing under it is taken for "
+                           "deleted.\n",
+                        s->references[i][0] ? s->references[i] : "(a subtree the referral does not name)");
+        tprintf(f, "%s: %zu %s read (%zu new), %zu recorded before, %zu deleted; %zu %s owe%s actions",
+                s->dry_run ? "plan" : "reconcile", s->accounts_read, s->accounts_read == 1 ? "account" : "accounts",
+                s->accounts_new, s->accounts_recorded, s->deleted, n, n == 1 ? "account" : "accounts",
+                n == 1 ? "s" : "");
         if (s->dry_run)
                 fprintf(f, ", %zu actions would run.\n", s->steps_owed);
         else
                 fprintf(f, "; actions: %zu done, %zu failed, %zu held.\n", s->steps_done, s->steps_failed,
                         s->steps_held);
+        if (s->status_changes) {
+                fprintf(f, "Status changes: %zu", s->status_changes);
+                for (size_t i = 0; i < s->nper_transition; i++)
+                        tprintf(f, "%s %s %zu", i ? "," : " (", s->per_transition[i].transition[0]
+                                                                    ? s->per_transition[i].transition
+                                                                    : "no transition",
+                                s->per_transition[i].n);
+                fprintf(f, "%s.\n", s->nper_transition ? ")" : "");
+        }
+        if (s->spared)
+                fprintf(f, "%zu recorded %s not seen but not swept as deleted: %s.\n", s->spared,
+                        s->spared == 1 ? "account was" : "accounts were",
+                        "what cannot be read is not gone");
         if (s->writebacks_failed)
                 fprintf(f, "%zu write-backs failed (see the log).\n", s->writebacks_failed);
         if (s->parked)
-                fprintf(f, "%s\n", s->parked_reason);
+                tprintf(f, "%s\n", s->parked_reason);
 }

@@ -28,6 +28,19 @@ struct ob_report_item {
         int writeback_result;           /* 0 written, <0 failed, 1 not attempted */
 };
 
+/* An entry that could not be judged (held): where and why. */
+struct ob_report_unreadable {
+        char *dn;
+        char *reason;
+};
+
+/* Status changes the circuit breaker counted for one transition ("" when no
+ * transition acts on the change). */
+struct ob_report_count {
+        const char *transition;
+        size_t n;
+};
+
 struct ob_report_summary {
         bool dry_run;
         int64_t now;
@@ -35,7 +48,15 @@ struct ob_report_summary {
         size_t accounts_recorded; /* in the state store before the pass */
         size_t accounts_new;      /* seen for the first time */
         size_t deleted;           /* recorded accounts the directory no longer has */
-        size_t new_deactivations; /* counted by the circuit breaker */
+        size_t new_deactivations; /* active (or new) accounts that stop being active */
+        size_t status_changes;    /* counted by the circuit breaker (reactivations included) */
+        const struct ob_report_count *per_transition;
+        size_t nper_transition;
+        size_t unreadable;        /* entries that could not be judged: held, never swept */
+        const struct ob_report_unreadable *unreadable_list; /* the first of them */
+        size_t nunreadable_list;
+        size_t spared;            /* recorded accounts unseen but not swept (unreadable, behind a referral) */
+        char *const *references;  /* subtrees held by another server, not read (NULL-terminated or NULL) */
         bool parked;              /* the circuit breaker held the plan */
         char parked_reason[512];
         size_t steps_owed;
