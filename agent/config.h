@@ -38,7 +38,7 @@ struct ob_directory_config {
         bool starttls;            /* for ldap://; default true */
         bool tls_verify;          /* default true */
         char *ca_file;            /* NULL: the system store */
-        bool allow_insecure;      /* simple bind over plain ldap:// */
+        bool allow_insecure;      /* plain ldap:// without StartTLS (else a config error) */
         char *bind_dn;            /* NULL: anonymous, or SASL EXTERNAL over ldapi */
         char *bind_password_file; /* never the password itself */
         bool sasl_external;       /* ldapi:// peer credentials */
