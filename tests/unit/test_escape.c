@@ -389,3 +389,22 @@ Test(escape, every_escaper_reports_a_dead_buffer_as_enomem)
                 cr_assert_eq(fns[i](&b, "ab", 2), -ENOMEM);
         }
 }
+
+Test(escape, text_escapes_every_control_character_for_a_terminal)
+{
+        check(ob_escape_text, "\x1b[2J\x1b]0;pwned\x07", "\\x1b[2J\\x1b]0;pwned\\x07");
+        check(ob_escape_text, "a\rb\nc\td\x7f", "a\\x0db\\x0ac\\x09d\\x7f");
+        /* C1 controls as UTF-8 (U+009B is a one-byte CSI on some terminals). */
+        check(ob_escape_text, "\xc2\x9b" "31m", "\\x9b31m");
+        /* Bidirectional overrides reorder what a person reads. */
+        check(ob_escape_text, "ab\xe2\x80\xae" "cd", "ab\\u202Ecd");
+        /* A backslash is doubled, so an escape cannot be forged. */
+        check(ob_escape_text, "\\x1b", "\\\\x1b");
+}
+
+Test(escape, text_keeps_utf8_and_escapes_invalid_bytes)
+{
+        check(ob_escape_text, "ren\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac", "ren\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac");
+        check(ob_escape_text, "\xff\xc3", "\\xff\\xc3");
+        check(ob_escape_text, "\xc0\xaf", "\\xc0\\xaf"); /* overlong "/" */
+}

@@ -271,3 +271,97 @@ Test(plan, the_same_input_gives_the_same_plan)
         ob_account_plan_free(p2);
         ob_account_free(a);
 }
+
+Test(plan, a_step_that_needs_a_transfer_target_is_held_when_there_is_none)
+{
+        struct ob_account *a = person("bob", "employeeType", "Inactive", NULL);
+        struct ob_account_plan *p = plan_for(a, NULL, NULL, 0, NULL);
+        const struct ob_step *t = step(p, "transfer-records");
+        cr_assert_not_null(t);
+        cr_assert_eq(t->state, OB_STEP_OWED, "still owed: it runs once a target exists");
+        cr_assert_not_null(t->hold_reason, "a transfer to nobody must not be sent");
+        cr_assert(strstr(t->hold_reason, "no transfer target"), "%s", t->hold_reason);
+        cr_assert_null(step(p, "revoke-sessions")->hold_reason, "revocation never waits for a target");
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, a_failed_target_lookup_holds_the_step_with_the_error)
+{
+        struct ob_account *a = person("bob", "employeeType", "Inactive", NULL);
+        struct ob_plan_input in = {.account = a, .now = NOW};
+        in.transfer.error = "reading the manager uid=alice: directory unreachable";
+        struct ob_account_plan *p = NULL;
+        cr_assert_eq(ob_plan_account(cfg, &in, &p), 0);
+        const struct ob_step *t = step(p, "transfer-records");
+        cr_assert_not_null(t->hold_reason);
+        cr_assert(strstr(t->hold_reason, "transfer target lookup failed: reading the manager"), "%s", t->hold_reason);
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, a_step_with_a_target_is_not_held)
+{
+        struct ob_account *a = person("bob", "employeeType", "Inactive", NULL);
+        struct ob_account *alice = person("alice", NULL);
+        struct ob_account_plan *p = plan_for(a, NULL, NULL, 0, alice);
+        cr_assert_null(step(p, "transfer-records")->hold_reason);
+        ob_account_plan_free(p);
+        ob_account_free(alice);
+        ob_account_free(a);
+}
+
+Test(plan, every_status_change_of_a_recorded_account_counts_for_the_breaker)
+{
+        /* A reactivation counts: lost read access looks like one. */
+        struct ob_account *a = person("grace", NULL);
+        struct ob_record rec = {.id = "id-grace", .status = OB_STATUS_LOCKED, .generation = 1};
+        struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, NULL);
+        cr_assert_eq(p->status, OB_STATUS_ACTIVE);
+        cr_assert(ob_account_plan_is_status_change(p));
+        cr_assert_not(ob_account_plan_is_new_deactivation(p));
+        ob_account_plan_free(p);
+        /* So does a change no transition acts on (ended -> locked). */
+        struct ob_account *b = person("carol", "pwdAccountLockedTime", "000001010000Z", NULL);
+        rec.status = OB_STATUS_ENDED;
+        p = plan_for(b, &rec, NULL, 0, NULL);
+        cr_assert_eq(p->status, OB_STATUS_LOCKED);
+        cr_assert(ob_account_plan_is_status_change(p));
+        ob_account_plan_free(p);
+        /* No change: nothing counted. */
+        rec.status = OB_STATUS_LOCKED;
+        p = plan_for(b, &rec, NULL, 0, NULL);
+        cr_assert_not(ob_account_plan_is_status_change(p));
+        ob_account_plan_free(p);
+        ob_account_free(a);
+        ob_account_free(b);
+}
+
+Test(plan, a_continuing_transition_was_counted_when_it_started)
+{
+        struct ob_account *a = person("bob", "employeeType", "Inactive", NULL);
+        struct ob_record rec = {.id = "id-bob",
+                                .status = OB_STATUS_ACTIVE,
+                                .generation = 1,
+                                .pending_from = OB_STATUS_ACTIVE,
+                                .pending_to = OB_STATUS_INACTIVE};
+        struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, NULL);
+        cr_assert(p->continuing);
+        cr_assert_not(ob_account_plan_is_status_change(p));
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+Test(plan, a_new_active_account_is_not_a_status_change_but_a_new_leaver_is)
+{
+        struct ob_account *a = person("newbie", NULL);
+        struct ob_account_plan *p = plan_for(a, NULL, NULL, 0, NULL);
+        cr_assert_not(ob_account_plan_is_status_change(p));
+        ob_account_plan_free(p);
+        struct ob_account *b = person("gone", "employeeType", "Inactive", NULL);
+        p = plan_for(b, NULL, NULL, 0, NULL);
+        cr_assert(ob_account_plan_is_status_change(p));
+        ob_account_plan_free(p);
+        ob_account_free(a);
+        ob_account_free(b);
+}
