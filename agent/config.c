@@ -25,9 +25,9 @@
 #endif
 
 #define OB_CONFIG_MAX_BYTES (1024 * 1024)
-#define OB_CONFIG_MAX_DEPTH 64      /* nested collections */
-#define OB_CONFIG_MAX_NODES 100000  /* scalars, lists and mappings in one file */
-#define OB_CONFIG_MAX_LIST 1000     /* entries in a list of names */
+#define OB_CONFIG_MAX_DEPTH 64     /* nested collections */
+#define OB_CONFIG_MAX_NODES 100000 /* scalars, lists and mappings in one file */
+#define OB_CONFIG_MAX_LIST 1000    /* entries in a list of names */
 
 static const char *const ob_status_names[_OB_STATUS_MAX] = {
         [OB_STATUS_NONE] = "none",         [OB_STATUS_ACTIVE] = "active", [OB_STATUS_LOCKED] = "locked",
@@ -448,8 +448,9 @@ static int h_attrlist(struct pctx *p, const char *key, yaml_node_t *v, void *dst
 static int h_reject_secret(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         (void)dst;
-        int r = fail(p, v, "%s: secrets are never written in the configuration; put it in a file (mode 0600, or a "
-                           "systemd credential) and name the file with %s_file",
+        int r = fail(p, v,
+                     "%s: secrets are never written in the configuration; put it in a file (mode 0600, or a "
+                     "systemd credential) and name the file with %s_file",
                      key, key);
         size_t col = p->err->column > 0 ? (size_t)p->err->column - 1 : 0;
         if (col + 4 > sizeof(p->err->line))
@@ -1419,8 +1420,7 @@ static int syntax_error(struct pctx *p, const yaml_parser_t *parser)
         return -OB_ECONFIG;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail_mark(struct pctx *p, const yaml_mark_t *m, const char *fmt,
-                                                           ...)
+__attribute__((format(printf, 3, 4))) static int fail_mark(struct pctx *p, const yaml_mark_t *m, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
@@ -1531,8 +1531,7 @@ static int prepass(struct pctx *p, size_t len)
                                 r = fail_mark(p, m, "a configuration file holds one YAML document");
                         break;
                 case YAML_ALIAS_EVENT:
-                        r = fail_mark(p, m,
-                                      "YAML anchors and aliases are not supported (write the value out in full)");
+                        r = fail_mark(p, m, "YAML anchors and aliases are not supported (write the value out in full)");
                         break;
                 case YAML_SCALAR_EVENT:
                         anchor = ev.data.scalar.anchor;
@@ -1860,7 +1859,8 @@ static int check_transport(struct pctx *p, yaml_node_t **base_urls, yaml_node_t 
                         continue;
                 }
                 for (size_t j = 0; j < c->nactions; j++)
-                        if (c->actions[j].connector == k && strncmp(ob_tpl_source(c->actions[j].url), "http://", 7) == 0)
+                        if (c->actions[j].connector == k &&
+                            strncmp(ob_tpl_source(c->actions[j].url), "http://", 7) == 0)
                                 return fail(p, urls[j],
                                             "actions.%s.url: connector '%s' sends credentials, which would cross the "
                                             "network in clear text over http://; use https:// or set allow_insecure: "
