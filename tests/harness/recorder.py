@@ -27,6 +27,20 @@ The answer is 200 {"ok":true} unless a rule matches. --rules is a JSON list:
 before answering), "body" (default "") and "content_type" (default
 application/json) are optional. The first matching rule wins.
 
+A rule with "echo_header" plays a server that echoes a request header back
+(to test that a client scrubs secrets from what it reports). Its "body" is
+then a template in which
+
+    {echo}     is the header's value, encoded as "echo_encode" says,
+    {echo:K}   is the first K characters of that (a cut-off echo),
+    {pad:N}    is N filler characters ("abc...z" repeated),
+
+with the optional "echo_strip" prefix (e.g. "Bearer ") removed from the
+value first. "echo_encode" is one of "raw" (default), "json" (a JSON string's
+contents with "/" escaped as "\/"), "base64", "base64url" (no padding) or
+"percent" (everything but A-Z a-z 0-9 - . _ ~ as %XX). A missing header
+echoes as "".
+
 Stops cleanly on SIGTERM or SIGINT. Python 3 standard library only.
 """
 
@@ -83,6 +97,41 @@ class Recorder:
                 self.matched[i] += 1
                 return rule
         return None
+
+
+def encode_echo(value, how):
+    if how in (None, "raw"):
+        return value
+    if how == "json":
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("/", "\\/")
+    if how == "base64":
+        return base64.b64encode(value.encode("utf-8")).decode("ascii")
+    if how == "base64url":
+        return base64.urlsafe_b64encode(value.encode("utf-8")).decode("ascii").rstrip("=")
+    if how == "percent":
+        safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+        return "".join(c if c in safe else "".join("%%%02X" % b for b in c.encode("utf-8")) for c in value)
+    raise ValueError(f"unknown echo_encode {how!r}")
+
+
+ECHO_FIELD = re.compile(r"\{(echo|pad)(?::(\d+))?\}")
+
+
+def echo_body(rule, headers):
+    """The body of an echo_header rule for a request with these headers."""
+    value = headers.get(rule["echo_header"], "")
+    strip = rule.get("echo_strip", "")
+    if strip and value.startswith(strip):
+        value = value[len(strip):]
+    echo = encode_echo(value, rule.get("echo_encode"))
+
+    def field(m):
+        if m.group(1) == "echo":
+            return echo if m.group(2) is None else echo[:int(m.group(2))]
+        n = int(m.group(2) or 0)
+        return "".join(chr(ord("a") + i % 26) for i in range(n))
+
+    return ECHO_FIELD.sub(field, str(rule.get("body", "")))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -150,7 +199,10 @@ class Handler(BaseHTTPRequestHandler):
                 if delay:
                     time.sleep(delay / 1000.0)
                 status = int(rule.get("status", 200))
-                payload = str(rule.get("body", "")).encode("utf-8")
+                if rule.get("echo_header"):
+                    payload = echo_body(rule, self.headers).encode("utf-8")
+                else:
+                    payload = str(rule.get("body", "")).encode("utf-8")
                 ctype = rule.get("content_type", "application/json")
             self.send_response(status)
             self.send_header("Content-Type", ctype)
@@ -196,6 +248,8 @@ def main():
             sys.exit("recorder: the rules file must hold a JSON list")
         for r in rules:
             re.compile(r.get("match", ""))
+            if r.get("echo_header"):
+                encode_echo("", r.get("echo_encode"))
 
     server = Server(("127.0.0.1", 0), Handler)
     server.recorder = Recorder(args.log, rules)
