@@ -11,12 +11,23 @@
  * A request's duration_ms counts from the moment it starts running, not the
  * time it waited in the queue.
  *
- * Secrets: the token or password is read from auth_secret_file in new() and
- * wiped in free(). It only ever goes to curl (the Authorization header, or
- * CURLOPT_PASSWORD). Before a response is handed out, every occurrence of the
- * secret (and, for basic auth, of the base64 credentials) in the body excerpt
- * and in curl's error text is replaced by "***", so a server that echoes the
- * header back cannot make a log line carry it.
+ * Secrets: the token or password is read from auth_secret_file in new(), the
+ * values of the connector's secret headers (value_file:) too; a request's own
+ * secret headers are read when a request first names their file, and kept
+ * (one copy per path) until free(), which wipes them all. They only ever go to
+ * curl (an Authorization or "Name: value" header, or CURLOPT_PASSWORD); a
+ * value holding a control character is refused with -EINVAL. Every response
+ * body is fed, as it arrives, through a scrubber (scrub.h) that knows every
+ * secret the instance holds (and base64("user:password") for basic auth):
+ * the excerpt is its output, and curl's error text goes through the same
+ * secrets, so a server that echoes a header back, whole, cut off or encoded,
+ * cannot make a log line or the state store carry it.
+ *
+ * Transport: unless the connector sets allow_insecure, a request that carries
+ * a credential (auth, or any secret header) may only use https://, enforced by
+ * curl itself (CURLOPT_PROTOCOLS_STR), so a secret never crosses the network
+ * in clear text even if configuration checks were bypassed. Such a request to
+ * http:// fails with -OB_EINSECURE and an error text that says so.
  *
  * free() with requests still queued or running aborts them: their transfers
  * are removed from curl, their memory is released and their callbacks never
@@ -35,6 +46,7 @@
 
 #include "connector.h"
 #include "loop.h"
+#include "scrub.h"
 #include "util.h"
 
 #ifndef OFFBOARD_VERSION
@@ -47,6 +59,11 @@
 #define OB_HTTP_MAX_URL 8192
 #define OB_HTTP_MAX_BODY (16 * 1024 * 1024)
 #define OB_HTTP_MAX_METHOD 16
+#define OB_HTTP_MAX_SECRET_FILES 64 /* distinct value_file paths per instance */
+
+static const char ob_http_insecure_text[] =
+        "refusing to send credentials over plain http://; use https:// or set allow_insecure: true";
+
 
 enum ob_http_auth { OB_HTTP_AUTH_NONE, OB_HTTP_AUTH_BEARER, OB_HTTP_AUTH_BASIC };
 
@@ -61,9 +78,9 @@ struct ob_http_req {
         ob_connector_done_fn done;
         void *userdata;
         int64_t started_ms;
-        char *capture; /* the start of the body: the excerpt plus room to scrub */
-        size_t capture_len;
-        size_t capture_max;
+        struct ob_scrub *scrub; /* the body goes through it; its output is the excerpt */
+        bool https_only;        /* carries a credential: curl may only use https */
+        bool plain_http;        /* ... and the URL says http:// */
         char errbuf[CURL_ERROR_SIZE];
         struct ob_response resp;
 };
@@ -73,6 +90,12 @@ struct ob_http_fifo {
         size_t n;
 };
 
+/* A secret header value: name (connector-level) or path (per request). */
+struct ob_http_secret {
+        char *key;
+        char *value; /* wiped on free */
+};
+
 struct ob_http {
         struct ob_loop *loop;
         CURLM *multi;
@@ -80,10 +103,14 @@ struct ob_http {
 
         enum ob_http_auth auth;
         char *username;
-        char *secret;    /* wiped on free */
-        char *basic_b64; /* base64("user:secret"), to scrub; wiped on free */
+        char *secret; /* wiped on free */
         char *ca_file;
         bool tls_verify;
+        bool allow_insecure;
+        struct ob_http_secret *headers; /* connector-level value_file headers: name, value */
+        size_t nheaders;
+        struct ob_http_secret *files; /* per-request value_file headers read so far: path, value */
+        size_t nfiles;
         long timeout_ms;
         size_t concurrency;
 
@@ -137,55 +164,6 @@ static struct ob_http_req *ob_fifo_pop(struct ob_http_fifo *f)
         return r;
 }
 
-static char *ob_base64(const char *s, size_t n)
-{
-        static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        char *out = malloc((n + 2) / 3 * 4 + 1);
-        if (!out)
-                return NULL;
-        size_t o = 0;
-        for (size_t i = 0; i < n; i += 3) {
-                uint32_t v = (uint32_t)(unsigned char)s[i] << 16;
-                if (i + 1 < n)
-                        v |= (uint32_t)(unsigned char)s[i + 1] << 8;
-                if (i + 2 < n)
-                        v |= (unsigned char)s[i + 2];
-                out[o++] = tbl[(v >> 18) & 63];
-                out[o++] = tbl[(v >> 12) & 63];
-                out[o++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-                out[o++] = i + 2 < n ? tbl[v & 63] : '=';
-        }
-        out[o] = '\0';
-        return out;
-}
-
-/* Replaces every occurrence of needle in buf[0..*len) with "***" (or as many
- * stars as the needle is long when it is shorter), in place. */
-static void ob_http_scrub(char *buf, size_t *len, const char *needle)
-{
-        size_t nl = needle ? strlen(needle) : 0;
-        if (nl == 0 || *len < nl)
-                return;
-        size_t stars = nl < 3 ? nl : 3;
-        size_t w = 0;
-        for (size_t i = 0; i < *len;) {
-                if (*len - i >= nl && memcmp(buf + i, needle, nl) == 0) {
-                        memset(buf + w, '*', stars);
-                        w += stars;
-                        i += nl;
-                } else {
-                        buf[w++] = buf[i++];
-                }
-        }
-        *len = w;
-}
-
-static void ob_http_scrub_secrets(const struct ob_http *h, char *buf, size_t *len)
-{
-        ob_http_scrub(buf, len, h->basic_b64);
-        ob_http_scrub(buf, len, h->secret);
-}
-
 static void ob_slist_wipe_free(struct curl_slist *l)
 {
         for (struct curl_slist *i = l; i; i = i->next)
@@ -199,6 +177,29 @@ static bool ob_http_header_value_ok(const char *s)
         for (; *s; s++)
                 if (*s == '\r' || *s == '\n')
                         return false;
+        return true;
+}
+
+/* A secret value goes into a header line as is: no control character at all. */
+static bool ob_http_secret_value_ok(const char *s)
+{
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c < 0x20 || c == 0x7f)
+                        return false;
+        }
+        return true;
+}
+
+static bool ob_http_header_name_ok(const char *s)
+{
+        if (!s || !*s)
+                return false;
+        for (; *s; s++) {
+                unsigned char c = (unsigned char)*s;
+                if (c <= ' ' || c >= 0x7f || c == ':')
+                        return false;
+        }
         return true;
 }
 
@@ -241,8 +242,8 @@ static void ob_http_req_release(struct ob_http_req *r)
         }
         ob_slist_wipe_free(r->headers);
         r->headers = NULL;
-        free(r->capture);
-        r->capture = NULL;
+        ob_scrub_free(r->scrub);
+        r->scrub = NULL;
 }
 
 static void ob_http_req_free(struct ob_http_req *r)
@@ -257,13 +258,10 @@ static size_t ob_http_on_write(char *ptr, size_t size, size_t nmemb, void *userd
 {
         struct ob_http_req *r = userdata;
         size_t n = size * nmemb;
-        size_t room = r->capture_max - r->capture_len;
-        size_t k = n < room ? n : room;
-        if (k > 0) {
-                memcpy(r->capture + r->capture_len, ptr, k);
-                r->capture_len += k;
-        }
-        return n; /* the rest is discarded */
+        /* Every byte goes through the scrubber until its output is full;
+         * after that it drops what it gets at no cost. */
+        ob_scrub_feed(r->scrub, ptr, n);
+        return n;
 }
 
 static int ob_http_add_header(struct curl_slist **list, const char *line)
@@ -275,18 +273,100 @@ static int ob_http_add_header(struct curl_slist **list, const char *line)
         return 0;
 }
 
-static int ob_http_add_headerf(struct curl_slist **list, const char *name, const char *value)
+/* Adds "name: prefix value". The line is built in one exact allocation
+ * (no growing buffer leaving copies behind) and wiped: value may be a secret. */
+static int ob_http_add_header3(struct curl_slist **list, const char *name, const char *prefix, const char *value)
 {
-        struct ob_buf b _cleanup_buf_ = {0};
-        int r = ob_buf_printf(&b, "%s: %s", name, value);
-        if (r < 0)
-                return r;
-        r = ob_http_add_header(list, b.data);
-        explicit_bzero(b.data, b.len);
+        size_t n = strlen(name) + 2 + strlen(prefix) + strlen(value) + 1;
+        char *line = malloc(n);
+        if (!line)
+                return -ENOMEM;
+        snprintf(line, n, "%s: %s%s", name, prefix, value);
+        int r = ob_http_add_header(list, line);
+        explicit_bzero(line, n);
+        free(line);
         return r;
 }
 
-static int ob_http_build_headers(const struct ob_http *h, const struct ob_request *req, struct curl_slist **ret)
+static int ob_http_add_headerf(struct curl_slist **list, const char *name, const char *value)
+{
+        return ob_http_add_header3(list, name, "", value);
+}
+
+/* Reads a secret header value from its file, checks it and keeps it; the
+ * value of a path read before is returned as it was then. */
+static int ob_http_secret_file(struct ob_http *h, const char *path, const char **ret)
+{
+        for (size_t i = 0; i < h->nfiles; i++) {
+                if (strcmp(h->files[i].key, path) == 0) {
+                        *ret = h->files[i].value;
+                        return 0;
+                }
+        }
+        if (h->nfiles >= OB_HTTP_MAX_SECRET_FILES)
+                return -OB_ELIMIT;
+        struct ob_http_secret *f = realloc(h->files, (h->nfiles + 1) * sizeof(*f));
+        if (!f)
+                return -ENOMEM;
+        h->files = f;
+        char *value = NULL;
+        int r = ob_read_secret_file(path, &value);
+        if (r < 0)
+                return r;
+        if (!ob_http_secret_value_ok(value)) {
+                ob_secret_free(value);
+                return -EINVAL;
+        }
+        char *key = ob_strdup(path);
+        if (!key) {
+                ob_secret_free(value);
+                return -ENOMEM;
+        }
+        h->files[h->nfiles++] = (struct ob_http_secret){key, value};
+        *ret = value;
+        return 0;
+}
+
+static bool ob_http_request_names(const struct ob_request *req, size_t from, const char *name)
+{
+        for (size_t i = from; i < req->nsecret_headers; i++)
+                if (req->secret_headers[i].name && ob_streq_ci(req->secret_headers[i].name, name))
+                        return true;
+        return false;
+}
+
+/* Secret headers: the connector's own, unless the request names the same
+ * header, then the request's, the last of several with one name winning. */
+static int ob_http_add_secret_headers(struct ob_http *h, const struct ob_request *req, struct curl_slist **list)
+{
+        int r;
+        if (req->nsecret_headers > OB_HTTP_MAX_HEADERS)
+                return -OB_ELIMIT;
+        if (req->nsecret_headers > 0 && !req->secret_headers)
+                return -EINVAL;
+        for (size_t i = 0; i < req->nsecret_headers; i++)
+                if (!ob_http_header_name_ok(req->secret_headers[i].name) || !req->secret_headers[i].file)
+                        return -EINVAL;
+        for (size_t i = 0; i < h->nheaders; i++) {
+                if (ob_http_request_names(req, 0, h->headers[i].key))
+                        continue;
+                if ((r = ob_http_add_headerf(list, h->headers[i].key, h->headers[i].value)) < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < req->nsecret_headers; i++) {
+                const struct ob_secret_header *sh = &req->secret_headers[i];
+                if (ob_http_request_names(req, i + 1, sh->name))
+                        continue;
+                const char *value;
+                if ((r = ob_http_secret_file(h, sh->file, &value)) < 0)
+                        return r;
+                if ((r = ob_http_add_headerf(list, sh->name, value)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int ob_http_build_headers(struct ob_http *h, const struct ob_request *req, struct curl_slist **ret)
 {
         struct curl_slist *list = NULL;
         size_t n = 0;
@@ -324,16 +404,11 @@ static int ob_http_build_headers(const struct ob_http *h, const struct ob_reques
                 if ((r = ob_http_add_headerf(&list, "Idempotency-Key", req->idempotency_key)) < 0)
                         goto fail;
         }
-        if (h->auth == OB_HTTP_AUTH_BEARER) {
-                struct ob_buf b _cleanup_buf_ = {0};
-                r = ob_buf_printf(&b, "Authorization: Bearer %s", h->secret);
-                if (r >= 0)
-                        r = ob_http_add_header(&list, b.data);
-                if (b.data)
-                        explicit_bzero(b.data, b.len);
-                if (r < 0)
-                        goto fail;
-        }
+        if ((r = ob_http_add_secret_headers(h, req, &list)) < 0)
+                goto fail;
+        if (h->auth == OB_HTTP_AUTH_BEARER &&
+            (r = ob_http_add_header3(&list, "Authorization", "Bearer ", h->secret)) < 0)
+                goto fail;
         if ((r = ob_http_add_header(&list, "Expect:")) < 0)
                 goto fail;
         *ret = list;
@@ -341,6 +416,29 @@ static int ob_http_build_headers(const struct ob_http *h, const struct ob_reques
 fail:
         ob_slist_wipe_free(list);
         return r;
+}
+
+/* A scrubber that knows every secret the instance holds. */
+static int ob_http_scrub_new(const struct ob_http *h, struct ob_scrub **ret)
+{
+        struct ob_scrub *s = NULL;
+        int r = ob_scrub_new(OB_EXCERPT_MAX, &s);
+        if (r < 0)
+                return r;
+        if (h->secret)
+                r = ob_scrub_add_secret(s, h->secret, strlen(h->secret));
+        if (r >= 0 && h->auth == OB_HTTP_AUTH_BASIC)
+                r = ob_scrub_add_basic(s, h->username, h->secret);
+        for (size_t i = 0; r >= 0 && i < h->nheaders; i++)
+                r = ob_scrub_add_secret(s, h->headers[i].value, strlen(h->headers[i].value));
+        for (size_t i = 0; r >= 0 && i < h->nfiles; i++)
+                r = ob_scrub_add_secret(s, h->files[i].value, strlen(h->files[i].value));
+        if (r < 0) {
+                ob_scrub_free(s);
+                return r;
+        }
+        *ret = s;
+        return 0;
 }
 
 #define OB_SETOPT(e, opt, val)                                    \
@@ -368,22 +466,16 @@ static int ob_http_req_new(struct ob_http *h, const struct ob_request *req, ob_c
         q->done = done;
         q->userdata = userdata;
 
-        /* Keep enough of the body that a secret starting inside the excerpt
-         * is captured whole and can be scrubbed before truncation. */
-        size_t extra = 0;
-        if (h->secret)
-                extra = strlen(h->secret);
-        if (h->basic_b64 && strlen(h->basic_b64) > extra)
-                extra = strlen(h->basic_b64);
-        q->capture_max = OB_EXCERPT_MAX + extra;
-        q->capture = malloc(q->capture_max + 1);
-        if (!q->capture) {
-                r = -ENOMEM;
-                goto fail;
-        }
-
+        /* Reads the request's secret header files, so the scrubber below
+         * knows their values. */
         if ((r = ob_http_build_headers(h, req, &q->headers)) < 0)
                 goto fail;
+        if ((r = ob_http_scrub_new(h, &q->scrub)) < 0)
+                goto fail;
+        q->https_only =
+                !h->allow_insecure && (h->auth != OB_HTTP_AUTH_NONE || h->nheaders > 0 || req->nsecret_headers > 0);
+        /* curl takes a URL without a scheme as http. */
+        q->plain_http = strncasecmp(req->url, "http://", 7) == 0 || !strstr(req->url, "://");
 
         CURL *e = q->easy = curl_easy_init();
         if (!e) {
@@ -395,9 +487,10 @@ static int ob_http_req_new(struct ob_http *h, const struct ob_request *req, ob_c
         OB_SETOPT(e, CURLOPT_NOSIGNAL, 1L);
         OB_SETOPT(e, CURLOPT_URL, req->url);
 #if LIBCURL_VERSION_NUM >= 0x075500
-        OB_SETOPT(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        OB_SETOPT(e, CURLOPT_PROTOCOLS_STR, q->https_only ? "https" : "http,https");
 #else
-        OB_SETOPT(e, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+        OB_SETOPT(e, CURLOPT_PROTOCOLS,
+                  q->https_only ? (long)CURLPROTO_HTTPS : (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
 #endif
         OB_SETOPT(e, CURLOPT_FOLLOWLOCATION, 0L);
         OB_SETOPT(e, CURLOPT_USERAGENT, "offboard/" OFFBOARD_VERSION);
@@ -440,7 +533,7 @@ fail:
 }
 
 /* Fills q->resp from the finished transfer and frees its curl resources. */
-static void ob_http_req_complete(struct ob_http *h, struct ob_http_req *q, CURLcode rc)
+static void ob_http_req_complete(struct ob_http_req *q, CURLcode rc)
 {
         struct ob_response *resp = &q->resp;
         long status = 0;
@@ -448,24 +541,17 @@ static void ob_http_req_complete(struct ob_http *h, struct ob_http_req *q, CURLc
         resp->status = status;
         resp->duration_ms = ob_loop_now_ms() - q->started_ms;
 
-        size_t len = q->capture_len;
-        ob_http_scrub_secrets(h, q->capture, &len);
-        if (len > OB_EXCERPT_MAX)
-                len = OB_EXCERPT_MAX;
-        memcpy(resp->excerpt, q->capture, len);
-        resp->excerpt[len] = '\0';
+        ob_scrub_finish(q->scrub, resp->excerpt, sizeof(resp->excerpt));
 
-        if (rc != CURLE_OK) {
+        if (rc == CURLE_UNSUPPORTED_PROTOCOL && q->https_only && q->plain_http) {
+                resp->result = -OB_EINSECURE;
+                snprintf(resp->error, sizeof(resp->error), "%s", ob_http_insecure_text);
+        } else if (rc != CURLE_OK) {
                 resp->result = -OB_EHTTP;
                 const char *msg = q->errbuf[0] ? q->errbuf : curl_easy_strerror(rc);
-                char tmp[CURL_ERROR_SIZE];
-                size_t n = strnlen(msg, sizeof(tmp) - 1);
-                memcpy(tmp, msg, n);
-                ob_http_scrub_secrets(h, tmp, &n);
-                if (n >= sizeof(resp->error))
-                        n = sizeof(resp->error) - 1;
-                memcpy(resp->error, tmp, n);
-                resp->error[n] = '\0';
+                size_t n = strnlen(msg, CURL_ERROR_SIZE);
+                if (ob_scrub_text(q->scrub, msg, n, resp->error, sizeof(resp->error)) < 0)
+                        snprintf(resp->error, sizeof(resp->error), "%s (details withheld)", curl_easy_strerror(rc));
         } else if (status >= 200 && status <= 299) {
                 resp->result = 0;
                 resp->error[0] = '\0';
@@ -550,7 +636,7 @@ static void ob_http_collect(struct ob_http *h)
                 if (!q)
                         continue;
                 ob_http_running_del(h, q);
-                ob_http_req_complete(h, q, rc);
+                ob_http_req_complete(q, rc);
                 ob_fifo_push(&h->finished, q);
         }
 }
@@ -672,6 +758,15 @@ static int ob_http_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, 
 
 /* ---- the connector interface ---- */
 
+static void ob_http_secrets_free(struct ob_http_secret *l, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                free(l[i].key);
+                ob_secret_free(l[i].value);
+        }
+        free(l);
+}
+
 static void ob_http_destroy(struct ob_http *h)
 {
         h->destroying = true;
@@ -694,7 +789,8 @@ static void ob_http_destroy(struct ob_http *h)
                 ob_loop_io(h->loop, h->fds[i], 0, NULL, NULL);
         free(h->fds);
         ob_secret_free(h->secret);
-        ob_secret_free(h->basic_b64);
+        ob_http_secrets_free(h->headers, h->nheaders);
+        ob_http_secrets_free(h->files, h->nfiles);
         free(h->username);
         free(h->ca_file);
         free(h);
@@ -724,6 +820,39 @@ static int ob_http_parse_auth(const struct ob_connector *cfg, enum ob_http_auth 
         return 0;
 }
 
+/* The connector's value_file headers, read once. */
+static int ob_http_read_headers(struct ob_http *h, const struct ob_connector *cfg)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < cfg->nheaders; i++)
+                if (cfg->headers[i].secret_file)
+                        n++;
+        if (n == 0)
+                return 0;
+        if (n > OB_HTTP_MAX_HEADERS)
+                return -OB_ELIMIT;
+        h->headers = calloc(n, sizeof(*h->headers));
+        if (!h->headers)
+                return -ENOMEM;
+        for (size_t i = 0; i < cfg->nheaders; i++) {
+                const struct ob_header_tpl *t = &cfg->headers[i];
+                if (!t->secret_file)
+                        continue;
+                if (!ob_http_header_name_ok(t->name))
+                        return -EINVAL;
+                struct ob_http_secret *s = &h->headers[h->nheaders];
+                int r = ob_read_secret_file(t->secret_file, &s->value);
+                if (r < 0)
+                        return r;
+                h->nheaders++; /* freed by the caller from here on */
+                if (!ob_http_secret_value_ok(s->value))
+                        return -EINVAL;
+                if (!(s->key = ob_strdup(t->name)))
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 static int ob_http_new(struct ob_loop *loop, const struct ob_connector *cfg, void **ret)
 {
         if (!loop || !cfg || cfg->timeout_ms < 0)
@@ -747,6 +876,7 @@ static int ob_http_new(struct ob_loop *loop, const struct ob_connector *cfg, voi
         h->loop = loop;
         h->auth = auth;
         h->tls_verify = cfg->tls_verify;
+        h->allow_insecure = cfg->allow_insecure;
         int64_t t = cfg->timeout_ms ? cfg->timeout_ms : OB_HTTP_DEFAULT_TIMEOUT_MS;
         h->timeout_ms = t > LONG_MAX ? LONG_MAX : (long)t;
         h->concurrency = cfg->concurrency > 0 ? (size_t)cfg->concurrency : 1;
@@ -767,20 +897,12 @@ static int ob_http_new(struct ob_loop *loop, const struct ob_connector *cfg, voi
                         }
                 }
         }
-        if (auth == OB_HTTP_AUTH_BASIC) {
-                if (!(h->username = ob_strdup(cfg->auth_username))) {
-                        r = -ENOMEM;
-                        goto fail;
-                }
-                struct ob_buf b _cleanup_buf_ = {0};
-                r = ob_buf_printf(&b, "%s:%s", h->username, h->secret);
-                if (r >= 0 && !(h->basic_b64 = ob_base64(b.data, b.len)))
-                        r = -ENOMEM;
-                if (b.data)
-                        explicit_bzero(b.data, b.len);
-                if (r < 0)
-                        goto fail;
+        if (auth == OB_HTTP_AUTH_BASIC && !(h->username = ob_strdup(cfg->auth_username))) {
+                r = -ENOMEM;
+                goto fail;
         }
+        if ((r = ob_http_read_headers(h, cfg)) < 0)
+                goto fail;
 
         h->multi = curl_multi_init();
         if (!h->multi) {

@@ -17,7 +17,8 @@
 
 static struct ob_test_recorder rec;
 static struct ob_loop *loop;
-static char secret_path[64];
+static char secret_paths[4][64];
+static size_t nsecret_paths;
 
 static void setup(void)
 {
@@ -29,9 +30,9 @@ static void teardown(void)
         ob_loop_free(loop);
         loop = NULL;
         ob_test_recorder_stop(&rec);
-        if (secret_path[0])
-                unlink(secret_path);
-        secret_path[0] = '\0';
+        for (size_t i = 0; i < nsecret_paths; i++)
+                unlink(secret_paths[i]);
+        nsecret_paths = 0;
 }
 
 TestSuite(http, .init = setup, .fini = teardown, .timeout = 60);
@@ -42,15 +43,19 @@ static void start_recorder(const char *rules, bool tls)
         cr_assert_eq(r, 0, "recorder did not start: %s", strerror(-r));
 }
 
+/* A new secret file per call (at most 4 per test), removed by teardown. */
 static const char *write_secret(const char *content)
 {
-        strcpy(secret_path, "/tmp/ob-secret-XXXXXX");
-        int fd = mkstemp(secret_path);
+        cr_assert_lt(nsecret_paths, OB_ELEMENTSOF(secret_paths));
+        char *path = secret_paths[nsecret_paths];
+        strcpy(path, "/tmp/ob-secret-XXXXXX");
+        int fd = mkstemp(path);
         cr_assert_geq(fd, 0);
+        nsecret_paths++;
         size_t n = strlen(content);
         cr_assert_eq(write(fd, content, n), (ssize_t)n);
         close(fd);
-        return secret_path;
+        return path;
 }
 
 static struct ob_connector http_config(void)
@@ -262,6 +267,7 @@ Test(http, the_bearer_token_from_the_file_is_sent_and_never_reported_back)
         struct ob_connector cfg = http_config();
         cfg.auth_type = "bearer";
         cfg.auth_secret_file = (char *)write_secret(TOKEN "\n");
+        cfg.allow_insecure = true; /* the recorder speaks plain http */
         void *c = new_connector(&cfg);
 
         _cleanup_free_ char *u1 = url("/ok");
@@ -294,6 +300,7 @@ Test(http, a_transport_error_never_carries_the_token)
         cfg.auth_type = "bearer";
         cfg.auth_secret_file = (char *)write_secret(TOKEN);
         cfg.timeout_ms = 2000;
+        cfg.allow_insecure = true; /* else the scheme is refused before the name is looked up */
         void *c = new_connector(&cfg);
         /* The token as a host name: curl's error names the host. */
         struct ob_request req = { .method = "GET", .url = "http://" TOKEN ".invalid/" };
@@ -311,6 +318,7 @@ Test(http, basic_auth_sends_the_user_and_the_password_from_the_file)
         cfg.auth_type = "basic";
         cfg.auth_username = "svc-offboard";
         cfg.auth_secret_file = (char *)write_secret("p4ss word!\n");
+        cfg.allow_insecure = true;
         void *c = new_connector(&cfg);
         _cleanup_free_ char *u = url("/basic");
         struct ob_request req = { .method = "GET", .url = u };
@@ -620,4 +628,385 @@ Test(http, the_loop_returns_by_itself_once_every_request_is_done)
         cr_assert_eq(calls, 3);
         cr_assert_eq(ob_test_recorder_count(&rec), 3);
         ob_http_ops.free(c);
+}
+
+/* ---- secrets echoed back: the excerpt never carries them ---- */
+
+/* Neither s nor any 8 consecutive bytes of it appear in text. */
+static void assert_no_piece(const char *text, const char *s, const char *what)
+{
+        size_t n = strlen(s);
+        cr_assert_null(strstr(text, s), "%s: the whole secret is in: %s", what, text);
+        for (size_t i = 0; i + 8 <= n; i++)
+                cr_assert_null(memmem(text, strlen(text), s + i, 8), "%s: \"%.8s\" is in: %s", what, s + i, text);
+}
+
+static char *encode_base64(const char *s, bool url)
+{
+        const char *tbl = url ? "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                              : "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t n = strlen(s);
+        char *o = calloc(1, n / 3 * 4 + 5);
+        cr_assert_not_null(o);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i += 3) {
+                unsigned v = (unsigned)(unsigned char)s[i] << 16;
+                if (i + 1 < n)
+                        v |= (unsigned)(unsigned char)s[i + 1] << 8;
+                if (i + 2 < n)
+                        v |= (unsigned char)s[i + 2];
+                o[k++] = tbl[(v >> 18) & 63];
+                o[k++] = tbl[(v >> 12) & 63];
+                o[k++] = i + 1 < n ? tbl[(v >> 6) & 63] : url ? '\0' : '=';
+                o[k++] = i + 2 < n ? tbl[v & 63] : url ? '\0' : '=';
+        }
+        return o;
+}
+
+/* The forms recorder.py's echo_encode produces, to look for in an excerpt. */
+static char *encode_as(const char *s, const char *how)
+{
+        if (strcmp(how, "base64") == 0)
+                return encode_base64(s, false);
+        if (strcmp(how, "base64url") == 0)
+                return encode_base64(s, true);
+        struct ob_buf b = {0};
+        for (const char *p = s; *p; p++) {
+                unsigned char c = (unsigned char)*p;
+                if (strcmp(how, "json") == 0 && (c == '/' || c == '"' || c == '\\'))
+                        cr_assert_eq(ob_buf_printf(&b, "\\%c", c), 0);
+                else if (strcmp(how, "percent") == 0 && !strchr("-._~", c) &&
+                         !((c | 0x20) >= 'a' && (c | 0x20) <= 'z') && !(c >= '0' && c <= '9'))
+                        cr_assert_eq(ob_buf_printf(&b, "%%%02X", c), 0);
+                else
+                        cr_assert_eq(ob_buf_addc(&b, (char)c), 0);
+        }
+        char *r;
+        cr_assert_eq(ob_buf_steal(&b, &r), 0);
+        return r;
+}
+
+struct echo_shape {
+        const char *name;
+        const char *encode;
+        const char *body;   /* recorder.py template */
+        const char *expect; /* the excerpt, when it is known exactly; NULL otherwise */
+};
+
+#define PAD20 "abcdefghijklmnopqrst"
+
+static const struct echo_shape echo_shapes[] = {
+        {"full", "raw", "{\"error\": \"bad credentials {echo}\"}", "{\"error\": \"bad credentials ***\"}"},
+        /* The echo straddles the 512-byte cut. */
+        {"straddle", "raw", "{pad:500}{echo} and the rest of the body", NULL},
+        /* The measured leak: a first echo, then a second one that the old
+         * capture (512 + secret bytes) cut and the first scrub moved into
+         * the excerpt. */
+        {"second-moved", "raw", "{echo} {pad:478}{echo} tail", NULL},
+        /* A second echo cut by the end of the body. */
+        {"second-cut", "raw", "{echo} {pad:470}{echo:30}", NULL},
+        {"json", "json", "{\"echo\": \"{echo}\"}", "{\"echo\": \"***\"}"},
+        {"base64", "base64", "{\"b\": \"{echo}\"}", "{\"b\": \"***\"}"},
+        {"base64url", "base64url", "b={echo}&c=1", "b=***&c=1"},
+        {"percent", "percent", "/login?t={echo}&x=1", "/login?t=***&x=1"},
+        {"prefix", "raw", "token {echo:12}... was revoked.", "token ***... was revoked."},
+        {"tail", "raw", "{pad:20}{echo:5}", PAD20},
+};
+
+static void add_json_string(struct ob_buf *b, const char *s)
+{
+        cr_assert_eq(ob_buf_addc(b, '"'), 0);
+        for (; *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        cr_assert_eq(ob_buf_addc(b, '\\'), 0);
+                cr_assert_eq(ob_buf_addc(b, *s), 0);
+        }
+        cr_assert_eq(ob_buf_addc(b, '"'), 0);
+}
+
+/* One rule per shape, on /echo/NAME, echoing header (minus strip). */
+static char *echo_rules(const char *header, const char *strip)
+{
+        struct ob_buf b = {0};
+        cr_assert_eq(ob_buf_adds(&b, "["), 0);
+        for (size_t i = 0; i < OB_ELEMENTSOF(echo_shapes); i++) {
+                const struct echo_shape *e = &echo_shapes[i];
+                cr_assert_eq(ob_buf_printf(&b,
+                                           "%s{\"match\": \"^/echo/%s$\", \"status\": 401, \"echo_header\": \"%s\", "
+                                           "\"echo_strip\": \"%s\", \"echo_encode\": \"%s\", \"body\": ",
+                                           i ? ", " : "", e->name, header, strip, e->encode),
+                             0);
+                add_json_string(&b, e->body);
+                cr_assert_eq(ob_buf_adds(&b, "}"), 0);
+        }
+        cr_assert_eq(ob_buf_adds(&b, "]"), 0);
+        char *r;
+        cr_assert_eq(ob_buf_steal(&b, &r), 0);
+        return r;
+}
+
+static char pad_char(size_t i)
+{
+        return (char)('a' + i % 26);
+}
+
+static bool is_pad(const char *s, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (s[i] != pad_char(i))
+                        return false;
+        return true;
+}
+
+/* Sends one request per shape; value is what the server echoes (before
+ * encoding). Also checks what the server received in `header`. */
+static void check_echoes(void *c, const char *value, const struct ob_request *base)
+{
+        for (size_t i = 0; i < OB_ELEMENTSOF(echo_shapes); i++) {
+                const struct echo_shape *e = &echo_shapes[i];
+                _cleanup_free_ char *path = NULL;
+                cr_assert_gt(asprintf(&path, "/echo/%s", e->name), 0);
+                _cleanup_free_ char *u = url(path);
+                struct ob_request req = *base;
+                req.url = u;
+                struct ob_response resp = send_one(c, &req);
+                cr_assert_eq(resp.status, 401, "%s: %s", e->name, resp.error);
+                cr_assert_eq(resp.result, -OB_EHTTP);
+                cr_assert_leq(strlen(resp.excerpt), OB_EXCERPT_MAX);
+                _cleanup_free_ char *form = encode_as(value, e->encode);
+                assert_no_piece(resp.excerpt, value, e->name);
+                assert_no_piece(resp.excerpt, form, e->name);
+                if (e->expect)
+                        cr_assert_str_eq(resp.excerpt, e->expect, "%s: %s", e->name, resp.excerpt);
+                if (strcmp(e->name, "straddle") == 0) {
+                        cr_assert_eq(strlen(resp.excerpt), OB_EXCERPT_MAX);
+                        cr_assert(is_pad(resp.excerpt, 500));
+                        cr_assert_eq(strncmp(resp.excerpt + 500, "*** and the", 11), 0, "%s", resp.excerpt + 500);
+                } else if (strcmp(e->name, "second-moved") == 0) {
+                        cr_assert_eq(strncmp(resp.excerpt, "*** ", 4), 0);
+                        cr_assert(is_pad(resp.excerpt + 4, 478));
+                        cr_assert_str_eq(resp.excerpt + 482, "*** tail");
+                } else if (strcmp(e->name, "second-cut") == 0) {
+                        cr_assert(is_pad(resp.excerpt + 4, 470));
+                        cr_assert_str_eq(resp.excerpt + 474, "***");
+                }
+        }
+}
+
+#define ECHO_TOKEN "tok/5ecr3t-Zq9v1xP+Lm8Zr7Tb1Vc3Nd5Hp6"
+
+static void start_tls_recorder(const char *rules, struct ob_connector *cfg)
+{
+        start_recorder(rules, true);
+        cfg->ca_file = (char *)ob_test_recorder_ca(&rec);
+}
+
+Test(http, an_echoed_bearer_token_never_reaches_the_excerpt_in_any_shape)
+{
+        _cleanup_free_ char *rules = echo_rules("Authorization", "Bearer ");
+        struct ob_connector cfg = http_config();
+        start_tls_recorder(rules, &cfg);
+        cfg.auth_type = "bearer";
+        cfg.auth_secret_file = (char *)write_secret(ECHO_TOKEN "\n");
+        void *c = new_connector(&cfg);
+        struct ob_request req = {.method = "GET"};
+        check_echoes(c, ECHO_TOKEN, &req);
+        ob_http_ops.free(c);
+}
+
+Test(http, echoed_basic_credentials_never_reach_the_excerpt_in_any_shape)
+{
+        struct ob_connector cfg = http_config();
+        cfg.auth_type = "basic";
+        cfg.auth_username = "svc-offboard";
+        cfg.auth_secret_file = (char *)write_secret("p4ss/w0rd!x-Qq7Zk2\n");
+        /* printf 'svc-offboard:p4ss/w0rd!x-Qq7Zk2' | base64 */
+        static const char b64[] = "c3ZjLW9mZmJvYXJkOnA0c3MvdzByZCF4LVFxN1prMg==";
+
+        /* The header value with "Basic " stripped: the base64 credentials. */
+        _cleanup_free_ char *rules = echo_rules("Authorization", "Basic ");
+        start_tls_recorder(rules, &cfg);
+        void *c = new_connector(&cfg);
+        struct ob_request req = {.method = "GET"};
+        check_echoes(c, b64, &req);
+        size_t n;
+        struct ob_test_request *q = requests(&n);
+        cr_assert_str_eq(ob_test_request_header(&q[0], "Authorization"),
+                         "Basic c3ZjLW9mZmJvYXJkOnA0c3MvdzByZCF4LVFxN1prMg==");
+        ob_test_requests_free(q, n);
+        ob_http_ops.free(c);
+}
+
+Test(http, an_echoed_basic_password_never_reaches_the_excerpt_in_any_shape)
+{
+        struct ob_connector cfg = http_config();
+        cfg.auth_type = "basic";
+        cfg.auth_username = "svc-offboard";
+        cfg.auth_secret_file = (char *)write_secret("p4ss/w0rd!x-Qq7Zk2\n");
+        _cleanup_free_ char *rules = echo_rules("X-Echo-Password", "");
+        start_tls_recorder(rules, &cfg);
+        void *c = new_connector(&cfg);
+        /* The server echoes a header we fill with the password: the same as
+         * a server that reflects a submitted password field. */
+        static const char *const headers[] = {"X-Echo-Password: p4ss/w0rd!x-Qq7Zk2", NULL};
+        struct ob_request req = {.method = "GET", .headers = headers};
+        check_echoes(c, "p4ss/w0rd!x-Qq7Zk2", &req);
+        ob_http_ops.free(c);
+}
+
+#define API_KEY "key_9f8e7d6c5b4a/3210zyxwvu+QpR"
+
+Test(http, a_value_file_header_is_sent_with_its_value_and_never_echoed_back)
+{
+        _cleanup_free_ char *rules = echo_rules("X-Api-Key", "");
+        struct ob_connector cfg = http_config();
+        start_tls_recorder(rules, &cfg);
+        struct ob_header_tpl hdr = {.name = "X-Api-Key", .secret_file = (char *)write_secret(API_KEY "\n")};
+        cfg.headers = &hdr;
+        cfg.nheaders = 1;
+        void *c = new_connector(&cfg);
+        struct ob_request req = {.method = "GET"};
+        check_echoes(c, API_KEY, &req);
+
+        size_t n;
+        struct ob_test_request *q = requests(&n);
+        cr_assert_eq(n, OB_ELEMENTSOF(echo_shapes));
+        for (size_t i = 0; i < n; i++)
+                cr_assert_str_eq(ob_test_request_header(&q[i], "X-Api-Key"), API_KEY);
+        ob_test_requests_free(q, n);
+        ob_http_ops.free(c);
+}
+
+#define REQ_SECRET "rq-7Hh2/Kk9+Ww4-Ee5Tt6Yy"
+
+Test(http, a_request_secret_header_is_read_once_sent_and_never_echoed_back)
+{
+        _cleanup_free_ char *rules = echo_rules("X-Request-Token", "");
+        struct ob_connector cfg = http_config();
+        start_tls_recorder(rules, &cfg);
+        void *c = new_connector(&cfg);
+        const char *path = write_secret(REQ_SECRET "\n");
+        struct ob_secret_header sh[] = {{"X-Request-Token", path}};
+        struct ob_request req = {.method = "GET", .secret_headers = sh, .nsecret_headers = 1};
+        _cleanup_free_ char *u = url("/first");
+        req.url = u;
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, 0, "%s", resp.error);
+        /* Cached: the file may go away (or change) once it has been read. */
+        cr_assert_eq(unlink(path), 0);
+        check_echoes(c, REQ_SECRET, &req);
+
+        size_t n;
+        struct ob_test_request *q = requests(&n);
+        cr_assert_eq(n, 1 + OB_ELEMENTSOF(echo_shapes));
+        for (size_t i = 0; i < n; i++)
+                cr_assert_str_eq(ob_test_request_header(&q[i], "X-Request-Token"), REQ_SECRET);
+        ob_test_requests_free(q, n);
+        ob_http_ops.free(c);
+}
+
+Test(http, a_request_secret_header_replaces_the_connector_one_of_the_same_name)
+{
+        start_recorder(NULL, false);
+        struct ob_connector cfg = http_config();
+        cfg.allow_insecure = true;
+        struct ob_header_tpl hdr = {.name = "X-Api-Key", .secret_file = (char *)write_secret(API_KEY)};
+        cfg.headers = &hdr;
+        cfg.nheaders = 1;
+        void *c = new_connector(&cfg);
+        struct ob_secret_header sh[] = {{"x-api-key", write_secret(REQ_SECRET)}};
+        _cleanup_free_ char *u = url("/both");
+        struct ob_request req = {.method = "GET", .url = u, .secret_headers = sh, .nsecret_headers = 1};
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, 0, "%s", resp.error);
+        req.secret_headers = NULL;
+        req.nsecret_headers = 0;
+        resp = send_one(c, &req);
+        cr_assert_eq(resp.result, 0, "%s", resp.error);
+        size_t n;
+        struct ob_test_request *q = requests(&n);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(ob_test_request_header(&q[0], "X-Api-Key"), REQ_SECRET);
+        cr_assert_str_eq(ob_test_request_header(&q[1], "X-Api-Key"), API_KEY);
+        ob_test_requests_free(q, n);
+        ob_http_ops.free(c);
+}
+
+Test(http, a_secret_header_value_with_a_control_character_is_refused)
+{
+        struct ob_connector cfg = http_config();
+        struct ob_header_tpl hdr = {.name = "X-Api-Key", .secret_file = (char *)write_secret("abc\rX-Evil: 1\n")};
+        cfg.headers = &hdr;
+        cfg.nheaders = 1;
+        void *c = (void *)&cfg;
+        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -EINVAL);
+        cr_assert_eq(c, (void *)&cfg);
+        hdr.secret_file = (char *)write_secret("tab\there");
+        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -EINVAL);
+        hdr.secret_file = "/nonexistent/offboard/key";
+        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -ENOENT);
+
+        cfg.nheaders = 0;
+        c = new_connector(&cfg);
+        struct ob_secret_header sh[] = {{"X-Key", write_secret("a\x01b")}};
+        struct ob_request req = {
+                .method = "GET", .url = "https://127.0.0.1:1/", .secret_headers = sh, .nsecret_headers = 1};
+        cr_assert_eq(ob_http_ops.start(c, &req, on_done, NULL), -EINVAL);
+        sh[0] = (struct ob_secret_header){"Bad Name", write_secret("fine")};
+        cr_assert_eq(ob_http_ops.start(c, &req, on_done, NULL), -EINVAL);
+        cr_assert_eq(ob_loop_run(loop), 0); /* nothing was queued */
+        ob_http_ops.free(c);
+}
+
+static void expect_refused_over_http(struct ob_connector *cfg, const struct ob_secret_header *sh, size_t nsh)
+{
+        void *c = new_connector(cfg);
+        _cleanup_free_ char *u = url("/plain");
+        struct ob_request req = {
+                .method = "POST", .url = u, .body = "{}", .body_len = 2, .secret_headers = sh, .nsecret_headers = nsh};
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, -OB_EINSECURE, "%d: %s", resp.result, resp.error);
+        cr_assert_str_eq(resp.error,
+                         "refusing to send credentials over plain http://; use https:// or set allow_insecure: true");
+        cr_assert_eq(resp.status, 0);
+        ob_http_ops.free(c);
+}
+
+Test(http, credentials_never_go_over_plain_http_unless_allowed)
+{
+        start_recorder(NULL, false);
+        struct ob_connector cfg = http_config();
+        cfg.auth_type = "bearer";
+        cfg.auth_secret_file = (char *)write_secret(TOKEN);
+        expect_refused_over_http(&cfg, NULL, 0);
+
+        cfg.auth_type = "basic";
+        cfg.auth_username = "svc";
+        expect_refused_over_http(&cfg, NULL, 0);
+
+        cfg.auth_type = NULL;
+        struct ob_header_tpl hdr = {.name = "X-Api-Key", .secret_file = (char *)write_secret(API_KEY)};
+        cfg.headers = &hdr;
+        cfg.nheaders = 1;
+        expect_refused_over_http(&cfg, NULL, 0);
+
+        cfg.nheaders = 0;
+        struct ob_secret_header sh[] = {{"X-Request-Token", write_secret(REQ_SECRET)}};
+        expect_refused_over_http(&cfg, sh, 1);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0, "a request reached the server");
+
+        /* Without credentials plain http is fine; with allow_insecure too. */
+        void *c = new_connector(&cfg);
+        _cleanup_free_ char *u = url("/plain");
+        struct ob_request req = {.method = "GET", .url = u};
+        struct ob_response resp = send_one(c, &req);
+        cr_assert_eq(resp.result, 0, "%s", resp.error);
+        ob_http_ops.free(c);
+        cfg.allow_insecure = true;
+        cfg.nheaders = 1;
+        c = new_connector(&cfg);
+        resp = send_one(c, &req);
+        cr_assert_eq(resp.result, 0, "%s", resp.error);
+        ob_http_ops.free(c);
+        cr_assert_eq(ob_test_recorder_count(&rec), 2);
 }
