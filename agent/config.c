@@ -951,6 +951,15 @@ static int parse_state(struct pctx *p, yaml_node_t *v)
         return walk(p, v, "state", f, p->cfg);
 }
 
+static int parse_service(struct pctx *p, yaml_node_t *v)
+{
+        const struct field f[] = {
+                {"drain_timeout", h_duration, offsetof(struct ob_config, drain_timeout_ms), false},
+                {NULL},
+        };
+        return walk(p, v, "service", f, p->cfg);
+}
+
 static int parse_transfer(struct pctx *p, yaml_node_t *v)
 {
         const struct field f[] = {
@@ -1908,8 +1917,9 @@ static int load_main(struct pctx *p)
         if ((r = expect(p, root, YAML_MAPPING_NODE, "the configuration")) < 0)
                 return r;
         static const char *const sections[] = {"directory", "writeback",  "state",   "transfer",    "safety",
-                                               "mappings",  "connectors", "actions", "transitions", NULL};
-        yaml_node_t *sec[9] = {0};
+                                               "mappings",  "connectors", "actions", "transitions", "service",
+                                               NULL};
+        yaml_node_t *sec[10] = {0};
         for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key);
                 if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
@@ -1921,7 +1931,7 @@ static int load_main(struct pctx *p)
                 if (!sections[i])
                         return fail(p, k,
                                     "unknown section '%s' (expected one of: directory, writeback, state, transfer, "
-                                    "safety, mappings, connectors, actions, transitions)",
+                                    "safety, mappings, connectors, actions, transitions, service)",
                                     scalar(k));
                 if (sec[i])
                         return fail(p, k, "duplicate section '%s'", scalar(k));
@@ -1940,6 +1950,8 @@ static int load_main(struct pctx *p)
         if (sec[3] && (r = parse_transfer(p, sec[3])) < 0)
                 return r;
         if (sec[4] && (r = parse_safety(p, sec[4])) < 0)
+                return r;
+        if (sec[9] && (r = parse_service(p, sec[9])) < 0)
                 return r;
         /* mappings */
         yaml_node_t *m = sec[5];
@@ -2072,6 +2084,7 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         c->writeback.enabled = true;
         c->safety.max_accounts = 50;
         c->safety.max_percent = 10;
+        c->drain_timeout_ms = 10000;
         struct pctx p = {.err = err, .cfg = c};
         int r = c->path ? load_main(&p) : -ENOMEM;
         pctx_done(&p);

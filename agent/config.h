@@ -156,6 +156,7 @@ struct ob_config {
         char *state_path;
         char *transfer_fallback; /* DN of the fallback account, may be NULL */
         struct ob_safety safety;
+        int64_t drain_timeout_ms; /* service.drain_timeout: SIGTERM/SIGINT let in-flight requests finish this long */
         size_t nrules;
         struct ob_rule *rules;
         size_t nconnectors;

@@ -38,6 +38,7 @@ static void usage(FILE *f)
                 "  -a, --account UID   only this account (no deletion sweep)\n"
                 "      --check         plan: exit 1 when anything is owed (for monitoring)\n"
                 "      --force         reconcile: release a plan the safety threshold would park\n"
+                "      --wait          reconcile: wait for a pass that holds the state store, then run\n"
                 "  -v, --verbose       debug logging\n"
                 "  -q, --quiet         log errors only\n"
                 "  -h, --help          this help\n"
@@ -45,7 +46,8 @@ static void usage(FILE *f)
                 "\n"
                 "Exit status: 0 all done; 1 some actions failed or are held (plan --check: something is owed);\n"
                 "2 bad configuration, usage or state store; 3 directory unreachable or search failed;\n"
-                "4 safety threshold reached, plan parked.\n"
+                "4 safety threshold reached, plan parked; 5 stopped by SIGTERM/SIGINT (drained, the rest is owed).\n"
+                "A first SIGTERM or SIGINT lets requests in flight finish (service.drain_timeout), a second stops at once.\n"
                 "\n"
                 "Secrets are read from files named in the configuration, never from the command line.\n");
 }
@@ -69,6 +71,7 @@ int main(int argc, char **argv)
                 {"config", required_argument, NULL, 'c'}, {"format", required_argument, NULL, 'f'},
                 {"account", required_argument, NULL, 'a'}, {"check", no_argument, NULL, 'k'},
                 {"force", no_argument, NULL, 'F'},         {"verbose", no_argument, NULL, 'v'},
+                {"wait", no_argument, NULL, 'W'},
                 {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
         };
@@ -91,6 +94,7 @@ int main(int argc, char **argv)
                 case 'a': o.account = optarg; break;
                 case 'k': o.check = true; break;
                 case 'F': o.force = true; break;
+                case 'W': o.wait = true; break;
                 case 'v': ob_log_set_level(OB_LOG_DEBUG); break;
                 case 'q': ob_log_set_level(OB_LOG_ERROR); break;
                 case 'h': usage(stdout); return OB_EXIT_OK;
@@ -123,6 +127,10 @@ int main(int argc, char **argv)
         }
         if (o.force && !is_reconcile) {
                 fprintf(stderr, "offboard: --force goes with reconcile\n");
+                return OB_EXIT_CONFIG;
+        }
+        if (o.wait && !is_reconcile) {
+                fprintf(stderr, "offboard: --wait goes with reconcile\n");
                 return OB_EXIT_CONFIG;
         }
 

@@ -12,9 +12,12 @@
 #include "reconcile.h"
 
 #include <ctype.h>
+#include <signal.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cond.h"
 #include "connector.h"
@@ -74,6 +77,15 @@ struct run {
         /* Status changes per transition, for the circuit breaker. */
         struct ob_report_count *counts;
         size_t ncounts;
+        /* An acting pass: its loop (which owns SIGTERM and SIGINT from the
+         * start of the pass), the lock on the store, and how it was asked to
+         * stop. */
+        struct ob_loop *loop;
+        struct exec *x;
+        int lock_fd;
+        int signo;     /* the first SIGTERM/SIGINT: drain */
+        bool stop_now; /* a second one: abandon what is in flight */
+        size_t seen_since_poll;
 };
 
 static void cand_clear(struct cand *c)
@@ -249,11 +261,19 @@ static const char *sweep_spares(struct run *r, const char *dn)
         return NULL;
 }
 
+static void poll_signals(struct run *r);
+
 static int on_entry(const struct ob_account *a, void *ud)
 {
         struct run *r = ud;
         const struct ob_config *c = r->c;
         r->sum.accounts_read++;
+        if (r->loop && ++r->seen_since_poll >= 256) {
+                r->seen_since_poll = 0;
+                poll_signals(r);
+                if (r->signo)
+                        return -EINTR; /* nothing has been done yet: stop reading */
+        }
         const char *missing = NULL;
         for (size_t i = 0; !a->unreadable && !missing && c->required_attributes && c->required_attributes[i]; i++)
                 if (!ob_account_get(a, c->required_attributes[i]))
@@ -463,20 +483,25 @@ static int resolve_transfer(struct run *r, const struct ob_account *a, struct ob
 
 struct exec;
 
+struct pending_req;
+
 struct job {
         struct exec *x;
         struct ob_report_item *item;
         size_t next; /* next step to consider */
         bool busy;
         bool aborted;
+        struct pending_req *pr; /* the request in flight, while busy */
 };
 
 struct exec {
         struct run *r;
-        struct ob_loop *loop;
-        void **conns; /* per configured connector, created on first use */
+        struct ob_loop *loop; /* the pass's */
+        void **conns;         /* per configured connector, created on first use */
         struct job *jobs;
         size_t njobs;
+        size_t inflight;
+        struct ob_timer *drain_timer;
         int fatal;
 };
 
@@ -560,7 +585,10 @@ static void on_done(const struct ob_response *resp, void *ud)
         struct job *j = pr->job;
         size_t i = pr->step;
         free(pr);
+        j->pr = NULL;
         j->busy = false;
+        j->x->inflight--;
+        struct exec *x = j->x;
         if (resp->result == 0) {
                 record_outcome(j, i, OB_OUTCOME_DONE, resp->status, NULL, resp->duration_ms);
         } else {
@@ -572,6 +600,8 @@ static void on_done(const struct ob_response *resp, void *ud)
                 record_outcome(j, i, OB_OUTCOME_FAILED, resp->status, err, resp->duration_ms);
         }
         job_advance(j);
+        if (x->r->signo && x->inflight == 0)
+                ob_loop_stop(x->loop); /* drained */
 }
 
 /* Runs the account's steps one after another in plan order; a step whose
@@ -584,6 +614,14 @@ static void job_advance(struct job *j)
         while (!j->busy && j->next < p->nsteps) {
                 if (x->fatal) {
                         j->aborted = true;
+                        return;
+                }
+                if (r->signo) {
+                        /* Draining: nothing new starts; the rest stays owed. */
+                        for (size_t i = j->next; i < p->nsteps; i++)
+                                if (p->steps[i].state == OB_STEP_OWED && j->item->results[i].outcome == OB_OUTCOME_NONE)
+                                        j->item->results[i].interrupted = true;
+                        j->next = p->nsteps;
                         return;
                 }
                 size_t i = j->next++;
@@ -619,6 +657,8 @@ static void job_advance(struct job *j)
                         return;
                 }
                 *pr = (struct pending_req){.job = j, .step = i};
+                j->pr = pr;
+                x->inflight++;
                 struct ob_request req = {
                         .method = s->method,
                         .url = s->url,
@@ -635,6 +675,8 @@ static void job_advance(struct job *j)
                 k = ops->start(conn, &req, on_done, pr);
                 if (k < 0) {
                         free(pr);
+                        j->pr = NULL;
+                        x->inflight--;
                         j->busy = false;
                         record_outcome(j, i, OB_OUTCOME_FAILED, 0, ob_strerror(k), 0);
                 }
@@ -647,30 +689,128 @@ static void exec_free(struct exec *x)
                 if (x->conns[i])
                         ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
         free(x->conns);
+        x->conns = NULL;
+        /* Requests the connectors abandoned never call back. */
+        for (size_t i = 0; x->jobs && i < x->njobs; i++)
+                if (x->jobs[i].pr) {
+                        x->jobs[i].item->results[x->jobs[i].pr->step].interrupted = true;
+                        free(x->jobs[i].pr);
+                        x->jobs[i].pr = NULL;
+                }
         free(x->jobs);
-        ob_loop_free(x->loop);
+        if (x->drain_timer)
+                ob_loop_timer_cancel(x->loop, x->drain_timer);
+        x->r->x = NULL;
+}
+
+/* Abandons what is in flight: the connectors drop their transfers (no
+ * callback runs), each step keeps its recorded intent, so the next pass
+ * sends it again with the same idempotency key. */
+static void exec_abandon(struct exec *x)
+{
+        for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
+                if (x->conns[i]) {
+                        ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
+                        x->conns[i] = NULL;
+                }
+        for (size_t i = 0; i < x->njobs; i++)
+                if (x->jobs[i].pr) {
+                        x->jobs[i].item->results[x->jobs[i].pr->step].interrupted = true;
+                        free(x->jobs[i].pr);
+                        x->jobs[i].pr = NULL;
+                        x->jobs[i].busy = false;
+                }
+        x->inflight = 0;
+        ob_loop_stop(x->loop);
+}
+
+static void on_drain_deadline(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)l;
+        (void)t;
+        struct exec *x = ud;
+        x->drain_timer = NULL;
+        ob_log(OB_LOG_WARNING, "event=drain_deadline inflight=%zu note=\"abandoned; recorded as interrupted, the next "
+                               "pass sends them again with the same keys\"",
+               x->inflight);
+        exec_abandon(x);
+}
+
+static const char *signal_name(int signo)
+{
+        return signo == SIGTERM ? "SIGTERM" : signo == SIGINT ? "SIGINT" : "signal";
+}
+
+/* SIGTERM or SIGINT: the first drains (no new request, in-flight ones get
+ * drain_timeout to finish), a second stops at once. */
+static void on_signal(struct ob_loop *l, int signo, void *ud)
+{
+        (void)l;
+        struct run *r = ud;
+        if (!r->signo) {
+                r->signo = signo;
+                r->sum.interrupted_by = signo;
+                ob_log(OB_LOG_WARNING,
+                       "event=draining signal=%s drain_timeout_ms=%lld note=\"no new request starts; a second signal "
+                       "stops at once\"",
+                       signal_name(signo), (long long)r->c->drain_timeout_ms);
+                if (r->x && r->x->inflight == 0)
+                        ob_loop_stop(r->x->loop);
+                else if (r->x && ob_loop_timer(r->x->loop, r->c->drain_timeout_ms, on_drain_deadline, r->x,
+                                               &r->x->drain_timer) < 0)
+                        exec_abandon(r->x);
+                return;
+        }
+        ob_log(OB_LOG_WARNING, "event=stopping signal=%s note=\"second signal: what is in flight is abandoned\"",
+               signal_name(signo));
+        r->stop_now = true;
+        if (r->x)
+                exec_abandon(r->x);
+}
+
+/* Delivers a SIGTERM/SIGINT that arrived while the loop was not running (the
+ * signals stay blocked for the whole pass, so none is lost). */
+static void poll_signals(struct run *r)
+{
+        if (!r->loop)
+                return;
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        struct timespec zero = {0, 0};
+        int s;
+        while ((s = sigtimedwait(&set, NULL, &zero)) > 0)
+                on_signal(r->loop, s, r);
 }
 
 static int execute(struct run *r, struct ob_report_item *items, size_t n)
 {
-        struct exec x = {.r = r};
-        int k = ob_loop_new(&x.loop);
-        if (k < 0)
-                return k;
+        struct exec x = {.r = r, .loop = r->loop};
         x.conns = calloc(r->c->nconnectors ? r->c->nconnectors : 1, sizeof(void *));
         x.jobs = calloc(n ? n : 1, sizeof(*x.jobs));
         if (!x.conns || !x.jobs) {
                 exec_free(&x);
                 return -ENOMEM;
         }
-        for (size_t i = 0; i < n; i++) {
+        r->x = &x;
+        for (size_t i = 0; i < n && !r->signo; i++) {
                 if (ob_account_plan_owed(items[i].plan) == 0)
                         continue;
                 x.jobs[x.njobs] = (struct job){.x = &x, .item = &items[i]};
                 job_advance(&x.jobs[x.njobs]);
                 x.njobs++;
+                poll_signals(r);
         }
-        k = ob_loop_run(x.loop);
+        int k = 0;
+        if (!r->stop_now && (x.inflight > 0 || !r->signo))
+                k = ob_loop_run(x.loop);
+        /* Owed steps of accounts never started are interrupted too. */
+        for (size_t i = 0; r->signo && i < n; i++)
+                for (size_t s = 0; items[i].results && s < items[i].plan->nsteps; s++)
+                        if (items[i].plan->steps[s].state == OB_STEP_OWED && items[i].results[s].outcome == OB_OUTCOME_NONE &&
+                            !items[i].plan->steps[s].hold_reason)
+                                items[i].results[s].interrupted = true;
         if (k == 0)
                 k = x.fatal;
         exec_free(&x);
@@ -1022,6 +1162,9 @@ static void run_free(struct run *r)
         ob_dir_free(r->dir);
         ob_index_free(r->ix);
         ob_state_free(r->state);
+        ob_loop_free(r->loop);
+        if (r->lock_fd >= 0)
+                close(r->lock_fd);
 }
 
 static void report(struct run *r, struct ob_report_item *items, size_t n)
@@ -1053,14 +1196,42 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
         int ret = OB_EXIT_OK;
         int k;
 
+        r.lock_fd = -1;
         warn_tls(c);
         if (astats_init(&r) < 0)
                 return OB_EXIT_FAILED;
+        if (!o->dry_run) {
+                /* One acting pass per store: two would both carry out
+                 * everything owed. plan reads and needs no lock. */
+                long holder = 0;
+                k = ob_state_lock(c->state_path, o->wait, &r.lock_fd, &holder);
+                if (k == -EBUSY) {
+                        fprintf(stderr,
+                                "offboard: another offboard (pid %ld) is acting on the state store %s; nothing was "
+                                "done (use --wait to run after it)\n",
+                                holder, c->state_path);
+                        ret = OB_EXIT_CONFIG;
+                        goto out;
+                } else if (k < 0) {
+                        fprintf(stderr, "offboard: cannot lock the state store %s: %s\n", c->state_path,
+                                strerror(-k));
+                        ret = OB_EXIT_CONFIG;
+                        goto out;
+                }
+                /* The loop owns SIGTERM and SIGINT from here on: a pass is
+                 * drained, never cut between a request and its record. */
+                if ((k = ob_loop_new(&r.loop)) < 0 || (k = ob_loop_signal(r.loop, SIGTERM, on_signal, &r)) < 0 ||
+                    (k = ob_loop_signal(r.loop, SIGINT, on_signal, &r)) < 0) {
+                        fprintf(stderr, "offboard: cannot set up the event loop: %s\n", strerror(-k));
+                        ret = OB_EXIT_FAILED;
+                        goto out;
+                }
+        }
         k = ob_state_open(c->state_path, o->dry_run, &r.state);
         if (k < 0) {
                 fprintf(stderr, "offboard: %s\n", ob_state_open_errmsg());
-                astats_free(&r);
-                return OB_EXIT_CONFIG;
+                ret = OB_EXIT_CONFIG;
+                goto out;
         }
         k = ob_state_load_index(r.state, &r.ix);
         if (k < 0) {
@@ -1099,6 +1270,12 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
         else if (r.txn_open) {
                 /* Only snapshots and first sightings were written; keep them. */
                 txn_flush(&r);
+        }
+        if (k == -EINTR && r.signo) {
+                fprintf(stderr, "offboard: stopped by %s while reading the directory; nothing was done\n",
+                        signal_name(r.signo));
+                ret = OB_EXIT_INTERRUPTED;
+                goto out;
         }
         if (k < 0) {
                 if (k == -OB_ESTATE || k == -ENOSPC) {
@@ -1212,6 +1389,13 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 goto out;
         }
 
+        poll_signals(&r);
+        if (r.signo) {
+                fprintf(stderr, "offboard: stopped by %s before acting; nothing was done\n", signal_name(r.signo));
+                ret = OB_EXIT_INTERRUPTED;
+                goto out;
+        }
+
         /* Write-ahead: every transition about to run is recorded as pending. */
         k = ob_state_begin(r.state);
         for (size_t i = 0; k == 0 && i < nitems; i++) {
@@ -1241,7 +1425,9 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
 
         for (size_t i = 0; i < nitems; i++) {
                 struct ob_report_item *it = &items[i];
-                if (it->plan->writeback && !it->plan->deleted && k == 0)
+                /* A second signal skips the write-back: the next pass rewrites
+                 * what the entry lacks. */
+                if (it->plan->writeback && !it->plan->deleted && k == 0 && !r.stop_now)
                         it->writeback_result = write_back(&r, &r.cands[i], it) == 0 ? 0 : -1;
                 int e = record_after(&r, &r.cands[i], it);
                 if (e < 0 && ret == OB_EXIT_OK) {
@@ -1250,7 +1436,7 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 }
         }
         /* What this complete pass read becomes the reference for the next. */
-        if (!o->account && ret == OB_EXIT_OK && astats_store(&r) < 0) {
+        if (!o->account && ret == OB_EXIT_OK && !r.signo && astats_store(&r) < 0) {
                 fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
                 ret = OB_EXIT_CONFIG;
         }
@@ -1266,6 +1452,8 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
         }
         nitems = w;
         report(&r, items, nitems);
+        if (ret == OB_EXIT_OK && r.signo)
+                ret = OB_EXIT_INTERRUPTED;
         if (ret == OB_EXIT_OK && r.spared_referral)
                 ret = OB_EXIT_DIRECTORY;
         if (ret == OB_EXIT_OK &&

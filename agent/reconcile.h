@@ -24,6 +24,7 @@ enum ob_exit {
         OB_EXIT_CONFIG = 2,    /* bad configuration or usage, unusable state store */
         OB_EXIT_DIRECTORY = 3, /* directory unreachable, search failed or implausible */
         OB_EXIT_SAFETY = 4,    /* circuit breaker: plan parked */
+        OB_EXIT_INTERRUPTED = 5, /* SIGTERM/SIGINT: drained; what did not run is still owed */
 };
 
 enum ob_format { OB_FORMAT_TEXT, OB_FORMAT_JSON };
@@ -32,6 +33,7 @@ struct ob_run_options {
         bool dry_run;
         bool force;         /* release a plan the circuit breaker would park */
         bool check;         /* plan --check: exit 1 when anything is owed */
+        bool wait;          /* reconcile: queue behind a pass that holds the state store */
         const char *account; /* only this username (no deletion sweep) */
         enum ob_format format;
         FILE *out;

@@ -1,6 +1,7 @@
 /* report.c: text and JSON reports of a plan or a reconcile. */
 #include "report.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -82,6 +83,8 @@ static const char *step_outcome(const struct ob_report_item *it, size_t i)
                 return ob_step_state_name(it->plan->steps[i].state);
         if (it->plan->steps[i].state != OB_STEP_OWED)
                 return ob_step_state_name(it->plan->steps[i].state);
+        if (it->results[i].interrupted)
+                return "interrupted";
         if (it->results[i].outcome == OB_OUTCOME_NONE)
                 return "held";
         return ob_outcome_name(it->results[i].outcome);
@@ -220,8 +223,9 @@ void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
                 s->steps_owed, s->steps_done, s->steps_failed, s->steps_held, s->writebacks_failed,
                 s->parked ? "true" : "false");
         jstr(f, s->parked ? s->parked_reason : NULL);
-        fprintf(f, ",\"status_changes\":%zu,\"unreadable\":%zu,\"spared\":%zu", s->status_changes, s->unreadable,
-                s->spared);
+        fprintf(f, ",\"status_changes\":%zu,\"unreadable\":%zu,\"spared\":%zu,\"interrupted_by\":", s->status_changes,
+                s->unreadable, s->spared);
+        jstr(f, !s->interrupted_by ? NULL : s->interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT");
         fputs(",\"per_transition\":{", f);
         for (size_t i = 0; i < s->nper_transition; i++) {
                 if (i)
@@ -305,9 +309,9 @@ static void tprintf(FILE *f, const char *fmt, ...)
 static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
 {
         const struct ob_step *st = &it->plan->steps[k];
-        const char *state = st->hold_reason && (!it->results || it->results[k].outcome == OB_OUTCOME_NONE)
-                                    ? "held"
-                                    : step_outcome(it, k);
+        bool held = st->hold_reason && (!it->results || (it->results[k].outcome == OB_OUTCOME_NONE &&
+                                                         !it->results[k].interrupted));
+        const char *state = held ? "held" : step_outcome(it, k);
         fprintf(f, "  %zu. %-22s %-8s ", k + 1, st->action->name, state);
         tput(f, st->action->connector->name);
         if (st->state == OB_STEP_OWED)
@@ -317,8 +321,12 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
         fputc('\n', f);
         if (st->state != OB_STEP_OWED)
                 return;
-        if (st->hold_reason && (!it->results || it->results[k].outcome == OB_OUTCOME_NONE)) {
+        if (held) {
                 tprintf(f, "       held: %s\n", st->hold_reason);
+                return;
+        }
+        if (it->results && it->results[k].interrupted) {
+                fprintf(f, "       interrupted: still owed; the next pass sends it with the same key\n");
                 return;
         }
         if (it->results) {
@@ -422,4 +430,8 @@ void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_i
                 fprintf(f, "%zu write-backs failed (see the log).\n", s->writebacks_failed);
         if (s->parked)
                 tprintf(f, "%s\n", s->parked_reason);
+        if (s->interrupted_by)
+                fprintf(f, "Stopped early by %s: what was in flight finished or is recorded as interrupted; the next "
+                           "pass does the rest with the same keys.\n",
+                        s->interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT");
 }

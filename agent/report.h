@@ -20,6 +20,7 @@ struct ob_step_result {
         long http_status;
         char *error;
         int64_t duration_ms;
+        bool interrupted; /* not started, or abandoned, because of SIGTERM/SIGINT: still owed */
 };
 
 struct ob_report_item {
@@ -64,6 +65,7 @@ struct ob_report_summary {
         size_t steps_failed;
         size_t steps_held;
         size_t writebacks_failed;
+        int interrupted_by; /* the signal that stopped the pass early, or 0 */
 };
 
 void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,

@@ -649,6 +649,43 @@ const char *ob_state_open_errmsg(void)
         return state_open_errmsg;
 }
 
+/* ---- one acting pass per store ---- */
+
+int ob_state_lock(const char *path, bool wait, int *ret_fd, long *ret_holder)
+{
+        char lp[PATH_MAX];
+        if (!path || snprintf(lp, sizeof(lp), "%s.lock", path) >= (int)sizeof(lp))
+                return -ENAMETOOLONG;
+        int fd = open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        while (fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0) {
+                int e = errno;
+                if (e == EINTR && wait)
+                        continue;
+                if (e == EAGAIN || e == EACCES) {
+                        char buf[32] = "";
+                        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+                        buf[n > 0 ? n : 0] = '\0';
+                        *ret_holder = strtol(buf, NULL, 10);
+                        close(fd);
+                        return -EBUSY;
+                }
+                close(fd);
+                return -e;
+        }
+        char buf[32];
+        int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)n, 0) != n) {
+                int e = -errno;
+                close(fd);
+                return e;
+        }
+        *ret_fd = fd;
+        return 0;
+}
+
 /* ---- named values ---- */
 
 int ob_state_meta_get(struct ob_state *s, const char *key, char **ret)

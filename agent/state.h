@@ -23,6 +23,13 @@
 struct ob_state;
 
 int ob_state_open(const char *path, bool readonly, struct ob_state **ret);
+
+/* One acting pass per store: an exclusive lock on "<path>.lock" (an open file
+ * description lock, released when the returned descriptor is closed or the
+ * process dies, even by SIGKILL). The file holds the holder's pid. With wait,
+ * blocks until the lock is free; else -EBUSY and *ret_holder (0 if unknown).
+ * Other failures: -errno. `plan` never takes it. */
+int ob_state_lock(const char *path, bool wait, int *ret_fd, long *ret_holder);
 void ob_state_free(struct ob_state *s);
 /* The last error message (names the file), for main.c to print. */
 const char *ob_state_errmsg(const struct ob_state *s);

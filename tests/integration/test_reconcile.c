@@ -571,3 +571,156 @@ Test(e2e, a_reconcile_killed_mid_request_resumes_with_the_same_keys_and_repeats_
         free(out);
         free(err);
 }
+
+/* Starts `offboard reconcile` in the background with stdout and stderr in
+ * dir/NAME.log; returns its pid. */
+static pid_t start_background(const char *name)
+{
+        char logpath[300];
+        snprintf(logpath, sizeof(logpath), "%s/%s.log", dir, name);
+        pid_t pid = fork();
+        if (pid == 0) {
+                int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+                dup2(fd, 1);
+                dup2(fd, 2);
+                execl(OB_OFFBOARD_BIN, OB_OFFBOARD_BIN, "reconcile", "--config", cfgpath, (char *)NULL);
+                _exit(127);
+        }
+        cr_assert_neq(pid, -1);
+        return pid;
+}
+
+/* Waits (at most 30 s) until the recorder has seen a request for path. */
+static bool wait_for_request(const char *path)
+{
+        char needle[300];
+        snprintf(needle, sizeof(needle), "\"%s\"", path);
+        for (int i = 0; i < 3000; i++) {
+                char *log = ob_test_recorder_log(&rec);
+                bool seen = log && strstr(log, needle);
+                free(log);
+                if (seen)
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+/* Waits for pid at most timeout_s seconds; returns its wait status, or -1
+ * (after killing it) if it did not end. */
+static int wait_bounded(pid_t pid, int timeout_s)
+{
+        int status;
+        for (int i = 0; i < timeout_s * 100; i++) {
+                if (waitpid(pid, &status, WNOHANG) == pid)
+                        return status;
+                usleep(10000);
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        return -1;
+}
+
+/* Every request path in the log appears exactly once. */
+static void assert_no_repeats(void)
+{
+        struct ob_test_request *q;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                for (size_t j = i + 1; j < n; j++)
+                        cr_assert(strcmp(q[i].path, q[j].path) != 0 || strcmp(q[i].method, q[j].method) != 0,
+                                  "%s %s was sent twice", q[i].method, q[i].path);
+        cr_assert_eq(n, expected_requests(), "requests: %zu, expected %zu", n, expected_requests());
+        ob_test_requests_free(q, n);
+}
+
+Test(e2e, a_second_reconcile_on_the_same_store_refuses_to_run_and_wait_queues_it)
+{
+        start("[{\"match\": \"^/api/users/bob/transfer$\", \"delay_ms\": 3000, \"times\": 1}]", NULL);
+        pid_t first = start_background("first");
+        bool seen = wait_for_request("/api/users/bob/transfer");
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        int status = seen ? 0 : wait_bounded(first, 1);
+        cr_assert(seen, "the first pass never reached the slow request (status %#x)", status);
+        cr_assert_eq(rc, 2, "a second pass must not act beside the first: stdout %s\nstderr %s", out, err);
+        char pid[32];
+        snprintf(pid, sizeof(pid), "pid %d", (int)first);
+        cr_assert(strstr(err, pid), "the message names the pass that holds the store: %s", err);
+        free(out);
+        free(err);
+        /* --wait queues behind it, then finds nothing owed. */
+        rc = offboard("reconcile", "--wait", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %s\nstderr %s", out, err);
+        cr_assert(strstr(out, "0 accounts owe actions"), "%s", out);
+        free(out);
+        free(err);
+        status = wait_bounded(first, 30);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "first pass: %#x", status);
+        assert_no_repeats();
+}
+
+Test(e2e, sigterm_drains_the_pass_and_nothing_answered_is_sent_again)
+{
+        start("[{\"match\": \"^/api/users/bob/transfer$\", \"delay_ms\": 1500, \"times\": 1}]", NULL);
+        pid_t pid = start_background("term");
+        bool seen = wait_for_request("/api/users/bob/transfer");
+        kill(pid, SIGTERM);
+        int status = wait_bounded(pid, 30);
+        char logpath[300];
+        snprintf(logpath, sizeof(logpath), "%s/term.log", dir);
+        char *log = ob_test_read_file(logpath);
+        cr_assert(seen, "the slow request never arrived: %s", log ? log : "");
+        cr_assert(status != -1 && WIFEXITED(status), "offboard did not exit after SIGTERM: %#x\n%s", status,
+                  log ? log : "");
+        cr_assert_eq(WEXITSTATUS(status), 5, "a drained pass exits 5:\n%s", log ? log : "");
+        cr_assert(strstr(log, "event=draining"), "%s", log);
+        cr_assert(strstr(log, "Stopped early by SIGTERM"), "the report is still printed:\n%s", log);
+        free(log);
+        /* The request in flight was answered during the drain and recorded:
+         * the next pass does the rest and repeats nothing. */
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %s\nstderr %s", out, err);
+        free(out);
+        free(err);
+        assert_no_repeats();
+}
+
+Test(e2e, a_second_signal_stops_at_once_and_the_next_pass_resends_with_the_same_key)
+{
+        start("[{\"match\": \"^/api/users/bob/transfer$\", \"delay_ms\": 25000, \"times\": 1}]", NULL);
+        pid_t pid = start_background("twice");
+        bool seen = wait_for_request("/api/users/bob/transfer");
+        kill(pid, SIGTERM);
+        usleep(200000);
+        kill(pid, SIGINT);
+        /* Well before the slow answer (25 s) would have come. */
+        int status = wait_bounded(pid, 15);
+        char logpath[300];
+        snprintf(logpath, sizeof(logpath), "%s/twice.log", dir);
+        char *log = ob_test_read_file(logpath);
+        cr_assert(seen, "the slow request never arrived: %s", log ? log : "");
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 5, "status %#x:\n%s", status,
+                  log ? log : "");
+        cr_assert(strstr(log, "event=stopping"), "%s", log);
+        cr_assert(strstr(log, "interrupted"), "%s", log);
+        free(log);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %s\nstderr %s", out, err);
+        free(out);
+        free(err);
+        struct ob_test_request *q;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        const char *keys[2] = {NULL, NULL};
+        int transfers = 0;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(q[i].path, "/api/users/bob/transfer") == 0 && transfers < 2)
+                        keys[transfers++] = ob_test_request_header(&q[i], "Idempotency-Key");
+        cr_assert_eq(transfers, 2, "the abandoned request is sent once more");
+        cr_assert_str_eq(keys[0], keys[1]);
+        ob_test_requests_free(q, n);
+}
