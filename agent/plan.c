@@ -427,17 +427,29 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                 }
                 r = order_actions(t, order);
                 struct lookup_ctx l = {.c = c, .in = in, .p = p};
+                /* Carry only between statuses that cannot log in: after a
+                 * reactivation, a new deactivation does everything again. */
+                bool carry = p->from != OB_STATUS_ACTIVE && p->from != OB_STATUS_NONE && p->status != OB_STATUS_ACTIVE;
                 for (size_t i = 0; r == 0 && i < t->nactions; i++) {
                         struct ob_step *s = &p->steps[p->nsteps++];
                         s->action = order[i];
                         const struct ob_action_record *ar = p->continuing ? recorded_action(in, order[i]->name) : NULL;
+                        /* Deleted after deactivated (or any move between
+                         * statuses that cannot log in): what the earlier
+                         * transition did is not done again with new keys. */
+                        const struct ob_action_record *before =
+                                !p->continuing && carry ? recorded_action(in, order[i]->name) : NULL;
                         if (ar) {
                                 s->attempts = ar->attempts;
                                 if (ar->error && !(s->last_error = strdup(ar->error)))
                                         r = -ENOMEM;
                         }
-                        if (ar && (ar->outcome == OB_OUTCOME_DONE || ar->outcome == OB_OUTCOME_SKIPPED))
+                        if (ar && (ar->outcome == OB_OUTCOME_DONE || ar->outcome == OB_OUTCOME_SKIPPED)) {
                                 s->state = ar->outcome == OB_OUTCOME_DONE ? OB_STEP_DONE : OB_STEP_SKIPPED;
+                        } else if (before && before->outcome == OB_OUTCOME_DONE) {
+                                s->state = OB_STEP_DONE;
+                                s->carried = true;
+                        }
                         else if (!ob_cond_eval(order[i]->when, &ctx))
                                 s->state = OB_STEP_SKIPPED;
                         else
@@ -465,8 +477,9 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
 
         if (c->writeback.enabled && !p->deleted) {
                 const char *written = ob_account_get(a, c->writeback.status_attribute);
-                p->writeback = (p->transition && p->nsteps > 0) ||
-                               (written && strcmp(written, ob_status_name(p->status)) != 0);
+                p->writeback = (p->transition && p->nsteps > 0) || (rec && rec->writeback_owed) ||
+                               (written ? strcmp(written, ob_status_name(p->status)) != 0
+                                        : p->status != OB_STATUS_ACTIVE);
         }
         *ret = p;
         return 0;

@@ -37,6 +37,7 @@ struct ob_step {
         const struct ob_action *action;
         enum ob_step_state state;
         int attempts; /* recorded attempts in this generation */
+        bool carried; /* done by an earlier transition since the account was last active: not repeated */
         char *last_error;
         char *method;
         char *url;
@@ -63,7 +64,10 @@ struct ob_plan_input {
         const struct ob_account *account; /* the entry, or the recorded snapshot when deleted */
         bool deleted;
         const struct ob_record *record;   /* NULL: never recorded */
-        const struct ob_action_record *actions; /* recorded for record->generation */
+        /* Recorded for record->generation: the transition in progress, or
+         * the last one (what a deactivation already did, when the account
+         * has not been active since). */
+        const struct ob_action_record *actions;
         size_t nactions;
         struct ob_transfer transfer;
         int64_t now;

@@ -143,12 +143,15 @@ static int put_seen(struct run *r, const struct ob_record *rec, const struct ob_
         return txn_put(r, &tmp, a);
 }
 
+/* Whether the entry does not show the status it should: a different value,
+ * or none at all on an account that is not active (a write-back that failed,
+ * or write-back attributes changed in the configuration). */
 static bool writeback_mismatch(const struct run *r, const struct ob_account *a, enum ob_status s)
 {
         if (!r->c->writeback.enabled)
                 return false;
         const char *w = ob_account_get(a, r->c->writeback.status_attribute);
-        return w && strcmp(w, ob_status_name(s)) != 0;
+        return w ? strcmp(w, ob_status_name(s)) != 0 : s != OB_STATUS_ACTIVE;
 }
 
 static int add_cand(struct run *r, const struct ob_account *a, bool deleted, const struct ob_record *rec)
@@ -170,7 +173,11 @@ static int add_cand(struct run *r, const struct ob_account *a, bool deleted, con
         if (rec) {
                 c->have_record = true;
                 c->rec = *rec;
-                if (rec->pending_to) {
+                /* The actions of the last generation: to continue it, or,
+                 * from a status that is not active, to know what an earlier
+                 * deactivation already did. */
+                if (rec->pending_to || (rec->status != OB_STATUS_ACTIVE && rec->status != OB_STATUS_NONE &&
+                                        rec->generation > 0)) {
                         k = ob_state_actions(r->state, rec->id, rec->generation, &c->acts, &c->nacts);
                         if (k < 0)
                                 return k;
@@ -294,7 +301,7 @@ static int on_entry(const struct ob_account *a, void *ud)
                 e->seen = true;
         }
         bool mismatch = writeback_mismatch(r, a, ev.status);
-        if (e && !e->pending && e->status == (int)ev.status && !mismatch) {
+        if (e && !e->pending && !e->writeback_owed && e->status == (int)ev.status && !mismatch) {
                 /* Nothing owed. Keep the snapshot fresh for a later deletion. */
                 if (r->o->dry_run || e->digest == ob_account_digest(a, r->skip))
                         return 0;
@@ -947,11 +954,14 @@ static int record_after(struct run *r, struct cand *cd, struct ob_report_item *i
                     (!it->results || (it->results[i].outcome != OB_OUTCOME_DONE &&
                                       it->results[i].outcome != OB_OUTCOME_SKIPPED)))
                         all_ok = false;
-        /* Skipped steps are recorded so a continuing plan does not re-evaluate them. */
+        /* Skipped steps are recorded so a continuing plan does not re-evaluate
+         * them; steps an earlier generation did are recorded done in this one,
+         * so the next transition knows them too. */
         for (size_t i = 0; p->transition && i < p->nsteps; i++)
-                if (p->steps[i].state == OB_STEP_SKIPPED) {
-                        int k = ob_state_action_outcome(r->state, p->id, p->generation, p->steps[i].action->name,
-                                                        OB_OUTCOME_SKIPPED, 0, NULL, r->now);
+                if (p->steps[i].state == OB_STEP_SKIPPED || p->steps[i].carried) {
+                        enum ob_outcome o = p->steps[i].carried ? OB_OUTCOME_DONE : OB_OUTCOME_SKIPPED;
+                        int k = ob_state_action_outcome(r->state, p->id, p->generation, p->steps[i].action->name, o,
+                                                        0, NULL, r->now);
                         if (k < 0)
                                 return k;
                 }

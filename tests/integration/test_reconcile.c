@@ -724,3 +724,88 @@ Test(e2e, a_second_signal_stops_at_once_and_the_next_pass_resends_with_the_same_
         cr_assert_str_eq(keys[0], keys[1]);
         ob_test_requests_free(q, n);
 }
+
+static int count_path(const char *method, const char *path)
+{
+        struct ob_test_request *q;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        int c = 0;
+        for (size_t i = 0; i < n; i++)
+                c += strcmp(q[i].method, method) == 0 && strcmp(q[i].path, path) == 0;
+        ob_test_requests_free(q, n);
+        return c;
+}
+
+Test(e2e, an_account_deleted_after_it_was_locked_owes_only_what_the_lock_did_not_do)
+{
+        start(NULL, NULL);
+        const char *dn = "dn: uid=yan,ou=people,dc=example,dc=org\n";
+        char ldif[512];
+        snprintf(ldif, sizeof(ldif), "%schangetype: delete\n", dn);
+        ob_test_ldapmodify(&srv, ldif);
+        snprintf(ldif, sizeof(ldif),
+                 "%schangetype: add\nobjectClass: inetOrgPerson\nuid: yan\ncn: Yan\nsn: Yan\n"
+                 "employeeType: Locked\nmanager: uid=alice,ou=people,dc=example,dc=org\n",
+                 dn);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        char *out, *err;
+        cr_assert_eq(offboard("reconcile", NULL, NULL, &out, &err), 0, "%s", err);
+        free(out);
+        free(err);
+        cr_assert_eq(count_path("POST", "/api/users/yan/sessions/revoke"), 1);
+        cr_assert_eq(count_path("POST", "/api/users/yan/transfer"), 0, "locked keeps its records");
+        snprintf(ldif, sizeof(ldif), "%schangetype: delete\n", dn);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %s\nstderr %s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(count_path("POST", "/api/users/yan/sessions/revoke"), 1, "sessions were revoked by the lock");
+        cr_assert_eq(count_path("POST", "/api/users/yan/transfer"), 1);
+        cr_assert_eq(count_path("DELETE", "/api/licenses/yan"), 1);
+}
+
+Test(e2e, a_write_back_the_directory_refused_is_retried_by_the_next_pass_and_lands)
+{
+        start(NULL, NULL);
+        const char *dn = "uid=wendy,ou=people,dc=example,dc=org";
+        char ldif[1024];
+        snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: delete\n", dn);
+        ob_test_ldapmodify(&srv, ldif);
+        snprintf(ldif, sizeof(ldif),
+                 "dn: %s\nchangetype: add\nobjectClass: inetOrgPerson\nuid: wendy\ncn: Wendy\nsn: Wendy\n"
+                 "employeeType: Locked\n",
+                 dn);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        /* The service account may read wendy but not write her entry. */
+        snprintf(ldif, sizeof(ldif),
+                 "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\nadd: olcAccess\n"
+                 "olcAccess: {2}to dn.exact=\"%s\" by dn.exact=\"%s\" read by * break\n",
+                 dn, srv.bind_dn);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        /* Restore the access rule before anything can fail. */
+        int restored = ob_test_ldapmodify(&srv, "dn: olcDatabase={1}mdb,cn=config\nchangetype: modify\n"
+                                                "delete: olcAccess\nolcAccess: {2}\n");
+        cr_assert_eq(restored, 0);
+        cr_assert_eq(rc, 1, "a refused write-back exits 1: stdout %s\nstderr %s", out, err);
+        cr_assert(strstr(err, "writeback_failed"), "%s", err);
+        free(out);
+        free(err);
+        char *e = ob_test_ldapsearch(&srv, srv.base, "(uid=wendy)", "offboardStatus");
+        cr_assert_null(strstr(e, "offboardStatus"), "%s", e);
+        free(e);
+        size_t sent = (size_t)ob_test_recorder_count(&rec);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %s\nstderr %s", out, err);
+        free(out);
+        free(err);
+        e = ob_test_ldapsearch(&srv, srv.base, "(uid=wendy)", "offboardStatus");
+        cr_assert(strstr(e, "offboardStatus: locked"), "the owed write-back landed: %s", e);
+        free(e);
+        cr_assert_eq((size_t)ob_test_recorder_count(&rec), sent, "only the write-back was owed");
+        snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: delete\n", dn);
+        ob_test_ldapmodify(&srv, ldif);
+}

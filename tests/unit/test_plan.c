@@ -365,3 +365,137 @@ Test(plan, a_new_active_account_is_not_a_status_change_but_a_new_leaver_is)
         ob_account_free(a);
         ob_account_free(b);
 }
+
+/* What the last transition recorded, for planning the next one. */
+struct done_case {
+        const char *from_attrs[4]; /* attribute, value pairs that give the new status */
+        int recorded;
+        const char *done[3];    /* actions recorded done in the last generation */
+        const char *skipped[3]; /* recorded skipped */
+        int status;
+        const char *owed[3];    /* expected owed steps */
+        const char *carried[3]; /* expected carried (not repeated) */
+};
+
+static bool in_list(const char *const *l, size_t n, const char *s)
+{
+        for (size_t i = 0; i < n && l[i]; i++)
+                if (strcmp(l[i], s) == 0)
+                        return true;
+        return false;
+}
+
+Test(plan, a_move_between_statuses_that_cannot_log_in_owes_only_what_was_not_done)
+{
+        static const struct done_case cases[] = {
+                /* locked (lock revoked sessions) -> inactive, deleted, ended */
+                {{"employeeType", "Inactive"}, OB_STATUS_LOCKED, {"revoke-sessions"}, {NULL}, OB_STATUS_INACTIVE,
+                 {"transfer-records", "free-license"}, {"revoke-sessions"}},
+                {{NULL}, OB_STATUS_LOCKED, {"revoke-sessions"}, {NULL}, OB_STATUS_DELETED,
+                 {"transfer-records", "free-license"}, {"revoke-sessions"}},
+                {{"shadowExpire", "1"}, OB_STATUS_LOCKED, {"revoke-sessions"}, {NULL}, OB_STATUS_ENDED,
+                 {"transfer-records"}, {"revoke-sessions"}},
+                /* ended kept its license: deleted or inactive now frees it, nothing else */
+                {{NULL}, OB_STATUS_ENDED, {"revoke-sessions", "transfer-records"}, {"free-license"}, OB_STATUS_DELETED,
+                 {"free-license"}, {"revoke-sessions", "transfer-records"}},
+                {{"employeeType", "Inactive"}, OB_STATUS_ENDED, {"revoke-sessions", "transfer-records"},
+                 {"free-license"}, OB_STATUS_INACTIVE, {"free-license"}, {"revoke-sessions", "transfer-records"}},
+                /* inactive did everything: deleted and ended owe nothing */
+                {{NULL}, OB_STATUS_INACTIVE, {"revoke-sessions", "transfer-records", "free-license"}, {NULL},
+                 OB_STATUS_DELETED, {NULL}, {"revoke-sessions", "transfer-records", "free-license"}},
+                {{"shadowExpire", "1"}, OB_STATUS_INACTIVE, {"revoke-sessions", "transfer-records", "free-license"},
+                 {NULL}, OB_STATUS_ENDED, {NULL}, {"revoke-sessions", "transfer-records", "free-license"}},
+                /* inactive -> locked: revocation was done */
+                {{"pwdAccountLockedTime", "000001010000Z"}, OB_STATUS_INACTIVE,
+                 {"revoke-sessions", "transfer-records", "free-license"}, {NULL}, OB_STATUS_LOCKED, {NULL},
+                 {"revoke-sessions"}},
+        };
+        struct ob_account *trent = person("trent", NULL);
+        for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+                const struct done_case *dc = &cases[c];
+                struct ob_account *a = person("bob", dc->from_attrs[0], dc->from_attrs[1], NULL);
+                struct ob_action_record acts[6];
+                size_t n = 0;
+                for (size_t i = 0; i < 3 && dc->done[i]; i++)
+                        acts[n++] = (struct ob_action_record){.action = (char *)dc->done[i], .outcome = OB_OUTCOME_DONE};
+                for (size_t i = 0; i < 3 && dc->skipped[i]; i++)
+                        acts[n++] = (struct ob_action_record){.action = (char *)dc->skipped[i],
+                                                              .outcome = OB_OUTCOME_SKIPPED};
+                struct ob_record rec = {.id = "id-bob", .status = dc->recorded, .generation = 1};
+                struct ob_plan_input in = {.account = a,
+                                           .record = &rec,
+                                           .actions = acts,
+                                           .nactions = n,
+                                           .deleted = dc->status == OB_STATUS_DELETED,
+                                           .now = NOW};
+                in.transfer.target = trent;
+                in.transfer.via = "fallback";
+                struct ob_account_plan *p = NULL;
+                cr_assert_eq(ob_plan_account(cfg, &in, &p), 0);
+                cr_assert_eq(p->status, (enum ob_status)dc->status, "case %zu: status %s", c,
+                             ob_status_name(p->status));
+                cr_assert_not_null(p->transition, "case %zu", c);
+                cr_assert_eq(p->generation, 2, "case %zu: a new transition", c);
+                for (size_t i = 0; i < p->nsteps; i++) {
+                        const struct ob_step *s = &p->steps[i];
+                        const char *name = s->action->name;
+                        if (s->state == OB_STEP_OWED)
+                                cr_assert(in_list(dc->owed, 3, name), "case %zu: %s is owed again", c, name);
+                        else if (s->carried)
+                                cr_assert(in_list(dc->carried, 3, name), "case %zu: %s carried", c, name);
+                        else
+                                cr_assert_eq(s->state, OB_STEP_SKIPPED, "case %zu: %s", c, name);
+                }
+                for (size_t i = 0; i < 3 && dc->owed[i]; i++)
+                        cr_assert_eq(step(p, dc->owed[i])->state, OB_STEP_OWED, "case %zu: %s must be owed", c,
+                                     dc->owed[i]);
+                for (size_t i = 0; i < 3 && dc->carried[i]; i++)
+                        cr_assert(step(p, dc->carried[i]) == NULL || step(p, dc->carried[i])->carried,
+                                  "case %zu: %s must not run again", c, dc->carried[i]);
+                ob_account_plan_free(p);
+                ob_account_free(a);
+        }
+        ob_account_free(trent);
+}
+
+Test(plan, a_deactivation_after_a_reactivation_does_everything_again)
+{
+        struct ob_account *a = person("bob", "employeeType", "Inactive", NULL);
+        struct ob_account *trent = person("trent", NULL);
+        struct ob_action_record acts[] = {{.action = "reactivate", .outcome = OB_OUTCOME_DONE}};
+        struct ob_record rec = {.id = "id-bob", .status = OB_STATUS_ACTIVE, .generation = 2};
+        struct ob_plan_input in = {.account = a, .record = &rec, .actions = acts, .nactions = 1, .now = NOW};
+        in.transfer.target = trent;
+        struct ob_account_plan *p = NULL;
+        cr_assert_eq(ob_plan_account(cfg, &in, &p), 0);
+        cr_assert_eq(ob_account_plan_owed(p), 3);
+        ob_account_plan_free(p);
+        ob_account_free(trent);
+        ob_account_free(a);
+}
+
+Test(plan, a_failed_write_back_is_owed_until_it_lands)
+{
+        struct ob_account *a = person("carol", "pwdAccountLockedTime", "000001010000Z", "offboardStatus", "locked",
+                                      NULL);
+        struct ob_record rec = {.id = "id-carol", .status = OB_STATUS_LOCKED, .generation = 1, .writeback_owed = true};
+        struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, NULL);
+        cr_assert_null(p->transition);
+        cr_assert(p->writeback, "the record says the last write-back did not land");
+        ob_account_plan_free(p);
+        /* Attributes changed in the configuration: the entry has none. */
+        struct ob_account *b = person("carol", "pwdAccountLockedTime", "000001010000Z", NULL);
+        rec.writeback_owed = false;
+        p = plan_for(b, &rec, NULL, 0, NULL);
+        cr_assert(p->writeback, "a locked account without its status attribute is backfilled");
+        ob_account_plan_free(p);
+        /* An active account without history is left alone. */
+        struct ob_account *c = person("alice", NULL);
+        struct ob_record arec = {.id = "id-alice", .status = OB_STATUS_ACTIVE};
+        p = plan_for(c, &arec, NULL, 0, NULL);
+        cr_assert_not(p->writeback);
+        ob_account_plan_free(p);
+        ob_account_free(a);
+        ob_account_free(b);
+        ob_account_free(c);
+}
