@@ -33,7 +33,8 @@ struct ob_scrub {
 
         char *out; /* max_out bytes */
         size_t out_len;
-        char *pend; /* held back: pend[pend_off .. pend_off + pend_len) */
+        size_t out_mark; /* out_len after the last "***" */
+        char *pend;      /* held back: pend[pend_off .. pend_off + pend_len) */
         size_t pend_off;
         size_t pend_len;
         size_t pend_cap; /* 2 * longest */
@@ -328,6 +329,7 @@ static void ob_scrub_step(struct ob_scrub *s, bool at_end)
         if (best_any >= OB_SCRUB_MIN_PIECE || best_full > 0) {
                 ob_scrub_consume(s, best_any >= OB_SCRUB_MIN_PIECE ? best_any : best_full);
                 ob_scrub_emit(s, OB_SCRUB_MASK, strlen(OB_SCRUB_MASK));
+                s->out_mark = s->out_len;
         } else if (tail_prefix) {
                 ob_scrub_consume(s, avail);
         } else {
@@ -413,6 +415,26 @@ static void ob_scrub_trim_utf8(struct ob_scrub *s)
         }
 }
 
+/* Rule 3 across the cut: bytes let through just before a dropped tail may
+ * themselves start a form ("a" kept, then "bc" dropped, with a form "ab...").
+ * Drops the longest such end of the output, "***" excluded. */
+static void ob_scrub_trim_prefix(struct ob_scrub *s)
+{
+        size_t avail = s->out_len - s->out_mark;
+        size_t drop = 0;
+        for (size_t f = 0; f < s->nforms; f++) {
+                size_t fn = s->forms[f].n;
+                for (size_t k = avail < fn ? avail : fn - 1; k > drop; k--) {
+                        if (memcmp(s->out + s->out_len - k, s->forms[f].p, k) == 0) {
+                                drop = k;
+                                break;
+                        }
+                }
+        }
+        explicit_bzero(s->out + s->out_len - drop, drop);
+        s->out_len -= drop;
+}
+
 static void ob_scrub_end(struct ob_scrub *s)
 {
         if (s->finished)
@@ -420,6 +442,8 @@ static void ob_scrub_end(struct ob_scrub *s)
         s->finished = true;
         if (s->pend_len > 0)
                 ob_scrub_process(s, true);
+        if (!s->full)
+                ob_scrub_trim_prefix(s);
         if (s->cut)
                 ob_scrub_trim_utf8(s);
 }

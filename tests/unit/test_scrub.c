@@ -218,6 +218,18 @@ Test(scrub, a_trailing_prefix_of_any_length_is_dropped_at_the_end)
         }
 }
 
+Test(scrub, the_output_never_ends_with_the_start_of_a_form)
+{
+        /* "a" is let through ("abc" does not start "abd..."), then "bc"
+         * starts the second secret and is dropped: "a" alone starts the
+         * first one, so it goes too. */
+        static const char *const two[] = {"abd-12345678", "bcx-12345678", NULL};
+        _cleanup_free_ char *out = scrub("x abc", MAX, two);
+        cr_assert_str_eq(out, "x ");
+        _cleanup_free_ char *kept = scrub("x abc.", MAX, two);
+        cr_assert_str_eq(kept, "x abc.");
+}
+
 Test(scrub, a_short_secret_is_replaced_only_when_whole)
 {
         static const char *const pin[] = {"4711", NULL};
