@@ -39,6 +39,8 @@ static void usage(FILE *f)
                 "      --check         plan: exit 1 when anything is owed (for monitoring)\n"
                 "      --force         reconcile: release a plan the safety threshold would park\n"
                 "      --wait          reconcile: wait for a pass that holds the state store, then run\n"
+                "      --adopt         first deployment: record every account's current status as done,\n"
+                "                      running no action (plan --adopt shows what it would record)\n"
                 "  -v, --verbose       debug logging\n"
                 "  -q, --quiet         log errors only\n"
                 "  -h, --help          this help\n"
@@ -71,7 +73,7 @@ int main(int argc, char **argv)
                 {"config", required_argument, NULL, 'c'}, {"format", required_argument, NULL, 'f'},
                 {"account", required_argument, NULL, 'a'}, {"check", no_argument, NULL, 'k'},
                 {"force", no_argument, NULL, 'F'},         {"verbose", no_argument, NULL, 'v'},
-                {"wait", no_argument, NULL, 'W'},
+                {"wait", no_argument, NULL, 'W'},         {"adopt", no_argument, NULL, 'A'},
                 {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
         };
@@ -95,6 +97,7 @@ int main(int argc, char **argv)
                 case 'k': o.check = true; break;
                 case 'F': o.force = true; break;
                 case 'W': o.wait = true; break;
+                case 'A': o.adopt = true; break;
                 case 'v': ob_log_set_level(OB_LOG_DEBUG); break;
                 case 'q': ob_log_set_level(OB_LOG_ERROR); break;
                 case 'h': usage(stdout); return OB_EXIT_OK;
@@ -127,6 +130,14 @@ int main(int argc, char **argv)
         }
         if (o.force && !is_reconcile) {
                 fprintf(stderr, "offboard: --force goes with reconcile\n");
+                return OB_EXIT_CONFIG;
+        }
+        if (o.adopt && !is_reconcile && !is_plan) {
+                fprintf(stderr, "offboard: --adopt goes with plan or reconcile\n");
+                return OB_EXIT_CONFIG;
+        }
+        if (o.adopt && (o.force || o.account)) {
+                fprintf(stderr, "offboard: --adopt records every account as it is; it takes no --force or --account\n");
                 return OB_EXIT_CONFIG;
         }
         if (o.wait && !is_reconcile) {

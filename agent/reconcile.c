@@ -992,6 +992,38 @@ static int dir_exit(int k)
         return k == -ENOMEM ? OB_EXIT_FAILED : OB_EXIT_DIRECTORY;
 }
 
+static int astats_store(struct run *r);
+
+/* ---- adopting what the directory already shows -------------------------------- */
+
+/* A first deployment on a directory with years of leavers: records each
+ * account's status as applied, runs no action and writes nothing to the
+ * directory (the next pass writes the status attributes of the accounts
+ * that are not active). One transaction: all or nothing. */
+static int adopt(struct run *r, struct ob_report_item *items, size_t n)
+{
+        int k = ob_state_begin(r->state);
+        for (size_t i = 0; k == 0 && i < n; i++) {
+                struct ob_account_plan *p = items[i].plan;
+                struct cand *cd = &r->cands[i];
+                struct ob_record rec = cd->have_record ? cd->rec : (struct ob_record){0};
+                if (!cd->deleted)
+                        record_from(r, cd->account, &rec);
+                if (rec.status != (int)p->status)
+                        rec.status_since = r->now;
+                rec.status = p->status;
+                rec.pending_from = rec.pending_to = OB_STATUS_NONE;
+                rec.writeback_owed = false;
+                k = ob_state_put(r->state, &rec, cd->deleted ? NULL : cd->account);
+                r->sum.adopted++;
+        }
+        if (k == 0 && (k = astats_store(r)) == 0)
+                k = ob_state_commit(r->state);
+        else
+                ob_state_rollback(r->state);
+        return k;
+}
+
 /* ---- what the rules read ------------------------------------------------- */
 
 static int astats_init(struct run *r)
@@ -1200,6 +1232,7 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
         r.skip[3] = c->writeback.actions_attribute;
         r.skip[4] = c->writeback.assertion_attribute;
         r.sum.dry_run = o->dry_run;
+        r.sum.adopt = o->adopt;
         r.sum.now = r.now;
         struct ob_report_item *items = NULL;
         size_t nitems = 0;
@@ -1375,10 +1408,20 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
 
         /* Circuit breaker: before any side effect, and before any status
          * change is recorded. */
-        if (!o->account)
+        /* --adopt runs nothing downstream: no breaker to pass. */
+        if (!o->account && !o->adopt)
                 breaker(&r);
 
-        if (o->dry_run || r.sum.parked) {
+        if (o->adopt && !o->dry_run) {
+                k = adopt(&r, items, nitems);
+                if (k < 0) {
+                        fprintf(stderr, "offboard: %s; nothing was recorded\n",
+                                k == -ENOMEM ? "out of memory" : ob_state_errmsg(r.state));
+                        ret = OB_EXIT_CONFIG;
+                        goto out;
+                }
+        }
+        if (o->dry_run || r.sum.parked || o->adopt) {
                 /* Show only what owes something. */
                 size_t w = 0;
                 for (size_t i = 0; i < nitems; i++) {
@@ -1389,6 +1432,8 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                                 ob_account_plan_free(items[i].plan);
                 }
                 nitems = w;
+                if (o->adopt && o->dry_run)
+                        r.sum.adopted = nitems;
                 report(&r, items, nitems);
                 if (r.sum.parked && !o->dry_run)
                         ret = OB_EXIT_SAFETY;

@@ -226,6 +226,7 @@ void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
         fprintf(f, ",\"status_changes\":%zu,\"unreadable\":%zu,\"spared\":%zu,\"interrupted_by\":", s->status_changes,
                 s->unreadable, s->spared);
         jstr(f, !s->interrupted_by ? NULL : s->interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT");
+        fprintf(f, ",\"adopt\":%s,\"adopted\":%zu", s->adopt ? "true" : "false", s->adopted);
         fputs(",\"per_transition\":{", f);
         for (size_t i = 0; i < s->nper_transition; i++) {
                 if (i)
@@ -381,7 +382,10 @@ void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_i
                                 p->transfer_dn, p->transfer_via);
                 else if (c->uses_transfer && ob_account_plan_wants_transfer(p))
                         fprintf(f, "  transfer:   no target\n");
-                for (size_t k = 0; k < p->nsteps; k++)
+                if (s->adopt)
+                        tprintf(f, "  adopt:      %s as %s; no action runs\n",
+                                s->dry_run ? "would be recorded" : "recorded", ob_status_name(p->status));
+                for (size_t k = 0; !s->adopt && k < p->nsteps; k++)
                         text_step(f, it, k);
                 if (p->writeback)
                         fprintf(f, "  write-back: %s\n",
@@ -408,7 +412,10 @@ void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_i
                 s->dry_run ? "plan" : "reconcile", s->accounts_read, s->accounts_read == 1 ? "account" : "accounts",
                 s->accounts_new, s->accounts_recorded, s->deleted, n, n == 1 ? "account" : "accounts",
                 n == 1 ? "s" : "");
-        if (s->dry_run)
+        if (s->adopt)
+                fprintf(f, "; adopt: %zu %s as their current status, no action %s.\n", s->adopted,
+                        s->dry_run ? "would be recorded" : "recorded", s->dry_run ? "would run" : "ran");
+        else if (s->dry_run)
                 fprintf(f, ", %zu actions would run.\n", s->steps_owed);
         else
                 fprintf(f, "; actions: %zu done, %zu failed, %zu held.\n", s->steps_done, s->steps_failed,

@@ -66,6 +66,8 @@ struct ob_report_summary {
         size_t steps_held;
         size_t writebacks_failed;
         int interrupted_by; /* the signal that stopped the pass early, or 0 */
+        bool adopt;         /* --adopt: statuses recorded as applied, nothing run */
+        size_t adopted;
 };
 
 void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,

@@ -809,3 +809,36 @@ Test(e2e, a_write_back_the_directory_refused_is_retried_by_the_next_pass_and_lan
         snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: delete\n", dn);
         ob_test_ldapmodify(&srv, ldif);
 }
+
+Test(e2e, adopt_records_every_current_status_and_runs_nothing)
+{
+        struct opts o = {.starttls = true, .max_accounts = 3}; /* a normal first pass would park */
+        start(NULL, &o);
+        char *out, *err;
+        int rc = offboard("plan", "--adopt", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %s\nstderr %s", out, err);
+        cr_assert(strstr(out, "would be recorded as inactive; no action runs"), "%s", out);
+        free(out);
+        free(err);
+        char st[300];
+        snprintf(st, sizeof(st), "%s/state.db", dir);
+        cr_assert_neq(access(st, F_OK), 0, "plan --adopt created the state store");
+        rc = offboard("reconcile", "--adopt", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %s\nstderr %s", out, err);
+        char summary[64];
+        snprintf(summary, sizeof(summary), "adopt: %zu recorded", non_active());
+        cr_assert(strstr(out, summary), "expected '%s' in %s", summary, out);
+        free(out);
+        free(err);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0, "adopt sent requests");
+        /* The next pass owes nothing downstream (it may write statuses back). */
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %s\nstderr %s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0, "an adopted status was acted on");
+        rc = offboard("plan", "--check", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "%s", out);
+        free(out);
+        free(err);
+}
