@@ -33,6 +33,9 @@
 #define MDB "olcDatabase={1}mdb,cn=config"
 #define MANAGE_DSA_IT "control: 2.16.840.1.113730.3.4.2 true\n"
 #define RUN_TIMEOUT_S 30
+/* A clause in every ACL a test adds (it matches nobody), so one left by a
+ * test that was killed can be found and removed. */
+#define ACL_MARKER "by dn.exact=\"cn=fc-test-marker,dc=example,dc=org\" none"
 
 static struct ob_test_slapd srv;
 static struct ob_test_manifest *man;
@@ -90,13 +93,30 @@ static void undo(const char *ldif)
         nundo++;
 }
 
+/* ob_test_ldapmodify with its stderr (ldapmodify's complaints) muted. */
+static int ldapmodify_muted(const char *ldif)
+{
+        fflush(stderr);
+        int saved = dup(2), null = open("/dev/null", O_WRONLY);
+        if (saved >= 0 && null >= 0)
+                dup2(null, 2);
+        int r = ob_test_ldapmodify(&srv, ldif);
+        if (saved >= 0) {
+                dup2(saved, 2);
+                close(saved);
+        }
+        if (null >= 0)
+                close(null);
+        return r;
+}
+
 /* Undoes every registered change now (newest first). Returns how many failed. */
 static int undo_now(void)
 {
         int failed = 0;
         while (nundo > 0) {
                 char *l = undo_ldif[--nundo];
-                int r = ob_test_ldapmodify(&srv, l);
+                int r = ldapmodify_muted(l);
                 /* A delete of what is already gone: 32 noSuchObject, or 10
                  * referral for an entry below a referral object. */
                 if (r != 0 && !((r == 32 || r == 10) && strstr(l, "changetype: delete"))) {
@@ -108,10 +128,48 @@ static int undo_now(void)
         return failed;
 }
 
+/* Undoes what a test killed before its .fini left behind: ACLs it added,
+ * and the fixed people it changed (as the fixture has them). */
+static void repair_directory(void)
+{
+        for (int i = 0; i < 16; i++) {
+                char *acls = ob_test_ldapsearch_scope(&srv, MDB, "base", "(objectClass=*)", "olcAccess");
+                char *m = acls ? strstr(acls, "fc-test-marker") : NULL;
+                if (!m) {
+                        free(acls);
+                        break;
+                }
+                while (m > acls && m[-1] != '\n')
+                        m--;
+                char *ldif = NULL;
+                if (asprintf(&ldif, "dn: " MDB "\nchangetype: modify\ndelete: olcAccess\n%.*s\n", (int)strcspn(m, "\n"),
+                             m) < 0)
+                        ldif = NULL;
+                free(acls);
+                int r = ldif ? ob_test_ldapmodify(&srv, ldif) : -1;
+                free(ldif);
+                cr_assert_eq(r, 0, "could not remove an ACL left by an earlier test");
+        }
+        static const char *const fixed[][3] = {{"grace", "employeeType", "Locked"},
+                                               {"bob", "employeeType", "Inactive"},
+                                               {"heidi", "employeeType", "Terminated"},
+                                               {"alice", "employeeType", "employee"}};
+        for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+                char *ldif = NULL;
+                if (asprintf(&ldif, "dn: uid=%s," PEOPLE "\nchangetype: modify\nreplace: %s\n%s: %s\n", fixed[i][0],
+                             fixed[i][1], fixed[i][1], fixed[i][2]) < 0)
+                        ldif = NULL;
+                int r = ldif ? ob_test_ldapmodify(&srv, ldif) : -1;
+                free(ldif);
+                cr_assert_eq(r, 0, "could not restore %s", fixed[i][0]);
+        }
+}
+
 static void setup(void)
 {
         cr_assert_eq(ob_test_slapd_attach(&srv), 0, "slapd is not running");
         cr_assert_eq(ob_test_manifest_load(srv.manifest, &man), 0);
+        repair_directory();
         snprintf(dir, sizeof(dir), "/tmp/ob-fc-XXXXXX");
         cr_assert_not_null(mkdtemp(dir));
         /* The fixture's statuses are for today; reconcile uses the real clock. */
@@ -119,9 +177,16 @@ static void setup(void)
         setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
 }
 
+static struct ob_test_request *reqs;
+static size_t nreqs;
+
 static void teardown(void)
 {
         ob_test_recorder_stop(&rec);
+        if (reqs)
+                ob_test_requests_free(reqs, nreqs);
+        reqs = NULL;
+        nreqs = 0;
         undo_now();
         ob_test_manifest_free(man);
         man = NULL;
@@ -284,9 +349,6 @@ static int ob(const char *cmd, char **out, char **err, ...)
 }
 
 /* ---- requests --------------------------------------------------------------- */
-
-static struct ob_test_request *reqs;
-static size_t nreqs;
 
 static void load_requests(void)
 {
@@ -455,20 +517,10 @@ static char *b64(const char *s)
 
 /* ---- directory changes ------------------------------------------------------ */
 
-/* Deletes an entry left over by an earlier run, if any (stderr muted). */
+/* Deletes an entry left over by an earlier run, if any. */
 static void delete_entry_quietly(const char *dn)
 {
-        fflush(stderr);
-        int saved = dup(2), null = open("/dev/null", O_WRONLY);
-        if (saved >= 0 && null >= 0)
-                dup2(null, 2);
-        ob_test_ldapmodify(&srv, fmt("dn: %s\n" MANAGE_DSA_IT "changetype: delete\n", dn));
-        if (saved >= 0) {
-                dup2(saved, 2);
-                close(saved);
-        }
-        if (null >= 0)
-                close(null);
+        ldapmodify_muted(fmt("dn: %s\n" MANAGE_DSA_IT "changetype: delete\n", dn));
 }
 
 /* Adds a person under PEOPLE (removing a leftover first) and registers its
@@ -509,9 +561,11 @@ static void add_acl(const char *acl)
         }
         cr_assert_geq(n, 5, "unexpected ACLs: %s", now);
         undo(restore);
+        const char *by = strstr(acl, " by ");
+        cr_assert_not_null(by, "%s", acl);
         int r = ob_test_ldapmodify(&srv, fmt("dn: " MDB "\nchangetype: modify\nadd: olcAccess\n"
-                                             "olcAccess: {1}%s\n",
-                                             acl));
+                                             "olcAccess: {1}%.*s " ACL_MARKER "%s\n",
+                                             (int)(by - acl), acl, by));
         cr_assert_eq(r, 0, "could not add the ACL %s", acl);
 }
 
@@ -1075,7 +1129,7 @@ Test(fail_closed, core_dumps_are_off_while_reconcile_runs)
         gc(limits);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        cr_assert(seen, "the slow request never arrived: %s", ob_test_read_file(logpath));
+        cr_assert(seen, "the slow request never arrived: %s", (char *)gc(ob_test_read_file(logpath)));
         cr_assert_not_null(limits);
         const char *l = strstr(limits, "Max core file size");
         cr_assert_not_null(l, "%s", limits);
