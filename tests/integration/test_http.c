@@ -710,7 +710,7 @@ static const struct echo_shape echo_shapes[] = {
         {"base64url", "base64url", "b={echo}&c=1", "b=***&c=1"},
         {"percent", "percent", "/login?t={echo}&x=1", "/login?t=***&x=1"},
         {"prefix", "raw", "token {echo:12}... was revoked.", "token ***... was revoked."},
-        {"tail", "raw", "{pad:20}{echo:5}", PAD20},
+        {"tail", "raw", "{pad:20} {echo:5}", PAD20 " "},
 };
 
 static void add_json_string(struct ob_buf *b, const char *s)
