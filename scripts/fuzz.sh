@@ -72,7 +72,7 @@ for n in "${names[@]}"; do
         fi
         if [ $rc -ne 0 ]; then
                 status=1
-                line="$line, FAILED: $(ls "$out"/crash-* "$out"/leak-* "$out"/timeout-* "$out"/oom-* 2>/dev/null | wc -l) reproducer(s) in $out/"
+                line="$line, FAILED: $(find "$out" -maxdepth 1 -name 'crash-*' -o -maxdepth 1 -name 'leak-*' -o -maxdepth 1 -name 'timeout-*' -o -maxdepth 1 -name 'oom-*' | wc -l) reproducer(s) in $out/"
                 grep -m1 -E 'oracle failed|ERROR: |runtime error' "$out/log" >&2 || true
         fi
         summary+=("$line")
