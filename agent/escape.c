@@ -243,8 +243,11 @@ int ob_escape_dn_value(struct ob_buf *b, const char *s, size_t n)
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char)s[i];
                 int r;
-                if (c == '\0') {
-                        r = ob_buf_add(b, "\\00", 3);
+                if (c < 0x20 || c == 0x7f) {
+                        /* NUL and every control character as a hex pair:
+                         * parsers trim a leading or trailing tab or newline. */
+                        char enc[3] = {'\\', hex_upper[c >> 4], hex_upper[c & 0xF]};
+                        r = ob_buf_add(b, enc, sizeof(enc));
                 } else if (dn_special(c) || (i == 0 && (c == ' ' || c == '#')) || (i == n - 1 && c == ' ')) {
                         char enc[2] = {'\\', (char)c};
                         r = ob_buf_add(b, enc, sizeof(enc));
@@ -252,7 +255,8 @@ int ob_escape_dn_value(struct ob_buf *b, const char *s, size_t n)
                         size_t run = i + 1;
                         /* Copy the plain bytes up to the next special one or the
                          * last byte (which may be a trailing space). */
-                        while (run < n - 1 && s[run] != '\0' && !dn_special((unsigned char)s[run]))
+                        while (run < n - 1 && (unsigned char)s[run] >= 0x20 && s[run] != 0x7f &&
+                               !dn_special((unsigned char)s[run]))
                                 run++;
                         r = ob_buf_add(b, s + i, run - i);
                         i = run - 1;

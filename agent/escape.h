@@ -31,7 +31,8 @@ int ob_escape_header(struct ob_buf *b, const char *s, size_t n);
  * plus every byte >= 0x80 is kept as is (UTF-8). */
 int ob_escape_ldap_filter(struct ob_buf *b, const char *s, size_t n);
 
-/* An attribute value in a DN, RFC 4514 section 2.4. */
+/* An attribute value in a DN, RFC 4514 section 2.4; NUL and every other
+ * control character as a hex pair (\09), which parsers never trim. */
 int ob_escape_dn_value(struct ob_buf *b, const char *s, size_t n);
 
 /* Text for a terminal (the text report): every control character, C0 (tab

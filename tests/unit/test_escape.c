@@ -408,3 +408,13 @@ Test(escape, text_keeps_utf8_and_escapes_invalid_bytes)
         check(ob_escape_text, "\xff\xc3", "\\xff\\xc3");
         check(ob_escape_text, "\xc0\xaf", "\\xc0\\xaf"); /* overlong "/" */
 }
+
+Test(escape, dn_value_escapes_control_characters_that_parsers_trim)
+{
+        /* Found by fuzz_escape: libldap trims a leading or trailing tab, CR
+         * or LF, so "cn=alice\n" named alice. */
+        check(ob_escape_dn_value, "\ta", "\\09a");
+        check(ob_escape_dn_value, "alice\n", "alice\\0A");
+        check(ob_escape_dn_value, "bob\r", "bob\\0D");
+        check(ob_escape_dn_value, "a\x7f" "b", "a\\7Fb");
+}
