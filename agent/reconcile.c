@@ -1306,6 +1306,21 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 ret = dir_exit(k);
                 goto out;
         }
+        if (c->transfer_fallback) {
+                /* A fallback that does not exist or has left makes every
+                 * transfer without a manager or team wait: say so up front. */
+                struct ob_account *fb = NULL;
+                char why[512] = "";
+                int f = read_active(&r, c->transfer_fallback, "fallback", &fb, why, sizeof(why));
+                ob_account_free(fb);
+                if (f <= 0)
+                        snprintf(r.sum.fallback_problem, sizeof(r.sum.fallback_problem),
+                                 "transfer.fallback %s %s: transfers with no active manager or team owner are held",
+                                 c->transfer_fallback,
+                                 f < 0 ? why : "does not exist, is outside the base, or is not active");
+                if (f <= 0)
+                        ob_log(OB_LOG_WARNING, "event=fallback_unusable note=%s", ob_log_quote(r.sum.fallback_problem));
+        }
         k = ob_dir_search_accounts(r.dir, on_entry, &r, &r.info);
         free(filter);
         if (k == 0)

@@ -227,6 +227,8 @@ void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
                 s->unreadable, s->spared);
         jstr(f, !s->interrupted_by ? NULL : s->interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT");
         fprintf(f, ",\"adopt\":%s,\"adopted\":%zu", s->adopt ? "true" : "false", s->adopted);
+        fputs(",\"fallback_problem\":", f);
+        jstr(f, s->fallback_problem[0] ? s->fallback_problem : NULL);
         fputs(",\"per_transition\":{", f);
         for (size_t i = 0; i < s->nper_transition; i++) {
                 if (i)
@@ -435,6 +437,8 @@ void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_i
                         "what cannot be read is not gone");
         if (s->writebacks_failed)
                 fprintf(f, "%zu write-backs failed (see the log).\n", s->writebacks_failed);
+        if (s->fallback_problem[0])
+                tprintf(f, "Warning: %s.\n", s->fallback_problem);
         if (s->parked)
                 tprintf(f, "%s\n", s->parked_reason);
         if (s->interrupted_by)

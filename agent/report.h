@@ -67,6 +67,7 @@ struct ob_report_summary {
         size_t writebacks_failed;
         int interrupted_by; /* the signal that stopped the pass early, or 0 */
         bool adopt;         /* --adopt: statuses recorded as applied, nothing run */
+        char fallback_problem[768]; /* why transfer.fallback cannot take records, or "" */
         size_t adopted;
 };
 
