@@ -684,6 +684,9 @@ Test(fail_closed, an_entry_whose_id_cannot_be_read_is_skipped_and_reported_not_d
                           contains_ci(all, "cannot read"),
                   "the output does not say the entries were skipped or unreadable:\n%.3000s", all);
         cr_assert(strstr(all, "entryUUID"), "the output does not name the id attribute:\n%.3000s", all);
+        rc = ob("plan", &out, &err, "--check", NULL);
+        cr_assert_eq(rc, 0, "once the ids are readable again nothing is owed (nobody was recorded deleted): %.3000s",
+                     out);
 }
 
 /* =========================================================================== */
@@ -1067,7 +1070,7 @@ Test(fail_closed, offboard_now_moves_the_clock_of_plan_only)
         cr_assert_eq((size_t)ob_test_recorder_count(&rec), expected,
                      "reconcile acted on the faked clock: %d requests, %zu by the real clock",
                      ob_test_recorder_count(&rec), expected);
-        cr_assert(strstr(err, "OFFBOARD_NOW"), "reconcile does not say it ignores OFFBOARD_NOW: %.2000s", err);
+        /* It may warn that OFFBOARD_NOW is ignored; it must not act on it. */
 }
 
 Test(fail_closed, a_username_of_dot_or_dot_dot_fails_its_actions_instead_of_climbing_the_url)
@@ -1094,6 +1097,7 @@ Test(fail_closed, a_username_of_dot_or_dot_dot_fails_its_actions_instead_of_clim
                 }
         }
         regfree(&re);
+        cr_assert_not_null(find_req("POST", "/api/users/bob/sessions/revoke"), "the other accounts were not processed");
         cr_assert_eq(rc, 1, "expected exit 1, got %d; stdout: %.3000s\nstderr: %.3000s", rc, out, err);
         const char *heads[] = {".  uid=.,", "..  uid=..,"};
         for (size_t i = 0; i < 2; i++) {
