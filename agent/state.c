@@ -35,7 +35,7 @@
 
 #define OB_STATE_APPLICATION_ID 0x6f666662 /* 'offb' */
 #define OB_STATE_FORMAT "offboard-state"
-#define OB_STATE_VERSION 1
+#define OB_STATE_VERSION 2 /* 2: actions.not_before and actions.parked */
 /* Error excerpts kept per action, in bytes (cut on a UTF-8 boundary). */
 #define OB_STATE_ERROR_MAX 1024
 #define OB_STATE_MSG_MAX (PATH_MAX + 768)
@@ -60,6 +60,7 @@ enum {
         ST_SAVEPOINT,
         ST_RELEASE,
         ST_ROLLBACK_TO,
+        ST_DEFER,
         _ST_MAX,
 };
 
@@ -81,8 +82,8 @@ static const char *const state_sql[_ST_MAX] = {
         /* accounts is a WITHOUT ROWID table: its rows are stored in id
          * order, so this ORDER BY costs no sort. */
         [ST_INDEX] = "SELECT id, digest, status, pending_to, writeback_owed FROM accounts ORDER BY id",
-        [ST_ACTIONS] = "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated "
-                       "FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action",
+        [ST_ACTIONS] = "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, "
+                       "not_before, parked FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action",
         /* A new intent keeps http_status and error: they describe the last
          * attempt that came back, which `offboard status` still wants to show
          * while the next one is in flight. */
@@ -91,7 +92,7 @@ static const char *const state_sql[_ST_MAX] = {
                       "VALUES(?1, ?2, ?3, ?4, 1, 0, NULL, ?5, ?6) "
                       "ON CONFLICT(account_id, generation, action) DO UPDATE SET "
                       "outcome = excluded.outcome, attempts = actions.attempts + 1, "
-                      "idempotency_key = excluded.idempotency_key, updated = excluded.updated",
+                      "idempotency_key = excluded.idempotency_key, updated = excluded.updated, not_before = 0",
         /* An outcome may come without an intent (skipped, blocked: no request
          * was sent); it then has zero attempts. */
         [ST_OUTCOME] = "INSERT INTO actions(account_id, generation, action, outcome, attempts, "
@@ -106,14 +107,31 @@ static const char *const state_sql[_ST_MAX] = {
         [ST_SAVEPOINT] = "SAVEPOINT ob_put",
         [ST_RELEASE] = "RELEASE ob_put",
         [ST_ROLLBACK_TO] = "ROLLBACK TO ob_put",
+        /* When the action may be tried again (Retry-After, backoff), and
+         * whether it waits for a human (`offboard retry`). */
+        [ST_DEFER] = "UPDATE actions SET not_before = ?4, parked = ?5 "
+                     "WHERE account_id = ?1 AND generation = ?2 AND action = ?3",
 };
+
+/* A version 1 store opened read-only cannot be upgraded: the same reads,
+ * with the columns version 2 added as constants. */
+static const char state_actions_v1[] =
+        "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, 0, 0 "
+        "FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action";
+
+static const char state_upgrade_v2[] = "BEGIN IMMEDIATE;"
+                                       "ALTER TABLE actions ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;"
+                                       "ALTER TABLE actions ADD COLUMN parked INTEGER NOT NULL DEFAULT 0;"
+                                       "UPDATE meta SET value = '2' WHERE key = 'version';"
+                                       "PRAGMA user_version = 2;"
+                                       "COMMIT;";
 
 static const char state_schema[] =
         "BEGIN;"
         "PRAGMA application_id = 1868981858;" /* 0x6f666662 */
-        "PRAGMA user_version = 1;"
+        "PRAGMA user_version = 2;"
         "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
-        "INSERT INTO meta(key, value) VALUES('format', 'offboard-state'), ('version', '1');"
+        "INSERT INTO meta(key, value) VALUES('format', 'offboard-state'), ('version', '2');"
         "CREATE TABLE accounts("
         " id TEXT PRIMARY KEY NOT NULL,"
         " dn TEXT,"
@@ -141,6 +159,8 @@ static const char state_schema[] =
         " error TEXT,"
         " idempotency_key TEXT,"
         " updated INTEGER NOT NULL DEFAULT 0,"
+        " not_before INTEGER NOT NULL DEFAULT 0,"
+        " parked INTEGER NOT NULL DEFAULT 0,"
         " PRIMARY KEY(account_id, generation, action)) WITHOUT ROWID;"
         "COMMIT;";
 
@@ -148,6 +168,7 @@ struct ob_state {
         sqlite3 *db; /* NULL: read-only store whose file does not exist (empty) */
         char *path;
         bool readonly;
+        int version; /* the format version of the file */
         sqlite3_stmt *st[_ST_MAX];
         char errmsg[OB_STATE_MSG_MAX];
 };
@@ -390,6 +411,7 @@ static int state_verify(struct ob_state *s)
                                  "state store %s was written by a newer offboard (format version %lld, this "
                                  "one reads up to %d); it was left untouched: run that newer version",
                                  s->path, (long long)v, OB_STATE_VERSION);
+        s->version = (int)v;
         /* The structure of the tables every pass reads. Checking the whole
          * file takes ~200 ms per 100,000 accounts, mostly in the snapshots
          * (~1 KB each); those are read one at a time, where SQLite checks
@@ -623,8 +645,21 @@ int ob_state_open(const char *path, bool readonly, struct ob_state **ret)
                 if (r < 0)
                         goto fail;
         }
+        if (!readonly && s->version < 2) {
+                r = state_exec(s, state_upgrade_v2, "upgrading it to format version 2");
+                if (r < 0) {
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                        goto fail;
+                }
+                s->version = 2;
+        }
         for (size_t i = 0; i < _ST_MAX; i++) {
-                r = state_prepare(s, state_sql[i], &s->st[i], "opening it");
+                const char *sql = state_sql[i];
+                if (s->version < 2 && i == ST_ACTIONS)
+                        sql = state_actions_v1;
+                else if (s->version < 2 && (i == ST_DEFER || i == ST_INTENT))
+                        continue; /* read-only: never written */
+                r = state_prepare(s, sql, &s->st[i], "opening it");
                 if (r < 0)
                         goto fail;
         }
@@ -1023,6 +1058,8 @@ int ob_state_actions(struct ob_state *s, const char *id, int64_t generation, str
                 a->attempts = sqlite3_column_int(st, 2);
                 a->http_status = (long)sqlite3_column_int64(st, 3);
                 a->updated = sqlite3_column_int64(st, 6);
+                a->not_before = sqlite3_column_int64(st, 7);
+                a->parked = sqlite3_column_int(st, 8) != 0;
         }
         if (r >= 0 && rc != SQLITE_DONE)
                 r = state_fail(s, rc, "reading actions");
@@ -1103,6 +1140,24 @@ int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generati
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return state_fail(s, rc, "recording an outcome");
+        return 0;
+}
+
+int ob_state_action_defer(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                          int64_t not_before, bool parked)
+{
+        int r = state_action_check(s, id, action, "defer an action");
+        if (r < 0)
+                return r;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_DEFER];
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, generation);
+        sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, not_before);
+        sqlite3_bind_int(st, 5, parked ? 1 : 0);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return state_fail(s, rc, "deferring an action");
         return 0;
 }
 

@@ -114,6 +114,8 @@ struct ob_action_record {
         char *error; /* bounded excerpt, may be NULL */
         char *idempotency_key;
         int64_t updated;
+        int64_t not_before; /* not to be tried before (seconds since 1970; 0: any time) */
+        bool parked;        /* failed for good (attempts or age): waits for `offboard retry` */
 };
 
 void ob_action_record_clear(struct ob_action_record *a);
@@ -126,6 +128,12 @@ void ob_action_records_free(struct ob_action_record *a, size_t n);
 /* Records the intent (attempts + 1, outcome INTENT) and commits durably. */
 int ob_state_action_intent(struct ob_state *s, const char *id, int64_t generation, const char *action,
                            const char *idempotency_key, int64_t now);
+/* When the action may be tried again (Retry-After or backoff: the next pass
+ * holds it until then) and whether it is parked as failed. A new intent
+ * clears not_before. */
+int ob_state_action_defer(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                          int64_t not_before, bool parked);
+
 /* Records the outcome and commits durably. error may be NULL. */
 int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generation, const char *action,
                             enum ob_outcome outcome, long http_status, const char *error, int64_t now);

@@ -498,9 +498,9 @@ Test(state, a_new_store_is_private_wal_and_marked_as_offboard)
         cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
         cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
         cr_assert_eq(sqlite3_column_int64(st, 1), 0x6f666662);
-        cr_assert_eq(sqlite3_column_int(st, 2), 1);
+        cr_assert_eq(sqlite3_column_int(st, 2), 2);
         cr_assert_str_eq((const char *)sqlite3_column_text(st, 3), "offboard-state");
-        cr_assert_str_eq((const char *)sqlite3_column_text(st, 4), "1");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 4), "2");
         sqlite3_finalize(st);
         sqlite3_close(db);
 }
@@ -866,8 +866,43 @@ Test(state, a_store_written_by_a_newer_version_is_refused)
 {
         const char *path = path_in("state.db");
         ob_state_free(open_store(path, false));
-        sql(path, "UPDATE meta SET value = '2' WHERE key = 'version'");
+        sql(path, "UPDATE meta SET value = '3' WHERE key = 'version'");
         assert_refused(path, "newer offboard");
+}
+
+Test(state, a_version_1_store_is_read_as_is_and_upgraded_when_written)
+{
+        const char *path = path_in("state.db");
+        struct ob_state *s = open_store(path, false);
+        struct ob_record rec = {.id = "u1", .dn = "uid=a", .username = "a", .status = 3, .generation = 1,
+                                .pending_from = 1, .pending_to = 3};
+        cr_assert_eq(ob_state_put(s, &rec, NULL), 0);
+        cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 100), 0);
+        ob_state_free(s);
+        /* What a version 1 store looked like. */
+        sql(path, "ALTER TABLE actions DROP COLUMN parked; ALTER TABLE actions DROP COLUMN not_before; "
+                  "UPDATE meta SET value = '1' WHERE key = 'version'; PRAGMA user_version = 1;");
+        s = open_store(path, true); /* plan: read as it is */
+        struct ob_action_record *a = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_state_actions(s, "u1", 1, &a, &n), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(a[0].not_before, 0);
+        cr_assert_not(a[0].parked);
+        ob_action_records_free(a, n);
+        ob_state_free(s);
+        s = open_store(path, false); /* reconcile: upgraded */
+        cr_assert_eq(ob_state_action_defer(s, "u1", 1, "revoke", 12345, true), 0);
+        cr_assert_eq(ob_state_actions(s, "u1", 1, &a, &n), 0);
+        cr_assert_eq(a[0].not_before, 12345);
+        cr_assert(a[0].parked);
+        ob_action_records_free(a, n);
+        /* A new attempt clears the wait (not the parking, which retry clears). */
+        cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 200), 0);
+        cr_assert_eq(ob_state_actions(s, "u1", 1, &a, &n), 0);
+        cr_assert_eq(a[0].not_before, 0);
+        ob_action_records_free(a, n);
+        ob_state_free(s);
 }
 
 Test(state, outcome_names_are_stable)
