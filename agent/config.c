@@ -317,6 +317,8 @@ INT_HANDLER(h_concurrency, int, 1, 256)
 INT_HANDLER(h_size, size_t, 0, 100000000)
 INT_HANDLER(h_percent, unsigned, 0, 100)
 INT_HANDLER(h_max_pages, size_t, 1, 10000000)
+INT_HANDLER(h_attempts, int, 1, 100)
+INT_HANDLER(h_count, int, 0, 1000000)
 
 static int h_duration(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
@@ -1036,6 +1038,41 @@ static int parse_auth(struct pctx *p, const char *key, yaml_node_t *v, struct ob
         return r;
 }
 
+static int parse_retry(struct pctx *p, const char *key, yaml_node_t *v, struct ob_retry_policy *rp)
+{
+        const struct field f[] = {
+                {"attempts", h_attempts, offsetof(struct ob_retry_policy, attempts), false},
+                {"backoff", h_duration, offsetof(struct ob_retry_policy, backoff_ms), false},
+                {"max_backoff", h_duration, offsetof(struct ob_retry_policy, max_backoff_ms), false},
+                {"park_after", h_count, offsetof(struct ob_retry_policy, park_after), false},
+                {"pause_after", h_count, offsetof(struct ob_retry_policy, pause_after), false},
+                {NULL},
+        };
+        int r = walk(p, v, key, f, rp);
+        if (r == 0 && rp->max_backoff_ms < rp->backoff_ms)
+                return fail(p, v, "%s: max_backoff must not be shorter than backoff", key);
+        return r;
+}
+
+/* ok_status: [404, 410]: statuses outside 2xx that mean the action is done. */
+static int parse_ok_status(struct pctx *p, const char *key, yaml_node_t *v, struct ob_action *a)
+{
+        if (v->type != YAML_SEQUENCE_NODE)
+                return fail(p, v, "%s must be a list of HTTP statuses, such as [404, 410]", key);
+        for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                int64_t n = 0;
+                int r = parse_int(p, key, node(p, *i), 100, 599, &n);
+                if (r < 0)
+                        return r;
+                long *nv = realloc(a->ok_status, (a->nok_status + 1) * sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                a->ok_status = nv;
+                nv[a->nok_status++] = (long)n;
+        }
+        return 0;
+}
+
 static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_connector *c,
                            yaml_node_t **ret_base_url)
 {
@@ -1047,6 +1084,8 @@ static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struc
         c->tls_verify = true;
         c->concurrency = 4;
         c->timeout_ms = 30000;
+        c->retry = (struct ob_retry_policy){
+                .attempts = 3, .backoff_ms = 1000, .max_backoff_ms = 30000, .park_after = 10, .pause_after = 5};
         int r = expect(p, v, YAML_MAPPING_NODE, section);
         if (r < 0)
                 return r;
@@ -1090,10 +1129,12 @@ static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struc
                         r = h_concurrency(p, what, vv, &c->concurrency);
                 else if (strcmp(ks, "headers") == 0)
                         headers = vv;
+                else if (strcmp(ks, "retry") == 0)
+                        r = parse_retry(p, what, vv, &c->retry);
                 else
                         r = fail(p, kk,
                                  "unknown key '%s' in %s (expected one of: type, base_url, auth, ca_file, tls_verify, "
-                                 "allow_insecure, timeout, concurrency, headers)",
+                                 "allow_insecure, timeout, concurrency, retry, headers)",
                                  ks, section);
                 if (r < 0)
                         break;
@@ -1218,10 +1259,13 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
                 } else if (strcmp(ks, "security") == 0) {
                         if ((r = h_bool(p, what, vv, &a->security)) < 0)
                                 return r;
+                } else if (strcmp(ks, "ok_status") == 0) {
+                        if ((r = parse_ok_status(p, what, vv, a)) < 0)
+                                return r;
                 } else {
                         return fail(p, kk,
                                     "unknown key '%s' in %s (expected one of: connector, method, url, headers, json, "
-                                    "form, when, after, security)",
+                                    "form, when, after, security, ok_status)",
                                     ks, section);
                 }
         }
@@ -2187,6 +2231,7 @@ void ob_config_free(struct ob_config *c)
                 ob_json_tpl_free(a->body);
                 ob_cond_free(a->when);
                 free(a->after);
+                free(a->ok_status);
         }
         free(c->actions);
         for (size_t i = 0; i < c->ntransitions; i++) {

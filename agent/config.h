@@ -93,6 +93,15 @@ struct ob_header_tpl {
         char *secret_file;    /* absolute path, or NULL */
 };
 
+/* How a connector retries (connectors.X.retry). */
+struct ob_retry_policy {
+        int attempts;           /* tries of one action within a pass (1: no retry in the pass) */
+        int64_t backoff_ms;     /* first delay; doubles each time, full jitter */
+        int64_t max_backoff_ms; /* cap of one delay; a longer Retry-After waits for a later pass */
+        int park_after;         /* failed attempts over all passes after which the action is parked (0: never) */
+        int pause_after;        /* consecutive failures without an answer that pause the connector for the pass */
+};
+
 struct ob_connector {
         char *name;
         enum ob_connector_type type;
@@ -105,6 +114,7 @@ struct ob_connector {
         bool allow_insecure; /* credentials (auth, value_file headers) over plain http:// */
         int64_t timeout_ms;
         int concurrency;
+        struct ob_retry_policy retry;
         size_t nheaders;
         struct ob_header_tpl *headers;
 };
@@ -127,6 +137,8 @@ struct ob_action {
         size_t nafter;
         struct ob_action **after;
         bool security; /* revokes sessions or tokens: runs first */
+        long *ok_status; /* HTTP statuses outside 2xx that count as done (404, 410 on a delete) */
+        size_t nok_status;
         bool uses_transfer; /* a template reads transfer_to.* */
 };
 

@@ -8,6 +8,7 @@
 #ifndef OB_CONNECTOR_H
 #define OB_CONNECTOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,8 @@ struct ob_response {
         char error[256]; /* curl's error or "HTTP 500", "" when done */
         char excerpt[OB_EXCERPT_MAX + 1]; /* start of the response body, NUL-terminated */
         int64_t duration_ms;
+        int64_t retry_after_s; /* the answer's Retry-After in seconds (an HTTP-date converted), -1: none */
+        bool transport;        /* no HTTP answer: refused, reset, timed out, TLS failed */
 };
 
 typedef void (*ob_connector_done_fn)(const struct ob_response *resp, void *userdata);

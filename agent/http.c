@@ -540,6 +540,13 @@ static void ob_http_req_complete(struct ob_http_req *q, CURLcode rc)
         curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
         resp->status = status;
         resp->duration_ms = ob_loop_now_ms() - q->started_ms;
+        /* Retry-After, in seconds or as an HTTP-date (curl turns both into
+         * seconds from now); -1 when the answer has none. */
+        curl_off_t ra = -1;
+        resp->retry_after_s = curl_easy_getinfo(q->easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0
+                                      ? (int64_t)ra
+                                      : (ra == 0 && status == 429 ? 0 : -1);
+        resp->transport = rc != CURLE_OK;
 
         ob_scrub_finish(q->scrub, resp->excerpt, sizeof(resp->excerpt));
 
@@ -568,6 +575,8 @@ static void ob_http_req_fail(struct ob_http_req *q, int err)
         q->resp.result = -OB_EHTTP;
         q->resp.status = 0;
         q->resp.duration_ms = 0;
+        q->resp.retry_after_s = -1;
+        q->resp.transport = true;
         q->resp.excerpt[0] = '\0';
         snprintf(q->resp.error, sizeof(q->resp.error), "cannot start the request: %s",
                  err == -ENOMEM ? "out of memory" : "curl refused the transfer");

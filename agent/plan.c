@@ -12,6 +12,7 @@
 #include "escape.h"
 #include "mapping.h"
 #include "template.h"
+#include "timeparse.h"
 #include "util.h"
 
 const char *ob_step_state_name(enum ob_step_state s)
@@ -456,9 +457,27 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                                 s->state = OB_STEP_OWED;
                         if (r == 0 && s->state == OB_STEP_OWED)
                                 r = render_step(&l, s);
+                        /* Parked for a human, or the server asked to wait. */
+                        if (r == 0 && s->state == OB_STEP_OWED && ar && ar->parked) {
+                                if (asprintf(&s->hold_reason,
+                                             "parked as failed after %d attempts; `offboard retry` releases it",
+                                             ar->attempts) < 0) {
+                                        s->hold_reason = NULL;
+                                        r = -ENOMEM;
+                                }
+                        } else if (r == 0 && s->state == OB_STEP_OWED && ar && ar->not_before > in->now) {
+                                char when[21];
+                                ob_time_format_rfc3339(ar->not_before, when);
+                                if (asprintf(&s->hold_reason, "the server asked to wait until %s (Retry-After)",
+                                             when) < 0) {
+                                        s->hold_reason = NULL;
+                                        r = -ENOMEM;
+                                }
+                        }
                         /* No target, no request: a transfer to nobody would
                          * be recorded done and the records lost. */
-                        if (r == 0 && s->state == OB_STEP_OWED && order[i]->uses_transfer && !in->transfer.target) {
+                        if (r == 0 && s->state == OB_STEP_OWED && order[i]->uses_transfer && !in->transfer.target &&
+                            !s->hold_reason) {
                                 int n = in->transfer.error
                                                 ? asprintf(&s->hold_reason, "transfer target lookup failed: %s",
                                                            in->transfer.error)

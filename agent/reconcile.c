@@ -499,6 +499,9 @@ struct job {
         bool busy;
         bool aborted;
         struct pending_req *pr; /* the request in flight, while busy */
+        struct ob_timer *retry_timer; /* waiting to try steps[retry_step] again */
+        size_t retry_step;
+        int tries; /* attempts of the current step in this pass */
 };
 
 struct exec {
@@ -508,7 +511,10 @@ struct exec {
         struct job *jobs;
         size_t njobs;
         size_t inflight;
+        size_t waiting; /* jobs waiting for a retry timer */
         struct ob_timer *drain_timer;
+        int *fails;   /* per connector: failures without an answer in a row */
+        bool *paused; /* per connector: paused for the rest of the pass */
         int fatal;
 };
 
@@ -517,6 +523,8 @@ static void job_advance(struct job *j);
 static void *connector_for(struct exec *x, const struct ob_connector *k)
 {
         size_t i = (size_t)(k - x->r->c->connectors);
+        if (x->paused[i])
+                return NULL;
         if (!x->conns[i]) {
                 const struct ob_connector_ops *ops = ob_connector_ops_for(k->type);
                 int e = ops ? ops->new(x->loop, k, &x->conns[i]) : -EINVAL;
@@ -550,8 +558,10 @@ static bool deps_ok(const struct job *j, size_t i)
         return true;
 }
 
-static void record_outcome(struct job *j, size_t i, enum ob_outcome o, long status, const char *error,
-                           int64_t duration)
+/* Records an attempt's outcome durably; final: no retry follows in this
+ * pass, so it counts in the summary. */
+static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long status, const char *error,
+                              int64_t duration, bool final)
 {
         struct run *r = j->x->r;
         struct ob_account_plan *p = j->item->plan;
@@ -570,7 +580,7 @@ static void record_outcome(struct job *j, size_t i, enum ob_outcome o, long stat
         }
         if (o == OB_OUTCOME_DONE)
                 r->sum.steps_done++;
-        else
+        else if (final)
                 r->sum.steps_failed++;
         ob_log(o == OB_OUTCOME_DONE ? OB_LOG_INFO : OB_LOG_WARNING,
                "event=action account=%s transition=%s action=%s connector=%s outcome=%s http_status=%ld "
@@ -581,10 +591,62 @@ static void record_outcome(struct job *j, size_t i, enum ob_outcome o, long stat
                error && *error ? ob_log_quote(error) : "");
 }
 
+static void record_outcome(struct job *j, size_t i, enum ob_outcome o, long status, const char *error,
+                           int64_t duration)
+{
+        record_outcome_ex(j, i, o, status, error, duration, true);
+}
+
 struct pending_req {
         struct job *job;
         size_t step;
 };
+
+static size_t conn_index(const struct exec *x, const struct ob_connector *k)
+{
+        return (size_t)(k - x->r->c->connectors);
+}
+
+static bool ok_status(const struct ob_action *a, long status)
+{
+        for (size_t i = 0; i < a->nok_status; i++)
+                if (a->ok_status[i] == status)
+                        return true;
+        return false;
+}
+
+/* Worth trying again: no answer, a timeout, too many requests, or a
+ * server error. Any other 4xx will say the same next time. */
+static bool retryable(const struct ob_response *resp)
+{
+        long st = resp->status;
+        return resp->transport || st == 408 || st == 425 || st == 429 || st >= 500;
+}
+
+/* Full jitter (a uniform delay up to the capped exponential one). */
+static int64_t backoff_ms(const struct ob_retry_policy *rp, int tries)
+{
+        int64_t cap = rp->backoff_ms;
+        for (int i = 1; i < tries && cap < rp->max_backoff_ms; i++)
+                cap *= 2;
+        if (cap > rp->max_backoff_ms)
+                cap = rp->max_backoff_ms;
+        return cap > 0 ? (int64_t)(random() % (cap + 1)) : 0;
+}
+
+static void pause_connector(struct exec *x, size_t ci);
+
+static void on_retry(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)l;
+        (void)t;
+        struct job *j = ud;
+        j->retry_timer = NULL;
+        j->x->waiting--;
+        j->busy = false;
+        j->next = j->retry_step;
+        job_advance(j);
+}
 
 static void on_done(const struct ob_response *resp, void *ud)
 {
@@ -596,7 +658,14 @@ static void on_done(const struct ob_response *resp, void *ud)
         j->busy = false;
         j->x->inflight--;
         struct exec *x = j->x;
-        if (resp->result == 0) {
+        struct run *r = x->r;
+        const struct ob_step *s = &j->item->plan->steps[i];
+        const struct ob_connector *k = s->action->connector;
+        size_t ci = conn_index(x, k);
+        const struct ob_retry_policy *rp = &k->retry;
+        if (resp->result == 0 || (!resp->transport && ok_status(s->action, resp->status))) {
+                x->fails[ci] = 0;
+                j->tries = 0;
                 record_outcome(j, i, OB_OUTCOME_DONE, resp->status, NULL, resp->duration_ms);
         } else {
                 char err[OB_EXCERPT_MAX + 300];
@@ -604,10 +673,43 @@ static void on_done(const struct ob_response *resp, void *ud)
                         snprintf(err, sizeof(err), "%s: %s", resp->error, resp->excerpt);
                 else
                         snprintf(err, sizeof(err), "%s", resp->error);
-                record_outcome(j, i, OB_OUTCOME_FAILED, resp->status, err, resp->duration_ms);
+                x->fails[ci] = resp->transport ? x->fails[ci] + 1 : 0;
+                int total = s->attempts + j->tries;
+                int64_t ra_ms = resp->retry_after_s >= 0 ? resp->retry_after_s * 1000 : -1;
+                int64_t delay = backoff_ms(rp, j->tries);
+                if (ra_ms > delay)
+                        delay = ra_ms; /* never undercut the server */
+                bool again = retryable(resp) && j->tries < rp->attempts && !r->signo && !x->paused[ci] &&
+                             (!rp->park_after || total < rp->park_after) && delay <= rp->max_backoff_ms;
+                record_outcome_ex(j, i, OB_OUTCOME_FAILED, resp->status, err, resp->duration_ms, !again);
+                bool park = !retryable(resp) || (rp->park_after && total >= rp->park_after);
+                if (!again && (park || ra_ms > 0)) {
+                        int64_t nb = ra_ms > 0 ? ob_now() + (ra_ms + 999) / 1000 : 0;
+                        int e = ob_state_action_defer(r->state, j->item->plan->id, j->item->plan->generation,
+                                                      s->action->name, nb, park);
+                        if (e < 0)
+                                x->fatal = e;
+                        ob_log(OB_LOG_WARNING, "event=%s account=%s action=%s attempts=%d%s%s",
+                               park ? "action_parked" : "action_deferred",
+                               ob_log_quote(j->item->plan->username ? j->item->plan->username : j->item->plan->id),
+                               s->action->name, total,
+                               park ? (retryable(resp) ? " reason=\"too many failed attempts\""
+                                                       : " reason=\"the answer is not one to retry\"")
+                                    : " reason=\"Retry-After\"",
+                               park ? " note=\"offboard retry releases it\"" : "");
+                }
+                if (!x->paused[ci] && rp->pause_after && x->fails[ci] >= rp->pause_after)
+                        pause_connector(x, ci);
+                if (again && !x->paused[ci] &&
+                    ob_loop_timer(x->loop, delay, on_retry, j, &j->retry_timer) == 0) {
+                        j->retry_step = i;
+                        j->busy = true; /* waiting */
+                        x->waiting++;
+                        return;
+                }
         }
         job_advance(j);
-        if (x->r->signo && x->inflight == 0)
+        if (r->signo && x->inflight == 0)
                 ob_loop_stop(x->loop); /* drained */
 }
 
@@ -643,6 +745,19 @@ static void job_advance(struct job *j)
                         record_outcome(j, i, OB_OUTCOME_FAILED, 0, s->render_error, 0);
                         continue;
                 }
+                size_t ci = conn_index(x, s->action->connector);
+                if (x->paused[ci]) {
+                        /* Held with its reason; the next pass tries again. */
+                        free(j->item->results[i].error);
+                        j->item->results[i].error = strdup("the connector was paused after failures without an "
+                                                           "answer; the next pass tries again");
+                        r->sum.steps_held++;
+                        continue;
+                }
+                if (j->retry_step != i || j->tries == 0)
+                        j->tries = 0;
+                j->retry_step = i;
+                j->tries++;
                 void *conn = connector_for(x, s->action->connector);
                 if (!conn) {
                         record_outcome(j, i, OB_OUTCOME_FAILED, 0, "connector could not be started", 0);
@@ -704,10 +819,75 @@ static void exec_free(struct exec *x)
                         free(x->jobs[i].pr);
                         x->jobs[i].pr = NULL;
                 }
+        for (size_t i = 0; x->jobs && i < x->njobs; i++)
+                if (x->jobs[i].retry_timer)
+                        ob_loop_timer_cancel(x->loop, x->jobs[i].retry_timer);
         free(x->jobs);
+        free(x->fails);
+        free(x->paused);
         if (x->drain_timer)
                 ob_loop_timer_cancel(x->loop, x->drain_timer);
         x->r->x = NULL;
+}
+
+/* Retries waiting for their timer will not happen in this pass. */
+static void cancel_retries(struct exec *x)
+{
+        for (size_t i = 0; i < x->njobs; i++) {
+                struct job *j = &x->jobs[i];
+                if (!j->retry_timer)
+                        continue;
+                ob_loop_timer_cancel(x->loop, j->retry_timer);
+                j->retry_timer = NULL;
+                j->busy = false;
+                j->next = j->item->plan->nsteps;
+                x->waiting--;
+                x->r->sum.steps_failed++; /* its last attempt failed and stays the outcome */
+        }
+}
+
+/* A connector that fails again and again without answering (down, or every
+ * request timing out) is paused for the rest of the pass: what is queued for
+ * it is dropped (each keeps its recorded intent and key) and its remaining
+ * steps are held, while the other connectors go on. */
+static void pause_connector(struct exec *x, size_t ci)
+{
+        const struct ob_connector *k = &x->r->c->connectors[ci];
+        x->paused[ci] = true;
+        ob_log(OB_LOG_WARNING,
+               "event=connector_paused connector=%s failures=%d note=\"no answer %d times in a row; its actions "
+               "are held until the next pass\"",
+               k->name, x->fails[ci], x->fails[ci]);
+        if (x->conns[ci]) {
+                ob_connector_ops_for(k->type)->free(x->conns[ci]);
+                x->conns[ci] = NULL;
+        }
+        for (size_t i = 0; i < x->njobs; i++) {
+                struct job *j = &x->jobs[i];
+                if (j->pr && j->item->plan->steps[j->pr->step].action->connector == k) {
+                        struct ob_step_result *res = &j->item->results[j->pr->step];
+                        free(res->error);
+                        res->error = strdup("the connector was paused after failures without an answer; the next "
+                                            "pass sends it again with the same key");
+                        res->interrupted = true;
+                        free(j->pr);
+                        j->pr = NULL;
+                        j->busy = false;
+                        j->next = j->item->plan->nsteps;
+                        x->inflight--;
+                        x->r->sum.steps_held++;
+                }
+                if (j->retry_timer && j->item->plan->steps[j->retry_step].action->connector == k) {
+                        ob_loop_timer_cancel(x->loop, j->retry_timer);
+                        j->retry_timer = NULL;
+                        j->busy = false;
+                        j->next = j->item->plan->nsteps;
+                        x->waiting--;
+                        x->r->sum.steps_failed++;
+                }
+        }
+        if (x->inflight == 0 && x->waiting == 0 && x->r->signo)
+                ob_loop_stop(x->loop);
 }
 
 /* Abandons what is in flight: the connectors drop their transfers (no
@@ -728,6 +908,7 @@ static void exec_abandon(struct exec *x)
                         x->jobs[i].busy = false;
                 }
         x->inflight = 0;
+        cancel_retries(x);
         ob_loop_stop(x->loop);
 }
 
@@ -761,6 +942,8 @@ static void on_signal(struct ob_loop *l, int signo, void *ud)
                        "event=draining signal=%s drain_timeout_ms=%lld note=\"no new request starts; a second signal "
                        "stops at once\"",
                        signal_name(signo), (long long)r->c->drain_timeout_ms);
+                if (r->x)
+                        cancel_retries(r->x);
                 if (r->x && r->x->inflight == 0)
                         ob_loop_stop(r->x->loop);
                 else if (r->x && ob_loop_timer(r->x->loop, r->c->drain_timeout_ms, on_drain_deadline, r->x,
@@ -794,9 +977,12 @@ static void poll_signals(struct run *r)
 static int execute(struct run *r, struct ob_report_item *items, size_t n)
 {
         struct exec x = {.r = r, .loop = r->loop};
-        x.conns = calloc(r->c->nconnectors ? r->c->nconnectors : 1, sizeof(void *));
+        size_t nc = r->c->nconnectors ? r->c->nconnectors : 1;
+        x.conns = calloc(nc, sizeof(void *));
         x.jobs = calloc(n ? n : 1, sizeof(*x.jobs));
-        if (!x.conns || !x.jobs) {
+        x.fails = calloc(nc, sizeof(*x.fails));
+        x.paused = calloc(nc, sizeof(*x.paused));
+        if (!x.conns || !x.jobs || !x.fails || !x.paused) {
                 exec_free(&x);
                 return -ENOMEM;
         }
@@ -810,8 +996,9 @@ static int execute(struct run *r, struct ob_report_item *items, size_t n)
                 poll_signals(r);
         }
         int k = 0;
-        if (!r->stop_now && (x.inflight > 0 || !r->signo))
+        if (!r->stop_now && (x.inflight > 0 || x.waiting > 0 || !r->signo))
                 k = ob_loop_run(x.loop);
+        cancel_retries(&x);
         /* Owed steps of accounts never started are interrupted too. */
         for (size_t i = 0; r->signo && i < n; i++)
                 for (size_t s = 0; items[i].results && s < items[i].plan->nsteps; s++)

@@ -335,7 +335,9 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
         if (it->results) {
                 /* After a reconcile: outcomes only; the request was shown by plan. */
                 const char *e = st->render_error ? st->render_error : it->results[k].error;
-                if (e)
+                if (e && it->results[k].outcome == OB_OUTCOME_NONE)
+                        tprintf(f, "       held: %s\n", e);
+                else if (e)
                         tprintf(f, "       error: %s\n", e);
                 else if (it->results[k].outcome == OB_OUTCOME_NONE)
                         fprintf(f, "       held: an action it runs after did not succeed\n");

@@ -25,7 +25,9 @@ The answer is 200 {"ok":true} unless a rule matches. --rules is a JSON list:
 
 "method", "times" (only the first K matching requests), "delay_ms" (sleep
 before answering), "body" (default "") and "content_type" (default
-application/json) are optional. The first matching rule wins.
+application/json) are optional. The first matching rule wins. "headers" (an
+object) adds response headers (for example {"Retry-After": "2"}), and
+"reset": true closes the connection without any answer.
 
 A rule with "echo_header" plays a server that echoes a request header back
 (to test that a client scrubs secrets from what it reports). Its "body" is
@@ -198,6 +200,15 @@ class Handler(BaseHTTPRequestHandler):
                 delay = rule.get("delay_ms")
                 if delay:
                     time.sleep(delay / 1000.0)
+                if rule.get("reset"):
+                    self.close_connection = True
+                    try:
+                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                                   b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    except OSError:
+                        pass
+                    self.connection.close()
+                    return
                 status = int(rule.get("status", 200))
                 if rule.get("echo_header"):
                     payload = echo_body(rule, self.headers).encode("utf-8")
@@ -207,6 +218,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in (rule or {}).get("headers", {}).items():
+                self.send_header(name, str(value))
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(payload)

@@ -113,6 +113,7 @@ static void write_config(const struct opts *o)
                 "    allow_insecure: true\n" /* the recorder is plain http on loopback */
                 "    timeout: 5s\n"
                 "    concurrency: 4\n"
+                "    retry: {attempts: 3, backoff: 50ms, max_backoff: 3s, park_after: 6, pause_after: 4}\n"
                 "actions:\n"
                 "  revoke-sessions:\n"
                 "    connector: apps\n"
@@ -133,6 +134,7 @@ static void write_config(const struct opts *o)
                 "    url: /licenses/{{ account.uid }}\n"
                 "    after: [transfer-records]\n"
                 "    when: {status: [inactive, deleted]}\n"
+                "    ok_status: [404, 410]\n"
                 "  reactivate:\n"
                 "    connector: apps\n"
                 "    method: POST\n"
@@ -325,8 +327,9 @@ Test(e2e, reconcile_runs_owed_actions_writes_back_and_a_second_run_does_nothing)
 
 Test(e2e, a_failed_action_is_retried_with_the_same_idempotency_key_and_nothing_else_repeats)
 {
+        /* Three 500s: every attempt of this pass fails; the next pass wins. */
         start("[{\"match\": \"^/api/licenses/ivan$\", \"status\": 500, \"body\": \"license server down\", "
-              "\"times\": 1}]",
+              "\"times\": 3}]",
               NULL);
         char *out, *err;
         int rc = offboard("reconcile", NULL, NULL, &out, &err);
@@ -347,17 +350,18 @@ Test(e2e, a_failed_action_is_retried_with_the_same_idempotency_key_and_nothing_e
         struct ob_test_request *q;
         size_t n;
         cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
-        cr_assert_eq(n, expected_requests() + 1, "only the failed request was sent again");
-        const char *first = NULL, *second = NULL;
+        cr_assert_eq(n, expected_requests() + 3, "only the failed request was sent again");
+        const char *first = NULL;
+        int tries = 0;
         for (size_t i = 0; i < n; i++)
                 if (strcmp(q[i].path, "/api/licenses/ivan") == 0) {
+                        const char *key = ob_test_request_header(&q[i], "Idempotency-Key");
+                        tries++;
                         if (!first)
-                                first = ob_test_request_header(&q[i], "Idempotency-Key");
-                        else
-                                second = ob_test_request_header(&q[i], "Idempotency-Key");
+                                first = key;
+                        cr_assert_str_eq(first, key, "every attempt carries the same key");
                 }
-        cr_assert(first && second);
-        cr_assert_str_eq(first, second);
+        cr_assert_eq(tries, 4, "three attempts in the first pass, one in the second");
         ob_test_requests_free(q, n);
 }
 
@@ -841,4 +845,114 @@ Test(e2e, adopt_records_every_current_status_and_runs_nothing)
         cr_assert_eq(rc, 0, "%s", out);
         free(out);
         free(err);
+}
+
+/* The recorder's requests for one path, in order. */
+static size_t requests_to(const char *method, const char *path, double *times, size_t max)
+{
+        struct ob_test_request *q;
+        size_t n, k = 0;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(q[i].method, method) == 0 && strcmp(q[i].path, path) == 0 && k < max)
+                        times[k++] = q[i].time;
+        ob_test_requests_free(q, n);
+        return k;
+}
+
+Test(e2e, a_429_is_retried_in_the_pass_but_never_before_its_retry_after)
+{
+        start("[{\"match\": \"^/api/licenses/bob$\", \"status\": 429, \"times\": 1, "
+              "\"headers\": {\"Retry-After\": \"2\"}}]",
+              NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "the second attempt succeeds: stdout %.2000s\nstderr %.2000s", out, err);
+        free(out);
+        free(err);
+        double t[4];
+        size_t k = requests_to("DELETE", "/api/licenses/bob", t, 4);
+        cr_assert_eq(k, 2);
+        cr_assert_geq(t[1] - t[0], 1.95, "retried %.3f s after a Retry-After of 2 s", t[1] - t[0]);
+}
+
+Test(e2e, a_retry_after_longer_than_the_pass_waits_is_honoured_by_the_next_pass)
+{
+        start("[{\"match\": \"^/api/licenses/bob$\", \"status\": 503, \"times\": 1, "
+              "\"headers\": {\"Retry-After\": \"120\"}}]",
+              NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 1, "stdout %.2000s\nstderr %.2000s", out, err);
+        cr_assert(strstr(err, "event=action_deferred"), "%s", err);
+        free(out);
+        free(err);
+        /* The next pass holds it: the server said two minutes. */
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 1, "stdout %.2000s", out);
+        cr_assert(strstr(out, "Retry-After"), "the report says why it waits: %s", out);
+        free(out);
+        free(err);
+        double t[4];
+        cr_assert_eq(requests_to("DELETE", "/api/licenses/bob", t, 4), 1, "no request before Retry-After expired");
+}
+
+Test(e2e, a_404_on_a_delete_listed_in_ok_status_counts_as_done)
+{
+        start("[{\"match\": \"^/api/licenses/bob$\", \"status\": 404, \"body\": \"no such license\"}]", NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %.2000s\nstderr %.2000s", out, err);
+        free(out);
+        free(err);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0);
+        free(out);
+        free(err);
+        double t[4];
+        cr_assert_eq(requests_to("DELETE", "/api/licenses/bob", t, 4), 1, "already gone is done: not again");
+}
+
+Test(e2e, a_refusal_that_will_not_change_is_parked_for_a_human)
+{
+        start("[{\"match\": \"^/api/users/ivan/transfer$\", \"status\": 403, \"body\": \"forbidden\"}]", NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 1, "stdout %.2000s\nstderr %.2000s", out, err);
+        cr_assert(strstr(err, "event=action_parked"), "%s", err);
+        free(out);
+        free(err);
+        double t[4];
+        cr_assert_eq(requests_to("POST", "/api/users/ivan/transfer", t, 4), 1, "a 403 is not retried in the pass");
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 1);
+        cr_assert(strstr(out, "parked as failed"), "rc %d stdout [%s]\nstderr [%s]", rc, out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(requests_to("POST", "/api/users/ivan/transfer", t, 4), 1, "a parked action waits for a human");
+        cr_assert_eq(requests_to("DELETE", "/api/licenses/ivan", t, 4), 0, "what runs after it is held");
+}
+
+Test(e2e, a_dead_connector_is_paused_after_a_few_failures_not_one_timeout_per_request)
+{
+        start("[{\"match\": \"^/api/\", \"reset\": true}]", NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 1, "stdout %.2000s\nstderr %.2000s", out, err);
+        cr_assert(strstr(err, "event=connector_paused"), "%s", err);
+        free(out);
+        free(err);
+        /* pause_after 4, concurrency 4: a handful of requests, not one (and
+         * three attempts) per owed action. */
+        int sent = ob_test_recorder_count(&rec);
+        cr_assert_leq(sent, 12, "%d requests reached a dead server", sent);
+        cr_assert_lt((size_t)sent, expected_requests());
+        /* Nothing was lost: the next pass against a live server does it all. */
+        ob_test_recorder_stop(&rec);
+        start(NULL, NULL);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %.2000s\nstderr %.2000s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq((size_t)ob_test_recorder_count(&rec), expected_requests());
 }
