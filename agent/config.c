@@ -948,6 +948,7 @@ static int parse_state(struct pctx *p, yaml_node_t *v)
 {
         const struct field f[] = {
                 {"path", h_path, offsetof(struct ob_config, state_path), true},
+                {"journal", h_path, offsetof(struct ob_config, journal_path), false},
                 {NULL},
         };
         return walk(p, v, "state", f, p->cfg);
@@ -2160,6 +2161,15 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
                 r = -OB_ECONFIG;
         }
         set_default(&c->state_path, "/var/lib/offboard/state.db", &r);
+        if (r == 0 && !c->journal_path) {
+                /* The audit journal lives beside the state store. */
+                char *sd = strdup(c->state_path);
+                if (!sd || asprintf(&c->journal_path, "%s/journal.jsonl", dirname(sd)) < 0) {
+                        c->journal_path = NULL;
+                        r = -ENOMEM;
+                }
+                free(sd);
+        }
         if (r == 0)
                 r = collect_attributes(c);
         for (size_t i = 0; r == 0 && i < c->nactions; i++) {
@@ -2244,6 +2254,7 @@ void ob_config_free(struct ob_config *c)
         ob_strv_free(c->mapping_files);
         ob_strv_free(c->required_attributes);
         free(c->state_path);
+        free(c->journal_path);
         free(c->transfer_fallback);
         free(c->path);
         free(c);

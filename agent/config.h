@@ -166,6 +166,7 @@ struct ob_config {
         struct ob_directory_config directory;
         struct ob_writeback_config writeback;
         char *state_path;
+        char *journal_path; /* state.journal: the audit journal (default: journal.jsonl beside the store) */
         char *transfer_fallback; /* DN of the fallback account, may be NULL */
         struct ob_safety safety;
         int64_t drain_timeout_ms; /* service.drain_timeout: SIGTERM/SIGINT let in-flight requests finish this long */

@@ -23,6 +23,7 @@
 #include "connector.h"
 #include "directory.h"
 #include "escape.h"
+#include "journal.h"
 #include "log.h"
 #include "loop.h"
 #include "mapping.h"
@@ -82,6 +83,7 @@ struct run {
          * stop. */
         struct ob_loop *loop;
         struct exec *x;
+        struct ob_journal *journal; /* the audit journal (acting passes) */
         int lock_fd;
         int signo;     /* the first SIGTERM/SIGINT: drain */
         bool stop_now; /* a second one: abandon what is in flight */
@@ -558,6 +560,40 @@ static bool deps_ok(const struct job *j, size_t i)
         return true;
 }
 
+/* One journal line about steps[i] of the job's account; a journal that
+ * cannot be written stops the pass from acting, like the state store. */
+static void journal(struct job *j, size_t i, const char *event, const char *result, long status, const char *error,
+                    int64_t duration)
+{
+        struct run *r = j->x->r;
+        if (!r->journal)
+                return;
+        const struct ob_account_plan *p = j->item->plan;
+        const struct ob_step *s = &p->steps[i];
+        struct ob_journal_entry e = {
+                .event = event,
+                .account_id = p->id,
+                .username = p->username,
+                .dn = p->dn,
+                .transition = p->transition ? p->transition->name : NULL,
+                .generation = p->generation,
+                .action = s->action->name,
+                .connector = s->action->connector->name,
+                .idempotency_key = s->idempotency_key,
+                .attempt = s->attempts + j->tries,
+                .result = result,
+                .http_status = status,
+                .error = error,
+                .duration_ms = result ? duration : -1,
+        };
+        int k = ob_journal_append(r->journal, &e);
+        if (k < 0 && !j->x->fatal) {
+                ob_log(OB_LOG_ERROR, "event=journal_write_failed path=%s error=%s", ob_log_quote(r->c->journal_path),
+                       ob_log_quote(strerror(-k)));
+                j->x->fatal = k;
+        }
+}
+
 /* Records an attempt's outcome durably; final: no retry follows in this
  * pass, so it counts in the summary. */
 static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long status, const char *error,
@@ -578,6 +614,7 @@ static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long s
                        p->steps[i].action->name, ob_log_quote(ob_state_errmsg(r->state)));
                 j->x->fatal = k;
         }
+        journal(j, i, "outcome", ob_outcome_name(o), status, error, duration);
         if (o == OB_OUTCOME_DONE)
                 r->sum.steps_done++;
         else if (final)
@@ -763,6 +800,7 @@ static void job_advance(struct job *j)
                         record_outcome(j, i, OB_OUTCOME_FAILED, 0, "connector could not be started", 0);
                         continue;
                 }
+                journal(j, i, "attempt", NULL, 0, NULL, -1);
                 /* Write-ahead: no request leaves without its intent recorded. */
                 int k = ob_state_action_intent(r->state, p->id, p->generation, s->action->name, s->idempotency_key,
                                                ob_now());
@@ -958,8 +996,20 @@ static void on_signal(struct ob_loop *l, int signo, void *ud)
                 exec_abandon(r->x);
 }
 
-/* Delivers a SIGTERM/SIGINT that arrived while the loop was not running (the
- * signals stay blocked for the whole pass, so none is lost). */
+/* SIGHUP: logrotate moved the journal away; write to a new one. */
+static void on_hup(struct ob_loop *l, int signo, void *ud)
+{
+        (void)l;
+        (void)signo;
+        struct run *r = ud;
+        int k = r->journal ? ob_journal_reopen(r->journal) : 0;
+        if (k < 0)
+                ob_log(OB_LOG_ERROR, "event=journal_reopen_failed path=%s error=%s note=\"still writing the old file\"",
+                       ob_log_quote(r->c->journal_path), ob_log_quote(strerror(-k)));
+}
+
+/* Delivers a SIGTERM/SIGINT/SIGHUP that arrived while the loop was not
+ * running (the signals stay blocked for the whole pass, so none is lost). */
 static void poll_signals(struct run *r)
 {
         if (!r->loop)
@@ -968,10 +1018,15 @@ static void poll_signals(struct run *r)
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
         struct timespec zero = {0, 0};
         int s;
-        while ((s = sigtimedwait(&set, NULL, &zero)) > 0)
-                on_signal(r->loop, s, r);
+        while ((s = sigtimedwait(&set, NULL, &zero)) > 0) {
+                if (s == SIGHUP)
+                        on_hup(r->loop, s, r);
+                else
+                        on_signal(r->loop, s, r);
+        }
 }
 
 static int execute(struct run *r, struct ob_report_item *items, size_t n)
@@ -999,6 +1054,8 @@ static int execute(struct run *r, struct ob_report_item *items, size_t n)
         if (!r->stop_now && (x.inflight > 0 || x.waiting > 0 || !r->signo))
                 k = ob_loop_run(x.loop);
         cancel_retries(&x);
+        if (r->journal && ob_journal_sync(r->journal) < 0)
+                ob_log(OB_LOG_ERROR, "event=journal_sync_failed path=%s", ob_log_quote(r->c->journal_path));
         /* Owed steps of accounts never started are interrupted too. */
         for (size_t i = 0; r->signo && i < n; i++)
                 for (size_t s = 0; items[i].results && s < items[i].plan->nsteps; s++)
@@ -1391,6 +1448,7 @@ static void run_free(struct run *r)
         ob_dir_free(r->dir);
         ob_index_free(r->ix);
         ob_state_free(r->state);
+        ob_journal_free(r->journal);
         ob_loop_free(r->loop);
         if (r->lock_fd >= 0)
                 close(r->lock_fd);
@@ -1451,9 +1509,19 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 /* The loop owns SIGTERM and SIGINT from here on: a pass is
                  * drained, never cut between a request and its record. */
                 if ((k = ob_loop_new(&r.loop)) < 0 || (k = ob_loop_signal(r.loop, SIGTERM, on_signal, &r)) < 0 ||
-                    (k = ob_loop_signal(r.loop, SIGINT, on_signal, &r)) < 0) {
+                    (k = ob_loop_signal(r.loop, SIGINT, on_signal, &r)) < 0 ||
+                    (k = ob_loop_signal(r.loop, SIGHUP, on_hup, &r)) < 0) {
                         fprintf(stderr, "offboard: cannot set up the event loop: %s\n", strerror(-k));
                         ret = OB_EXIT_FAILED;
+                        goto out;
+                }
+                k = ob_journal_open(c->journal_path, &r.journal);
+                if (k < 0) {
+                        fprintf(stderr, "offboard: cannot open the audit journal %s: %s; nothing was done\n",
+                                c->journal_path,
+                                k == -EPERM ? "it is not a regular file owned by this user and writable by it alone"
+                                            : strerror(-k));
+                        ret = OB_EXIT_CONFIG;
                         goto out;
                 }
         }

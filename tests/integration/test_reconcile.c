@@ -956,3 +956,32 @@ Test(e2e, a_dead_connector_is_paused_after_a_few_failures_not_one_timeout_per_re
         free(err);
         cr_assert_eq((size_t)ob_test_recorder_count(&rec), expected_requests());
 }
+
+Test(e2e, the_audit_journal_has_one_line_per_attempt_and_per_outcome_and_no_secret)
+{
+        start("[{\"match\": \"^/api/licenses/ivan$\", \"status\": 500, \"body\": \"license server down\", "
+              "\"times\": 1}]",
+              NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %.2000s\nstderr %.2000s", out, err);
+        free(out);
+        free(err);
+        char path[300];
+        snprintf(path, sizeof(path), "%s/journal.jsonl", dir);
+        char *j = ob_test_read_file(path);
+        cr_assert_not_null(j, "no journal beside the state store");
+        int sent = ob_test_recorder_count(&rec);
+        cr_assert_eq(ob_test_count(j, "{\"time\":\""), 2 * sent, "one attempt and one outcome per request:\n%.3000s", j);
+        cr_assert_eq(ob_test_count(j, "\"event\":\"attempt\""), sent);
+        cr_assert_eq(ob_test_count(j, "\"result\":\"failed\""), 1, "%.3000s", j);
+        cr_assert(strstr(j, "\"action\":\"free-license\""), "%.2000s", j);
+        cr_assert(strstr(j, "\"idempotency_key\":\"offboard-"), "%.2000s", j);
+        cr_assert_null(strstr(j, "s3cr3t"), "the token reached the journal");
+        /* Every line is JSON. */
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd),
+                 "/usr/bin/python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' '%s'", path);
+        cr_assert_eq(system(cmd), 0, "the journal is not JSON lines");
+        free(j);
+}
