@@ -1334,3 +1334,157 @@ int ob_index_foreach_unseen(struct ob_index *ix, int (*fn)(struct ob_index_entry
         }
         return 0;
 }
+
+/* ---- what needs a human: `offboard status` and `offboard retry` ---- */
+
+/* The accounts statement stays active while each account's actions are
+ * read, so the whole walk sees one snapshot of the file. */
+int ob_state_foreach_attention(struct ob_state *s, int (*fn)(const struct ob_attention *a, void *ud), void *ud)
+{
+        sqlite3_stmt *st = NULL;
+        int r = 0, rc;
+
+        if (!s || !fn)
+                return -EINVAL;
+        if (!s->db)
+                return 0; /* a read-only store whose file does not exist yet */
+        rc = sqlite3_prepare_v2(s->db,
+                                "SELECT id, dn, username, status, generation, pending_from, pending_to, "
+                                "writeback_owed FROM accounts WHERE pending_to != 0 OR writeback_owed != 0 "
+                                "ORDER BY id",
+                                -1, &st, NULL);
+        if (rc != SQLITE_OK) {
+                sqlite3_finalize(st);
+                return state_fail(s, rc, "listing what needs attention");
+        }
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+                struct ob_attention a = {
+                        .id = (const char *)sqlite3_column_text(st, 0),
+                        .dn = (const char *)sqlite3_column_text(st, 1),
+                        .username = (const char *)sqlite3_column_text(st, 2),
+                        .status = sqlite3_column_int(st, 3),
+                        .generation = sqlite3_column_int64(st, 4),
+                        .pending_from = sqlite3_column_int(st, 5),
+                        .pending_to = sqlite3_column_int(st, 6),
+                        .writeback_owed = sqlite3_column_int(st, 7) != 0,
+                };
+                if (!a.id || (!a.dn && sqlite3_column_type(st, 1) != SQLITE_NULL) ||
+                    (!a.username && sqlite3_column_type(st, 2) != SQLITE_NULL)) {
+                        r = state_fail(s, sqlite3_column_type(st, 0) == SQLITE_NULL ? SQLITE_CORRUPT : SQLITE_NOMEM,
+                                       "listing what needs attention");
+                        break;
+                }
+                struct ob_action_record *list = NULL;
+                size_t n = 0;
+                r = ob_state_actions(s, a.id, a.generation, &list, &n);
+                if (r < 0)
+                        break;
+                a.actions = list;
+                a.nactions = n;
+                r = fn(&a, ud);
+                ob_action_records_free(list, n);
+                if (r < 0)
+                        break;
+        }
+        if (r >= 0 && rc != SQLITE_DONE)
+                r = state_fail(s, rc, "listing what needs attention");
+        sqlite3_finalize(st);
+        return r < 0 ? r : 0;
+}
+
+/* Does one row answer sql with its text parameter bound to value? */
+static int state_exists(struct ob_state *s, const char *sql, const char *value, const char *what)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                sqlite3_bind_text(st, 1, value, -1, SQLITE_STATIC);
+                rc = sqlite3_step(st);
+        }
+        sqlite3_finalize(st);
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE)
+                return 0;
+        return state_fail(s, rc, what);
+}
+
+/* The actions a release takes: ?1 account (username or id, NULL: all), ?2
+ * action name (NULL: all), ?3 and ?4 the outcomes that are final. */
+#define STATE_RELEASE_WHERE                                                                                  \
+        " WHERE (parked != 0 OR not_before != 0) AND outcome != ?3 AND outcome != ?4"                        \
+        " AND (?2 IS NULL OR action = ?2)"                                                                   \
+        " AND EXISTS (SELECT 1 FROM accounts AS a WHERE a.id = actions.account_id"                           \
+        " AND a.generation = actions.generation AND a.pending_to != 0"                                       \
+        " AND (?1 IS NULL OR a.id = ?1 OR a.username = ?1))"
+
+static int state_release_step(struct ob_state *s, const char *sql, const char *account, const char *action,
+                              int64_t *ret)
+{
+        sqlite3_stmt *st = NULL;
+        int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+        if (rc == SQLITE_OK) {
+                if (account)
+                        sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
+                if (action)
+                        sqlite3_bind_text(st, 2, action, -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 3, OB_OUTCOME_DONE);
+                sqlite3_bind_int(st, 4, OB_OUTCOME_SKIPPED);
+                rc = sqlite3_step(st);
+        }
+        if (rc == SQLITE_ROW) {
+                *ret = sqlite3_column_int64(st, 0);
+                rc = SQLITE_DONE;
+        } else if (rc == SQLITE_DONE)
+                *ret = sqlite3_changes64(s->db);
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? 0 : state_fail(s, rc, "releasing actions");
+}
+
+int ob_state_release(struct ob_state *s, const char *account, const char *action, size_t *ret_n,
+                     size_t *ret_accounts)
+{
+        int64_t n = 0, accounts = 0;
+        int r;
+
+        if (!s || !ret_n)
+                return -EINVAL;
+        if (s->readonly || !s->db)
+                return state_readonly(s, "release actions");
+        r = ob_state_begin(s);
+        if (r < 0)
+                return r;
+        if (account) {
+                r = state_exists(s, "SELECT 1 FROM accounts WHERE id = ?1 OR username = ?1 LIMIT 1", account,
+                                 "releasing actions");
+                if (r == 0)
+                        r = state_msg(s, -OB_ENOTFOUND, "state store %s records no account with username or id %s",
+                                      s->path, account);
+        }
+        if (r >= 0 && action) {
+                r = state_exists(s, "SELECT 1 FROM actions WHERE action = ?1 LIMIT 1", action, "releasing actions");
+                if (r == 0)
+                        r = state_msg(s, -OB_ENOTFOUND, "state store %s records no action named %s", s->path,
+                                      action);
+        }
+        if (r >= 0)
+                r = state_release_step(s, "SELECT COUNT(DISTINCT account_id) FROM actions" STATE_RELEASE_WHERE,
+                                       account, action, &accounts);
+        if (r >= 0)
+                r = state_release_step(s, "UPDATE actions SET parked = 0, not_before = 0" STATE_RELEASE_WHERE,
+                                       account, action, &n);
+        if (r >= 0)
+                r = ob_state_commit(s);
+        if (r < 0) {
+                /* Keep the first error's message. */
+                char msg[sizeof(s->errmsg)];
+                memcpy(msg, s->errmsg, sizeof(msg));
+                (void)ob_state_rollback(s);
+                memcpy(s->errmsg, msg, sizeof(msg));
+                return r;
+        }
+        *ret_n = (size_t)n;
+        if (ret_accounts)
+                *ret_accounts = (size_t)accounts;
+        return 0;
+}

@@ -138,4 +138,42 @@ int ob_state_action_defer(struct ob_state *s, const char *id, int64_t generation
 int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generation, const char *action,
                             enum ob_outcome outcome, long http_status, const char *error, int64_t now);
 
+/* ---- what needs a human: `offboard status` and `offboard retry` ---- */
+
+/* One account that needs attention: a transition in progress (pending_to !=
+ * 0) or a write-back owed. Everything is borrowed from the store and valid
+ * only during the callback. */
+struct ob_attention {
+        const char *id;
+        const char *username; /* may be NULL */
+        const char *dn;       /* may be NULL */
+        int status;           /* enum ob_status last fully applied */
+        int pending_from;     /* transition in progress, 0 if none */
+        int pending_to;
+        int64_t generation;
+        bool writeback_owed;
+        const struct ob_action_record *actions; /* of this generation, by action name */
+        size_t nactions;
+};
+
+/* Calls fn for every account that needs attention, in id order, one at a
+ * time (one account's records in memory at once), all within one read
+ * snapshot. Stops at the first negative return of fn and returns it. A
+ * read-only store, and one whose file does not exist yet (nothing to
+ * report), work. */
+int ob_state_foreach_attention(struct ob_state *s, int (*fn)(const struct ob_attention *a, void *ud), void *ud);
+
+/* Releases the actions held back for a human or a timer: in one transaction,
+ * clears parked and not_before on the actions of transitions in progress
+ * (their current generation) that are not done (outcome neither DONE nor
+ * SKIPPED) and are parked or deferred, so the next pass runs them.
+ * account: a username or an id, NULL for every account; action: an action
+ * name, NULL for every action. *ret_n is the number of actions released,
+ * *ret_accounts (may be NULL) the number of accounts they belong to.
+ * -OB_ENOTFOUND (and a message) when account names no recorded account or
+ * action no action ever recorded; -EROFS on a read-only store; -EBUSY inside
+ * an open transaction. */
+int ob_state_release(struct ob_state *s, const char *account, const char *action, size_t *ret_n,
+                     size_t *ret_accounts);
+
 #endif
