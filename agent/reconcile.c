@@ -517,10 +517,19 @@ struct exec {
         struct ob_timer *drain_timer;
         int *fails;   /* per connector: failures without an answer in a row */
         bool *paused; /* per connector: paused for the rest of the pass */
+        /* Group commit: the intents and outcomes of one loop turn share one
+         * transaction; the requests wait in starts until it is committed. */
+        bool txn;
+        struct ob_timer *flush_timer;
+        struct pending_req **starts;
+        size_t nstarts, starts_cap;
+        size_t commits; /* durable commits of intents and outcomes */
         int fatal;
 };
 
 static void job_advance(struct job *j);
+static int batch_open(struct exec *x);
+static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud);
 
 static void *connector_for(struct exec *x, const struct ob_connector *k)
 {
@@ -607,8 +616,10 @@ static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long s
         res->duration_ms = duration;
         free(res->error);
         res->error = error && *error ? strdup(error) : NULL;
-        int k = ob_state_action_outcome(r->state, p->id, p->generation, p->steps[i].action->name, o, status, error,
-                                        ob_now());
+        int k = batch_open(j->x);
+        if (k == 0)
+                k = ob_state_action_outcome(r->state, p->id, p->generation, p->steps[i].action->name, o, status,
+                                            error, ob_now());
         if (k < 0) {
                 ob_log(OB_LOG_ERROR, "event=state_write_failed account=%s action=%s error=%s", ob_log_quote(p->id),
                        p->steps[i].action->name, ob_log_quote(ob_state_errmsg(r->state)));
@@ -637,6 +648,7 @@ static void record_outcome(struct job *j, size_t i, enum ob_outcome o, long stat
 struct pending_req {
         struct job *job;
         size_t step;
+        bool queued; /* waiting in exec.starts for this turn's commit */
 };
 
 static size_t conn_index(const struct exec *x, const struct ob_connector *k)
@@ -722,8 +734,10 @@ static void on_done(const struct ob_response *resp, void *ud)
                 bool park = !retryable(resp) || (rp->park_after && total >= rp->park_after);
                 if (!again && (park || ra_ms > 0)) {
                         int64_t nb = ra_ms > 0 ? ob_now() + (ra_ms + 999) / 1000 : 0;
-                        int e = ob_state_action_defer(r->state, j->item->plan->id, j->item->plan->generation,
-                                                      s->action->name, nb, park);
+                        int e = batch_open(x);
+                        if (e == 0)
+                                e = ob_state_action_defer(r->state, j->item->plan->id, j->item->plan->generation,
+                                                          s->action->name, nb, park);
                         if (e < 0)
                                 x->fatal = e;
                         ob_log(OB_LOG_WARNING, "event=%s account=%s action=%s attempts=%d%s%s",
@@ -801,24 +815,116 @@ static void job_advance(struct job *j)
                         continue;
                 }
                 journal(j, i, "attempt", NULL, 0, NULL, -1);
-                /* Write-ahead: no request leaves without its intent recorded. */
-                int k = ob_state_action_intent(r->state, p->id, p->generation, s->action->name, s->idempotency_key,
-                                               ob_now());
+                /* Write-ahead: the intent goes into this turn's transaction,
+                 * and the request leaves only after it is committed. */
+                int k = batch_open(x);
+                if (k == 0)
+                        k = ob_state_action_intent(r->state, p->id, p->generation, s->action->name,
+                                                   s->idempotency_key, ob_now());
+                struct pending_req *pr = k == 0 ? malloc(sizeof(*pr)) : NULL;
+                if (k == 0 && !pr)
+                        k = -ENOMEM;
+                if (k == 0 && x->nstarts == x->starts_cap) {
+                        size_t cap = x->starts_cap ? x->starts_cap * 2 : 64;
+                        struct pending_req **n = realloc(x->starts, cap * sizeof(*n));
+                        if (!n)
+                                k = -ENOMEM;
+                        else {
+                                x->starts = n;
+                                x->starts_cap = cap;
+                        }
+                }
                 if (k < 0) {
+                        free(pr);
                         ob_log(OB_LOG_ERROR, "event=state_write_failed account=%s action=%s error=%s",
-                               ob_log_quote(p->id), s->action->name, ob_log_quote(ob_state_errmsg(r->state)));
+                               ob_log_quote(p->id), s->action->name,
+                               ob_log_quote(k == -ENOMEM ? "out of memory" : ob_state_errmsg(r->state)));
                         x->fatal = k;
                         j->aborted = true;
                         return;
                 }
-                struct pending_req *pr = malloc(sizeof(*pr));
-                if (!pr) {
-                        x->fatal = -ENOMEM;
-                        return;
-                }
-                *pr = (struct pending_req){.job = j, .step = i};
+                *pr = (struct pending_req){.job = j, .step = i, .queued = true};
                 j->pr = pr;
+                j->busy = true;
                 x->inflight++;
+                x->starts[x->nstarts++] = pr;
+        }
+}
+
+/* Opens this turn's transaction and arms the flush that commits it. */
+static int batch_open(struct exec *x)
+{
+        if (!x->flush_timer) {
+                int k = ob_loop_timer(x->loop, 0, on_flush, x, &x->flush_timer);
+                if (k < 0)
+                        return k;
+        }
+        if (!x->txn) {
+                int k = ob_state_begin(x->r->state);
+                if (k < 0)
+                        return k;
+                x->txn = true;
+        }
+        return 0;
+}
+
+/* A request that was queued but will not leave: it keeps its intent (the
+ * next pass sends it with the same key). */
+static void unqueue(struct exec *x, struct pending_req *pr, const char *why)
+{
+        struct job *j = pr->job;
+        struct ob_step_result *res = &j->item->results[pr->step];
+        res->interrupted = true;
+        if (why && !res->error)
+                res->error = strdup(why);
+        j->pr = NULL;
+        j->busy = false;
+        j->next = j->item->plan->nsteps;
+        x->inflight--;
+        free(pr);
+}
+
+/* Commits the turn's intents and outcomes in one fsync, then lets the
+ * requests that were waiting for it leave. */
+static int batch_commit(struct exec *x)
+{
+        if (!x->txn)
+                return 0;
+        x->txn = false;
+        int k = ob_state_commit(x->r->state);
+        if (k < 0) {
+                ob_log(OB_LOG_ERROR, "event=state_write_failed error=%s note=\"stopped acting: no request leaves "
+                                     "without its intent recorded\"",
+                       ob_log_quote(ob_state_errmsg(x->r->state)));
+                ob_state_rollback(x->r->state);
+                if (!x->fatal)
+                        x->fatal = k;
+                return k;
+        }
+        x->commits++;
+        return 0;
+}
+
+static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)l;
+        (void)t;
+        struct exec *x = ud;
+        x->flush_timer = NULL;
+        int k = batch_commit(x);
+        size_t n = x->nstarts;
+        x->nstarts = 0;
+        for (size_t q = 0; q < n; q++) {
+                struct pending_req *pr = x->starts[q];
+                struct job *j = pr->job;
+                const struct ob_step *s = &j->item->plan->steps[pr->step];
+                size_t ci = conn_index(x, s->action->connector);
+                pr->queued = false;
+                if (k < 0 || x->r->signo || x->paused[ci] || x->fatal) {
+                        unqueue(x, pr, x->paused[ci] ? "the connector was paused after failures without an answer"
+                                                     : NULL);
+                        continue;
+                }
                 struct ob_request req = {
                         .method = s->method,
                         .url = s->url,
@@ -830,21 +936,35 @@ static void job_advance(struct job *j)
                         .secret_headers = s->secret_headers,
                         .nsecret_headers = s->nsecret_headers,
                 };
-                j->busy = true;
+                void *conn = connector_for(x, s->action->connector);
                 const struct ob_connector_ops *ops = ob_connector_ops_for(s->action->connector->type);
-                k = ops->start(conn, &req, on_done, pr);
-                if (k < 0) {
+                int e = conn ? ops->start(conn, &req, on_done, pr) : -EINVAL;
+                if (e < 0) {
+                        size_t i = pr->step;
                         free(pr);
                         j->pr = NULL;
                         x->inflight--;
                         j->busy = false;
-                        record_outcome(j, i, OB_OUTCOME_FAILED, 0, ob_strerror(k), 0);
+                        record_outcome(j, i, OB_OUTCOME_FAILED, 0, ob_strerror(e), 0);
+                        job_advance(j);
                 }
         }
+        if ((x->r->signo || x->fatal) && x->inflight == 0)
+                ob_loop_stop(x->loop);
 }
 
 static void exec_free(struct exec *x)
 {
+        /* What this turn recorded is made durable; what waited to leave
+         * stays owed. */
+        if (x->flush_timer)
+                ob_loop_timer_cancel(x->loop, x->flush_timer);
+        x->flush_timer = NULL;
+        batch_commit(x);
+        for (size_t q = 0; q < x->nstarts; q++)
+                unqueue(x, x->starts[q], NULL);
+        x->nstarts = 0;
+        free(x->starts);
         for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
                 if (x->conns[i])
                         ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
@@ -902,7 +1022,7 @@ static void pause_connector(struct exec *x, size_t ci)
         }
         for (size_t i = 0; i < x->njobs; i++) {
                 struct job *j = &x->jobs[i];
-                if (j->pr && j->item->plan->steps[j->pr->step].action->connector == k) {
+                if (j->pr && !j->pr->queued && j->item->plan->steps[j->pr->step].action->connector == k) {
                         struct ob_step_result *res = &j->item->results[j->pr->step];
                         free(res->error);
                         res->error = strdup("the connector was paused after failures without an answer; the next "
@@ -933,6 +1053,9 @@ static void pause_connector(struct exec *x, size_t ci)
  * sends it again with the same idempotency key. */
 static void exec_abandon(struct exec *x)
 {
+        for (size_t q = 0; q < x->nstarts; q++)
+                unqueue(x, x->starts[q], NULL);
+        x->nstarts = 0;
         for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
                 if (x->conns[i]) {
                         ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);

@@ -1072,17 +1072,16 @@ int ob_state_actions(struct ob_state *s, const char *id, int64_t generation, str
         return 0;
 }
 
-/* Intents and outcomes are committed on their own, so they refuse to run
- * inside an open transaction (-EBUSY): their durability must not depend on a
- * later commit. */
+/* Intents and outcomes outside a transaction are committed on their own.
+ * Inside one (group commit: every intent of a loop turn in one fsync) they
+ * are durable only when ob_state_commit() returns, and the caller must not
+ * let a request leave before. */
 static int state_action_check(struct ob_state *s, const char *id, const char *action, const char *what)
 {
         if (!id || !action)
                 return -EINVAL;
         if (s->readonly)
                 return state_readonly(s, what);
-        if (!sqlite3_get_autocommit(s->db))
-                return state_msg(s, -EBUSY, "state store %s: cannot %s inside a transaction", s->path, what);
         return 0;
 }
 

@@ -85,8 +85,9 @@ int ob_state_get(struct ob_state *s, const char *id, struct ob_record *ret);
 /* The attribute snapshot recorded with the account (id and dn set). */
 int ob_state_get_snapshot(struct ob_state *s, const char *id, struct ob_account **ret);
 
-/* Transactions group many puts (one per page); actions' intents and outcomes
- * are committed on their own, immediately. */
+/* Transactions group many puts (one per page), and the intents and outcomes
+ * of one loop turn (group commit); outside a transaction each intent and
+ * outcome is committed on its own, immediately. */
 int ob_state_begin(struct ob_state *s);
 int ob_state_commit(struct ob_state *s);
 int ob_state_rollback(struct ob_state *s);
@@ -125,7 +126,8 @@ int ob_state_actions(struct ob_state *s, const char *id, int64_t generation, str
                      size_t *ret_n);
 void ob_action_records_free(struct ob_action_record *a, size_t n);
 
-/* Records the intent (attempts + 1, outcome INTENT) and commits durably. */
+/* Records the intent (attempts + 1, outcome INTENT); durable when it returns,
+ * or, inside a transaction, when ob_state_commit() returns. */
 int ob_state_action_intent(struct ob_state *s, const char *id, int64_t generation, const char *action,
                            const char *idempotency_key, int64_t now);
 /* When the action may be tried again (Retry-After or backoff: the next pass
@@ -134,7 +136,7 @@ int ob_state_action_intent(struct ob_state *s, const char *id, int64_t generatio
 int ob_state_action_defer(struct ob_state *s, const char *id, int64_t generation, const char *action,
                           int64_t not_before, bool parked);
 
-/* Records the outcome and commits durably. error may be NULL. */
+/* Records the outcome (durable as intents are). error may be NULL. */
 int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generation, const char *action,
                             enum ob_outcome outcome, long http_status, const char *error, int64_t now);
 

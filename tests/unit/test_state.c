@@ -577,16 +577,35 @@ Test(state, intents_increment_attempts_and_outcomes_are_kept_per_generation)
         ob_state_free(s);
 }
 
-Test(state, intents_and_outcomes_refuse_to_run_inside_a_transaction)
+Test(state, intents_in_a_transaction_are_durable_at_its_commit_and_gone_after_a_rollback)
 {
-        struct ob_state *s = open_store(path_in("state.db"), false);
+        const char *path = path_in("state.db");
+        struct ob_state *s = open_store(path, false);
         cr_assert_eq(ob_state_begin(s), 0);
-        cr_assert_eq(ob_state_action_intent(s, "a", 1, "revoke", "k", 1), -EBUSY);
-        cr_assert_eq(ob_state_action_outcome(s, "a", 1, "revoke", OB_OUTCOME_DONE, 200, NULL, 1), -EBUSY);
+        cr_assert_eq(ob_state_action_intent(s, "a", 1, "revoke", "k", 1), 0);
+        cr_assert_eq(ob_state_action_intent(s, "b", 1, "revoke", "k2", 1), 0);
+        cr_assert_eq(ob_state_rollback(s), 0);
+        struct ob_action_record *acts = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_state_actions(s, "a", 1, &acts, &n), 0);
+        cr_assert_eq(n, 0, "a rolled back intent was kept");
+        ob_action_records_free(acts, n);
+        cr_assert_eq(ob_state_begin(s), 0);
+        cr_assert_eq(ob_state_action_intent(s, "a", 1, "revoke", "k", 1), 0);
+        cr_assert_eq(ob_state_action_outcome(s, "b", 1, "revoke", OB_OUTCOME_DONE, 200, NULL, 1), 0);
         cr_assert_eq(ob_state_commit(s), 0);
         cr_assert_eq(ob_state_commit(s), -EINVAL);
-        cr_assert_eq(ob_state_action_intent(s, "a", 1, "revoke", "k", 1), 0);
         cr_assert_eq(ob_state_action_outcome(s, "a", 1, "revoke", _OB_OUTCOME_MAX, 0, NULL, 1), -EINVAL);
+        ob_state_free(s);
+        s = open_store(path, true);
+        cr_assert_eq(ob_state_actions(s, "a", 1, &acts, &n), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(acts[0].outcome, OB_OUTCOME_INTENT);
+        ob_action_records_free(acts, n);
+        cr_assert_eq(ob_state_actions(s, "b", 1, &acts, &n), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(acts[0].outcome, OB_OUTCOME_DONE);
+        ob_action_records_free(acts, n);
         ob_state_free(s);
 }
 
