@@ -7,10 +7,13 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 #include "reconcile.h"
+#include "state.h"
+#include "status.h"
 #include "util.h"
 
 #ifndef OFFBOARD_VERSION
@@ -31,6 +34,10 @@ static void usage(FILE *f)
                 "  validate            check the configuration and every mapping file it names\n"
                 "  plan                show what would be done to whom and why; changes nothing\n"
                 "  reconcile           do what is owed: run the actions, record them, write back\n"
+                "  status              what is held back: failed, parked, waiting, owed write-backs\n"
+                "                      (exit 1 when something needs a human)\n"
+                "  retry [TARGET]      release parked actions (of an account or of an action; all by default)\n"
+                "                      for the next pass\n"
                 "\n"
                 "Options:\n"
                 "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
@@ -64,6 +71,58 @@ static void no_core_dumps(void)
                 fprintf(stderr, "offboard: cannot disable core dumps: %s\n", strerror(errno));
         if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
                 fprintf(stderr, "offboard: cannot mark the process non-dumpable: %s\n", strerror(errno));
+}
+
+/* offboard status | retry [TARGET]: read (or release) what the state store
+ * holds back. status exits 1 when something needs a human. */
+static int state_command(const struct ob_config *c, bool retry, const char *target, bool json)
+{
+        struct ob_state *s = NULL;
+        long holder = 0;
+        int lock_fd = -1;
+        if (retry) {
+                /* Not beside an acting pass: it reads what it releases. */
+                int k = ob_state_lock(c->state_path, false, &lock_fd, &holder);
+                if (k < 0) {
+                        fprintf(stderr, "offboard: %s\n",
+                                k == -EBUSY ? "a reconcile is acting on the state store; run retry after it"
+                                            : strerror(-k));
+                        return OB_EXIT_CONFIG;
+                }
+        }
+        int k = ob_state_open(c->state_path, !retry, &s);
+        if (k < 0) {
+                fprintf(stderr, "offboard: %s\n", ob_state_open_errmsg());
+                if (lock_fd >= 0)
+                        close(lock_fd);
+                return OB_EXIT_CONFIG;
+        }
+        int ret = OB_EXIT_OK;
+        if (retry) {
+                k = ob_status_retry(s, target, stdout);
+                if (k == -OB_ENOTFOUND) {
+                        fprintf(stderr, "offboard: nothing in progress is named '%s' (an account's username or id, "
+                                        "or an action)\n",
+                                target ? target : "");
+                        ret = OB_EXIT_FAILED;
+                } else if (k < 0) {
+                        fprintf(stderr, "offboard: %s\n", k == -EIO ? "cannot write the output" : ob_state_errmsg(s));
+                        ret = OB_EXIT_CONFIG;
+                }
+        } else {
+                bool human = false;
+                k = ob_status_report(s, c, json, stdout, &human);
+                if (k < 0) {
+                        fprintf(stderr, "offboard: %s\n", k == -EIO ? "cannot write the output" : ob_state_errmsg(s));
+                        ret = OB_EXIT_CONFIG;
+                } else if (human) {
+                        ret = OB_EXIT_FAILED;
+                }
+        }
+        ob_state_free(s);
+        if (lock_fd >= 0)
+                close(lock_fd);
+        return ret;
 }
 
 int main(int argc, char **argv)
@@ -110,6 +169,9 @@ int main(int argc, char **argv)
                 return OB_EXIT_CONFIG;
         }
         const char *cmd = argv[optind++];
+        const char *target = NULL; /* retry [ACCOUNT|ACTION] */
+        if (strcmp(cmd, "retry") == 0 && optind < argc)
+                target = argv[optind++];
         if (optind < argc) {
                 fprintf(stderr, "offboard: unexpected argument '%s'\n", argv[optind]);
                 return OB_EXIT_CONFIG;
@@ -119,8 +181,9 @@ int main(int argc, char **argv)
                 return OB_EXIT_OK;
         }
         bool is_plan = strcmp(cmd, "plan") == 0, is_reconcile = strcmp(cmd, "reconcile") == 0,
-             is_validate = strcmp(cmd, "validate") == 0;
-        if (!is_plan && !is_reconcile && !is_validate) {
+             is_validate = strcmp(cmd, "validate") == 0, is_status = strcmp(cmd, "status") == 0,
+             is_retry = strcmp(cmd, "retry") == 0;
+        if (!is_plan && !is_reconcile && !is_validate && !is_status && !is_retry) {
                 fprintf(stderr, "offboard: unknown command '%s' (try offboard --help)\n", cmd);
                 return OB_EXIT_CONFIG;
         }
@@ -152,7 +215,14 @@ int main(int argc, char **argv)
                 return OB_EXIT_CONFIG;
         }
         int ret = OB_EXIT_OK;
-        if (is_validate) {
+        if (is_status || is_retry) {
+                if (o.account || o.check || o.force || o.adopt || o.wait || (is_retry && o.format == OB_FORMAT_JSON)) {
+                        fprintf(stderr, "offboard: %s takes only --config%s\n", cmd, is_status ? " and --format" : "");
+                        ob_config_free(cfg);
+                        return OB_EXIT_CONFIG;
+                }
+                ret = state_command(cfg, is_retry, target, o.format == OB_FORMAT_JSON);
+        } else if (is_validate) {
                 printf("%s: valid: %zu mapping rules, %zu connectors, %zu actions, %zu transitions\n", cfg->path,
                        cfg->nrules, cfg->nconnectors, cfg->nactions, cfg->ntransitions);
                 printf("attributes requested:");

@@ -913,9 +913,11 @@ Test(e2e, a_404_on_a_delete_listed_in_ok_status_counts_as_done)
         cr_assert_eq(requests_to("DELETE", "/api/licenses/bob", t, 4), 1, "already gone is done: not again");
 }
 
-Test(e2e, a_refusal_that_will_not_change_is_parked_for_a_human)
+Test(e2e, a_refusal_that_will_not_change_is_parked_until_a_human_releases_it)
 {
-        start("[{\"match\": \"^/api/users/ivan/transfer$\", \"status\": 403, \"body\": \"forbidden\"}]", NULL);
+        start("[{\"match\": \"^/api/users/ivan/transfer$\", \"status\": 403, \"body\": \"forbidden\", "
+              "\"times\": 1}]",
+              NULL);
         char *out, *err;
         int rc = offboard("reconcile", NULL, NULL, &out, &err);
         cr_assert_eq(rc, 1, "stdout %.2000s\nstderr %.2000s", out, err);
@@ -931,6 +933,29 @@ Test(e2e, a_refusal_that_will_not_change_is_parked_for_a_human)
         free(err);
         cr_assert_eq(requests_to("POST", "/api/users/ivan/transfer", t, 4), 1, "a parked action waits for a human");
         cr_assert_eq(requests_to("DELETE", "/api/licenses/ivan", t, 4), 0, "what runs after it is held");
+        /* offboard status says it needs a human; retry releases it. */
+        rc = offboard("status", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 1, "stdout %s\nstderr %s", out, err);
+        cr_assert(strstr(out, "ivan"), "%s", out);
+        cr_assert(strstr(out, "parked"), "%s", out);
+        free(out);
+        free(err);
+        const char *argv[] = {OB_OFFBOARD_BIN, "retry", "ivan", "--config", cfgpath, NULL};
+        rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %s\nstderr %s", out, err);
+        cr_assert(strstr(out, "released 1 action"), "%s", out);
+        free(out);
+        free(err);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %.2000s\nstderr %.2000s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(requests_to("POST", "/api/users/ivan/transfer", t, 4), 2);
+        cr_assert_eq(requests_to("DELETE", "/api/licenses/ivan", t, 4), 1);
+        rc = offboard("status", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "nothing needs a human now: %s", out);
+        free(out);
+        free(err);
 }
 
 Test(e2e, a_dead_connector_is_paused_after_a_few_failures_not_one_timeout_per_request)
