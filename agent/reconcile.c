@@ -34,6 +34,9 @@
 #include "util.h"
 
 #define OB_PUTS_PER_TXN 1000
+/* Accounts whose actions run at once: a full queue is back-pressure (the
+ * next account waits for one to finish), never a failed request. */
+#define OB_EXEC_WINDOW 256
 #define OB_UNREADABLE_LISTED 200 /* unreadable entries named in the report; all are logged */
 #define OB_ATTR_META_PREFIX "attribute-presence:"
 
@@ -504,6 +507,7 @@ struct job {
         struct ob_timer *retry_timer; /* waiting to try steps[retry_step] again */
         size_t retry_step;
         int tries; /* attempts of the current step in this pass */
+        bool finished;
 };
 
 struct exec {
@@ -524,12 +528,18 @@ struct exec {
         struct pending_req **starts;
         size_t nstarts, starts_cap;
         size_t commits; /* durable commits of intents and outcomes */
+        /* The window of accounts being worked on. */
+        struct ob_report_item *items;
+        size_t nitems, next_item, active;
+        bool admitting;
         int fatal;
 };
 
 static void job_advance(struct job *j);
 static int batch_open(struct exec *x);
 static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud);
+static void admit(struct exec *x);
+static void poll_signals(struct run *r);
 
 static void *connector_for(struct exec *x, const struct ob_connector *k)
 {
@@ -849,6 +859,31 @@ static void job_advance(struct job *j)
                 x->inflight++;
                 x->starts[x->nstarts++] = pr;
         }
+        if (!j->busy && j->next >= p->nsteps && !j->finished) {
+                j->finished = true;
+                x->active--;
+                admit(x);
+        }
+}
+
+/* Starts the next accounts while the window has room. Iterative: an account
+ * that finishes at once (everything held) does not recurse. */
+static void admit(struct exec *x)
+{
+        if (x->admitting)
+                return;
+        x->admitting = true;
+        while (x->active < OB_EXEC_WINDOW && x->next_item < x->nitems && !x->r->signo && !x->fatal) {
+                struct ob_report_item *it = &x->items[x->next_item++];
+                if (ob_account_plan_owed(it->plan) == 0)
+                        continue;
+                struct job *j = &x->jobs[x->njobs++];
+                *j = (struct job){.x = x, .item = it};
+                x->active++;
+                job_advance(j);
+                poll_signals(x->r);
+        }
+        x->admitting = false;
 }
 
 /* Opens this turn's transaction and arms the flush that commits it. */
@@ -1165,14 +1200,9 @@ static int execute(struct run *r, struct ob_report_item *items, size_t n)
                 return -ENOMEM;
         }
         r->x = &x;
-        for (size_t i = 0; i < n && !r->signo; i++) {
-                if (ob_account_plan_owed(items[i].plan) == 0)
-                        continue;
-                x.jobs[x.njobs] = (struct job){.x = &x, .item = &items[i]};
-                job_advance(&x.jobs[x.njobs]);
-                x.njobs++;
-                poll_signals(r);
-        }
+        x.items = items;
+        x.nitems = n;
+        admit(&x);
         int k = 0;
         if (!r->stop_now && (x.inflight > 0 || x.waiting > 0 || !r->signo))
                 k = ob_loop_run(x.loop);
