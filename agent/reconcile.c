@@ -91,6 +91,17 @@ struct run {
         int signo;     /* the first SIGTERM/SIGINT: drain */
         bool stop_now; /* a second one: abandon what is in flight */
         size_t seen_since_poll;
+        /* Transfer targets already read in this pass, by DN: ten thousand
+         * leavers with a hundred managers cost a hundred reads. */
+        struct target_memo *memo;
+        size_t nmemo, memo_cap;
+};
+
+struct target_memo {
+        char *dn;                  /* lower-cased */
+        int result;                /* read_active's */
+        struct ob_account *target; /* when result is 1 */
+        char *why;                 /* when result < 0 */
 };
 
 static void cand_clear(struct cand *c)
@@ -429,8 +440,64 @@ static int team_cb(const struct ob_account *g, void *ud)
  * out of scope, not active); < 0: the lookup failed, and *ret_why says how.
  * A failed read is never "no such account": records must not go to the
  * fallback because a manager could not be read. */
+static int read_active_uncached(struct run *r, const char *dn, const char *role, struct ob_account **ret,
+                                char *why, size_t whylen);
+
+static struct target_memo *memo_find(struct run *r, const char *low)
+{
+        for (size_t i = 0; i < r->nmemo; i++)
+                if (strcmp(r->memo[i].dn, low) == 0)
+                        return &r->memo[i];
+        return NULL;
+}
+
+/* read_active through the pass's memo (bounded: past OB_MEMO_MAX distinct
+ * DNs, lookups are simply not remembered). */
+#define OB_MEMO_MAX 4096
 static int read_active(struct run *r, const char *dn, const char *role, struct ob_account **ret, char *why,
                        size_t whylen)
+{
+        if (!dn)
+                return 0;
+        char *low = strdup(dn);
+        if (!low)
+                return -ENOMEM;
+        for (char *c = low; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        struct target_memo *m = memo_find(r, low);
+        if (m) {
+                free(low);
+                if (m->result < 0)
+                        snprintf(why, whylen, "%s", m->why ? m->why : "");
+                if (m->result == 1 && ob_account_dup(m->target, ret) < 0)
+                        return -ENOMEM;
+                return m->result;
+        }
+        struct ob_account *a = NULL;
+        int k = read_active_uncached(r, dn, role, &a, why, whylen);
+        if (r->nmemo < OB_MEMO_MAX) {
+                if (r->nmemo == r->memo_cap) {
+                        size_t cap = r->memo_cap ? r->memo_cap * 2 : 64;
+                        struct target_memo *n = realloc(r->memo, cap * sizeof(*n));
+                        if (n) {
+                                r->memo = n;
+                                r->memo_cap = cap;
+                        }
+                }
+                struct ob_account *copy = NULL;
+                if (r->nmemo < r->memo_cap && (k != 1 || ob_account_dup(a, &copy) == 0)) {
+                        r->memo[r->nmemo++] = (struct target_memo){
+                                .dn = TAKE_PTR(low), .result = k, .target = copy, .why = k < 0 ? strdup(why) : NULL};
+                }
+        }
+        free(low);
+        if (k == 1)
+                *ret = a;
+        return k;
+}
+
+static int read_active_uncached(struct run *r, const char *dn, const char *role, struct ob_account **ret,
+                                char *why, size_t whylen)
 {
         struct ob_account *a = NULL;
         if (!dn)
@@ -1596,6 +1663,12 @@ static void run_free(struct run *r)
         free(r->unreadable);
         ob_strv_free(r->unreadable_dns);
         ob_dir_search_info_clear(&r->info);
+        for (size_t i = 0; i < r->nmemo; i++) {
+                free(r->memo[i].dn);
+                ob_account_free(r->memo[i].target);
+                free(r->memo[i].why);
+        }
+        free(r->memo);
         astats_free(r);
         free(r->counts);
         ob_dir_free(r->dir);
