@@ -10,6 +10,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,8 +50,18 @@ static void setup(void)
         setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
 }
 
+static bool mounted;
+static char mountpoint[300];
+
 static void teardown(void)
 {
+        if (mounted) {
+                char um[400];
+                snprintf(um, sizeof(um), "umount '%s'", mountpoint);
+                if (system(um) != 0)
+                        fprintf(stderr, "could not unmount %s\n", mountpoint);
+                mounted = false;
+        }
         ob_test_recorder_stop(&rec);
         ob_test_manifest_free(man);
         char cmd[400];
@@ -68,6 +79,7 @@ struct opts {
         const char *filter;
         bool starttls;
         int max_accounts;
+        const char *state; /* state.path, default state.db */
 };
 
 /* Writes the configuration for this test into dir/offboard.yaml. */
@@ -98,7 +110,7 @@ static void write_config(const struct opts *o)
                 "  object_class: offboardAccount\n"
                 "  assertion_attribute: entryCSN\n"
                 "state:\n"
-                "  path: state.db\n"
+                "  path: %s\n"
                 "transfer:\n"
                 "  fallback: %s\n"
                 "safety:\n"
@@ -152,7 +164,8 @@ static void write_config(const struct opts *o)
                 "    actions: [reactivate]\n",
                 o->uri ? o->uri : srv.ldap_uri, o->starttls ? "true" : "false", srv.ca_file,
                 o->bind_dn ? o->bind_dn : srv.bind_dn, o->bind_pw_file ? o->bind_pw_file : srv.bind_pw_file, srv.base,
-                o->filter ? o->filter : "(objectClass=inetOrgPerson)", man->fallback, o->max_accounts, rec.base_url);
+                o->filter ? o->filter : "(objectClass=inetOrgPerson)", o->state ? o->state : "state.db", man->fallback,
+                o->max_accounts, rec.base_url);
         fclose(f);
 }
 
@@ -1009,4 +1022,56 @@ Test(e2e, the_audit_journal_has_one_line_per_attempt_and_per_outcome_and_no_secr
                  "/usr/bin/python3 -c 'import json,sys; [json.loads(l) for l in open(sys.argv[1])]' '%s'", path);
         cr_assert_eq(system(cmd), 0, "the journal is not JSON lines");
         free(j);
+}
+
+Test(e2e, a_full_disk_stops_the_pass_says_why_and_loses_nothing)
+{
+        char full[300];
+        snprintf(full, sizeof(full), "%s/full", dir);
+        cr_assert_eq(mkdir(full, 0700), 0);
+        char cmd[600];
+        snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=2m,mode=0700 offboard-test '%s' 2>/dev/null", full);
+        if (system(cmd) != 0)
+                cr_skip_test("cannot mount a tmpfs here (not root?)");
+        mounted = true;
+        snprintf(mountpoint, sizeof(mountpoint), "%s", full);
+        char state[400];
+        snprintf(state, sizeof(state), "%s/state.db", full);
+        struct opts o = {.starttls = true, .state = state};
+        start(NULL, &o);
+        /* Leave the store and its journal 48 KiB. */
+        char filler[400];
+        snprintf(filler, sizeof(filler), "%s/filler", full);
+        struct statvfs vfs;
+        cr_assert_eq(statvfs(full, &vfs), 0);
+        long long fill = (long long)vfs.f_bavail * (long long)vfs.f_frsize - 48 * 1024;
+        snprintf(cmd, sizeof(cmd), "head -c %lld /dev/zero > '%s'", fill, filler);
+        cr_assert_eq(system(cmd), 0);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        int sent = ob_test_recorder_count(&rec);
+        bool said = strstr(err, "disk full") || strstr(err, "No space left");
+        size_t el = strlen(err);
+        cr_assert(rc == 2 && said, "rc %d (expected 2, the pass stops acting); stderr ends: %s", rc,
+                  err + (el > 700 ? el - 700 : 0));
+        free(out);
+        free(err);
+        cr_assert_leq((size_t)sent, expected_requests());
+        /* Space again: the next pass does what is owed, nothing twice. */
+        unlink(filler);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %.2000s\nstderr %.2000s", out, err);
+        free(out);
+        free(err);
+        struct ob_test_request *q;
+        size_t n, distinct = 0;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        for (size_t i = 0; i < n; i++) {
+                bool first = true;
+                for (size_t j = 0; j < i && first; j++)
+                        first = strcmp(q[j].path, q[i].path) != 0 || strcmp(q[j].method, q[i].method) != 0;
+                distinct += first;
+        }
+        ob_test_requests_free(q, n);
+        cr_assert_eq(distinct, expected_requests(), "every owed request reached the server once the disk had room");
 }
