@@ -72,7 +72,7 @@ int ob_escape_query(struct ob_buf *b, const char *s, size_t n)
 /* Length of the well-formed UTF-8 sequence at s[0..n), or 0 if it is not
  * one (RFC 3629 section 4: no overlongs, no surrogates, nothing above
  * U+10FFFF, no truncated sequence). */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
+size_t ob_utf8_sequence(const unsigned char *s, size_t n)
 {
         unsigned char c = s[0];
         if (c < 0x80)
@@ -117,7 +117,7 @@ int ob_escape_json(struct ob_buf *b, const char *s, size_t n)
 
         /* Validate first: a refused value appends nothing. */
         for (size_t i = 0; i < n;) {
-                size_t k = utf8_sequence(u + i, n - i);
+                size_t k = ob_utf8_sequence(u + i, n - i);
                 if (k == 0)
                         return -OB_ETEMPLATE;
                 i += k;
@@ -162,7 +162,7 @@ int ob_escape_json(struct ob_buf *b, const char *s, size_t n)
                         /* Non-ASCII, already validated. U+2028 and U+2029
                          * (E2 80 A8 / E2 80 A9) are legal JSON but end a line
                          * in JavaScript, so they are escaped too. */
-                        consumed = utf8_sequence(u + i, n - i);
+                        consumed = ob_utf8_sequence(u + i, n - i);
                         if (consumed == 3 && c == 0xE2 && u[i + 1] == 0x80 &&
                             (u[i + 2] == 0xA8 || u[i + 2] == 0xA9)) {
                                 esc[1] = 'u';
@@ -291,7 +291,7 @@ int ob_escape_text(struct ob_buf *b, const char *s, size_t n)
         const unsigned char *u = (const unsigned char *)s;
         size_t i = 0;
         while (i < n) {
-                size_t len = utf8_sequence(u + i, n - i);
+                size_t len = ob_utf8_sequence(u + i, n - i);
                 uint32_t cp = len ? utf8_decode(u + i, len) : 0;
                 int r;
                 if (len == 0) {

@@ -41,6 +41,10 @@ int ob_escape_dn_value(struct ob_buf *b, const char *s, size_t n);
  * (or \u202E); a backslash becomes \\. Never fails on content. */
 int ob_escape_text(struct ob_buf *b, const char *s, size_t n);
 
+/* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no
+ * overlongs, surrogates, values above U+10FFFF or truncated sequences), or 0. */
+size_t ob_utf8_sequence(const unsigned char *s, size_t n);
+
 /* Mask a secret for display: always "***". */
 #define OB_MASK "***"
 

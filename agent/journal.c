@@ -124,39 +124,6 @@ int ob_journal_sync(struct ob_journal *j)
         return 0;
 }
 
-/* Length of the well-formed UTF-8 sequence at s[0..n), or 0 if there is
- * none (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_sequence(const unsigned char *s, size_t n)
-{
-        unsigned char c = s[0];
-        if (c < 0x80)
-                return 1;
-        size_t len;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-                len = 2;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-                len = 3;
-                if (c == 0xE0)
-                        lo = 0xA0;
-                else if (c == 0xED)
-                        hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-                len = 4;
-                if (c == 0xF0)
-                        lo = 0x90;
-                else if (c == 0xF4)
-                        hi = 0x8F;
-        } else {
-                return 0;
-        }
-        if (n < len || s[1] < lo || s[1] > hi)
-                return 0;
-        for (size_t i = 2; i < len; i++)
-                if (s[i] < 0x80 || s[i] > 0xBF)
-                        return 0;
-        return len;
-}
 
 /* Appends the contents of a JSON string for s (no quotes), at most max bytes
  * (max >= sizeof(OB_JOURNAL_ELLIPSIS)). A value whose escaped form is longer
@@ -171,7 +138,7 @@ static int json_contents(struct ob_buf *b, const char *s, size_t max)
         const size_t ell = sizeof(OB_JOURNAL_ELLIPSIS) - 1;
 
         for (size_t i = 0; i < n;) {
-                size_t k = utf8_sequence(u + i, n - i);
+                size_t k = ob_utf8_sequence(u + i, n - i);
                 int r;
                 if (k == 0) {
                         char esc[6] = {'\\', 'u', '0', '0', hex[u[i] >> 4], hex[u[i] & 0xF]};
