@@ -1527,7 +1527,10 @@ static int astats_check(struct run *r, char *why, size_t whylen)
                 bool have = v && sscanf(v, "%llu/%llu", &last, &last_of) == 2;
                 free(v);
                 size_t now = r->astats[i].present;
-                if (!have || last == 0)
+                /* Sparse attributes come and go (one unlock clears the only
+                 * pwdAccountLockedTime): it takes three entries vanishing at
+                 * once, or more than half of ten or more. */
+                if (!have || last < 3)
                         continue;
                 if (now == 0 || (last >= 10 && now * 2 < last)) {
                         snprintf(why, whylen,
