@@ -741,6 +741,58 @@ Test(fail_closed, a_referral_under_the_base_stops_the_pass_instead_of_sweeping_i
 /* =========================================================================== */
 /* 4. Transfer target                                                           */
 
+/* After a reconcile: uid's revocation was sent, its transfer and the license
+ * (which runs after the transfer) were not, exit 1, and its text block says
+ * the transfer is held and why. */
+static void assert_transfer_held(const char *uid, int rc, const char *out, const char *err)
+{
+        cr_assert_not_null(find_req("POST", fmt("/api/users/%s/sessions/revoke", uid)),
+                           "security actions do not wait for the transfer target:\n%s", request_list());
+        const struct ob_test_request *t = find_req(NULL, fmt("/api/users/%s/transfer", uid));
+        cr_assert_null(t, "%s's records were transferred although the lookup failed: %s", uid, t ? t->body : "");
+        cr_assert_null(find_req(NULL, fmt("/api/licenses/%s", uid)), "the license was freed before the transfer");
+        cr_assert_eq(rc, 1, "expected exit 1 (a step held), got %d; stdout: %.3000s\nstderr: %.3000s", rc, out, err);
+        char *b = block(out, fmt("%s  ", uid));
+        cr_assert_not_null(b, "%s is not in the report:\n%.4000s", uid, out);
+        char *tr = line_with(b, "transfer-records");
+        cr_assert(tr && strstr(tr, "held"), "the transfer is not held:\n%s", b);
+        /* Why: a line that speaks of the transfer target's lookup (not just
+         * "an action it runs after did not succeed"). */
+        bool why = false;
+        for (const char *l = b; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+                char *line = fmt("%.*s", (int)strcspn(l, "\n"), l);
+                if ((contains_ci(line, "held") || contains_ci(line, "error")) && contains_ci(line, "transfer") &&
+                    !strstr(line, "transfer-records"))
+                        why = true;
+                if (strstr(line, "transfer:") && (contains_ci(line, "referral") || contains_ci(line, "error") ||
+                                                  contains_ci(line, "cannot") || contains_ci(line, "fail")))
+                        why = true;
+        }
+        cr_assert(why, "the report does not say why the transfer is held:\n%s", b);
+}
+
+/* The teams search (part of choosing heidi's target: she has no manager,
+ * her team's owner takes her records) meets a referral: an error, not "no
+ * team". */
+Test(fail_closed, a_referral_met_while_searching_the_teams_holds_the_transfer_and_what_follows_it)
+{
+        const char *remote = "ou=remote,ou=teams,dc=example,dc=org";
+        delete_entry_quietly(remote);
+        undo(fmt("dn: %s\n" MANAGE_DSA_IT "changetype: delete\n", remote));
+        cr_assert_eq(ob_test_ldapmodify(&srv, fmt("dn: %s\n" MANAGE_DSA_IT "changetype: add\n"
+                                                  "objectClass: referral\nobjectClass: extensibleObject\n"
+                                                  "ou: remote\nref: ldap://127.0.0.1:1/%s\n",
+                                                  remote, remote)),
+                     0, "could not add the referral");
+        start(NULL, NULL);
+        char *out, *err;
+        int rc = ob("reconcile", &out, &err, "--force", NULL);
+        cr_assert_not_null(find_req("POST", "/api/users/bob/transfer"), "bob's manager is fine:\n%s", request_list());
+        assert_transfer_held("heidi", rc, out, err);
+}
+
+/* fcremote's manager lives below a referral object: reading it returns a
+ * referral, which is an error, not "no manager" (so not the fallback). */
 Test(fail_closed, a_directory_error_while_reading_the_manager_holds_the_transfer_and_what_follows_it)
 {
         const char *remote = "ou=remote,dc=example,dc=org";
@@ -756,29 +808,7 @@ Test(fail_closed, a_directory_error_while_reading_the_manager_holds_the_transfer
         start(NULL, NULL);
         char *out, *err;
         int rc = ob("reconcile", &out, &err, "--force", NULL);
-        cr_assert_not_null(find_req("POST", "/api/users/fcremote/sessions/revoke"),
-                           "security actions do not wait for the transfer target:\n%s", request_list());
-        const struct ob_test_request *t = find_req(NULL, "/api/users/fcremote/transfer");
-        cr_assert_null(t, "records were transferred although the manager could not be read: %s", t ? t->body : "");
-        cr_assert_null(find_req(NULL, "/api/licenses/fcremote"), "the license was freed before the transfer");
-        cr_assert_eq(rc, 1, "expected exit 1 (a step held), got %d; stdout: %.3000s\nstderr: %.3000s", rc, out, err);
-        char *b = block(out, "fcremote  ");
-        cr_assert_not_null(b, "fcremote is not in the report:\n%.4000s", out);
-        char *tr = line_with(b, "transfer-records");
-        cr_assert(tr && strstr(tr, "held"), "the transfer is not held:\n%s", b);
-        /* Why: a held line that speaks of the transfer target (not just "an
-         * action it runs after did not succeed"). */
-        bool why = false;
-        for (const char *l = b; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-                size_t len = strcspn(l, "\n");
-                char *line = fmt("%.*s", (int)len, l);
-                if ((contains_ci(line, "held") || contains_ci(line, "error")) && contains_ci(line, "transfer") &&
-                    !strstr(line, "transfer-records"))
-                        why = true;
-                if (!why && strstr(line, "transfer:") && (contains_ci(line, "referral") || contains_ci(line, "error")))
-                        why = true;
-        }
-        cr_assert(why, "the report does not say why the transfer is held:\n%s", b);
+        assert_transfer_held("fcremote", rc, out, err);
 }
 
 Test(fail_closed, a_fallback_that_does_not_exist_holds_the_transfer_instead_of_sending_an_empty_target)
