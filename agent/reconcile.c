@@ -1977,17 +1977,38 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 ret = OB_EXIT_CONFIG;
         }
 
+        /* The records after the pass go in batches of one transaction (one
+         * fsync for OB_PUTS_PER_TXN accounts): the outcomes they sum up are
+         * already durable, so a crash here only leaves the next pass to
+         * finish the records, sending nothing. */
+        bool recording = true;
         for (size_t i = 0; i < nitems; i++) {
                 struct ob_report_item *it = &items[i];
                 /* A second signal skips the write-back: the next pass rewrites
                  * what the entry lacks. */
                 if (it->plan->writeback && !it->plan->deleted && k == 0 && !r.stop_now)
                         it->writeback_result = write_back(&r, &r.cands[i], it) == 0 ? 0 : -1;
-                int e = record_after(&r, &r.cands[i], it);
-                if (e < 0 && ret == OB_EXIT_OK) {
-                        fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
-                        ret = OB_EXIT_CONFIG;
+                int e = 0;
+                if (recording && !r.txn_open && (e = ob_state_begin(r.state)) == 0)
+                        r.txn_open = true;
+                if (recording && e == 0)
+                        e = record_after(&r, &r.cands[i], it);
+                if (recording && e == 0 && ++r.txn_puts >= OB_PUTS_PER_TXN)
+                        e = txn_flush(&r);
+                if (recording && e < 0) {
+                        if (r.txn_open)
+                                ob_state_rollback(r.state);
+                        r.txn_open = false;
+                        recording = false;
+                        if (ret == OB_EXIT_OK) {
+                                fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
+                                ret = OB_EXIT_CONFIG;
+                        }
                 }
+        }
+        if (recording && txn_flush(&r) < 0 && ret == OB_EXIT_OK) {
+                fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
+                ret = OB_EXIT_CONFIG;
         }
         /* What this complete pass read becomes the reference for the next. */
         if (!o->account && ret == OB_EXIT_OK && !r.signo && astats_store(&r) < 0) {
