@@ -791,11 +791,14 @@ Test(fail_closed, a_referral_met_while_searching_the_teams_holds_the_transfer_an
         assert_transfer_held("heidi", rc, out, err);
 }
 
-/* fcremote's manager lives below a referral object: reading it returns a
- * referral, which is an error, not "no manager" (so not the fallback). */
+/* fcremote's manager lives below a referral object inside the base:
+ * reading it returns a referral, which is an error, not "no manager" (so not
+ * the fallback). The account search meets the same referral; with nothing
+ * recorded under it, the pass goes on and says so. (A manager outside the
+ * base is not an account offboard judges: that one is "no usable manager".) */
 Test(fail_closed, a_directory_error_while_reading_the_manager_holds_the_transfer_and_what_follows_it)
 {
-        const char *remote = "ou=remote,dc=example,dc=org";
+        const char *remote = "ou=remote,ou=people,dc=example,dc=org";
         delete_entry_quietly(remote);
         undo(fmt("dn: %s\n" MANAGE_DSA_IT "changetype: delete\n", remote));
         cr_assert_eq(ob_test_ldapmodify(&srv, fmt("dn: %s\n" MANAGE_DSA_IT "changetype: add\n"
@@ -804,7 +807,7 @@ Test(fail_closed, a_directory_error_while_reading_the_manager_holds_the_transfer
                                                   remote, remote)),
                      0, "could not add the referral");
         add_person("fcremote", "employeeType: Inactive\ndescription: Left the company\n"
-                               "manager: uid=boss,ou=remote,dc=example,dc=org\n");
+                               "manager: uid=boss,ou=remote,ou=people,dc=example,dc=org\n");
         start(NULL, NULL);
         char *out, *err;
         int rc = ob("reconcile", &out, &err, "--force", NULL);
