@@ -1858,6 +1858,10 @@ static int collect_attributes(struct ob_config *c)
                         r = ob_strv_add_unique_ci(l, fixed[i]);
         for (size_t i = 0; r == 0 && c->required_attributes && c->required_attributes[i]; i++)
                 r = ob_strv_add_unique_ci(l, c->required_attributes[i]);
+        /* With the entry's classes at hand, a write-back knows whether to add
+         * its auxiliary class without reading the entry again. */
+        if (r == 0 && c->writeback.enabled && c->writeback.object_class)
+                r = ob_strv_add_unique_ci(l, "objectClass");
         for (size_t i = 0; r == 0 && i < c->nrules; i++) {
                 r = ob_cond_attributes(c->rules[i].when, l);
                 if (r == 0 && c->rules[i].reason_attribute)

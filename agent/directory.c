@@ -992,21 +992,33 @@ static bool has_object_class(const struct ob_account *a, const char *oc)
         return false;
 }
 
-int ob_dir_replace(struct ob_dir *d, const char *dn, const char *object_class, const struct ob_dir_mod *mods,
-                   size_t nmods, const char *assert_attr, const char *assert_value)
+static int replace_send(struct ob_dir *d, const char *dn, bool add_oc, const char *object_class,
+                        const struct ob_dir_mod *mods, size_t nmods, const char *assert_attr, const char *assert_value,
+                        int *ret_msgid);
+
+static int replace_check(const char *dn, const char *object_class, const struct ob_dir_mod *mods, size_t nmods,
+                         const char *assert_attr, const char *assert_value)
 {
-        if (!d || !dn || (!mods && nmods) || (!!assert_attr != !!assert_value) ||
+        if (!dn || (!mods && nmods) || (!!assert_attr != !!assert_value) ||
             (assert_attr && !valid_attr_name(assert_attr)) || (object_class && !valid_attr_name(object_class)))
                 return -EINVAL;
         for (size_t i = 0; i < nmods; i++)
                 if (!valid_attr_name(mods[i].attribute) || !mods[i].values)
                         return -EINVAL;
+        return 0;
+}
 
+int ob_dir_replace(struct ob_dir *d, const char *dn, const char *object_class, const struct ob_dir_mod *mods,
+                   size_t nmods, const char *assert_attr, const char *assert_value)
+{
+        int r = d ? replace_check(dn, object_class, mods, nmods, assert_attr, assert_value) : -EINVAL;
+        if (r < 0)
+                return r;
         bool add_oc = false;
         if (object_class) {
                 struct ob_account *cur = NULL;
                 char *oc_attrs[] = {"objectClass", NULL};
-                int r = read_entry(d, dn, oc_attrs, "read_object_class", &cur);
+                r = read_entry(d, dn, oc_attrs, "read_object_class", &cur);
                 if (r < 0)
                         return r;
                 if (!cur)
@@ -1014,8 +1026,25 @@ int ob_dir_replace(struct ob_dir *d, const char *dn, const char *object_class, c
                 add_oc = !has_object_class(cur, object_class);
                 ob_account_free(cur);
         }
-        if (nmods == 0 && !add_oc)
+        int msgid = 0;
+        r = replace_send(d, dn, add_oc, object_class, mods, nmods, assert_attr, assert_value, &msgid);
+        if (r < 0 || msgid == 0)
+                return r;
+        int result = 0;
+        r = ob_dir_replace_collect(d, msgid, &msgid, &result);
+        return r < 0 ? r : result;
+}
+
+/* Sends one modify (see ob_dir_replace_send); the request is encoded before
+ * this returns, so nothing the caller passed needs to outlive it. */
+static int replace_send(struct ob_dir *d, const char *dn, bool add_oc, const char *object_class,
+                        const struct ob_dir_mod *mods, size_t nmods, const char *assert_attr, const char *assert_value,
+                        int *ret_msgid)
+{
+        if (nmods == 0 && !add_oc) {
+                *ret_msgid = 0;
                 return 0;
+        }
 
         /* mods + an objectClass add + NULL; each value list as bervals. */
         size_t nm = nmods + (add_oc ? 1 : 0);
@@ -1094,24 +1123,7 @@ int ob_dir_replace(struct ob_dir *d, const char *dn, const char *object_class, c
                 r = -OB_EDIRECTORY;
                 goto out;
         }
-        for (;;) {
-                LDAPMessage *m = NULL;
-                int t = wait_msg(d, msgid, "modify", dn, &m);
-                if (t < 0) {
-                        r = t;
-                        break;
-                }
-                if (t == LDAP_RES_MODIFY) {
-                        int res;
-                        if (parse_result(d, m, "modify", dn, &res, NULL) != LDAP_SUCCESS) {
-                                int e = ldap_to_ob(res);
-                                r = e == -OB_EASSERTION || e == -OB_ENOTFOUND || e == -ENOMEM ? e : -OB_EDIRECTORY;
-                        }
-                        ldap_msgfree(m);
-                        break;
-                }
-                ldap_msgfree(m);
-        }
+        *ret_msgid = msgid;
 out:
         if (assert_ctrl)
                 ldap_control_free(assert_ctrl);
@@ -1125,4 +1137,42 @@ out:
         free(modp);
         free(modv);
         return r;
+}
+
+int ob_dir_replace_send(struct ob_dir *d, const char *dn, bool add_object_class, const char *object_class,
+                        const struct ob_dir_mod *mods, size_t nmods, const char *assert_attr, const char *assert_value,
+                        int *ret_msgid)
+{
+        int r = d && ret_msgid ? replace_check(dn, object_class, mods, nmods, assert_attr, assert_value) : -EINVAL;
+        if (r < 0)
+                return r;
+        if (add_object_class && !object_class)
+                return -EINVAL;
+        return replace_send(d, dn, add_object_class, object_class, mods, nmods, assert_attr, assert_value, ret_msgid);
+}
+
+int ob_dir_replace_collect(struct ob_dir *d, int msgid, int *ret_msgid, int *ret_result)
+{
+        if (!d || !ret_msgid || !ret_result)
+                return -EINVAL;
+        for (;;) {
+                LDAPMessage *m = NULL;
+                int t = wait_msg(d, msgid > 0 ? msgid : LDAP_RES_ANY, "modify", NULL, &m);
+                if (t < 0)
+                        return t;
+                if (t != LDAP_RES_MODIFY) {
+                        ldap_msgfree(m);
+                        continue;
+                }
+                int id = ldap_msgid(m);
+                int res = LDAP_SUCCESS, result = 0;
+                if (parse_result(d, m, "modify", NULL, &res, NULL) != LDAP_SUCCESS) {
+                        int e = ldap_to_ob(res);
+                        result = e == -OB_EASSERTION || e == -OB_ENOTFOUND || e == -ENOMEM ? e : -OB_EDIRECTORY;
+                }
+                ldap_msgfree(m);
+                *ret_msgid = id;
+                *ret_result = result;
+                return 0;
+        }
 }

@@ -85,4 +85,16 @@ struct ob_dir_mod {
 int ob_dir_replace(struct ob_dir *d, const char *dn, const char *object_class, const struct ob_dir_mod *mods,
                    size_t nmods, const char *assert_attr, const char *assert_value);
 
+/* The same modify without waiting, for several write-backs in flight: the
+ * caller says whether objectClass must be added (it read objectClass with the
+ * entry), and gets the message id (0 when there was nothing to write). */
+int ob_dir_replace_send(struct ob_dir *d, const char *dn, bool add_object_class, const char *object_class,
+                        const struct ob_dir_mod *mods, size_t nmods, const char *assert_attr, const char *assert_value,
+                        int *ret_msgid);
+/* Waits (at most the timeout) for the result of the modify msgid, or of any
+ * modify sent when msgid is 0: *ret_msgid says which, *ret_result is 0 or
+ * what ob_dir_replace would have returned. A negative return (a timeout, a
+ * lost connection) means no result can be had for those still in flight. */
+int ob_dir_replace_collect(struct ob_dir *d, int msgid, int *ret_msgid, int *ret_result);
+
 #endif

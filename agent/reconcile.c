@@ -1290,7 +1290,9 @@ static int execute(struct run *r, struct ob_report_item *items, size_t n)
 
 /* ---- write-back ------------------------------------------------------------ */
 
-static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it)
+/* Builds the write-back of one account and sends it: *ret_msgid is the
+ * modify to collect, or 0 when it was done (or failed) already. */
+static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it, int *ret_msgid)
 {
         const struct ob_writeback_config *w = &r->c->writeback;
         struct ob_account_plan *p = it->plan;
@@ -1336,10 +1338,31 @@ static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it)
                 mods[nm++] = (struct ob_dir_mod){w->actions_attribute,
                                                  acts ? (const char *const *)acts : none};
         const char *assert_value = w->assertion_attribute ? ob_account_get(cd->account, w->assertion_attribute) : NULL;
-        if (k == 0)
+        /* The entry was read with its objectClass: whether the class must be
+         * added is known, and the modify need not wait for a read. */
+        const struct ob_attr *oc = ob_account_attr(cd->account, "objectClass");
+        *ret_msgid = 0;
+        if (k == 0 && oc && oc->nvals > 0) {
+                bool add = false;
+                if (w->object_class) {
+                        add = true;
+                        for (size_t i = 0; i < oc->nvals; i++)
+                                add = add && !ob_streq_ci(oc->vals[i].data, w->object_class);
+                }
+                k = ob_dir_replace_send(r->dir, p->dn, add, w->object_class, mods, nm,
+                                        assert_value ? w->assertion_attribute : NULL, assert_value, ret_msgid);
+        } else if (k == 0) {
                 k = ob_dir_replace(r->dir, p->dn, w->object_class, mods, nm, assert_value ? w->assertion_attribute : NULL,
                                    assert_value);
+        }
         ob_strv_free(acts);
+        return k;
+}
+
+static void write_back_done(struct run *r, struct ob_report_item *it, int k)
+{
+        const struct ob_account_plan *p = it->plan;
+        it->writeback_result = k == 0 ? 0 : -1;
         if (k < 0) {
                 r->sum.writebacks_failed++;
                 ob_log(OB_LOG_WARNING, "event=writeback_failed account=%s dn=%s error=%s%s",
@@ -1347,7 +1370,56 @@ static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it)
                        ob_log_quote(ob_strerror(k)),
                        k == -OB_EASSERTION ? " note=\"the entry changed since it was read; the next pass retries\"" : "");
         }
-        return k;
+}
+
+#define OB_WRITEBACKS_IN_FLIGHT 16
+
+/* Every write-back the pass owes, up to OB_WRITEBACKS_IN_FLIGHT on the wire
+ * at once. */
+static void write_backs(struct run *r, struct ob_report_item *items, size_t n)
+{
+        struct {
+                int msgid;
+                size_t item;
+        } fl[OB_WRITEBACKS_IN_FLIGHT];
+        size_t nfl = 0;
+        bool lost = false; /* the connection failed: what is in flight has no answer */
+        for (size_t i = 0; i <= n; i++) {
+                bool more = i < n && !lost;
+                while (nfl > 0 && (nfl == OB_WRITEBACKS_IN_FLIGHT || !more)) {
+                        int id = 0, result = 0;
+                        int k = ob_dir_replace_collect(r->dir, 0, &id, &result);
+                        if (k < 0) {
+                                for (size_t f = 0; f < nfl; f++)
+                                        write_back_done(r, &items[fl[f].item], k);
+                                nfl = 0;
+                                lost = true;
+                                more = false;
+                                break;
+                        }
+                        for (size_t f = 0; f < nfl; f++)
+                                if (fl[f].msgid == id) {
+                                        write_back_done(r, &items[fl[f].item], result);
+                                        fl[f] = fl[--nfl];
+                                        break;
+                                }
+                }
+                if (i == n)
+                        break;
+                struct ob_report_item *it = &items[i];
+                if (!it->plan->writeback || it->plan->deleted)
+                        continue;
+                if (lost) {
+                        write_back_done(r, it, -OB_EDIRECTORY);
+                        continue;
+                }
+                int msgid = 0;
+                int k = write_back(r, &r->cands[i], it, &msgid);
+                if (k < 0 || msgid == 0)
+                        write_back_done(r, it, k);
+                else
+                        fl[nfl++] = (typeof(fl[0])){msgid, i};
+        }
 }
 
 /* ---- the pass --------------------------------------------------------------- */
@@ -1981,13 +2053,13 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
          * fsync for OB_PUTS_PER_TXN accounts): the outcomes they sum up are
          * already durable, so a crash here only leaves the next pass to
          * finish the records, sending nothing. */
+        /* A second signal skips the write-back: the next pass rewrites what
+         * the entry lacks. */
+        if (k == 0 && !r.stop_now)
+                write_backs(&r, items, nitems);
         bool recording = true;
         for (size_t i = 0; i < nitems; i++) {
                 struct ob_report_item *it = &items[i];
-                /* A second signal skips the write-back: the next pass rewrites
-                 * what the entry lacks. */
-                if (it->plan->writeback && !it->plan->deleted && k == 0 && !r.stop_now)
-                        it->writeback_result = write_back(&r, &r.cands[i], it) == 0 ? 0 : -1;
                 int e = 0;
                 if (recording && !r.txn_open && (e = ob_state_begin(r.state)) == 0)
                         r.txn_open = true;
