@@ -1176,3 +1176,97 @@ int ob_dir_replace_collect(struct ob_dir *d, int msgid, int *ret_msgid, int *ret
                 return 0;
         }
 }
+
+#define OB_DIR_READS_IN_FLIGHT 32
+
+struct read_slot {
+        int msgid; /* 0: free */
+        size_t i;
+        struct ob_account *found;
+        int err;
+};
+
+/* Finishes slot sl: hands its answer to fn and frees the slot. */
+static void read_slot_done(struct read_slot *sl, const char *const *dns, ob_dir_read_fn fn, void *ud)
+{
+        if (sl->err < 0)
+                fn(sl->i, NULL, sl->err, ud);
+        else
+                fn(sl->i, sl->found, sl->found ? 0 : -OB_ENOTFOUND, ud);
+        (void)dns;
+        ob_account_free(sl->found);
+        *sl = (struct read_slot){0};
+}
+
+int ob_dir_read_many(struct ob_dir *d, const char *const *dns, size_t n, ob_dir_read_fn fn, void *ud)
+{
+        if (!d || (!dns && n) || !fn)
+                return -EINVAL;
+        struct read_slot slots[OB_DIR_READS_IN_FLIGHT] = {0};
+        size_t busy = 0, next = 0;
+        int r = 0;
+        while (r == 0 && (next < n || busy > 0)) {
+                /* Send while there is room. */
+                while (next < n && busy < OB_DIR_READS_IN_FLIGHT) {
+                        size_t i = next++;
+                        int in = dns[i] && *dns[i] ? dn_in_scope(dns[i], d->base, d->scope) : -EINVAL;
+                        if (in <= 0) {
+                                fn(i, NULL, -OB_ENOTFOUND, ud); /* not an account offboard judges */
+                                continue;
+                        }
+                        int msgid = -1;
+                        struct timeval tl = ms_to_tv(d->timeout_ms);
+                        int rc = ldap_search_ext(d->ld, dns[i], LDAP_SCOPE_BASE, "(objectClass=*)", d->attrs, 0, NULL,
+                                                 NULL, d->timeout_ms >= 1000 ? &tl : NULL, 1, &msgid);
+                        if (rc != LDAP_SUCCESS) {
+                                dir_log(d, OB_LOG_ERROR, "read_account", dns[i], rc, NULL);
+                                fn(i, NULL, -OB_EDIRECTORY, ud);
+                                continue;
+                        }
+                        for (size_t k = 0; k < OB_DIR_READS_IN_FLIGHT; k++)
+                                if (!slots[k].msgid) {
+                                        slots[k] = (struct read_slot){.msgid = msgid, .i = i};
+                                        break;
+                                }
+                        busy++;
+                }
+                if (busy == 0)
+                        break;
+                LDAPMessage *m = NULL;
+                int t = wait_msg(d, LDAP_RES_ANY, "read_account", NULL, &m);
+                if (t < 0) {
+                        /* No answer can come for what is in flight. */
+                        for (size_t k = 0; k < OB_DIR_READS_IN_FLIGHT; k++)
+                                if (slots[k].msgid) {
+                                        slots[k].err = t;
+                                        read_slot_done(&slots[k], dns, fn, ud);
+                                }
+                        busy = 0;
+                        r = t;
+                        break;
+                }
+                int id = ldap_msgid(m);
+                struct read_slot *sl = NULL;
+                for (size_t k = 0; k < OB_DIR_READS_IN_FLIGHT && !sl; k++)
+                        if (slots[k].msgid == id)
+                                sl = &slots[k];
+                if (sl && t == LDAP_RES_SEARCH_ENTRY && !sl->found && sl->err == 0) {
+                        int k = entry_to_account(d, m, false, &sl->found);
+                        if (k < 0)
+                                sl->err = k;
+                } else if (sl && t == LDAP_RES_SEARCH_RESULT) {
+                        int res;
+                        if (parse_result(d, m, "read_account", dns[sl->i], &res, NULL) != LDAP_SUCCESS &&
+                            res != LDAP_NO_SUCH_OBJECT && sl->err == 0)
+                                sl->err = ldap_to_ob(res) == -ENOMEM ? -ENOMEM : -OB_EDIRECTORY;
+                        if (res == LDAP_NO_SUCH_OBJECT) {
+                                ob_account_free(sl->found);
+                                sl->found = NULL;
+                        }
+                        read_slot_done(sl, dns, fn, ud);
+                        busy--;
+                }
+                ldap_msgfree(m);
+        }
+        return r;
+}

@@ -97,4 +97,12 @@ int ob_dir_replace_send(struct ob_dir *d, const char *dn, bool add_object_class,
  * lost connection) means no result can be had for those still in flight. */
 int ob_dir_replace_collect(struct ob_dir *d, int msgid, int *ret_msgid, int *ret_result);
 
+/* Reads many entries by DN as ob_dir_read_account does, up to 32 on the wire
+ * at once: fn gets each one's index, the account (borrowed), or NULL with
+ * -OB_ENOTFOUND (absent, or outside the base and scope) or another error.
+ * A lost connection ends it: the reads in flight get the error and it is
+ * returned; those not sent get no call. */
+typedef void (*ob_dir_read_fn)(size_t i, const struct ob_account *a, int err, void *userdata);
+int ob_dir_read_many(struct ob_dir *d, const char *const *dns, size_t n, ob_dir_read_fn fn, void *userdata);
+
 #endif

@@ -91,8 +91,9 @@ struct run {
         int signo;     /* the first SIGTERM/SIGINT: drain */
         bool stop_now; /* a second one: abandon what is in flight */
         size_t seen_since_poll;
-        /* Transfer targets already read in this pass, by DN: ten thousand
-         * leavers with a hundred managers cost a hundred reads. */
+        /* Transfer targets already read in this pass, by lower-cased DN (open
+         * addressing): ten thousand leavers with a hundred managers cost a
+         * hundred reads, and the managers are read many at once. */
         struct target_memo *memo;
         size_t nmemo, memo_cap;
 };
@@ -443,57 +444,163 @@ static int team_cb(const struct ob_account *g, void *ud)
 static int read_active_uncached(struct run *r, const char *dn, const char *role, struct ob_account **ret,
                                 char *why, size_t whylen);
 
-static struct target_memo *memo_find(struct run *r, const char *low)
+static uint64_t memo_hash(const char *s)
 {
-        for (size_t i = 0; i < r->nmemo; i++)
-                if (strcmp(r->memo[i].dn, low) == 0)
-                        return &r->memo[i];
-        return NULL;
+        uint64_t h = 14695981039346656037ULL;
+        for (; *s; s++)
+                h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+        return h;
 }
 
-/* read_active through the pass's memo (bounded: past OB_MEMO_MAX distinct
- * DNs, lookups are simply not remembered). */
-#define OB_MEMO_MAX 4096
+/* The slot of low (a lower-cased DN) in the open-addressing memo: its entry,
+ * or the empty slot where it would go. */
+static struct target_memo *memo_slot(struct run *r, const char *low)
+{
+        size_t mask = r->memo_cap - 1;
+        for (size_t i = memo_hash(low) & mask;; i = (i + 1) & mask)
+                if (!r->memo[i].dn || strcmp(r->memo[i].dn, low) == 0)
+                        return &r->memo[i];
+}
+
+static char *lower_dup(const char *s)
+{
+        char *low = strdup(s);
+        for (char *c = low; c && *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        return low;
+}
+
+/* Remembers what a lookup of dn gave (takes target and why). Bounded: past
+ * OB_MEMO_MAX DNs, lookups are simply not remembered. */
+#define OB_MEMO_MAX 65536
+static void memo_put(struct run *r, const char *dn, int result, struct ob_account *target, const char *why)
+{
+        if (r->nmemo >= OB_MEMO_MAX || (r->nmemo + 1) * 2 > r->memo_cap) {
+                size_t cap = r->memo_cap ? r->memo_cap * 2 : 256;
+                struct target_memo *old = r->memo;
+                size_t oldcap = r->memo_cap;
+                struct target_memo *n = r->nmemo < OB_MEMO_MAX ? calloc(cap, sizeof(*n)) : NULL;
+                if (!n) {
+                        ob_account_free(target);
+                        return;
+                }
+                r->memo = n;
+                r->memo_cap = cap;
+                for (size_t i = 0; i < oldcap; i++)
+                        if (old[i].dn)
+                                *memo_slot(r, old[i].dn) = old[i];
+                free(old);
+        }
+        char *low = lower_dup(dn);
+        if (!low) {
+                ob_account_free(target);
+                return;
+        }
+        struct target_memo *m = memo_slot(r, low);
+        if (m->dn) {
+                free(low);
+                ob_account_free(target);
+                return;
+        }
+        *m = (struct target_memo){.dn = low, .result = result, .target = target, .why = why ? strdup(why) : NULL};
+        r->nmemo++;
+}
+
+static int read_active_uncached(struct run *r, const char *dn, const char *role, struct ob_account **ret,
+                                char *why, size_t whylen);
+
+/* read_active through the pass's memo. */
 static int read_active(struct run *r, const char *dn, const char *role, struct ob_account **ret, char *why,
                        size_t whylen)
 {
         if (!dn)
                 return 0;
-        char *low = strdup(dn);
-        if (!low)
-                return -ENOMEM;
-        for (char *c = low; *c; c++)
-                *c = (char)tolower((unsigned char)*c);
-        struct target_memo *m = memo_find(r, low);
-        if (m) {
-                free(low);
-                if (m->result < 0)
-                        snprintf(why, whylen, "%s", m->why ? m->why : "");
-                if (m->result == 1 && ob_account_dup(m->target, ret) < 0)
+        if (r->memo_cap) {
+                char *low = lower_dup(dn);
+                if (!low)
                         return -ENOMEM;
-                return m->result;
+                struct target_memo *m = memo_slot(r, low);
+                free(low);
+                if (m->dn) {
+                        if (m->result < 0)
+                                snprintf(why, whylen, "%s", m->why ? m->why : "");
+                        if (m->result == 1 && ob_account_dup(m->target, ret) < 0)
+                                return -ENOMEM;
+                        return m->result;
+                }
         }
         struct ob_account *a = NULL;
         int k = read_active_uncached(r, dn, role, &a, why, whylen);
-        if (r->nmemo < OB_MEMO_MAX) {
-                if (r->nmemo == r->memo_cap) {
-                        size_t cap = r->memo_cap ? r->memo_cap * 2 : 64;
-                        struct target_memo *n = realloc(r->memo, cap * sizeof(*n));
-                        if (n) {
-                                r->memo = n;
-                                r->memo_cap = cap;
-                        }
-                }
-                struct ob_account *copy = NULL;
-                if (r->nmemo < r->memo_cap && (k != 1 || ob_account_dup(a, &copy) == 0)) {
-                        r->memo[r->nmemo++] = (struct target_memo){
-                                .dn = TAKE_PTR(low), .result = k, .target = copy, .why = k < 0 ? strdup(why) : NULL};
-                }
-        }
-        free(low);
+        struct ob_account *copy = NULL;
+        if (k != 1 || ob_account_dup(a, &copy) == 0)
+                memo_put(r, dn, k, copy, k < 0 ? why : NULL);
         if (k == 1)
                 *ret = a;
         return k;
+}
+
+/* What one prefetched read says about a DN, as read_active would. */
+struct prefetch {
+        struct run *r;
+        const char *const *dns;
+};
+
+static void on_prefetched(size_t i, const struct ob_account *a, int err, void *ud)
+{
+        struct prefetch *pf = ud;
+        struct run *r = pf->r;
+        const char *dn = pf->dns[i];
+        char why[512];
+        if (err == -OB_ENOTFOUND) {
+                memo_put(r, dn, 0, NULL, NULL);
+        } else if (err < 0) {
+                snprintf(why, sizeof(why), "reading the manager %s: %s", dn, ob_strerror(err));
+                memo_put(r, dn, err, NULL, why);
+        } else if (a->unreadable) {
+                snprintf(why, sizeof(why), "the manager %s cannot be judged: %s", dn, a->unreadable);
+                memo_put(r, dn, -OB_ELIMIT, NULL, why);
+        } else {
+                struct ob_status_eval ev;
+                ob_mapping_eval(r->c, a, r->now, &ev);
+                struct ob_account *copy = NULL;
+                if (ev.status != OB_STATUS_ACTIVE)
+                        memo_put(r, dn, 0, NULL, NULL);
+                else if (ob_account_dup(a, &copy) == 0)
+                        memo_put(r, dn, 1, copy, NULL);
+        }
+}
+
+/* Reads the managers of every account that will want a transfer target,
+ * many at once, before the accounts are planned one by one. */
+static int prefetch_managers(struct run *r)
+{
+        const char *manager_attr = r->c->directory.manager_attribute;
+        const char **dns = calloc(r->ncands ? r->ncands : 1, sizeof(*dns));
+        size_t n = 0;
+        if (!dns)
+                return -ENOMEM;
+        for (size_t i = 0; i < r->ncands; i++) {
+                struct cand *cd = &r->cands[i];
+                const char *m = ob_account_get(cd->account, manager_attr);
+                if (!m)
+                        continue;
+                struct ob_plan_input in = {.account = cd->account,
+                                           .deleted = cd->deleted,
+                                           .record = cd->have_record ? &cd->rec : NULL,
+                                           .actions = cd->acts,
+                                           .nactions = cd->nacts,
+                                           .now = r->now};
+                struct ob_account_plan *p = NULL;
+                if (ob_plan_account(r->c, &in, &p) < 0)
+                        continue;
+                if (ob_account_plan_wants_transfer(p))
+                        dns[n++] = m;
+                ob_account_plan_free(p);
+        }
+        struct prefetch pf = {.r = r, .dns = dns};
+        int k = n ? ob_dir_read_many(r->dir, dns, n, on_prefetched, &pf) : 0;
+        free(dns);
+        return k == -ENOMEM ? k : 0; /* a failed prefetch leaves the lookups to read_active */
 }
 
 static int read_active_uncached(struct run *r, const char *dn, const char *role, struct ob_account **ret,
@@ -1738,7 +1845,7 @@ static void run_free(struct run *r)
         free(r->unreadable);
         ob_strv_free(r->unreadable_dns);
         ob_dir_search_info_clear(&r->info);
-        for (size_t i = 0; i < r->nmemo; i++) {
+        for (size_t i = 0; i < r->memo_cap; i++) {
                 free(r->memo[i].dn);
                 ob_account_free(r->memo[i].target);
                 free(r->memo[i].why);
@@ -1953,7 +2060,11 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 }
         }
 
-        /* Plan every candidate. */
+        /* Plan every candidate, the managers they need read many at once. */
+        if (c->uses_transfer && prefetch_managers(&r) < 0) {
+                ret = OB_EXIT_FAILED;
+                goto out;
+        }
         items = calloc(r.ncands ? r.ncands : 1, sizeof(*items));
         if (!items) {
                 ret = OB_EXIT_FAILED;

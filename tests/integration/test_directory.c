@@ -1140,3 +1140,39 @@ Test(directory, the_manifest_guids_put_the_first_three_fields_little_endian)
                      expect);
         free(out);
 }
+
+struct many {
+        size_t n;
+        int err[8];
+        char *uid[8];
+};
+
+static void on_many(size_t i, const struct ob_account *a, int err, void *ud)
+{
+        struct many *m = ud;
+        m->n++;
+        m->err[i] = err;
+        const char *uid = a ? ob_account_get(a, "uid") : NULL;
+        m->uid[i] = uid ? strdup(uid) : NULL;
+}
+
+Test(directory, read_many_reads_every_dn_once_and_tells_missing_from_out_of_scope_from_found)
+{
+        struct ob_directory_config c = config();
+        struct ob_dir *d = open_ok(&c);
+        const char *dns[] = {person("alice")->dn, "uid=nobody,ou=people,dc=example,dc=org", srv.bind_dn,
+                             person("bob")->dn, "not a dn", person("dave")->dn};
+        struct many m = {0};
+        cr_assert_eq(ob_dir_read_many(d, dns, 6, on_many, &m), 0);
+        cr_assert_eq(m.n, 6, "every DN gets exactly one answer");
+        cr_assert_eq(m.err[0], 0);
+        cr_assert_str_eq(m.uid[0], "alice");
+        cr_assert_eq(m.err[1], -OB_ENOTFOUND);
+        cr_assert_eq(m.err[2], -OB_ENOTFOUND, "outside the base is not an account offboard judges");
+        cr_assert_str_eq(m.uid[3], "bob");
+        cr_assert_eq(m.err[4], -OB_ENOTFOUND);
+        cr_assert_str_eq(m.uid[5], "dave");
+        for (size_t i = 0; i < 6; i++)
+                free(m.uid[i]);
+        ob_dir_free(d);
+}
