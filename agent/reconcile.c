@@ -509,6 +509,29 @@ static void memo_put(struct run *r, const char *dn, int result, struct ob_accoun
 static int read_active_uncached(struct run *r, const char *dn, const char *role, struct ob_account **ret,
                                 char *why, size_t whylen);
 
+/* What the memo keeps of a target: what templates read of it (id, DN,
+ * username, mail, name), not the whole entry. */
+static int target_dup(struct run *r, const struct ob_account *a, struct ob_account **ret)
+{
+        const struct ob_directory_config *d = &r->c->directory;
+        const char *keep[] = {d->username_attribute, d->mail_attribute, d->name_attribute};
+        struct ob_account *c = ob_account_new();
+        if (!c || !(c->id = strdup(a->id)) || !(c->dn = strdup(a->dn))) {
+                ob_account_free(c);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < OB_ELEMENTSOF(keep); i++) {
+                const struct ob_attr *at = ob_account_attr(a, keep[i]);
+                for (size_t j = 0; at && j < at->nvals; j++)
+                        if (ob_account_add(c, at->name, at->vals[j].data, at->vals[j].len) < 0) {
+                                ob_account_free(c);
+                                return -ENOMEM;
+                        }
+        }
+        *ret = c;
+        return 0;
+}
+
 /* read_active through the pass's memo. */
 static int read_active(struct run *r, const char *dn, const char *role, struct ob_account **ret, char *why,
                        size_t whylen)
@@ -532,7 +555,7 @@ static int read_active(struct run *r, const char *dn, const char *role, struct o
         struct ob_account *a = NULL;
         int k = read_active_uncached(r, dn, role, &a, why, whylen);
         struct ob_account *copy = NULL;
-        if (k != 1 || ob_account_dup(a, &copy) == 0)
+        if (k != 1 || target_dup(r, a, &copy) == 0)
                 memo_put(r, dn, k, copy, k < 0 ? why : NULL);
         if (k == 1)
                 *ret = a;
@@ -565,7 +588,7 @@ static void on_prefetched(size_t i, const struct ob_account *a, int err, void *u
                 struct ob_account *copy = NULL;
                 if (ev.status != OB_STATUS_ACTIVE)
                         memo_put(r, dn, 0, NULL, NULL);
-                else if (ob_account_dup(a, &copy) == 0)
+                else if (target_dup(r, a, &copy) == 0)
                         memo_put(r, dn, 1, copy, NULL);
         }
 }
