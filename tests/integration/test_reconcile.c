@@ -1075,3 +1075,45 @@ Test(e2e, a_full_disk_stops_the_pass_says_why_and_loses_nothing)
         ob_test_requests_free(q, n);
         cr_assert_eq(distinct, expected_requests(), "every owed request reached the server once the disk had room");
 }
+
+Test(e2e, a_server_that_stalls_past_the_timeout_fails_and_is_retried_by_the_next_pass)
+{
+        /* timeout 5s: two stalls of 7 s on one action, then it answers. */
+        start("[{\"match\": \"^/api/licenses/bob$\", \"delay_ms\": 7000, \"times\": 2}]", NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "the third attempt answers in time: stdout %.2000s\nstderr %.2000s", out, err);
+        free(out);
+        free(err);
+        double t[4];
+        size_t k = requests_to("DELETE", "/api/licenses/bob", t, 4);
+        cr_assert_eq(k, 3, "two timeouts and a success: %zu attempts", k);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0);
+        free(out);
+        free(err);
+        cr_assert_eq(requests_to("DELETE", "/api/licenses/bob", t, 4), 3, "done is done");
+}
+
+Test(e2e, a_tls_handshake_that_fails_is_a_failure_without_an_answer_and_the_connector_is_paused)
+{
+        start(NULL, NULL);
+        /* The connector speaks https to a server that speaks plain http. */
+        char *cfg = ob_test_read_file(cfgpath);
+        cr_assert_not_null(cfg);
+        char *at = strstr(cfg, "base_url: http://");
+        cr_assert_not_null(at);
+        FILE *f = fopen(cfgpath, "w");
+        fprintf(f, "%.*shttps://%s", (int)(at - cfg + 10), cfg, at + 17);
+        fclose(f);
+        free(cfg);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 1, "stdout %.2000s\nstderr %.2000s", out, err);
+        cr_assert(strstr(err, "event=connector_paused"), "%s", err);
+        cr_assert(strstr(out, "SSL") || strstr(out, "TLS") || strstr(out, "ssl") || strstr(out, "wrong version"),
+                  "the report says what failed: %.3000s", out);
+        free(out);
+        free(err);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0, "nothing reached the application as a request");
+}
