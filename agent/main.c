@@ -53,8 +53,10 @@ static void usage(FILE *f)
                 "  -h, --help          this help\n"
                 "  -V, --version       print the version\n"
                 "\n"
-                "Exit status: 0 all done; 1 some actions failed or are held (plan --check: something is owed);\n"
-                "2 bad configuration, usage or state store; 3 directory unreachable or search failed;\n"
+                "Exit status: 0 all done; 1 some actions failed or are held, or entries could not be judged\n"
+                "(plan --check: something is owed; status: something needs a human); 2 bad configuration,\n"
+                "usage or state store, or another reconcile holds the store; 3 directory unreachable, search\n"
+                "failed or cut short, an attribute the rules read vanished, or a referral hid accounts;\n"
                 "4 safety threshold reached, plan parked; 5 stopped by SIGTERM/SIGINT (drained, the rest is owed).\n"
                 "A first SIGTERM or SIGINT lets requests in flight finish (service.drain_timeout), a second stops at once.\n"
                 "\n"
@@ -80,6 +82,10 @@ static int state_command(const struct ob_config *c, bool retry, const char *targ
         struct ob_state *s = NULL;
         long holder = 0;
         int lock_fd = -1;
+        if (retry && access(c->state_path, F_OK) != 0) {
+                printf("no state store at %s yet: nothing to release\n", c->state_path);
+                return OB_EXIT_OK;
+        }
         if (retry) {
                 /* Not beside an acting pass: it reads what it releases. */
                 int k = ob_state_lock(c->state_path, false, &lock_fd, &holder);
