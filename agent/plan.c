@@ -450,11 +450,11 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                         } else if (before && before->outcome == OB_OUTCOME_DONE) {
                                 s->state = OB_STEP_DONE;
                                 s->carried = true;
-                        }
-                        else if (!ob_cond_eval(order[i]->when, &ctx))
+                        } else if (!ob_cond_eval(order[i]->when, &ctx)) {
                                 s->state = OB_STEP_SKIPPED;
-                        else
+                        } else {
                                 s->state = OB_STEP_OWED;
+                        }
                         if (r == 0 && s->state == OB_STEP_OWED)
                                 r = render_step(&l, s);
                         /* Parked for a human, or the server asked to wait. */
