@@ -1,0 +1,891 @@
+/* execute.c: the actions of a pass on the event loop (see pass.h).
+ *
+ * Accounts are admitted OB_EXEC_WINDOW at a time. A step's intent goes into
+ * the loop turn's transaction and its request waits in a queue until a
+ * zero-delay timer commits that transaction: no request leaves before its
+ * intent is durable, and a turn costs one fsync. Outcomes join the same
+ * transaction. A failed step is retried inside the pass with capped
+ * exponential backoff and full jitter (never before a Retry-After), parked
+ * when the answer will not change or after park_after attempts, and its
+ * connector is paused after pause_after failures without an answer.
+ * SIGTERM/SIGINT drain; a second one abandons what is in flight.
+ */
+#define _GNU_SOURCE
+#include "pass.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "connector.h"
+#include "log.h"
+#include "plan.h"
+#include "timeparse.h"
+#include "util.h"
+
+/* ---- execution on the loop ------------------------------------------------- */
+
+struct exec;
+
+struct pending_req;
+
+struct job {
+        struct exec *x;
+        struct ob_report_item *item;
+        size_t next; /* next step to consider */
+        bool busy;
+        bool aborted;
+        struct pending_req *pr; /* the request in flight, while busy */
+        struct ob_timer *retry_timer; /* waiting to try steps[retry_step] again */
+        size_t retry_step;
+        int tries; /* attempts of the current step in this pass */
+        bool finished;
+};
+
+struct exec {
+        struct run *r;
+        struct ob_loop *loop; /* the pass's */
+        void **conns;         /* per configured connector, created on first use */
+        struct job *jobs;
+        size_t njobs;
+        size_t inflight;
+        size_t waiting; /* jobs waiting for a retry timer */
+        struct ob_timer *drain_timer;
+        int *fails;   /* per connector: failures without an answer in a row */
+        bool *paused; /* per connector: paused for the rest of the pass */
+        /* Group commit: the intents and outcomes of one loop turn share one
+         * transaction; the requests wait in starts until it is committed. */
+        bool txn;
+        struct ob_timer *flush_timer;
+        struct pending_req **starts;
+        size_t nstarts, starts_cap;
+        size_t commits; /* durable commits of intents and outcomes */
+        /* The window of accounts being worked on. */
+        struct ob_report_item *items;
+        size_t nitems, next_item, active;
+        bool admitting;
+        int fatal;
+};
+
+static void job_advance(struct job *j);
+static int batch_open(struct exec *x);
+static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud);
+static void admit(struct exec *x);
+
+static void *connector_for(struct exec *x, const struct ob_connector *k)
+{
+        size_t i = (size_t)(k - x->r->c->connectors);
+        if (x->paused[i])
+                return NULL;
+        if (!x->conns[i]) {
+                const struct ob_connector_ops *ops = ob_connector_ops_for(k->type);
+                int e = ops ? ops->new(x->loop, k, &x->conns[i]) : -EINVAL;
+                if (e < 0) {
+                        ob_log(OB_LOG_ERROR, "event=connector_failed connector=%s error=%s", k->name,
+                               ob_log_quote(ob_strerror(e)));
+                        x->conns[i] = NULL;
+                        return NULL;
+                }
+        }
+        return x->conns[i];
+}
+
+static bool step_settled_ok(const struct job *j, size_t i)
+{
+        const struct ob_step *s = &j->item->plan->steps[i];
+        if (s->state != OB_STEP_OWED)
+                return true;
+        int o = j->item->results[i].outcome;
+        return o == OB_OUTCOME_DONE || o == OB_OUTCOME_SKIPPED;
+}
+
+static bool deps_ok(const struct job *j, size_t i)
+{
+        const struct ob_account_plan *p = j->item->plan;
+        const struct ob_action *a = p->steps[i].action;
+        for (size_t d = 0; d < a->nafter; d++)
+                for (size_t k = 0; k < p->nsteps; k++)
+                        if (p->steps[k].action == a->after[d] && !step_settled_ok(j, k))
+                                return false;
+        return true;
+}
+
+/* One journal line about steps[i] of the job's account; a journal that
+ * cannot be written stops the pass from acting, like the state store. */
+static void journal(struct job *j, size_t i, const char *event, const char *result, long status, const char *error,
+                    int64_t duration)
+{
+        struct run *r = j->x->r;
+        if (!r->journal)
+                return;
+        const struct ob_account_plan *p = j->item->plan;
+        const struct ob_step *s = &p->steps[i];
+        struct ob_journal_entry e = {
+                .event = event,
+                .account_id = p->id,
+                .username = p->username,
+                .dn = p->dn,
+                .transition = p->transition ? p->transition->name : NULL,
+                .generation = p->generation,
+                .action = s->action->name,
+                .connector = s->action->connector->name,
+                .idempotency_key = s->idempotency_key,
+                .attempt = s->attempts + j->tries,
+                .result = result,
+                .http_status = status,
+                .error = error,
+                .duration_ms = result ? duration : -1,
+        };
+        int k = ob_journal_append(r->journal, &e);
+        if (k < 0 && !j->x->fatal) {
+                ob_log(OB_LOG_ERROR, "event=journal_write_failed path=%s error=%s", ob_log_quote(r->c->journal_path),
+                       ob_log_quote(strerror(-k)));
+                j->x->fatal = k;
+        }
+}
+
+/* Records an attempt's outcome durably; final: no retry follows in this
+ * pass, so it counts in the summary. */
+static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long status, const char *error,
+                              int64_t duration, bool final)
+{
+        struct run *r = j->x->r;
+        struct ob_account_plan *p = j->item->plan;
+        struct ob_step_result *res = &j->item->results[i];
+        res->outcome = o;
+        res->http_status = status;
+        res->duration_ms = duration;
+        free(res->error);
+        res->error = error && *error ? strdup(error) : NULL;
+        int k = batch_open(j->x);
+        if (k == 0)
+                k = ob_state_action_outcome(r->state, p->id, p->generation, p->steps[i].action->name, o, status,
+                                            error, ob_now());
+        if (k < 0) {
+                ob_log(OB_LOG_ERROR, "event=state_write_failed account=%s action=%s error=%s", ob_log_quote(p->id),
+                       p->steps[i].action->name, ob_log_quote(ob_state_errmsg(r->state)));
+                j->x->fatal = k;
+        }
+        journal(j, i, "outcome", ob_outcome_name(o), status, error, duration);
+        if (o == OB_OUTCOME_DONE)
+                r->sum.steps_done++;
+        else if (final)
+                r->sum.steps_failed++;
+        ob_log(o == OB_OUTCOME_DONE ? OB_LOG_INFO : OB_LOG_WARNING,
+               "event=action account=%s transition=%s action=%s connector=%s outcome=%s http_status=%ld "
+               "duration_ms=%lld key=%s%s%s",
+               ob_log_quote(p->username ? p->username : p->id), p->transition->name, p->steps[i].action->name,
+               p->steps[i].action->connector->name, ob_outcome_name(o), status, (long long)duration,
+               ob_log_quote(p->steps[i].idempotency_key), error && *error ? " error=" : "",
+               error && *error ? ob_log_quote(error) : "");
+}
+
+static void record_outcome(struct job *j, size_t i, enum ob_outcome o, long status, const char *error,
+                           int64_t duration)
+{
+        record_outcome_ex(j, i, o, status, error, duration, true);
+}
+
+struct pending_req {
+        struct job *job;
+        size_t step;
+        bool queued; /* waiting in exec.starts for this turn's commit */
+};
+
+static size_t conn_index(const struct exec *x, const struct ob_connector *k)
+{
+        return (size_t)(k - x->r->c->connectors);
+}
+
+static bool ok_status(const struct ob_action *a, long status)
+{
+        for (size_t i = 0; i < a->nok_status; i++)
+                if (a->ok_status[i] == status)
+                        return true;
+        return false;
+}
+
+/* Worth trying again: no answer, a timeout, too many requests, or a
+ * server error. Any other 4xx will say the same next time. */
+static bool retryable(const struct ob_response *resp)
+{
+        long st = resp->status;
+        return resp->transport || st == 408 || st == 425 || st == 429 || st >= 500;
+}
+
+/* Full jitter (a uniform delay up to the capped exponential one). */
+static int64_t backoff_ms(const struct ob_retry_policy *rp, int tries)
+{
+        int64_t cap = rp->backoff_ms;
+        for (int i = 1; i < tries && cap < rp->max_backoff_ms; i++)
+                cap *= 2;
+        if (cap > rp->max_backoff_ms)
+                cap = rp->max_backoff_ms;
+        return cap > 0 ? (int64_t)(random() % (cap + 1)) : 0;
+}
+
+static void pause_connector(struct exec *x, size_t ci);
+
+static void on_retry(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)l;
+        (void)t;
+        struct job *j = ud;
+        j->retry_timer = NULL;
+        j->x->waiting--;
+        j->busy = false;
+        j->next = j->retry_step;
+        job_advance(j);
+}
+
+static void on_done(const struct ob_response *resp, void *ud)
+{
+        struct pending_req *pr = ud;
+        struct job *j = pr->job;
+        size_t i = pr->step;
+        free(pr);
+        j->pr = NULL;
+        j->busy = false;
+        j->x->inflight--;
+        struct exec *x = j->x;
+        struct run *r = x->r;
+        const struct ob_step *s = &j->item->plan->steps[i];
+        const struct ob_connector *k = s->action->connector;
+        size_t ci = conn_index(x, k);
+        const struct ob_retry_policy *rp = &k->retry;
+        if (resp->result == 0 || (!resp->transport && ok_status(s->action, resp->status))) {
+                x->fails[ci] = 0;
+                j->tries = 0;
+                record_outcome(j, i, OB_OUTCOME_DONE, resp->status, NULL, resp->duration_ms);
+        } else {
+                char err[OB_EXCERPT_MAX + 300];
+                if (resp->excerpt[0])
+                        snprintf(err, sizeof(err), "%s: %s", resp->error, resp->excerpt);
+                else
+                        snprintf(err, sizeof(err), "%s", resp->error);
+                x->fails[ci] = resp->transport ? x->fails[ci] + 1 : 0;
+                int total = s->attempts + j->tries;
+                int64_t ra_ms = resp->retry_after_s >= 0 ? resp->retry_after_s * 1000 : -1;
+                int64_t delay = backoff_ms(rp, j->tries);
+                if (ra_ms > delay)
+                        delay = ra_ms; /* never undercut the server */
+                bool again = retryable(resp) && j->tries < rp->attempts && !r->signo && !x->paused[ci] &&
+                             (!rp->park_after || total < rp->park_after) && delay <= rp->max_backoff_ms;
+                record_outcome_ex(j, i, OB_OUTCOME_FAILED, resp->status, err, resp->duration_ms, !again);
+                bool park = !retryable(resp) || (rp->park_after && total >= rp->park_after);
+                if (!again && (park || ra_ms > 0)) {
+                        int64_t nb = ra_ms > 0 ? ob_now() + (ra_ms + 999) / 1000 : 0;
+                        int e = batch_open(x);
+                        if (e == 0)
+                                e = ob_state_action_defer(r->state, j->item->plan->id, j->item->plan->generation,
+                                                          s->action->name, nb, park);
+                        if (e < 0)
+                                x->fatal = e;
+                        ob_log(OB_LOG_WARNING, "event=%s account=%s action=%s attempts=%d%s%s",
+                               park ? "action_parked" : "action_deferred",
+                               ob_log_quote(j->item->plan->username ? j->item->plan->username : j->item->plan->id),
+                               s->action->name, total,
+                               park ? (retryable(resp) ? " reason=\"too many failed attempts\""
+                                                       : " reason=\"the answer is not one to retry\"")
+                                    : " reason=\"Retry-After\"",
+                               park ? " note=\"offboard retry releases it\"" : "");
+                }
+                if (!x->paused[ci] && rp->pause_after && x->fails[ci] >= rp->pause_after)
+                        pause_connector(x, ci);
+                if (again && !x->paused[ci] &&
+                    ob_loop_timer(x->loop, delay, on_retry, j, &j->retry_timer) == 0) {
+                        j->retry_step = i;
+                        j->busy = true; /* waiting */
+                        x->waiting++;
+                        return;
+                }
+        }
+        job_advance(j);
+        if (r->signo && x->inflight == 0)
+                ob_loop_stop(x->loop); /* drained */
+}
+
+/* Runs the account's steps one after another in plan order; a step whose
+ * after: did not succeed is held (left owed, reported, retried next pass). */
+static void job_advance(struct job *j)
+{
+        struct exec *x = j->x;
+        struct run *r = x->r;
+        struct ob_account_plan *p = j->item->plan;
+        while (!j->busy && j->next < p->nsteps) {
+                if (x->fatal) {
+                        j->aborted = true;
+                        return;
+                }
+                if (r->signo) {
+                        /* Draining: nothing new starts; the rest stays owed. */
+                        for (size_t i = j->next; i < p->nsteps; i++)
+                                if (p->steps[i].state == OB_STEP_OWED && j->item->results[i].outcome == OB_OUTCOME_NONE)
+                                        j->item->results[i].interrupted = true;
+                        j->next = p->nsteps;
+                        return;
+                }
+                size_t i = j->next++;
+                struct ob_step *s = &p->steps[i];
+                if (s->state != OB_STEP_OWED)
+                        continue;
+                if (s->hold_reason || !deps_ok(j, i)) {
+                        r->sum.steps_held++;
+                        continue;
+                }
+                if (s->render_error) {
+                        record_outcome(j, i, OB_OUTCOME_FAILED, 0, s->render_error, 0);
+                        continue;
+                }
+                size_t ci = conn_index(x, s->action->connector);
+                if (x->paused[ci]) {
+                        /* Held with its reason; the next pass tries again. */
+                        free(j->item->results[i].error);
+                        j->item->results[i].error = strdup("the connector was paused after failures without an "
+                                                           "answer; the next pass tries again");
+                        r->sum.steps_held++;
+                        continue;
+                }
+                if (j->retry_step != i || j->tries == 0)
+                        j->tries = 0;
+                j->retry_step = i;
+                j->tries++;
+                void *conn = connector_for(x, s->action->connector);
+                if (!conn) {
+                        record_outcome(j, i, OB_OUTCOME_FAILED, 0, "connector could not be started", 0);
+                        continue;
+                }
+                journal(j, i, "attempt", NULL, 0, NULL, -1);
+                /* Write-ahead: the intent goes into this turn's transaction,
+                 * and the request leaves only after it is committed. */
+                int k = batch_open(x);
+                if (k == 0)
+                        k = ob_state_action_intent(r->state, p->id, p->generation, s->action->name,
+                                                   s->idempotency_key, ob_now());
+                struct pending_req *pr = k == 0 ? malloc(sizeof(*pr)) : NULL;
+                if (k == 0 && !pr)
+                        k = -ENOMEM;
+                if (k == 0 && x->nstarts == x->starts_cap) {
+                        size_t cap = x->starts_cap ? x->starts_cap * 2 : 64;
+                        struct pending_req **n = realloc(x->starts, cap * sizeof(*n));
+                        if (!n)
+                                k = -ENOMEM;
+                        else {
+                                x->starts = n;
+                                x->starts_cap = cap;
+                        }
+                }
+                if (k < 0) {
+                        free(pr);
+                        ob_log(OB_LOG_ERROR, "event=state_write_failed account=%s action=%s error=%s",
+                               ob_log_quote(p->id), s->action->name,
+                               ob_log_quote(k == -ENOMEM ? "out of memory" : ob_state_errmsg(r->state)));
+                        x->fatal = k;
+                        j->aborted = true;
+                        return;
+                }
+                *pr = (struct pending_req){.job = j, .step = i, .queued = true};
+                j->pr = pr;
+                j->busy = true;
+                x->inflight++;
+                x->starts[x->nstarts++] = pr;
+        }
+        if (!j->busy && j->next >= p->nsteps && !j->finished) {
+                j->finished = true;
+                x->active--;
+                admit(x);
+        }
+}
+
+/* Starts the next accounts while the window has room. Iterative: an account
+ * that finishes at once (everything held) does not recurse. */
+static void admit(struct exec *x)
+{
+        if (x->admitting)
+                return;
+        x->admitting = true;
+        while (x->active < OB_EXEC_WINDOW && x->next_item < x->nitems && !x->r->signo && !x->fatal) {
+                struct ob_report_item *it = &x->items[x->next_item++];
+                if (ob_account_plan_owed(it->plan) == 0)
+                        continue;
+                struct job *j = &x->jobs[x->njobs++];
+                *j = (struct job){.x = x, .item = it};
+                x->active++;
+                job_advance(j);
+                ob_execute_poll_signals(x->r);
+        }
+        x->admitting = false;
+}
+
+/* Opens this turn's transaction and arms the flush that commits it. */
+static int batch_open(struct exec *x)
+{
+        if (!x->flush_timer) {
+                int k = ob_loop_timer(x->loop, 0, on_flush, x, &x->flush_timer);
+                if (k < 0)
+                        return k;
+        }
+        if (!x->txn) {
+                int k = ob_state_begin(x->r->state);
+                if (k < 0)
+                        return k;
+                x->txn = true;
+        }
+        return 0;
+}
+
+/* A request that was queued but will not leave: it keeps its intent (the
+ * next pass sends it with the same key). */
+static void unqueue(struct exec *x, struct pending_req *pr, const char *why)
+{
+        struct job *j = pr->job;
+        struct ob_step_result *res = &j->item->results[pr->step];
+        res->interrupted = true;
+        if (why && !res->error)
+                res->error = strdup(why);
+        j->pr = NULL;
+        j->busy = false;
+        j->next = j->item->plan->nsteps;
+        x->inflight--;
+        free(pr);
+}
+
+/* Commits the turn's intents and outcomes in one fsync, then lets the
+ * requests that were waiting for it leave. */
+static int batch_commit(struct exec *x)
+{
+        if (!x->txn)
+                return 0;
+        x->txn = false;
+        int k = ob_state_commit(x->r->state);
+        if (k < 0) {
+                ob_log(OB_LOG_ERROR, "event=state_write_failed error=%s note=\"stopped acting: no request leaves "
+                                     "without its intent recorded\"",
+                       ob_log_quote(ob_state_errmsg(x->r->state)));
+                ob_state_rollback(x->r->state);
+                if (!x->fatal)
+                        x->fatal = k;
+                return k;
+        }
+        x->commits++;
+        return 0;
+}
+
+static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)l;
+        (void)t;
+        struct exec *x = ud;
+        x->flush_timer = NULL;
+        int k = batch_commit(x);
+        size_t n = x->nstarts;
+        x->nstarts = 0;
+        for (size_t q = 0; q < n; q++) {
+                struct pending_req *pr = x->starts[q];
+                struct job *j = pr->job;
+                const struct ob_step *s = &j->item->plan->steps[pr->step];
+                size_t ci = conn_index(x, s->action->connector);
+                pr->queued = false;
+                if (k < 0 || x->r->signo || x->paused[ci] || x->fatal) {
+                        unqueue(x, pr, x->paused[ci] ? "the connector was paused after failures without an answer"
+                                                     : NULL);
+                        continue;
+                }
+                struct ob_request req = {
+                        .method = s->method,
+                        .url = s->url,
+                        .headers = (const char *const *)s->headers,
+                        .content_type = s->content_type,
+                        .body = s->body,
+                        .body_len = s->body_len,
+                        .idempotency_key = s->idempotency_key,
+                        .secret_headers = s->secret_headers,
+                        .nsecret_headers = s->nsecret_headers,
+                };
+                void *conn = connector_for(x, s->action->connector);
+                const struct ob_connector_ops *ops = ob_connector_ops_for(s->action->connector->type);
+                int e = conn ? ops->start(conn, &req, on_done, pr) : -EINVAL;
+                if (e < 0) {
+                        size_t i = pr->step;
+                        free(pr);
+                        j->pr = NULL;
+                        x->inflight--;
+                        j->busy = false;
+                        record_outcome(j, i, OB_OUTCOME_FAILED, 0, ob_strerror(e), 0);
+                        job_advance(j);
+                }
+        }
+        if ((x->r->signo || x->fatal) && x->inflight == 0)
+                ob_loop_stop(x->loop);
+}
+
+static void exec_free(struct exec *x)
+{
+        /* What this turn recorded is made durable; what waited to leave
+         * stays owed. */
+        if (x->flush_timer)
+                ob_loop_timer_cancel(x->loop, x->flush_timer);
+        x->flush_timer = NULL;
+        batch_commit(x);
+        for (size_t q = 0; q < x->nstarts; q++)
+                unqueue(x, x->starts[q], NULL);
+        x->nstarts = 0;
+        free(x->starts);
+        for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
+                if (x->conns[i])
+                        ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
+        free(x->conns);
+        x->conns = NULL;
+        /* Requests the connectors abandoned never call back. */
+        for (size_t i = 0; x->jobs && i < x->njobs; i++)
+                if (x->jobs[i].pr) {
+                        x->jobs[i].item->results[x->jobs[i].pr->step].interrupted = true;
+                        free(x->jobs[i].pr);
+                        x->jobs[i].pr = NULL;
+                }
+        for (size_t i = 0; x->jobs && i < x->njobs; i++)
+                if (x->jobs[i].retry_timer)
+                        ob_loop_timer_cancel(x->loop, x->jobs[i].retry_timer);
+        free(x->jobs);
+        free(x->fails);
+        free(x->paused);
+        if (x->drain_timer)
+                ob_loop_timer_cancel(x->loop, x->drain_timer);
+        x->r->x = NULL;
+}
+
+/* Retries waiting for their timer will not happen in this pass. */
+static void cancel_retries(struct exec *x)
+{
+        for (size_t i = 0; i < x->njobs; i++) {
+                struct job *j = &x->jobs[i];
+                if (!j->retry_timer)
+                        continue;
+                ob_loop_timer_cancel(x->loop, j->retry_timer);
+                j->retry_timer = NULL;
+                j->busy = false;
+                j->next = j->item->plan->nsteps;
+                x->waiting--;
+                x->r->sum.steps_failed++; /* its last attempt failed and stays the outcome */
+        }
+}
+
+/* A connector that fails again and again without answering (down, or every
+ * request timing out) is paused for the rest of the pass: what is queued for
+ * it is dropped (each keeps its recorded intent and key) and its remaining
+ * steps are held, while the other connectors go on. */
+static void pause_connector(struct exec *x, size_t ci)
+{
+        const struct ob_connector *k = &x->r->c->connectors[ci];
+        x->paused[ci] = true;
+        ob_log(OB_LOG_WARNING,
+               "event=connector_paused connector=%s failures=%d note=\"no answer %d times in a row; its actions "
+               "are held until the next pass\"",
+               k->name, x->fails[ci], x->fails[ci]);
+        if (x->conns[ci]) {
+                ob_connector_ops_for(k->type)->free(x->conns[ci]);
+                x->conns[ci] = NULL;
+        }
+        for (size_t i = 0; i < x->njobs; i++) {
+                struct job *j = &x->jobs[i];
+                if (j->pr && !j->pr->queued && j->item->plan->steps[j->pr->step].action->connector == k) {
+                        struct ob_step_result *res = &j->item->results[j->pr->step];
+                        free(res->error);
+                        res->error = strdup("the connector was paused after failures without an answer; the next "
+                                            "pass sends it again with the same key");
+                        res->interrupted = true;
+                        free(j->pr);
+                        j->pr = NULL;
+                        j->busy = false;
+                        j->next = j->item->plan->nsteps;
+                        x->inflight--;
+                        x->r->sum.steps_held++;
+                }
+                if (j->retry_timer && j->item->plan->steps[j->retry_step].action->connector == k) {
+                        ob_loop_timer_cancel(x->loop, j->retry_timer);
+                        j->retry_timer = NULL;
+                        j->busy = false;
+                        j->next = j->item->plan->nsteps;
+                        x->waiting--;
+                        x->r->sum.steps_failed++;
+                }
+        }
+        if (x->inflight == 0 && x->waiting == 0 && x->r->signo)
+                ob_loop_stop(x->loop);
+}
+
+/* Abandons what is in flight: the connectors drop their transfers (no
+ * callback runs), each step keeps its recorded intent, so the next pass
+ * sends it again with the same idempotency key. */
+static void exec_abandon(struct exec *x)
+{
+        for (size_t q = 0; q < x->nstarts; q++)
+                unqueue(x, x->starts[q], NULL);
+        x->nstarts = 0;
+        for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
+                if (x->conns[i]) {
+                        ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
+                        x->conns[i] = NULL;
+                }
+        for (size_t i = 0; i < x->njobs; i++)
+                if (x->jobs[i].pr) {
+                        x->jobs[i].item->results[x->jobs[i].pr->step].interrupted = true;
+                        free(x->jobs[i].pr);
+                        x->jobs[i].pr = NULL;
+                        x->jobs[i].busy = false;
+                }
+        x->inflight = 0;
+        cancel_retries(x);
+        ob_loop_stop(x->loop);
+}
+
+static void on_drain_deadline(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)l;
+        (void)t;
+        struct exec *x = ud;
+        x->drain_timer = NULL;
+        ob_log(OB_LOG_WARNING, "event=drain_deadline inflight=%zu note=\"abandoned; recorded as interrupted, the next "
+                               "pass sends them again with the same keys\"",
+               x->inflight);
+        exec_abandon(x);
+}
+
+const char *ob_execute_signal_name(int signo)
+{
+        return signo == SIGTERM ? "SIGTERM" : signo == SIGINT ? "SIGINT" : "signal";
+}
+
+/* SIGTERM or SIGINT: the first drains (no new request, in-flight ones get
+ * drain_timeout to finish), a second stops at once. */
+void ob_execute_on_signal(struct ob_loop *l, int signo, void *ud)
+{
+        (void)l;
+        struct run *r = ud;
+        if (!r->signo) {
+                r->signo = signo;
+                r->sum.interrupted_by = signo;
+                ob_log(OB_LOG_WARNING,
+                       "event=draining signal=%s drain_timeout_ms=%lld note=\"no new request starts; a second signal "
+                       "stops at once\"",
+                       ob_execute_signal_name(signo), (long long)r->c->drain_timeout_ms);
+                if (r->x)
+                        cancel_retries(r->x);
+                if (r->x && r->x->inflight == 0)
+                        ob_loop_stop(r->x->loop);
+                else if (r->x && ob_loop_timer(r->x->loop, r->c->drain_timeout_ms, on_drain_deadline, r->x,
+                                               &r->x->drain_timer) < 0)
+                        exec_abandon(r->x);
+                return;
+        }
+        ob_log(OB_LOG_WARNING, "event=stopping signal=%s note=\"second signal: what is in flight is abandoned\"",
+               ob_execute_signal_name(signo));
+        r->stop_now = true;
+        if (r->x)
+                exec_abandon(r->x);
+}
+
+/* SIGHUP: logrotate moved the journal away; write to a new one. */
+void ob_execute_on_hup(struct ob_loop *l, int signo, void *ud)
+{
+        (void)l;
+        (void)signo;
+        struct run *r = ud;
+        int k = r->journal ? ob_journal_reopen(r->journal) : 0;
+        if (k < 0)
+                ob_log(OB_LOG_ERROR, "event=journal_reopen_failed path=%s error=%s note=\"still writing the old file\"",
+                       ob_log_quote(r->c->journal_path), ob_log_quote(strerror(-k)));
+}
+
+/* Delivers a SIGTERM/SIGINT/SIGHUP that arrived while the loop was not
+ * running (the signals stay blocked for the whole pass, so none is lost). */
+void ob_execute_poll_signals(struct run *r)
+{
+        if (!r->loop)
+                return;
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        struct timespec zero = {0, 0};
+        int s;
+        while ((s = sigtimedwait(&set, NULL, &zero)) > 0) {
+                if (s == SIGHUP)
+                        ob_execute_on_hup(r->loop, s, r);
+                else
+                        ob_execute_on_signal(r->loop, s, r);
+        }
+}
+
+int ob_execute_run(struct run *r, struct ob_report_item *items, size_t n)
+{
+        struct exec x = {.r = r, .loop = r->loop};
+        size_t nc = r->c->nconnectors ? r->c->nconnectors : 1;
+        x.conns = calloc(nc, sizeof(void *));
+        x.jobs = calloc(n ? n : 1, sizeof(*x.jobs));
+        x.fails = calloc(nc, sizeof(*x.fails));
+        x.paused = calloc(nc, sizeof(*x.paused));
+        if (!x.conns || !x.jobs || !x.fails || !x.paused) {
+                exec_free(&x);
+                return -ENOMEM;
+        }
+        r->x = &x;
+        x.items = items;
+        x.nitems = n;
+        admit(&x);
+        int k = 0;
+        if (!r->stop_now && (x.inflight > 0 || x.waiting > 0 || !r->signo))
+                k = ob_loop_run(x.loop);
+        cancel_retries(&x);
+        if (r->journal && ob_journal_sync(r->journal) < 0)
+                ob_log(OB_LOG_ERROR, "event=journal_sync_failed path=%s", ob_log_quote(r->c->journal_path));
+        /* Owed steps of accounts never started are interrupted too. */
+        for (size_t i = 0; r->signo && i < n; i++)
+                for (size_t s = 0; items[i].results && s < items[i].plan->nsteps; s++)
+                        if (items[i].plan->steps[s].state == OB_STEP_OWED && items[i].results[s].outcome == OB_OUTCOME_NONE &&
+                            !items[i].plan->steps[s].hold_reason)
+                                items[i].results[s].interrupted = true;
+        if (k == 0)
+                k = x.fatal;
+        exec_free(&x);
+        return k;
+}
+
+/* ---- write-back ------------------------------------------------------------ */
+
+/* Builds the write-back of one account and sends it: *ret_msgid is the
+ * modify to collect, or 0 when it was done (or failed) already. */
+static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it, int *ret_msgid)
+{
+        const struct ob_writeback_config *w = &r->c->writeback;
+        struct ob_account_plan *p = it->plan;
+        char when[16];
+        ob_time_format_generalized(r->now, when);
+        const char *status[] = {ob_status_name(p->status), NULL};
+        const char *time[] = {when, NULL};
+        /* AD limits these attributes to 1,024 characters; cut on a UTF-8 boundary. */
+        char reason_buf[1024];
+        const char *reason[] = {p->reason, NULL};
+        if (p->reason && strlen(p->reason) >= sizeof(reason_buf)) {
+                size_t n = sizeof(reason_buf) - 1;
+                while (n > 0 && ((unsigned char)p->reason[n] & 0xC0) == 0x80)
+                        n--;
+                memcpy(reason_buf, p->reason, n);
+                reason_buf[n] = '\0';
+                reason[0] = reason_buf;
+        }
+        const char *none[] = {NULL}; /* an empty list deletes the attribute */
+        char **acts = NULL;
+        int k = 0;
+        for (size_t i = 0; k == 0 && i < p->nsteps; i++) {
+                char *v;
+                const char *o = p->steps[i].state != OB_STEP_OWED ? ob_step_state_name(p->steps[i].state)
+                                : it->results[i].outcome == OB_OUTCOME_NONE
+                                        ? "held"
+                                        : ob_outcome_name(it->results[i].outcome);
+                if (asprintf(&v, "%s %s %s", p->steps[i].action->name, o, when) < 0)
+                        k = -ENOMEM;
+                else {
+                        k = ob_strv_add_unique_ci(&acts, v);
+                        free(v);
+                }
+        }
+        struct ob_dir_mod mods[4];
+        size_t nm = 0;
+        mods[nm++] = (struct ob_dir_mod){w->status_attribute, status};
+        if (w->time_attribute)
+                mods[nm++] = (struct ob_dir_mod){w->time_attribute, time};
+        if (w->reason_attribute)
+                mods[nm++] = (struct ob_dir_mod){w->reason_attribute, p->reason ? reason : none};
+        if (w->actions_attribute && p->transition)
+                mods[nm++] = (struct ob_dir_mod){w->actions_attribute,
+                                                 acts ? (const char *const *)acts : none};
+        const char *assert_value = w->assertion_attribute ? ob_account_get(cd->account, w->assertion_attribute) : NULL;
+        /* The entry was read with its objectClass: whether the class must be
+         * added is known, and the modify need not wait for a read. */
+        const struct ob_attr *oc = ob_account_attr(cd->account, "objectClass");
+        *ret_msgid = 0;
+        if (k == 0 && oc && oc->nvals > 0) {
+                bool add = false;
+                if (w->object_class) {
+                        add = true;
+                        for (size_t i = 0; i < oc->nvals; i++)
+                                add = add && !ob_streq_ci(oc->vals[i].data, w->object_class);
+                }
+                k = ob_dir_replace_send(r->dir, p->dn, add, w->object_class, mods, nm,
+                                        assert_value ? w->assertion_attribute : NULL, assert_value, ret_msgid);
+        } else if (k == 0) {
+                k = ob_dir_replace(r->dir, p->dn, w->object_class, mods, nm, assert_value ? w->assertion_attribute : NULL,
+                                   assert_value);
+        }
+        ob_strv_free(acts);
+        return k;
+}
+
+static void write_back_done(struct run *r, struct ob_report_item *it, int k)
+{
+        const struct ob_account_plan *p = it->plan;
+        it->writeback_result = k == 0 ? 0 : -1;
+        if (k < 0) {
+                r->sum.writebacks_failed++;
+                ob_log(OB_LOG_WARNING, "event=writeback_failed account=%s dn=%s error=%s%s",
+                       ob_log_quote(p->username ? p->username : p->id), ob_log_quote(p->dn),
+                       ob_log_quote(ob_strerror(k)),
+                       k == -OB_EASSERTION ? " note=\"the entry changed since it was read; the next pass retries\"" : "");
+        }
+}
+
+#define OB_WRITEBACKS_IN_FLIGHT 16
+
+/* Every write-back the pass owes, up to OB_WRITEBACKS_IN_FLIGHT on the wire
+ * at once. */
+void ob_execute_write_backs(struct run *r, struct ob_report_item *items, size_t n)
+{
+        struct {
+                int msgid;
+                size_t item;
+        } fl[OB_WRITEBACKS_IN_FLIGHT];
+        size_t nfl = 0;
+        bool lost = false; /* the connection failed: what is in flight has no answer */
+        for (size_t i = 0; i <= n; i++) {
+                bool more = i < n && !lost;
+                while (nfl > 0 && (nfl == OB_WRITEBACKS_IN_FLIGHT || !more)) {
+                        int id = 0, result = 0;
+                        int k = ob_dir_replace_collect(r->dir, 0, &id, &result);
+                        if (k < 0) {
+                                for (size_t f = 0; f < nfl; f++)
+                                        write_back_done(r, &items[fl[f].item], k);
+                                nfl = 0;
+                                lost = true;
+                                more = false;
+                                break;
+                        }
+                        for (size_t f = 0; f < nfl; f++)
+                                if (fl[f].msgid == id) {
+                                        write_back_done(r, &items[fl[f].item], result);
+                                        fl[f] = fl[--nfl];
+                                        break;
+                                }
+                }
+                if (i == n)
+                        break;
+                struct ob_report_item *it = &items[i];
+                if (!it->plan->writeback || it->plan->deleted)
+                        continue;
+                if (lost) {
+                        write_back_done(r, it, -OB_EDIRECTORY);
+                        continue;
+                }
+                int msgid = 0;
+                int k = write_back(r, &r->cands[i], it, &msgid);
+                if (k < 0 || msgid == 0)
+                        write_back_done(r, it, k);
+                else
+                        fl[nfl++] = (typeof(fl[0])){msgid, i};
+        }
+}
+

@@ -1,0 +1,113 @@
+/* pass.h: the state of one pass, shared by reconcile.c (read, checks, plan,
+ * record, report) and execute.c (the actions on the event loop, retries,
+ * group commit, the drain, the write-backs). Internal to the pass: nothing
+ * outside these two files includes it. The long-lived agent context of the
+ * issue "One engine for every pass" replaces it.
+ */
+#ifndef OB_PASS_H
+#define OB_PASS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "account.h"
+#include "config.h"
+#include "directory.h"
+#include "journal.h"
+#include "loop.h"
+#include "reconcile.h"
+#include "report.h"
+#include "state.h"
+
+#define OB_PUTS_PER_TXN 1000
+/* Accounts whose actions run at once: a full queue is back-pressure (the
+ * next account waits for one to finish), never a failed request. */
+#define OB_EXEC_WINDOW 256
+#define OB_UNREADABLE_LISTED 200 /* unreadable entries named in the report; all are logged */
+#define OB_ATTR_META_PREFIX "attribute-presence:"
+
+struct attr_stat {
+        char *name;
+        size_t present; /* entries (readable ones) holding at least one value */
+};
+
+struct cand {
+        struct ob_account *account;
+        bool deleted;
+        bool have_record;
+        struct ob_record rec;
+        struct ob_action_record *acts;
+        size_t nacts;
+};
+
+struct run {
+        const struct ob_config *c;
+        const struct ob_run_options *o;
+        struct ob_state *state;
+        struct ob_index *ix;
+        struct ob_dir *dir;
+        int64_t now;
+        const char *skip[6]; /* attributes left out of the digest: our own write-back */
+        struct cand *cands;
+        size_t ncands;
+        size_t cands_cap;
+        size_t txn_puts;
+        bool txn_open;
+        struct ob_report_summary sum;
+        /* What the pass could not read. */
+        struct ob_dir_search_info info;
+        struct ob_report_unreadable *unreadable; /* the first OB_UNREADABLE_LISTED, for the report */
+        size_t nunreadable;
+        char **unreadable_dns; /* every unreadable entry's DN, lower-cased, sorted after the read */
+        size_t nunreadable_dns;
+        size_t spared_unreadable, spared_referral;
+        /* Presence of each attribute the mapping rules read. */
+        struct attr_stat *astats;
+        size_t nastats;
+        /* Status changes per transition, for the circuit breaker. */
+        struct ob_report_count *counts;
+        size_t ncounts;
+        /* An acting pass: its loop (which owns SIGTERM and SIGINT from the
+         * start of the pass), the lock on the store, and how it was asked to
+         * stop. */
+        struct ob_loop *loop;
+        struct exec *x;
+        struct ob_journal *journal; /* the audit journal (acting passes) */
+        int lock_fd;
+        int signo;     /* the first SIGTERM/SIGINT: drain */
+        bool stop_now; /* a second one: abandon what is in flight */
+        size_t seen_since_poll;
+        /* Transfer targets already read in this pass, by lower-cased DN (open
+         * addressing): ten thousand leavers with a hundred managers cost a
+         * hundred reads, and the managers are read many at once. */
+        struct target_memo *memo;
+        size_t nmemo, memo_cap;
+};
+
+struct target_memo {
+        char *dn;                  /* lower-cased */
+        int result;                /* read_active's */
+        struct ob_account *target; /* when result is 1 */
+        char *why;                 /* when result < 0 */
+};
+
+
+struct exec;
+
+/* Runs every owed step of items[0..n) on the pass's loop, in a window of
+ * OB_EXEC_WINDOW accounts, recording intents and outcomes in group commits.
+ * Returns 0, or the error that made it stop acting (the state store or the
+ * journal failed). */
+int ob_execute_run(struct run *r, struct ob_report_item *items, size_t n);
+/* Writes back what items owe, up to 16 modifies in flight. */
+void ob_execute_write_backs(struct run *r, struct ob_report_item *items, size_t n);
+/* SIGTERM/SIGINT (drain, then stop at once) and SIGHUP (reopen the journal),
+ * for ob_loop_signal; poll delivers those that came while the loop was not
+ * running. */
+void ob_execute_on_signal(struct ob_loop *l, int signo, void *ud);
+void ob_execute_on_hup(struct ob_loop *l, int signo, void *ud);
+void ob_execute_poll_signals(struct run *r);
+const char *ob_execute_signal_name(int signo);
+
+#endif
