@@ -183,12 +183,12 @@ static int uri_scheme(const char *uris, bool *ret_plain)
 /* One message of msgid, waiting at most timeout_ms (<= 0: forever). Returns
  * its type (> 0) and *ret, or an error (after abandoning the operation on a
  * timeout). */
-static int wait_msg_for(struct ob_dir *d, int msgid, int64_t timeout_ms, const char *op, const char *target,
-                        LDAPMessage **ret)
+static int wait_msgs(struct ob_dir *d, int msgid, int all, int64_t timeout_ms, const char *op, const char *target,
+                     LDAPMessage **ret)
 {
         struct timeval tv = ms_to_tv(timeout_ms);
         LDAPMessage *m = NULL;
-        int t = ldap_result(d->ld, msgid, LDAP_MSG_ONE, timeout_ms > 0 ? &tv : NULL, &m);
+        int t = ldap_result(d->ld, msgid, all, timeout_ms > 0 ? &tv : NULL, &m);
         if (t == 0) {
                 ldap_abandon_ext(d->ld, msgid, NULL, NULL);
                 dir_log(d, OB_LOG_ERROR, op, target, LDAP_TIMEOUT, "no answer within the timeout");
@@ -206,7 +206,7 @@ static int wait_msg_for(struct ob_dir *d, int msgid, int64_t timeout_ms, const c
 
 static int wait_msg(struct ob_dir *d, int msgid, const char *op, const char *target, LDAPMessage **ret)
 {
-        return wait_msg_for(d, msgid, d->timeout_ms, op, target, ret);
+        return wait_msgs(d, msgid, LDAP_MSG_ONE, d->timeout_ms, op, target, ret);
 }
 
 /* Parses a result message; logs and translates a failure. *ret_ctrls (if
@@ -536,7 +536,8 @@ static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, stru
                 memcpy(name, attr.bv_val, attr.bv_len);
                 name[attr.bv_len] = '\0';
                 for (size_t i = 0; vals && vals[i].bv_val && r == 0; i++) {
-                        if (vals[i].bv_len > OB_DIR_MAX_VALUE_BYTES || bytes + vals[i].bv_len > OB_DIR_MAX_ENTRY_BYTES) {
+                        if (vals[i].bv_len > OB_DIR_MAX_VALUE_BYTES ||
+                            bytes + vals[i].bv_len > OB_DIR_MAX_ENTRY_BYTES) {
                                 r = set_unreadable(a,
                                                    "%s has a value of %zu bytes; the limits are %u bytes a value and "
                                                    "%u bytes an entry",
@@ -599,8 +600,9 @@ static int note_reference(struct ob_dir *d, LDAPMessage *m, const char *base, st
         }
         int r = 0;
         if (!info) {
-                ob_log(OB_LOG_ERROR, "event=ldap_reference base=%s url=%s note=\"part of the search is held by another "
-                                     "server; the result would be incomplete\"",
+                ob_log(OB_LOG_ERROR,
+                       "event=ldap_reference base=%s url=%s note=\"part of the search is held by another "
+                       "server; the result would be incomplete\"",
                        ob_log_quote(base), ob_log_quote(urls && urls[0] ? urls[0] : ""));
                 r = -OB_EDIRECTORY;
         }
@@ -698,66 +700,75 @@ static int paged_search(struct ob_dir *d, const char *base, int scope, const cha
                                 r = -OB_ESIZELIMIT;
                                 break;
                         }
-                        LDAPMessage *m = NULL;
+                        /* Everything received so far in one call: a page costs a
+                         * few reads and polls, not two reads and a poll an entry. */
+                        LDAPMessage *chain = NULL;
                         int64_t wait = d->timeout_ms > 0 && d->timeout_ms < left ? d->timeout_ms : left;
-                        int t = wait_msg_for(d, msgid, wait, "search", base, &m);
+                        int t = wait_msgs(d, msgid, LDAP_MSG_RECEIVED, wait, "search", base, &chain);
                         if (t < 0) {
                                 r = wait < d->timeout_ms && monotonic_ms() >= deadline ? -OB_ESIZELIMIT : t;
                                 break;
                         }
-                        if (t == LDAP_RES_SEARCH_ENTRY) {
-                                struct ob_account *a = NULL;
-                                int k = entry_to_account(d, m, need_id, &a);
-                                if (k < 0)
-                                        r = k;
-                                else {
-                                        if (info) {
-                                                info->entries++;
-                                                info->unreadable += a->unreadable != NULL;
-                                        }
-                                        if (a->unreadable)
-                                                ob_log(OB_LOG_WARNING, "event=ldap_entry_unreadable dn=%s reason=%s",
-                                                       ob_log_quote(a->dn), ob_log_quote(a->unreadable));
-                                        r = fn(a, userdata);
-                                        ob_account_free(a);
-                                }
-                                if (r != 0)
-                                        ldap_abandon_ext(d->ld, msgid, NULL, NULL);
-                        } else if (t == LDAP_RES_SEARCH_RESULT) {
-                                LDAPControl **rctrls = NULL;
-                                int res;
-                                page_done = true;
-                                if (parse_result(d, m, "search", base, &res, &rctrls) != LDAP_SUCCESS) {
-                                        /* A missing base is an error, not "no accounts". */
-                                        int e = ldap_to_ob(res);
-                                        r = e == -OB_ESIZELIMIT || e == -ENOMEM ? e : -OB_EDIRECTORY;
-                                } else {
-                                        LDAPControl *pc = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL);
-                                        if (pc) {
-                                                ber_int_t estimate = 0;
-                                                struct berval c = {0, NULL};
-                                                rc = ldap_parse_pageresponse_control(d->ld, pc, &estimate, &c);
-                                                if (rc != LDAP_SUCCESS) {
-                                                        dir_log(d, OB_LOG_ERROR, "parse_page_control", base, rc, NULL);
-                                                        r = -OB_EDIRECTORY;
-                                                } else if (c.bv_len > 0) {
-                                                        cookie = ber_bvdup(&c);
-                                                        if (!cookie)
-                                                                r = -ENOMEM;
+                        for (LDAPMessage *m = ldap_first_message(d->ld, chain); m && r == 0 && !page_done;
+                             m = ldap_next_message(d->ld, m)) {
+                                t = ldap_msgtype(m);
+                                if (t == LDAP_RES_SEARCH_ENTRY) {
+                                        struct ob_account *a = NULL;
+                                        int k = entry_to_account(d, m, need_id, &a);
+                                        if (k < 0)
+                                                r = k;
+                                        else {
+                                                if (info) {
+                                                        info->entries++;
+                                                        info->unreadable += a->unreadable != NULL;
                                                 }
-                                                ber_memfree(c.bv_val);
+                                                if (a->unreadable)
+                                                        ob_log(OB_LOG_WARNING,
+                                                               "event=ldap_entry_unreadable dn=%s reason=%s",
+                                                               ob_log_quote(a->dn), ob_log_quote(a->unreadable));
+                                                r = fn(a, userdata);
+                                                ob_account_free(a);
                                         }
-                                        /* No page control: the server sent everything at once. */
+                                        if (r != 0)
+                                                ldap_abandon_ext(d->ld, msgid, NULL, NULL);
+                                } else if (t == LDAP_RES_SEARCH_RESULT) {
+                                        LDAPControl **rctrls = NULL;
+                                        int res;
+                                        page_done = true;
+                                        if (parse_result(d, m, "search", base, &res, &rctrls) != LDAP_SUCCESS) {
+                                                /* A missing base is an error, not "no accounts". */
+                                                int e = ldap_to_ob(res);
+                                                r = e == -OB_ESIZELIMIT || e == -ENOMEM ? e : -OB_EDIRECTORY;
+                                        } else {
+                                                LDAPControl *pc =
+                                                        ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL);
+                                                if (pc) {
+                                                        ber_int_t estimate = 0;
+                                                        struct berval c = {0, NULL};
+                                                        rc = ldap_parse_pageresponse_control(d->ld, pc, &estimate, &c);
+                                                        if (rc != LDAP_SUCCESS) {
+                                                                dir_log(d, OB_LOG_ERROR, "parse_page_control", base, rc,
+                                                                        NULL);
+                                                                r = -OB_EDIRECTORY;
+                                                        } else if (c.bv_len > 0) {
+                                                                cookie = ber_bvdup(&c);
+                                                                if (!cookie)
+                                                                        r = -ENOMEM;
+                                                        }
+                                                        ber_memfree(c.bv_val);
+                                                }
+                                                /* No page control: the server sent everything at once. */
+                                        }
+                                        ldap_controls_free(rctrls);
+                                } else if (t == LDAP_RES_SEARCH_REFERENCE) {
+                                        /* Referrals are not chased: what another server
+                                         * holds was not read, and the caller must know. */
+                                        r = note_reference(d, m, base, info);
+                                        if (r != 0)
+                                                ldap_abandon_ext(d->ld, msgid, NULL, NULL);
                                 }
-                                ldap_controls_free(rctrls);
-                        } else if (t == LDAP_RES_SEARCH_REFERENCE) {
-                                /* Referrals are not chased: what another server
-                                 * holds was not read, and the caller must know. */
-                                r = note_reference(d, m, base, info);
-                                if (r != 0)
-                                        ldap_abandon_ext(d->ld, msgid, NULL, NULL);
                         }
-                        ldap_msgfree(m);
+                        ldap_msgfree(chain);
                 }
                 if (r != 0 || !cookie)
                         break;
