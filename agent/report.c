@@ -427,7 +427,7 @@ void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_i
         if (s->status_changes) {
                 fprintf(f, "Status changes: %zu", s->status_changes);
                 for (size_t i = 0; i < s->nper_transition; i++)
-                        tprintf(f, "%s %s %zu", i ? "," : " (", s->per_transition[i].transition[0]
+                        tprintf(f, "%s%s %zu", i ? ", " : " (", s->per_transition[i].transition[0]
                                                                     ? s->per_transition[i].transition
                                                                     : "no transition",
                                 s->per_transition[i].n);
