@@ -15,9 +15,9 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <ldap.h>
 #include <yaml.h>
 
+#include "escape.h"
 #include "util.h"
 
 #ifndef OFFBOARD_DATADIR
@@ -367,17 +367,15 @@ static int h_attr(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
         return r;
 }
 
-/* A distinguished name, as libldap reads one (RFC 4514). */
+/* A distinguished name (RFC 4514 syntax; libldap stays in directory.c). */
 static int h_dn(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         int r = h_nonempty(p, key, v, dst);
         if (r < 0)
                 return r;
-        LDAPDN dn = NULL;
-        if (ldap_str2dn(*(char **)dst, &dn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+        if (!ob_dn_syntax_ok(*(char **)dst))
                 return fail(p, v, "%s: '%s' is not a DN (for example uid=admin,ou=people,dc=example,dc=org)", key,
                             *(char **)dst);
-        ldap_dnfree(dn);
         return 0;
 }
 

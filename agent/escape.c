@@ -236,6 +236,65 @@ static bool dn_special(unsigned char c)
         return c == ',' || c == '+' || c == '"' || c == '\\' || c == '<' || c == '>' || c == ';' || c == '=';
 }
 
+static bool is_hex(unsigned char c)
+{
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool ob_dn_syntax_ok(const char *s)
+{
+        if (!s || !*s)
+                return false;
+        const unsigned char *p = (const unsigned char *)s;
+        for (;;) {
+                /* attributeType: a descr or a numericoid (a space after a
+                 * separator is tolerated, as libldap does). */
+                while (*p == ' ')
+                        p++;
+                const unsigned char *type = p;
+                if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')) {
+                        while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                               *p == '-')
+                                p++;
+                } else {
+                        while ((*p >= '0' && *p <= '9') || (*p == '.' && p > type && p[1] >= '0' && p[1] <= '9'))
+                                p++;
+                }
+                if (p == type || *p != '=')
+                        return false;
+                p++;
+                /* attributeValue: #hexstring, or a string whose specials are
+                 * escaped (\ followed by a special or two hex digits). */
+                if (*p == '#') {
+                        const unsigned char *h = ++p;
+                        while (is_hex(p[0]) && is_hex(p[1]))
+                                p += 2;
+                        if (p == h)
+                                return false;
+                } else {
+                        while (*p && *p != ',' && *p != '+') {
+                                if (*p == '\\') {
+                                        if (is_hex(p[1]) && is_hex(p[2]))
+                                                p += 3;
+                                        else if (p[1] && (dn_special(p[1]) || p[1] == ' ' || p[1] == '#'))
+                                                p += 2;
+                                        else
+                                                return false;
+                                } else if (*p == '"' || *p == ';' || *p == '<' || *p == '>' || *p == '=') {
+                                        return false;
+                                } else {
+                                        p++;
+                                }
+                        }
+                }
+                if (!*p)
+                        return true;
+                if (*p != ',' && *p != '+')
+                        return false;
+                p++;
+        }
+}
+
 int ob_escape_dn_value(struct ob_buf *b, const char *s, size_t n)
 {
         if (!s && n)

@@ -5,6 +5,7 @@
 #ifndef OB_ESCAPE_H
 #define OB_ESCAPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util.h"
@@ -44,6 +45,12 @@ int ob_escape_text(struct ob_buf *b, const char *s, size_t n);
 /* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no
  * overlongs, surrogates, values above U+10FFFF or truncated sequences), or 0. */
 size_t ob_utf8_sequence(const unsigned char *s, size_t n);
+
+/* Whether s is a distinguished name in the string form of RFC 4514
+ * (attributeType=value pairs joined by ',' or '+', specials escaped). A
+ * syntax check only, without libldap, so the configuration can tell "trent"
+ * from "uid=trent,ou=people,dc=example,dc=org". */
+bool ob_dn_syntax_ok(const char *s);
 
 /* Mask a secret for display: always "***". */
 #define OB_MASK "***"

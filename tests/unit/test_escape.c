@@ -418,3 +418,20 @@ Test(escape, dn_value_escapes_control_characters_that_parsers_trim)
         check(ob_escape_dn_value, "bob\r", "bob\\0D");
         check(ob_escape_dn_value, "a\x7f" "b", "a\\7Fb");
 }
+
+Test(escape, dn_syntax_accepts_distinguished_names_and_refuses_the_rest)
+{
+        cr_assert(ob_dn_syntax_ok("uid=trent,ou=people,dc=example,dc=org"));
+        cr_assert(ob_dn_syntax_ok("cn=Doe\\, John+uid=jd, ou=people"));
+        cr_assert(ob_dn_syntax_ok("CN=a\\2Bb\\3Dc,DC=example,DC=test"));
+        cr_assert(ob_dn_syntax_ok("2.5.4.3=x"));
+        cr_assert(ob_dn_syntax_ok("uid=#0403616263"));
+        cr_assert_not(ob_dn_syntax_ok("trent"));
+        cr_assert_not(ob_dn_syntax_ok(""));
+        cr_assert_not(ob_dn_syntax_ok("=x"));
+        cr_assert_not(ob_dn_syntax_ok("uid=a;ou=b"));
+        cr_assert_not(ob_dn_syntax_ok("uid=a\\"));
+        cr_assert_not(ob_dn_syntax_ok("uid=a\\zz"));
+        cr_assert_not(ob_dn_syntax_ok("uid=a,,ou=b"));
+        cr_assert_not(ob_dn_syntax_ok("uid=#zz"));
+}
