@@ -89,8 +89,18 @@ int ob_test_run(const char *const argv[], int timeout_s, char **ret_out, char **
         }
         if (ret_out)
                 *ret_out = ob_test_read_file(outp);
+        /* A sanitizer report from the program is a failure of the test even
+         * when the exit code it causes (1) is the one the test expects:
+         * copied to the test's own stderr, ctest's FAIL_REGULAR_EXPRESSION
+         * sees it. */
+        char *err = ob_test_read_file(errp);
+        if (err && (strstr(err, "ERROR: AddressSanitizer") || strstr(err, "ERROR: LeakSanitizer") ||
+                    strstr(err, "runtime error:")))
+                fprintf(stderr, "%s: sanitizer report from %s:\n%s\n", __func__, argv[0], err);
         if (ret_err)
-                *ret_err = ob_test_read_file(errp);
+                *ret_err = err;
+        else
+                free(err);
         unlink(outp);
         unlink(errp);
         if (WIFEXITED(status))
