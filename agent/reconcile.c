@@ -27,6 +27,15 @@
 #include "plan.h"
 #include "util.h"
 
+/* DNs and attribute names compare case-insensitively: keys are lower-cased. */
+static char *lower_dup(const char *s)
+{
+        char *low = strdup(s);
+        for (char *c = low; c && *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+        return low;
+}
+
 static void cand_clear(struct cand *c)
 {
         ob_account_free(c->account);
@@ -149,16 +158,16 @@ static int note_unreadable(struct run *r, const struct ob_account *a, const char
         }
         int k = 0;
         if (!a->id) {
-                char *dn = strdup(a->dn ? a->dn : "");
-                char **v = dn ? realloc(r->unreadable_dns, (r->nunreadable_dns + 1) * sizeof(char *)) : NULL;
+                /* NULL-terminated: ob_strv_free releases it. */
+                char *dn = lower_dup(a->dn ? a->dn : "");
+                char **v = dn ? realloc(r->unreadable_dns, (r->nunreadable_dns + 2) * sizeof(char *)) : NULL;
                 if (!v) {
                         free(dn);
                         k = -ENOMEM;
                 } else {
-                        for (char *c = dn; *c; c++)
-                                *c = (char)tolower((unsigned char)*c);
                         r->unreadable_dns = v;
                         v[r->nunreadable_dns++] = dn;
+                        v[r->nunreadable_dns] = NULL;
                 }
         }
         if (k == 0 && r->nunreadable < OB_UNREADABLE_LISTED) {
@@ -191,11 +200,9 @@ static const char *sweep_spares(struct run *r, const char *dn)
         if (!dn)
                 return r->info.references ? "a referral was met and the account's DN is not recorded" : NULL;
         if (r->nunreadable_dns) {
-                char *low = strdup(dn);
+                char *low = lower_dup(dn);
                 if (!low)
                         return "out of memory";
-                for (char *c = low; *c; c++)
-                        *c = (char)tolower((unsigned char)*c);
                 bool hit = bsearch(&low, r->unreadable_dns, r->nunreadable_dns, sizeof(char *), cmp_str) != NULL;
                 free(low);
                 if (hit)
@@ -363,6 +370,8 @@ static int team_cb(const struct ob_account *g, void *ud)
  * fallback because a manager could not be read. */
 static int read_active_uncached(struct run *r, const char *dn, const char *role, struct ob_account **ret,
                                 char *why, size_t whylen);
+static int judge_target(struct run *r, const char *dn, const char *role, struct ob_account *a, int k,
+                        struct ob_account **ret, char *why, size_t whylen);
 
 static uint64_t memo_hash(const char *s)
 {
@@ -382,13 +391,6 @@ static struct target_memo *memo_slot(struct run *r, const char *low)
                         return &r->memo[i];
 }
 
-static char *lower_dup(const char *s)
-{
-        char *low = strdup(s);
-        for (char *c = low; c && *c; c++)
-                *c = (char)tolower((unsigned char)*c);
-        return low;
-}
 
 /* Remembers what a lookup of dn gave (takes target and why). Bounded: past
  * OB_MEMO_MAX DNs, lookups are simply not remembered. */
@@ -490,24 +492,14 @@ static void on_prefetched(size_t i, const struct ob_account *a, int err, void *u
         struct prefetch *pf = ud;
         struct run *r = pf->r;
         const char *dn = pf->dns[i];
-        char why[512];
-        if (err == -OB_ENOTFOUND) {
-                memo_put(r, dn, 0, NULL, NULL);
-        } else if (err < 0) {
-                snprintf(why, sizeof(why), "reading the manager %s: %s", dn, ob_strerror(err));
-                memo_put(r, dn, err, NULL, why);
-        } else if (a->unreadable) {
-                snprintf(why, sizeof(why), "the manager %s cannot be judged: %s", dn, a->unreadable);
-                memo_put(r, dn, -OB_ELIMIT, NULL, why);
-        } else {
-                struct ob_status_eval ev;
-                ob_mapping_eval(r->c, a, r->now, &ev);
-                struct ob_account *copy = NULL;
-                if (ev.status != OB_STATUS_ACTIVE)
-                        memo_put(r, dn, 0, NULL, NULL);
-                else if (target_dup(r, a, &copy) == 0)
-                        memo_put(r, dn, 1, copy, NULL);
-        }
+        char why[512] = "";
+        struct ob_account *own = NULL, *target = NULL, *copy = NULL;
+        if (a && ob_account_dup(a, &own) < 0)
+                return; /* left to read_active */
+        int k = judge_target(r, dn, "manager", own, a ? 0 : err, &target, why, sizeof(why));
+        if (k != 1 || target_dup(r, target, &copy) == 0)
+                memo_put(r, dn, k, copy, k < 0 ? why : NULL);
+        ob_account_free(target);
 }
 
 /* Reads the managers of every account that will want a transfer target,
@@ -543,13 +535,11 @@ static int prefetch_managers(struct run *r)
         return k == -ENOMEM ? k : 0; /* a failed prefetch leaves the lookups to read_active */
 }
 
-static int read_active_uncached(struct run *r, const char *dn, const char *role, struct ob_account **ret,
-                                char *why, size_t whylen)
+/* What one read of dn (a, or the error k) says about it as a transfer
+ * target, as read_active returns it; takes a. */
+static int judge_target(struct run *r, const char *dn, const char *role, struct ob_account *a, int k,
+                        struct ob_account **ret, char *why, size_t whylen)
 {
-        struct ob_account *a = NULL;
-        if (!dn)
-                return 0;
-        int k = ob_dir_read_account(r->dir, dn, &a);
         if (k == -OB_ENOTFOUND)
                 return 0;
         if (k < 0) {
@@ -569,6 +559,16 @@ static int read_active_uncached(struct run *r, const char *dn, const char *role,
         }
         *ret = a;
         return 1;
+}
+
+static int read_active_uncached(struct run *r, const char *dn, const char *role, struct ob_account **ret,
+                                char *why, size_t whylen)
+{
+        struct ob_account *a = NULL;
+        if (!dn)
+                return 0;
+        int k = ob_dir_read_account(r->dir, dn, &a);
+        return judge_target(r, dn, role, k == 0 ? a : NULL, k, ret, why, whylen);
 }
 
 /* The manager; else the owner of the first team; else the fallback. Each must
@@ -745,6 +745,14 @@ static int adopt(struct run *r, struct ob_report_item *items, size_t n)
 
 /* ---- what the rules read ------------------------------------------------- */
 
+/* The state store's key for what the passes read of an attribute. */
+static void astats_key(const char *attr, char *key, size_t len)
+{
+        snprintf(key, len, OB_ATTR_META_PREFIX "%s", attr);
+        for (char *c = key; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
+}
+
 static int astats_init(struct run *r)
 {
         char **names = NULL;
@@ -772,9 +780,7 @@ static int astats_check(struct run *r, char *why, size_t whylen)
         size_t readable = r->sum.accounts_read - r->sum.unreadable;
         for (size_t i = 0; i < r->nastats; i++) {
                 char key[300], *v = NULL;
-                snprintf(key, sizeof(key), OB_ATTR_META_PREFIX "%s", r->astats[i].name);
-                for (char *c = key; *c; c++)
-                        *c = (char)tolower((unsigned char)*c);
+                astats_key(r->astats[i].name, key, sizeof(key));
                 int k = ob_state_meta_get(r->state, key, &v);
                 if (k < 0)
                         return k;
@@ -808,9 +814,7 @@ static int astats_store(struct run *r)
         int k = 0;
         for (size_t i = 0; k == 0 && i < r->nastats; i++) {
                 char key[300], val[64];
-                snprintf(key, sizeof(key), OB_ATTR_META_PREFIX "%s", r->astats[i].name);
-                for (char *c = key; *c; c++)
-                        *c = (char)tolower((unsigned char)*c);
+                astats_key(r->astats[i].name, key, sizeof(key));
                 snprintf(val, sizeof(val), "%zu/%zu", r->astats[i].present, readable);
                 k = ob_state_meta_put(r->state, key, val);
         }
