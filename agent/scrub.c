@@ -420,19 +420,23 @@ static void ob_scrub_trim_utf8(struct ob_scrub *s)
  * Drops the longest such end of the output, "***" excluded. */
 static void ob_scrub_trim_prefix(struct ob_scrub *s)
 {
-        size_t avail = s->out_len - s->out_mark;
-        size_t drop = 0;
-        for (size_t f = 0; f < s->nforms; f++) {
-                size_t fn = s->forms[f].n;
-                for (size_t k = avail < fn ? avail : fn - 1; k > drop; k--) {
-                        if (memcmp(s->out + s->out_len - k, s->forms[f].p, k) == 0) {
-                                drop = k;
-                                break;
+        /* Until the output no longer ends with the start of a form: a tail
+         * of repeated partial echoes ("abcab" for "abcd...") goes whole. */
+        for (size_t drop = 1; drop > 0;) {
+                size_t avail = s->out_len - s->out_mark;
+                drop = 0;
+                for (size_t f = 0; f < s->nforms; f++) {
+                        size_t fn = s->forms[f].n;
+                        for (size_t k = avail < fn ? avail : fn - 1; k > drop; k--) {
+                                if (memcmp(s->out + s->out_len - k, s->forms[f].p, k) == 0) {
+                                        drop = k;
+                                        break;
+                                }
                         }
                 }
+                explicit_bzero(s->out + s->out_len - drop, drop);
+                s->out_len -= drop;
         }
-        explicit_bzero(s->out + s->out_len - drop, drop);
-        s->out_len -= drop;
 }
 
 static void ob_scrub_end(struct ob_scrub *s)
@@ -442,8 +446,9 @@ static void ob_scrub_end(struct ob_scrub *s)
         s->finished = true;
         if (s->pend_len > 0)
                 ob_scrub_process(s, true);
-        if (!s->full)
-                ob_scrub_trim_prefix(s);
+        /* Cut at the limit or not, the end is where a truncated echo of a
+         * secret would stand. */
+        ob_scrub_trim_prefix(s);
         if (s->cut)
                 ob_scrub_trim_utf8(s);
 }

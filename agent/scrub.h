@@ -21,8 +21,9 @@
  *      truncated or partial echo, a prefix in particular) becomes "***";
  *   3. when the input ends, a trailing run (shorter than 8 bytes, else rule 2
  *      applies) that is the start of a form is dropped: the body was cut or
- *      ended in the middle of an echo. Unless the output is full, it then
- *      does not end with the start of a form either (after the last "***").
+ *      ended in the middle of an echo. Then the output does not end with
+ *      the start of a form either (after the last "***"), full or not: the
+ *      tail is dropped until it does not.
  *
  * So the output never holds a whole form, nor 8 consecutive input bytes of
  * one. The output is at most max_out bytes; a "***" that does not fit is cut,
