@@ -52,6 +52,7 @@ int ob_snapshot_encode(const struct ob_account *a, struct ob_buf *b)
 {
         int r;
         size_t nattrs = 0;
+        size_t start = b->len; /* the checksum covers this blob only */
 
         for (size_t i = 0; i < a->nattrs; i++)
                 if (a->attrs[i].nvals > 0)
@@ -74,7 +75,7 @@ int ob_snapshot_encode(const struct ob_account *a, struct ob_buf *b)
                         r = snap_bytes(b, at->vals[j].data, at->vals[j].len);
         }
         if (r >= 0)
-                r = snap_raw_u32(b, snap_checksum(b->data, b->len));
+                r = snap_raw_u32(b, snap_checksum(b->data + start, b->len - start));
         return r;
 }
 
