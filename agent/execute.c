@@ -50,7 +50,7 @@ struct exec {
         struct ob_loop *loop; /* the pass's */
         void **conns;         /* per configured connector, created on first use */
         struct job *jobs;
-        size_t njobs;
+        size_t njobs, jobs_cap;
         size_t inflight;
         size_t waiting; /* jobs waiting for a retry timer */
         struct ob_timer *drain_timer;
@@ -397,6 +397,9 @@ static void job_advance(struct job *j)
                 j->finished = true;
                 x->active--;
                 admit(x);
+                if (x->active == 0 && x->next_item >= x->nitems && x->inflight == 0 && x->waiting == 0 &&
+                    !x->nstarts)
+                        ob_loop_stop(x->loop); /* the window is done; the connections stay open */
         }
 }
 
@@ -522,10 +525,10 @@ static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud)
                 ob_loop_stop(x->loop);
 }
 
-static void exec_free(struct exec *x)
+/* The end of a window of accounts: what this turn recorded is made durable;
+ * what waited to leave stays owed. */
+static void exec_window_end(struct exec *x)
 {
-        /* What this turn recorded is made durable; what waited to leave
-         * stays owed. */
         if (x->flush_timer)
                 ob_loop_timer_cancel(x->loop, x->flush_timer);
         x->flush_timer = NULL;
@@ -533,12 +536,6 @@ static void exec_free(struct exec *x)
         for (size_t q = 0; q < x->nstarts; q++)
                 unqueue(x, x->starts[q], NULL);
         x->nstarts = 0;
-        free(x->starts);
-        for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
-                if (x->conns[i])
-                        ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
-        free(x->conns);
-        x->conns = NULL;
         /* Requests the connectors abandoned never call back. */
         for (size_t i = 0; x->jobs && i < x->njobs; i++)
                 if (x->jobs[i].pr) {
@@ -547,14 +544,31 @@ static void exec_free(struct exec *x)
                         x->jobs[i].pr = NULL;
                 }
         for (size_t i = 0; x->jobs && i < x->njobs; i++)
-                if (x->jobs[i].retry_timer)
+                if (x->jobs[i].retry_timer) {
                         ob_loop_timer_cancel(x->loop, x->jobs[i].retry_timer);
+                        x->jobs[i].retry_timer = NULL;
+                }
+        x->njobs = 0;
+        x->items = NULL;
+        x->nitems = x->next_item = x->active = 0;
+        x->inflight = x->waiting = 0;
+}
+
+static void exec_free(struct exec *x)
+{
+        exec_window_end(x);
+        free(x->starts);
+        for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
+                if (x->conns[i])
+                        ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
+        free(x->conns);
         free(x->jobs);
         free(x->fails);
         free(x->paused);
         if (x->drain_timer)
                 ob_loop_timer_cancel(x->loop, x->drain_timer);
         x->r->x = NULL;
+        free(x);
 }
 
 /* Retries waiting for their timer will not happen in this pass. */
@@ -721,26 +735,49 @@ void ob_execute_poll_signals(struct run *r)
         }
 }
 
-int ob_execute_run(struct run *r, struct ob_report_item *items, size_t n)
+int ob_execute_open(struct run *r)
 {
-        struct exec x = {.r = r, .loop = r->loop};
+        struct exec *x = calloc(1, sizeof(*x));
         size_t nc = r->c->nconnectors ? r->c->nconnectors : 1;
-        x.conns = calloc(nc, sizeof(void *));
-        x.jobs = calloc(n ? n : 1, sizeof(*x.jobs));
-        x.fails = calloc(nc, sizeof(*x.fails));
-        x.paused = calloc(nc, sizeof(*x.paused));
-        if (!x.conns || !x.jobs || !x.fails || !x.paused) {
-                exec_free(&x);
+        if (!x)
+                return -ENOMEM;
+        *x = (struct exec){.r = r, .loop = r->loop};
+        x->conns = calloc(nc, sizeof(void *));
+        x->fails = calloc(nc, sizeof(*x->fails));
+        x->paused = calloc(nc, sizeof(*x->paused));
+        r->x = x;
+        if (!x->conns || !x->fails || !x->paused) {
+                exec_free(x);
                 return -ENOMEM;
         }
-        r->x = &x;
-        x.items = items;
-        x.nitems = n;
-        admit(&x);
+        return 0;
+}
+
+void ob_execute_close(struct run *r)
+{
+        if (r->x)
+                exec_free(r->x);
+}
+
+int ob_execute_run(struct run *r, struct ob_report_item *items, size_t n)
+{
+        struct exec *x = r->x;
+        if (!x)
+                return -EINVAL;
+        if (n > x->jobs_cap) {
+                struct job *jobs = realloc(x->jobs, n * sizeof(*jobs));
+                if (!jobs)
+                        return -ENOMEM;
+                x->jobs = jobs;
+                x->jobs_cap = n;
+        }
+        x->items = items;
+        x->nitems = n;
+        admit(x);
         int k = 0;
-        if (!r->stop_now && (x.inflight > 0 || x.waiting > 0 || !r->signo))
-                k = ob_loop_run(x.loop);
-        cancel_retries(&x);
+        if (!r->stop_now && !x->fatal && (x->inflight > 0 || x->waiting > 0))
+                k = ob_loop_run(x->loop);
+        cancel_retries(x);
         if (r->journal && ob_journal_sync(r->journal) < 0)
                 ob_log(OB_LOG_ERROR, "event=journal_sync_failed path=%s", ob_log_quote(r->c->journal_path));
         /* Owed steps of accounts never started are interrupted too. */
@@ -749,9 +786,9 @@ int ob_execute_run(struct run *r, struct ob_report_item *items, size_t n)
                         if (items[i].plan->steps[s].state == OB_STEP_OWED && items[i].results[s].outcome == OB_OUTCOME_NONE &&
                             !items[i].plan->steps[s].hold_reason)
                                 items[i].results[s].interrupted = true;
+        exec_window_end(x);
         if (k == 0)
-                k = x.fatal;
-        exec_free(&x);
+                k = x->fatal;
         return k;
 }
 

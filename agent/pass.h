@@ -24,6 +24,11 @@
 /* Accounts whose actions run at once: a full queue is back-pressure (the
  * next account waits for one to finish), never a failed request. */
 #define OB_EXEC_WINDOW 256
+/* Accounts planned, carried out, written back, recorded and reported
+ * together, then let go: memory follows this window, never the directory or
+ * everything owed. Between the read and their window, accounts that owe
+ * something wait in a spill file (struct cand_ref). */
+#define OB_PASS_WINDOW 2048
 #define OB_UNREADABLE_LISTED 200 /* unreadable entries named in the report; all are logged */
 #define OB_ATTR_META_PREFIX "attribute-presence:"
 
@@ -32,6 +37,17 @@ struct attr_stat {
         size_t present; /* entries (readable ones) holding at least one value */
 };
 
+/* An account that owes something (or whose status changed), from the read
+ * to its window: its entry (or, when deleted, its snapshot) is in the spill
+ * file at off; its record is read again from the store. */
+struct cand_ref {
+        uint64_t off;
+        uint32_t len;
+        bool deleted;
+        bool have_record;
+};
+
+/* An account of the window being worked on. */
 struct cand {
         struct ob_account *account;
         bool deleted;
@@ -49,9 +65,14 @@ struct run {
         struct ob_dir *dir;
         int64_t now;
         const char *skip[6]; /* attributes left out of the digest: our own write-back */
-        struct cand *cands;
+        struct cand_ref *refs; /* every candidate, in the order read */
+        size_t nrefs, refs_cap;
+        int spill_fd;           /* unlinked temporary file holding their entries */
+        uint64_t spill_size;    /* bytes written to it (buffered ones included) */
+        struct ob_buf spill_buf;
+        struct cand *cands; /* the window: cands[i] goes with the window's items[i] */
         size_t ncands;
-        size_t cands_cap;
+        size_t window; /* accounts per window: OB_PASS_WINDOW, or $OFFBOARD_PASS_WINDOW */
         size_t txn_puts;
         bool txn_open;
         struct ob_report_summary sum;
@@ -95,11 +116,16 @@ struct target_memo {
 
 struct exec;
 
-/* Runs every owed step of items[0..n) on the pass's loop, in a window of
- * OB_EXEC_WINDOW accounts, recording intents and outcomes in group commits.
+/* Runs every owed step of items[0..n) (one window) on the pass's loop,
+ * OB_EXEC_WINDOW accounts at a time, recording intents and outcomes in group commits.
  * Returns 0, or the error that made it stop acting (the state store or the
  * journal failed). */
 int ob_execute_run(struct run *r, struct ob_report_item *items, size_t n);
+/* The executor of an acting pass, kept from one window to the next (its
+ * connections, which connectors are paused): open before the first window,
+ * close after the last. */
+int ob_execute_open(struct run *r);
+void ob_execute_close(struct run *r);
 /* Writes back what items owe, up to 16 modifies in flight. */
 void ob_execute_write_backs(struct run *r, struct ob_report_item *items, size_t n);
 /* SIGTERM/SIGINT (drain, then stop at once) and SIGHUP (reopen the journal),

@@ -14,7 +14,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,6 +28,7 @@
 #include "mapping.h"
 #include "pass.h"
 #include "plan.h"
+#include "snapshot.h"
 #include "util.h"
 
 /* DNs and attribute names compare case-insensitively: keys are lower-cased. */
@@ -102,36 +106,172 @@ static bool writeback_mismatch(const struct run *r, const struct ob_account *a, 
         return w ? strcmp(w, ob_status_name(s)) != 0 : s != OB_STATUS_ACTIVE;
 }
 
-static int add_cand(struct run *r, const struct ob_account *a, bool deleted, const struct ob_record *rec)
+/* ---- candidates, from the read to their window ----------------------------- */
+
+static int count_change(struct run *r, const struct ob_account_plan *p);
+
+#define OB_SPILL_FLUSH (1u << 20)
+
+/* The spill file: unlinked, readable by this user alone, next to the state
+ * store when its directory allows, else in TMPDIR. */
+static int spill_open(struct run *r)
 {
-        if (r->ncands == r->cands_cap) {
-                size_t cap = r->cands_cap ? r->cands_cap * 2 : 64;
-                struct cand *n = realloc(r->cands, cap * sizeof(*n));
+        char *copy = strdup(r->c->state_path);
+        if (!copy)
+                return -ENOMEM;
+        int fd = open(dirname(copy), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        free(copy);
+        if (fd < 0) {
+                FILE *f = tmpfile();
+                if (!f)
+                        return -errno;
+                fd = dup(fileno(f));
+                fclose(f);
+                if (fd < 0)
+                        return -errno;
+        }
+        r->spill_fd = fd;
+        return 0;
+}
+
+static int spill_flush(struct run *r)
+{
+        const char *p = r->spill_buf.data;
+        size_t n = r->spill_buf.len;
+        uint64_t at = r->spill_size - n;
+        while (n > 0) {
+                ssize_t w = pwrite(r->spill_fd, p, n, (off_t)at);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        return w < 0 ? -errno : -EIO;
+                p += w;
+                n -= (size_t)w;
+                at += (uint64_t)w;
+        }
+        ob_buf_reset(&r->spill_buf);
+        return 0;
+}
+
+static int spill_add(struct run *r, const struct ob_account *a, struct cand_ref *ref)
+{
+        int k;
+        if (r->spill_fd < 0 && (k = spill_open(r)) < 0)
+                return k;
+        size_t before = r->spill_buf.len;
+        if ((k = ob_snapshot_encode(a, &r->spill_buf)) < 0)
+                return k;
+        ref->off = r->spill_size;
+        ref->len = (uint32_t)(r->spill_buf.len - before);
+        r->spill_size += ref->len;
+        if (r->spill_buf.len >= OB_SPILL_FLUSH)
+                return spill_flush(r);
+        return 0;
+}
+
+static int spill_read(struct run *r, const struct cand_ref *ref, struct ob_account **ret)
+{
+        char *blob = malloc(ref->len ? ref->len : 1);
+        if (!blob)
+                return -ENOMEM;
+        size_t got = 0;
+        while (got < ref->len) {
+                ssize_t n = pread(r->spill_fd, blob + got, ref->len - got, (off_t)(ref->off + got));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        int e = n < 0 ? -errno : -EIO;
+                        free(blob);
+                        return e;
+                }
+                got += (size_t)n;
+        }
+        int k = ob_snapshot_decode(blob, ref->len, ret);
+        free(blob);
+        return k;
+}
+
+/* The actions of the last generation: to continue it, or, from a status that
+ * is not active, to know what an earlier deactivation already did. */
+static int cand_actions(struct run *r, struct cand *c)
+{
+        const struct ob_record *rec = &c->rec;
+        if (c->have_record && (rec->pending_to || (rec->status != OB_STATUS_ACTIVE && rec->status != OB_STATUS_NONE &&
+                                                   rec->generation > 0)))
+                return ob_state_actions(r->state, rec->id, rec->generation, &c->acts, &c->nacts);
+        return 0;
+}
+
+/* Keeps an account that owes something (or changes status) for its window,
+ * and counts its status change for the circuit breaker; change is 1 or 0
+ * when the caller planned it already, -1 to plan it here. */
+static int add_cand(struct run *r, const struct ob_account *a, bool deleted, const struct ob_record *rec,
+                    int change)
+{
+        if (r->nrefs == r->refs_cap) {
+                size_t cap = r->refs_cap ? r->refs_cap * 2 : 256;
+                struct cand_ref *n = realloc(r->refs, cap * sizeof(*n));
                 if (!n)
                         return -ENOMEM;
-                r->cands = n;
-                r->cands_cap = cap;
+                r->refs = n;
+                r->refs_cap = cap;
         }
-        struct cand *c = &r->cands[r->ncands];
-        *c = (struct cand){.deleted = deleted};
-        int k = ob_account_dup(a, &c->account);
+        struct cand_ref *ref = &r->refs[r->nrefs];
+        *ref = (struct cand_ref){.deleted = deleted, .have_record = rec != NULL};
+        int k = spill_add(r, a, ref);
         if (k < 0)
                 return k;
-        r->ncands++;
-        if (rec) {
-                c->have_record = true;
-                c->rec = *rec;
-                /* The actions of the last generation: to continue it, or,
-                 * from a status that is not active, to know what an earlier
-                 * deactivation already did. */
-                if (rec->pending_to || (rec->status != OB_STATUS_ACTIVE && rec->status != OB_STATUS_NONE &&
-                                        rec->generation > 0)) {
-                        k = ob_state_actions(r->state, rec->id, rec->generation, &c->acts, &c->nacts);
-                        if (k < 0)
-                                return k;
-                }
+        r->nrefs++;
+        if (change < 0) {
+                struct cand c = {.deleted = deleted, .have_record = rec != NULL};
+                if (rec)
+                        c.rec = *rec; /* borrowed */
+                if ((k = cand_actions(r, &c)) < 0)
+                        return k;
+                struct ob_plan_input in = {.account = a,
+                                           .deleted = deleted,
+                                           .record = rec,
+                                           .actions = c.acts,
+                                           .nactions = c.nacts,
+                                           .now = r->now};
+                struct ob_account_plan *p = NULL;
+                k = ob_plan_account(r->c, &in, &p);
+                ob_action_records_free(c.acts, c.nacts);
+                if (k < 0)
+                        return k;
+                change = ob_account_plan_is_status_change(p);
+                if (change)
+                        k = count_change(r, p);
+                ob_account_plan_free(p);
+                return k;
         }
         return 0;
+}
+
+/* Reads the window's candidates back: entry, record, last actions. */
+static int cands_load(struct run *r, size_t first, size_t n)
+{
+        for (size_t i = 0; i < n; i++) {
+                const struct cand_ref *ref = &r->refs[first + i];
+                struct cand *c = &r->cands[i];
+                *c = (struct cand){.deleted = ref->deleted, .have_record = ref->have_record};
+                r->ncands = i + 1;
+                int k = spill_read(r, ref, &c->account);
+                if (k == 0 && c->have_record && (k = ob_state_get(r->state, c->account->id, &c->rec)) == -OB_ENOTFOUND)
+                        k = -OB_ESTATE; /* it was there at the read */
+                if (k == 0)
+                        k = cand_actions(r, c);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+static void cands_clear(struct run *r)
+{
+        for (size_t i = 0; i < r->ncands; i++)
+                cand_clear(&r->cands[i]);
+        r->ncands = 0;
 }
 
 /* An entry that cannot be judged: neither active nor gone. It is held (no
@@ -276,6 +416,7 @@ static int on_entry(const struct ob_account *a, void *ud)
         /* A status change that no transition acts on (and that needs no
          * write-back) is only recorded: only accounts that owe something
          * are kept for after the read, so memory follows the work owed. */
+        int change = -1;
         if (!e || !e->pending) {
                 struct ob_plan_input in = {.account = a, .record = e ? &rec : NULL, .now = r->now};
                 struct ob_account_plan *p = NULL;
@@ -289,6 +430,7 @@ static int on_entry(const struct ob_account *a, void *ud)
                  * read access must not quietly record everyone as active. */
                 bool idle = !p->transition && !p->writeback && (!e || p->status == (enum ob_status)rec.status);
                 enum ob_status st = p->status;
+                change = ob_account_plan_is_status_change(p);
                 ob_account_plan_free(p);
                 if (idle) {
                         if (!r->o->dry_run) {
@@ -301,7 +443,10 @@ static int on_entry(const struct ob_account *a, void *ud)
                         return k;
                 }
         }
-        return add_cand(r, a, false, e ? &rec : NULL);
+        /* Planned again with its last actions to count the change. */
+        int k = add_cand(r, a, false, e ? &rec : NULL, change > 0 ? -1 : change);
+        ob_record_clear(&rec);
+        return k;
 }
 
 static int on_unseen(struct ob_index_entry *e, void *ud)
@@ -341,8 +486,9 @@ static int on_unseen(struct ob_index_entry *e, void *ud)
                 ob_record_clear(&rec);
                 return k;
         }
-        k = add_cand(r, snap, true, &rec);
+        k = add_cand(r, snap, true, &rec, -1);
         ob_account_free(snap);
+        ob_record_clear(&rec);
         return k;
 }
 
@@ -393,8 +539,21 @@ static struct target_memo *memo_slot(struct run *r, const char *low)
 
 
 /* Remembers what a lookup of dn gave (takes target and why). Bounded: past
- * OB_MEMO_MAX DNs, lookups are simply not remembered. */
-#define OB_MEMO_MAX 65536
+ * OB_MEMO_MAX DNs, lookups are not remembered until the end of the window,
+ * which forgets them all. */
+#define OB_MEMO_MAX 4096
+
+static void memo_clear(struct run *r)
+{
+        for (size_t i = 0; i < r->memo_cap; i++) {
+                free(r->memo[i].dn);
+                ob_account_free(r->memo[i].target);
+                free(r->memo[i].why);
+                r->memo[i] = (struct target_memo){0};
+        }
+        r->nmemo = 0;
+}
+
 static void memo_put(struct run *r, const char *dn, int result, struct ob_account *target, const char *why)
 {
         if (r->nmemo >= OB_MEMO_MAX || (r->nmemo + 1) * 2 > r->memo_cap) {
@@ -718,10 +877,11 @@ static int astats_store(struct run *r);
 /* A first deployment on a directory with years of leavers: records each
  * account's status as applied, runs no action and writes nothing to the
  * directory (the next pass writes the status attributes of the accounts
- * that are not active). One transaction: all or nothing. */
+ * that are not active). The pass holds one transaction around every window:
+ * all or nothing. */
 static int adopt(struct run *r, struct ob_report_item *items, size_t n)
 {
-        int k = ob_state_begin(r->state);
+        int k = 0;
         for (size_t i = 0; k == 0 && i < n; i++) {
                 struct ob_account_plan *p = items[i].plan;
                 struct cand *cd = &r->cands[i];
@@ -736,10 +896,6 @@ static int adopt(struct run *r, struct ob_report_item *items, size_t n)
                 k = ob_state_put(r->state, &rec, cd->deleted ? NULL : cd->account);
                 r->sum.adopted++;
         }
-        if (k == 0 && (k = astats_store(r)) == 0)
-                k = ob_state_commit(r->state);
-        else
-                ob_state_rollback(r->state);
         return k;
 }
 
@@ -915,9 +1071,12 @@ static void warn_tls(const struct ob_config *c)
 
 static void run_free(struct run *r)
 {
-        for (size_t i = 0; i < r->ncands; i++)
-                cand_clear(&r->cands[i]);
+        cands_clear(r);
         free(r->cands);
+        free(r->refs);
+        if (r->spill_fd >= 0)
+                close(r->spill_fd);
+        ob_buf_free(&r->spill_buf);
         for (size_t i = 0; i < r->nunreadable; i++) {
                 free(r->unreadable[i].dn);
                 free(r->unreadable[i].reason);
@@ -925,24 +1084,21 @@ static void run_free(struct run *r)
         free(r->unreadable);
         ob_strv_free(r->unreadable_dns);
         ob_dir_search_info_clear(&r->info);
-        for (size_t i = 0; i < r->memo_cap; i++) {
-                free(r->memo[i].dn);
-                ob_account_free(r->memo[i].target);
-                free(r->memo[i].why);
-        }
+        memo_clear(r);
         free(r->memo);
         astats_free(r);
         free(r->counts);
         ob_dir_free(r->dir);
         ob_index_free(r->ix);
         ob_state_free(r->state);
+        ob_execute_close(r);
         ob_journal_free(r->journal);
         ob_loop_free(r->loop);
         if (r->lock_fd >= 0)
                 close(r->lock_fd);
 }
 
-static void report(struct run *r, struct ob_report_item *items, size_t n)
+static void report_finish(struct run *r, struct ob_report_writer *w)
 {
         r->sum.per_transition = r->counts;
         r->sum.nper_transition = r->ncounts;
@@ -950,10 +1106,131 @@ static void report(struct run *r, struct ob_report_item *items, size_t n)
         r->sum.nunreadable_list = r->nunreadable;
         r->sum.spared = r->spared_unreadable + r->spared_referral;
         r->sum.references = r->info.references;
-        if (r->o->format == OB_FORMAT_JSON)
-                ob_report_json(r->o->out, items, n, &r->sum);
+        ob_report_finish(w, &r->sum);
+}
+
+/* Reports what of the window owes something or did something. */
+static void report_window(struct run *r, struct ob_report_writer *w, struct ob_report_item *items, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (ob_account_plan_owed(items[i].plan) || items[i].plan->writeback || items[i].plan->transition)
+                        ob_report_add(w, &items[i], &r->sum);
+}
+
+/* One window of candidates, refs[first..first+n): returns OB_EXIT_OK, or the
+ * exit code that stops the pass (the window is then reported as far as it
+ * went). */
+static int pass_window(struct run *r, size_t first, size_t n, bool acting, struct ob_report_writer *w)
+{
+        const struct ob_run_options *o = r->o;
+        struct ob_report_item *items = calloc(n, sizeof(*items));
+        size_t nitems = 0;
+        int ret = OB_EXIT_OK;
+        int k = items ? cands_load(r, first, n) : -ENOMEM;
+        if (k < 0) {
+                fprintf(stderr, "offboard: reading back the accounts that owe something: %s\n",
+                        k == -OB_ESTATE ? ob_state_errmsg(r->state) : ob_strerror(k));
+                ret = OB_EXIT_FAILED;
+                goto out;
+        }
+        if (r->c->uses_transfer && prefetch_managers(r) < 0) {
+                ret = OB_EXIT_FAILED;
+                goto out;
+        }
+        for (size_t i = 0; i < r->ncands; i++) {
+                k = plan_cand(r, &r->cands[i], &items[nitems]);
+                if (k < 0) {
+                        ob_log(OB_LOG_ERROR, "event=plan_failed account=%s error=%s", ob_log_quote(r->cands[i].account->id),
+                               ob_log_quote(ob_strerror(k)));
+                        ret = OB_EXIT_FAILED;
+                        goto out;
+                }
+                struct ob_account_plan *p = items[nitems++].plan;
+                r->sum.steps_owed += ob_account_plan_owed(p);
+                r->sum.new_deactivations += ob_account_plan_is_new_deactivation(p);
+        }
+        if (o->adopt && !o->dry_run && (k = adopt(r, items, nitems)) < 0) {
+                fprintf(stderr, "offboard: %s; nothing was recorded\n",
+                        k == -ENOMEM ? "out of memory" : ob_state_errmsg(r->state));
+                ret = OB_EXIT_CONFIG;
+                goto out;
+        }
+        if (!acting) {
+                report_window(r, w, items, nitems);
+                goto out;
+        }
+
+        /* Write-ahead: every transition about to run is recorded as pending. */
+        k = ob_state_begin(r->state);
+        for (size_t i = 0; k == 0 && i < nitems; i++) {
+                items[i].results = calloc(items[i].plan->nsteps ? items[i].plan->nsteps : 1, sizeof(struct ob_step_result));
+                if (!items[i].results)
+                        k = -ENOMEM;
+                else if (ob_account_plan_owed(items[i].plan))
+                        k = mark_pending(r, &r->cands[i], items[i].plan);
+        }
+        if (k == 0)
+                k = ob_state_commit(r->state);
         else
-                ob_report_text(r->o->out, r->c, items, n, &r->sum);
+                ob_state_rollback(r->state);
+        if (k < 0) {
+                fprintf(stderr, "offboard: %s; nothing more was done\n",
+                        k == -ENOMEM ? "out of memory" : ob_state_errmsg(r->state));
+                ret = OB_EXIT_CONFIG;
+                for (size_t i = 0; i < nitems; i++) {
+                        free(items[i].results);
+                        items[i].results = NULL;
+                }
+                goto out;
+        }
+
+        k = ob_execute_run(r, items, nitems);
+        if (k < 0) {
+                fprintf(stderr, "offboard: stopped acting: %s\n",
+                        k == -OB_ESTATE || k == -ENOSPC ? ob_state_errmsg(r->state) : ob_strerror(k));
+                ret = OB_EXIT_CONFIG;
+        }
+
+        /* A second signal skips the write-back: the next pass rewrites what
+         * the entry lacks. */
+        if (k == 0 && !r->stop_now)
+                ob_execute_write_backs(r, items, nitems);
+        /* The records after the window go in batches of one transaction (one
+         * fsync for OB_PUTS_PER_TXN accounts): the outcomes they sum up are
+         * already durable, so a crash here only leaves the next pass to
+         * finish the records, sending nothing. */
+        for (size_t i = 0; i < nitems; i++) {
+                int e = 0;
+                if (!r->txn_open && (e = ob_state_begin(r->state)) == 0)
+                        r->txn_open = true;
+                if (e == 0)
+                        e = record_after(r, &r->cands[i], &items[i]);
+                if (e == 0 && ++r->txn_puts >= OB_PUTS_PER_TXN)
+                        e = txn_flush(r);
+                if (e < 0) {
+                        if (r->txn_open)
+                                ob_state_rollback(r->state);
+                        r->txn_open = false;
+                        r->txn_puts = 0;
+                        if (ret == OB_EXIT_OK) {
+                                fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r->state));
+                                ret = OB_EXIT_CONFIG;
+                        }
+                        break;
+                }
+        }
+        if (ret == OB_EXIT_OK && txn_flush(r) < 0) {
+                fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r->state));
+                ret = OB_EXIT_CONFIG;
+        }
+        report_window(r, w, items, nitems);
+out:
+        free_items(items, nitems);
+        cands_clear(r);
+        /* Targets are remembered for a few windows, not for the whole pass. */
+        if (r->nmemo >= OB_MEMO_MAX)
+                memo_clear(r);
+        return ret;
 }
 
 int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
@@ -967,12 +1244,24 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
         r.sum.dry_run = o->dry_run;
         r.sum.adopt = o->adopt;
         r.sum.now = r.now;
-        struct ob_report_item *items = NULL;
-        size_t nitems = 0;
         int ret = OB_EXIT_OK;
         int k;
 
         r.lock_fd = -1;
+        r.spill_fd = -1;
+        r.window = OB_PASS_WINDOW;
+        const char *wenv = getenv("OFFBOARD_PASS_WINDOW");
+        if (wenv && *wenv) {
+                char *end;
+                unsigned long v = strtoul(wenv, &end, 10);
+                if (*end || v < 1 || v > 65536) {
+                        fprintf(stderr, "offboard: OFFBOARD_PASS_WINDOW must be a number from 1 to 65536, not '%s'\n",
+                                wenv);
+                        return OB_EXIT_CONFIG;
+                }
+                r.window = v;
+        }
+        ob_buf_init(&r.spill_buf);
         warn_tls(c);
         if (astats_init(&r) < 0)
                 return OB_EXIT_FAILED;
@@ -1140,156 +1429,89 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 }
         }
 
-        /* Plan every candidate, the managers they need read many at once. */
-        if (c->uses_transfer && prefetch_managers(&r) < 0) {
-                ret = OB_EXIT_FAILED;
-                goto out;
-        }
-        items = calloc(r.ncands ? r.ncands : 1, sizeof(*items));
-        if (!items) {
-                ret = OB_EXIT_FAILED;
-                goto out;
-        }
-        for (size_t i = 0; i < r.ncands; i++) {
-                k = plan_cand(&r, &r.cands[i], &items[nitems]);
-                if (k < 0) {
-                        ob_log(OB_LOG_ERROR, "event=plan_failed account=%s error=%s", ob_log_quote(r.cands[i].account->id),
-                               ob_log_quote(ob_strerror(k)));
-                        ret = OB_EXIT_FAILED;
-                        goto out;
-                }
-                nitems++;
-                struct ob_account_plan *p = items[nitems - 1].plan;
-                r.sum.steps_owed += ob_account_plan_owed(p);
-                r.sum.new_deactivations += ob_account_plan_is_new_deactivation(p);
-                if (ob_account_plan_is_status_change(p) && count_change(&r, p) < 0) {
-                        ret = OB_EXIT_FAILED;
-                        goto out;
-                }
-        }
-
         /* Circuit breaker: before any side effect, and before any status
-         * change is recorded. */
-        /* --adopt runs nothing downstream: no breaker to pass. */
+         * change is recorded. The changes were counted during the read.
+         * --adopt runs nothing downstream: no breaker to pass. */
         if (!o->account && !o->adopt)
                 breaker(&r);
-
-        if (o->adopt && !o->dry_run) {
-                k = adopt(&r, items, nitems);
-                if (k < 0) {
-                        fprintf(stderr, "offboard: %s; nothing was recorded\n",
-                                k == -ENOMEM ? "out of memory" : ob_state_errmsg(r.state));
-                        ret = OB_EXIT_CONFIG;
+        if (r.spill_fd >= 0 && (k = spill_flush(&r)) < 0) {
+                fprintf(stderr, "offboard: cannot write the accounts that owe something to a temporary file: %s; "
+                                "nothing was done\n",
+                        strerror(-k));
+                ret = OB_EXIT_FAILED;
+                goto out;
+        }
+        bool acting = !o->dry_run && !r.sum.parked && !o->adopt;
+        if (acting) {
+                ob_execute_poll_signals(&r);
+                if (r.signo) {
+                        fprintf(stderr, "offboard: stopped by %s before acting; nothing was done\n",
+                                ob_execute_signal_name(r.signo));
+                        ret = OB_EXIT_INTERRUPTED;
+                        goto out;
+                }
+                if ((k = ob_execute_open(&r)) < 0) {
+                        ret = OB_EXIT_FAILED;
                         goto out;
                 }
         }
-        if (o->dry_run || r.sum.parked || o->adopt) {
-                /* Show only what owes something. */
-                size_t w = 0;
-                for (size_t i = 0; i < nitems; i++) {
-                        if (ob_account_plan_owed(items[i].plan) || items[i].plan->writeback ||
-                            items[i].plan->transition)
-                                items[w++] = items[i];
-                        else
-                                ob_account_plan_free(items[i].plan);
+        r.cands = calloc(r.nrefs < r.window ? (r.nrefs ? r.nrefs : 1) : r.window, sizeof(*r.cands));
+        if (!r.cands) {
+                ret = OB_EXIT_FAILED;
+                goto out;
+        }
+        if (o->adopt && !o->dry_run && (k = ob_state_begin(r.state)) < 0) {
+                fprintf(stderr, "offboard: %s; nothing was recorded\n", ob_state_errmsg(r.state));
+                ret = OB_EXIT_CONFIG;
+                goto out;
+        }
+
+        /* Window after window: plan (the managers read many at once), carry
+         * out, write back, record, report; then let the window go. */
+        struct ob_report_writer w;
+        ob_report_start(&w, o->out, o->format == OB_FORMAT_JSON, c, &r.sum);
+        for (size_t first = 0; first < r.nrefs && ret == OB_EXIT_OK;) {
+                size_t n = r.nrefs - first < r.window ? r.nrefs - first : r.window;
+                if (acting && r.signo) {
+                        r.sum.not_reached += r.nrefs - first;
+                        break;
                 }
-                nitems = w;
-                if (o->adopt && o->dry_run)
-                        r.sum.adopted = nitems;
-                report(&r, items, nitems);
-                if (r.sum.parked && !o->dry_run)
+                ret = pass_window(&r, first, n, acting, &w);
+                first += n;
+                if (ret != OB_EXIT_OK)
+                        r.sum.not_reached += r.nrefs - first;
+        }
+        if (o->adopt && !o->dry_run) {
+                k = ret == OB_EXIT_OK ? astats_store(&r) : -OB_ESTATE;
+                if (k == 0)
+                        k = ob_state_commit(r.state);
+                if (k < 0) {
+                        ob_state_rollback(r.state);
+                        if (ret == OB_EXIT_OK) {
+                                fprintf(stderr, "offboard: %s; nothing was recorded\n",
+                                        k == -ENOMEM ? "out of memory" : ob_state_errmsg(r.state));
+                                ret = OB_EXIT_CONFIG;
+                        }
+                        r.sum.adopted = 0;
+                }
+        }
+        if (o->adopt && o->dry_run)
+                r.sum.adopted = w.n;
+        /* What this complete pass read becomes the reference for the next. */
+        if (acting && !o->account && ret == OB_EXIT_OK && !r.signo && astats_store(&r) < 0) {
+                fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
+                ret = OB_EXIT_CONFIG;
+        }
+        report_finish(&r, &w);
+        if (!acting) {
+                if (ret == OB_EXIT_OK && r.sum.parked && !o->dry_run)
                         ret = OB_EXIT_SAFETY;
-                else if (o->check && (r.sum.steps_owed > 0 || nitems > 0 || r.sum.unreadable))
+                else if (ret == OB_EXIT_OK && o->check && (r.sum.steps_owed > 0 || w.n > 0 || r.sum.unreadable))
                         ret = OB_EXIT_FAILED;
-                else if (r.spared_referral)
+                else if (ret == OB_EXIT_OK && r.spared_referral)
                         ret = OB_EXIT_DIRECTORY;
                 goto out;
         }
-
-        ob_execute_poll_signals(&r);
-        if (r.signo) {
-                fprintf(stderr, "offboard: stopped by %s before acting; nothing was done\n", ob_execute_signal_name(r.signo));
-                ret = OB_EXIT_INTERRUPTED;
-                goto out;
-        }
-
-        /* Write-ahead: every transition about to run is recorded as pending. */
-        k = ob_state_begin(r.state);
-        for (size_t i = 0; k == 0 && i < nitems; i++) {
-                items[i].results = calloc(items[i].plan->nsteps ? items[i].plan->nsteps : 1, sizeof(struct ob_step_result));
-                if (!items[i].results)
-                        k = -ENOMEM;
-                else if (ob_account_plan_owed(items[i].plan))
-                        k = mark_pending(&r, &r.cands[i], items[i].plan);
-        }
-        if (k == 0)
-                k = ob_state_commit(r.state);
-        else
-                ob_state_rollback(r.state);
-        if (k < 0) {
-                fprintf(stderr, "offboard: %s; nothing was done\n",
-                        k == -ENOMEM ? "out of memory" : ob_state_errmsg(r.state));
-                ret = OB_EXIT_CONFIG;
-                goto out;
-        }
-
-        k = ob_execute_run(&r, items, nitems);
-        if (k < 0) {
-                fprintf(stderr, "offboard: stopped acting: %s\n",
-                        k == -OB_ESTATE || k == -ENOSPC ? ob_state_errmsg(r.state) : ob_strerror(k));
-                ret = OB_EXIT_CONFIG;
-        }
-
-        /* The records after the pass go in batches of one transaction (one
-         * fsync for OB_PUTS_PER_TXN accounts): the outcomes they sum up are
-         * already durable, so a crash here only leaves the next pass to
-         * finish the records, sending nothing. */
-        /* A second signal skips the write-back: the next pass rewrites what
-         * the entry lacks. */
-        if (k == 0 && !r.stop_now)
-                ob_execute_write_backs(&r, items, nitems);
-        bool recording = true;
-        for (size_t i = 0; i < nitems; i++) {
-                struct ob_report_item *it = &items[i];
-                int e = 0;
-                if (recording && !r.txn_open && (e = ob_state_begin(r.state)) == 0)
-                        r.txn_open = true;
-                if (recording && e == 0)
-                        e = record_after(&r, &r.cands[i], it);
-                if (recording && e == 0 && ++r.txn_puts >= OB_PUTS_PER_TXN)
-                        e = txn_flush(&r);
-                if (recording && e < 0) {
-                        if (r.txn_open)
-                                ob_state_rollback(r.state);
-                        r.txn_open = false;
-                        recording = false;
-                        if (ret == OB_EXIT_OK) {
-                                fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
-                                ret = OB_EXIT_CONFIG;
-                        }
-                }
-        }
-        if (recording && txn_flush(&r) < 0 && ret == OB_EXIT_OK) {
-                fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
-                ret = OB_EXIT_CONFIG;
-        }
-        /* What this complete pass read becomes the reference for the next. */
-        if (!o->account && ret == OB_EXIT_OK && !r.signo && astats_store(&r) < 0) {
-                fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
-                ret = OB_EXIT_CONFIG;
-        }
-        /* Only what owes something (or did something) is reported. */
-        size_t w = 0;
-        for (size_t i = 0; i < nitems; i++) {
-                if (ob_account_plan_owed(items[i].plan) || items[i].plan->writeback || items[i].plan->transition) {
-                        items[w++] = items[i];
-                } else {
-                        free(items[i].results);
-                        ob_account_plan_free(items[i].plan);
-                }
-        }
-        nitems = w;
-        report(&r, items, nitems);
         if (ret == OB_EXIT_OK && r.signo)
                 ret = OB_EXIT_INTERRUPTED;
         if (ret == OB_EXIT_OK && r.spared_referral)
@@ -1298,7 +1520,6 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
             (r.sum.steps_failed || r.sum.steps_held || r.sum.writebacks_failed || r.sum.unreadable))
                 ret = OB_EXIT_FAILED;
 out:
-        free_items(items, nitems);
         run_free(&r);
         return ret;
 }

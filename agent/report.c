@@ -202,18 +202,9 @@ static void json_item(FILE *f, const struct ob_report_item *it)
         fputs("]}", f);
 }
 
-void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
-                    const struct ob_report_summary *s)
+/* The summary as a JSON object; n is the number of accounts reported. */
+static void json_summary(FILE *f, size_t n, const struct ob_report_summary *s)
 {
-        char now[21];
-        ob_time_format_rfc3339(s->now, now);
-        bool first = true;
-        fputc('{', f);
-        jkey(f, &first, "version");
-        fputs("1", f);
-        jfield(f, &first, "kind", s->dry_run ? "plan" : "reconcile");
-        jfield(f, &first, "time", now);
-        jkey(f, &first, "summary");
         fprintf(f,
                 "{\"accounts_read\":%zu,\"accounts_recorded\":%zu,\"accounts_new\":%zu,\"deleted\":%zu,"
                 "\"accounts_owing\":%zu,\"new_deactivations\":%zu,\"actions_owed\":%zu,\"actions_done\":%zu,"
@@ -223,8 +214,8 @@ void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
                 s->steps_owed, s->steps_done, s->steps_failed, s->steps_held, s->writebacks_failed,
                 s->parked ? "true" : "false");
         jstr(f, s->parked ? s->parked_reason : NULL);
-        fprintf(f, ",\"status_changes\":%zu,\"unreadable\":%zu,\"spared\":%zu,\"interrupted_by\":", s->status_changes,
-                s->unreadable, s->spared);
+        fprintf(f, ",\"status_changes\":%zu,\"unreadable\":%zu,\"spared\":%zu,\"not_reached\":%zu,\"interrupted_by\":",
+                s->status_changes, s->unreadable, s->spared, s->not_reached);
         jstr(f, !s->interrupted_by ? NULL : s->interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT");
         fprintf(f, ",\"adopt\":%s,\"adopted\":%zu", s->adopt ? "true" : "false", s->adopted);
         fputs(",\"fallback_problem\":", f);
@@ -243,8 +234,25 @@ void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
                 jstr(f, s->references[i]);
         }
         fputs("]}", f);
-        jkey(f, &first, "unreadable_accounts");
+}
+
+static void json_start(FILE *f, const struct ob_report_summary *s)
+{
+        char now[21];
+        ob_time_format_rfc3339(s->now, now);
+        bool first = true;
+        fputc('{', f);
+        jkey(f, &first, "version");
+        fputs("1", f);
+        jfield(f, &first, "kind", s->dry_run ? "plan" : "reconcile");
+        jfield(f, &first, "time", now);
+        jkey(f, &first, "accounts");
         fputc('[', f);
+}
+
+static void json_finish(FILE *f, size_t n, const struct ob_report_summary *s)
+{
+        fputs("],\"unreadable_accounts\":[", f);
         for (size_t i = 0; i < s->nunreadable_list; i++) {
                 bool f2 = true;
                 if (i)
@@ -254,15 +262,9 @@ void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,
                 jfield(f, &f2, "reason", s->unreadable_list[i].reason);
                 fputc('}', f);
         }
-        fputc(']', f);
-        jkey(f, &first, "accounts");
-        fputc('[', f);
-        for (size_t i = 0; i < n; i++) {
-                if (i)
-                        fputc(',', f);
-                json_item(f, &items[i]);
-        }
-        fputs("]}\n", f);
+        fputs("],\"summary\":", f);
+        json_summary(f, n, s);
+        fputs("}\n", f);
 }
 
 /* ---- text --------------------------------------------------------------- */
@@ -359,46 +361,47 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
                 tprintf(f, "       last error (attempt %d): %s\n", st->attempts, st->last_error);
 }
 
-void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
-                    const struct ob_report_summary *s)
+static void text_item(FILE *f, const struct ob_config *c, const struct ob_report_item *it,
+                      const struct ob_report_summary *s)
 {
-        for (size_t i = 0; i < n; i++) {
-                const struct ob_report_item *it = &items[i];
-                const struct ob_account_plan *p = it->plan;
-                tprintf(f, "%s  %s\n", p->username ? p->username : p->id, p->dn ? p->dn : "");
-                tprintf(f, "  status:     %s", ob_status_name(p->status));
-                if (p->rule)
-                        tprintf(f, " (rule %s, %s)", p->rule->name, p->rule->source);
-                else if (p->deleted)
-                        fprintf(f, " (the entry is gone from the directory)");
-                else
-                        fprintf(f, " (no rule matched)");
-                if (p->reason)
-                        tprintf(f, ", reason: %s", p->reason);
-                fputc('\n', f);
-                tprintf(f, "  recorded:   %s\n", ob_status_name(p->recorded));
-                if (p->transition)
-                        tprintf(f, "  transition: %s (%s -> %s, generation %lld%s)\n", p->transition->name,
-                                ob_status_name(p->from), ob_status_name(p->status), (long long)p->generation,
-                                p->continuing ? ", continuing" : "");
-                if (p->transfer_dn)
-                        tprintf(f, "  transfer:   %s (%s) via %s\n", p->transfer_uid ? p->transfer_uid : "?",
-                                p->transfer_dn, p->transfer_via);
-                else if (c->uses_transfer && ob_account_plan_wants_transfer(p))
-                        fprintf(f, "  transfer:   no target\n");
-                if (s->adopt)
-                        tprintf(f, "  adopt:      %s as %s; no action runs\n",
-                                s->dry_run ? "would be recorded" : "recorded", ob_status_name(p->status));
-                for (size_t k = 0; !s->adopt && k < p->nsteps; k++)
-                        text_step(f, it, k);
-                if (p->writeback)
-                        fprintf(f, "  write-back: %s\n",
-                                !it->results               ? "status attributes will be written on the entry"
-                                : it->writeback_result == 0 ? "written"
-                                : it->writeback_result > 0  ? "not attempted"
-                                                            : "FAILED");
-                fputc('\n', f);
-        }
+        const struct ob_account_plan *p = it->plan;
+        tprintf(f, "%s  %s\n", p->username ? p->username : p->id, p->dn ? p->dn : "");
+        tprintf(f, "  status:     %s", ob_status_name(p->status));
+        if (p->rule)
+                tprintf(f, " (rule %s, %s)", p->rule->name, p->rule->source);
+        else if (p->deleted)
+                fprintf(f, " (the entry is gone from the directory)");
+        else
+                fprintf(f, " (no rule matched)");
+        if (p->reason)
+                tprintf(f, ", reason: %s", p->reason);
+        fputc('\n', f);
+        tprintf(f, "  recorded:   %s\n", ob_status_name(p->recorded));
+        if (p->transition)
+                tprintf(f, "  transition: %s (%s -> %s, generation %lld%s)\n", p->transition->name,
+                        ob_status_name(p->from), ob_status_name(p->status), (long long)p->generation,
+                        p->continuing ? ", continuing" : "");
+        if (p->transfer_dn)
+                tprintf(f, "  transfer:   %s (%s) via %s\n", p->transfer_uid ? p->transfer_uid : "?",
+                        p->transfer_dn, p->transfer_via);
+        else if (c->uses_transfer && ob_account_plan_wants_transfer(p))
+                fprintf(f, "  transfer:   no target\n");
+        if (s->adopt)
+                tprintf(f, "  adopt:      %s as %s; no action runs\n",
+                        s->dry_run ? "would be recorded" : "recorded", ob_status_name(p->status));
+        for (size_t k = 0; !s->adopt && k < p->nsteps; k++)
+                text_step(f, it, k);
+        if (p->writeback)
+                fprintf(f, "  write-back: %s\n",
+                        !it->results               ? "status attributes will be written on the entry"
+                        : it->writeback_result == 0 ? "written"
+                        : it->writeback_result > 0  ? "not attempted"
+                                                    : "FAILED");
+        fputc('\n', f);
+}
+
+static void text_finish(FILE *f, size_t n, const struct ob_report_summary *s)
+{
         if (s->unreadable) {
                 fprintf(f, "%zu %s could not be judged and %s held (never taken for deleted or active):\n",
                         s->unreadable, s->unreadable == 1 ? "entry" : "entries", s->unreadable == 1 ? "is" : "are");
@@ -447,4 +450,60 @@ void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_i
                 fprintf(f, "Stopped early by %s: what was in flight finished or is recorded as interrupted; the next "
                            "pass does the rest with the same keys.\n",
                         s->interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT");
+        if (s->not_reached)
+                fprintf(f, "%zu %s that owe%s actions %s not reached and %s listed above; the next pass plans %s "
+                           "again.\n",
+                        s->not_reached, s->not_reached == 1 ? "account" : "accounts", s->not_reached == 1 ? "s" : "",
+                        s->not_reached == 1 ? "was" : "were", s->not_reached == 1 ? "is not" : "are not",
+                        s->not_reached == 1 ? "it" : "them");
+}
+
+/* ---- the report as the pass goes ------------------------------------------ */
+
+void ob_report_start(struct ob_report_writer *w, FILE *f, bool json, const struct ob_config *c,
+                     const struct ob_report_summary *s)
+{
+        *w = (struct ob_report_writer){.f = f, .json = json, .c = c};
+        if (json)
+                json_start(f, s);
+}
+
+void ob_report_add(struct ob_report_writer *w, const struct ob_report_item *it, const struct ob_report_summary *s)
+{
+        if (w->json) {
+                if (w->n)
+                        fputc(',', w->f);
+                json_item(w->f, it);
+        } else {
+                text_item(w->f, w->c, it, s);
+        }
+        w->n++;
+}
+
+void ob_report_finish(struct ob_report_writer *w, const struct ob_report_summary *s)
+{
+        if (w->json)
+                json_finish(w->f, w->n, s);
+        else
+                text_finish(w->f, w->n, s);
+        fflush(w->f);
+}
+
+void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n, const struct ob_report_summary *s)
+{
+        struct ob_report_writer w;
+        ob_report_start(&w, f, true, NULL, s);
+        for (size_t i = 0; i < n; i++)
+                ob_report_add(&w, &items[i], s);
+        ob_report_finish(&w, s);
+}
+
+void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
+                    const struct ob_report_summary *s)
+{
+        struct ob_report_writer w;
+        ob_report_start(&w, f, false, c, s);
+        for (size_t i = 0; i < n; i++)
+                ob_report_add(&w, &items[i], s);
+        ob_report_finish(&w, s);
 }

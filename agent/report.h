@@ -69,8 +69,26 @@ struct ob_report_summary {
         bool adopt;         /* --adopt: statuses recorded as applied, nothing run */
         char fallback_problem[768]; /* why transfer.fallback cannot take records, or "" */
         size_t adopted;
+        size_t not_reached; /* owing accounts a signal stopped the pass before (not listed) */
 };
 
+/* A report written as the pass goes, so that it never holds every account:
+ * start, then one add per account that owes something (or did something),
+ * then finish with the summary. Text puts the accounts first and the summary
+ * last; JSON has "accounts", then "unreadable_accounts" and "summary". */
+struct ob_report_writer {
+        FILE *f;
+        bool json;
+        const struct ob_config *c;
+        size_t n; /* accounts added */
+};
+
+void ob_report_start(struct ob_report_writer *w, FILE *f, bool json, const struct ob_config *c,
+                     const struct ob_report_summary *s);
+void ob_report_add(struct ob_report_writer *w, const struct ob_report_item *it, const struct ob_report_summary *s);
+void ob_report_finish(struct ob_report_writer *w, const struct ob_report_summary *s);
+
+/* The whole report of items[0..n) at once. */
 void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
                     const struct ob_report_summary *s);
 void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n,

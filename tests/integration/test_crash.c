@@ -48,6 +48,8 @@ static void setup(void)
         snprintf(dir, sizeof(dir), "/tmp/ob-crash-XXXXXX");
         cr_assert_not_null(mkdtemp(dir));
         setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        /* Several windows per pass: the pass must carry work from one to the next. */
+        setenv("OFFBOARD_PASS_WINDOW", "64", 1);
 }
 
 static void teardown(void)

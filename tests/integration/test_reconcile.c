@@ -48,6 +48,8 @@ static void setup(void)
         snprintf(now, sizeof(now), "%lld", man->today_days * 86400 + 43200);
         setenv("OFFBOARD_NOW", now, 1);
         setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        /* Several windows per pass: the pass must carry work from one to the next. */
+        setenv("OFFBOARD_PASS_WINDOW", "5", 1);
 }
 
 static bool mounted;
