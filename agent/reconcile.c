@@ -449,13 +449,13 @@ static int on_entry(const struct ob_account *a, void *ud)
         return k;
 }
 
-static int on_unseen(struct ob_index_entry *e, void *ud)
+static int on_unseen(struct ob_index_entry *e, const char *id, void *ud)
 {
         struct run *r = ud;
         if (e->status == OB_STATUS_DELETED && !e->pending)
                 return 0;
         struct ob_record rec = {0};
-        int k = ob_state_get(r->state, e->id, &rec);
+        int k = ob_state_get(r->state, id, &rec);
         if (k < 0)
                 return k;
         const char *why = sweep_spares(r, rec.dn);
@@ -472,7 +472,7 @@ static int on_unseen(struct ob_index_entry *e, void *ud)
         }
         r->sum.deleted += e->status != OB_STATUS_DELETED;
         struct ob_account *snap = NULL;
-        k = ob_state_get_snapshot(r->state, e->id, &snap);
+        k = ob_state_get_snapshot(r->state, id, &snap);
         if (k == -OB_ENOTFOUND || (k == 0 && !snap)) {
                 snap = ob_account_new();
                 if (!snap || !(snap->id = strdup(rec.id)) || (rec.dn && !(snap->dn = strdup(rec.dn)))) {

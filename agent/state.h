@@ -57,20 +57,27 @@ void ob_record_clear(struct ob_record *r);
  * query per entry, and to find recorded accounts that were not seen. */
 struct ob_index;
 struct ob_index_entry {
-        const char *id;
         uint64_t digest;
-        int status;
+        uint32_t id_at; /* where the id is kept: ob_index_id */
+        uint8_t status;
         bool pending;
         bool writeback_owed;
         bool seen;
 };
 
+/* The longest id an index keeps packed (a UUID), written out. */
+#define OB_INDEX_ID_PACKED_LEN 36
+
 int ob_state_load_index(struct ob_state *s, struct ob_index **ret);
 void ob_index_free(struct ob_index *ix);
 struct ob_index_entry *ob_index_find(struct ob_index *ix, const char *id);
 size_t ob_index_size(const struct ob_index *ix);
-/* Calls fn for every entry with seen == false, in id order. */
-int ob_index_foreach_unseen(struct ob_index *ix, int (*fn)(struct ob_index_entry *e, void *ud), void *ud);
+/* e's id: in the index itself, or written out in buf for a packed UUID. */
+const char *ob_index_id(const struct ob_index *ix, const struct ob_index_entry *e,
+                        char buf[OB_INDEX_ID_PACKED_LEN + 1]);
+/* Calls fn for every entry with seen == false, in id order, with its id. */
+int ob_index_foreach_unseen(struct ob_index *ix, int (*fn)(struct ob_index_entry *e, const char *id, void *ud),
+                            void *ud);
 
 /* Small named values kept with the store (for example what the last complete
  * pass read of each attribute the rules use). get sets *ret to NULL when the

@@ -51,7 +51,7 @@ static int die(const char *what, int r, const char *msg)
         exit(1);
 }
 
-static int count_unseen(struct ob_index_entry *e, void *ud)
+static int count_unseen(struct ob_index_entry *e, const char *id, void *ud)
 {
         (void)e;
         (*(size_t *)ud)++;

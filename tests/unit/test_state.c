@@ -652,10 +652,11 @@ struct visit {
         int stop_after;
 };
 
-static int visit_unseen(struct ob_index_entry *e, void *ud)
+static int visit_unseen(struct ob_index_entry *e, const char *id, void *ud)
 {
         struct visit *v = ud;
-        snprintf(v->ids[v->n++], sizeof(v->ids[0]), "%s", e->id);
+        (void)e;
+        snprintf(v->ids[v->n++], sizeof(v->ids[0]), "%s", id);
         return v->n == v->stop_after ? -ECANCELED : 0;
 }
 
@@ -677,7 +678,8 @@ Test(state, index_finds_ids_marks_seen_and_visits_the_unseen_in_id_order)
         for (size_t i = 0; i < OB_ELEMENTSOF(ids); i++) {
                 struct ob_index_entry *e = ob_index_find(ix, ids[i]);
                 cr_assert_not_null(e, "%s", ids[i]);
-                cr_assert_str_eq(e->id, ids[i]);
+                char buf[OB_INDEX_ID_PACKED_LEN + 1];
+                cr_assert_str_eq(ob_index_id(ix, e, buf), ids[i]);
                 cr_assert_eq(e->status, (int)i + 1);
                 cr_assert_eq(e->digest, UINT64_MAX - i);
                 cr_assert_eq(e->pending, i == 2);
@@ -704,17 +706,51 @@ Test(state, index_finds_ids_marks_seen_and_visits_the_unseen_in_id_order)
         ob_state_free(s);
 }
 
+/* UUIDs are kept packed in 16 bytes: each id, packed or not, is found by
+ * itself alone and written out as it was stored. */
+Test(state, index_keeps_uuids_packed_and_finds_every_id_by_itself_alone)
+{
+        struct ob_state *s = open_store(path_in("state.db"), false);
+        const char *ids[] = {
+                "0f8fad5b-d9cb-469f-a165-70867728950e", /* packed */
+                "7c9e6679-7425-40de-944b-e07fc1f90ae7", /* packed */
+                "7C9E6679-7425-40DE-944B-E07FC1F90AE7", /* upper case: kept as text */
+                "7c9e6679-7425-40de-944b-e07fc1f90ae",  /* one short: text */
+                "7c9e6679-7425-40de-944b-e07fc1f90ae7x", /* one long: text */
+                "7c9e6679x7425-40de-944b-e07fc1f90ae7", /* not a dash: text */
+                "7c9e6679-7425-40de-944b-e07fc1f90ag7", /* not hex: text */
+                "uid=alice",
+        };
+        for (size_t i = 0; i < OB_ELEMENTSOF(ids); i++) {
+                struct ob_record r = {.id = (char *)ids[i], .status = (int)i + 1, .digest = i};
+                cr_assert_eq(ob_state_put(s, &r, NULL), 0);
+        }
+        struct ob_index *ix = NULL;
+        cr_assert_eq(ob_state_load_index(s, &ix), 0, "%s", ob_state_errmsg(s));
+        for (size_t i = 0; i < OB_ELEMENTSOF(ids); i++) {
+                struct ob_index_entry *e = ob_index_find(ix, ids[i]);
+                cr_assert_not_null(e, "%s", ids[i]);
+                cr_assert_eq(e->status, (int)i + 1, "%s found another entry", ids[i]);
+                char buf[OB_INDEX_ID_PACKED_LEN + 1];
+                cr_assert_str_eq(ob_index_id(ix, e, buf), ids[i]);
+        }
+        cr_assert_null(ob_index_find(ix, "0f8fad5b-d9cb-469f-a165-70867728950f"));
+        cr_assert_null(ob_index_find(ix, "0F8FAD5B-D9CB-469F-A165-70867728950E"));
+        ob_index_free(ix);
+        ob_state_free(s);
+}
+
 struct ordered {
         int count;
         char last[40];
 };
 
-static int check_ordered(struct ob_index_entry *e, void *ud)
+static int check_ordered(struct ob_index_entry *e, const char *id, void *ud)
 {
         struct ordered *o = ud;
-        cr_assert_gt(strcmp(e->id, o->last), 0, "%s after %s", e->id, o->last);
+        cr_assert_gt(strcmp(id, o->last), 0, "%s after %s", id, o->last);
         cr_assert_not(e->seen);
-        snprintf(o->last, sizeof(o->last), "%s", e->id);
+        snprintf(o->last, sizeof(o->last), "%s", id);
         o->count++;
         return 0;
 }
