@@ -367,6 +367,21 @@ static int h_attr(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
         return r;
 }
 
+/* writeback.object_class: an attribute name, or null (also ~ or empty): no
+ * class is ever added, the offboard* attributes are allowed already (an AD
+ * schema that made offboardAccount an auxiliary class of user). */
+static int h_object_class(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        if (v->type == YAML_SCALAR_NODE && !is_quoted(v) &&
+            (strcmp(scalar(v), "null") == 0 || strcmp(scalar(v), "~") == 0 || !*scalar(v))) {
+                free(*(char **)dst);
+                *(char **)dst = NULL;
+                p->cfg->writeback.no_object_class = true;
+                return 0;
+        }
+        return h_attr(p, key, v, dst);
+}
+
 /* A distinguished name (RFC 4514 syntax; libldap stays in directory.c). */
 static int h_dn(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
@@ -930,7 +945,7 @@ static int parse_writeback(struct pctx *p, yaml_node_t *v)
 #define W(x) offsetof(struct ob_writeback_config, x)
         const struct field f[] = {
                 {"enabled", h_bool, W(enabled), false},
-                {"object_class", h_attr, W(object_class), false},
+                {"object_class", h_object_class, W(object_class), false},
                 {"status_attribute", h_attr, W(status_attribute), false},
                 {"time_attribute", h_attr, W(time_attribute), false},
                 {"reason_attribute", h_attr, W(reason_attribute), false},
@@ -1715,6 +1730,37 @@ static int resolve_mapping(struct pctx *p, const char *name, char **ret)
         return -ENOENT;
 }
 
+/* A mapping file's directory: defaults for its kind of server (filter, id
+ * and field attributes, team groups): used where the configuration's own
+ * directory section (read first) and earlier mappings set nothing. */
+static int mapping_directory(struct pctx *p, yaml_node_t *v)
+{
+        struct ob_directory_config t = {0}, *d = &p->cfg->directory;
+#define D(x) offsetof(struct ob_directory_config, x)
+        const struct field f[] = {
+                {"filter", h_filter, D(filter), false},
+                {"id_attribute", h_attr, D(id_attribute), false},
+                {"username_attribute", h_attr, D(username_attribute), false},
+                {"mail_attribute", h_attr, D(mail_attribute), false},
+                {"name_attribute", h_attr, D(name_attribute), false},
+                {"manager_attribute", h_attr, D(manager_attribute), false},
+                {"teams_filter", h_filter, D(teams_filter), false},
+                {"teams_member_attribute", h_attr, D(teams_member_attribute), false},
+                {"teams_owner_attribute", h_attr, D(teams_owner_attribute), false},
+                {NULL},
+        };
+        int r = walk(p, v, "directory", f, &t);
+        for (size_t i = 0; f[i].key; i++) {
+                char **dst = (char **)((char *)d + f[i].offset), **src = (char **)((char *)&t + f[i].offset);
+                if (r == 0 && !*dst)
+                        *dst = *src;
+                else
+                        free(*src);
+        }
+#undef D
+        return r;
+}
+
 static int load_mapping(struct ob_config *cfg, const char *path, struct ob_config_error *err)
 {
         struct pctx p = {.err = err, .cfg = cfg};
@@ -1735,9 +1781,12 @@ static int load_mapping(struct ob_config *cfg, const char *path, struct ob_confi
                         if ((r = h_attrlist(&p, "required_attributes", node(&p, pr->value),
                                             &cfg->required_attributes)) < 0)
                                 goto out;
+                } else if (strcmp(scalar(k), "directory") == 0) {
+                        if ((r = mapping_directory(&p, node(&p, pr->value))) < 0)
+                                goto out;
                 } else if (strcmp(scalar(k), "description") != 0) {
                         r = fail(&p, k,
-                                 "unknown key '%s' in a mapping file (expected one of: description, "
+                                 "unknown key '%s' in a mapping file (expected one of: description, directory, "
                                  "required_attributes, rules)",
                                  scalar(k));
                         goto out;
@@ -2151,7 +2200,8 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         }
         struct ob_writeback_config *w = &c->writeback;
         if (!w->status_attribute && !w->time_attribute && !w->actions_attribute && !w->reason_attribute) {
-                set_default(&w->object_class, "offboardAccount", &r);
+                if (!w->no_object_class)
+                        set_default(&w->object_class, "offboardAccount", &r);
                 set_default(&w->status_attribute, "offboardStatus", &r);
                 set_default(&w->time_attribute, "offboardStatusTime", &r);
                 set_default(&w->reason_attribute, "offboardReason", &r);
@@ -2161,6 +2211,10 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
                 snprintf(err->message, sizeof(err->message),
                          "%s: writeback: status_attribute is required when attributes are mapped", path);
                 r = -OB_ECONFIG;
+        }
+        if (w->enabled) {
+                d->writeback_time_attribute = w->time_attribute;
+                d->writeback_assertion_attribute = w->assertion_attribute;
         }
         set_default(&c->state_path, "/var/lib/offboard/state.db", &r);
         if (r == 0 && !c->journal_path) {

@@ -61,11 +61,17 @@ struct ob_directory_config {
         char *teams_filter;
         char *teams_member_attribute;
         char *teams_owner_attribute;
+        /* Borrowed from writeback (NULL when write-back is off), for
+         * ob_dir_open's checks of what the server supports and for the
+         * syntax of the time it writes. */
+        const char *writeback_time_attribute;
+        const char *writeback_assertion_attribute;
 };
 
 struct ob_writeback_config {
         bool enabled;             /* default true */
         char *object_class;       /* added if missing; NULL for mapped attributes */
+        bool no_object_class;     /* object_class: null (the class is on every entry already) */
         char *status_attribute;   /* offboardStatus */
         char *time_attribute;     /* offboardStatusTime */
         char *reason_attribute;   /* offboardReason */
