@@ -54,7 +54,17 @@ struct ob_dir {
         char *teams_member;
         char *teams_owner;
         char **team_attrs;
+        char *time_attr; /* writeback's time attribute: written with a fraction */
+        /* Read from the root DSE at open (ob_dir_caps). */
+        bool caps_known;    /* the root DSE listed supportedControl */
+        bool has_assertion; /* RFC 4528 assertion control */
+        bool is_ad;         /* Active Directory or Samba AD (LDAP_CAP_ACTIVE_DIRECTORY_OID) */
 };
+
+#define OB_OID_ASSERTION "1.3.6.1.1.12"
+#define OB_OID_STARTTLS "1.3.6.1.4.1.1466.20037"
+#define OB_OID_PAGED "1.2.840.113556.1.4.319"
+#define OB_OID_AD_CAP "1.2.840.113556.1.4.800"
 
 /* The layout of Cyrus SASL's sasl_interact_t (stable since SASL 2.0); the
  * header is not needed for EXTERNAL, which asks at most for an authzid. */
@@ -178,6 +188,8 @@ static int uri_scheme(const char *uris, bool *ret_plain)
         return 0;
 }
 
+static int read_entry(struct ob_dir *d, const char *dn, char **attrs, const char *op, struct ob_account **ret);
+
 /* ---- waiting for messages ------------------------------------------------------ */
 
 /* One message of msgid, waiting at most timeout_ms (<= 0: forever). Returns
@@ -265,12 +277,31 @@ static int sasl_interact(LDAP *ld, unsigned flags, void *defaults, void *in)
         return LDAP_SUCCESS;
 }
 
-static int dir_bind(struct ob_dir *d, const struct ob_directory_config *cfg)
+/* Says which setting a refused bind points at. */
+static void explain_bind(struct ob_dir *d, const char *who, int rc)
+{
+        const char *fix = NULL;
+        if (rc == LDAP_INVALID_CREDENTIALS)
+                fix = "the password in directory.bind_password_file does not match directory.bind_dn (or the "
+                      "account is locked, disabled or expired: see the diagnostic)";
+        else if (rc == LDAP_STRONG_AUTH_REQUIRED || rc == LDAP_CONFIDENTIALITY_REQUIRED)
+                fix = "the server refuses a simple bind without TLS: use ldaps:// or starttls: true";
+        else if (rc == LDAP_INVALID_DN_SYNTAX)
+                fix = "directory.bind_dn is not a DN the server accepts";
+        else if (rc == LDAP_UNWILLING_TO_PERFORM)
+                fix = "the server refuses this bind (a disabled account, or anonymous binds are off)";
+        if (fix)
+                ob_log(OB_LOG_ERROR, "event=ldap_bind_refused uri=%s bind_dn=%s fix=%s", ob_log_quote(d->uri),
+                       ob_log_quote(who), ob_log_quote(fix));
+}
+
+static int dir_bind(struct ob_dir *d, const struct ob_directory_config *cfg, int *ret_rc)
 {
         int rc;
         if (cfg->sasl_external) {
                 rc = ldap_sasl_interactive_bind_s(d->ld, NULL, "EXTERNAL", NULL, NULL, LDAP_SASL_QUIET, sasl_interact,
                                                   NULL);
+                *ret_rc = rc;
                 if (rc != LDAP_SUCCESS) {
                         dir_log(d, OB_LOG_ERROR, "sasl_external_bind", NULL, rc, NULL);
                         return -OB_EDIRECTORY;
@@ -286,9 +317,17 @@ static int dir_bind(struct ob_dir *d, const struct ob_directory_config *cfg)
                 char *pw = NULL;
                 int r = ob_read_secret_file(cfg->bind_password_file, &pw);
                 if (r < 0) {
-                        ob_log(OB_LOG_ERROR, "event=ldap_bind_refused uri=%s password_file=%s error=%s",
+                        const char *fix = r == -EINVAL ? "the password file is empty or holds more than one line "
+                                                         "(or a NUL byte): write the service account's password "
+                                                         "into it, on one line"
+                                          : r == -ENOENT ? "the password file does not exist: check "
+                                                           "directory.bind_password_file"
+                                          : r == -EACCES ? "this user may not read the password file"
+                                          : r == -OB_ELIMIT ? "the password file is too long for a password"
+                                                            : "the password file cannot be read";
+                        ob_log(OB_LOG_ERROR, "event=ldap_bind_refused uri=%s password_file=%s error=%s fix=%s",
                                ob_log_quote(d->uri), ob_log_quote(cfg->bind_password_file),
-                               ob_log_quote(ob_strerror(r)));
+                               ob_log_quote(ob_strerror(r)), ob_log_quote(fix));
                         return r;
                 }
                 if (!*pw) {
@@ -296,15 +335,19 @@ static int dir_bind(struct ob_dir *d, const struct ob_directory_config *cfg)
                          * 5.1.2): it would "succeed" as anonymous. */
                         ob_secret_free(pw);
                         ob_log(OB_LOG_ERROR,
-                               "event=ldap_bind_refused uri=%s password_file=%s reason=\"empty password\"",
+                               "event=ldap_bind_refused uri=%s password_file=%s reason=\"empty password\" "
+                               "fix=\"the password file is empty: write the service account's password into it (an "
+                               "empty password would bind anonymously, RFC 4513 5.1.2)\"",
                                ob_log_quote(d->uri), ob_log_quote(cfg->bind_password_file));
                         return -OB_ECONFIG;
                 }
                 struct berval cred = {.bv_len = strlen(pw), .bv_val = pw};
                 rc = ldap_sasl_bind_s(d->ld, cfg->bind_dn, LDAP_SASL_SIMPLE, &cred, NULL, NULL, NULL);
                 ob_secret_free(pw);
+                *ret_rc = rc;
                 if (rc != LDAP_SUCCESS) {
                         dir_log(d, OB_LOG_ERROR, "simple_bind", cfg->bind_dn, rc, NULL);
+                        explain_bind(d, cfg->bind_dn, rc);
                         return -OB_EDIRECTORY;
                 }
                 return 0;
@@ -312,8 +355,10 @@ static int dir_bind(struct ob_dir *d, const struct ob_directory_config *cfg)
         /* Anonymous: bind anyway, so an unreachable server fails here. */
         struct berval none = {0, NULL};
         rc = ldap_sasl_bind_s(d->ld, "", LDAP_SASL_SIMPLE, &none, NULL, NULL, NULL);
+        *ret_rc = rc;
         if (rc != LDAP_SUCCESS) {
                 dir_log(d, OB_LOG_ERROR, "anonymous_bind", NULL, rc, NULL);
+                explain_bind(d, "", rc);
                 return -OB_EDIRECTORY;
         }
         return 0;
@@ -339,6 +384,8 @@ static int copy_config(struct ob_dir *d, const struct ob_directory_config *cfg)
         if (d->page_size > OB_DIR_MAX_PAGE_SIZE)
                 d->page_size = OB_DIR_MAX_PAGE_SIZE;
         d->timeout_ms = cfg->timeout_ms;
+        if (cfg->writeback_time_attribute && !(d->time_attr = strdup(cfg->writeback_time_attribute)))
+                return -ENOMEM;
 
         int r = 0;
         if (cfg->attributes)
@@ -389,7 +436,151 @@ void ob_dir_free(struct ob_dir *d)
         free(d->teams_member);
         free(d->teams_owner);
         strv_free(d->team_attrs);
+        free(d->time_attr);
         free(d);
+}
+
+/* ---- why a connection failed ------------------------------------------------------ */
+
+/* libldap (GnuTLS on Debian) leaves "Connect error" and "(unknown error
+ * code)" on the handle when a TLS handshake or the certificate check fails;
+ * what failed is only in its debug output. While a connection is set up,
+ * that output is collected (the TLS lines only, bounded) and read by
+ * explain_connect(). The agent has one thread; the previous print function
+ * and level are restored. */
+static struct {
+        bool on;
+        size_t len;
+        char text[2048];
+        BER_LOG_PRINT_FN old_fn;
+        int old_level;
+} tls_diag;
+
+static void tls_diag_print(const char *line)
+{
+        if (!tls_diag.on || strncmp(line, "TLS", 3) != 0)
+                return;
+        size_t n = strlen(line), room = sizeof(tls_diag.text) - 1 - tls_diag.len;
+        if (n > room)
+                n = room;
+        memcpy(tls_diag.text + tls_diag.len, line, n);
+        tls_diag.len += n;
+        tls_diag.text[tls_diag.len] = '\0';
+}
+
+static void tls_diag_start(void)
+{
+        int level = 0x0001; /* LDAP_DEBUG_TRACE (ldap_log.h, not installed) */
+        tls_diag.len = 0;
+        tls_diag.text[0] = '\0';
+        tls_diag.old_fn = NULL;
+        tls_diag.old_level = 0;
+        ber_get_option(NULL, LBER_OPT_LOG_PRINT_FN, &tls_diag.old_fn);
+        ldap_get_option(NULL, LDAP_OPT_DEBUG_LEVEL, &tls_diag.old_level);
+        if (ber_set_option(NULL, LBER_OPT_LOG_PRINT_FN, (void *)tls_diag_print) != LBER_OPT_SUCCESS)
+                return;
+        tls_diag.on = true;
+        ldap_set_option(NULL, LDAP_OPT_DEBUG_LEVEL, &level);
+}
+
+static void tls_diag_stop(void)
+{
+        if (!tls_diag.on)
+                return;
+        ldap_set_option(NULL, LDAP_OPT_DEBUG_LEVEL, &tls_diag.old_level);
+        if (tls_diag.old_fn)
+                ber_set_option(NULL, LBER_OPT_LOG_PRINT_FN, (void *)tls_diag.old_fn);
+        tls_diag.on = false;
+}
+
+/* Logs what failed while connecting (StartTLS, or the first operation on
+ * ldaps://) and which setting fixes it. */
+static void explain_connect(struct ob_dir *d, const struct ob_directory_config *cfg, const char *op, int rc)
+{
+        const char *t = tls_diag.text, *problem, *fix;
+        if (rc == LDAP_SUCCESS)
+                return; /* refused before anything was sent */
+        bool tls = has_prefix_ci(d->uri, "ldaps://") || (cfg->starttls && has_prefix_ci(d->uri, "ldap://"));
+        if (strstr(t, "does not match")) {
+                problem = "the server's certificate does not name the host in directory.uri";
+                fix = "use in directory.uri a name or address the certificate was issued for (a URI with "
+                      "localhost is checked against this machine's own name)";
+        } else if (strstr(t, "expired") || strstr(t, "not yet valid") || strstr(t, "not activated")) {
+                problem = "the server's certificate has expired or is not valid yet";
+                fix = "renew the directory server's certificate (and check both clocks)";
+        } else if (strstr(t, "untrusted") || strstr(t, "not trusted") || strstr(t, "issuer") ||
+                   strstr(t, "verif") || strstr(t, "signer")) {
+                problem = "the server's certificate is not signed by a CA this agent trusts";
+                fix = cfg->ca_file ? "directory.ca_file must hold the CA that issued the server's certificate "
+                                     "(tls_verify: false only to test)"
+                                   : "set directory.ca_file to the CA that issued the server's certificate "
+                                     "(tls_verify: false only to test)";
+        } else if (tls && *t) {
+                problem = "the TLS handshake was refused or failed";
+                fix = has_prefix_ci(d->uri, "ldaps://")
+                              ? "check that directory.uri names the server's LDAPS port (ldap:// with "
+                                "starttls: true for the plain port)"
+                              : "check that the server offers StartTLS with a certificate on this port";
+        } else if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT) {
+                problem = "the server cannot be reached";
+                fix = "check directory.uri (host and port) and that the server runs";
+        } else {
+                return; /* dir_log said it */
+        }
+        /* The first TLS line libldap wrote, for the log. */
+        char first[256];
+        size_t n = strcspn(t, "\n");
+        if (n >= sizeof(first))
+                n = sizeof(first) - 1;
+        memcpy(first, t, n);
+        first[n] = '\0';
+        ob_log(OB_LOG_ERROR, "event=ldap_connect_failed op=%s uri=%s problem=%s fix=%s detail=%s", op,
+               ob_log_quote(d->uri), ob_log_quote(problem), ob_log_quote(fix), ob_log_quote(first));
+}
+
+/* Reads the root DSE: what the server supports, rather than assuming it.
+ * A root DSE that cannot be read (an ACL) leaves the capabilities unknown. */
+static int read_caps(struct ob_dir *d)
+{
+        char *attrs[] = {"supportedControl", "supportedExtension", "supportedCapabilities", "vendorName",
+                         "vendorVersion", NULL};
+        struct ob_account *dse = NULL;
+        int r = read_entry(d, "", attrs, "read_root_dse", &dse);
+        if (r < 0 || !dse)
+                return r == -ENOMEM ? r : 0;
+        const struct ob_attr *ctl = ob_account_attr(dse, "supportedControl");
+        const struct ob_attr *cap = ob_account_attr(dse, "supportedCapabilities");
+        d->caps_known = ctl && ctl->nvals > 0;
+        for (size_t i = 0; ctl && i < ctl->nvals; i++)
+                if (strcmp(ctl->vals[i].data, OB_OID_ASSERTION) == 0)
+                        d->has_assertion = true;
+        for (size_t i = 0; cap && i < cap->nvals; i++)
+                if (strcmp(cap->vals[i].data, OB_OID_AD_CAP) == 0)
+                        d->is_ad = true;
+        const char *vendor = ob_account_get(dse, "vendorName");
+        const char *version = ob_account_get(dse, "vendorVersion");
+        ob_log(OB_LOG_DEBUG, "event=ldap_server uri=%s vendor=%s version=%s assertion=%s active_directory=%s",
+               ob_log_quote(d->uri), ob_log_quote(vendor ? vendor : ""), ob_log_quote(version ? version : ""),
+               !d->caps_known ? "unknown" : d->has_assertion ? "yes" : "no", d->is_ad ? "yes" : "no");
+        ob_account_free(dse);
+        return 0;
+}
+
+/* What the configuration asks of the server that it does not offer: one
+ * error at the start of a pass, never one failure per entry. */
+static int check_caps(struct ob_dir *d, const struct ob_directory_config *cfg)
+{
+        if (cfg->writeback_assertion_attribute && d->caps_known && !d->has_assertion) {
+                ob_log(OB_LOG_ERROR,
+                       "event=ldap_feature_missing uri=%s feature=\"assertion control (RFC 4528, " OB_OID_ASSERTION
+                       ")\" setting=writeback.assertion_attribute fix=%s",
+                       ob_log_quote(d->uri),
+                       ob_log_quote("this server does not support the assertion control (it is not in the root "
+                                    "DSE's supportedControl): remove writeback.assertion_attribute (389-DS and "
+                                    "Active Directory lack it), or every write-back would be refused"));
+                return -OB_ECONFIG;
+        }
+        return 0;
 }
 
 int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret)
@@ -445,15 +636,28 @@ int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret)
             (r = set_opt(d, LDAP_OPT_X_TLS_NEWCTX, &is_server, "set_tls_newctx")) < 0)
                 goto fail;
 
+        tls_diag_start();
         if (plain && cfg->starttls) {
                 rc = ldap_start_tls_s(d->ld, NULL, NULL);
                 if (rc != LDAP_SUCCESS) {
+                        tls_diag_stop();
                         dir_log(d, OB_LOG_ERROR, "starttls", NULL, rc, NULL);
+                        explain_connect(d, cfg, "starttls", rc);
                         r = -OB_EDIRECTORY;
                         goto fail;
                 }
         }
-        r = dir_bind(d, cfg);
+        /* On ldaps:// the handshake happens here. */
+        rc = LDAP_SUCCESS;
+        r = dir_bind(d, cfg, &rc);
+        tls_diag_stop();
+        if (r < 0) {
+                explain_connect(d, cfg, "bind", rc);
+                goto fail;
+        }
+        r = read_caps(d);
+        if (r == 0)
+                r = check_caps(d, cfg);
         if (r < 0)
                 goto fail;
         *ret = d;
@@ -738,6 +942,12 @@ static int paged_search(struct ob_dir *d, const char *base, int scope, const cha
                                         if (parse_result(d, m, "search", base, &res, &rctrls) != LDAP_SUCCESS) {
                                                 /* A missing base is an error, not "no accounts". */
                                                 int e = ldap_to_ob(res);
+                                                if (res == LDAP_NO_SUCH_OBJECT)
+                                                        ob_log(OB_LOG_ERROR,
+                                                               "event=ldap_base_missing base=%s fix=\"the search "
+                                                               "base does not exist, or the service account cannot "
+                                                               "see it: check directory.base (or teams.base)\"",
+                                                               ob_log_quote(base));
                                                 r = e == -OB_ESIZELIMIT || e == -ENOMEM ? e : -OB_EDIRECTORY;
                                         } else {
                                                 LDAPControl *pc =
@@ -783,6 +993,22 @@ int ob_dir_search_accounts(struct ob_dir *d, ob_dir_entry_fn fn, void *userdata,
                 return -EINVAL;
         struct ob_dir_search_info info = {0};
         int r = paged_search(d, d->base, d->scope, d->filter, d->attrs, true, fn, userdata, &info);
+        if (r == 0 && info.entries == 0 && !info.references) {
+                /* 389-DS answers a paged search of a base that does not
+                 * exist with success and no entries: a missing base must
+                 * not pass for "no accounts". */
+                char *none[] = {"1.1", NULL};
+                struct ob_account *b = NULL;
+                r = read_entry(d, d->base, none, "read_base", &b);
+                if (r == 0 && !b) {
+                        ob_log(OB_LOG_ERROR,
+                               "event=ldap_base_missing base=%s fix=\"the search base does not exist, or the "
+                               "service account cannot see it: check directory.base\"",
+                               ob_log_quote(d->base));
+                        r = -OB_EDIRECTORY;
+                }
+                ob_account_free(b);
+        }
         if (r == 0 && ret_info)
                 *ret_info = info;
         else
@@ -1046,6 +1272,48 @@ int ob_dir_replace(struct ob_dir *d, const char *dn, const char *object_class, c
         return r < 0 ? r : result;
 }
 
+/* Whether s is GeneralizedTime without a fraction, "YYYYMMDDHHMMSSZ". */
+static bool plain_generalized(const char *s)
+{
+        for (int i = 0; i < 14; i++)
+                if (s[i] < '0' || s[i] > '9')
+                        return false;
+        return s[14] == 'Z' && s[15] == '\0';
+}
+
+/* Active Directory (Samba at least) refuses one modify that adds an
+ * auxiliary class together with attributes only that class allows
+ * (objectClassViolation): there the class goes in a modify of its own,
+ * waited for, before the attributes. AD has no assertion control, so no
+ * guard is lost by the split; elsewhere it stays one modify. */
+static int add_class_first(struct ob_dir *d, const char *dn, const char *object_class)
+{
+        struct berval bv = {strlen(object_class), (char *)object_class};
+        struct berval *bvp[] = {&bv, NULL};
+        LDAPMod mod = {.mod_op = LDAP_MOD_ADD | LDAP_MOD_BVALUES, .mod_type = (char *)"objectClass",
+                       .mod_bvalues = bvp};
+        LDAPMod *modp[] = {&mod, NULL};
+        int msgid = -1;
+        int rc = ldap_modify_ext(d->ld, dn, modp, NULL, NULL, &msgid);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "modify_object_class", dn, rc, NULL);
+                return -OB_EDIRECTORY;
+        }
+        LDAPMessage *m = NULL;
+        int t = wait_msg(d, msgid, "modify_object_class", dn, &m);
+        if (t < 0)
+                return t;
+        int res = LDAP_SUCCESS;
+        int k = parse_result(d, m, "modify_object_class", dn, &res, NULL);
+        ldap_msgfree(m);
+        /* Added meanwhile by someone else: what was wanted. */
+        if (k != LDAP_SUCCESS && res != LDAP_TYPE_OR_VALUE_EXISTS) {
+                int e = ldap_to_ob(res);
+                return e == -OB_ENOTFOUND || e == -ENOMEM ? e : -OB_EDIRECTORY;
+        }
+        return 0;
+}
+
 /* Sends one modify (see ob_dir_replace_send); the request is encoded before
  * this returns, so nothing the caller passed needs to outlive it. */
 static int replace_send(struct ob_dir *d, const char *dn, bool add_oc, const char *object_class,
@@ -1056,6 +1324,18 @@ static int replace_send(struct ob_dir *d, const char *dn, bool add_oc, const cha
                 *ret_msgid = 0;
                 return 0;
         }
+        if (add_oc && d->is_ad && nmods > 0) {
+                int k = add_class_first(d, dn, object_class);
+                if (k < 0)
+                        return k;
+                add_oc = false;
+        }
+        /* The time is written as GeneralizedTime with a fraction
+         * ("YYYYMMDDHHMMSS.0Z"): Samba refuses it without one (invalid
+         * syntax), OpenLDAP and 389-DS take both. */
+        char (*frac)[18] = nmods ? calloc(nmods, sizeof(*frac)) : NULL;
+        if (nmods && !frac)
+                return -ENOMEM;
 
         /* mods + an objectClass add + NULL; each value list as bervals. */
         size_t nm = nmods + (add_oc ? 1 : 0);
@@ -1096,8 +1376,14 @@ static int replace_send(struct ob_dir *d, const char *dn, bool add_oc, const cha
                         r = -ENOMEM;
                         goto out;
                 }
+                bool is_time = d->time_attr && strcasecmp(mods[i].attribute, d->time_attr) == 0;
                 for (size_t j = 0; j < nv; j++) {
-                        bvs[k][j] = (struct berval){strlen(mods[i].values[j]), (char *)mods[i].values[j]};
+                        const char *v = mods[i].values[j];
+                        if (is_time && nv == 1 && plain_generalized(v)) {
+                                snprintf(frac[i], sizeof(frac[i]), "%.14s.0Z", v);
+                                v = frac[i];
+                        }
+                        bvs[k][j] = (struct berval){strlen(v), (char *)v};
                         bvps[k][j] = &bvs[k][j];
                 }
                 /* A replace with no values deletes the attribute, and is a
@@ -1147,6 +1433,7 @@ out:
         free(bvps);
         free(modp);
         free(modv);
+        free(frac);
         return r;
 }
 

@@ -1,0 +1,389 @@
+/* test_389ds.c: mappings/389ds.yaml, mappings/freeipa.yaml and
+ * agent/directory.c against a real 389 Directory Server 2.3.1
+ * (tests/harness/ds389.sh), through the offboard binary.
+ *
+ * One server for the executable, started by the runner. The fixture
+ * (gen_dirsrv_fixture.py 389) holds a person for every rule of each mapping
+ * and for every way a rule must not fire (an end date ahead, a lockout whose
+ * passwordLockoutDuration has passed, "never"); its manifests say what each
+ * mapping must conclude. Tests that change entries use people no other test
+ * judges (kim, leo, mia), or only add offboard's own attributes.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ds389.h"
+#include "recorder.h"
+#include "run.h"
+#include "slapd.h" /* the manifest reader */
+
+static struct ob_test_dirsrv srv;
+static struct ob_test_manifest *man;
+static struct ob_test_recorder rec;
+static char dir[256];
+static char cfgpath[300];
+
+ReportHook(PRE_ALL)(struct criterion_test_set *t)
+{
+        (void)t;
+        ob_test_ds389_share();
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *s)
+{
+        (void)s;
+        ob_test_ds389_unshare();
+}
+
+static void setup(void)
+{
+        int r = ob_test_ds389_attach(&srv);
+        cr_assert_eq(r, 0, "no test 389-DS (see the runner's output above): %s", strerror(-r));
+        cr_assert_eq(ob_test_manifest_load(srv.manifest, &man), 0);
+        snprintf(dir, sizeof(dir), "/tmp/ob-389t-XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+}
+
+static void teardown(void)
+{
+        ob_test_recorder_stop(&rec);
+        ob_test_manifest_free(man);
+        man = NULL;
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(ds389, .init = setup, .fini = teardown, .timeout = 180);
+
+/* The configuration: StartTLS with the test CA as the service account;
+ * directory_extra and writeback_yaml are added as they are. */
+static void write_config(const char *uri, const char *base, const char *mapping, const char *directory_extra,
+                         const char *writeback_yaml)
+{
+        char path[300];
+        snprintf(path, sizeof(path), "%s/apps.token", dir);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs("t0ken\n", f);
+        fclose(f);
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  page_size: 5\n"
+                "  timeout: 10s\n"
+                "%s"
+                "%s"
+                "state:\n"
+                "  path: state.db\n"
+                "transfer:\n"
+                "  fallback: uid=alice,%s\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [%s]\n"
+                "connectors:\n"
+                "  apps:\n"
+                "    type: http\n"
+                "    base_url: %s/api\n"
+                "    auth: {type: bearer, token_file: apps.token}\n"
+                "    allow_insecure: true\n"
+                "    timeout: 5s\n"
+                "actions:\n"
+                "  revoke-sessions:\n"
+                "    connector: apps\n"
+                "    security: true\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/sessions/revoke\n"
+                "transitions:\n"
+                "  deactivate:\n"
+                "    to: [inactive, ended, deleted]\n"
+                "    actions: [revoke-sessions]\n"
+                "  lock:\n"
+                "    to: locked\n"
+                "    actions: [revoke-sessions]\n",
+                uri ? uri : srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, base ? base : srv.base,
+                directory_extra ? directory_extra : "", writeback_yaml ? writeback_yaml : "", srv.base,
+                mapping ? mapping : "389ds", rec.base_url);
+        fclose(f);
+}
+
+static int offboard(const char *cmd, const char *a1, const char *a2, char **out, char **err)
+{
+        const char *argv[] = {OB_OFFBOARD_BIN, cmd, "--config", cfgpath, a1, a2, NULL};
+        return ob_test_run(argv, 120, out, err);
+}
+
+static const char *summary(const char *out)
+{
+        const char *s = strstr(out, "\"summary\"");
+        return s ? s : out;
+}
+
+/* Every person of manifest m has the status and rule it predicts; those in
+ * skip are not looked at. */
+static void assert_statuses(const struct ob_test_manifest *m, const char *out, const char *const *skip)
+{
+        for (size_t i = 0; i < m->npeople; i++) {
+                const struct ob_test_person *p = &m->people[i];
+                bool skipped = false;
+                for (size_t k = 0; skip && skip[k]; k++)
+                        skipped = skipped || strcmp(skip[k], p->uid) == 0;
+                if (skipped)
+                        continue;
+                char want[300];
+                if (strcmp(p->rule, "active") == 0) {
+                        /* Active and never recorded: nothing owed, not listed. */
+                        snprintf(want, sizeof(want), "\"username\":\"%s\",\"status\":", p->uid);
+                        cr_expect_null(strstr(out, want), "%s should be active: %.300s", p->uid,
+                                       strstr(out, want) ? strstr(out, want) : "");
+                        continue;
+                }
+                snprintf(want, sizeof(want), "\"username\":\"%s\",\"status\":\"%s\",\"rule\":\"%s\"", p->uid,
+                         p->status, p->rule);
+                cr_expect_not_null(strstr(out, want), "%s: expected %s", p->uid, want);
+        }
+}
+
+static char *admin_search(const char *filter, const char *attrs)
+{
+        char *out = ob_test_dirsrv_search(&srv, srv.suffix, filter, attrs);
+        cr_assert_not_null(out, "ldapsearch %s failed", filter);
+        return out;
+}
+
+static void admin_modify(const char *ldif)
+{
+        char *err = NULL;
+        int rc = ob_test_dirsrv_modify(&srv, ldif, &err);
+        cr_assert_eq(rc, 0, "ldapmodify failed (%d): %s\n%s", rc, err, ldif);
+        free(err);
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+Test(ds389, every_account_of_the_fixture_gets_the_status_its_rule_gives)
+{
+        write_config(NULL, NULL, NULL, NULL, NULL);
+        char *out, *err;
+        int rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
+        bool admin_ran = strstr(out, "\"username\":\"kim\",\"status\":\"locked\"") != NULL;
+        char want[64];
+        snprintf(want, sizeof(want), "\"accounts_read\":%zu,", man->npeople - admin_ran);
+        cr_assert_not_null(strstr(out, want), "%s", summary(out));
+        snprintf(want, sizeof(want), "\"accounts_owing\":%zu,",
+                 man->npeople - ob_test_manifest_count(man, "active", 0) + 2 * admin_ran);
+        cr_expect_not_null(strstr(out, want), "%s in %s", want, summary(out));
+        const char *changed[] = {"kim", "leo", "mia", NULL};
+        assert_statuses(man, out, changed);
+        /* The id is nsUniqueId (the mapping's default), the hostile DN intact. */
+        cr_assert_not_null(strstr(out, "\"dn\":\"uid=a\\\\2Bb\\\\3Dc\\\\3Bd\\\\3Ce\\\\3Ef,ou=people,"), "%.4000s", out);
+        free(out);
+        free(err);
+}
+
+Test(ds389, the_freeipa_mapping_judges_nsaccountlock_and_the_principal_expiration)
+{
+        /* FreeIPA's defaults (posixAccount, ipaUniqueID) need a real FreeIPA;
+         * the configuration's own directory settings win over them. */
+        write_config(NULL, srv.ipa_base, "freeipa",
+                     "  filter: \"(objectClass=krbPrincipalAux)\"\n  id_attribute: nsUniqueId\n", NULL);
+        struct ob_test_manifest *ipa = NULL;
+        cr_assert_eq(ob_test_manifest_load(srv.ipa_manifest, &ipa), 0);
+        char *out, *err;
+        int rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
+        char want[64];
+        snprintf(want, sizeof(want), "\"accounts_read\":%zu,", ipa->npeople);
+        cr_assert_not_null(strstr(out, want), "%s", summary(out));
+        assert_statuses(ipa, out, NULL);
+        ob_test_manifest_free(ipa);
+        free(out);
+        free(err);
+}
+
+/* ---- writing back ---------------------------------------------------------------- */
+
+Test(ds389, write_back_lands_a_second_pass_does_nothing_and_admin_changes_are_found)
+{
+        write_config(NULL, NULL, NULL, NULL, NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
+        cr_assert_not_null(strstr(out, "\"writebacks_failed\":0,"), "%s\nstderr: %s", summary(out), err);
+        free(out);
+        free(err);
+        char *e = admin_search("(uid=pat)", "objectClass offboardStatus offboardStatusTime offboardReason "
+                                            "offboardAction modifyTimestamp");
+        cr_assert_not_null(strstr(e, "objectClass: offboardAccount\n"), "%s", e);
+        cr_assert_not_null(strstr(e, "offboardStatus: locked\n"), "%s", e);
+        cr_assert_not_null(strstr(e, "offboardReason: locked out after failed logins\n"), "%s", e);
+        const char *t = strstr(e, "offboardStatusTime: ");
+        cr_assert_not_null(t, "%s", e);
+        t += strlen("offboardStatusTime: ");
+        cr_assert(strspn(t, "0123456789") == 14 && strncmp(t + 14, ".0Z\n", 4) == 0, "a fraction is accepted: %s",
+                  e);
+        free(e);
+        e = admin_search("(uid=peg)", "offboardStatus");
+        cr_assert_null(strstr(e, "offboardStatus"), "a lockout past its duration is no lock: %s", e);
+        free(e);
+        e = admin_search("(uid=rory)", "offboardStatus");
+        cr_assert_not_null(strstr(e, "offboardStatus: locked\n"), "locked through a role: %s", e);
+        free(e);
+
+        int sent = ob_test_recorder_count(&rec);
+        rc = offboard("reconcile", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
+        cr_assert_not_null(strstr(out, "\"accounts_owing\":0,"), "%s", summary(out));
+        cr_assert_eq(ob_test_recorder_count(&rec), sent, "the second pass sent requests");
+        free(out);
+        free(err);
+
+        /* An administrator locks kim (nsAccountLock), leo is locked out by
+         * three bad passwords (the global password policy), mia is deleted. */
+        char ldif[1024];
+        snprintf(ldif, sizeof(ldif),
+                 "dn: uid=kim,%s\nchangetype: modify\nreplace: nsAccountLock\nnsAccountLock: true\n-\n\n"
+                 "dn: uid=mia,%s\nchangetype: delete\n",
+                 srv.base, srv.base);
+        admin_modify(ldif);
+        char leo[300];
+        snprintf(leo, sizeof(leo), "uid=leo,%s", srv.base);
+        for (int i = 0; i < 3; i++) {
+                char *berr = NULL;
+                rc = ob_test_dirsrv_bind(&srv, leo, "not-leos-password", &berr);
+                cr_assert_eq(rc, 49, "a bad password is refused: %d %s", rc, berr);
+                free(berr);
+        }
+        char *berr = NULL;
+        rc = ob_test_dirsrv_bind(&srv, leo, "Leo!Passw0rd7", &berr);
+        cr_assert_neq(rc, 0, "leo is locked out now");
+        free(berr);
+
+        rc = offboard("reconcile", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
+        cr_assert_not_null(strstr(out, "\"username\":\"kim\",\"status\":\"locked\",\"rule\":\"account-lock\""),
+                           "%.4000s", out);
+        cr_assert_not_null(strstr(out, "\"username\":\"leo\",\"status\":\"locked\",\"rule\":\"password-lockout\""),
+                           "%.4000s", out);
+        cr_assert_not_null(strstr(out, "\"username\":\"mia\",\"status\":\"deleted\""), "%.4000s", out);
+        free(out);
+        free(err);
+        rc = offboard("plan", "--check", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "nothing owed after the pass: %.3000s", out);
+        free(out);
+        free(err);
+}
+
+/* writeback.object_class: null means no class is added (olga's entry has
+ * it already); it used to be taken for a class named "null". */
+Test(ds389, object_class_null_adds_no_class)
+{
+        write_config(NULL, NULL, NULL, NULL, "writeback:\n  object_class: null\n");
+        char *out, *err;
+        int rc = offboard("reconcile", "--account", "olga", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, out, err);
+        free(out);
+        free(err);
+        char *e = admin_search("(uid=olga)", "objectClass offboardStatus offboardReason");
+        cr_assert_not_null(strstr(e, "offboardStatus: inactive\n"), "%s", e);
+        cr_assert_not_null(strstr(e, "offboardReason: Contract ended\n"), "%s", e);
+        cr_assert_null(strstr(e, "objectClass: null"), "%s", e);
+        free(e);
+}
+
+/* ---- what the server supports, and errors that say what failed ------------------- */
+
+Test(ds389, an_assertion_attribute_is_refused_at_the_start_because_389_lacks_the_control)
+{
+        write_config(NULL, NULL, NULL, NULL, "writeback:\n  assertion_attribute: modifyTimestamp\n");
+        char *out, *err;
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert(rc == 2 || rc == 3, "a configuration problem, not a failure per entry: %d; %s", rc, out);
+        cr_assert_not_null(strstr(err, "assertion control"), "%s", err);
+        cr_assert_not_null(strstr(err, "remove writeback.assertion_attribute"), "%s", err);
+        cr_assert_eq(ob_test_count(err, "event=ldap_feature_missing"), 1, "said once: %s", err);
+        free(out);
+        free(err);
+}
+
+Test(ds389, a_name_the_certificate_does_not_carry_is_named_as_the_problem)
+{
+        /* libldap checks a localhost URI against this machine's own name,
+         * which the certificate (127.0.0.1, localhost) does not carry. */
+        char uri[128];
+        snprintf(uri, sizeof(uri), "%s", srv.ldap_uri);
+        char *colon = strrchr(uri, ':');
+        cr_assert_not_null(colon);
+        char fixed[160];
+        snprintf(fixed, sizeof(fixed), "ldap://localhost%s", colon);
+        write_config(fixed, NULL, NULL, NULL, NULL);
+        char *out, *err;
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 3, "stderr: %s", err);
+        cr_assert_not_null(strstr(err, "does not name the host"), "%s", err);
+        free(out);
+        free(err);
+}
+
+Test(ds389, ldaps_on_the_plain_port_says_the_handshake_failed)
+{
+        char uri[160];
+        snprintf(uri, sizeof(uri), "ldaps://%s", srv.ldap_uri + strlen("ldap://"));
+        write_config(uri, NULL, NULL, NULL, NULL);
+        char *out, *err;
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 3, "stderr: %s", err);
+        cr_assert_not_null(strstr(err, "TLS handshake was refused or failed"), "%s", err);
+        cr_assert_not_null(strstr(err, "LDAPS port"), "%s", err);
+        free(out);
+        free(err);
+}
+
+Test(ds389, a_missing_base_and_an_empty_password_file_each_say_so)
+{
+        char base[200];
+        snprintf(base, sizeof(base), "ou=nobody,%s", srv.suffix);
+        write_config(NULL, base, NULL, NULL, NULL);
+        char *out, *err;
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 3, "stderr: %s", err);
+        cr_assert_not_null(strstr(err, "event=ldap_base_missing"), "%s", err);
+        cr_assert_not_null(strstr(err, "check directory.base"), "%s", err);
+        free(out);
+        free(err);
+
+        char pw[300];
+        snprintf(pw, sizeof(pw), "%s/empty.pw", dir);
+        FILE *f = fopen(pw, "w");
+        fclose(f);
+        write_config(NULL, NULL, NULL, NULL, NULL);
+        char *text = ob_test_read_file(cfgpath);
+        const char *at = strstr(text, srv.bind_pw_file);
+        cr_assert_not_null(at);
+        f = fopen(cfgpath, "w");
+        fprintf(f, "%.*s%s%s", (int)(at - text), text, pw, at + strlen(srv.bind_pw_file));
+        fclose(f);
+        free(text);
+        rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_neq(rc, 0, "stderr: %s", err);
+        cr_assert_not_null(strstr(err, "the password file is empty"), "%s", err);
+        cr_assert_null(strstr(err, "problem="), "not a connection problem: %s", err);
+        free(out);
+        free(err);
+}

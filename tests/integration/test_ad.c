@@ -1,0 +1,424 @@
+/* test_ad.c: mappings/active-directory.yaml and agent/directory.c against a
+ * real Samba 4.17 AD DC (tests/harness/samba.sh), through the offboard binary.
+ *
+ * One DC for the executable, started by the runner. Its fixture
+ * (gen_dirsrv_fixture.py ad) holds a person for every rule of the mapping and
+ * for every way a rule must not fire, and its manifest says what the mapping
+ * must conclude of each. Tests that change entries use people no other test
+ * judges (kim, leo, mia), or only add offboard's own attributes.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <criterion/hooks.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "directory.h"
+#include "recorder.h"
+#include "run.h"
+#include "samba.h"
+#include "slapd.h" /* the manifest reader */
+#include "util.h"
+
+static struct ob_test_dirsrv srv;
+static struct ob_test_manifest *man;
+static struct ob_test_recorder rec;
+static char dir[256];
+static char cfgpath[300];
+
+ReportHook(PRE_ALL)(struct criterion_test_set *t)
+{
+        (void)t;
+        ob_test_samba_share();
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *s)
+{
+        (void)s;
+        ob_test_samba_unshare();
+}
+
+static void setup(void)
+{
+        int r = ob_test_samba_attach(&srv);
+        cr_assert_eq(r, 0, "no test Samba DC (see the runner's output above): %s", strerror(-r));
+        cr_assert_eq(ob_test_manifest_load(srv.manifest, &man), 0);
+        snprintf(dir, sizeof(dir), "/tmp/ob-ad-XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+}
+
+static void teardown(void)
+{
+        ob_test_recorder_stop(&rec);
+        ob_test_manifest_free(man);
+        man = NULL;
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(ad, .init = setup, .fini = teardown, .timeout = 180);
+
+/* The configuration: the AD mapping's own directory defaults (filter, ids,
+ * teams), StartTLS with the DC's CA; writeback_yaml replaces the writeback
+ * section. */
+static void write_config(const char *uri, const char *ca_file, const char *writeback_yaml)
+{
+        char path[300];
+        snprintf(path, sizeof(path), "%s/apps.token", dir);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs("t0ken\n", f);
+        fclose(f);
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  page_size: 5\n"
+                "  timeout: 10s\n"
+                "  teams:\n"
+                "    base: OU=Teams,%s\n"
+                "%s"
+                "state:\n"
+                "  path: state.db\n"
+                "transfer:\n"
+                "  fallback: CN=alice,%s\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [active-directory]\n"
+                "connectors:\n"
+                "  apps:\n"
+                "    type: http\n"
+                "    base_url: %s/api\n"
+                "    auth: {type: bearer, token_file: apps.token}\n"
+                "    allow_insecure: true\n"
+                "    timeout: 5s\n"
+                "actions:\n"
+                "  revoke-sessions:\n"
+                "    connector: apps\n"
+                "    security: true\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/sessions/revoke\n"
+                "  transfer-records:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/transfer\n"
+                "    after: [revoke-sessions]\n"
+                "    json: {to: \"{{ transfer_to.uid }}\"}\n"
+                "    when: {status: [inactive, ended, deleted]}\n"
+                "transitions:\n"
+                "  deactivate:\n"
+                "    to: [inactive, ended, deleted]\n"
+                "    actions: [revoke-sessions, transfer-records]\n"
+                "  lock:\n"
+                "    to: locked\n"
+                "    actions: [revoke-sessions]\n",
+                uri ? uri : srv.ldap_uri, ca_file ? ca_file : srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base,
+                srv.suffix, writeback_yaml ? writeback_yaml : "", srv.base, rec.base_url);
+        fclose(f);
+}
+
+static int offboard(const char *cmd, const char *a1, const char *a2, char **out, char **err)
+{
+        const char *argv[] = {OB_OFFBOARD_BIN, cmd, "--config", cfgpath, a1, a2, NULL};
+        return ob_test_run(argv, 120, out, err);
+}
+
+/* The JSON object of one account in a report (from its "id" to the next
+ * account's), malloc'd; fails the test when absent. */
+static char *account_json(const char *out, const char *username)
+{
+        char key[160];
+        snprintf(key, sizeof(key), "\"username\":\"%s\"", username);
+        const char *p = strstr(out, key);
+        cr_assert_not_null(p, "%s is not in the report: %.3000s", username, out);
+        const char *start = p;
+        while (start > out && strncmp(start, "{\"id\":", 6) != 0)
+                start--;
+        const char *end = strstr(p, "{\"id\":");
+        size_t n = end ? (size_t)(end - start) : strlen(start);
+        char *s = strndup(start, n);
+        cr_assert_not_null(s);
+        return s;
+}
+
+/* Every person of the manifest has the status and rule it predicts. */
+static void assert_statuses(const char *out, const char *const *skip)
+{
+        for (size_t i = 0; i < man->npeople; i++) {
+                const struct ob_test_person *p = &man->people[i];
+                bool skipped = false;
+                for (size_t k = 0; skip && skip[k]; k++)
+                        skipped = skipped || strcmp(skip[k], p->uid) == 0;
+                if (skipped)
+                        continue;
+                char want[300];
+                if (strcmp(p->rule, "active") == 0) {
+                        /* Active and never recorded: nothing owed, not listed. */
+                        snprintf(want, sizeof(want), "\"username\":\"%s\",\"status\":", p->uid);
+                        cr_expect_null(strstr(out, want), "%s should be active: %.300s", p->uid,
+                                       strstr(out, want) ? strstr(out, want) : "");
+                        continue;
+                }
+                snprintf(want, sizeof(want), "\"username\":\"%s\",\"status\":\"%s\",\"rule\":\"%s\"", p->uid,
+                         p->status, p->rule);
+                cr_expect_not_null(strstr(out, want), "%s: expected %s", p->uid, want);
+        }
+}
+
+static char *admin_search(const char *filter, const char *attrs)
+{
+        char *out = ob_test_dirsrv_search(&srv, srv.base, filter, attrs);
+        cr_assert_not_null(out, "ldapsearch %s failed", filter);
+        return out;
+}
+
+static void admin_modify(const char *ldif)
+{
+        char *err = NULL;
+        int rc = ob_test_dirsrv_modify(&srv, ldif, &err);
+        cr_assert_eq(rc, 0, "ldapmodify failed (%d): %s\n%s", rc, err, ldif);
+        free(err);
+}
+
+/* ---- reading ------------------------------------------------------------------ */
+
+Test(ad, every_account_of_the_fixture_gets_the_status_its_rule_gives)
+{
+        write_config(NULL, NULL, "writeback:\n  enabled: true\n");
+        char *out, *err;
+        int rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; stdout: %.3000s\nsummary: %s\nstderr: %s", rc, out, strstr(out, "\"summary\"") ? strstr(out, "\"summary\"") : "", err);
+        /* The admin test (if it ran already) deleted mia, disabled kim and
+         * locked leo out. */
+        bool admin_ran = strstr(out, "\"username\":\"kim\",\"status\":\"inactive\"") != NULL;
+        char want[64];
+        snprintf(want, sizeof(want), "\"accounts_read\":%zu,", man->npeople - admin_ran);
+        cr_assert_not_null(strstr(out, want), "the default filter must find every user and nothing else: %.500s",
+                           strstr(out, "\"summary\""));
+        size_t owing = man->npeople - ob_test_manifest_count(man, "active", 0) + 2 * admin_ran;
+        snprintf(want, sizeof(want), "\"accounts_owing\":%zu,", owing);
+        cr_expect_not_null(strstr(out, want), "%s in %s", want, strstr(out, "\"summary\""));
+        /* kim, leo and mia may have been changed by the admin test already. */
+        const char *changed[] = {"kim", "leo", "mia", NULL};
+        assert_statuses(out, changed);
+        /* The id is the objectGUID, the DN of the hostile entry intact. */
+        char *bob = account_json(out, "bob");
+        cr_assert_not_null(strstr(bob, "\"id\":\""), "%s", bob);
+        cr_assert_eq(strlen(strstr(bob, "\"id\":\"") + 6) > 36 && strstr(bob, "\"id\":\"")[6 + 36] == '"', 1,
+                     "a GUID: %s", bob);
+        free(bob);
+        cr_assert_not_null(strstr(out, "\"dn\":\"CN=a\\\\+b\\\\3Dc\\\\3Bd\\\\<e\\\\>f,OU=People,"), "%.4000s", out);
+        /* Teams are AD groups with managedBy: heidi has no manager, her
+         * team's leader is alice. */
+        char *heidi = account_json(out, "heidi");
+        cr_assert_not_null(strstr(heidi, "\"via\":\"team\""), "%s", heidi);
+        cr_assert_not_null(strstr(heidi, "\"username\":\"alice\""), "%s", heidi);
+        free(heidi);
+        char *b = account_json(out, "bob");
+        cr_assert_not_null(strstr(b, "\"via\":\"manager\""), "%s", b);
+        free(b);
+        free(out);
+        free(err);
+}
+
+/* ---- writing back ---------------------------------------------------------------- */
+
+/* The whole life of a pass on AD, in order: write-back with the shipped
+ * schema (the class added in a modify of its own, the time with a
+ * fraction), a second pass that does nothing, then an administrator's
+ * disable, lockout (three bad passwords) and delete found by the next pass. */
+Test(ad, write_back_lands_a_second_pass_does_nothing_and_admin_changes_are_found)
+{
+        write_config(NULL, NULL, NULL);
+        char *out, *err;
+        int rc = offboard("reconcile", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; stdout: %.3000s\nsummary: %s\nstderr: %s", rc, out, strstr(out, "\"summary\"") ? strstr(out, "\"summary\"") : "", err);
+        cr_assert_not_null(strstr(out, "\"writebacks_failed\":0,"), "%.3000s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+
+        char *e = admin_search("(sAMAccountName=bob)", "objectClass offboardStatus offboardStatusTime "
+                                                       "offboardReason offboardAction uSNChanged");
+        cr_assert_not_null(strstr(e, "objectClass: offboardAccount\n"), "%s", e);
+        cr_assert_not_null(strstr(e, "offboardStatus: inactive\n"), "%s", e);
+        cr_assert_not_null(strstr(e, "offboardReason: disabled in Active Directory\n"), "%s", e);
+        cr_assert_not_null(strstr(e, "offboardAction: revoke-sessions done "), "%s", e);
+        const char *t = strstr(e, "offboardStatusTime: ");
+        cr_assert_not_null(t, "%s", e);
+        t += strlen("offboardStatusTime: ");
+        cr_assert(strspn(t, "0123456789") == 14 && strncmp(t + 14, ".0Z\n", 4) == 0, "%s", e);
+        const char *usn = strstr(e, "uSNChanged: ");
+        cr_assert_not_null(usn);
+        char usn_before[64];
+        snprintf(usn_before, sizeof(usn_before), "%.*s", (int)strcspn(usn, "\n"), usn);
+        free(e);
+        e = admin_search("(sAMAccountName=hostile)", "offboardStatus");
+        cr_assert_not_null(strstr(e, "offboardStatus: inactive\n"), "the hostile DN was written: %s", e);
+        free(e);
+        e = admin_search("(sAMAccountName=carol)", "offboardStatus offboardReason");
+        cr_assert_not_null(strstr(e, "offboardStatus: locked\n"), "%s", e);
+        free(e);
+        e = admin_search("(sAMAccountName=erin)", "offboardStatus");
+        cr_assert_null(strstr(e, "offboardStatus"), "an expired lockout is no lock: %s", e);
+        free(e);
+
+        /* A second pass: nothing owed, nothing sent, nothing written. */
+        int sent = ob_test_recorder_count(&rec);
+        rc = offboard("reconcile", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; stdout: %.3000s\nsummary: %s\nstderr: %s", rc, out, strstr(out, "\"summary\"") ? strstr(out, "\"summary\"") : "", err);
+        cr_assert_not_null(strstr(out, "\"accounts_owing\":0,"), "%.3000s", out);
+        cr_assert_eq(ob_test_recorder_count(&rec), sent, "the second pass sent requests");
+        free(out);
+        free(err);
+        e = admin_search("(sAMAccountName=bob)", "uSNChanged");
+        cr_assert_not_null(strstr(e, usn_before), "the second pass wrote to bob: %s (was %s)", e, usn_before);
+        free(e);
+
+        /* An administrator disables kim, leo is locked out by three bad
+         * passwords, mia is deleted. */
+        char ldif[1024];
+        snprintf(ldif, sizeof(ldif),
+                 "dn: CN=kim,%s\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n-\n\n"
+                 "dn: CN=mia,%s\nchangetype: delete\n",
+                 srv.base, srv.base);
+        admin_modify(ldif);
+        char leo[300];
+        snprintf(leo, sizeof(leo), "CN=leo,%s", srv.base);
+        for (int i = 0; i < 3; i++) {
+                char *berr = NULL;
+                rc = ob_test_dirsrv_bind(&srv, leo, "not-leos-password", &berr);
+                cr_assert_eq(rc, 49, "a bad password is refused: %d %s", rc, berr);
+                free(berr);
+        }
+        char *berr = NULL;
+        rc = ob_test_dirsrv_bind(&srv, leo, "Leo!Passw0rd7", &berr);
+        cr_assert_eq(rc, 49, "leo is locked out now: %d", rc);
+        cr_assert_not_null(strstr(berr, "data 775"), "%s", berr);
+        free(berr);
+
+        rc = offboard("reconcile", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; stdout: %.3000s\nsummary: %s\nstderr: %s", rc, out, strstr(out, "\"summary\"") ? strstr(out, "\"summary\"") : "", err);
+        cr_assert_not_null(strstr(out, "\"username\":\"kim\",\"status\":\"inactive\",\"rule\":\"disabled\""),
+                           "%.4000s", out);
+        cr_assert_not_null(strstr(out, "\"username\":\"leo\",\"status\":\"locked\",\"rule\":\"locked-out\""),
+                           "%.4000s", out);
+        char *mia = account_json(out, "mia");
+        cr_assert_not_null(strstr(mia, "\"status\":\"deleted\""), "%s", mia);
+        free(mia);
+        free(out);
+        free(err);
+        e = admin_search("(sAMAccountName=kim)", "offboardStatus");
+        cr_assert_not_null(strstr(e, "offboardStatus: inactive\n"), "%s", e);
+        free(e);
+        e = admin_search("(sAMAccountName=leo)", "offboardStatus");
+        cr_assert_not_null(strstr(e, "offboardStatus: locked\n"), "%s", e);
+        free(e);
+
+        /* And then nothing more. */
+        rc = offboard("plan", "--check", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %.3000s", out);
+        free(out);
+        free(err);
+}
+
+/* Without a schema extension: onto msDS-cloudExtensionAttribute1..3
+ * (Windows Server 2012 schema; Samba 4.17 has them), no class added. */
+Test(ad, write_back_onto_existing_attributes_needs_no_schema_extension)
+{
+        write_config(NULL, NULL,
+                     "writeback:\n"
+                     "  status_attribute: msDS-cloudExtensionAttribute1\n"
+                     "  time_attribute: msDS-cloudExtensionAttribute2\n"
+                     "  reason_attribute: msDS-cloudExtensionAttribute3\n");
+        char *out, *err;
+        int rc = offboard("reconcile", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; stdout: %.3000s\nsummary: %s\nstderr: %s", rc, out, strstr(out, "\"summary\"") ? strstr(out, "\"summary\"") : "", err);
+        cr_assert_not_null(strstr(out, "\"writebacks_failed\":0,"), "%.3000s", out);
+        free(out);
+        free(err);
+        char *e = admin_search("(sAMAccountName=dave)", "msDS-cloudExtensionAttribute1 msDS-cloudExtensionAttribute2 "
+                                                        "msDS-cloudExtensionAttribute3");
+        cr_assert_not_null(strstr(e, "msDS-cloudExtensionAttribute1: ended\n"), "%s", e);
+        cr_assert_not_null(strstr(e, "msDS-cloudExtensionAttribute2: "), "%s", e);
+        cr_assert_not_null(strstr(e, "msDS-cloudExtensionAttribute3: account expiry date reached\n"), "%s", e);
+        free(e);
+        rc = offboard("plan", "--check", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "nothing owed after the pass: %.3000s", out);
+        free(out);
+        free(err);
+}
+
+/* ---- what the server supports, and errors that say what failed ------------------- */
+
+Test(ad, an_assertion_attribute_is_refused_at_the_start_because_ad_lacks_the_control)
+{
+        write_config(NULL, NULL, "writeback:\n  assertion_attribute: uSNChanged\n");
+        char *out, *err;
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_neq(rc, 0, "stdout: %s", out);
+        cr_assert(rc == 2 || rc == 3, "a configuration problem, not a failure per entry: %d", rc);
+        cr_assert_not_null(strstr(err, "assertion control"), "%s", err);
+        cr_assert_not_null(strstr(err, "remove writeback.assertion_attribute"), "%s", err);
+        cr_assert_null(strstr(out, "\"username\""), "no entry was judged: %s", out);
+        free(out);
+        free(err);
+}
+
+Test(ad, a_certificate_from_another_ca_names_ca_file)
+{
+        write_config(NULL, srv.other_ca_file, NULL);
+        char *out, *err;
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 3, "stderr: %s", err);
+        cr_assert_not_null(strstr(err, "not signed by a CA this agent trusts"), "%s", err);
+        cr_assert_not_null(strstr(err, "ca_file"), "%s", err);
+        cr_assert_null(strstr(err, "Can't contact LDAP server\" problem"), "%s", err);
+        free(out);
+        free(err);
+
+        write_config(srv.ldaps_uri, srv.other_ca_file, NULL);
+        rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 3, "stderr: %s", err);
+        cr_assert_not_null(strstr(err, "not signed by a CA this agent trusts"), "ldaps://: %s", err);
+        free(out);
+        free(err);
+}
+
+Test(ad, a_wrong_password_says_so_and_never_shows_it)
+{
+        char pw[300];
+        snprintf(pw, sizeof(pw), "%s/wrong.pw", dir);
+        FILE *f = fopen(pw, "w");
+        fputs("Wr0ng!Password-x9\n", f);
+        fclose(f);
+        write_config(NULL, NULL, NULL);
+        /* the same configuration with the wrong password file */
+        char *text = ob_test_read_file(cfgpath);
+        cr_assert_not_null(text);
+        f = fopen(cfgpath, "w");
+        const char *at = strstr(text, srv.bind_pw_file);
+        cr_assert_not_null(at);
+        fprintf(f, "%.*s%s%s", (int)(at - text), text, pw, at + strlen(srv.bind_pw_file));
+        fclose(f);
+        free(text);
+        char *out, *err;
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 3, "stderr: %s", err);
+        cr_assert_not_null(strstr(err, "does not match directory.bind_dn"), "%s", err);
+        cr_assert_not_null(strstr(err, "data 52e"), "the server's own reason is kept: %s", err);
+        cr_assert_null(strstr(err, "Wr0ng"), "the password was printed: %s", err);
+        free(out);
+        free(err);
+}
