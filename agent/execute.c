@@ -1,14 +1,17 @@
 /* execute.c: the actions of a pass on the event loop (see pass.h).
  *
  * Accounts are admitted OB_EXEC_WINDOW at a time. A step's intent goes into
- * the loop turn's transaction and its request waits in a queue until a
- * zero-delay timer commits that transaction: no request leaves before its
- * intent is durable, and a turn costs one fsync. Outcomes join the same
- * transaction. A failed step is retried inside the pass with capped
- * exponential backoff and full jitter (never before a Retry-After), parked
- * when the answer will not change or after park_after attempts, and its
- * connector is paused after pause_after failures without an answer.
- * SIGTERM/SIGINT drain; a second one abandons what is in flight.
+ * the batch being gathered and its request waits in a queue; at the end of
+ * the loop turn the batch goes to the writer thread (writer.h), which
+ * commits it in one transaction while the loop goes on with the network and
+ * gathers the next batch. The requests leave when their batch is durable: no
+ * request leaves before its intent is, the loop never waits for an fsync,
+ * and the slower the disk the larger the batches. Outcomes join the batches.
+ * A failed step is retried inside the pass with capped exponential backoff
+ * and full jitter (never before a Retry-After), parked when the answer will
+ * not change or after park_after attempts, and its connector is paused
+ * after pause_after failures without an answer. SIGTERM/SIGINT drain; a
+ * second one abandons what is in flight.
  */
 #define _GNU_SOURCE
 #include "pass.h"
@@ -25,6 +28,7 @@
 #include "plan.h"
 #include "timeparse.h"
 #include "util.h"
+#include "writer.h"
 
 /* ---- execution on the loop ------------------------------------------------- */
 
@@ -56,12 +60,15 @@ struct exec {
         struct ob_timer *drain_timer;
         int *fails;   /* per connector: failures without an answer in a row */
         bool *paused; /* per connector: paused for the rest of the pass */
-        /* Group commit: the intents and outcomes of one loop turn share one
-         * transaction; the requests wait in starts until it is committed. */
-        bool txn;
+        /* Group commit: the intents and outcomes gathered while the writer
+         * is busy (at least one loop turn's) share one transaction; the
+         * requests wait in starts until it is committed. wstarts are the
+         * requests of the batch with the writer. */
+        struct ob_writer *writer;
+        struct ob_write_batch batch;
         struct ob_timer *flush_timer;
-        struct pending_req **starts;
-        size_t nstarts, starts_cap;
+        struct pending_req **starts, **wstarts;
+        size_t nstarts, starts_cap, nwstarts, wstarts_cap;
         size_t commits; /* durable commits of intents and outcomes */
         /* The window of accounts being worked on. */
         struct ob_report_item *items;
@@ -71,7 +78,7 @@ struct exec {
 };
 
 static void job_advance(struct job *j);
-static int batch_open(struct exec *x);
+static int batch_add(struct exec *x, const struct ob_write *w);
 static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud);
 static void admit(struct exec *x);
 
@@ -160,14 +167,20 @@ static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long s
         res->duration_ms = duration;
         free(res->error);
         res->error = error && *error ? strdup(error) : NULL;
-        int k = batch_open(j->x);
-        if (k == 0)
-                k = ob_state_action_outcome(r->state, p->id, p->generation, p->steps[i].action->name, o, status,
-                                            error, ob_now());
+        struct ob_write w = {.op = OB_WRITE_OUTCOME,
+                             .id = p->id,
+                             .generation = p->generation,
+                             .action = p->steps[i].action->name,
+                             .outcome = o,
+                             .http_status = status,
+                             .error = (char *)error,
+                             .at = ob_now()};
+        int k = batch_add(j->x, &w);
         if (k < 0) {
-                ob_log(OB_LOG_ERROR, "event=state_write_failed account=%s action=%s error=%s", ob_log_quote(p->id),
-                       p->steps[i].action->name, ob_log_quote(ob_state_errmsg(r->state)));
-                j->x->fatal = k;
+                ob_log(OB_LOG_ERROR, "event=state_write_failed account=%s action=%s error=\"out of memory\"",
+                       ob_log_quote(p->id), p->steps[i].action->name);
+                if (!j->x->fatal)
+                        j->x->fatal = k;
         }
         journal(j, i, "outcome", ob_outcome_name(o), status, error, duration);
         if (o == OB_OUTCOME_DONE)
@@ -278,11 +291,14 @@ static void on_done(const struct ob_response *resp, void *ud)
                 bool park = !retryable(resp) || (rp->park_after && total >= rp->park_after);
                 if (!again && (park || ra_ms > 0)) {
                         int64_t nb = ra_ms > 0 ? ob_now() + (ra_ms + 999) / 1000 : 0;
-                        int e = batch_open(x);
-                        if (e == 0)
-                                e = ob_state_action_defer(r->state, j->item->plan->id, j->item->plan->generation,
-                                                          s->action->name, nb, park);
-                        if (e < 0)
+                        struct ob_write w = {.op = OB_WRITE_DEFER,
+                                             .id = j->item->plan->id,
+                                             .generation = j->item->plan->generation,
+                                             .action = s->action->name,
+                                             .not_before = nb,
+                                             .parked = park};
+                        int e = batch_add(x, &w);
+                        if (e < 0 && !x->fatal)
                                 x->fatal = e;
                         ob_log(OB_LOG_WARNING, "event=%s account=%s action=%s attempts=%d%s%s",
                                park ? "action_parked" : "action_deferred",
@@ -361,10 +377,13 @@ static void job_advance(struct job *j)
                 journal(j, i, "attempt", NULL, 0, NULL, -1);
                 /* Write-ahead: the intent goes into this turn's transaction,
                  * and the request leaves only after it is committed. */
-                int k = batch_open(x);
-                if (k == 0)
-                        k = ob_state_action_intent(r->state, p->id, p->generation, s->action->name,
-                                                   s->idempotency_key, ob_now());
+                struct ob_write w = {.op = OB_WRITE_INTENT,
+                                     .id = p->id,
+                                     .generation = p->generation,
+                                     .action = s->action->name,
+                                     .key = s->idempotency_key,
+                                     .at = ob_now()};
+                int k = batch_add(x, &w);
                 struct pending_req *pr = k == 0 ? malloc(sizeof(*pr)) : NULL;
                 if (k == 0 && !pr)
                         k = -ENOMEM;
@@ -382,7 +401,7 @@ static void job_advance(struct job *j)
                         free(pr);
                         ob_log(OB_LOG_ERROR, "event=state_write_failed account=%s action=%s error=%s",
                                ob_log_quote(p->id), s->action->name,
-                               ob_log_quote(k == -ENOMEM ? "out of memory" : ob_state_errmsg(r->state)));
+                               ob_log_quote("out of memory"));
                         x->fatal = k;
                         j->aborted = true;
                         return;
@@ -398,7 +417,7 @@ static void job_advance(struct job *j)
                 x->active--;
                 admit(x);
                 if (x->active == 0 && x->next_item >= x->nitems && x->inflight == 0 && x->waiting == 0 &&
-                    !x->nstarts)
+                    !x->nstarts && !x->nwstarts)
                         ob_loop_stop(x->loop); /* the window is done; the connections stay open */
         }
 }
@@ -423,21 +442,16 @@ static void admit(struct exec *x)
         x->admitting = false;
 }
 
-/* Opens this turn's transaction and arms the flush that commits it. */
-static int batch_open(struct exec *x)
+/* Adds a record to the batch being gathered and arms the flush that hands
+ * it to the writer at the end of this loop turn. */
+static int batch_add(struct exec *x, const struct ob_write *w)
 {
         if (!x->flush_timer) {
                 int k = ob_loop_timer(x->loop, 0, on_flush, x, &x->flush_timer);
                 if (k < 0)
                         return k;
         }
-        if (!x->txn) {
-                int k = ob_state_begin(x->r->state);
-                if (k < 0)
-                        return k;
-                x->txn = true;
-        }
-        return 0;
+        return ob_write_batch_add(&x->batch, w);
 }
 
 /* A request that was queued but will not leave: it keeps its intent (the
@@ -456,45 +470,31 @@ static void unqueue(struct exec *x, struct pending_req *pr, const char *why)
         free(pr);
 }
 
-/* Commits the turn's intents and outcomes in one fsync, then lets the
- * requests that were waiting for it leave. */
-static int batch_commit(struct exec *x)
+static void fail_commit(struct exec *x, int k)
 {
-        if (!x->txn)
-                return 0;
-        x->txn = false;
-        int k = ob_state_commit(x->r->state);
-        if (k < 0) {
-                ob_log(OB_LOG_ERROR, "event=state_write_failed error=%s note=\"stopped acting: no request leaves "
-                                     "without its intent recorded\"",
-                       ob_log_quote(ob_state_errmsg(x->r->state)));
-                ob_state_rollback(x->r->state);
-                if (!x->fatal)
-                        x->fatal = k;
-                return k;
-        }
-        x->commits++;
-        return 0;
+        ob_log(OB_LOG_ERROR, "event=state_write_failed error=%s note=\"stopped acting: no request leaves "
+                             "without its intent recorded\"",
+               ob_log_quote(ob_state_errmsg(x->r->state)));
+        if (!x->fatal)
+                x->fatal = k;
 }
 
-static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud)
+/* Lets the requests of a committed batch leave (k == 0), or keeps them
+ * back (k < 0, or the pass is stopping). */
+static void release(struct exec *x, struct pending_req **starts, size_t n, int k)
 {
-        (void)l;
-        (void)t;
-        struct exec *x = ud;
-        x->flush_timer = NULL;
-        int k = batch_commit(x);
-        size_t n = x->nstarts;
-        x->nstarts = 0;
         for (size_t q = 0; q < n; q++) {
-                struct pending_req *pr = x->starts[q];
+                struct pending_req *pr = starts[q];
                 struct job *j = pr->job;
                 const struct ob_step *s = &j->item->plan->steps[pr->step];
                 size_t ci = conn_index(x, s->action->connector);
                 pr->queued = false;
                 if (k < 0 || x->r->signo || x->paused[ci] || x->fatal) {
+                        bool paused = x->paused[ci] && k == 0 && !x->r->signo && !x->fatal;
                         unqueue(x, pr, x->paused[ci] ? "the connector was paused after failures without an answer"
                                                      : NULL);
+                        if (paused)
+                                job_advance(j); /* finishes it: the window goes on */
                         continue;
                 }
                 struct ob_request req = {
@@ -523,6 +523,89 @@ static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud)
         }
         if ((x->r->signo || x->fatal) && x->inflight == 0)
                 ob_loop_stop(x->loop);
+}
+
+/* Hands the gathered batch, and the requests waiting for it, to the writer
+ * when it is idle; otherwise they wait for the batch it is committing. */
+static void submit(struct exec *x)
+{
+        if (ob_writer_busy(x->writer) || (x->batch.n == 0 && x->nstarts == 0))
+                return;
+        struct pending_req **t = x->wstarts;
+        size_t tcap = x->wstarts_cap;
+        x->wstarts = x->starts;
+        x->wstarts_cap = x->starts_cap;
+        x->nwstarts = x->nstarts;
+        x->starts = t;
+        x->starts_cap = tcap;
+        x->nstarts = 0;
+        if (x->batch.n == 0) {
+                /* Nothing to record (cannot happen: every start has its
+                 * intent); let them go. */
+                size_t n = x->nwstarts;
+                x->nwstarts = 0;
+                release(x, x->wstarts, n, 0);
+                return;
+        }
+        (void)ob_writer_submit(x->writer, &x->batch);
+}
+
+/* The writer finished a batch: its requests leave, the next batch goes. */
+static void on_written(struct ob_loop *l, int fd, unsigned events, void *ud)
+{
+        (void)l;
+        (void)fd;
+        (void)events;
+        struct exec *x = ud;
+        int k = ob_writer_collect(x->writer, false);
+        if (k == -EAGAIN)
+                return;
+        if (k < 0)
+                fail_commit(x, k);
+        else
+                x->commits++;
+        size_t n = x->nwstarts;
+        x->nwstarts = 0;
+        release(x, x->wstarts, n, k);
+        submit(x);
+}
+
+/* Waits for the writer and commits what is gathered, on this thread: at the
+ * end of a window, nothing is left unrecorded. The requests that waited stay
+ * owed. Returns 0 or the store's error. */
+static int batch_commit(struct exec *x)
+{
+        int k = 0;
+        if (x->writer && ob_writer_busy(x->writer)) {
+                k = ob_writer_collect(x->writer, true);
+                if (k < 0)
+                        fail_commit(x, k);
+                else
+                        x->commits++;
+                for (size_t q = 0; q < x->nwstarts; q++)
+                        unqueue(x, x->wstarts[q], NULL);
+                x->nwstarts = 0;
+        }
+        if (x->batch.n > 0) {
+                int e = ob_write_batch_apply(x->r->state, &x->batch);
+                ob_write_batch_clear(&x->batch);
+                if (e < 0) {
+                        fail_commit(x, e);
+                        k = k < 0 ? k : e;
+                } else {
+                        x->commits++;
+                }
+        }
+        return k;
+}
+
+static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)l;
+        (void)t;
+        struct exec *x = ud;
+        x->flush_timer = NULL;
+        submit(x);
 }
 
 /* The end of a window of accounts: what this turn recorded is made durable;
@@ -557,7 +640,13 @@ static void exec_window_end(struct exec *x)
 static void exec_free(struct exec *x)
 {
         exec_window_end(x);
+        if (x->writer) {
+                ob_loop_io(x->loop, ob_writer_fd(x->writer), 0, NULL, NULL);
+                ob_writer_free(x->writer);
+        }
+        ob_write_batch_free(&x->batch);
         free(x->starts);
+        free(x->wstarts);
         for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
                 if (x->conns[i])
                         ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
@@ -627,6 +716,13 @@ static void pause_connector(struct exec *x, size_t ci)
                         x->r->sum.steps_failed++;
                 }
         }
+        /* The accounts it held finish, and the window takes the next ones
+         * (their steps for this connector are held as they come). */
+        for (size_t i = 0; i < x->njobs; i++) {
+                struct job *j = &x->jobs[i];
+                if (!j->busy && !j->finished && j->next >= j->item->plan->nsteps)
+                        job_advance(j);
+        }
         if (x->inflight == 0 && x->waiting == 0 && x->r->signo)
                 ob_loop_stop(x->loop);
 }
@@ -639,6 +735,9 @@ static void exec_abandon(struct exec *x)
         for (size_t q = 0; q < x->nstarts; q++)
                 unqueue(x, x->starts[q], NULL);
         x->nstarts = 0;
+        for (size_t q = 0; q < x->nwstarts; q++)
+                unqueue(x, x->wstarts[q], NULL);
+        x->nwstarts = 0;
         for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
                 if (x->conns[i]) {
                         ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
@@ -749,6 +848,17 @@ int ob_execute_open(struct run *r)
         if (!x->conns || !x->fails || !x->paused) {
                 exec_free(x);
                 return -ENOMEM;
+        }
+        /* After the loop blocked its signals: the writer thread inherits
+         * the mask and never takes SIGTERM, SIGINT or SIGHUP. */
+        int k = ob_writer_new(r->state, &x->writer);
+        if (k == 0 && (k = ob_loop_io(x->loop, ob_writer_fd(x->writer), OB_IO_READ, on_written, x)) < 0) {
+                ob_writer_free(x->writer);
+                x->writer = NULL;
+        }
+        if (k < 0) {
+                exec_free(x);
+                return k;
         }
         return 0;
 }

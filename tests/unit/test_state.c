@@ -1,6 +1,7 @@
 /* test_state.c: the SQLite state store, each test in its own temporary directory. */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1017,5 +1018,105 @@ Test(state, a_full_disk_gives_enospc_naming_the_file_and_keeps_what_was_committe
         char last[32];
         snprintf(last, sizeof(last), "acc-%d", i - 1);
         cr_assert_eq(ob_state_get(s, last, &rec), -OB_ENOTFOUND, "the failed put was recorded");
+        ob_state_free(s);
+}
+
+/* ---- the executor's writer thread (writer.h) ---- */
+
+#include "writer.h"
+
+static void add_intent(struct ob_write_batch *b, const char *id, const char *action, const char *key)
+{
+        struct ob_write w = {.op = OB_WRITE_INTENT, .id = id, .generation = 1, .action = action, .key = key, .at = 100};
+        cr_assert_eq(ob_write_batch_add(b, &w), 0);
+}
+
+Test(state, the_writer_commits_a_batch_off_the_calling_thread_one_at_a_time)
+{
+        struct ob_state *s = open_store(path_in("state.db"), false);
+        struct ob_record rec = {.id = "a1", .status = 1, .generation = 1, .pending_to = 2};
+        cr_assert_eq(ob_state_put(s, &rec, NULL), 0);
+        struct ob_writer *w = NULL;
+        cr_assert_eq(ob_writer_new(s, &w), 0);
+        cr_assert_not(ob_writer_busy(w));
+        cr_assert_eq(ob_writer_collect(w, false), 0, "nothing submitted: nothing to wait for");
+
+        struct ob_write_batch b = {0};
+        add_intent(&b, "a1", "revoke", "key-revoke");
+        add_intent(&b, "a1", "license", "key-license");
+        struct ob_write out = {.op = OB_WRITE_OUTCOME, .id = "a1", .generation = 1, .action = "revoke",
+                               .outcome = OB_OUTCOME_FAILED, .http_status = 503, .error = "busy", .at = 101};
+        cr_assert_eq(ob_write_batch_add(&b, &out), 0);
+        cr_assert_eq(ob_writer_submit(w, &b), 0);
+        cr_assert_eq(b.n, 0, "the batch went to the writer");
+        cr_assert(ob_writer_busy(w));
+        struct ob_write_batch more = {0};
+        add_intent(&more, "a1", "transfer", "key-transfer");
+        cr_assert_eq(ob_writer_submit(w, &more), -EBUSY, "one batch with the writer at a time");
+        cr_assert_eq(ob_writer_collect(w, true), 0);
+        cr_assert_not(ob_writer_busy(w));
+        cr_assert_eq(ob_writer_submit(w, &more), 0);
+        /* Its descriptor says when the batch is done. */
+        struct pollfd p = {.fd = ob_writer_fd(w), .events = POLLIN};
+        cr_assert_eq(poll(&p, 1, 10000), 1);
+        cr_assert_eq(ob_writer_collect(w, false), 0);
+        ob_writer_free(w);
+
+        struct ob_action_record *a = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_state_actions(s, "a1", 1, &a, &n), 0);
+        cr_assert_eq(n, 3);
+        bool seen_revoke = false, seen_transfer = false;
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(a[i].action, "revoke") == 0) {
+                        seen_revoke = true;
+                        cr_assert_eq(a[i].outcome, OB_OUTCOME_FAILED);
+                        cr_assert_eq(a[i].http_status, 503);
+                        cr_assert_str_eq(a[i].idempotency_key, "key-revoke");
+                }
+                seen_transfer = seen_transfer || strcmp(a[i].action, "transfer") == 0;
+        }
+        cr_assert(seen_revoke && seen_transfer);
+        ob_action_records_free(a, n);
+        ob_write_batch_free(&b);
+        ob_write_batch_free(&more);
+        ob_state_free(s);
+}
+
+/* A batch that cannot be committed (the disk is full) is rolled back whole
+ * and its error comes back to the loop, which then sends none of its requests. */
+Test(state, a_batch_the_writer_cannot_commit_is_rolled_back_and_its_error_returned)
+{
+        snprintf(tmpfs_dir, sizeof(tmpfs_dir), "%s/small", tmpdir);
+        cr_assert_eq(mkdir(tmpfs_dir, 0700), 0);
+        if (mount("tmpfs", tmpfs_dir, "tmpfs", 0, "size=256k") < 0)
+                cr_skip_test("cannot mount a tmpfs here: %s", strerror(errno));
+        tmpfs_mounted = true;
+        char path[400];
+        snprintf(path, sizeof(path), "%s/state.db", tmpfs_dir);
+        struct ob_state *s = open_store(path, false);
+        struct ob_record rec = {.id = "a1", .status = 1, .generation = 1, .pending_to = 2};
+        cr_assert_eq(ob_state_put(s, &rec, NULL), 0);
+        struct ob_writer *w = NULL;
+        cr_assert_eq(ob_writer_new(s, &w), 0);
+        /* Far more than 256 KiB of intents in one batch. */
+        static char keys[4000][64];
+        static char actions[4000][32];
+        struct ob_write_batch b = {0};
+        for (int i = 0; i < 4000; i++) {
+                snprintf(actions[i], sizeof(actions[i]), "action-%04d", i);
+                snprintf(keys[i], sizeof(keys[i]), "key-%04d-%040d", i, i);
+                add_intent(&b, "a1", actions[i], keys[i]);
+        }
+        cr_assert_eq(ob_writer_submit(w, &b), 0);
+        int k = ob_writer_collect(w, true);
+        cr_assert(k < 0, "a full disk must fail the batch, got %d", k);
+        ob_writer_free(w);
+        struct ob_action_record *a = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_state_actions(s, "a1", 1, &a, &n), 0);
+        cr_assert_eq(n, 0, "nothing of a failed batch is kept (%zu records)", n);
+        ob_action_records_free(a, n);
+        ob_write_batch_free(&b);
         ob_state_free(s);
 }
