@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "agent.h"
 #include "config.h"
 #include "log.h"
 #include "reconcile.h"
@@ -249,7 +250,12 @@ int main(int argc, char **argv)
                                "event=clock_override_ignored note=\"OFFBOARD_NOW only moves the clock of plan; "
                                "reconcile acts on the real time\"");
                 }
-                ret = ob_reconcile_run(cfg, &o);
+                /* The agent outlives the pass: `offboard run` will keep it. */
+                struct ob_agent *ag = NULL;
+                ret = ob_agent_open(cfg, !o.dry_run, o.wait, &ag);
+                if (ret == OB_EXIT_OK)
+                        ret = ob_agent_pass(ag, &o);
+                ob_agent_free(ag);
         }
         ob_config_free(cfg);
         return ret;

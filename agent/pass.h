@@ -1,8 +1,8 @@
 /* pass.h: the state of one pass, shared by reconcile.c (read, checks, plan,
- * record, report) and execute.c (the actions on the event loop, retries,
- * group commit, the drain, the write-backs). Internal to the pass: nothing
- * outside these two files includes it. The long-lived agent context of the
- * issue "One engine for every pass" replaces it.
+ * record, report), execute.c (the actions on the event loop, retries, group
+ * commit, the drain, the write-backs) and agent.c (which forwards its
+ * signals to the pass running). What outlives a pass is in the agent
+ * (agent.h); a pass borrows its state store, loop and journal.
  */
 #ifndef OB_PASS_H
 #define OB_PASS_H
@@ -57,7 +57,10 @@ struct cand {
         size_t nacts;
 };
 
+struct ob_agent;
+
 struct run {
+        struct ob_agent *ag; /* the agent the pass runs on */
         const struct ob_config *c;
         const struct ob_run_options *o;
         struct ob_state *state;
@@ -89,13 +92,11 @@ struct run {
         /* Status changes per transition, for the circuit breaker. */
         struct ob_report_count *counts;
         size_t ncounts;
-        /* An acting pass: its loop (which owns SIGTERM and SIGINT from the
-         * start of the pass), the lock on the store, and how it was asked to
-         * stop. */
+        /* An acting pass: the agent's loop (which owns SIGTERM and SIGINT)
+         * and journal, its executor, and how it was asked to stop. */
         struct ob_loop *loop;
         struct exec *x;
         struct ob_journal *journal; /* the audit journal (acting passes) */
-        int lock_fd;
         int signo;     /* the first SIGTERM/SIGINT: drain */
         bool stop_now; /* a second one: abandon what is in flight */
         size_t seen_since_poll;

@@ -12,6 +12,8 @@
 #define _GNU_SOURCE
 #include "reconcile.h"
 
+#include "agent.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1090,12 +1092,9 @@ static void run_free(struct run *r)
         free(r->counts);
         ob_dir_free(r->dir);
         ob_index_free(r->ix);
-        ob_state_free(r->state);
         ob_execute_close(r);
-        ob_journal_free(r->journal);
-        ob_loop_free(r->loop);
-        if (r->lock_fd >= 0)
-                close(r->lock_fd);
+        if (r->ag)
+                r->ag->pass = NULL;
 }
 
 static void report_finish(struct run *r, struct ob_report_writer *w)
@@ -1233,8 +1232,9 @@ out:
         return ret;
 }
 
-int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
+int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
 {
+        const struct ob_config *c = ag->c;
         struct run r = {.c = c, .o = o, .now = o->dry_run && o->now ? o->now : ob_now()};
         r.skip[0] = c->writeback.status_attribute;
         r.skip[1] = c->writeback.time_attribute;
@@ -1247,7 +1247,6 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
         int ret = OB_EXIT_OK;
         int k;
 
-        r.lock_fd = -1;
         r.spill_fd = -1;
         r.window = OB_PASS_WINDOW;
         const char *wenv = getenv("OFFBOARD_PASS_WINDOW");
@@ -1261,51 +1260,20 @@ int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o)
                 }
                 r.window = v;
         }
-        ob_buf_init(&r.spill_buf);
-        warn_tls(c);
-        if (astats_init(&r) < 0)
+        if (ag->acting == o->dry_run) {
+                fprintf(stderr, "offboard: a %s pass on an agent opened for %s\n", o->dry_run ? "dry-run" : "acting",
+                        ag->acting ? "acting" : "a dry run");
                 return OB_EXIT_FAILED;
-        if (!o->dry_run) {
-                /* One acting pass per store: two would both carry out
-                 * everything owed. plan reads and needs no lock. */
-                long holder = 0;
-                k = ob_state_lock(c->state_path, o->wait, &r.lock_fd, &holder);
-                if (k == -EBUSY) {
-                        fprintf(stderr,
-                                "offboard: another offboard (pid %ld) is acting on the state store %s; nothing was "
-                                "done (use --wait to run after it)\n",
-                                holder, c->state_path);
-                        ret = OB_EXIT_CONFIG;
-                        goto out;
-                } else if (k < 0) {
-                        fprintf(stderr, "offboard: cannot lock the state store %s: %s\n", c->state_path,
-                                strerror(-k));
-                        ret = OB_EXIT_CONFIG;
-                        goto out;
-                }
-                /* The loop owns SIGTERM and SIGINT from here on: a pass is
-                 * drained, never cut between a request and its record. */
-                if ((k = ob_loop_new(&r.loop)) < 0 || (k = ob_loop_signal(r.loop, SIGTERM, ob_execute_on_signal, &r)) < 0 ||
-                    (k = ob_loop_signal(r.loop, SIGINT, ob_execute_on_signal, &r)) < 0 ||
-                    (k = ob_loop_signal(r.loop, SIGHUP, ob_execute_on_hup, &r)) < 0) {
-                        fprintf(stderr, "offboard: cannot set up the event loop: %s\n", strerror(-k));
-                        ret = OB_EXIT_FAILED;
-                        goto out;
-                }
-                k = ob_journal_open(c->journal_path, &r.journal);
-                if (k < 0) {
-                        fprintf(stderr, "offboard: cannot open the audit journal %s: %s; nothing was done\n",
-                                c->journal_path,
-                                k == -EPERM ? "it is not a regular file owned by this user and writable by it alone"
-                                            : strerror(-k));
-                        ret = OB_EXIT_CONFIG;
-                        goto out;
-                }
         }
-        k = ob_state_open(c->state_path, o->dry_run, &r.state);
-        if (k < 0) {
-                fprintf(stderr, "offboard: %s\n", ob_state_open_errmsg());
-                ret = OB_EXIT_CONFIG;
+        ob_buf_init(&r.spill_buf);
+        r.ag = ag;
+        r.state = ag->state;
+        r.loop = ag->loop;
+        r.journal = ag->journal;
+        ag->pass = &r;
+        warn_tls(c);
+        if (astats_init(&r) < 0) {
+                ret = OB_EXIT_FAILED;
                 goto out;
         }
         k = ob_state_load_index(r.state, &r.ix);

@@ -41,7 +41,6 @@ struct ob_run_options {
         int64_t now;        /* plan only ("what if", OFFBOARD_NOW); 0: the real clock */
 };
 
-/* Returns an enum ob_exit code. */
-int ob_reconcile_run(const struct ob_config *c, const struct ob_run_options *o);
+/* A pass runs on an agent: ob_agent_pass (agent.h). */
 
 #endif

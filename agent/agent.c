@@ -1,0 +1,106 @@
+/* agent.c: the long-lived agent (agent.h). */
+#define _GNU_SOURCE
+#include "agent.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pass.h"
+#include "util.h"
+
+/* A pass that runs drains (execute.c); between passes the agent only
+ * remembers the signal. */
+static void on_signal(struct ob_loop *l, int signo, void *ud)
+{
+        struct ob_agent *ag = ud;
+        if (!ag->signo)
+                ag->signo = signo;
+        if (ag->pass)
+                ob_execute_on_signal(l, signo, ag->pass);
+}
+
+static void on_hup(struct ob_loop *l, int signo, void *ud)
+{
+        struct ob_agent *ag = ud;
+        if (ag->pass) {
+                ob_execute_on_hup(l, signo, ag->pass);
+                return;
+        }
+        int k = ag->journal ? ob_journal_reopen(ag->journal) : 0;
+        if (k < 0)
+                ob_log(OB_LOG_ERROR, "event=journal_reopen_failed path=%s error=%s note=\"still writing the old file\"",
+                       ob_log_quote(ag->c->journal_path), ob_log_quote(strerror(-k)));
+}
+
+int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_agent **ret)
+{
+        struct ob_agent *ag = calloc(1, sizeof(*ag));
+        int k;
+        if (!ag) {
+                fprintf(stderr, "offboard: out of memory\n");
+                return OB_EXIT_FAILED;
+        }
+        *ag = (struct ob_agent){.c = c, .acting = acting, .lock_fd = -1};
+        if (acting) {
+                /* One acting offboard per store: two would both carry out
+                 * everything owed. plan reads and needs no lock. */
+                long holder = 0;
+                k = ob_state_lock(c->state_path, wait, &ag->lock_fd, &holder);
+                if (k == -EBUSY) {
+                        fprintf(stderr,
+                                "offboard: another offboard (pid %ld) is acting on the state store %s; nothing was "
+                                "done (use --wait to run after it)\n",
+                                holder, c->state_path);
+                        ob_agent_free(ag);
+                        return OB_EXIT_CONFIG;
+                } else if (k < 0) {
+                        fprintf(stderr, "offboard: cannot lock the state store %s: %s\n", c->state_path,
+                                strerror(-k));
+                        ob_agent_free(ag);
+                        return OB_EXIT_CONFIG;
+                }
+                /* The loop owns SIGTERM and SIGINT from here on: a pass is
+                 * drained, never cut between a request and its record. */
+                if ((k = ob_loop_new(&ag->loop)) < 0 || (k = ob_loop_signal(ag->loop, SIGTERM, on_signal, ag)) < 0 ||
+                    (k = ob_loop_signal(ag->loop, SIGINT, on_signal, ag)) < 0 ||
+                    (k = ob_loop_signal(ag->loop, SIGHUP, on_hup, ag)) < 0) {
+                        fprintf(stderr, "offboard: cannot set up the event loop: %s\n", strerror(-k));
+                        ob_agent_free(ag);
+                        return OB_EXIT_FAILED;
+                }
+                k = ob_journal_open(c->journal_path, &ag->journal);
+                if (k < 0) {
+                        fprintf(stderr, "offboard: cannot open the audit journal %s: %s; nothing was done\n",
+                                c->journal_path,
+                                k == -EPERM ? "it is not a regular file owned by this user and writable by it alone"
+                                            : strerror(-k));
+                        ob_agent_free(ag);
+                        return OB_EXIT_CONFIG;
+                }
+        }
+        k = ob_state_open(c->state_path, !acting, &ag->state);
+        if (k < 0) {
+                fprintf(stderr, "offboard: %s\n", ob_state_open_errmsg());
+                ob_agent_free(ag);
+                return OB_EXIT_CONFIG;
+        }
+        *ret = ag;
+        return OB_EXIT_OK;
+}
+
+void ob_agent_free(struct ob_agent *ag)
+{
+        if (!ag)
+                return;
+        ob_state_free(ag->state);
+        ob_journal_free(ag->journal);
+        ob_loop_free(ag->loop);
+        if (ag->lock_fd >= 0)
+                close(ag->lock_fd);
+        free(ag);
+}

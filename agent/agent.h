@@ -1,0 +1,47 @@
+/* agent.h: the long-lived agent. main.c opens one for a command; `offboard
+ * run` will keep one for the life of the service and run a pass (and, on a
+ * change event, one account) on it again and again.
+ *
+ * The agent owns what outlives a pass: the configuration, the state store,
+ * and for an acting agent the exclusive lock on the store (one acting
+ * offboard per store), the event loop with SIGTERM, SIGINT and SIGHUP, and
+ * the audit journal. A pass (ob_agent_pass) owns what it reads and plans and
+ * returns an exit code (enum ob_exit).
+ */
+#ifndef OB_AGENT_H
+#define OB_AGENT_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "journal.h"
+#include "loop.h"
+#include "reconcile.h"
+#include "state.h"
+
+struct run;
+
+struct ob_agent {
+        const struct ob_config *c;
+        bool acting;
+        struct ob_state *state;
+        struct ob_loop *loop;       /* acting only */
+        struct ob_journal *journal; /* acting only */
+        int lock_fd;                /* acting only, else -1 */
+        int signo;                  /* the first SIGTERM/SIGINT since it opened, or 0 */
+        struct run *pass;           /* the pass running, if any: it drains on a signal */
+};
+
+/* Opens the agent: acting (reconcile) takes the lock on the state store
+ * (wait: queue behind the process that holds it, else fail at once), sets up
+ * the loop and its signals and opens the journal; a dry run (plan) opens the
+ * store read-only and takes nothing. Says on stderr what failed and returns
+ * an exit code; *ret is set on OB_EXIT_OK. */
+int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_agent **ret);
+void ob_agent_free(struct ob_agent *ag);
+
+/* One pass over the directory (reconcile.c): o->dry_run must match how the
+ * agent was opened. Returns an exit code. */
+int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o);
+
+#endif
