@@ -27,6 +27,7 @@
 #include "cond.h"
 #include "escape.h"
 #include "log.h"
+#include "loop.h"
 #include "mapping.h"
 #include "pass.h"
 #include "plan.h"
@@ -1125,6 +1126,7 @@ static int pass_window(struct run *r, size_t first, size_t n, bool acting, struc
         struct ob_report_item *items = calloc(n, sizeof(*items));
         size_t nitems = 0;
         int ret = OB_EXIT_OK;
+        int64_t t0 = ob_loop_now_ms(), t_plan = 0, t_exec = 0, t_wb = 0;
         int k = items ? cands_load(r, first, n) : -ENOMEM;
         if (k < 0) {
                 fprintf(stderr, "offboard: reading back the accounts that owe something: %s\n",
@@ -1183,7 +1185,9 @@ static int pass_window(struct run *r, size_t first, size_t n, bool acting, struc
                 goto out;
         }
 
+        t_plan = ob_loop_now_ms();
         k = ob_execute_run(r, items, nitems);
+        t_exec = ob_loop_now_ms();
         if (k < 0) {
                 fprintf(stderr, "offboard: stopped acting: %s\n",
                         k == -OB_ESTATE || k == -ENOSPC ? ob_state_errmsg(r->state) : ob_strerror(k));
@@ -1194,6 +1198,7 @@ static int pass_window(struct run *r, size_t first, size_t n, bool acting, struc
          * the entry lacks. */
         if (k == 0 && !r->stop_now)
                 ob_execute_write_backs(r, items, nitems);
+        t_wb = ob_loop_now_ms();
         /* The records after the window go in batches of one transaction (one
          * fsync for OB_PUTS_PER_TXN accounts): the outcomes they sum up are
          * already durable, so a crash here only leaves the next pass to
@@ -1223,6 +1228,12 @@ static int pass_window(struct run *r, size_t first, size_t n, bool acting, struc
                 ret = OB_EXIT_CONFIG;
         }
         report_window(r, w, items, nitems);
+        /* Where a window's time goes: reading back and planning (managers
+         * read), the actions, the write-backs, the records. */
+        ob_log(OB_LOG_INFO,
+               "event=window first=%zu accounts=%zu plan_ms=%lld actions_ms=%lld writeback_ms=%lld record_ms=%lld",
+               first, nitems, (long long)(t_plan - t0), (long long)(t_exec - t_plan), (long long)(t_wb - t_exec),
+               (long long)(ob_loop_now_ms() - t_wb));
 out:
         free_items(items, nitems);
         cands_clear(r);

@@ -2,7 +2,7 @@
 # http_pass.sh: the HTTP pass benchmark (issue "One engine for every pass").
 #
 #   http_pass.sh [--accounts N] [--owing M] [--quick] [--build DIR | --rev REV]
-#                [--wrk-seconds S] [--time-limit S] [--keep]
+#                [--wrk-seconds S] [--time-limit S] [--keep] [--info]
 #
 # A private slapd (tests/harness/slapd.sh) holds N generated accounts
 # (default 100,000; bench/gen_accounts.py) of which exactly M (default 10,000)
@@ -27,7 +27,9 @@
 # offboard is built (RelWithDebInfo) from the work tree into --build DIR
 # (default build-bench), or with --rev REV from that commit alone (git archive
 # into the temporary directory), which is what to measure while others have
-# uncommitted edits in agent/.
+# uncommitted edits in agent/. --keep keeps the temporary directory; with
+# --info offboard logs at info (not --quiet), so its NAME.err there shows
+# where each window's time went (event=window).
 # Traffic only to 127.0.0.1. Every process it starts is stopped on exit
 # (and after --time-limit seconds, default 1800, or 300 with --quick).
 # Run as root on Debian 12 (apt-get installs what is missing). Not a test.
@@ -39,6 +41,7 @@ wrk_s=5
 limit=''
 build=$root/build-bench
 keep=false
+quiet=--quiet
 rev=''
 usage() {
         sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
@@ -54,6 +57,7 @@ while [ $# -gt 0 ]; do
         --wrk-seconds) wrk_s=$2; shift 2 ;;
         --time-limit) limit=$2; shift 2 ;;
         --keep) keep=true; shift ;;
+        --info) quiet=''; shift ;;
         -h | --help) usage ;;
         *) echo "http_pass.sh: unknown argument '$1'" >&2; usage ;;
         esac
@@ -344,7 +348,7 @@ run_pass() {
         local name=$1 label=$2 rc=0 start end first last bad user sys
         start=$(now)
         /usr/bin/time -f '%U %S %M' -o "$work/$name.time" timeout 900 \
-                "$ob" reconcile --quiet --config "$work/offboard.yaml" > "$work/$name.out" 2> "$work/$name.err" || rc=$?
+                "$ob" reconcile $quiet --config "$work/offboard.yaml" > "$work/$name.out" 2> "$work/$name.err" || rc=$?
         end=$(now)
         rotate "$name"
         if [ "$rc" -ne 0 ]; then
@@ -377,7 +381,7 @@ fsyncs() {
         local name=$1 label=$2 rc=0 start end
         start=$(now)
         timeout 900 strace -f --seccomp-bpf -ttt -T -e trace=fsync,fdatasync -o "$work/$name.strace" \
-                "$ob" reconcile --quiet --config "$work/offboard.yaml" > "$work/$name.out" 2> "$work/$name.err" || rc=$?
+                "$ob" reconcile $quiet --config "$work/offboard.yaml" > "$work/$name.out" 2> "$work/$name.err" || rc=$?
         end=$(now)
         rotate "$name"
         [ "$rc" -eq 0 ] || { echo "http_pass.sh: offboard reconcile ($label, strace) exited $rc" >&2; tail -5 "$work/$name.err" >&2; exit 1; }
