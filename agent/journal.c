@@ -73,7 +73,7 @@ int ob_journal_open(const char *path, struct ob_journal **ret)
                 free(j);
                 return -ENOMEM;
         }
-        struct stat st;
+        struct stat st = {0};
         int r = open_checked(path, &j->fd, &st);
         if (r < 0) {
                 ob_journal_free(j);
@@ -89,8 +89,8 @@ int ob_journal_reopen(struct ob_journal *j)
 {
         if (!j)
                 return -EINVAL;
-        int fd;
-        struct stat st;
+        int fd = -1;
+        struct stat st = {0};
         int r = open_checked(j->path, &fd, &st);
         if (r < 0)
                 return r;
