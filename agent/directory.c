@@ -58,11 +58,11 @@ struct ob_dir {
         /* Read from the root DSE at open (ob_dir_caps). */
         bool caps_known;    /* the root DSE listed supportedControl */
         bool has_assertion; /* RFC 4528 assertion control */
+        bool has_paging;    /* RFC 2696 paged results control */
         bool is_ad;         /* Active Directory or Samba AD (LDAP_CAP_ACTIVE_DIRECTORY_OID) */
 };
 
 #define OB_OID_ASSERTION "1.3.6.1.1.12"
-#define OB_OID_STARTTLS "1.3.6.1.4.1.1466.20037"
 #define OB_OID_PAGED "1.2.840.113556.1.4.319"
 #define OB_OID_AD_CAP "1.2.840.113556.1.4.800"
 
@@ -521,6 +521,12 @@ static void explain_connect(struct ob_dir *d, const struct ob_directory_config *
                               ? "check that directory.uri names the server's LDAPS port (ldap:// with "
                                 "starttls: true for the plain port)"
                               : "check that the server offers StartTLS with a certificate on this port";
+        } else if (strcmp(op, "starttls") == 0 && rc != LDAP_SERVER_DOWN && rc != LDAP_CONNECT_ERROR &&
+                   rc != LDAP_TIMEOUT) {
+                /* Samba supports StartTLS without listing it in the root
+                 * DSE: the answer to the request is what counts. */
+                problem = "the server refused StartTLS";
+                fix = "use ldaps://, or enable StartTLS (a certificate) on the server";
         } else if (rc == LDAP_SERVER_DOWN || rc == LDAP_CONNECT_ERROR || rc == LDAP_TIMEOUT) {
                 problem = "the server cannot be reached";
                 fix = "check directory.uri (host and port) and that the server runs";
@@ -554,6 +560,8 @@ static int read_caps(struct ob_dir *d)
         for (size_t i = 0; ctl && i < ctl->nvals; i++)
                 if (strcmp(ctl->vals[i].data, OB_OID_ASSERTION) == 0)
                         d->has_assertion = true;
+                else if (strcmp(ctl->vals[i].data, OB_OID_PAGED) == 0)
+                        d->has_paging = true;
         for (size_t i = 0; cap && i < cap->nvals; i++)
                 if (strcmp(cap->vals[i].data, OB_OID_AD_CAP) == 0)
                         d->is_ad = true;
@@ -579,6 +587,16 @@ static int check_caps(struct ob_dir *d, const struct ob_directory_config *cfg)
                                     "DSE's supportedControl): remove writeback.assertion_attribute (389-DS and "
                                     "Active Directory lack it), or every write-back would be refused"));
                 return -OB_ECONFIG;
+        }
+        /* Every search sends the paged results control as critical. */
+        if (d->caps_known && !d->has_paging) {
+                ob_log(OB_LOG_ERROR,
+                       "event=ldap_feature_missing uri=%s feature=\"paged results (RFC 2696, " OB_OID_PAGED
+                       ")\" fix=%s",
+                       ob_log_quote(d->uri),
+                       ob_log_quote("this server does not offer paged results, which offboard needs to read "
+                                    "every account"));
+                return -OB_EDIRECTORY;
         }
         return 0;
 }
@@ -1449,6 +1467,21 @@ int ob_dir_replace_send(struct ob_dir *d, const char *dn, bool add_object_class,
         return replace_send(d, dn, add_object_class, object_class, mods, nmods, assert_attr, assert_value, ret_msgid);
 }
 
+/* The answer to a modify: its message id and what ob_dir_replace would
+ * have returned. Frees m. */
+static void modify_result(struct ob_dir *d, LDAPMessage *m, int *ret_msgid, int *ret_result)
+{
+        int id = ldap_msgid(m);
+        int res = LDAP_SUCCESS, result = 0;
+        if (parse_result(d, m, "modify", NULL, &res, NULL) != LDAP_SUCCESS) {
+                int e = ldap_to_ob(res);
+                result = e == -OB_EASSERTION || e == -OB_ENOTFOUND || e == -ENOMEM ? e : -OB_EDIRECTORY;
+        }
+        ldap_msgfree(m);
+        *ret_msgid = id;
+        *ret_result = result;
+}
+
 int ob_dir_replace_collect(struct ob_dir *d, int msgid, int *ret_msgid, int *ret_result)
 {
         if (!d || !ret_msgid || !ret_result)
@@ -1462,17 +1495,42 @@ int ob_dir_replace_collect(struct ob_dir *d, int msgid, int *ret_msgid, int *ret
                         ldap_msgfree(m);
                         continue;
                 }
-                int id = ldap_msgid(m);
-                int res = LDAP_SUCCESS, result = 0;
-                if (parse_result(d, m, "modify", NULL, &res, NULL) != LDAP_SUCCESS) {
-                        int e = ldap_to_ob(res);
-                        result = e == -OB_EASSERTION || e == -OB_ENOTFOUND || e == -ENOMEM ? e : -OB_EDIRECTORY;
-                }
-                ldap_msgfree(m);
-                *ret_msgid = id;
-                *ret_result = result;
+                modify_result(d, m, ret_msgid, ret_result);
                 return 0;
         }
+}
+
+int ob_dir_replace_poll(struct ob_dir *d, int *ret_msgid, int *ret_result)
+{
+        if (!d || !ret_msgid || !ret_result)
+                return -EINVAL;
+        for (;;) {
+                struct timeval zero = {0, 0};
+                LDAPMessage *m = NULL;
+                int t = ldap_result(d->ld, LDAP_RES_ANY, LDAP_MSG_ONE, &zero, &m);
+                if (t == 0)
+                        return -EAGAIN;
+                if (t < 0 || !m) {
+                        int rc = handle_errno(d);
+                        dir_log(d, OB_LOG_ERROR, "modify", NULL, rc, NULL);
+                        ldap_msgfree(m);
+                        return rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
+                }
+                if (t != LDAP_RES_MODIFY) {
+                        ldap_msgfree(m);
+                        continue;
+                }
+                modify_result(d, m, ret_msgid, ret_result);
+                return 0;
+        }
+}
+
+int ob_dir_fd(struct ob_dir *d)
+{
+        ber_socket_t fd = -1;
+        if (!d || !d->ld || ldap_get_option(d->ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS)
+                return -1;
+        return (int)fd;
 }
 
 #define OB_DIR_READS_IN_FLIGHT 32
