@@ -233,6 +233,46 @@ Test(ad, every_account_of_the_fixture_gets_the_status_its_rule_gives)
         free(err);
 }
 
+/* The optional password-expiry mapping, after the AD one: the fixture's
+ * people have no password (pwdLastSet 0: must change it at next logon),
+ * except leo; the rules of active-directory still come first. */
+Test(ad, the_optional_password_expiry_rule_locks_who_must_change_the_password)
+{
+        write_config(NULL, NULL, NULL);
+        char *text = ob_test_read_file(cfgpath);
+        cr_assert_not_null(text);
+        const char *m = "mappings: [active-directory]\n";
+        const char *at = strstr(text, m);
+        cr_assert_not_null(at);
+        FILE *f = fopen(cfgpath, "w");
+        fprintf(f, "%.*smappings: [active-directory, active-directory-password-expiry]\n%s", (int)(at - text), text,
+                at + strlen(m));
+        fclose(f);
+        free(text);
+        char *out, *err;
+        int rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; stderr: %s", rc, err);
+        for (size_t i = 0; i < man->npeople; i++) {
+                const struct ob_test_person *p = &man->people[i];
+                char want[300];
+                if (strcmp(p->uid, "kim") == 0 || strcmp(p->uid, "mia") == 0 || strcmp(p->uid, "leo") == 0)
+                        continue; /* the admin test may have changed them */
+                if (strcmp(p->rule, "active") == 0)
+                        snprintf(want, sizeof(want),
+                                 "\"username\":\"%s\",\"status\":\"locked\",\"rule\":\"password-expired\"",
+                                 p->uid);
+                else
+                        snprintf(want, sizeof(want), "\"username\":\"%s\",\"status\":\"%s\",\"rule\":\"%s\"",
+                                 p->uid, p->status, p->rule);
+                cr_expect_not_null(strstr(out, want), "%s: expected %s", p->uid, want);
+        }
+        /* leo has a password: unless locked out meanwhile, not expired. */
+        cr_assert_null(strstr(out, "\"username\":\"leo\",\"status\":\"locked\",\"rule\":\"password-expired\""),
+                       "%.3000s", out);
+        free(out);
+        free(err);
+}
+
 /* ---- writing back ---------------------------------------------------------------- */
 
 /* The whole life of a pass on AD, in order: write-back with the shipped
