@@ -500,14 +500,25 @@ static void explain_connect(struct ob_dir *d, const struct ob_directory_config *
         const char *t = tls_diag.text, *problem, *fix;
         if (rc == LDAP_SUCCESS)
                 return; /* refused before anything was sent */
+        /* GnuTLS's verification status, as libldap prints it: 0x200 not
+         * activated, 0x400 expired, 0x20 revoked; the rest (0x40 signer
+         * not found, 0x80 signer not a CA, 0x2 invalid) is "not trusted". */
+        unsigned long status = 0;
+        const char *st = strstr(t, "untrusted or revoked (0x");
+        if (st)
+                status = strtoul(st + strlen("untrusted or revoked ("), NULL, 16);
         bool tls = has_prefix_ci(d->uri, "ldaps://") || (cfg->starttls && has_prefix_ci(d->uri, "ldap://"));
         if (strstr(t, "does not match")) {
                 problem = "the server's certificate does not name the host in directory.uri";
                 fix = "use in directory.uri a name or address the certificate was issued for (a URI with "
                       "localhost is checked against this machine's own name)";
-        } else if (strstr(t, "expired") || strstr(t, "not yet valid") || strstr(t, "not activated")) {
+        } else if ((status & 0x600) || strstr(t, "expired") || strstr(t, "not yet valid") ||
+                   strstr(t, "not activated")) {
                 problem = "the server's certificate has expired or is not valid yet";
                 fix = "renew the directory server's certificate (and check both clocks)";
+        } else if (status & 0x20) {
+                problem = "the server's certificate has been revoked";
+                fix = "give the directory server a new certificate";
         } else if (strstr(t, "untrusted") || strstr(t, "not trusted") || strstr(t, "issuer") ||
                    strstr(t, "verif") || strstr(t, "signer")) {
                 problem = "the server's certificate is not signed by a CA this agent trusts";

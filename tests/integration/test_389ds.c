@@ -16,6 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ds389.h"
@@ -337,6 +343,70 @@ Test(ds389, a_name_the_certificate_does_not_carry_is_named_as_the_problem)
         int rc = offboard("plan", NULL, NULL, &out, &err);
         cr_assert_eq(rc, 3, "stderr: %s", err);
         cr_assert_not_null(strstr(err, "does not name the host"), "%s", err);
+        free(out);
+        free(err);
+}
+
+/* A TLS server (openssl s_server) presenting a certificate, signed by the CA
+ * offboard trusts, that expired in 2020: no directory server needs to be
+ * re-certified for it. */
+Test(ds389, an_expired_certificate_is_named_as_the_problem)
+{
+        char tls[300];
+        snprintf(tls, sizeof(tls), "%s/expired", dir);
+        const char *gen[] = {OB_SOURCE_DIR "/tests/harness/expired_tls.sh", tls, NULL};
+        cr_assert_eq(ob_test_run(gen, 60, NULL, NULL), 0);
+        int sock = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof(a);
+        cr_assert_eq(bind(sock, (struct sockaddr *)&a, sizeof(a)), 0);
+        cr_assert_eq(getsockname(sock, (struct sockaddr *)&a, &len), 0);
+        int port = ntohs(a.sin_port);
+        close(sock);
+        char accept_arg[64], cert[340], key[340], ca[340];
+        snprintf(accept_arg, sizeof(accept_arg), "127.0.0.1:%d", port);
+        snprintf(cert, sizeof(cert), "%s/server.pem", tls);
+        snprintf(key, sizeof(key), "%s/server.key", tls);
+        snprintf(ca, sizeof(ca), "%s/ca.pem", tls);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+                int null = open("/dev/null", O_RDWR);
+                dup2(null, 0);
+                dup2(null, 1);
+                dup2(null, 2);
+                execlp("openssl", "openssl", "s_server", "-quiet", "-naccept", "5", "-accept", accept_arg, "-cert",
+                       cert, "-key", key, (char *)NULL);
+                _exit(127);
+        }
+        /* Listening within 10 s, polled every 20 ms. */
+        bool up = false;
+        for (int i = 0; i < 500 && !up; i++) {
+                int c = socket(AF_INET, SOCK_STREAM, 0);
+                up = connect(c, (struct sockaddr *)&a, sizeof(a)) == 0;
+                close(c);
+                if (!up)
+                        usleep(20000);
+        }
+        char uri[64];
+        snprintf(uri, sizeof(uri), "ldaps://127.0.0.1:%d", port);
+        char *out = NULL, *err = NULL;
+        int rc = -1;
+        if (up) {
+                write_config(uri, NULL, NULL, NULL, NULL);
+                char *text = ob_test_read_file(cfgpath);
+                const char *at = strstr(text, srv.ca_file);
+                FILE *f = fopen(cfgpath, "w");
+                fprintf(f, "%.*s%s%s", (int)(at - text), text, ca, at + strlen(srv.ca_file));
+                fclose(f);
+                free(text);
+                rc = offboard("plan", NULL, NULL, &out, &err);
+        }
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        cr_assert(up, "openssl s_server did not listen");
+        cr_assert_eq(rc, 3, "stderr: %s", err);
+        cr_assert_not_null(strstr(err, "has expired or is not valid yet"), "%s", err);
         free(out);
         free(err);
 }
