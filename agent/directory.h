@@ -96,6 +96,13 @@ int ob_dir_replace_send(struct ob_dir *d, const char *dn, bool add_object_class,
  * what ob_dir_replace would have returned. A negative return (a timeout, a
  * lost connection) means no result can be had for those still in flight. */
 int ob_dir_replace_collect(struct ob_dir *d, int msgid, int *ret_msgid, int *ret_result);
+/* ob_dir_replace_collect for an event loop: the next answer already come
+ * (any modify), or -EAGAIN when there is none yet. Call it until -EAGAIN
+ * each time the descriptor is readable: answers may wait in libldap's and
+ * TLS's buffers. */
+int ob_dir_replace_poll(struct ob_dir *d, int *ret_msgid, int *ret_result);
+/* The connection's descriptor, for an event loop to watch; -1 if none. */
+int ob_dir_fd(struct ob_dir *d);
 
 /* Reads many entries by DN as ob_dir_read_account does, up to 32 on the wire
  * at once: fn gets each one's index, the account (borrowed), or NULL with

@@ -49,6 +49,18 @@ struct job {
         bool finished;
 };
 
+#define OB_WRITEBACKS_IN_FLIGHT 16
+
+struct wb_wait {
+        size_t item;
+        uint64_t seq;
+};
+
+struct wb_flight {
+        int msgid;
+        size_t item;
+};
+
 struct exec {
         struct run *r;
         struct ob_loop *loop; /* the pass's */
@@ -70,6 +82,19 @@ struct exec {
         struct pending_req **starts, **wstarts;
         size_t nstarts, starts_cap, nwstarts, wstarts_cap;
         size_t commits; /* durable commits of intents and outcomes */
+        /* Sequence numbers of records: gathered so far, in the batch with the
+         * writer, durable. An account's write-back waits until its last
+         * record is durable (wb_wait, in sequence order), then goes on the
+         * wire, OB_WRITEBACKS_IN_FLIGHT at a time, its answer read on the
+         * loop: the write-backs overlap the requests of other accounts. */
+        uint64_t seq, seq_writer, seq_durable;
+        struct wb_wait *wb_wait;
+        size_t wb_wait_head, nwb_wait, wb_wait_cap;
+        size_t *wbq; /* items whose write-back may leave */
+        size_t wbq_head, nwbq, wbq_cap;
+        struct wb_flight *wbfl;
+        size_t nwbfl;
+        bool wb_watched, wb_lost;
         /* The window of accounts being worked on. */
         struct ob_report_item *items;
         size_t nitems, next_item, active;
@@ -80,6 +105,11 @@ struct exec {
 static void job_advance(struct job *j);
 static int batch_add(struct exec *x, const struct ob_write *w);
 static void on_flush(struct ob_loop *l, struct ob_timer *t, void *ud);
+static void wb_finished(struct exec *x, struct job *j);
+static void wb_release(struct exec *x);
+static void maybe_done(struct exec *x);
+static void wb_collect_all(struct exec *x);
+static void wb_unwatch(struct exec *x);
 static void admit(struct exec *x);
 
 static void *connector_for(struct exec *x, const struct ob_connector *k)
@@ -415,11 +445,21 @@ static void job_advance(struct job *j)
         if (!j->busy && j->next >= p->nsteps && !j->finished) {
                 j->finished = true;
                 x->active--;
+                wb_finished(x, j);
                 admit(x);
-                if (x->active == 0 && x->next_item >= x->nitems && x->inflight == 0 && x->waiting == 0 &&
-                    !x->nstarts && !x->nwstarts)
-                        ob_loop_stop(x->loop); /* the window is done; the connections stay open */
+                maybe_done(x);
         }
+}
+
+/* Stops the loop when the window is done: every account finished, nothing
+ * in flight, queued or waiting for a retry, no write-back on the wire.
+ * Write-backs still waiting for their records are sent after the loop. The
+ * connections stay open for the next window. */
+static void maybe_done(struct exec *x)
+{
+        if (x->active == 0 && x->next_item >= x->nitems && x->inflight == 0 && x->waiting == 0 && !x->nstarts &&
+            !x->nwstarts && x->nwbfl == 0 && x->nwbq == 0)
+                ob_loop_stop(x->loop);
 }
 
 /* Starts the next accounts while the window has room. Iterative: an account
@@ -451,7 +491,10 @@ static int batch_add(struct exec *x, const struct ob_write *w)
                 if (k < 0)
                         return k;
         }
-        return ob_write_batch_add(&x->batch, w);
+        int k = ob_write_batch_add(&x->batch, w);
+        if (k == 0)
+                x->seq++;
+        return k;
 }
 
 /* A request that was queued but will not leave: it keeps its intent (the
@@ -547,6 +590,7 @@ static void submit(struct exec *x)
                 release(x, x->wstarts, n, 0);
                 return;
         }
+        x->seq_writer = x->seq;
         (void)ob_writer_submit(x->writer, &x->batch);
 }
 
@@ -560,14 +604,19 @@ static void on_written(struct ob_loop *l, int fd, unsigned events, void *ud)
         int k = ob_writer_collect(x->writer, false);
         if (k == -EAGAIN)
                 return;
-        if (k < 0)
+        if (k < 0) {
                 fail_commit(x, k);
-        else
+        } else {
                 x->commits++;
+                x->seq_durable = x->seq_writer;
+        }
         size_t n = x->nwstarts;
         x->nwstarts = 0;
         release(x, x->wstarts, n, k);
         submit(x);
+        if (k == 0)
+                wb_release(x);
+        maybe_done(x);
 }
 
 /* Waits for the writer and commits what is gathered, on this thread: at the
@@ -616,6 +665,14 @@ static void exec_window_end(struct exec *x)
                 ob_loop_timer_cancel(x->loop, x->flush_timer);
         x->flush_timer = NULL;
         batch_commit(x);
+        /* Write-backs on the wire are answered; those that had not left
+         * are sent after the window (ob_execute_write_backs). */
+        if (!x->r->stop_now)
+                wb_collect_all(x);
+        x->nwbfl = 0;
+        wb_unwatch(x);
+        x->wbq_head = x->nwbq = 0;
+        x->wb_wait_head = x->nwb_wait = 0;
         for (size_t q = 0; q < x->nstarts; q++)
                 unqueue(x, x->starts[q], NULL);
         x->nstarts = 0;
@@ -647,6 +704,9 @@ static void exec_free(struct exec *x)
         ob_write_batch_free(&x->batch);
         free(x->starts);
         free(x->wstarts);
+        free(x->wbq);
+        free(x->wb_wait);
+        free(x->wbfl);
         for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
                 if (x->conns[i])
                         ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
@@ -738,6 +798,12 @@ static void exec_abandon(struct exec *x)
         for (size_t q = 0; q < x->nwstarts; q++)
                 unqueue(x, x->wstarts[q], NULL);
         x->nwstarts = 0;
+        /* Write-backs on the wire are left: the next pass writes back what
+         * the entry lacks. */
+        x->nwbfl = 0;
+        x->nwbq = 0;
+        x->nwb_wait = 0;
+        wb_unwatch(x);
         for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
                 if (x->conns[i]) {
                         ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
@@ -879,8 +945,18 @@ int ob_execute_run(struct run *r, struct ob_report_item *items, size_t n)
                 if (!jobs)
                         return -ENOMEM;
                 x->jobs = jobs;
+                size_t *wbq = realloc(x->wbq, n * sizeof(*wbq));
+                if (!wbq)
+                        return -ENOMEM;
+                x->wbq = wbq;
+                struct wb_wait *ww = realloc(x->wb_wait, n * sizeof(*ww));
+                if (!ww)
+                        return -ENOMEM;
+                x->wb_wait = ww;
                 x->jobs_cap = n;
         }
+        if (r->dir && !x->wbfl && !(x->wbfl = calloc(OB_WRITEBACKS_IN_FLIGHT, sizeof(*x->wbfl))))
+                return -ENOMEM;
         x->items = items;
         x->nitems = n;
         admit(x);
@@ -986,7 +1062,131 @@ static void write_back_done(struct run *r, struct ob_report_item *it, int k)
         }
 }
 
-#define OB_WRITEBACKS_IN_FLIGHT 16
+/* ---- write-backs on the loop ------------------------------------------------ */
+
+static void on_ldap(struct ob_loop *l, int fd, unsigned events, void *ud);
+
+static void wb_unwatch(struct exec *x)
+{
+        if (x->wb_watched) {
+                ob_loop_io(x->loop, ob_dir_fd(x->r->dir), 0, NULL, NULL);
+                x->wb_watched = false;
+        }
+}
+
+/* Waits for every write-back on the wire (the end of a window). */
+static void wb_collect_all(struct exec *x)
+{
+        struct run *r = x->r;
+        while (x->nwbfl > 0) {
+                int id = 0, result = 0;
+                int k = ob_dir_replace_collect(r->dir, 0, &id, &result);
+                if (k < 0) {
+                        for (size_t f = 0; f < x->nwbfl; f++)
+                                write_back_done(r, &x->items[x->wbfl[f].item], k);
+                        x->nwbfl = 0;
+                        x->wb_lost = true;
+                        break;
+                }
+                for (size_t f = 0; f < x->nwbfl; f++)
+                        if (x->wbfl[f].msgid == id) {
+                                write_back_done(r, &x->items[x->wbfl[f].item], result);
+                                x->wbfl[f] = x->wbfl[--x->nwbfl];
+                                break;
+                        }
+        }
+        wb_unwatch(x);
+}
+
+/* Sends the write-backs that may leave while there is room on the wire. */
+static void wb_pump(struct exec *x)
+{
+        struct run *r = x->r;
+        while (x->nwbq > 0 && x->nwbfl < OB_WRITEBACKS_IN_FLIGHT && !r->stop_now) {
+                size_t i = x->wbq[x->wbq_head++];
+                x->nwbq--;
+                struct ob_report_item *it = &x->items[i];
+                if (x->wb_lost) {
+                        write_back_done(r, it, -OB_EDIRECTORY);
+                        continue;
+                }
+                int msgid = 0;
+                int k = write_back(r, &r->cands[i], it, &msgid);
+                if (k < 0 || msgid == 0)
+                        write_back_done(r, it, k);
+                else
+                        x->wbfl[x->nwbfl++] = (struct wb_flight){msgid, i};
+        }
+        if (x->nwbfl > 0 && !x->wb_watched) {
+                int fd = ob_dir_fd(r->dir);
+                if (fd >= 0 && ob_loop_io(x->loop, fd, OB_IO_READ, on_ldap, x) == 0)
+                        x->wb_watched = true;
+                else
+                        wb_collect_all(x); /* cannot watch it: wait for them here */
+        }
+}
+
+static void on_ldap(struct ob_loop *l, int fd, unsigned events, void *ud)
+{
+        (void)l;
+        (void)fd;
+        (void)events;
+        struct exec *x = ud;
+        struct run *r = x->r;
+        for (;;) {
+                int id = 0, result = 0;
+                int k = ob_dir_replace_poll(r->dir, &id, &result);
+                if (k == -EAGAIN)
+                        break;
+                if (k < 0) {
+                        /* The connection is gone: what is on the wire has no
+                         * answer, and what follows fails (the next pass
+                         * writes them back). */
+                        for (size_t f = 0; f < x->nwbfl; f++)
+                                write_back_done(r, &x->items[x->wbfl[f].item], k);
+                        x->nwbfl = 0;
+                        x->wb_lost = true;
+                        break;
+                }
+                for (size_t f = 0; f < x->nwbfl; f++)
+                        if (x->wbfl[f].msgid == id) {
+                                write_back_done(r, &x->items[x->wbfl[f].item], result);
+                                x->wbfl[f] = x->wbfl[--x->nwbfl];
+                                break;
+                        }
+        }
+        if (x->nwbfl == 0)
+                wb_unwatch(x);
+        wb_pump(x);
+        maybe_done(x);
+}
+
+/* Write-backs whose records became durable may leave. */
+static void wb_release(struct exec *x)
+{
+        while (x->nwb_wait > 0 && x->wb_wait[x->wb_wait_head].seq <= x->seq_durable) {
+                x->wbq[x->wbq_head + x->nwbq++] = x->wb_wait[x->wb_wait_head++].item;
+                x->nwb_wait--;
+        }
+        wb_pump(x);
+}
+
+/* An account finished its steps: its write-back leaves once what was
+ * recorded for it is durable (status and outcomes are written onto the
+ * entry only after the state store has them). */
+static void wb_finished(struct exec *x, struct job *j)
+{
+        struct ob_report_item *it = j->item;
+        if (!x->wbq || !it->plan->writeback || it->plan->deleted || x->r->stop_now || x->r->signo)
+                return;
+        size_t i = (size_t)(it - x->items);
+        if (x->seq <= x->seq_durable) {
+                x->wbq[x->wbq_head + x->nwbq++] = i;
+                wb_pump(x);
+        } else {
+                x->wb_wait[x->wb_wait_head + x->nwb_wait++] = (struct wb_wait){i, x->seq};
+        }
+}
 
 /* Every write-back the pass owes, up to OB_WRITEBACKS_IN_FLIGHT on the wire
  * at once. */
@@ -1021,8 +1221,8 @@ void ob_execute_write_backs(struct run *r, struct ob_report_item *items, size_t 
                 if (i == n)
                         break;
                 struct ob_report_item *it = &items[i];
-                if (!it->plan->writeback || it->plan->deleted)
-                        continue;
+                if (!it->plan->writeback || it->plan->deleted || it->writeback_result != 1)
+                        continue; /* nothing to write, or written on the loop already */
                 if (lost) {
                         write_back_done(r, it, -OB_EDIRECTORY);
                         continue;
