@@ -159,7 +159,8 @@ def ds389(now, svc_password):
 
     shadow = ["shadowAccount"]
     user("alice", "active", "active")
-    user("bob", "inactive", "inactive", "Left the company", manager="alice",
+    # bob's manager has ended: the transfer must not go to dave.
+    user("bob", "inactive", "inactive", "Left the company", manager="dave",
          extra=[("employeeType", "Terminated"), ("description", "Left the company")])
     user("dave", "ended", "ended", "end date reached", classes=shadow,
          extra=[("shadowExpire", str(today - 30))])

@@ -115,10 +115,17 @@ static void write_config(const char *uri, const char *base, const char *mapping,
                 "    security: true\n"
                 "    method: POST\n"
                 "    url: /users/{{ account.uid }}/sessions/revoke\n"
+                "  transfer-records:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/transfer\n"
+                "    after: [revoke-sessions]\n"
+                "    json: {to: \"{{ transfer_to.uid }}\"}\n"
+                "    when: {status: [inactive, ended, deleted]}\n"
                 "transitions:\n"
                 "  deactivate:\n"
                 "    to: [inactive, ended, deleted]\n"
-                "    actions: [revoke-sessions]\n"
+                "    actions: [revoke-sessions, transfer-records]\n"
                 "  lock:\n"
                 "    to: locked\n"
                 "    actions: [revoke-sessions]\n",
@@ -197,6 +204,14 @@ Test(ds389, every_account_of_the_fixture_gets_the_status_its_rule_gives)
         cr_expect_not_null(strstr(out, want), "%s in %s", want, summary(out));
         const char *changed[] = {"kim", "leo", "mia", NULL};
         assert_statuses(man, out, changed);
+        /* An ended manager is no transfer target (the issue: 389 had no
+         * end-date rule, so dave was taken for active and chosen). */
+        const char *bob = strstr(out, "\"username\":\"bob\",\"status\"");
+        cr_assert_not_null(bob);
+        const char *tt = strstr(bob, "\"transfer_to\":");
+        cr_assert_not_null(tt);
+        const char *fb = "\"transfer_to\":{\"via\":\"fallback\"";
+        cr_assert_eq(strncmp(tt, fb, strlen(fb)), 0, "%.200s", tt);
         /* The id is nsUniqueId (the mapping's default), the hostile DN intact. */
         cr_assert_not_null(strstr(out, "\"dn\":\"uid=a\\\\2Bb\\\\3Dc\\\\3Bd\\\\3Ce\\\\3Ef,ou=people,"), "%.4000s", out);
         free(out);
