@@ -71,6 +71,7 @@ struct run {
         struct cand_ref *refs; /* every candidate, in the order read */
         size_t nrefs, refs_cap;
         int spill_fd;           /* unlinked temporary file holding their entries */
+        int spill_err;          /* why writing it failed (an errno), or 0 */
         uint64_t spill_size;    /* bytes written to it (buffered ones included) */
         struct ob_buf spill_buf;
         struct cand *cands; /* the window: cands[i] goes with the window's items[i] */

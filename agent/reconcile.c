@@ -222,8 +222,11 @@ static int add_cand(struct run *r, const struct ob_account *a, bool deleted, con
         struct cand_ref *ref = &r->refs[r->nrefs];
         *ref = (struct cand_ref){.deleted = deleted, .have_record = rec != NULL};
         int k = spill_add(r, a, ref);
-        if (k < 0)
+        if (k < 0) {
+                if (k != -ENOMEM && k != -OB_ELIMIT)
+                        r->spill_err = k;
                 return k;
+        }
         r->nrefs++;
         if (change < 0) {
                 struct cand c = {.deleted = deleted, .have_record = rec != NULL};
@@ -1347,7 +1350,13 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 goto out;
         }
         if (k < 0) {
-                if (k == -OB_ESTATE || k == -ENOSPC) {
+                if (r.spill_err) {
+                        fprintf(stderr,
+                                "offboard: cannot write the accounts that owe something to a temporary file (in the "
+                                "state store's directory, else $TMPDIR): %s; nothing was done\n",
+                                strerror(-r.spill_err));
+                        ret = OB_EXIT_CONFIG;
+                } else if (k == -OB_ESTATE || k == -ENOSPC) {
                         fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
                         ret = OB_EXIT_CONFIG;
                 } else {
@@ -1414,10 +1423,11 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
         if (!o->account && !o->adopt)
                 breaker(&r);
         if (r.spill_fd >= 0 && (k = spill_flush(&r)) < 0) {
-                fprintf(stderr, "offboard: cannot write the accounts that owe something to a temporary file: %s; "
-                                "nothing was done\n",
+                fprintf(stderr,
+                        "offboard: cannot write the accounts that owe something to a temporary file (in the state "
+                        "store's directory, else $TMPDIR): %s; nothing was done\n",
                         strerror(-k));
-                ret = OB_EXIT_FAILED;
+                ret = OB_EXIT_CONFIG;
                 goto out;
         }
         bool acting = !o->dry_run && !r.sum.parked && !o->adopt;
