@@ -1162,6 +1162,56 @@ int ob_dir_read_account(struct ob_dir *d, const char *dn, struct ob_account **re
         return 0;
 }
 
+/* ---- validate --online --------------------------------------------------------------------------- */
+
+static int stop_at_first(const struct ob_account *a, void *userdata)
+{
+        (void)a;
+        (void)userdata;
+        return 1;
+}
+
+/* Whether dn exists (a read the service account may do); logs what is
+ * missing under the name of the setting. */
+static int check_exists(struct ob_dir *d, const char *dn, const char *setting)
+{
+        char *none[] = {"1.1", NULL};
+        struct ob_account *a = NULL;
+        int r = read_entry(d, dn, none, "check", &a);
+        if (r < 0)
+                return r;
+        if (!a) {
+                ob_log(OB_LOG_ERROR, "event=ldap_dn_missing setting=%s dn=%s fix=%s", setting, ob_log_quote(dn),
+                       ob_log_quote("the entry does not exist, or the service account cannot see it"));
+                return -OB_ENOTFOUND;
+        }
+        ob_account_free(a);
+        return 0;
+}
+
+int ob_dir_check(struct ob_dir *d, const char *fallback_dn)
+{
+        if (!d)
+                return -EINVAL;
+        int r = check_exists(d, d->base, "directory.base");
+        if (r == 0 && d->teams_base)
+                r = check_exists(d, d->teams_base, "directory.teams.base");
+        if (r == 0 && d->teams_base) {
+                /* One entry is enough to know the filter is accepted. */
+                r = paged_search(d, d->teams_base, LDAP_SCOPE_SUBTREE, d->teams_filter, d->team_attrs, false,
+                                 stop_at_first, NULL, NULL);
+                if (r == 1)
+                        r = 0;
+                if (r < 0)
+                        ob_log(OB_LOG_ERROR, "event=ldap_teams_unusable base=%s filter=%s fix=%s",
+                               ob_log_quote(d->teams_base), ob_log_quote(d->teams_filter),
+                               ob_log_quote("check directory.teams.filter and the service account's rights"));
+        }
+        if (r == 0 && fallback_dn)
+                r = check_exists(d, fallback_dn, "transfer.fallback");
+        return r;
+}
+
 /* ---- teams ------------------------------------------------------------------------------------- */
 
 struct team_list {

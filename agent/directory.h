@@ -30,6 +30,14 @@ struct ob_dir;
 int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret);
 void ob_dir_free(struct ob_dir *d);
 
+/* What `validate --online` checks once ob_dir_open() succeeded (which
+ * covered the connection, TLS and CA, the bind and the capabilities the
+ * configuration needs): the base exists; the teams base exists and a search
+ * of it with the teams filter works; fallback_dn (may be NULL) exists. Each
+ * problem is logged with the setting that fixes it; returns 0 or the first
+ * error (-OB_ENOTFOUND for a DN that does not exist, -OB_EDIRECTORY). */
+int ob_dir_check(struct ob_dir *d, const char *fallback_dn);
+
 /* Called once per entry; the account is borrowed and freed after the call.
  * A non-zero return stops the search and is returned by the search. An entry
  * that cannot be judged is still delivered, with a->unreadable saying why:

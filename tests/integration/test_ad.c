@@ -416,6 +416,56 @@ Test(ad, an_assertion_attribute_is_refused_at_the_start_because_ad_lacks_the_con
         free(err);
 }
 
+/* What `validate --online` will call (ob_dir_check), on the library. */
+Test(ad, the_online_check_finds_a_missing_base_teams_base_fallback_and_a_bad_teams_filter)
+{
+        char teams[200], alice[200], nobody[200], noteams[200];
+        snprintf(teams, sizeof(teams), "OU=Teams,%s", srv.suffix);
+        snprintf(noteams, sizeof(noteams), "OU=NoTeams,%s", srv.suffix);
+        snprintf(alice, sizeof(alice), "CN=alice,%s", srv.base);
+        snprintf(nobody, sizeof(nobody), "CN=nobody,%s", srv.base);
+        struct ob_directory_config c = {
+                .uri = srv.ldap_uri,
+                .starttls = true,
+                .tls_verify = true,
+                .ca_file = srv.ca_file,
+                .bind_dn = srv.bind_dn,
+                .bind_password_file = srv.bind_pw_file,
+                .base = srv.base,
+                .scope = OB_SCOPE_SUB,
+                .filter = "(&(objectCategory=person)(objectClass=user))",
+                .timeout_ms = 10000,
+                .id_attribute = "objectGUID",
+                .teams_base = teams,
+                .teams_filter = "(objectClass=group)",
+                .teams_member_attribute = "member",
+                .teams_owner_attribute = "managedBy",
+        };
+        struct ob_dir *d = NULL;
+        cr_assert_eq(ob_dir_open(&c, &d), 0);
+        cr_assert_eq(ob_dir_check(d, alice), 0);
+        cr_assert_eq(ob_dir_check(d, NULL), 0);
+        cr_assert_eq(ob_dir_check(d, nobody), -OB_ENOTFOUND);
+        ob_dir_free(d);
+
+        c.teams_base = noteams;
+        cr_assert_eq(ob_dir_open(&c, &d), 0);
+        cr_assert_eq(ob_dir_check(d, alice), -OB_ENOTFOUND);
+        ob_dir_free(d);
+
+        c.teams_base = teams;
+        c.teams_filter = "(objectClass=group"; /* unbalanced */
+        cr_assert_eq(ob_dir_open(&c, &d), 0);
+        cr_assert_lt(ob_dir_check(d, alice), 0);
+        ob_dir_free(d);
+
+        c.teams_filter = "(objectClass=group)";
+        c.base = noteams;
+        cr_assert_eq(ob_dir_open(&c, &d), 0);
+        cr_assert_eq(ob_dir_check(d, alice), -OB_ENOTFOUND);
+        ob_dir_free(d);
+}
+
 Test(ad, a_certificate_from_another_ca_names_ca_file)
 {
         write_config(NULL, srv.other_ca_file, NULL);
