@@ -1177,8 +1177,8 @@ static void wb_release(struct exec *x)
 static void wb_finished(struct exec *x, struct job *j)
 {
         struct ob_report_item *it = j->item;
-        if (!x->wbq || !it->plan->writeback || it->plan->deleted || x->r->stop_now || x->r->signo)
-                return;
+        if (!x->wbq || !x->wbfl || !it->plan->writeback || it->plan->deleted || x->r->stop_now || x->r->signo)
+                return; /* left to ob_execute_write_backs after the window, or to the next pass */
         size_t i = (size_t)(it - x->items);
         if (x->seq <= x->seq_durable) {
                 x->wbq[x->wbq_head + x->nwbq++] = i;
