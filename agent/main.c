@@ -11,6 +11,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "directory.h"
 #include "log.h"
 #include "reconcile.h"
 #include "state.h"
@@ -32,7 +33,9 @@ static void usage(FILE *f)
                 "(locked, inactive, ended, deleted), runs the configured actions and writes back what it did.\n"
                 "\n"
                 "Commands:\n"
-                "  validate            check the configuration and every mapping file it names\n"
+                "  validate            check the configuration and every mapping file it names; with\n"
+                "                      --online also connect: TLS and CA, bind, server capabilities, base,\n"
+                "                      teams search and transfer.fallback\n"
                 "  plan                show what would be done to whom and why; changes nothing\n"
                 "  reconcile           do what is owed: run the actions, record them, write back\n"
                 "  status              what is held back: failed, parked, waiting, owed write-backs\n"
@@ -62,6 +65,29 @@ static void usage(FILE *f)
                 "A first SIGTERM or SIGINT lets requests in flight finish (service.drain_timeout), a second stops at once.\n"
                 "\n"
                 "Secrets are read from files named in the configuration, never from the command line.\n");
+}
+
+/* validate --online: connects as a pass would (TLS and CA, bind, the
+ * capabilities the configuration needs), then checks the base, the teams
+ * search and transfer.fallback. What is wrong is logged with the setting
+ * that fixes it. */
+static int validate_online(const struct ob_config *cfg)
+{
+        struct ob_dir *d = NULL;
+        int k = ob_dir_open(&cfg->directory, &d);
+        if (k == 0)
+                k = ob_dir_check(d, cfg->transfer_fallback);
+        ob_dir_free(d);
+        if (k == 0) {
+                printf("%s: online: connected, bound and checked the base%s%s\n", cfg->directory.uri,
+                       cfg->directory.teams_base ? ", the teams search" : "",
+                       cfg->transfer_fallback ? " and transfer.fallback" : "");
+                return OB_EXIT_OK;
+        }
+        fprintf(stderr, "offboard: validate --online: %s: %s\n", cfg->directory.uri, ob_strerror(k));
+        if (k == -ENOMEM)
+                return OB_EXIT_FAILED;
+        return k == -OB_ECONFIG || k == -OB_EINSECURE || k == -OB_ENOTFOUND ? OB_EXIT_CONFIG : OB_EXIT_DIRECTORY;
 }
 
 /* Memory holds the bind password, API tokens and curl's request buffers: no
@@ -141,10 +167,12 @@ int main(int argc, char **argv)
                 {"force", no_argument, NULL, 'F'},         {"verbose", no_argument, NULL, 'v'},
                 {"wait", no_argument, NULL, 'W'},         {"adopt", no_argument, NULL, 'A'},
                 {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+                {"version", no_argument, NULL, 'V'},       {"online", no_argument, NULL, 'O'},
+                {NULL, 0, NULL, 0},
         };
         const char *config = DEFAULT_CONFIG;
         struct ob_run_options o = {.out = stdout, .format = OB_FORMAT_TEXT};
+        bool online = false; /* validate --online */
         int c;
         while ((c = getopt_long(argc, argv, "c:f:a:vqhV", opts, NULL)) != -1) {
                 switch (c) {
@@ -164,6 +192,7 @@ int main(int argc, char **argv)
                 case 'F': o.force = true; break;
                 case 'W': o.wait = true; break;
                 case 'A': o.adopt = true; break;
+                case 'O': online = true; break;
                 case 'v': ob_log_set_level(OB_LOG_DEBUG); break;
                 case 'q': ob_log_set_level(OB_LOG_ERROR); break;
                 case 'h': usage(stdout); return OB_EXIT_OK;
@@ -210,6 +239,10 @@ int main(int argc, char **argv)
                 fprintf(stderr, "offboard: --adopt records every account as it is; it takes no --force or --account\n");
                 return OB_EXIT_CONFIG;
         }
+        if (online && !is_validate) {
+                fprintf(stderr, "offboard: --online goes with validate\n");
+                return OB_EXIT_CONFIG;
+        }
         if (o.wait && !is_reconcile) {
                 fprintf(stderr, "offboard: --wait goes with reconcile\n");
                 return OB_EXIT_CONFIG;
@@ -236,6 +269,8 @@ int main(int argc, char **argv)
                 for (size_t i = 0; cfg->directory.attributes && cfg->directory.attributes[i]; i++)
                         printf(" %s", cfg->directory.attributes[i]);
                 printf(" %s\n", cfg->directory.id_attribute);
+                if (online)
+                        ret = validate_online(cfg);
         } else {
                 o.dry_run = is_plan;
                 const char *now = getenv("OFFBOARD_NOW");

@@ -871,9 +871,14 @@ static int mark_pending(struct run *r, struct cand *cd, struct ob_account_plan *
         return ob_state_put(r->state, &rec, cd->deleted ? NULL : cd->account);
 }
 
+/* A directory that cannot be used because of the configuration (a feature
+ * the server lacks, credentials in clear text) is a configuration problem,
+ * 2; one that cannot be reached or answered badly is 3. */
 static int dir_exit(int k)
 {
-        return k == -ENOMEM ? OB_EXIT_FAILED : OB_EXIT_DIRECTORY;
+        return k == -ENOMEM                                ? OB_EXIT_FAILED
+               : k == -OB_ECONFIG || k == -OB_EINSECURE ? OB_EXIT_CONFIG
+                                                          : OB_EXIT_DIRECTORY;
 }
 
 static int astats_store(struct run *r);

@@ -331,12 +331,53 @@ Test(ds389, object_class_null_adds_no_class)
 
 /* ---- what the server supports, and errors that say what failed ------------------- */
 
+/* validate --online connects and checks what a pass will need, before a
+ * pass runs: a fallback that does not exist is a configuration problem (2),
+ * a server that cannot be reached is 3, and all is well is 0. */
+Test(ds389, validate_online_checks_the_connection_the_base_and_the_fallback)
+{
+        write_config(NULL, NULL, NULL, NULL, NULL);
+        char *out, *err;
+        int rc = offboard("validate", "--online", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout %s\nstderr %s", out, err);
+        cr_assert_not_null(strstr(out, "online: connected, bound and checked the base"), "%s", out);
+        free(out);
+        free(err);
+        /* Offline, the same configuration with a fallback that is not there passes. */
+        write_config(NULL, NULL, NULL, NULL, NULL);
+        char *cfg = ob_test_read_file(cfgpath);
+        cr_assert_not_null(cfg);
+        char *at = strstr(cfg, "fallback: uid=alice,");
+        cr_assert_not_null(at);
+        memcpy(at + strlen("fallback: uid="), "nobod", 5);
+        FILE *f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fputs(cfg, f);
+        fclose(f);
+        free(cfg);
+        rc = offboard("validate", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "offline, nothing is looked up: %s", err);
+        free(out);
+        free(err);
+        rc = offboard("validate", "--online", NULL, &out, &err);
+        cr_assert_eq(rc, 2, "a fallback that does not exist: stdout %s\nstderr %s", out, err);
+        cr_assert_not_null(strstr(err, "uid=nobod"), "the message names the DN: %s", err);
+        free(out);
+        free(err);
+        /* A server that does not answer. */
+        write_config("ldap://127.0.0.1:1", NULL, NULL, NULL, NULL);
+        rc = offboard("validate", "--online", NULL, &out, &err);
+        cr_assert_eq(rc, 3, "an unreachable server: stdout %s\nstderr %s", out, err);
+        free(out);
+        free(err);
+}
+
 Test(ds389, an_assertion_attribute_is_refused_at_the_start_because_389_lacks_the_control)
 {
         write_config(NULL, NULL, NULL, NULL, "writeback:\n  assertion_attribute: modifyTimestamp\n");
         char *out, *err;
         int rc = offboard("plan", NULL, NULL, &out, &err);
-        cr_assert(rc == 2 || rc == 3, "a configuration problem, not a failure per entry: %d; %s", rc, out);
+        cr_assert_eq(rc, 2, "a configuration problem, not a failure per entry: %d; %s", rc, out);
         cr_assert_not_null(strstr(err, "assertion control"), "%s", err);
         cr_assert_not_null(strstr(err, "remove writeback.assertion_attribute"), "%s", err);
         cr_assert_eq(ob_test_count(err, "event=ldap_feature_missing"), 1, "said once: %s", err);
