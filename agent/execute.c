@@ -1074,26 +1074,36 @@ static void wb_unwatch(struct exec *x)
         }
 }
 
+/* One answer (k == 0: result for msgid id), or the connection lost (k < 0):
+ * what is on the wire then has no answer, and what follows fails too (the
+ * next pass writes them back). Returns false when the connection is lost. */
+static bool wb_answer(struct exec *x, int k, int id, int result)
+{
+        struct run *r = x->r;
+        if (k < 0) {
+                for (size_t f = 0; f < x->nwbfl; f++)
+                        write_back_done(r, &x->items[x->wbfl[f].item], k);
+                x->nwbfl = 0;
+                x->wb_lost = true;
+                return false;
+        }
+        for (size_t f = 0; f < x->nwbfl; f++)
+                if (x->wbfl[f].msgid == id) {
+                        write_back_done(r, &x->items[x->wbfl[f].item], result);
+                        x->wbfl[f] = x->wbfl[--x->nwbfl];
+                        break;
+                }
+        return true;
+}
+
 /* Waits for every write-back on the wire (the end of a window). */
 static void wb_collect_all(struct exec *x)
 {
-        struct run *r = x->r;
         while (x->nwbfl > 0) {
                 int id = 0, result = 0;
-                int k = ob_dir_replace_collect(r->dir, 0, &id, &result);
-                if (k < 0) {
-                        for (size_t f = 0; f < x->nwbfl; f++)
-                                write_back_done(r, &x->items[x->wbfl[f].item], k);
-                        x->nwbfl = 0;
-                        x->wb_lost = true;
+                int k = ob_dir_replace_collect(x->r->dir, 0, &id, &result);
+                if (!wb_answer(x, k, id, result))
                         break;
-                }
-                for (size_t f = 0; f < x->nwbfl; f++)
-                        if (x->wbfl[f].msgid == id) {
-                                write_back_done(r, &x->items[x->wbfl[f].item], result);
-                                x->wbfl[f] = x->wbfl[--x->nwbfl];
-                                break;
-                        }
         }
         wb_unwatch(x);
 }
@@ -1132,28 +1142,11 @@ static void on_ldap(struct ob_loop *l, int fd, unsigned events, void *ud)
         (void)fd;
         (void)events;
         struct exec *x = ud;
-        struct run *r = x->r;
         for (;;) {
                 int id = 0, result = 0;
-                int k = ob_dir_replace_poll(r->dir, &id, &result);
-                if (k == -EAGAIN)
+                int k = ob_dir_replace_poll(x->r->dir, &id, &result);
+                if (k == -EAGAIN || !wb_answer(x, k, id, result))
                         break;
-                if (k < 0) {
-                        /* The connection is gone: what is on the wire has no
-                         * answer, and what follows fails (the next pass
-                         * writes them back). */
-                        for (size_t f = 0; f < x->nwbfl; f++)
-                                write_back_done(r, &x->items[x->wbfl[f].item], k);
-                        x->nwbfl = 0;
-                        x->wb_lost = true;
-                        break;
-                }
-                for (size_t f = 0; f < x->nwbfl; f++)
-                        if (x->wbfl[f].msgid == id) {
-                                write_back_done(r, &x->items[x->wbfl[f].item], result);
-                                x->wbfl[f] = x->wbfl[--x->nwbfl];
-                                break;
-                        }
         }
         if (x->nwbfl == 0)
                 wb_unwatch(x);
