@@ -165,8 +165,8 @@ Test(config, the_example_configuration_loads_and_requests_every_attribute_it_rea
 /* Every mapping the project ships is loaded, so examples never rot. */
 Test(config, every_shipped_mapping_loads)
 {
-        const char *names[] = {"openldap", "active-directory", "389ds"};
-        for (size_t i = 0; i < 3; i++) {
+        const char *names[] = {"openldap", "active-directory", "active-directory-password-expiry", "389ds", "freeipa"};
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
                 char path[256];
                 snprintf(path, sizeof(path), "/tmp/ob-test-mapping-%d.yaml", (int)getpid());
                 FILE *f = fopen(path, "w");
@@ -306,13 +306,21 @@ static char *start_generated(FILE **ret_f, const char *directory_tail)
         return path;
 }
 
-static int load_generated(char *path, struct ob_config_error *err)
+/* Loads and removes a generated configuration; *ret is the result or NULL. */
+static int load_generated_config(char *path, struct ob_config **ret, struct ob_config_error *err)
 {
-        struct ob_config *c = NULL;
-        int r = ob_config_load(path, &c, err);
-        ob_config_free(c);
+        *ret = NULL;
+        int r = ob_config_load(path, ret, err);
         unlink(path);
         free(path);
+        return r;
+}
+
+static int load_generated(char *path, struct ob_config_error *err)
+{
+        struct ob_config *c;
+        int r = load_generated_config(path, &c, err);
+        ob_config_free(c);
         return r;
 }
 
@@ -350,4 +358,125 @@ Test(config, cycle_detection_is_linear_in_the_after_lists, .timeout = 20)
         cr_assert_eq(load_generated(diamonds(2000, false), &err), 0, "%s", err.message);
         cr_assert_eq(load_generated(diamonds(2000, true), &err), -OB_ECONFIG);
         cr_assert(strstr(err.message, "form a cycle"), "%s", err.message);
+}
+
+/* writeback.object_class: null (or ~, or nothing) adds no class at all: not
+ * a class called "null", and not the offboardAccount default either. */
+Test(config, object_class_null_means_no_class_and_a_real_class_is_kept)
+{
+        static const struct {
+                const char *value, *want; /* want NULL: no class */
+        } cases[] = {
+                {" null", NULL},             /* YAML's null */
+                {" ~", NULL},                /* its short form */
+                {"", NULL},                  /* no value at all */
+                {" myAccount", "myAccount"}, /* a class of the site's schema */
+                {" \"null\"", "null"},       /* quoted, it is a name */
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                FILE *f;
+                char *path = start_generated(&f, "");
+                fprintf(f, "writeback:\n  object_class:%s\n", cases[i].value);
+                fclose(f);
+                struct ob_config *c;
+                struct ob_config_error err;
+                cr_assert_eq(load_generated_config(path, &c, &err), 0, "'%s': %s", cases[i].value, err.message);
+                struct ob_writeback_config *w = &c->writeback;
+                if (cases[i].want) {
+                        cr_assert_str_eq(w->object_class, cases[i].want, "'%s'", cases[i].value);
+                        cr_assert(!w->no_object_class, "'%s'", cases[i].value);
+                        cr_assert(has_ci(c->directory.attributes, "objectClass"), "'%s'", cases[i].value);
+                } else {
+                        cr_assert_null(w->object_class, "'%s': class '%s'", cases[i].value, w->object_class);
+                        cr_assert(w->no_object_class, "'%s'", cases[i].value);
+                        /* nothing to add, so the entry's classes are not read */
+                        cr_assert(!has_ci(c->directory.attributes, "objectClass"), "'%s'", cases[i].value);
+                }
+                /* the other write-back attributes keep their defaults */
+                cr_assert_str_eq(w->status_attribute, "offboardStatus", "'%s'", cases[i].value);
+                cr_assert_str_eq(w->actions_attribute, "offboardAction", "'%s'", cases[i].value);
+                ob_config_free(c);
+        }
+        /* and without the key, the default class */
+        struct ob_config *c = NULL;
+        struct ob_config_error err;
+        cr_assert_eq(ob_config_load(FIX "minimal.yaml", &c, &err), 0, "%s", err.message);
+        cr_assert_str_eq(c->writeback.object_class, "offboardAccount");
+        cr_assert(!c->writeback.no_object_class);
+        ob_config_free(c);
+}
+
+static void write_file(char *path, size_t size, const char *dir, const char *name, const char *text)
+{
+        snprintf(path, size, "%s/%s", dir, name);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f, "%s", path);
+        fputs(text, f);
+        fclose(f);
+}
+
+/* A mapping file's directory: section only fills in what the configuration's
+ * own directory: section (and any mapping listed before it) left unset. */
+Test(config, a_mappings_directory_defaults_lose_to_the_configurations_own)
+{
+        char dir[] = "/tmp/ob-test-mapping-dir-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char site[256];
+        write_file(site, sizeof(site), dir, "site.yaml",
+                   "directory:\n"
+                   "  filter: \"(objectClass=sitePerson)\"\n"
+                   "  id_attribute: siteId\n"
+                   "rules:\n"
+                   "  - name: gone\n"
+                   "    status: ended\n"
+                   "    when:\n"
+                   "      attribute: siteGone\n"
+                   "      equals: \"true\"\n");
+        char other[256];
+        write_file(other, sizeof(other), dir, "other.yaml",
+                   "directory:\n"
+                   "  filter: \"(objectClass=otherPerson)\"\n"
+                   "  id_attribute: otherId\n"
+                   "rules:\n"
+                   "  - name: away\n"
+                   "    status: inactive\n"
+                   "    when:\n"
+                   "      attribute: otherAway\n"
+                   "      equals: \"true\"\n");
+        /* mapping paths are relative to the configuration, in the same directory */
+        static const struct {
+                const char *directory_tail, *mappings;
+                const char *filter, *id_attribute;
+        } cases[] = {
+                /* the configuration sets filter: it wins; id_attribute comes from the mapping */
+                {"  filter: \"(objectClass=person)\"\n", "site.yaml", "(objectClass=person)", "siteId"},
+                /* the configuration sets id_attribute: it wins; filter comes from the mapping */
+                {"  id_attribute: uid\n", "site.yaml", "(objectClass=sitePerson)", "uid"},
+                /* the configuration sets neither: both from the mapping, not the built-in defaults */
+                {"", "site.yaml", "(objectClass=sitePerson)", "siteId"},
+                /* a later mapping's defaults lose to an earlier one's */
+                {"", "site.yaml, other.yaml", "(objectClass=sitePerson)", "siteId"},
+                {"", "other.yaml, site.yaml", "(objectClass=otherPerson)", "otherId"},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char text[1024], path[256];
+                snprintf(text, sizeof(text), "directory:\n  uri: ldaps://127.0.0.1\n  base: dc=x\n%smappings: [%s]\n",
+                         cases[i].directory_tail, cases[i].mappings);
+                write_file(path, sizeof(path), dir, "offboard.yaml", text);
+                struct ob_config *c = NULL;
+                struct ob_config_error err;
+                int r = ob_config_load(path, &c, &err);
+                unlink(path);
+                cr_assert_eq(r, 0, "case %zu: %s", i, err.message);
+                cr_assert_str_eq(c->directory.filter, cases[i].filter, "case %zu: filter '%s'", i, c->directory.filter);
+                cr_assert_str_eq(c->directory.id_attribute, cases[i].id_attribute, "case %zu: id_attribute '%s'", i,
+                                 c->directory.id_attribute);
+                /* keys no one sets keep the built-in defaults */
+                cr_assert_str_eq(c->directory.username_attribute, "uid", "case %zu: '%s'", i,
+                                 c->directory.username_attribute);
+                ob_config_free(c);
+        }
+        unlink(site);
+        unlink(other);
+        cr_assert_eq(rmdir(dir), 0);
 }
