@@ -367,13 +367,16 @@ static int h_attr(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
         return r;
 }
 
-/* writeback.object_class: an attribute name, or null (also ~ or empty): no
- * class is ever added, the offboard* attributes are allowed already (an AD
- * schema that made offboardAccount an auxiliary class of user). */
+/* writeback.object_class: an attribute name, or YAML's null (null, Null,
+ * NULL, ~ or no value, unquoted): no class is ever added, the offboard*
+ * attributes are allowed already (an AD schema that made offboardAccount an
+ * auxiliary class of user). */
 static int h_object_class(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
+        const char *s = v->type == YAML_SCALAR_NODE ? scalar(v) : "x";
         if (v->type == YAML_SCALAR_NODE && !is_quoted(v) &&
-            (strcmp(scalar(v), "null") == 0 || strcmp(scalar(v), "~") == 0 || !*scalar(v))) {
+            (strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0 || strcmp(s, "~") == 0 ||
+             !*s)) {
                 free(*(char **)dst);
                 *(char **)dst = NULL;
                 p->cfg->writeback.no_object_class = true;

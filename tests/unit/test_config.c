@@ -369,6 +369,8 @@ Test(config, object_class_null_means_no_class_and_a_real_class_is_kept)
         } cases[] = {
                 {" null", NULL},             /* YAML's null */
                 {" ~", NULL},                /* its short form */
+                {" Null", NULL},             /* YAML's other spellings of null */
+                {" NULL", NULL},
                 {"", NULL},                  /* no value at all */
                 {" myAccount", "myAccount"}, /* a class of the site's schema */
                 {" \"null\"", "null"},       /* quoted, it is a name */
