@@ -16,6 +16,7 @@
 #include "directory.h"
 #include "journal.h"
 #include "loop.h"
+#include "plan.h"
 #include "reconcile.h"
 #include "report.h"
 #include "state.h"
@@ -55,6 +56,7 @@ struct cand {
         struct ob_record rec;
         struct ob_action_record *acts;
         size_t nacts;
+        struct ob_account_plan *plan; /* planned without a transfer target (prefetch), or NULL */
 };
 
 struct ob_agent;

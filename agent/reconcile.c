@@ -45,6 +45,7 @@ static char *lower_dup(const char *s)
 
 static void cand_clear(struct cand *c)
 {
+        ob_account_plan_free(c->plan);
         ob_account_free(c->account);
         ob_record_clear(&c->rec);
         ob_action_records_free(c->acts, c->nacts);
@@ -692,7 +693,7 @@ static int prefetch_managers(struct run *r)
                         continue;
                 if (ob_account_plan_wants_transfer(p))
                         dns[n++] = m;
-                ob_account_plan_free(p);
+                cd->plan = p; /* plan_cand starts from it */
         }
         struct prefetch pf = {.r = r, .dns = dns};
         int k = n ? ob_dir_read_many(r->dir, dns, n, on_prefetched, &pf) : 0;
@@ -793,8 +794,8 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
                 .nactions = cd->nacts,
                 .now = r->now,
         };
-        struct ob_account_plan *p = NULL;
-        int k = ob_plan_account(r->c, &in, &p);
+        struct ob_account_plan *p = TAKE_PTR(cd->plan);
+        int k = p ? 0 : ob_plan_account(r->c, &in, &p);
         if (k < 0)
                 return k;
         struct ob_account *target = NULL;
