@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "run.h"
 
+#include <criterion/criterion.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -108,4 +110,36 @@ int ob_test_run(const char *const argv[], int timeout_s, char **ret_out, char **
         if (WIFSIGNALED(status))
                 return 128 + WTERMSIG(status);
         return -1;
+}
+
+void ob_test_json_check(const char *workdir, const char *doc, bool one_line, const char *const *asserts, size_t n)
+{
+        char docp[512], py[512];
+        snprintf(docp, sizeof(docp), "%s/report.json", workdir);
+        snprintf(py, sizeof(py), "%s/check.py", workdir);
+        FILE *f = fopen(docp, "w");
+        cr_assert_not_null(f, "%s", docp);
+        fputs(doc, f);
+        fclose(f);
+        f = fopen(py, "w");
+        cr_assert_not_null(f, "%s", py);
+        fputs("import json, sys\n"
+              "def pairs(kv):\n"
+              "    keys = [k for k, _ in kv]\n"
+              "    assert len(keys) == len(set(keys)), 'duplicate key in %r' % keys\n"
+              "    return dict(kv)\n"
+              "def const(c):\n"
+              "    raise ValueError('not JSON: ' + c)\n"
+              "raw = open(sys.argv[1], 'rb').read()\n",
+              f);
+        if (one_line)
+                fputs("assert raw.endswith(b'\\n') and raw.count(b'\\n') == 1, 'one line'\n", f);
+        fputs("d = json.loads(raw.decode('utf-8'), object_pairs_hook=pairs, parse_constant=const)\n", f);
+        for (size_t i = 0; i < n; i++)
+                fprintf(f, "assert %s, repr(d)[:3000]\n", asserts[i]);
+        fclose(f);
+        char cmd[1200];
+        snprintf(cmd, sizeof(cmd), "python3 %s %s 1>&2", py, docp);
+        int rc = system(cmd);
+        cr_assert_eq(rc, 0, "JSON check failed (%d) on: %.3000s", rc, doc);
 }
