@@ -13,28 +13,28 @@
 #include "pass.h"
 #include "util.h"
 
-/* A pass that runs drains (execute.c); between passes the agent only
- * remembers the signal. */
+/* SIGTERM/SIGINT: the pass running drains (execute.c). */
 static void on_signal(struct ob_loop *l, int signo, void *ud)
 {
         struct ob_agent *ag = ud;
-        if (!ag->signo)
-                ag->signo = signo;
         if (ag->pass)
                 ob_execute_on_signal(l, signo, ag->pass);
 }
 
-static void on_hup(struct ob_loop *l, int signo, void *ud)
+void ob_agent_reopen_journal(struct ob_agent *ag)
 {
-        struct ob_agent *ag = ud;
-        if (ag->pass) {
-                ob_execute_on_hup(l, signo, ag->pass);
-                return;
-        }
         int k = ag->journal ? ob_journal_reopen(ag->journal) : 0;
         if (k < 0)
                 ob_log(OB_LOG_ERROR, "event=journal_reopen_failed path=%s error=%s note=\"still writing the old file\"",
                        ob_log_quote(ag->c->journal_path), ob_log_quote(strerror(-k)));
+}
+
+/* SIGHUP: logrotate moved the journal away; write to a new one. */
+static void on_hup(struct ob_loop *l, int signo, void *ud)
+{
+        (void)l;
+        (void)signo;
+        ob_agent_reopen_journal(ud);
 }
 
 int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_agent **ret)

@@ -28,7 +28,6 @@ struct ob_agent {
         struct ob_loop *loop;       /* acting only */
         struct ob_journal *journal; /* acting only */
         int lock_fd;                /* acting only, else -1 */
-        int signo;                  /* the first SIGTERM/SIGINT since it opened, or 0 */
         struct run *pass;           /* the pass running, if any: it drains on a signal */
 };
 
@@ -39,6 +38,8 @@ struct ob_agent {
  * an exit code; *ret is set on OB_EXIT_OK. */
 int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_agent **ret);
 void ob_agent_free(struct ob_agent *ag);
+/* SIGHUP: logrotate moved the journal away; the agent writes to a new one. */
+void ob_agent_reopen_journal(struct ob_agent *ag);
 
 /* One pass over the directory (reconcile.c): o->dry_run must match how the
  * agent was opened. Returns an exit code. */

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent.h"
 #include "connector.h"
 #include "log.h"
 #include "plan.h"
@@ -81,7 +82,6 @@ struct exec {
         struct ob_timer *flush_timer;
         struct pending_req **starts, **wstarts;
         size_t nstarts, starts_cap, nwstarts, wstarts_cap;
-        size_t commits; /* durable commits of intents and outcomes */
         /* Sequence numbers of records: gathered so far, in the batch with the
          * writer, durable. An account's write-back waits until its last
          * record is durable (wb_wait, in sequence order), then goes on the
@@ -604,12 +604,10 @@ static void on_written(struct ob_loop *l, int fd, unsigned events, void *ud)
         int k = ob_writer_collect(x->writer, false);
         if (k == -EAGAIN)
                 return;
-        if (k < 0) {
+        if (k < 0)
                 fail_commit(x, k);
-        } else {
-                x->commits++;
+        else
                 x->seq_durable = x->seq_writer;
-        }
         size_t n = x->nwstarts;
         x->nwstarts = 0;
         release(x, x->wstarts, n, k);
@@ -629,8 +627,6 @@ static int batch_commit(struct exec *x)
                 k = ob_writer_collect(x->writer, true);
                 if (k < 0)
                         fail_commit(x, k);
-                else
-                        x->commits++;
                 for (size_t q = 0; q < x->nwstarts; q++)
                         unqueue(x, x->wstarts[q], NULL);
                 x->nwstarts = 0;
@@ -641,8 +637,6 @@ static int batch_commit(struct exec *x)
                 if (e < 0) {
                         fail_commit(x, e);
                         k = k < 0 ? k : e;
-                } else {
-                        x->commits++;
                 }
         }
         return k;
@@ -867,18 +861,6 @@ void ob_execute_on_signal(struct ob_loop *l, int signo, void *ud)
                 exec_abandon(r->x);
 }
 
-/* SIGHUP: logrotate moved the journal away; write to a new one. */
-void ob_execute_on_hup(struct ob_loop *l, int signo, void *ud)
-{
-        (void)l;
-        (void)signo;
-        struct run *r = ud;
-        int k = r->journal ? ob_journal_reopen(r->journal) : 0;
-        if (k < 0)
-                ob_log(OB_LOG_ERROR, "event=journal_reopen_failed path=%s error=%s note=\"still writing the old file\"",
-                       ob_log_quote(r->c->journal_path), ob_log_quote(strerror(-k)));
-}
-
 /* Delivers a SIGTERM/SIGINT/SIGHUP that arrived while the loop was not
  * running (the signals stay blocked for the whole pass, so none is lost). */
 void ob_execute_poll_signals(struct run *r)
@@ -894,7 +876,7 @@ void ob_execute_poll_signals(struct run *r)
         int s;
         while ((s = sigtimedwait(&set, NULL, &zero)) > 0) {
                 if (s == SIGHUP)
-                        ob_execute_on_hup(r->loop, s, r);
+                        ob_agent_reopen_journal(r->ag);
                 else
                         ob_execute_on_signal(r->loop, s, r);
         }

@@ -132,11 +132,9 @@ int ob_execute_open(struct run *r);
 void ob_execute_close(struct run *r);
 /* Writes back what items owe, up to 16 modifies in flight. */
 void ob_execute_write_backs(struct run *r, struct ob_report_item *items, size_t n);
-/* SIGTERM/SIGINT (drain, then stop at once) and SIGHUP (reopen the journal),
- * for ob_loop_signal; poll delivers those that came while the loop was not
- * running. */
+/* SIGTERM/SIGINT: drain, then stop at once (the agent forwards them); poll
+ * delivers those, and SIGHUP, that came while the loop was not running. */
 void ob_execute_on_signal(struct ob_loop *l, int signo, void *ud);
-void ob_execute_on_hup(struct ob_loop *l, int signo, void *ud);
 void ob_execute_poll_signals(struct run *r);
 const char *ob_execute_signal_name(int signo);
 

@@ -206,11 +206,11 @@ static int cand_actions(struct run *r, struct cand *c)
         return 0;
 }
 
-/* Keeps an account that owes something (or changes status) for its window,
- * and counts its status change for the circuit breaker; change is 1 or 0
- * when the caller planned it already, -1 to plan it here. */
+/* Keeps an account that owes something (or changes status) for its window;
+ * unless the caller planned it and counted its status change already
+ * (counted), plans it here and counts the change for the circuit breaker. */
 static int add_cand(struct run *r, const struct ob_account *a, bool deleted, const struct ob_record *rec,
-                    int change)
+                    bool counted)
 {
         if (r->nrefs == r->refs_cap) {
                 size_t cap = r->refs_cap ? r->refs_cap * 2 : 256;
@@ -229,7 +229,7 @@ static int add_cand(struct run *r, const struct ob_account *a, bool deleted, con
                 return k;
         }
         r->nrefs++;
-        if (change < 0) {
+        if (!counted) {
                 struct cand c = {.deleted = deleted, .have_record = rec != NULL};
                 if (rec)
                         c.rec = *rec; /* borrowed */
@@ -246,13 +246,11 @@ static int add_cand(struct run *r, const struct ob_account *a, bool deleted, con
                 ob_action_records_free(c.acts, c.nacts);
                 if (k < 0)
                         return k;
-                change = ob_account_plan_is_status_change(p);
-                if (change)
+                if (ob_account_plan_is_status_change(p))
                         k = count_change(r, p);
                 ob_account_plan_free(p);
-                return k;
         }
-        return 0;
+        return k;
 }
 
 /* Reads the window's candidates back: entry, record, last actions. */
@@ -423,7 +421,7 @@ static int on_entry(const struct ob_account *a, void *ud)
         /* A status change that no transition acts on (and that needs no
          * write-back) is only recorded: only accounts that owe something
          * are kept for after the read, so memory follows the work owed. */
-        int change = -1;
+        bool counted = false; /* planned here, and its status change counted */
         if (!e || !e->pending) {
                 struct ob_plan_input in = {.account = a, .record = e ? &rec : NULL, .now = r->now};
                 struct ob_account_plan *p = NULL;
@@ -437,7 +435,14 @@ static int on_entry(const struct ob_account *a, void *ud)
                  * read access must not quietly record everyone as active. */
                 bool idle = !p->transition && !p->writeback && (!e || p->status == (enum ob_status)rec.status);
                 enum ob_status st = p->status;
-                change = ob_account_plan_is_status_change(p);
+                /* The transition does not depend on the last actions: count
+                 * the change with this plan. */
+                if (!idle && ob_account_plan_is_status_change(p) && (k = count_change(r, p)) < 0) {
+                        ob_account_plan_free(p);
+                        ob_record_clear(&rec);
+                        return k;
+                }
+                counted = true;
                 ob_account_plan_free(p);
                 if (idle) {
                         if (!r->o->dry_run) {
@@ -450,8 +455,7 @@ static int on_entry(const struct ob_account *a, void *ud)
                         return k;
                 }
         }
-        /* Planned again with its last actions to count the change. */
-        int k = add_cand(r, a, false, e ? &rec : NULL, change > 0 ? -1 : change);
+        int k = add_cand(r, a, false, e ? &rec : NULL, counted);
         ob_record_clear(&rec);
         return k;
 }
@@ -493,7 +497,7 @@ static int on_unseen(struct ob_index_entry *e, const char *id, void *ud)
                 ob_record_clear(&rec);
                 return k;
         }
-        k = add_cand(r, snap, true, &rec, -1);
+        k = add_cand(r, snap, true, &rec, false);
         ob_account_free(snap);
         ob_record_clear(&rec);
         return k;
