@@ -24,21 +24,8 @@ root=$(cd "$here/../.." && pwd)
 REALM=OFFBOARD.TEST
 SUFFIX=DC=offboard,DC=test
 LOCKOUT_DAYS=10 # gen_dirsrv_fixture.py's
-if [ -z "${PYTHON:-}" ]; then
-        if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
-fi
-
-die() {
-        echo "samba.sh: $*" >&2
-        exit 1
-}
-
-alive() {
-        local pid=$1 state
-        [ -n "$pid" ] || return 1
-        state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || return 1
-        [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
+# shellcheck source=tests/harness/common.sh
+. "$here/common.sh"
 
 # A password Samba's complexity rules accept: four classes, 28 characters.
 make_password() {
@@ -203,19 +190,7 @@ EOF
         mv "$dir/env.tmp" "$dir/env"
         echo "samba.sh: $ip ready in $((SECONDS - t0)) s" >&2
 
-        if [ -n "${OB_SLAPD_WATCH_PID:-}" ]; then
-                local watch=$OB_SLAPD_WATCH_PID
-                (
-                        trap '' HUP
-                        while alive "$watch" && alive "$pid"; do
-                                sleep 0.5
-                        done
-                        if alive "$pid"; then
-                                kill -TERM "$pid" 2> /dev/null || true
-                        fi
-                ) < /dev/null > /dev/null 2>&1 &
-                echo $! > "$dir/watch.pid"
-        fi
+        watch_runner "$pid" "$dir"
 }
 
 cmd_stop() {

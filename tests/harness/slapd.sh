@@ -45,26 +45,12 @@ MODULE_DIR=${OB_SLAPD_MODULE_DIR:-/usr/lib/ldap}
 SCHEMA_DIR=${OB_SLAPD_SCHEMA_DIR:-/etc/ldap/schema}
 # The system interpreter starts in milliseconds; a version manager's shim in
 # PATH can take a second or more. Only the standard library is used.
-if [ -z "${PYTHON:-}" ]; then
-        if [ -x /usr/bin/python3 ]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
-fi
-
-die() {
-        echo "slapd.sh: $*" >&2
-        exit 1
-}
+# shellcheck source=tests/harness/common.sh
+. "$here/common.sh"
 
 usage() {
         echo "usage: slapd.sh passwords DIR | fixture DIR N [SEED] | start DIR [LDIF ...] | stop DIR" >&2
         exit 2
-}
-
-# True if the process exists and is not a zombie (nobody may reap it here).
-alive() {
-        local pid=$1 state
-        [ -n "$pid" ] || return 1
-        state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null) || return 1
-        [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
 absdir() {
@@ -319,19 +305,7 @@ OB_SLAPD_PID=$pid
 EOF
         mv "$dir/env.tmp" "$dir/env"
 
-        if [ -n "${OB_SLAPD_WATCH_PID:-}" ]; then
-                local watch=$OB_SLAPD_WATCH_PID
-                (
-                        trap '' HUP
-                        while alive "$watch" && alive "$pid"; do
-                                sleep 0.5
-                        done
-                        if alive "$pid"; then
-                                kill -TERM "$pid" 2> /dev/null || true
-                        fi
-                ) < /dev/null > /dev/null 2>&1 &
-                echo $! > "$dir/watch.pid"
-        fi
+        watch_runner "$pid" "$dir"
 }
 
 cmd_stop() {
