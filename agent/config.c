@@ -559,6 +559,185 @@ static int parse_status_list(struct pctx *p, const char *key, yaml_node_t *v, un
 
 static int parse_cond(struct pctx *p, yaml_node_t *v, bool allow_status, struct ob_cond **ret);
 
+static int parse_timefmt(struct pctx *p, const char *key, yaml_node_t *v, enum ob_time_format *ret)
+{
+        int r = expect(p, v, YAML_SCALAR_NODE, key);
+        if (r < 0)
+                return r;
+        const char *f = scalar(v);
+        if (strcmp(f, "generalized") == 0)
+                *ret = OB_TIMEFMT_GENERALIZED;
+        else if (strcmp(f, "filetime") == 0)
+                *ret = OB_TIMEFMT_FILETIME;
+        else if (strcmp(f, "days") == 0)
+                *ret = OB_TIMEFMT_DAYS;
+        else
+                return fail(p, v, "%s must name the time format: generalized, filetime or days, not '%s'", key, f);
+        return 0;
+}
+
+static bool policy_name_ok(const char *s, size_t n)
+{
+        if (n == 0 || n > 64)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+                        return false;
+        return true;
+}
+
+/* policy: NAME.attribute, resolved against the policies once every file is
+ * read (a mapping's rules may come before the policies they use). */
+static int parse_policy_ref(struct pctx *p, const char *key, yaml_node_t *v, struct ob_bound *b)
+{
+        int r = expect(p, v, YAML_SCALAR_NODE, key);
+        if (r < 0)
+                return r;
+        const char *s = scalar(v), *dot = strchr(s, '.');
+        if (!dot || dot == s || !policy_name_ok(s, (size_t)(dot - s)) || !attr_name_ok(dot + 1))
+                return fail(p, v, "%s must be NAME.attribute (a policy of the policies: section and one of its "
+                                  "entry's attributes), not '%s'",
+                            key, s);
+        b->kind = OB_BOUND_POLICY;
+        b->policy = strndup(s, (size_t)(dot - s));
+        b->attribute = strdup(dot + 1);
+        if (asprintf(&b->where, "%s:%zu:%zu", p->file, v->start_mark.line + 1, v->start_mark.column + 1) < 0)
+                b->where = NULL;
+        return b->policy && b->attribute && b->where ? 0 : -ENOMEM;
+}
+
+/* at_least: / below: a whole number, or {policy: NAME.attr, zero: never}. */
+static int parse_count_bound(struct pctx *p, const char *key, yaml_node_t *v, struct ob_bound *b)
+{
+        if (v->type == YAML_SCALAR_NODE) {
+                if (ob_parse_i64(scalar(v), &b->number) < 0)
+                        return fail(p, v, "%s must be a whole number or {policy: NAME.attribute}, not '%s'", key,
+                                    scalar(v));
+                b->kind = OB_BOUND_NUMBER;
+                return 0;
+        }
+        int r = expect(p, v, YAML_MAPPING_NODE, key);
+        if (r < 0)
+                return r;
+        yaml_node_t *pol = NULL;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
+                        return r;
+                if (strcmp(scalar(k), "policy") == 0)
+                        pol = val;
+                else if (strcmp(scalar(k), "zero") == 0) {
+                        if ((r = expect(p, val, YAML_SCALAR_NODE, "zero")) < 0)
+                                return r;
+                        if (strcmp(scalar(val), "never") != 0)
+                                return fail(p, val, "%s.zero can only be never (a limit of 0 matches nothing)", key);
+                        b->zero_never = true;
+                } else
+                        return fail(p, k, "unknown key '%s' in %s (expected policy, zero)", scalar(k), key);
+        }
+        if (!pol)
+                return fail(p, v, "%s needs policy: NAME.attribute", key);
+        return parse_policy_ref(p, key, pol, b);
+}
+
+/* within: {time: FORMAT, duration: 30m | {policy: NAME.attr, unit: seconds|interval, zero: forever}} */
+static int parse_within(struct pctx *p, yaml_node_t *v, struct ob_cond *c)
+{
+        int r = expect(p, v, YAML_MAPPING_NODE, "within");
+        if (r < 0)
+                return r;
+        yaml_node_t *time = NULL, *dur = NULL;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
+                        return r;
+                if (strcmp(scalar(k), "time") == 0)
+                        time = val;
+                else if (strcmp(scalar(k), "duration") == 0)
+                        dur = val;
+                else
+                        return fail(p, k, "unknown key '%s' in within (expected time, duration)", scalar(k));
+        }
+        if (!time || !dur)
+                return fail(p, v, "within needs time: (generalized, filetime or days) and duration:");
+        if ((r = parse_timefmt(p, "within.time", time, &c->timefmt)) < 0)
+                return r;
+        struct ob_bound *b = &c->bound;
+        if (dur->type == YAML_SCALAR_NODE) {
+                int64_t ms;
+                if (ob_parse_duration_ms(scalar(dur), &ms) < 0 || ms <= 0)
+                        return fail(p, dur,
+                                    "within.duration must be a duration such as 30m or 1d, or {policy: "
+                                    "NAME.attribute, unit: seconds}, not '%s'",
+                                    scalar(dur));
+                b->kind = OB_BOUND_NUMBER;
+                b->number = ms / 1000;
+                return 0;
+        }
+        if ((r = expect(p, dur, YAML_MAPPING_NODE, "within.duration")) < 0)
+                return r;
+        yaml_node_t *pol = NULL, *unit = NULL;
+        for (yaml_node_pair_t *pr = dur->data.mapping.pairs.start; pr < dur->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
+                        return r;
+                const char *ks = scalar(k);
+                if (strcmp(ks, "policy") == 0)
+                        pol = val;
+                else if (strcmp(ks, "unit") == 0)
+                        unit = val;
+                else if (strcmp(ks, "zero") == 0) {
+                        if ((r = expect(p, val, YAML_SCALAR_NODE, "zero")) < 0)
+                                return r;
+                        if (strcmp(scalar(val), "forever") != 0)
+                                return fail(p, val, "within.duration.zero can only be forever");
+                        b->zero_forever = true;
+                } else
+                        return fail(p, k, "unknown key '%s' in within.duration (expected policy, unit, zero)", ks);
+        }
+        if (!pol || !unit)
+                return fail(p, dur, "within.duration needs policy: NAME.attribute and unit: (seconds or interval)");
+        if ((r = expect(p, unit, YAML_SCALAR_NODE, "unit")) < 0)
+                return r;
+        if (strcmp(scalar(unit), "seconds") == 0)
+                b->unit = OB_UNIT_SECONDS;
+        else if (strcmp(scalar(unit), "interval") == 0)
+                b->unit = OB_UNIT_INTERVAL;
+        else
+                return fail(p, unit,
+                            "unit must be seconds or interval (AD: minus the count of 100 ns intervals), not '%s'",
+                            scalar(unit));
+        if (b->unit == OB_UNIT_INTERVAL && b->zero_forever)
+                return fail(p, dur, "zero: forever is implied by unit: interval (0 and -9223372036854775808 are "
+                                    "\"until an administrator unlocks\")");
+        return parse_policy_ref(p, "within.duration.policy", pol, b);
+}
+
+/* at_or_after: {attribute: OTHER, time: FORMAT} */
+static int parse_at_or_after(struct pctx *p, yaml_node_t *v, struct ob_cond *c)
+{
+        int r = expect(p, v, YAML_MAPPING_NODE, "at_or_after");
+        if (r < 0)
+                return r;
+        yaml_node_t *time = NULL;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
+                        return r;
+                if (strcmp(scalar(k), "time") == 0)
+                        time = val;
+                else if (strcmp(scalar(k), "attribute") == 0 && !c->bound.attribute) {
+                        if ((r = h_attr(p, "at_or_after.attribute", val, &c->bound.attribute)) < 0)
+                                return r;
+                } else
+                        return fail(p, k, "unknown key '%s' in at_or_after (expected attribute, time)", scalar(k));
+        }
+        if (!time || !c->bound.attribute)
+                return fail(p, v, "at_or_after needs attribute: (the other time) and time: (its format)");
+        c->bound.kind = OB_BOUND_ATTRIBUTE;
+        return parse_timefmt(p, "at_or_after.time", time, &c->timefmt);
+}
+
 static int parse_cond_list(struct pctx *p, yaml_node_t *v, bool allow_status, struct ob_cond *c, const char *key)
 {
         if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start)
@@ -602,8 +781,9 @@ static int parse_cond(struct pctx *p, yaml_node_t *v, bool allow_status, struct 
                 pred = val;
                 pred_key = ks;
                 if (npred > 1) {
-                        r = fail(p, k, "a condition takes one test (present, equals, bits, passed, status, all, any or "
-                                       "not); combine several with all: or any:");
+                        r = fail(p, k, "a condition takes one test (present, equals, bits, passed, at_least, below, "
+                                       "within, at_or_after, status, all, any or not); combine several with all: "
+                                       "or any:");
                         goto out;
                 }
                 if (strcmp(ks, "present") == 0) {
@@ -639,6 +819,18 @@ static int parse_cond(struct pctx *p, yaml_node_t *v, bool allow_status, struct 
                                          f);
                                 goto out;
                         }
+                } else if (strcmp(ks, "at_least") == 0 || strcmp(ks, "below") == 0) {
+                        c->kind = ks[0] == 'a' ? OB_COND_AT_LEAST : OB_COND_BELOW;
+                        if ((r = parse_count_bound(p, ks, val, &c->bound)) < 0)
+                                goto out;
+                } else if (strcmp(ks, "within") == 0) {
+                        c->kind = OB_COND_WITHIN;
+                        if ((r = parse_within(p, val, c)) < 0)
+                                goto out;
+                } else if (strcmp(ks, "at_or_after") == 0) {
+                        c->kind = OB_COND_AT_OR_AFTER;
+                        if ((r = parse_at_or_after(p, val, c)) < 0)
+                                goto out;
                 } else if (strcmp(ks, "status") == 0) {
                         if (!allow_status) {
                                 r = fail(p, k, "a mapping rule cannot test the status it derives");
@@ -663,18 +855,20 @@ static int parse_cond(struct pctx *p, yaml_node_t *v, bool allow_status, struct 
                         c->nsub = 1;
                 } else {
                         r = fail(p, k,
-                                 "unknown key '%s' in a condition (expected attribute with present, equals, bits or "
-                                 "passed; or status, all, any, not)",
+                                 "unknown key '%s' in a condition (expected attribute with present, equals, bits, "
+                                 "passed, at_least, below, within or at_or_after; or status, all, any, not)",
                                  ks);
                         goto out;
                 }
         }
         if (!pred) {
-                r = fail(p, v, "a condition needs a test: present, equals, bits, passed, status, all, any or not");
+                r = fail(p, v, "a condition needs a test: present, equals, bits, passed, at_least, below, within, "
+                               "at_or_after, status, all, any or not");
                 goto out;
         }
         bool needs_attr = c->kind == OB_COND_PRESENT || c->kind == OB_COND_ABSENT || c->kind == OB_COND_EQUALS ||
-                          c->kind == OB_COND_BITS || c->kind == OB_COND_PASSED;
+                          c->kind == OB_COND_BITS || c->kind == OB_COND_PASSED || c->kind == OB_COND_AT_LEAST ||
+                          c->kind == OB_COND_BELOW || c->kind == OB_COND_WITHIN || c->kind == OB_COND_AT_OR_AFTER;
         if (needs_attr && !attr) {
                 r = fail(p, v, "the test '%s' needs an attribute: key", pred_key);
                 goto out;
@@ -687,6 +881,148 @@ static int parse_cond(struct pctx *p, yaml_node_t *v, bool allow_status, struct 
         return 0;
 out:
         ob_cond_free(c);
+        return r;
+}
+
+/* ---- policies ------------------------------------------------------------ */
+
+static int set_source(struct pctx *p, const yaml_node_t *n, char **ret);
+
+/* A policy's DN may name ${base} (directory.base) and ${naming_context}
+ * (the root DSE's defaultNamingContext, read at the start of the pass: AD's
+ * domain head); policy.c replaces them. */
+static int h_policy_dn(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = h_nonempty(p, key, v, dst);
+        if (r < 0)
+                return r;
+        char *dn = strdup(*(char **)dst), *at;
+        if (!dn)
+                return -ENOMEM;
+        static const char *const names[] = {"${base}", "${naming_context}"};
+        for (size_t i = 0; i < OB_ELEMENTSOF(names); i++)
+                while ((at = strstr(dn, names[i]))) {
+                        /* Stand-in of the same shape: the rest must be a DN around it. */
+                        memmove(at + 4, at + strlen(names[i]), strlen(at + strlen(names[i])) + 1);
+                        memcpy(at, "dc=x", 4);
+                }
+        bool ok = !strstr(dn, "${") && ob_dn_syntax_ok(dn);
+        free(dn);
+        if (!ok)
+                return fail(p, v,
+                            "%s: '%s' is not a DN (placeholders: ${base}, ${naming_context}; for example "
+                            "cn=global_policy,cn=EXAMPLE.ORG,cn=kerberos,dc=example,dc=org)",
+                            key, *(char **)dst);
+        return 0;
+}
+
+/* policies: NAME: {dn: DN, attributes: [..]}, in the configuration and in
+ * mapping files. The same name in several files is one policy: the
+ * configuration (read first) gives its dn where a mapping gives a default
+ * (FreeIPA's realm is the site's own); attributes add up. */
+static int parse_policies(struct pctx *p, yaml_node_t *v)
+{
+        struct ob_config *c = p->cfg;
+        int r = expect(p, v, YAML_MAPPING_NODE, "policies");
+        if (r < 0)
+                return r;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a policy name")) < 0)
+                        return r;
+                const char *name = scalar(k);
+                if (!policy_name_ok(name, strlen(name)))
+                        return fail(p, k, "policy names use letters, digits, '-' and '_': '%s'", name);
+                struct ob_policy *pol = NULL;
+                for (size_t i = 0; i < c->npolicies && !pol; i++)
+                        if (strcmp(c->policies[i].name, name) == 0)
+                                pol = &c->policies[i];
+                if (!pol) {
+                        if (c->npolicies >= 64)
+                                return fail(p, k, "too many policies (at most 64)");
+                        struct ob_policy *n = realloc(c->policies, (c->npolicies + 1) * sizeof(*n));
+                        if (!n)
+                                return -ENOMEM;
+                        c->policies = n;
+                        pol = &c->policies[c->npolicies++];
+                        *pol = (struct ob_policy){.name = strdup(name)};
+                        if (!pol->name || (r = set_source(p, k, &pol->source)) < 0)
+                                return r < 0 ? r : -ENOMEM;
+                }
+                struct ob_policy t = {0};
+                const struct field f[] = {
+                        {"dn", h_policy_dn, offsetof(struct ob_policy, dn), false},
+                        {"attributes", h_attrlist, offsetof(struct ob_policy, attributes), false},
+                        {NULL},
+                };
+                char section[100];
+                snprintf(section, sizeof(section), "policies.%s", name);
+                r = walk(p, val, section, f, &t);
+                if (r == 0 && !pol->dn) {
+                        pol->dn = t.dn;
+                        t.dn = NULL;
+                }
+                for (size_t i = 0; r == 0 && t.attributes && t.attributes[i]; i++)
+                        r = ob_strv_add_unique_ci(&pol->attributes, t.attributes[i]);
+                free(t.dn);
+                ob_strv_free(t.attributes);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+struct bound_check {
+        struct ob_config *c;
+        struct ob_config_error *err;
+};
+
+/* Every policy a condition names exists and has a DN; its attribute is
+ * added to what the pass reads (and requires) of that policy's entry. */
+static int resolve_bound(struct ob_bound *b, void *ud)
+{
+        struct bound_check *bc = ud;
+        for (size_t i = 0; i < bc->c->npolicies; i++) {
+                struct ob_policy *pol = &bc->c->policies[i];
+                if (strcmp(pol->name, b->policy) != 0)
+                        continue;
+                if (!pol->dn) {
+                        snprintf(bc->err->message, sizeof(bc->err->message),
+                                 "%s: policy '%s' has no dn: set policies.%s.dn in the configuration", pol->source,
+                                 pol->name, pol->name);
+                        return -OB_ECONFIG;
+                }
+                b->policy_index = i;
+                return ob_strv_add_unique_ci(&pol->attributes, b->attribute);
+        }
+        char known[400] = "";
+        for (size_t i = 0; i < bc->c->npolicies; i++) {
+                strncat(known, i ? ", " : "", sizeof(known) - strlen(known) - 1);
+                strncat(known, bc->c->policies[i].name, sizeof(known) - strlen(known) - 1);
+        }
+        snprintf(bc->err->message, sizeof(bc->err->message), "%s: unknown policy '%s' (%s%s)", b->where, b->policy,
+                 bc->c->npolicies ? "policies: " : "no policies: section defines one",
+                 bc->c->npolicies ? known : "");
+        return -OB_ECONFIG;
+}
+
+static int resolve_policies(struct ob_config *c, struct ob_config_error *err)
+{
+        struct bound_check bc = {.c = c, .err = err};
+        int r = 0;
+        for (size_t i = 0; r == 0 && i < c->nrules; i++)
+                r = ob_cond_foreach_bound(c->rules[i].when, resolve_bound, &bc);
+        for (size_t i = 0; r == 0 && i < c->nactions; i++)
+                r = ob_cond_foreach_bound(c->actions[i].when, resolve_bound, &bc);
+        for (size_t i = 0; r == 0 && i < c->ntransitions; i++)
+                r = ob_cond_foreach_bound(c->transitions[i].when, resolve_bound, &bc);
+        for (size_t i = 0; r == 0 && i < c->npolicies; i++)
+                if (!c->policies[i].dn) {
+                        snprintf(err->message, sizeof(err->message),
+                                 "%s: policy '%s' has no dn: set policies.%s.dn in the configuration",
+                                 c->policies[i].source, c->policies[i].name, c->policies[i].name);
+                        r = -OB_ECONFIG;
+                }
         return r;
 }
 
@@ -1787,10 +2123,13 @@ static int load_mapping(struct ob_config *cfg, const char *path, struct ob_confi
                 } else if (strcmp(scalar(k), "directory") == 0) {
                         if ((r = mapping_directory(&p, node(&p, pr->value))) < 0)
                                 goto out;
+                } else if (strcmp(scalar(k), "policies") == 0) {
+                        if ((r = parse_policies(&p, node(&p, pr->value))) < 0)
+                                goto out;
                 } else if (strcmp(scalar(k), "description") != 0) {
                         r = fail(&p, k,
                                  "unknown key '%s' in a mapping file (expected one of: description, directory, "
-                                 "required_attributes, rules)",
+                                 "policies, required_attributes, rules)",
                                  scalar(k));
                         goto out;
                 }
@@ -2017,8 +2356,8 @@ static int load_main(struct pctx *p)
                 return r;
         static const char *const sections[] = {"directory", "writeback",  "state",   "transfer",    "safety",
                                                "mappings",  "connectors", "actions", "transitions", "service",
-                                               NULL};
-        yaml_node_t *sec[10] = {0};
+                                               "policies",  NULL};
+        yaml_node_t *sec[11] = {0};
         for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key);
                 if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
@@ -2030,7 +2369,7 @@ static int load_main(struct pctx *p)
                 if (!sections[i])
                         return fail(p, k,
                                     "unknown section '%s' (expected one of: directory, writeback, state, transfer, "
-                                    "safety, mappings, connectors, actions, transitions, service)",
+                                    "safety, mappings, connectors, actions, transitions, service, policies)",
                                     scalar(k));
                 if (sec[i])
                         return fail(p, k, "duplicate section '%s'", scalar(k));
@@ -2051,6 +2390,8 @@ static int load_main(struct pctx *p)
         if (sec[4] && (r = parse_safety(p, sec[4])) < 0)
                 return r;
         if (sec[9] && (r = parse_service(p, sec[9])) < 0)
+                return r;
+        if (sec[10] && (r = parse_policies(p, sec[10])) < 0)
                 return r;
         /* mappings */
         yaml_node_t *m = sec[5];
@@ -2189,6 +2530,8 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         pctx_done(&p);
         for (size_t i = 0; r == 0 && c->mapping_files && c->mapping_files[i]; i++)
                 r = load_mapping(c, c->mapping_files[i], err);
+        if (r == 0)
+                r = resolve_policies(c, err);
         struct ob_directory_config *d = &c->directory;
         set_default(&d->filter, "(objectClass=inetOrgPerson)", &r);
         set_default(&d->id_attribute, "entryUUID", &r);
@@ -2310,6 +2653,13 @@ void ob_config_free(struct ob_config *c)
                 free(c->transitions[i].actions);
         }
         free(c->transitions);
+        for (size_t i = 0; i < c->npolicies; i++) {
+                free(c->policies[i].name);
+                free(c->policies[i].dn);
+                free(c->policies[i].source);
+                ob_strv_free(c->policies[i].attributes);
+        }
+        free(c->policies);
         ob_strv_free(c->mapping_files);
         ob_strv_free(c->required_attributes);
         free(c->state_path);

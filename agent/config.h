@@ -189,6 +189,18 @@ struct ob_config {
          * unreadable (held, never evaluated); NULL-terminated or NULL. */
         char **required_attributes;
         bool uses_transfer; /* some template reads transfer_to.* */
+        size_t npolicies; /* policies: (configuration and mappings) */
+        struct ob_policy *policies;
+};
+
+/* A directory entry that conditions compare with (a password policy:
+ * {policy: NAME.attribute}), read once at the start of each pass; a pass
+ * that cannot read it, or an attribute of it, does not start. */
+struct ob_policy {
+        char *name;
+        char *dn;          /* may hold ${base} and ${naming_context} */
+        char **attributes; /* NULL-terminated: read, and required to be there */
+        char *source;      /* "file:line" where it was first named */
 };
 
 struct ob_config_error {

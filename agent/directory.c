@@ -1687,3 +1687,20 @@ int ob_dir_read_many(struct ob_dir *d, const char *const *dns, size_t n, ob_dir_
         }
         return r;
 }
+
+/* ---- one entry by DN, outside the account base -------------------------------------------------- */
+
+int ob_dir_read_entry(struct ob_dir *d, const char *dn, const char *const *attrs, struct ob_account **ret)
+{
+        if (!d || !dn || !attrs)
+                return -EINVAL;
+        struct ob_account *a = NULL;
+        /* libldap takes char **; it does not write to the list. */
+        int r = read_entry(d, dn, (char **)attrs, "read_entry", &a);
+        if (r < 0)
+                return r;
+        if (!a)
+                return -OB_ENOTFOUND;
+        *ret = a;
+        return 0;
+}

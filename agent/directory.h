@@ -120,4 +120,11 @@ int ob_dir_fd(struct ob_dir *d);
 typedef void (*ob_dir_read_fn)(size_t i, const struct ob_account *a, int err, void *userdata);
 int ob_dir_read_many(struct ob_dir *d, const char *const *dns, size_t n, ob_dir_read_fn fn, void *userdata);
 
+/* Reads one entry by DN ("" is the root DSE) with exactly the attributes
+ * attrs (NULL-terminated), wherever it is: for policy entries, which lie
+ * outside the account base. -OB_ENOTFOUND when it does not exist or the
+ * account cannot see it; any other failure (a referral, a timeout, a refused
+ * read) is an error, never "not found". */
+int ob_dir_read_entry(struct ob_dir *d, const char *dn, const char *const *attrs, struct ob_account **ret);
+
 #endif

@@ -3,9 +3,10 @@
 
 #include "cond.h"
 
-void ob_mapping_eval(const struct ob_config *c, const struct ob_account *a, int64_t now, struct ob_status_eval *ret)
+void ob_mapping_eval(const struct ob_config *c, const struct ob_account *a, int64_t now,
+                     const struct ob_policy_values *policy, struct ob_status_eval *ret)
 {
-        struct ob_cond_ctx ctx = {.account = a, .status = 0, .now = now};
+        struct ob_cond_ctx ctx = {.account = a, .status = 0, .now = now, .policy = policy};
         for (size_t i = 0; i < c->nrules; i++) {
                 const struct ob_rule *r = &c->rules[i];
                 if (!ob_cond_eval(r->when, &ctx))

@@ -14,6 +14,9 @@ struct ob_status_eval {
         const char *reason;         /* borrowed from the account or the rule; may be NULL */
 };
 
-void ob_mapping_eval(const struct ob_config *c, const struct ob_account *a, int64_t now, struct ob_status_eval *ret);
+/* policy: the pass's policy values (policy.h), NULL when the configuration
+ * names no policy. */
+void ob_mapping_eval(const struct ob_config *c, const struct ob_account *a, int64_t now,
+                     const struct ob_policy_values *policy, struct ob_status_eval *ret);
 
 #endif

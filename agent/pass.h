@@ -69,6 +69,7 @@ struct run {
         struct ob_index *ix;
         struct ob_dir *dir;
         int64_t now;
+        struct ob_policy_values *policy; /* read after the directory opened (policy.h) */
         const char *skip[6]; /* attributes left out of the digest: our own write-back */
         struct cand_ref *refs; /* every candidate, in the order read */
         size_t nrefs, refs_cap;

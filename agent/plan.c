@@ -373,7 +373,7 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
         if (in->deleted)
                 ev = (struct ob_status_eval){.status = OB_STATUS_DELETED};
         else
-                ob_mapping_eval(c, a, in->now, &ev);
+                ob_mapping_eval(c, a, in->now, in->policy, &ev);
         p->status = ev.status;
         p->rule = ev.rule;
         if (dup_or_null(ev.reason, &p->reason) < 0) {
@@ -401,7 +401,7 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
         }
         p->from = from;
 
-        struct ob_cond_ctx ctx = {.account = a, .status = p->status, .now = in->now};
+        struct ob_cond_ctx ctx = {.account = a, .status = p->status, .now = in->now, .policy = in->policy};
         if (from != p->status)
                 p->transition = find_transition(c, from, p->status, &ctx);
         p->continuing = continuing && p->transition;

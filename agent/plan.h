@@ -71,6 +71,7 @@ struct ob_plan_input {
         size_t nactions;
         struct ob_transfer transfer;
         int64_t now;
+        const struct ob_policy_values *policy; /* the pass's policy entries (policy.h), or NULL */
 };
 
 struct ob_account_plan {

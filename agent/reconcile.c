@@ -31,6 +31,7 @@
 #include "mapping.h"
 #include "pass.h"
 #include "plan.h"
+#include "policy.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -240,7 +241,8 @@ static int add_cand(struct run *r, const struct ob_account *a, bool deleted, con
                                            .record = rec,
                                            .actions = c.acts,
                                            .nactions = c.nacts,
-                                           .now = r->now};
+                                           .now = r->now,
+                                           .policy = r->policy};
                 struct ob_account_plan *p = NULL;
                 k = ob_plan_account(r->c, &in, &p);
                 ob_action_records_free(c.acts, c.nacts);
@@ -379,7 +381,7 @@ static int on_entry(const struct ob_account *a, void *ud)
         for (size_t i = 0; i < r->nastats; i++)
                 r->astats[i].present += ob_account_get(a, r->astats[i].name) != NULL;
         struct ob_status_eval ev;
-        ob_mapping_eval(c, a, r->now, &ev);
+        ob_mapping_eval(c, a, r->now, r->policy, &ev);
         struct ob_index_entry *e = ob_index_find(r->ix, a->id);
         if (e) {
                 if (e->seen) {
@@ -423,7 +425,7 @@ static int on_entry(const struct ob_account *a, void *ud)
          * are kept for after the read, so memory follows the work owed. */
         bool counted = false; /* planned here, and its status change counted */
         if (!e || !e->pending) {
-                struct ob_plan_input in = {.account = a, .record = e ? &rec : NULL, .now = r->now};
+                struct ob_plan_input in = {.account = a, .record = e ? &rec : NULL, .now = r->now, .policy = r->policy};
                 struct ob_account_plan *p = NULL;
                 int k = ob_plan_account(c, &in, &p);
                 if (k < 0) {
@@ -691,7 +693,8 @@ static int prefetch_managers(struct run *r)
                                            .record = cd->have_record ? &cd->rec : NULL,
                                            .actions = cd->acts,
                                            .nactions = cd->nacts,
-                                           .now = r->now};
+                                           .now = r->now,
+                                           .policy = r->policy};
                 struct ob_account_plan *p = NULL;
                 if (ob_plan_account(r->c, &in, &p) < 0)
                         continue;
@@ -722,7 +725,7 @@ static int judge_target(struct run *r, const char *dn, const char *role, struct 
                 return -OB_ELIMIT;
         }
         struct ob_status_eval ev;
-        ob_mapping_eval(r->c, a, r->now, &ev);
+        ob_mapping_eval(r->c, a, r->now, r->policy, &ev);
         if (ev.status != OB_STATUS_ACTIVE) {
                 ob_account_free(a);
                 return 0;
@@ -891,6 +894,7 @@ static int astats_store(struct run *r);
 /* ---- adopting what the directory already shows -------------------------------- */
 
 /* A first deployment on a directory with years of leavers: records each
+                .policy = r->policy,
  * account's status as applied, runs no action and writes nothing to the
  * directory (the next pass writes the status attributes of the accounts
  * that are not active). The pass holds one transaction around every window:
@@ -1101,6 +1105,7 @@ static void run_free(struct run *r)
         ob_strv_free(r->unreadable_dns);
         ob_dir_search_info_clear(&r->info);
         memo_clear(r);
+        ob_policy_values_free(r->policy);
         free(r->memo);
         astats_free(r);
         free(r->counts);
@@ -1456,6 +1461,14 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
         }
         r.cands = calloc(r.nrefs < r.window ? (r.nrefs ? r.nrefs : 1) : r.window, sizeof(*r.cands));
         if (!r.cands) {
+        char pwhy[768] = "";
+        if ((k = ob_policy_read(r.dir, c, &r.policy, pwhy, sizeof(pwhy))) < 0) {
+                /* Lockout rules are never judged against a policy that could not be read. */
+                fprintf(stderr, "offboard: %s\n", pwhy[0] ? pwhy : ob_strerror(k));
+                free(filter);
+                ret = k == -ENOMEM ? OB_EXIT_FAILED : OB_EXIT_DIRECTORY;
+                goto out;
+        }
                 ret = OB_EXIT_FAILED;
                 goto out;
         }

@@ -1,11 +1,18 @@
 /* Conditions: the tests mapping rules and when: clauses are made of. */
+#define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "account.h"
 #include "cond.h"
 #include "config.h"
+#include "mapping.h"
+#include "policy.h"
 
 #define NOW 1795422796LL /* 2026-11-23T08:33:16Z */
 
@@ -88,4 +95,211 @@ Test(cond, all_any_not_and_status_combine)
         cr_assert_not(eval(st, NULL, NULL));
         ob_cond_free(all);
         ob_cond_free(st);
+}
+
+/* ---- numbers, durations and policies ------------------------------------------ */
+
+/* A configuration with the shipped mappings (and tail added as it is). */
+static struct ob_config *load(const char *mappings, const char *tail)
+{
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        char path[64];
+        snprintf(path, sizeof(path), "/tmp/ob-test-cond-%d.yaml", (int)getpid());
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fprintf(f, "directory:\n  uri: ldaps://127.0.0.1\n  base: dc=x\nmappings: [%s]\n%s", mappings,
+                tail ? tail : "");
+        fclose(f);
+        struct ob_config *c = NULL;
+        struct ob_config_error err;
+        int r = ob_config_load(path, &c, &err);
+        unlink(path);
+        cr_assert_eq(r, 0, "%s", err.message);
+        return c;
+}
+
+/* An account (or policy entry) from name, value pairs ending in NULL. */
+static struct ob_account *entry(const char *name, ...)
+{
+        struct ob_account *a = ob_account_new();
+        a->id = strdup("x");
+        va_list ap;
+        va_start(ap, name);
+        for (const char *n = name; n; n = va_arg(ap, const char *)) {
+                const char *v = va_arg(ap, const char *);
+                ob_account_add(a, n, v, strlen(v));
+        }
+        va_end(ap);
+        return a;
+}
+
+static void gtime(int64_t t, char buf[static 16])
+{
+        time_t tt = (time_t)t;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        strftime(buf, 16, "%Y%m%d%H%M%SZ", &tm);
+}
+
+static void filetime(int64_t t, char buf[static 24])
+{
+        snprintf(buf, 24, "%lld", (long long)((t + 11644473600LL) * 10000000LL));
+}
+
+/* The rule that decides a (freed), or "active". */
+static const char *rule_of(const struct ob_config *c, struct ob_account *a, const struct ob_policy_values *pv)
+{
+        struct ob_status_eval ev;
+        ob_mapping_eval(c, a, NOW, pv, &ev);
+        ob_account_free(a);
+        return ev.rule ? ev.rule->name : "active";
+}
+
+#define IPA_POLICY "policies: {kerberos: {dn: \"cn=global_policy,cn=X.ORG,cn=kerberos,dc=x\"}}\n"
+
+/* FreeIPA's KDC (ipa-kdb's ipadb_check_policy_as): locked when the failures
+ * reach krbPwdMaxFailure (0: never), the last one within
+ * krbPwdLockoutDuration (0: forever), unless an administrator unlocked it
+ * at or after that failure. */
+Test(cond, freeipa_lockout_is_decided_as_freeipas_kdc_decides_it)
+{
+        struct ob_config *c = load("freeipa", IPA_POLICY);
+        cr_assert_eq(c->npolicies, 1);
+        cr_assert_str_eq(c->policies[0].dn, "cn=global_policy,cn=X.ORG,cn=kerberos,dc=x");
+        struct ob_account *pol = entry("krbPwdMaxFailure", "3", "krbPwdLockoutDuration", "600", NULL);
+        struct ob_policy_values pv = {.n = 1, .entries = &pol};
+        char min1[16], min2[16], min11[16], old[16];
+        gtime(NOW - 60, min1);
+        gtime(NOW - 120, min2);
+        gtime(NOW - 601, min11);
+        gtime(NOW - 30 * 86400, old);
+        const char *L = "kerberos-lockout";
+        cr_expect_str_eq(rule_of(c, entry("krbLoginFailedCount", "3", "krbLastFailedAuth", min1, NULL), &pv), L);
+        cr_expect_str_eq(rule_of(c, entry("krbLoginFailedCount", "2", "krbLastFailedAuth", min1, NULL), &pv),
+                         "active", "below the count");
+        cr_expect_str_eq(rule_of(c, entry("krbLoginFailedCount", "5", "krbLastFailedAuth", min11, NULL), &pv),
+                         "active", "the lockout duration has passed");
+        cr_expect_str_eq(rule_of(c,
+                                 entry("krbLoginFailedCount", "5", "krbLastFailedAuth", min2, "krbLastAdminUnlock",
+                                       min1, NULL),
+                                 &pv),
+                         "active", "unlocked by an administrator after the failure");
+        cr_expect_str_eq(rule_of(c,
+                                 entry("krbLoginFailedCount", "5", "krbLastFailedAuth", min2, "krbLastAdminUnlock",
+                                       min2, NULL),
+                                 &pv),
+                         "active", "an unlock at the same second counts (last_failed <= last_admin_unlock)");
+        cr_expect_str_eq(rule_of(c,
+                                 entry("krbLoginFailedCount", "5", "krbLastFailedAuth", min1, "krbLastAdminUnlock",
+                                       min2, NULL),
+                                 &pv),
+                         L, "failed again after the unlock");
+        cr_expect_str_eq(rule_of(c, entry("krbLoginFailedCount", "3", NULL), &pv), "active", "no failure time");
+        cr_expect_str_eq(rule_of(c, entry("nsAccountLock", "TRUE", "krbLoginFailedCount", "3", NULL), &pv),
+                         "disabled");
+        cr_expect_str_eq(rule_of(c, entry("krbPrincipalExpiration", old, NULL), &pv), "principal-expired");
+        ob_account_free(pol);
+
+        /* krbPwdLockoutDuration 0: locked until an administrator unlocks. */
+        pol = entry("krbPwdMaxFailure", "3", "krbPwdLockoutDuration", "0", NULL);
+        cr_expect_str_eq(rule_of(c, entry("krbLoginFailedCount", "3", "krbLastFailedAuth", old, NULL), &pv), L);
+        ob_account_free(pol);
+        /* krbPwdMaxFailure 0: the policy never locks. */
+        pol = entry("krbPwdMaxFailure", "0", "krbPwdLockoutDuration", "600", NULL);
+        cr_expect_str_eq(rule_of(c, entry("krbLoginFailedCount", "9", "krbLastFailedAuth", min1, NULL), &pv),
+                         "active");
+        ob_account_free(pol);
+        ob_config_free(c);
+}
+
+/* The AD rule for DCs without msDS-User-Account-Control-Computed:
+ * lockoutTime + the domain's lockoutDuration (negative 100 ns intervals;
+ * 0 and INT64_MIN: until an administrator unlocks, MS-ADTS 3.1.1.4.5.17). */
+Test(cond, ad_lockout_time_honours_the_domains_lockout_duration)
+{
+        struct ob_config *c = load("active-directory", NULL);
+        cr_assert_eq(c->npolicies, 1);
+        cr_assert_str_eq(c->policies[0].dn, "${naming_context}");
+        cr_assert_str_eq(c->policies[0].attributes[0], "lockoutDuration");
+        struct ob_account *pol = entry("lockoutDuration", "-18000000000", NULL); /* 30 minutes */
+        struct ob_policy_values pv = {.n = 1, .entries = &pol};
+        char m10[24], m31[24], years[24];
+        filetime(NOW - 600, m10);
+        filetime(NOW - 31 * 60, m31);
+        filetime(NOW - 3 * 365 * 86400LL, years);
+        const char *L = "lockout-time";
+        cr_expect_str_eq(rule_of(c, entry("userAccountControl", "512", "lockoutTime", m10, NULL), &pv), L);
+        cr_expect_str_eq(rule_of(c, entry("userAccountControl", "512", "lockoutTime", m31, NULL), &pv), "active",
+                         "the lockout duration has passed");
+        cr_expect_str_eq(rule_of(c, entry("userAccountControl", "512", "lockoutTime", "0", NULL), &pv), "active");
+        /* Where the DC computes the lock, that wins. */
+        cr_expect_str_eq(rule_of(c,
+                                 entry("userAccountControl", "512", "lockoutTime", m10,
+                                       "msDS-User-Account-Control-Computed", "0", NULL),
+                                 &pv),
+                         "active");
+        cr_expect_str_eq(rule_of(c, entry("userAccountControl", "512", "msDS-User-Account-Control-Computed", "16",
+                                          NULL),
+                                 &pv),
+                         "locked-out");
+        ob_account_free(pol);
+        pol = entry("lockoutDuration", "0", NULL);
+        cr_expect_str_eq(rule_of(c, entry("userAccountControl", "512", "lockoutTime", years, NULL), &pv), L,
+                         "0: until an administrator unlocks");
+        cr_expect_str_eq(rule_of(c, entry("userAccountControl", "512", "lockoutTime", "0", NULL), &pv), "active");
+        ob_account_free(pol);
+        pol = entry("lockoutDuration", "-9223372036854775808", NULL);
+        cr_expect_str_eq(rule_of(c, entry("userAccountControl", "512", "lockoutTime", years, NULL), &pv), L,
+                         "the smallest value: until an administrator unlocks");
+        ob_account_free(pol);
+        /* Without the policy values a bound never holds: a pass never gets
+         * here (it does not start without them), a caller that forgets
+         * them gets no lock from this rule, never a crash. */
+        cr_expect_str_eq(rule_of(c, entry("userAccountControl", "512", "lockoutTime", m10, NULL), NULL), "active");
+        ob_config_free(c);
+}
+
+Test(cond, at_least_below_and_within_take_plain_numbers_and_durations)
+{
+        char mpath[64];
+        snprintf(mpath, sizeof(mpath), "/tmp/ob-test-cond-m-%d.yaml", (int)getpid());
+        FILE *f = fopen(mpath, "w");
+        cr_assert_not_null(f);
+        fputs("rules:\n"
+              "  - {name: many, status: locked, when: {attribute: badPwdCount, at_least: 5}}\n"
+              "  - {name: few, status: inactive, when: {attribute: logins, below: -1}}\n"
+              "  - name: recent\n"
+              "    status: ended\n"
+              "    when: {attribute: lastFail, within: {time: generalized, duration: 1h}}\n",
+              f);
+        fclose(f);
+        struct ob_config *c = load(mpath, NULL);
+        unlink(mpath);
+        char m59[16], m61[16], ahead[16];
+        gtime(NOW - 59 * 60, m59);
+        gtime(NOW - 61 * 60, m61);
+        gtime(NOW + 60, ahead);
+        cr_expect_str_eq(rule_of(c, entry("badPwdCount", "5", NULL), NULL), "many");
+        cr_expect_str_eq(rule_of(c, entry("badPwdCount", "4", NULL), NULL), "active");
+        cr_expect_str_eq(rule_of(c, entry("badPwdCount", "4", "badPwdCount", "6", NULL), NULL), "many",
+                         "any value");
+        cr_expect_str_eq(rule_of(c, entry("badPwdCount", "lots", NULL), NULL), "active", "not a number");
+        cr_expect_str_eq(rule_of(c, entry("logins", "-2", NULL), NULL), "few");
+        cr_expect_str_eq(rule_of(c, entry("logins", "-1", NULL), NULL), "active");
+        cr_expect_str_eq(rule_of(c, entry("lastFail", m59, NULL), NULL), "recent");
+        cr_expect_str_eq(rule_of(c, entry("lastFail", m61, NULL), NULL), "active");
+        cr_expect_str_eq(rule_of(c, entry("lastFail", ahead, NULL), NULL), "recent",
+                         "a time ahead of the clock: the period has not ended");
+        cr_expect_str_eq(rule_of(c, entry("lastFail", "yesterday", NULL), NULL), "active");
+        ob_config_free(c);
+}
+
+Test(cond, a_policy_dn_gets_the_base_and_the_naming_context)
+{
+        char *dn = ob_policy_dn("cn=p,${base}", "ou=people,dc=x", NULL);
+        cr_assert_str_eq(dn, "cn=p,ou=people,dc=x");
+        free(dn);
+        dn = ob_policy_dn("${naming_context}", "ou=people,dc=x", "DC=offboard,DC=test");
+        cr_assert_str_eq(dn, "DC=offboard,DC=test");
+        free(dn);
 }

@@ -170,7 +170,11 @@ Test(config, every_shipped_mapping_loads)
                 char path[256];
                 snprintf(path, sizeof(path), "/tmp/ob-test-mapping-%d.yaml", (int)getpid());
                 FILE *f = fopen(path, "w");
-                fprintf(f, "directory:\n  uri: ldaps://127.0.0.1\n  base: dc=x\nmappings: [%s]\n", names[i]);
+                /* FreeIPA's policy DN names the realm: the configuration gives it. */
+                fprintf(f, "directory:\n  uri: ldaps://127.0.0.1\n  base: dc=x\nmappings: [%s]\n%s", names[i],
+                        strcmp(names[i], "freeipa") == 0
+                                ? "policies: {kerberos: {dn: \"cn=global_policy,cn=X.ORG,cn=kerberos,dc=x\"}}\n"
+                                : "");
                 fclose(f);
                 struct ob_config *c = NULL;
                 struct ob_config_error err;
@@ -481,4 +485,90 @@ Test(config, a_mappings_directory_defaults_lose_to_the_configurations_own)
         unlink(site);
         unlink(other);
         cr_assert_eq(rmdir(dir), 0);
+}
+
+/* Conditions that compare with a policy entry: a reference to a policy no
+ * section defines, or one without a DN, fails the load (validate) with the
+ * place it was made; so do malformed bounds. */
+Test(config, policy_references_and_bounds_are_checked_when_loading)
+{
+        char dir[] = "/tmp/ob-test-policy-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        static const struct {
+                const char *mapping, *config_tail, *needle;
+        } cases[] = {
+                {"rules:\n  - name: r\n    status: locked\n    when: {attribute: n, at_least: {policy: nope.max}}\n",
+                 "",
+                 "m.yaml:4:45: unknown policy 'nope' (no policies: section defines one)"},
+                {"policies: {pw: {dn: \"cn=p,dc=x\"}}\nrules:\n  - name: r\n    status: locked\n"
+                 "    when: {attribute: n, at_least: {policy: pwd.max}}\n",
+                 "", "unknown policy 'pwd' (policies: pw)"},
+                {"policies: {pw: {attributes: [max]}}\nrules:\n  - name: r\n    status: locked\n"
+                 "    when: {attribute: n, at_least: {policy: pw.max}}\n",
+                 "", "policy 'pw' has no dn: set policies.pw.dn in the configuration"},
+                {"rules:\n  - name: r\n    status: locked\n    when: {attribute: n, at_least: {policy: pw}}\n", "",
+                 "m.yaml:4:45: at_least must be NAME.attribute"},
+                {"rules:\n  - name: r\n    status: locked\n    when: {attribute: n, below: many}\n", "",
+                 "m.yaml:4:33: below must be a whole number or {policy: NAME.attribute}, not 'many'"},
+                {"rules:\n  - name: r\n    status: locked\n"
+                 "    when: {attribute: t, within: {time: generalized, duration: {policy: pw.d}}}\n",
+                 "policies: {pw: {dn: \"cn=p,dc=x\"}}\n", "needs policy: NAME.attribute and unit:"},
+                {"rules:\n  - name: r\n    status: locked\n"
+                 "    when: {attribute: t, within: {time: filetime, duration: {policy: pw.d, unit: interval, "
+                 "zero: forever}}}\n",
+                 "policies: {pw: {dn: \"cn=p,dc=x\"}}\n", "zero: forever is implied by unit: interval"},
+                {"rules:\n  - name: r\n    status: locked\n"
+                 "    when: {attribute: t, within: {time: ages, duration: 1h}}\n",
+                 "", "within.time must name the time format"},
+                {"rules:\n  - name: r\n    status: locked\n    when: {attribute: t, at_or_after: {attribute: u}}\n", "",
+                 "at_or_after needs attribute: (the other time) and time: (its format)"},
+                {"rules:\n  - name: r\n    status: locked\n    when: {at_least: 3}\n", "",
+                 "the test 'at_least' needs an attribute: key"},
+                {"policies: {pw: {dn: \"cn=p,${realm}\"}}\nrules:\n  - name: r\n    status: locked\n"
+                 "    when: {attribute: n, at_least: 1}\n",
+                 "", "m.yaml:1:21: policies.pw.dn: 'cn=p,${realm}' is not a DN"},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char mpath[256], cpath[256], text[512];
+                write_file(mpath, sizeof(mpath), dir, "m.yaml", cases[i].mapping);
+                snprintf(text, sizeof(text),
+                         "directory:\n  uri: ldaps://127.0.0.1\n  base: dc=x\nmappings: [m.yaml]\n%s",
+                         cases[i].config_tail);
+                write_file(cpath, sizeof(cpath), dir, "offboard.yaml", text);
+                struct ob_config *c = NULL;
+                struct ob_config_error err;
+                int r = ob_config_load(cpath, &c, &err);
+                unlink(mpath);
+                unlink(cpath);
+                cr_expect_eq(r, -OB_ECONFIG, "case %zu loaded", i);
+                cr_expect_not_null(strstr(err.message, cases[i].needle), "case %zu: %s", i, err.message);
+                if (r == 0)
+                        ob_config_free(c);
+        }
+        cr_assert_eq(rmdir(dir), 0);
+}
+
+/* The configuration's policies: gives the DN a mapping leaves to the site,
+ * and wins over a mapping's default; the attributes the conditions compare
+ * with are what the pass will read and require. */
+Test(config, the_configurations_policy_dn_wins_and_the_compared_attributes_are_required)
+{
+        char path[64];
+        snprintf(path, sizeof(path), "/tmp/ob-test-policy-%d.yaml", (int)getpid());
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs("directory:\n  uri: ldaps://127.0.0.1\n  base: dc=x\nmappings: [active-directory]\n"
+              "policies:\n  domain:\n    dn: \"DC=corp,DC=example\"\n",
+              f);
+        fclose(f);
+        struct ob_config *c = NULL;
+        struct ob_config_error err;
+        int r = ob_config_load(path, &c, &err);
+        unlink(path);
+        cr_assert_eq(r, 0, "%s", err.message);
+        cr_assert_eq(c->npolicies, 1);
+        cr_assert_str_eq(c->policies[0].dn, "DC=corp,DC=example");
+        cr_assert_str_eq(c->policies[0].attributes[0], "lockoutDuration");
+        cr_assert_null(c->policies[0].attributes[1]);
+        ob_config_free(c);
 }

@@ -73,7 +73,7 @@ Test(plan, mapping_first_matching_rule_wins)
         struct ob_account *a = person("bob", "employeeType", "Inactive", "pwdAccountLockedTime", "000001010000Z",
                                       "description", "Left the company", NULL);
         struct ob_status_eval ev;
-        ob_mapping_eval(cfg, a, NOW, &ev);
+        ob_mapping_eval(cfg, a, NOW, NULL, &ev);
         cr_assert_eq(ev.status, OB_STATUS_INACTIVE);
         cr_assert_str_eq(ev.rule->name, "inactive");
         cr_assert_str_eq(ev.reason, "Left the company");
@@ -99,7 +99,7 @@ Test(plan, mapping_covers_admin_lock_ppolicy_lock_end_date_and_active)
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 struct ob_account *a = person("x", cases[i].attr, cases[i].value, NULL);
                 struct ob_status_eval ev;
-                ob_mapping_eval(cfg, a, NOW, &ev);
+                ob_mapping_eval(cfg, a, NOW, NULL, &ev);
                 cr_assert_eq(ev.status, cases[i].want, "%s=%s gave %s", cases[i].attr, cases[i].value,
                              ob_status_name(ev.status));
                 if (cases[i].rule)
