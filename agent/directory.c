@@ -24,6 +24,7 @@
 
 #include "escape.h"
 #include "log.h"
+#include "loop.h"
 #include "util.h"
 
 /* Limits on what the directory controls. */
@@ -60,6 +61,15 @@ struct ob_dir {
         bool has_assertion; /* RFC 4528 assertion control */
         bool has_paging;    /* RFC 2696 paged results control */
         bool is_ad;         /* Active Directory or Samba AD (LDAP_CAP_ACTIVE_DIRECTORY_OID) */
+        /* On an event loop (ob_dir_attach): the operations in flight. */
+        struct ob_loop *loop;
+        int fd;
+        struct dir_op *ops;
+        size_t nops;
+        bool watched;
+        bool lost; /* the connection failed: nothing more can be sent */
+        struct ob_timer *timer;
+        struct ob_timer *kick;
 };
 
 #define OB_OID_ASSERTION "1.3.6.1.1.12"
@@ -189,6 +199,10 @@ static int uri_scheme(const char *uris, bool *ret_plain)
 }
 
 static int read_entry(struct ob_dir *d, const char *dn, char **attrs, const char *op, struct ob_account **ret);
+static void dir_kick(struct ob_dir *d);
+static void dir_dispatch(struct ob_dir *d, LDAPMessage *m);
+static void dir_detach(struct ob_dir *d);
+static int replace_wait(struct ob_dir *d, int msgid, int *ret_msgid, int *ret_result);
 
 /* ---- waiting for messages ------------------------------------------------------ */
 
@@ -213,6 +227,7 @@ static int wait_msgs(struct ob_dir *d, int msgid, int all, int64_t timeout_ms, c
                 return rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
         }
         *ret = m;
+        dir_kick(d);
         return t;
 }
 
@@ -424,6 +439,8 @@ void ob_dir_free(struct ob_dir *d)
 {
         if (!d)
                 return;
+        if (d->loop)
+                dir_detach(d);
         if (d->ld)
                 ldap_unbind_ext_s(d->ld, NULL, NULL);
         free(d->uri);
@@ -879,140 +896,183 @@ void ob_dir_search_info_clear(struct ob_dir_search_info *info)
         *info = (struct ob_dir_search_info){0};
 }
 
-/* Paged search streaming every entry to fn. Any result other than success on
- * any page fails the search; a callback's non-zero return stops it. The whole
- * search has a deadline and a page cap. References go to info, or fail the
- * search when info is NULL. */
+/* A paged search, waited for here (paged_search) or driven by the event
+ * loop (ob_dir_search_accounts_start): the same page and message handling. */
+struct dir_search {
+        const char *base; /* borrowed from the ob_dir */
+        int scope;
+        char *filter;
+        char **attrs; /* borrowed from the ob_dir */
+        bool need_id;
+        ob_dir_entry_fn fn;
+        void *userdata;
+        struct ob_dir_search_info *info;
+        struct berval *cookie;
+        size_t pages;
+        int64_t deadline;
+        int msgid;
+};
+
+static void search_clear(struct dir_search *s)
+{
+        free(s->filter);
+        ber_bvfree(s->cookie);
+        s->filter = NULL;
+        s->cookie = NULL;
+}
+
+/* Sends the next page's request (s->cookie, the previous page's). */
+static int search_send_page(struct ob_dir *d, struct dir_search *s)
+{
+        if (++s->pages > d->max_pages) {
+                ob_log(OB_LOG_ERROR,
+                       "event=ldap_search_too_long base=%s pages=%zu max_pages=%zu note=\"raise "
+                       "directory.max_pages or page_size if the directory really is this large\"",
+                       ob_log_quote(s->base), s->pages - 1, d->max_pages);
+                return -OB_ESIZELIMIT;
+        }
+        LDAPControl *page = NULL;
+        int rc = ldap_create_page_control(d->ld, d->page_size, s->cookie, 1, &page);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "create_page_control", s->base, rc, NULL);
+                return rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
+        }
+        LDAPControl *sctrls[] = {page, NULL};
+        struct timeval tl = ms_to_tv(d->timeout_ms);
+        s->msgid = -1;
+        rc = ldap_search_ext(d->ld, s->base, s->scope, s->filter, s->attrs, 0, sctrls, NULL,
+                             d->timeout_ms >= 1000 ? &tl : NULL, LDAP_NO_LIMIT, &s->msgid);
+        ldap_control_free(page);
+        ber_bvfree(s->cookie);
+        s->cookie = NULL;
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "search", s->base, rc, NULL);
+                return ldap_to_ob(rc) == -OB_ESIZELIMIT ? -OB_ESIZELIMIT : -OB_EDIRECTORY;
+        }
+        return 0;
+}
+
+/* One message of the page in flight: 0 to go on, 1 when the page ended
+ * (s->cookie then says whether another follows), or the error or the
+ * callback's non-zero return that ends the search (the request is then
+ * abandoned). */
+static int search_on_msg(struct ob_dir *d, struct dir_search *s, LDAPMessage *m)
+{
+        int r = 0;
+        int t = ldap_msgtype(m);
+        if (t == LDAP_RES_SEARCH_ENTRY) {
+                struct ob_account *a = NULL;
+                r = entry_to_account(d, m, s->need_id, &a);
+                if (r == 0) {
+                        if (s->info) {
+                                s->info->entries++;
+                                s->info->unreadable += a->unreadable != NULL;
+                        }
+                        if (a->unreadable)
+                                ob_log(OB_LOG_WARNING, "event=ldap_entry_unreadable dn=%s reason=%s",
+                                       ob_log_quote(a->dn), ob_log_quote(a->unreadable));
+                        r = s->fn(a, s->userdata);
+                        ob_account_free(a);
+                }
+        } else if (t == LDAP_RES_SEARCH_RESULT) {
+                LDAPControl **rctrls = NULL;
+                int res;
+                if (parse_result(d, m, "search", s->base, &res, &rctrls) != LDAP_SUCCESS) {
+                        /* A missing base is an error, not "no accounts". */
+                        int e = ldap_to_ob(res);
+                        if (res == LDAP_NO_SUCH_OBJECT)
+                                ob_log(OB_LOG_ERROR,
+                                       "event=ldap_base_missing base=%s fix=\"the search base does not exist, or the "
+                                       "service account cannot see it: check directory.base (or teams.base)\"",
+                                       ob_log_quote(s->base));
+                        return e == -OB_ESIZELIMIT || e == -ENOMEM ? e : -OB_EDIRECTORY;
+                }
+                LDAPControl *pc = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL);
+                if (pc) {
+                        ber_int_t estimate = 0;
+                        struct berval c = {0, NULL};
+                        int rc = ldap_parse_pageresponse_control(d->ld, pc, &estimate, &c);
+                        if (rc != LDAP_SUCCESS) {
+                                dir_log(d, OB_LOG_ERROR, "parse_page_control", s->base, rc, NULL);
+                                r = -OB_EDIRECTORY;
+                        } else if (c.bv_len > 0 && !(s->cookie = ber_bvdup(&c)))
+                                r = -ENOMEM;
+                        ber_memfree(c.bv_val);
+                }
+                /* No page control: the server sent everything at once. */
+                ldap_controls_free(rctrls);
+                return r ? r : 1;
+        } else if (t == LDAP_RES_SEARCH_REFERENCE) {
+                /* Referrals are not chased: what another server holds was
+                 * not read, and the caller must know. */
+                r = note_reference(d, m, s->base, s->info);
+        }
+        if (r != 0)
+                ldap_abandon_ext(d->ld, s->msgid, NULL, NULL);
+        return r;
+}
+
+static void search_too_long(struct ob_dir *d, struct dir_search *s)
+{
+        ldap_abandon_ext(d->ld, s->msgid, NULL, NULL);
+        ob_log(OB_LOG_ERROR,
+               "event=ldap_search_too_long base=%s pages=%zu search_deadline_ms=%lld "
+               "note=\"the whole search did not end within directory.search_deadline\"",
+               ob_log_quote(s->base), s->pages, (long long)d->search_deadline_ms);
+}
+
+/* Paged search streaming every entry to fn, waited for here. Any result
+ * other than success on any page fails the search; a callback's non-zero
+ * return stops it. The whole search has a deadline and a page cap.
+ * References go to info, or fail the search when info is NULL. */
 static int paged_search(struct ob_dir *d, const char *base, int scope, const char *filter, char **attrs, bool need_id,
                         ob_dir_entry_fn fn, void *userdata, struct ob_dir_search_info *info)
 {
-        struct berval *cookie = NULL;
-        int64_t deadline = monotonic_ms() + d->search_deadline_ms;
-        size_t pages = 0;
-        int r = 0;
-
-        for (;;) {
-                if (++pages > d->max_pages) {
-                        ob_log(OB_LOG_ERROR,
-                               "event=ldap_search_too_long base=%s pages=%zu max_pages=%zu note=\"raise "
-                               "directory.max_pages or page_size if the directory really is this large\"",
-                               ob_log_quote(base), pages - 1, d->max_pages);
+        struct dir_search s = {.base = base, .scope = scope, .filter = strdup(filter), .attrs = attrs,
+                               .need_id = need_id, .fn = fn, .userdata = userdata, .info = info,
+                               .deadline = monotonic_ms() + d->search_deadline_ms};
+        int r = s.filter ? search_send_page(d, &s) : -ENOMEM;
+        while (r == 0) {
+                int64_t left = s.deadline - monotonic_ms();
+                if (left <= 0) {
+                        search_too_long(d, &s);
                         r = -OB_ESIZELIMIT;
                         break;
                 }
-                LDAPControl *page = NULL;
-                int rc = ldap_create_page_control(d->ld, d->page_size, cookie, 1, &page);
-                if (rc != LDAP_SUCCESS) {
-                        dir_log(d, OB_LOG_ERROR, "create_page_control", base, rc, NULL);
-                        r = rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
+                /* Everything received so far in one call: a page costs a
+                 * few reads and polls, not two reads and a poll an entry. */
+                LDAPMessage *chain = NULL;
+                int64_t wait = d->timeout_ms > 0 && d->timeout_ms < left ? d->timeout_ms : left;
+                int t = wait_msgs(d, s.msgid, LDAP_MSG_RECEIVED, wait, "search", base, &chain);
+                if (t < 0) {
+                        r = wait < d->timeout_ms && monotonic_ms() >= s.deadline ? -OB_ESIZELIMIT : t;
                         break;
                 }
-                LDAPControl *sctrls[] = {page, NULL};
-                struct timeval tl = ms_to_tv(d->timeout_ms);
-                int msgid = -1;
-                rc = ldap_search_ext(d->ld, base, scope, filter, attrs, 0, sctrls, NULL,
-                                     d->timeout_ms >= 1000 ? &tl : NULL, LDAP_NO_LIMIT, &msgid);
-                ldap_control_free(page);
-                ber_bvfree(cookie);
-                cookie = NULL;
-                if (rc != LDAP_SUCCESS) {
-                        dir_log(d, OB_LOG_ERROR, "search", base, rc, NULL);
-                        r = ldap_to_ob(rc) == -OB_ESIZELIMIT ? -OB_ESIZELIMIT : -OB_EDIRECTORY;
-                        break;
-                }
-
-                bool page_done = false;
-                while (!page_done && r == 0) {
-                        int64_t left = deadline - monotonic_ms();
-                        if (left <= 0) {
-                                ldap_abandon_ext(d->ld, msgid, NULL, NULL);
-                                ob_log(OB_LOG_ERROR,
-                                       "event=ldap_search_too_long base=%s pages=%zu search_deadline_ms=%lld "
-                                       "note=\"the whole search did not end within directory.search_deadline\"",
-                                       ob_log_quote(base), pages, (long long)d->search_deadline_ms);
-                                r = -OB_ESIZELIMIT;
-                                break;
-                        }
-                        /* Everything received so far in one call: a page costs a
-                         * few reads and polls, not two reads and a poll an entry. */
-                        LDAPMessage *chain = NULL;
-                        int64_t wait = d->timeout_ms > 0 && d->timeout_ms < left ? d->timeout_ms : left;
-                        int t = wait_msgs(d, msgid, LDAP_MSG_RECEIVED, wait, "search", base, &chain);
-                        if (t < 0) {
-                                r = wait < d->timeout_ms && monotonic_ms() >= deadline ? -OB_ESIZELIMIT : t;
-                                break;
-                        }
-                        for (LDAPMessage *m = ldap_first_message(d->ld, chain); m && r == 0 && !page_done;
-                             m = ldap_next_message(d->ld, m)) {
-                                t = ldap_msgtype(m);
-                                if (t == LDAP_RES_SEARCH_ENTRY) {
-                                        struct ob_account *a = NULL;
-                                        int k = entry_to_account(d, m, need_id, &a);
-                                        if (k < 0)
-                                                r = k;
-                                        else {
-                                                if (info) {
-                                                        info->entries++;
-                                                        info->unreadable += a->unreadable != NULL;
-                                                }
-                                                if (a->unreadable)
-                                                        ob_log(OB_LOG_WARNING,
-                                                               "event=ldap_entry_unreadable dn=%s reason=%s",
-                                                               ob_log_quote(a->dn), ob_log_quote(a->unreadable));
-                                                r = fn(a, userdata);
-                                                ob_account_free(a);
-                                        }
-                                        if (r != 0)
-                                                ldap_abandon_ext(d->ld, msgid, NULL, NULL);
-                                } else if (t == LDAP_RES_SEARCH_RESULT) {
-                                        LDAPControl **rctrls = NULL;
-                                        int res;
-                                        page_done = true;
-                                        if (parse_result(d, m, "search", base, &res, &rctrls) != LDAP_SUCCESS) {
-                                                /* A missing base is an error, not "no accounts". */
-                                                int e = ldap_to_ob(res);
-                                                if (res == LDAP_NO_SUCH_OBJECT)
-                                                        ob_log(OB_LOG_ERROR,
-                                                               "event=ldap_base_missing base=%s fix=\"the search "
-                                                               "base does not exist, or the service account cannot "
-                                                               "see it: check directory.base (or teams.base)\"",
-                                                               ob_log_quote(base));
-                                                r = e == -OB_ESIZELIMIT || e == -ENOMEM ? e : -OB_EDIRECTORY;
-                                        } else {
-                                                LDAPControl *pc =
-                                                        ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL);
-                                                if (pc) {
-                                                        ber_int_t estimate = 0;
-                                                        struct berval c = {0, NULL};
-                                                        rc = ldap_parse_pageresponse_control(d->ld, pc, &estimate, &c);
-                                                        if (rc != LDAP_SUCCESS) {
-                                                                dir_log(d, OB_LOG_ERROR, "parse_page_control", base, rc,
-                                                                        NULL);
-                                                                r = -OB_EDIRECTORY;
-                                                        } else if (c.bv_len > 0) {
-                                                                cookie = ber_bvdup(&c);
-                                                                if (!cookie)
-                                                                        r = -ENOMEM;
-                                                        }
-                                                        ber_memfree(c.bv_val);
-                                                }
-                                                /* No page control: the server sent everything at once. */
-                                        }
-                                        ldap_controls_free(rctrls);
-                                } else if (t == LDAP_RES_SEARCH_REFERENCE) {
-                                        /* Referrals are not chased: what another server
-                                         * holds was not read, and the caller must know. */
-                                        r = note_reference(d, m, base, info);
-                                        if (r != 0)
-                                                ldap_abandon_ext(d->ld, msgid, NULL, NULL);
-                                }
-                        }
-                        ldap_msgfree(chain);
-                }
-                if (r != 0 || !cookie)
-                        break;
+                for (LDAPMessage *m = ldap_first_message(d->ld, chain); m && r == 0; m = ldap_next_message(d->ld, m))
+                        r = search_on_msg(d, &s, m);
+                ldap_msgfree(chain);
+                if (r == 1)
+                        r = s.cookie ? search_send_page(d, &s) : 2;
         }
-        ber_bvfree(cookie);
+        search_clear(&s);
+        return r == 2 ? 0 : r;
+}
+
+/* 389-DS answers a paged search of a base that does not exist with success
+ * and no entries: a missing base must not pass for "no accounts". */
+static int search_base_exists(struct ob_dir *d)
+{
+        char *none[] = {"1.1", NULL};
+        struct ob_account *b = NULL;
+        int r = read_entry(d, d->base, none, "read_base", &b);
+        if (r == 0 && !b) {
+                ob_log(OB_LOG_ERROR,
+                       "event=ldap_base_missing base=%s fix=\"the search base does not exist, or the "
+                       "service account cannot see it: check directory.base\"",
+                       ob_log_quote(d->base));
+                r = -OB_EDIRECTORY;
+        }
+        ob_account_free(b);
         return r;
 }
 
@@ -1022,22 +1082,8 @@ int ob_dir_search_accounts(struct ob_dir *d, ob_dir_entry_fn fn, void *userdata,
                 return -EINVAL;
         struct ob_dir_search_info info = {0};
         int r = paged_search(d, d->base, d->scope, d->filter, d->attrs, true, fn, userdata, &info);
-        if (r == 0 && info.entries == 0 && !info.references) {
-                /* 389-DS answers a paged search of a base that does not
-                 * exist with success and no entries: a missing base must
-                 * not pass for "no accounts". */
-                char *none[] = {"1.1", NULL};
-                struct ob_account *b = NULL;
-                r = read_entry(d, d->base, none, "read_base", &b);
-                if (r == 0 && !b) {
-                        ob_log(OB_LOG_ERROR,
-                               "event=ldap_base_missing base=%s fix=\"the search base does not exist, or the "
-                               "service account cannot see it: check directory.base\"",
-                               ob_log_quote(d->base));
-                        r = -OB_EDIRECTORY;
-                }
-                ob_account_free(b);
-        }
+        if (r == 0 && info.entries == 0 && !info.references)
+                r = search_base_exists(d);
         if (r == 0 && ret_info)
                 *ret_info = info;
         else
@@ -1347,7 +1393,7 @@ int ob_dir_replace(struct ob_dir *d, const char *dn, const char *object_class, c
         if (r < 0 || msgid == 0)
                 return r;
         int result = 0;
-        r = ob_dir_replace_collect(d, msgid, &msgid, &result);
+        r = replace_wait(d, msgid, &msgid, &result);
         return r < 0 ? r : result;
 }
 
@@ -1393,7 +1439,7 @@ static int add_class_first(struct ob_dir *d, const char *dn, const char *object_
         return 0;
 }
 
-/* Sends one modify (see ob_dir_replace_send); the request is encoded before
+/* Sends one modify (see ob_dir_replace_start); the request is encoded before
  * this returns, so nothing the caller passed needs to outlive it. */
 static int replace_send(struct ob_dir *d, const char *dn, bool add_oc, const char *object_class,
                         const struct ob_dir_mod *mods, size_t nmods, const char *assert_attr, const char *assert_value,
@@ -1516,20 +1562,8 @@ out:
         return r;
 }
 
-int ob_dir_replace_send(struct ob_dir *d, const char *dn, bool add_object_class, const char *object_class,
-                        const struct ob_dir_mod *mods, size_t nmods, const char *assert_attr, const char *assert_value,
-                        int *ret_msgid)
-{
-        int r = d && ret_msgid ? replace_check(dn, object_class, mods, nmods, assert_attr, assert_value) : -EINVAL;
-        if (r < 0)
-                return r;
-        if (add_object_class && !object_class)
-                return -EINVAL;
-        return replace_send(d, dn, add_object_class, object_class, mods, nmods, assert_attr, assert_value, ret_msgid);
-}
-
 /* The answer to a modify: its message id and what ob_dir_replace would
- * have returned. Frees m. */
+ * have returned. */
 static void modify_result(struct ob_dir *d, LDAPMessage *m, int *ret_msgid, int *ret_result)
 {
         int id = ldap_msgid(m);
@@ -1538,60 +1572,449 @@ static void modify_result(struct ob_dir *d, LDAPMessage *m, int *ret_msgid, int 
                 int e = ldap_to_ob(res);
                 result = e == -OB_EASSERTION || e == -OB_ENOTFOUND || e == -ENOMEM ? e : -OB_EDIRECTORY;
         }
-        ldap_msgfree(m);
         *ret_msgid = id;
         *ret_result = result;
 }
 
-int ob_dir_replace_collect(struct ob_dir *d, int msgid, int *ret_msgid, int *ret_result)
+/* Waits for the answer to the modify msgid. */
+static int replace_wait(struct ob_dir *d, int msgid, int *ret_msgid, int *ret_result)
 {
-        if (!d || !ret_msgid || !ret_result)
+        if (!d || msgid <= 0 || !ret_msgid || !ret_result)
                 return -EINVAL;
-        for (;;) {
-                LDAPMessage *m = NULL;
-                int t = wait_msg(d, msgid > 0 ? msgid : LDAP_RES_ANY, "modify", NULL, &m);
-                if (t < 0)
-                        return t;
-                if (t != LDAP_RES_MODIFY) {
-                        ldap_msgfree(m);
-                        continue;
-                }
-                modify_result(d, m, ret_msgid, ret_result);
-                return 0;
-        }
+        LDAPMessage *m = NULL;
+        int t = wait_msg(d, msgid, "modify", NULL, &m);
+        if (t < 0)
+                return t;
+        modify_result(d, m, ret_msgid, ret_result);
+        ldap_msgfree(m);
+        return 0;
 }
 
-int ob_dir_replace_poll(struct ob_dir *d, int *ret_msgid, int *ret_result)
-{
-        if (!d || !ret_msgid || !ret_result)
-                return -EINVAL;
-        for (;;) {
-                struct timeval zero = {0, 0};
-                LDAPMessage *m = NULL;
-                int t = ldap_result(d->ld, LDAP_RES_ANY, LDAP_MSG_ONE, &zero, &m);
-                if (t == 0)
-                        return -EAGAIN;
-                if (t < 0 || !m) {
-                        int rc = handle_errno(d);
-                        dir_log(d, OB_LOG_ERROR, "modify", NULL, rc, NULL);
-                        ldap_msgfree(m);
-                        return rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
-                }
-                if (t != LDAP_RES_MODIFY) {
-                        ldap_msgfree(m);
-                        continue;
-                }
-                modify_result(d, m, ret_msgid, ret_result);
-                return 0;
-        }
-}
-
-int ob_dir_fd(struct ob_dir *d)
+static int dir_fd(struct ob_dir *d)
 {
         ber_socket_t fd = -1;
         if (!d || !d->ld || ldap_get_option(d->ld, LDAP_OPT_DESC, &fd) != LDAP_OPT_SUCCESS)
                 return -1;
         return (int)fd;
+}
+
+/* ---- on the event loop ------------------------------------------------------------------------ */
+
+/* Operations whose answers the loop reads: the descriptor is watched while
+ * any is in flight, answers are read with a zero timeout and handed to the
+ * operation by message id, and a timer fails what got no answer within the
+ * timeout. The blocking calls above share the connection: what they read
+ * for these operations is handed on (dir_dispatch), and what libldap holds
+ * after them is read on the next loop turn (dir_kick). */
+enum dir_op_kind { DIR_OP_SEARCH, DIR_OP_READ, DIR_OP_MODIFY };
+
+struct dir_op {
+        struct dir_op *next;
+        enum dir_op_kind kind;
+        int msgid;
+        int64_t last_ms; /* sent, or the last message: no answer for timeout_ms fails it */
+        char *dn;        /* read, modify */
+        struct dir_search s;            /* search */
+        struct ob_dir_search_info info; /* search */
+        struct ob_account *found;       /* read */
+        int err;                        /* read: what went wrong before the result */
+        ob_dir_search_done_fn search_done;
+        ob_dir_read_done_fn read_done;
+        ob_dir_modify_done_fn modify_done;
+        void *userdata;
+};
+
+static void dir_arm(struct ob_dir *d);
+
+static void op_free(struct dir_op *op)
+{
+        search_clear(&op->s);
+        ob_dir_search_info_clear(&op->info);
+        ob_account_free(op->found);
+        free(op->dn);
+        free(op);
+}
+
+static struct dir_op *op_find(struct ob_dir *d, int msgid)
+{
+        for (struct dir_op *op = d->ops; op; op = op->next)
+                if (op->msgid == msgid)
+                        return op;
+        return NULL;
+}
+
+static void op_add(struct ob_dir *d, struct dir_op *op)
+{
+        op->last_ms = monotonic_ms();
+        op->next = d->ops;
+        d->ops = op;
+        d->nops++;
+        dir_arm(d);
+}
+
+/* Takes op out and hands its result to its callback (which may start other
+ * operations), then frees it. */
+static void op_finish(struct ob_dir *d, struct dir_op *op, int result)
+{
+        for (struct dir_op **p = &d->ops; *p; p = &(*p)->next)
+                if (*p == op) {
+                        *p = op->next;
+                        d->nops--;
+                        break;
+                }
+        switch (op->kind) {
+        case DIR_OP_SEARCH:
+                if (result == 0 && op->info.entries == 0 && !op->info.references)
+                        result = search_base_exists(d);
+                op->search_done(result, &op->info, op->userdata);
+                break;
+        case DIR_OP_READ:
+                if (result == 0 && op->err == 0 && !op->found)
+                        result = -OB_ENOTFOUND;
+                op->read_done(op->dn, result == 0 && op->err == 0 ? op->found : NULL,
+                              result < 0 ? result : op->err, op->userdata);
+                break;
+        case DIR_OP_MODIFY:
+                op->modify_done(result, op->userdata);
+                break;
+        }
+        op_free(op);
+        dir_arm(d);
+}
+
+/* The connection is gone: no answer can come for anything in flight. */
+static void dir_lost(struct ob_dir *d, int err)
+{
+        d->lost = true;
+        while (d->ops)
+                op_finish(d, d->ops, err);
+}
+
+/* One message for an operation on the loop (ignored when none has its id:
+ * what was abandoned may still answer). Does not free m. */
+static void dir_dispatch(struct ob_dir *d, LDAPMessage *m)
+{
+        struct dir_op *op = op_find(d, ldap_msgid(m));
+        if (!op)
+                return;
+        op->last_ms = monotonic_ms();
+        int t = ldap_msgtype(m);
+        switch (op->kind) {
+        case DIR_OP_SEARCH: {
+                int k = search_on_msg(d, &op->s, m);
+                if (k == 1) {
+                        if (!op->s.cookie) {
+                                op_finish(d, op, 0);
+                                return;
+                        }
+                        if ((k = search_send_page(d, &op->s)) == 0) {
+                                op->msgid = op->s.msgid;
+                                return;
+                        }
+                }
+                if (k == 0 && op->last_ms > op->s.deadline) {
+                        search_too_long(d, &op->s);
+                        k = -OB_ESIZELIMIT;
+                }
+                if (k != 0)
+                        op_finish(d, op, k);
+                return;
+        }
+        case DIR_OP_READ:
+                if (t == LDAP_RES_SEARCH_ENTRY && !op->found && op->err == 0) {
+                        int k = entry_to_account(d, m, false, &op->found);
+                        if (k < 0)
+                                op->err = k;
+                } else if (t == LDAP_RES_SEARCH_RESULT) {
+                        int res;
+                        if (parse_result(d, m, "read_account", op->dn, &res, NULL) != LDAP_SUCCESS) {
+                                if (res == LDAP_NO_SUCH_OBJECT) {
+                                        ob_account_free(op->found);
+                                        op->found = NULL;
+                                } else if (op->err == 0)
+                                        op->err = ldap_to_ob(res) == -ENOMEM ? -ENOMEM : -OB_EDIRECTORY;
+                        }
+                        op_finish(d, op, 0);
+                } else if (t == LDAP_RES_SEARCH_REFERENCE && op->err == 0) {
+                        ob_log(OB_LOG_ERROR, "event=ldap_reference target=%s note=\"the entry is held by another "
+                               "server\"", ob_log_quote(op->dn));
+                        op->err = -OB_EDIRECTORY;
+                }
+                return;
+        case DIR_OP_MODIFY:
+                if (t == LDAP_RES_MODIFY) {
+                        int id, result;
+                        modify_result(d, m, &id, &result);
+                        op_finish(d, op, result);
+                }
+                return;
+        }
+}
+
+/* Messages handled per call before the loop gets a turn (the rest are
+ * read on the next turn): a fast server must not starve the signals, the
+ * HTTP transfers and the timers. */
+#define OB_DIR_PUMP_BUDGET 256
+
+int ob_dir_pump(struct ob_dir *d)
+{
+        if (!d)
+                return -EINVAL;
+        for (size_t seen = 0; d->ops;) {
+                if (seen >= OB_DIR_PUMP_BUDGET) {
+                        dir_kick(d);
+                        return 0;
+                }
+                struct timeval zero = {0, 0};
+                LDAPMessage *chain = NULL;
+                int t = ldap_result(d->ld, LDAP_RES_ANY, LDAP_MSG_RECEIVED, &zero, &chain);
+                if (t == 0)
+                        return 0;
+                if (t < 0 || !chain) {
+                        int rc = handle_errno(d);
+                        dir_log(d, OB_LOG_ERROR, "result", NULL, rc, NULL);
+                        ldap_msgfree(chain);
+                        dir_lost(d, rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY);
+                        return -OB_EDIRECTORY;
+                }
+                for (LDAPMessage *m = ldap_first_message(d->ld, chain); m; m = ldap_next_message(d->ld, m), seen++)
+                        dir_dispatch(d, m);
+                ldap_msgfree(chain);
+        }
+        return 0;
+}
+
+static void on_dir_ready(struct ob_loop *l, int fd, unsigned events, void *userdata)
+{
+        (void)l;
+        (void)fd;
+        (void)events;
+        ob_dir_pump(userdata);
+}
+
+static void on_dir_kick(struct ob_loop *l, struct ob_timer *t, void *userdata)
+{
+        (void)l;
+        (void)t;
+        struct ob_dir *d = userdata;
+        d->kick = NULL;
+        ob_dir_pump(d);
+}
+
+/* What a blocking call left in libldap's queue for the loop's operations
+ * is read on the next turn: the descriptor will not say it is there. */
+static void dir_kick(struct ob_dir *d)
+{
+        if (d->loop && d->ops && !d->kick && ob_loop_timer(d->loop, 0, on_dir_kick, d, &d->kick) < 0)
+                d->kick = NULL;
+}
+
+static int64_t dir_expire(struct ob_dir *d);
+
+static void on_dir_timer(struct ob_loop *l, struct ob_timer *t, void *userdata)
+{
+        (void)l;
+        (void)t;
+        struct ob_dir *d = userdata;
+        d->timer = NULL;
+        dir_expire(d);
+        dir_arm(d);
+}
+
+/* Watches the descriptor and arms the timer while anything is in flight;
+ * lets both go when nothing is. */
+static void dir_arm(struct ob_dir *d)
+{
+        if (!d->loop)
+                return;
+        if (!d->ops) {
+                if (d->watched)
+                        ob_loop_io(d->loop, d->fd, 0, NULL, NULL);
+                d->watched = false;
+                if (d->timer)
+                        ob_loop_timer_cancel(d->loop, d->timer);
+                d->timer = NULL;
+                return;
+        }
+        if (!d->watched && d->fd >= 0 && ob_loop_io(d->loop, d->fd, OB_IO_READ, on_dir_ready, d) == 0)
+                d->watched = true;
+        if (!d->timer) {
+                int64_t every = d->timeout_ms / 4;
+                every = every < 50 ? 50 : every > 1000 ? 1000 : every;
+                if (ob_loop_timer(d->loop, every, on_dir_timer, d, &d->timer) < 0)
+                        d->timer = NULL;
+        }
+}
+
+/* Fails what got no answer within the timeout; returns how long until the
+ * next operation would time out. */
+static int64_t dir_expire(struct ob_dir *d)
+{
+        for (;;) {
+                int64_t now = monotonic_ms(), next = INT64_MAX;
+                struct dir_op *late = NULL;
+                int err = 0;
+                for (struct dir_op *op = d->ops; op && !late; op = op->next) {
+                        if (op->kind == DIR_OP_SEARCH && now >= op->s.deadline) {
+                                search_too_long(d, &op->s);
+                                late = op;
+                                err = -OB_ESIZELIMIT;
+                        } else if (d->timeout_ms > 0 && now - op->last_ms >= d->timeout_ms) {
+                                ldap_abandon_ext(d->ld, op->msgid, NULL, NULL);
+                                dir_log(d, OB_LOG_ERROR,
+                                        op->kind == DIR_OP_SEARCH ? "search"
+                                        : op->kind == DIR_OP_READ ? "read_account"
+                                                                  : "modify",
+                                        op->kind == DIR_OP_SEARCH ? op->s.base : op->dn, LDAP_TIMEOUT,
+                                        "no answer within the timeout");
+                                late = op;
+                                err = -OB_EDIRECTORY;
+                        } else {
+                                int64_t left = d->timeout_ms > 0 ? op->last_ms + d->timeout_ms - now : INT64_MAX;
+                                if (op->kind == DIR_OP_SEARCH && op->s.deadline - now < left)
+                                        left = op->s.deadline - now;
+                                if (left < next)
+                                        next = left;
+                        }
+                }
+                if (!late)
+                        return next;
+                op_finish(d, late, err); /* the list changed: look again */
+        }
+}
+
+int ob_dir_wait(struct ob_dir *d)
+{
+        if (!d || !d->ops)
+                return -EINVAL;
+        int64_t left = dir_expire(d);
+        if (!d->ops)
+                return 0;
+        struct timeval tv = ms_to_tv(left < 1 ? 1 : left > 1000 ? 1000 : left);
+        LDAPMessage *chain = NULL;
+        int t = ldap_result(d->ld, LDAP_RES_ANY, LDAP_MSG_RECEIVED, &tv, &chain);
+        if (t == 0) {
+                dir_expire(d);
+                return 0;
+        }
+        if (t < 0 || !chain) {
+                int rc = handle_errno(d);
+                dir_log(d, OB_LOG_ERROR, "result", NULL, rc, NULL);
+                ldap_msgfree(chain);
+                dir_lost(d, rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY);
+                return -OB_EDIRECTORY;
+        }
+        for (LDAPMessage *m = ldap_first_message(d->ld, chain); m; m = ldap_next_message(d->ld, m))
+                dir_dispatch(d, m);
+        ldap_msgfree(chain);
+        return ob_dir_pump(d);
+}
+
+int ob_dir_attach(struct ob_dir *d, struct ob_loop *l)
+{
+        if (!d || !l || d->ops)
+                return -EINVAL;
+        d->loop = l;
+        d->fd = dir_fd(d);
+        return d->fd >= 0 ? 0 : -OB_EDIRECTORY;
+}
+
+/* What is in flight when the connection is let go ends with -ECANCELED;
+ * nothing more can start. */
+static void dir_detach(struct ob_dir *d)
+{
+        dir_lost(d, -ECANCELED);
+        dir_arm(d);
+        if (d->kick)
+                ob_loop_timer_cancel(d->loop, d->kick);
+        d->kick = NULL;
+        d->loop = NULL;
+}
+
+size_t ob_dir_in_flight(const struct ob_dir *d)
+{
+        return d ? d->nops : 0;
+}
+
+int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
+{
+        if (!d || !d->loop || !fn || !done)
+                return -EINVAL;
+        if (d->lost)
+                return -OB_EDIRECTORY;
+        struct dir_op *op = calloc(1, sizeof(*op));
+        if (!op)
+                return -ENOMEM;
+        *op = (struct dir_op){.kind = DIR_OP_SEARCH, .search_done = done, .userdata = userdata};
+        op->s = (struct dir_search){.base = d->base, .scope = d->scope, .filter = strdup(d->filter),
+                                    .attrs = d->attrs, .need_id = true, .fn = fn, .userdata = userdata,
+                                    .info = &op->info, .deadline = monotonic_ms() + d->search_deadline_ms};
+        int k = op->s.filter ? search_send_page(d, &op->s) : -ENOMEM;
+        if (k < 0) {
+                op_free(op);
+                return k;
+        }
+        op->msgid = op->s.msgid;
+        op_add(d, op);
+        return 0;
+}
+
+int ob_dir_read_account_start(struct ob_dir *d, const char *dn, ob_dir_read_done_fn done, void *userdata)
+{
+        if (!d || !d->loop || !dn || !done)
+                return -EINVAL;
+        if (d->lost)
+                return -OB_EDIRECTORY;
+        int in = *dn ? dn_in_scope(dn, d->base, d->scope) : -EINVAL;
+        if (in <= 0)
+                return -OB_ENOTFOUND; /* not an account offboard judges */
+        struct dir_op *op = calloc(1, sizeof(*op));
+        if (!op || !(op->dn = strdup(dn))) {
+                free(op);
+                return -ENOMEM;
+        }
+        op->kind = DIR_OP_READ;
+        op->read_done = done;
+        op->userdata = userdata;
+        struct timeval tl = ms_to_tv(d->timeout_ms);
+        int rc = ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", d->attrs, 0, NULL, NULL,
+                                 d->timeout_ms >= 1000 ? &tl : NULL, 1, &op->msgid);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "read_account", dn, rc, NULL);
+                op_free(op);
+                return -OB_EDIRECTORY;
+        }
+        op_add(d, op);
+        return 0;
+}
+
+int ob_dir_replace_start(struct ob_dir *d, const char *dn, bool add_object_class, const char *object_class,
+                         const struct ob_dir_mod *mods, size_t nmods, const char *assert_attr,
+                         const char *assert_value, ob_dir_modify_done_fn done, void *userdata)
+{
+        int r = d && d->loop && done ? replace_check(dn, object_class, mods, nmods, assert_attr, assert_value)
+                                     : -EINVAL;
+        if (r < 0)
+                return r;
+        if (add_object_class && !object_class)
+                return -EINVAL;
+        if (d->lost)
+                return -OB_EDIRECTORY;
+        struct dir_op *op = calloc(1, sizeof(*op));
+        if (!op || !(op->dn = strdup(dn))) {
+                free(op);
+                return -ENOMEM;
+        }
+        op->kind = DIR_OP_MODIFY;
+        op->modify_done = done;
+        op->userdata = userdata;
+        r = replace_send(d, dn, add_object_class, object_class, mods, nmods, assert_attr, assert_value, &op->msgid);
+        if (r < 0 || op->msgid == 0) {
+                op_free(op);
+                return r < 0 ? r : 1;
+        }
+        op_add(d, op);
+        return 0;
 }
 
 #define OB_DIR_READS_IN_FLIGHT 32
@@ -1667,11 +2090,13 @@ int ob_dir_read_many(struct ob_dir *d, const char *const *dns, size_t n, ob_dir_
                 for (size_t k = 0; k < OB_DIR_READS_IN_FLIGHT && !sl; k++)
                         if (slots[k].msgid == id)
                                 sl = &slots[k];
-                if (sl && t == LDAP_RES_SEARCH_ENTRY && !sl->found && sl->err == 0) {
+                if (!sl)
+                        dir_dispatch(d, m); /* an operation on the loop */
+                else if (t == LDAP_RES_SEARCH_ENTRY && !sl->found && sl->err == 0) {
                         int k = entry_to_account(d, m, false, &sl->found);
                         if (k < 0)
                                 sl->err = k;
-                } else if (sl && t == LDAP_RES_SEARCH_RESULT) {
+                } else if (t == LDAP_RES_SEARCH_RESULT) {
                         int res;
                         if (parse_result(d, m, "read_account", dns[sl->i], &res, NULL) != LDAP_SUCCESS &&
                             res != LDAP_NO_SUCH_OBJECT && sl->err == 0)

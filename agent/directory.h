@@ -93,24 +93,46 @@ struct ob_dir_mod {
 int ob_dir_replace(struct ob_dir *d, const char *dn, const char *object_class, const struct ob_dir_mod *mods,
                    size_t nmods, const char *assert_attr, const char *assert_value);
 
-/* The same modify without waiting, for several write-backs in flight: the
- * caller says whether objectClass must be added (it read objectClass with the
- * entry), and gets the message id (0 when there was nothing to write). */
-int ob_dir_replace_send(struct ob_dir *d, const char *dn, bool add_object_class, const char *object_class,
-                        const struct ob_dir_mod *mods, size_t nmods, const char *assert_attr, const char *assert_value,
-                        int *ret_msgid);
-/* Waits (at most the timeout) for the result of the modify msgid, or of any
- * modify sent when msgid is 0: *ret_msgid says which, *ret_result is 0 or
- * what ob_dir_replace would have returned. A negative return (a timeout, a
- * lost connection) means no result can be had for those still in flight. */
-int ob_dir_replace_collect(struct ob_dir *d, int msgid, int *ret_msgid, int *ret_result);
-/* ob_dir_replace_collect for an event loop: the next answer already come
- * (any modify), or -EAGAIN when there is none yet. Call it until -EAGAIN
- * each time the descriptor is readable: answers may wait in libldap's and
- * TLS's buffers. */
-int ob_dir_replace_poll(struct ob_dir *d, int *ret_msgid, int *ret_result);
-/* The connection's descriptor, for an event loop to watch; -1 if none. */
-int ob_dir_fd(struct ob_dir *d);
+/* ---- on an event loop ----
+ * After ob_dir_attach, the operations below run on the loop: each sends its
+ * request and returns; the loop reads the answers (the connection's
+ * descriptor is watched while any is in flight) and calls the operation's
+ * callback exactly once, with its result, or with the error that ended it
+ * (no answer within the timeout, the connection lost; -ECANCELED from
+ * ob_dir_free). A start that fails returns the error and calls nothing. Callbacks may start operations. The
+ * blocking calls above may still be used meanwhile: answers they meet for
+ * the loop's operations are handed on. */
+struct ob_loop;
+int ob_dir_attach(struct ob_dir *d, struct ob_loop *l);
+/* Operations in flight. */
+size_t ob_dir_in_flight(const struct ob_dir *d);
+/* Reads every answer already come (the loop calls it when the descriptor is
+ * readable). */
+int ob_dir_pump(struct ob_dir *d);
+/* Waits (blocking, at most a second) for answers to the operations in
+ * flight, and fails those that got none within the timeout: for a caller
+ * that must see them finish without running the loop. -EINVAL when nothing
+ * is in flight. */
+int ob_dir_wait(struct ob_dir *d);
+
+/* ob_dir_search_accounts on the loop: fn gets each entry, then done the
+ * result and (on success) the info, which it may move out of *info. */
+typedef void (*ob_dir_search_done_fn)(int result, struct ob_dir_search_info *info, void *userdata);
+int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata);
+
+/* ob_dir_read_account on the loop: done gets the account (borrowed), or NULL
+ * and -OB_ENOTFOUND or another error. A DN outside the base and scope is
+ * -OB_ENOTFOUND at once. */
+typedef void (*ob_dir_read_done_fn)(const char *dn, const struct ob_account *a, int err, void *userdata);
+int ob_dir_read_account_start(struct ob_dir *d, const char *dn, ob_dir_read_done_fn done, void *userdata);
+
+/* ob_dir_replace on the loop, for several write-backs in flight: the caller
+ * says whether objectClass must be added (it read objectClass with the
+ * entry). Returns 1 (and calls nothing) when there was nothing to write. */
+typedef void (*ob_dir_modify_done_fn)(int result, void *userdata);
+int ob_dir_replace_start(struct ob_dir *d, const char *dn, bool add_object_class, const char *object_class,
+                         const struct ob_dir_mod *mods, size_t nmods, const char *assert_attr,
+                         const char *assert_value, ob_dir_modify_done_fn done, void *userdata);
 
 /* Reads many entries by DN as ob_dir_read_account does, up to 32 on the wire
  * at once: fn gets each one's index, the account (borrowed), or NULL with

@@ -57,9 +57,14 @@ struct wb_wait {
         uint64_t seq;
 };
 
-struct wb_flight {
-        int msgid;
-        size_t item;
+/* A write-back on the wire. When its window ends without waiting for it
+ * (a second signal), it is orphaned: x and it become NULL and its answer
+ * is dropped. */
+struct wb_op {
+        struct exec *x; /* NULL: ob_execute_write_backs, or orphaned */
+        struct run *r;
+        struct ob_report_item *it;
+        size_t *nflight; /* ob_execute_write_backs' count of write-backs on the wire */
 };
 
 struct exec {
@@ -92,9 +97,8 @@ struct exec {
         size_t wb_wait_head, nwb_wait, wb_wait_cap;
         size_t *wbq; /* items whose write-back may leave */
         size_t wbq_head, nwbq, wbq_cap;
-        struct wb_flight *wbfl;
+        struct wb_op *wbfl[OB_WRITEBACKS_IN_FLIGHT];
         size_t nwbfl;
-        bool wb_watched, wb_lost;
         /* The window of accounts being worked on. */
         struct ob_report_item *items;
         size_t nitems, next_item, active;
@@ -109,7 +113,8 @@ static void wb_finished(struct exec *x, struct job *j);
 static void wb_release(struct exec *x);
 static void maybe_done(struct exec *x);
 static void wb_collect_all(struct exec *x);
-static void wb_unwatch(struct exec *x);
+static void wb_orphan(struct exec *x);
+static void wb_pump(struct exec *x);
 static void admit(struct exec *x);
 
 static void *connector_for(struct exec *x, const struct ob_connector *k)
@@ -663,8 +668,7 @@ static void exec_window_end(struct exec *x)
          * are sent after the window (ob_execute_write_backs). */
         if (!x->r->stop_now)
                 wb_collect_all(x);
-        x->nwbfl = 0;
-        wb_unwatch(x);
+        wb_orphan(x);
         x->wbq_head = x->nwbq = 0;
         x->wb_wait_head = x->nwb_wait = 0;
         for (size_t q = 0; q < x->nstarts; q++)
@@ -700,7 +704,6 @@ static void exec_free(struct exec *x)
         free(x->wstarts);
         free(x->wbq);
         free(x->wb_wait);
-        free(x->wbfl);
         for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
                 if (x->conns[i])
                         ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
@@ -794,10 +797,9 @@ static void exec_abandon(struct exec *x)
         x->nwstarts = 0;
         /* Write-backs on the wire are left: the next pass writes back what
          * the entry lacks. */
-        x->nwbfl = 0;
+        wb_orphan(x);
         x->nwbq = 0;
         x->nwb_wait = 0;
-        wb_unwatch(x);
         for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
                 if (x->conns[i]) {
                         ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
@@ -836,7 +838,6 @@ const char *ob_execute_signal_name(int signo)
  * drain_timeout to finish), a second stops at once. */
 void ob_execute_on_signal(struct ob_loop *l, int signo, void *ud)
 {
-        (void)l;
         struct run *r = ud;
         if (!r->signo) {
                 r->signo = signo;
@@ -845,6 +846,8 @@ void ob_execute_on_signal(struct ob_loop *l, int signo, void *ud)
                        "event=draining signal=%s drain_timeout_ms=%lld note=\"no new request starts; a second signal "
                        "stops at once\"",
                        ob_execute_signal_name(signo), (long long)r->c->drain_timeout_ms);
+                if (!r->x && l)
+                        ob_loop_stop(l); /* reading: read_accounts stops at once */
                 if (r->x)
                         cancel_retries(r->x);
                 if (r->x && r->x->inflight == 0)
@@ -937,8 +940,6 @@ int ob_execute_run(struct run *r, struct ob_report_item *items, size_t n)
                 x->wb_wait = ww;
                 x->jobs_cap = n;
         }
-        if (r->dir && !x->wbfl && !(x->wbfl = calloc(OB_WRITEBACKS_IN_FLIGHT, sizeof(*x->wbfl))))
-                return -ENOMEM;
         x->items = items;
         x->nitems = n;
         admit(x);
@@ -962,9 +963,13 @@ int ob_execute_run(struct run *r, struct ob_report_item *items, size_t n)
 
 /* ---- write-back ------------------------------------------------------------ */
 
-/* Builds the write-back of one account and sends it: *ret_msgid is the
- * modify to collect, or 0 when it was done (or failed) already. */
-static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it, int *ret_msgid)
+static void write_back_done(struct run *r, struct ob_report_item *it, int k);
+static void on_wb_done(int result, void *ud);
+
+/* Builds the write-back of one account and sends it; its answer goes to
+ * write_back_done through op. Returns 1 when it is on the wire (op taken),
+ * else its result (0 or an error): it was done, or failed, already. */
+static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it, struct wb_op *op)
 {
         const struct ob_writeback_config *w = &r->c->writeback;
         struct ob_account_plan *p = it->plan;
@@ -1013,7 +1018,6 @@ static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it,
         /* The entry was read with its objectClass: whether the class must be
          * added is known, and the modify need not wait for a read. */
         const struct ob_attr *oc = ob_account_attr(cd->account, "objectClass");
-        *ret_msgid = 0;
         if (k == 0 && oc && oc->nvals > 0) {
                 bool add = false;
                 if (w->object_class) {
@@ -1021,8 +1025,9 @@ static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it,
                         for (size_t i = 0; i < oc->nvals; i++)
                                 add = add && !ob_streq_ci(oc->vals[i].data, w->object_class);
                 }
-                k = ob_dir_replace_send(r->dir, p->dn, add, w->object_class, mods, nm,
-                                        assert_value ? w->assertion_attribute : NULL, assert_value, ret_msgid);
+                k = ob_dir_replace_start(r->dir, p->dn, add, w->object_class, mods, nm,
+                                         assert_value ? w->assertion_attribute : NULL, assert_value, on_wb_done, op);
+                k = k == 1 ? 0 : k == 0 ? 1 : k;
         } else if (k == 0) {
                 k = ob_dir_replace(r->dir, p->dn, w->object_class, mods, nm, assert_value ? w->assertion_attribute : NULL,
                                    assert_value);
@@ -1046,48 +1051,40 @@ static void write_back_done(struct run *r, struct ob_report_item *it, int k)
 
 /* ---- write-backs on the loop ------------------------------------------------ */
 
-static void on_ldap(struct ob_loop *l, int fd, unsigned events, void *ud);
-
-static void wb_unwatch(struct exec *x)
+static void on_wb_done(int result, void *ud)
 {
-        if (x->wb_watched) {
-                ob_loop_io(x->loop, ob_dir_fd(x->r->dir), 0, NULL, NULL);
-                x->wb_watched = false;
-        }
-}
-
-/* One answer (k == 0: result for msgid id), or the connection lost (k < 0):
- * what is on the wire then has no answer, and what follows fails too (the
- * next pass writes them back). Returns false when the connection is lost. */
-static bool wb_answer(struct exec *x, int k, int id, int result)
-{
-        struct run *r = x->r;
-        if (k < 0) {
-                for (size_t f = 0; f < x->nwbfl; f++)
-                        write_back_done(r, &x->items[x->wbfl[f].item], k);
-                x->nwbfl = 0;
-                x->wb_lost = true;
-                return false;
-        }
-        for (size_t f = 0; f < x->nwbfl; f++)
-                if (x->wbfl[f].msgid == id) {
-                        write_back_done(r, &x->items[x->wbfl[f].item], result);
+        struct wb_op *op = ud;
+        struct exec *x = op->x;
+        if (op->it)
+                write_back_done(op->r, op->it, result);
+        if (op->nflight)
+                (*op->nflight)--;
+        for (size_t f = 0; x && f < x->nwbfl; f++)
+                if (x->wbfl[f] == op) {
                         x->wbfl[f] = x->wbfl[--x->nwbfl];
                         break;
                 }
-        return true;
+        free(op);
+        if (x) {
+                wb_pump(x);
+                maybe_done(x);
+        }
+}
+
+/* Write-backs on the wire that nobody will wait for: their answers are
+ * dropped (the next pass writes back what the entry lacks). */
+static void wb_orphan(struct exec *x)
+{
+        for (size_t f = 0; f < x->nwbfl; f++)
+                *x->wbfl[f] = (struct wb_op){0};
+        x->nwbfl = 0;
 }
 
 /* Waits for every write-back on the wire (the end of a window). */
 static void wb_collect_all(struct exec *x)
 {
-        while (x->nwbfl > 0) {
-                int id = 0, result = 0;
-                int k = ob_dir_replace_collect(x->r->dir, 0, &id, &result);
-                if (!wb_answer(x, k, id, result))
-                        break;
-        }
-        wb_unwatch(x);
+        while (x->nwbfl > 0 && ob_dir_wait(x->r->dir) != -EINVAL)
+                ;
 }
 
 /* Sends the write-backs that may leave while there is room on the wire. */
@@ -1098,42 +1095,20 @@ static void wb_pump(struct exec *x)
                 size_t i = x->wbq[x->wbq_head++];
                 x->nwbq--;
                 struct ob_report_item *it = &x->items[i];
-                if (x->wb_lost) {
-                        write_back_done(r, it, -OB_EDIRECTORY);
+                struct wb_op *op = malloc(sizeof(*op));
+                if (!op) {
+                        write_back_done(r, it, -ENOMEM);
                         continue;
                 }
-                int msgid = 0;
-                int k = write_back(r, &r->cands[i], it, &msgid);
-                if (k < 0 || msgid == 0)
+                *op = (struct wb_op){.x = x, .r = r, .it = it};
+                x->wbfl[x->nwbfl++] = op;
+                int k = write_back(r, &r->cands[i], it, op);
+                if (k != 1) {
+                        x->wbfl[--x->nwbfl] = NULL;
+                        free(op);
                         write_back_done(r, it, k);
-                else
-                        x->wbfl[x->nwbfl++] = (struct wb_flight){msgid, i};
+                }
         }
-        if (x->nwbfl > 0 && !x->wb_watched) {
-                int fd = ob_dir_fd(r->dir);
-                if (fd >= 0 && ob_loop_io(x->loop, fd, OB_IO_READ, on_ldap, x) == 0)
-                        x->wb_watched = true;
-                else
-                        wb_collect_all(x); /* cannot watch it: wait for them here */
-        }
-}
-
-static void on_ldap(struct ob_loop *l, int fd, unsigned events, void *ud)
-{
-        (void)l;
-        (void)fd;
-        (void)events;
-        struct exec *x = ud;
-        for (;;) {
-                int id = 0, result = 0;
-                int k = ob_dir_replace_poll(x->r->dir, &id, &result);
-                if (k == -EAGAIN || !wb_answer(x, k, id, result))
-                        break;
-        }
-        if (x->nwbfl == 0)
-                wb_unwatch(x);
-        wb_pump(x);
-        maybe_done(x);
 }
 
 /* Write-backs whose records became durable may leave. */
@@ -1152,7 +1127,7 @@ static void wb_release(struct exec *x)
 static void wb_finished(struct exec *x, struct job *j)
 {
         struct ob_report_item *it = j->item;
-        if (!x->wbq || !x->wbfl || !it->plan->writeback || it->plan->deleted || x->r->stop_now || x->r->signo)
+        if (!x->wbq || !x->r->dir || !it->plan->writeback || it->plan->deleted || x->r->stop_now || x->r->signo)
                 return; /* left to ob_execute_write_backs after the window, or to the next pass */
         size_t i = (size_t)(it - x->items);
         if (x->seq <= x->seq_durable) {
@@ -1163,51 +1138,31 @@ static void wb_finished(struct exec *x, struct job *j)
         }
 }
 
-/* Every write-back the pass owes, up to OB_WRITEBACKS_IN_FLIGHT on the wire
- * at once. */
+/* Every write-back the window still owes, up to OB_WRITEBACKS_IN_FLIGHT on
+ * the wire at once. */
 void ob_execute_write_backs(struct run *r, struct ob_report_item *items, size_t n)
 {
-        struct {
-                int msgid;
-                size_t item;
-        } fl[OB_WRITEBACKS_IN_FLIGHT];
-        size_t nfl = 0;
-        bool lost = false; /* the connection failed: what is in flight has no answer */
-        for (size_t i = 0; i <= n; i++) {
-                bool more = i < n && !lost;
-                while (nfl > 0 && (nfl == OB_WRITEBACKS_IN_FLIGHT || !more)) {
-                        int id = 0, result = 0;
-                        int k = ob_dir_replace_collect(r->dir, 0, &id, &result);
-                        if (k < 0) {
-                                for (size_t f = 0; f < nfl; f++)
-                                        write_back_done(r, &items[fl[f].item], k);
-                                nfl = 0;
-                                lost = true;
-                                more = false;
-                                break;
-                        }
-                        for (size_t f = 0; f < nfl; f++)
-                                if (fl[f].msgid == id) {
-                                        write_back_done(r, &items[fl[f].item], result);
-                                        fl[f] = fl[--nfl];
-                                        break;
-                                }
-                }
-                if (i == n)
-                        break;
+        size_t nflight = 0;
+        for (size_t i = 0; i < n; i++) {
                 struct ob_report_item *it = &items[i];
                 if (!it->plan->writeback || it->plan->deleted || it->writeback_result != 1)
                         continue; /* nothing to write, or written on the loop already */
-                if (lost) {
-                        write_back_done(r, it, -OB_EDIRECTORY);
+                while (nflight >= OB_WRITEBACKS_IN_FLIGHT && ob_dir_wait(r->dir) != -EINVAL)
+                        ;
+                struct wb_op *op = malloc(sizeof(*op));
+                if (!op) {
+                        write_back_done(r, it, -ENOMEM);
                         continue;
                 }
-                int msgid = 0;
-                int k = write_back(r, &r->cands[i], it, &msgid);
-                if (k < 0 || msgid == 0)
+                *op = (struct wb_op){.r = r, .it = it, .nflight = &nflight};
+                nflight++;
+                int k = write_back(r, &r->cands[i], it, op);
+                if (k != 1) {
+                        nflight--;
+                        free(op);
                         write_back_done(r, it, k);
-                else
-                        fl[nfl++] = (typeof(fl[0])){msgid, i};
+                }
         }
+        while (nflight > 0 && ob_dir_wait(r->dir) != -EINVAL)
+                ;
 }
-

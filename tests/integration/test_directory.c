@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "directory.h"
+#include "loop.h"
 #include "slapd.h"
 #include "util.h"
 
@@ -1175,4 +1176,187 @@ Test(directory, read_many_reads_every_dn_once_and_tells_missing_from_out_of_scop
         for (size_t i = 0; i < 6; i++)
                 free(m.uid[i]);
         ob_dir_free(d);
+}
+
+/* ---- on the event loop -------------------------------------------------------------------------- */
+
+struct on_loop {
+        struct ob_loop *loop;
+        struct seen s;
+        size_t entries_before_run; /* delivered before the loop ran: 0 if the search does not block */
+        int search_result;
+        size_t search_calls;
+        size_t search_entries;
+        int read_err[4];
+        char *read_uid[4];
+        size_t read_calls[4];
+        int modify_result;
+        size_t modify_calls;
+        size_t timer_turns; /* a timer that fired while the search ran */
+        bool search_over;
+        size_t pending;
+};
+
+static void loop_done_one(struct on_loop *o)
+{
+        if (--o->pending == 0)
+                ob_loop_stop(o->loop);
+}
+
+static void on_loop_search_done(int result, struct ob_dir_search_info *info, void *ud)
+{
+        struct on_loop *o = ud;
+        o->search_result = result;
+        o->search_calls++;
+        o->search_entries = info ? info->entries : 0;
+        o->search_over = true;
+        loop_done_one(o);
+}
+
+static int on_loop_entry(const struct ob_account *a, void *ud)
+{
+        struct on_loop *o = ud;
+        return on_account(a, &o->s);
+}
+
+static void on_loop_read(const char *dn, const struct ob_account *a, int err, void *ud)
+{
+        struct on_loop *o = ud;
+        size_t i = 0;
+        while (i < 3 && strcasecmp(dn, o->read_uid[i] ? o->read_uid[i] : "") != 0)
+                i++;
+        /* read_uid[i] holds the DN asked for until the answer replaces it by the uid. */
+        cr_assert_lt(i, 3, "an answer for a DN nobody asked for: %s", dn);
+        o->read_calls[i]++;
+        o->read_err[i] = err;
+        free(o->read_uid[i]);
+        const char *uid = a ? ob_account_get(a, "uid") : NULL;
+        o->read_uid[i] = strdup(uid ? uid : "-");
+        loop_done_one(o);
+}
+
+static void on_loop_modify(int result, void *ud)
+{
+        struct on_loop *o = ud;
+        o->modify_result = result;
+        o->modify_calls++;
+        loop_done_one(o);
+}
+
+static void on_loop_tick(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)t;
+        struct on_loop *o = ud;
+        if (o->search_over)
+                return;
+        o->timer_turns++;
+        ob_loop_timer(l, 0, on_loop_tick, o, NULL);
+}
+
+Test(directory, on_the_loop_a_search_reads_and_a_write_back_run_together_and_each_answers_once)
+{
+        struct ob_directory_config c = config();
+        struct ob_dir *d = open_ok(&c);
+        struct on_loop o = {0};
+        cr_assert_eq(ob_loop_new(&o.loop), 0);
+        cr_assert_eq(ob_dir_attach(d, o.loop), 0);
+        const char *target = person("user000007")->dn;
+        const char *dns[] = {person("alice")->dn, "uid=nobody,ou=people,dc=example,dc=org", person("dave")->dn};
+        for (size_t i = 0; i < 3; i++)
+                o.read_uid[i] = strdup(dns[i]);
+
+        cr_assert_eq(ob_dir_search_accounts_start(d, on_loop_entry, on_loop_search_done, &o), 0);
+        o.pending++;
+        for (size_t i = 0; i < 3; i++) {
+                cr_assert_eq(ob_dir_read_account_start(d, dns[i], on_loop_read, &o), 0);
+                o.pending++;
+        }
+        cr_assert_eq(ob_dir_read_account_start(d, srv.bind_dn, on_loop_read, &o), -OB_ENOTFOUND,
+                     "outside the base: not found at once, and no callback");
+        const char *status[] = {"locked", NULL};
+        struct ob_dir_mod mods[] = {{"offboardStatus", status}};
+        cr_assert_eq(ob_dir_replace_start(d, target, true, "offboardAccount", mods, 1, NULL, NULL, on_loop_modify, &o), 0);
+        o.pending++;
+        cr_assert_eq(ob_dir_in_flight(d), 5);
+        /* A blocking read on the same connection meanwhile: what it meets
+         * for the loop's operations is handed on, not lost. */
+        struct ob_account *bob = NULL;
+        cr_assert_eq(ob_dir_read_account(d, person("bob")->dn, &bob), 0);
+        cr_assert_str_eq(ob_account_get(bob, "uid"), "bob");
+        ob_account_free(bob);
+        o.entries_before_run = o.s.n;
+        ob_loop_timer(o.loop, 0, on_loop_tick, &o, NULL);
+        cr_assert_eq(ob_loop_run(o.loop), 0);
+
+        cr_assert_eq(o.pending, 0, "%zu operations never answered", o.pending);
+        cr_assert_eq(o.entries_before_run, 0, "the search delivered entries before the loop ran: it blocked");
+        cr_assert_gt(o.timer_turns, 0, "no timer ran while the search did: the loop was blocked");
+        cr_assert_eq(o.search_calls, 1);
+        cr_assert_eq(o.search_result, 0, "search: %s", ob_strerror(o.search_result));
+        cr_assert_eq(o.s.n, man->npeople, "delivered %zu, the manifest lists %zu", o.s.n, man->npeople);
+        cr_assert_eq(o.search_entries, o.s.n);
+        for (size_t i = 0; i < man->npeople; i++) {
+                size_t hits = 0;
+                for (size_t j = 0; j < o.s.n; j++)
+                        hits += strcmp(o.s.uids[j], man->people[i].uid) == 0;
+                cr_assert_eq(hits, 1, "%s delivered %zu times", man->people[i].uid, hits);
+        }
+        for (size_t i = 0; i < 3; i++)
+                cr_assert_eq(o.read_calls[i], 1, "read %zu answered %zu times", i, o.read_calls[i]);
+        cr_assert_eq(o.read_err[0], 0);
+        cr_assert_str_eq(o.read_uid[0], "alice");
+        cr_assert_eq(o.read_err[1], -OB_ENOTFOUND);
+        cr_assert_eq(o.read_err[2], 0);
+        cr_assert_str_eq(o.read_uid[2], "dave");
+        cr_assert_eq(o.modify_calls, 1);
+        cr_assert_eq(o.modify_result, 0, "modify: %s", ob_strerror(o.modify_result));
+        char *out = search_attr(target, "objectClass offboardStatus");
+        cr_assert_not_null(strstr(out, "offboardStatus: locked\n"), "%s", out);
+        cr_assert_not_null(strstr(out, "objectClass: offboardAccount\n"), "%s", out);
+        free(out);
+        cr_assert_eq(ob_dir_in_flight(d), 0);
+        for (size_t i = 0; i < 3; i++)
+                free(o.read_uid[i]);
+        seen_free(&o.s);
+        ob_dir_free(d);
+        ob_loop_free(o.loop);
+}
+
+Test(directory, on_the_loop_a_server_that_stops_answering_fails_each_operation_once_within_the_timeout)
+{
+        struct ob_directory_config c = config();
+        c.timeout_ms = 500;
+        struct ob_dir *d = open_ok(&c);
+        struct on_loop o = {0};
+        cr_assert_eq(ob_loop_new(&o.loop), 0);
+        cr_assert_eq(ob_dir_attach(d, o.loop), 0);
+        cr_assert_eq(kill(srv.pid, SIGSTOP), 0);
+        bool stopped = false;
+        for (int i = 0; i < 200 && !stopped; i++) {
+                stopped = all_threads_stopped(srv.pid);
+                if (!stopped)
+                        usleep(5000);
+        }
+        o.read_uid[0] = strdup(person("alice")->dn);
+        int s = ob_dir_search_accounts_start(d, on_loop_entry, on_loop_search_done, &o);
+        int rd = ob_dir_read_account_start(d, person("alice")->dn, on_loop_read, &o);
+        const char *status[] = {"locked", NULL};
+        struct ob_dir_mod mods[] = {{"offboardStatus", status}};
+        int md = ob_dir_replace_start(d, person("user000008")->dn, false, NULL, mods, 1, NULL, NULL, on_loop_modify, &o);
+        o.pending = 3;
+        int run = s == 0 && rd == 0 && md == 0 && stopped ? ob_loop_run(o.loop) : 4242;
+        kill(srv.pid, SIGCONT);
+        cr_assert(stopped, "slapd %d did not stop", srv.pid);
+        cr_assert_eq(run, 0, "start: %d %d %d", s, rd, md);
+        cr_assert_eq(o.search_calls, 1);
+        cr_assert_eq(o.search_result, -OB_EDIRECTORY, "got %s", ob_strerror(o.search_result));
+        cr_assert_eq(o.read_calls[0], 1);
+        cr_assert_eq(o.read_err[0], -OB_EDIRECTORY);
+        cr_assert_eq(o.modify_calls, 1);
+        cr_assert_eq(o.modify_result, -OB_EDIRECTORY);
+        cr_assert_eq(ob_dir_in_flight(d), 0);
+        free(o.read_uid[0]);
+        seen_free(&o.s);
+        ob_dir_free(d);
+        ob_loop_free(o.loop);
 }
