@@ -83,6 +83,13 @@ int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_a
                         return OB_EXIT_CONFIG;
                 }
         }
+        /* A dry run reads the directory on a loop too, one without the
+         * signals: nothing it does needs draining. */
+        if (!ag->loop && (k = ob_loop_new(&ag->loop)) < 0) {
+                fprintf(stderr, "offboard: cannot set up the event loop: %s\n", strerror(-k));
+                ob_agent_free(ag);
+                return OB_EXIT_FAILED;
+        }
         k = ob_state_open(c->state_path, !acting, &ag->state);
         if (k < 0) {
                 fprintf(stderr, "offboard: %s\n", ob_state_open_errmsg());

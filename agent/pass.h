@@ -85,6 +85,8 @@ struct run {
         struct ob_report_summary sum;
         /* What the pass could not read. */
         struct ob_dir_search_info info;
+        bool read_done; /* the search of the accounts ended, with read_result */
+        int read_result;
         struct ob_report_unreadable *unreadable; /* the first OB_UNREADABLE_LISTED, for the report */
         size_t nunreadable;
         char **unreadable_dns; /* every unreadable entry's DN, lower-cased, sorted after the read */
@@ -103,12 +105,14 @@ struct run {
         struct ob_journal *journal; /* the audit journal (acting passes) */
         int signo;     /* the first SIGTERM/SIGINT: drain */
         bool stop_now; /* a second one: abandon what is in flight */
-        size_t seen_since_poll;
         /* Transfer targets already read in this pass, by lower-cased DN (open
          * addressing): ten thousand leavers with a hundred managers cost a
          * hundred reads, and the managers are read many at once. */
         struct target_memo *memo;
         size_t nmemo, memo_cap;
+        /* The next window's managers, read while this one's actions run. */
+        char **la_dns;
+        size_t la_n, la_next, la_inflight;
 };
 
 struct target_memo {

@@ -366,12 +366,8 @@ static int on_entry(const struct ob_account *a, void *ud)
         struct run *r = ud;
         const struct ob_config *c = r->c;
         r->sum.accounts_read++;
-        if (r->loop && ++r->seen_since_poll >= 256) {
-                r->seen_since_poll = 0;
-                ob_execute_poll_signals(r);
-                if (r->signo)
-                        return -EINTR; /* nothing has been done yet: stop reading */
-        }
+        if (r->signo)
+                return -EINTR; /* heard on the loop; nothing has been done yet: stop reading */
         const char *missing = NULL;
         for (size_t i = 0; !a->unreadable && !missing && c->required_attributes && c->required_attributes[i]; i++)
                 if (!ob_account_get(a, c->required_attributes[i]))
@@ -653,6 +649,113 @@ static int read_active(struct run *r, const char *dn, const char *role, struct o
         return k;
 }
 
+static bool memo_has(struct run *r, const char *dn)
+{
+        if (!r->memo_cap)
+                return false;
+        char *low = lower_dup(dn);
+        bool has = low && memo_slot(r, low)->dn;
+        free(low);
+        return has;
+}
+
+/* What a read of dn (a, or err) says about it as a transfer target, into
+ * the memo, as read_active would remember it. */
+static void memo_read(struct run *r, const char *dn, const struct ob_account *a, int err)
+{
+        char why[512] = "";
+        struct ob_account *own = NULL, *target = NULL, *copy = NULL;
+        if (a && ob_account_dup(a, &own) < 0)
+                return;
+        int k = judge_target(r, dn, "manager", own, a ? 0 : err, &target, why, sizeof(why));
+        if (k != 1 || target_dup(r, target, &copy) == 0)
+                memo_put(r, dn, k, copy, k < 0 ? why : NULL);
+        ob_account_free(target);
+}
+
+/* Look-ahead: while a window's actions run, the managers of the next
+ * window's accounts are read on the loop, OB_LOOKAHEAD_IN_FLIGHT at a time,
+ * into the memo; the next window then plans without waiting for them. */
+#define OB_LOOKAHEAD_IN_FLIGHT 32
+
+static void lookahead_pump(struct run *r);
+
+static void on_lookahead(const char *dn, const struct ob_account *a, int err, void *ud)
+{
+        struct run *r = ud;
+        r->la_inflight--;
+        memo_read(r, dn, a, err);
+        lookahead_pump(r);
+}
+
+static void lookahead_pump(struct run *r)
+{
+        while (r->la_inflight < OB_LOOKAHEAD_IN_FLIGHT && r->la_next < r->la_n) {
+                const char *dn = r->la_dns[r->la_next++];
+                int k = ob_dir_read_account_start(r->dir, dn, on_lookahead, r);
+                if (k == 0)
+                        r->la_inflight++;
+                else if (k == -OB_ENOTFOUND)
+                        memo_read(r, dn, NULL, k);
+                else
+                        r->la_next = r->la_n; /* the window reads them itself */
+        }
+}
+
+static void lookahead_clear(struct run *r)
+{
+        for (size_t i = 0; i < r->la_n; i++)
+                free(r->la_dns[i]);
+        free(r->la_dns);
+        r->la_dns = NULL;
+        r->la_n = r->la_next = 0;
+}
+
+static int cmp_str_ci(const void *x, const void *y)
+{
+        return strcasecmp(*(char *const *)x, *(char *const *)y);
+}
+
+/* Starts reading the managers of refs[first..first+n) that the memo does
+ * not hold (each DN once). Best effort: what it does not read, the window
+ * reads itself. */
+static void lookahead_start(struct run *r, size_t first, size_t n)
+{
+        const char *manager_attr = r->c->directory.manager_attribute;
+        lookahead_clear(r);
+        if (!manager_attr || !(r->la_dns = calloc(n ? n : 1, sizeof(char *))))
+                return;
+        for (size_t i = first; i < first + n; i++) {
+                struct ob_account *a = NULL;
+                if (r->refs[i].deleted || spill_read(r, &r->refs[i], &a) < 0)
+                        continue;
+                const char *m = ob_account_get(a, manager_attr);
+                if (m && !memo_has(r, m) && (r->la_dns[r->la_n] = strdup(m)))
+                        r->la_n++;
+                ob_account_free(a);
+        }
+        if (r->la_n > 1)
+                qsort(r->la_dns, r->la_n, sizeof(char *), cmp_str_ci);
+        size_t u = 0;
+        for (size_t i = 0; i < r->la_n; i++) {
+                if (u > 0 && strcasecmp(r->la_dns[u - 1], r->la_dns[i]) == 0)
+                        free(r->la_dns[i]);
+                else
+                        r->la_dns[u++] = r->la_dns[i];
+        }
+        r->la_n = u;
+        lookahead_pump(r);
+}
+
+/* The window about to plan needs what the look-ahead still reads. */
+static void lookahead_finish(struct run *r)
+{
+        while (r->la_inflight > 0 && ob_dir_wait(r->dir) != -EINVAL)
+                ;
+        r->la_inflight = 0;
+        lookahead_clear(r);
+}
+
 /* What one prefetched read says about a DN, as read_active would. */
 struct prefetch {
         struct run *r;
@@ -662,16 +765,7 @@ struct prefetch {
 static void on_prefetched(size_t i, const struct ob_account *a, int err, void *ud)
 {
         struct prefetch *pf = ud;
-        struct run *r = pf->r;
-        const char *dn = pf->dns[i];
-        char why[512] = "";
-        struct ob_account *own = NULL, *target = NULL, *copy = NULL;
-        if (a && ob_account_dup(a, &own) < 0)
-                return; /* left to read_active */
-        int k = judge_target(r, dn, "manager", own, a ? 0 : err, &target, why, sizeof(why));
-        if (k != 1 || target_dup(r, target, &copy) == 0)
-                memo_put(r, dn, k, copy, k < 0 ? why : NULL);
-        ob_account_free(target);
+        memo_read(pf->r, pf->dns[i], a, err);
 }
 
 /* Reads the managers of every account that will want a transfer target,
@@ -698,7 +792,7 @@ static int prefetch_managers(struct run *r)
                 struct ob_account_plan *p = NULL;
                 if (ob_plan_account(r->c, &in, &p) < 0)
                         continue;
-                if (ob_account_plan_wants_transfer(p))
+                if (ob_account_plan_wants_transfer(p) && !memo_has(r, m))
                         dns[n++] = m;
                 cd->plan = p; /* plan_cand starts from it */
         }
@@ -800,6 +894,7 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
                 .actions = cd->acts,
                 .nactions = cd->nacts,
                 .now = r->now,
+                .policy = r->policy,
         };
         struct ob_account_plan *p = TAKE_PTR(cd->plan);
         int k = p ? 0 : ob_plan_account(r->c, &in, &p);
@@ -894,7 +989,6 @@ static int astats_store(struct run *r);
 /* ---- adopting what the directory already shows -------------------------------- */
 
 /* A first deployment on a directory with years of leavers: records each
-                .policy = r->policy,
  * account's status as applied, runs no action and writes nothing to the
  * directory (the next pass writes the status attributes of the accounts
  * that are not active). The pass holds one transaction around every window:
@@ -1091,6 +1185,12 @@ static void warn_tls(const struct ob_config *c)
 
 static void run_free(struct run *r)
 {
+        /* The executor and the directory first: what is still in flight
+         * calls back (cancelled) into the memo and the window. */
+        ob_execute_close(r);
+        ob_dir_free(r->dir);
+        r->dir = NULL;
+        lookahead_clear(r);
         cands_clear(r);
         free(r->cands);
         free(r->refs);
@@ -1105,13 +1205,11 @@ static void run_free(struct run *r)
         ob_strv_free(r->unreadable_dns);
         ob_dir_search_info_clear(&r->info);
         memo_clear(r);
-        ob_policy_values_free(r->policy);
         free(r->memo);
         astats_free(r);
         free(r->counts);
-        ob_dir_free(r->dir);
+        ob_policy_values_free(r->policy);
         ob_index_free(r->ix);
-        ob_execute_close(r);
         if (r->ag)
                 r->ag->pass = NULL;
 }
@@ -1152,6 +1250,7 @@ static int pass_window(struct run *r, size_t first, size_t n, bool acting, struc
                 ret = OB_EXIT_FAILED;
                 goto out;
         }
+        lookahead_finish(r);
         if (r->c->uses_transfer && prefetch_managers(r) < 0) {
                 ret = OB_EXIT_FAILED;
                 goto out;
@@ -1203,6 +1302,12 @@ static int pass_window(struct run *r, size_t first, size_t n, bool acting, struc
                 goto out;
         }
 
+        /* Targets are remembered for a few windows, not for the whole pass;
+         * this window has its own. */
+        if (r->nmemo >= OB_MEMO_MAX)
+                memo_clear(r);
+        if (r->c->uses_transfer && first + n < r->nrefs)
+                lookahead_start(r, first + n, r->nrefs - first - n < r->window ? r->nrefs - first - n : r->window);
         t_plan = ob_loop_now_ms();
         k = ob_execute_run(r, items, nitems);
         t_exec = ob_loop_now_ms();
@@ -1255,10 +1360,33 @@ static int pass_window(struct run *r, size_t first, size_t n, bool acting, struc
 out:
         free_items(items, nitems);
         cands_clear(r);
-        /* Targets are remembered for a few windows, not for the whole pass. */
-        if (r->nmemo >= OB_MEMO_MAX)
-                memo_clear(r);
         return ret;
+}
+
+static void on_read_done(int result, struct ob_dir_search_info *info, void *ud)
+{
+        struct run *r = ud;
+        r->read_result = result;
+        r->read_done = true;
+        if (result == 0) {
+                r->info = *info;
+                *info = (struct ob_dir_search_info){0};
+        }
+        ob_loop_stop(r->loop);
+}
+
+/* The search of every account, on the loop: the agent's signals are heard
+ * while it runs (on_entry stops reading at the first). */
+static int read_accounts(struct run *r)
+{
+        int k = ob_dir_attach(r->dir, r->loop);
+        if (k == 0)
+                k = ob_dir_search_accounts_start(r->dir, on_entry, on_read_done, r);
+        while (k == 0 && !r->read_done && !r->signo)
+                k = ob_loop_run(r->loop);
+        /* A signal ends the read at once, whatever the server is doing (the
+         * search is abandoned with the connection). */
+        return k < 0 ? k : !r->read_done ? -EINTR : r->read_result;
 }
 
 int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
@@ -1335,6 +1463,14 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 ret = dir_exit(k);
                 goto out;
         }
+        char pwhy[768] = "";
+        if ((k = ob_policy_read(r.dir, c, &r.policy, pwhy, sizeof(pwhy))) < 0) {
+                /* Lockout rules are never judged against a policy that could not be read. */
+                fprintf(stderr, "offboard: %s\n", pwhy[0] ? pwhy : ob_strerror(k));
+                free(filter);
+                ret = k == -ENOMEM ? OB_EXIT_FAILED : OB_EXIT_DIRECTORY;
+                goto out;
+        }
         if (c->transfer_fallback) {
                 /* A fallback that does not exist or has left makes every
                  * transfer without a manager or team wait: say so up front. */
@@ -1350,7 +1486,7 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 if (f <= 0)
                         ob_log(OB_LOG_WARNING, "event=fallback_unusable note=%s", ob_log_quote(r.sum.fallback_problem));
         }
-        k = ob_dir_search_accounts(r.dir, on_entry, &r, &r.info);
+        k = read_accounts(&r);
         free(filter);
         if (k == 0)
                 k = txn_flush(&r);
@@ -1461,14 +1597,6 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
         }
         r.cands = calloc(r.nrefs < r.window ? (r.nrefs ? r.nrefs : 1) : r.window, sizeof(*r.cands));
         if (!r.cands) {
-        char pwhy[768] = "";
-        if ((k = ob_policy_read(r.dir, c, &r.policy, pwhy, sizeof(pwhy))) < 0) {
-                /* Lockout rules are never judged against a policy that could not be read. */
-                fprintf(stderr, "offboard: %s\n", pwhy[0] ? pwhy : ob_strerror(k));
-                free(filter);
-                ret = k == -ENOMEM ? OB_EXIT_FAILED : OB_EXIT_DIRECTORY;
-                goto out;
-        }
                 ret = OB_EXIT_FAILED;
                 goto out;
         }
