@@ -17,8 +17,12 @@
 static void on_signal(struct ob_loop *l, int signo, void *ud)
 {
         struct ob_agent *ag = ud;
+        if (!ag->stop_signal)
+                ag->stop_signal = signo;
         if (ag->pass)
                 ob_execute_on_signal(l, signo, ag->pass);
+        else
+                ob_loop_stop(l); /* `run` between passes: stop now */
 }
 
 void ob_agent_reopen_journal(struct ob_agent *ag)
@@ -32,9 +36,13 @@ void ob_agent_reopen_journal(struct ob_agent *ag)
 /* SIGHUP: logrotate moved the journal away; write to a new one. */
 static void on_hup(struct ob_loop *l, int signo, void *ud)
 {
-        (void)l;
         (void)signo;
-        ob_agent_reopen_journal(ud);
+        struct ob_agent *ag = ud;
+        ob_agent_reopen_journal(ag);
+        /* `run` reloads its configuration between passes. */
+        ag->reload = true;
+        if (!ag->pass)
+                ob_loop_stop(l);
 }
 
 int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_agent **ret)

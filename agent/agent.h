@@ -1,6 +1,6 @@
 /* agent.h: the long-lived agent. main.c opens one for a command; `offboard
- * run` will keep one for the life of the service and run a pass (and, on a
- * change event, one account) on it again and again.
+ * run` (service.c) keeps one for the life of the service and runs a pass
+ * (and, on a change event, one account) on it again and again.
  *
  * The agent owns what outlives a pass: the configuration, the state store,
  * and for an acting agent the exclusive lock on the store (one acting
@@ -25,10 +25,12 @@ struct ob_agent {
         const struct ob_config *c;
         bool acting;
         struct ob_state *state;
-        struct ob_loop *loop;       /* acting only */
+        struct ob_loop *loop;       /* signals (SIGTERM, SIGINT, SIGHUP) on it: acting only */
         struct ob_journal *journal; /* acting only */
         int lock_fd;                /* acting only, else -1 */
         struct run *pass;           /* the pass running, if any: it drains on a signal */
+        int stop_signal;            /* the first SIGTERM/SIGINT, or 0 */
+        bool reload;                /* SIGHUP came: `run` reloads its configuration */
 };
 
 /* Opens the agent: acting (reconcile) takes the lock on the state store

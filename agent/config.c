@@ -1310,6 +1310,7 @@ static int parse_service(struct pctx *p, yaml_node_t *v)
 {
         const struct field f[] = {
                 {"drain_timeout", h_duration, offsetof(struct ob_config, drain_timeout_ms), false},
+                {"full_pass_interval", h_duration, offsetof(struct ob_config, full_pass_interval_ms), false},
                 {NULL},
         };
         return walk(p, v, "service", f, p->cfg);
@@ -2525,6 +2526,7 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         c->safety.max_accounts = 50;
         c->safety.max_percent = 10;
         c->drain_timeout_ms = 10000;
+        c->full_pass_interval_ms = 3600 * 1000;
         struct pctx p = {.err = err, .cfg = c};
         int r = c->path ? load_main(&p) : -ENOMEM;
         pctx_done(&p);

@@ -176,6 +176,7 @@ struct ob_config {
         char *transfer_fallback; /* DN of the fallback account, may be NULL */
         struct ob_safety safety;
         int64_t drain_timeout_ms; /* service.drain_timeout: SIGTERM/SIGINT let in-flight requests finish this long */
+        int64_t full_pass_interval_ms; /* service.full_pass_interval: `run` passes over every account this often */
         size_t nrules;
         struct ob_rule *rules;
         size_t nconnectors;

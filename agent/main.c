@@ -14,6 +14,7 @@
 #include "directory.h"
 #include "log.h"
 #include "reconcile.h"
+#include "service.h"
 #include "state.h"
 #include "status.h"
 #include "util.h"
@@ -38,6 +39,8 @@ static void usage(FILE *f)
                 "                      teams search and transfer.fallback\n"
                 "  plan                show what would be done to whom and why; changes nothing\n"
                 "  reconcile           do what is owed: run the actions, record them, write back\n"
+                "  run                 the service: a reconcile at start and every service.full_pass_interval,\n"
+                "                      systemd notify (READY, STATUS, WATCHDOG), SIGHUP reloads the configuration\n"
                 "  status              what is held back: failed, parked, waiting, owed write-backs\n"
                 "                      (exit 1 when something needs a human)\n"
                 "  retry [TARGET]      release parked actions (of an account or of an action; all by default)\n"
@@ -218,8 +221,8 @@ int main(int argc, char **argv)
         }
         bool is_plan = strcmp(cmd, "plan") == 0, is_reconcile = strcmp(cmd, "reconcile") == 0,
              is_validate = strcmp(cmd, "validate") == 0, is_status = strcmp(cmd, "status") == 0,
-             is_retry = strcmp(cmd, "retry") == 0;
-        if (!is_plan && !is_reconcile && !is_validate && !is_status && !is_retry) {
+             is_retry = strcmp(cmd, "retry") == 0, is_run = strcmp(cmd, "run") == 0;
+        if (!is_plan && !is_reconcile && !is_validate && !is_status && !is_retry && !is_run) {
                 fprintf(stderr, "offboard: unknown command '%s' (try offboard --help)\n", cmd);
                 return OB_EXIT_CONFIG;
         }
@@ -255,6 +258,15 @@ int main(int argc, char **argv)
                 return OB_EXIT_CONFIG;
         }
         int ret = OB_EXIT_OK;
+        if (is_run) {
+                if (o.account || o.check || o.force || o.adopt || o.wait || o.format == OB_FORMAT_JSON) {
+                        fprintf(stderr, "offboard: run takes only --config (it waits for a reconcile that holds "
+                                        "the state store)\n");
+                        ob_config_free(cfg);
+                        return OB_EXIT_CONFIG;
+                }
+                return ob_service_run(config, cfg);
+        }
         if (is_status || is_retry) {
                 if (o.account || o.check || o.force || o.adopt || o.wait || (is_retry && o.format == OB_FORMAT_JSON)) {
                         fprintf(stderr, "offboard: %s takes only --config%s\n", cmd, is_status ? " and --format" : "");

@@ -1660,6 +1660,15 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
             (r.sum.steps_failed || r.sum.steps_held || r.sum.writebacks_failed || r.sum.unreadable))
                 ret = OB_EXIT_FAILED;
 out:
+        if (o->result)
+                *o->result = (struct ob_pass_result){.accounts_read = r.sum.accounts_read,
+                                                     .steps_owed = r.sum.steps_owed,
+                                                     .steps_done = r.sum.steps_done,
+                                                     .steps_failed = r.sum.steps_failed,
+                                                     .steps_held = r.sum.steps_held,
+                                                     .writebacks_failed = r.sum.writebacks_failed,
+                                                     .unreadable = r.sum.unreadable,
+                                                     .parked = r.sum.parked};
         run_free(&r);
         return ret;
 }

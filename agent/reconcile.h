@@ -29,6 +29,18 @@ enum ob_exit {
 
 enum ob_format { OB_FORMAT_TEXT, OB_FORMAT_JSON };
 
+/* What a pass did, for `run` to log and tell systemd (the report has it all). */
+struct ob_pass_result {
+        size_t accounts_read;
+        size_t steps_owed;
+        size_t steps_done;
+        size_t steps_failed;
+        size_t steps_held;
+        size_t writebacks_failed;
+        size_t unreadable;
+        bool parked;
+};
+
 struct ob_run_options {
         bool dry_run;
         bool force;         /* release a plan the circuit breaker would park */
@@ -39,6 +51,7 @@ struct ob_run_options {
         enum ob_format format;
         FILE *out;
         int64_t now;        /* plan only ("what if", OFFBOARD_NOW); 0: the real clock */
+        struct ob_pass_result *result; /* filled at the end of the pass, if not NULL */
 };
 
 /* A pass runs on an agent: ob_agent_pass (agent.h). */

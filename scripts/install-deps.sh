@@ -6,7 +6,9 @@ pkgs=(build-essential cmake pkg-config libldap-dev libyaml-dev libcurl4-openssl-
       libcriterion-dev slapd ldap-utils python3 openssl ca-certificates
       # The AD and 389-DS integration tests run a real Samba AD DC and a real
       # 389 Directory Server (tests/harness/samba.sh, ds389.sh).
-      samba samba-ad-dc samba-ad-provision ldb-tools 389-ds-base libnss3-tools)
+      samba samba-ad-dc samba-ad-provision ldb-tools 389-ds-base libnss3-tools
+      # systemd-analyze rates the shipped units (tests/unit/test_units.c).
+      systemd)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,343 @@
+/* `offboard run` as systemd runs it: the binary against a real slapd and a
+ * recording HTTP server, with $NOTIFY_SOCKET pointing at a datagram socket
+ * this test reads, as systemd's would.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "recorder.h"
+#include "run.h"
+#include "slapd.h"
+
+static struct ob_test_slapd srv;
+static struct ob_test_manifest *man;
+static struct ob_test_recorder rec;
+static char dir[256];
+static char cfgpath[300];
+static char logpath[300];
+static int notify_fd = -1;
+static pid_t service = -1;
+
+ReportHook(PRE_ALL)(struct criterion_test_set *t)
+{
+        (void)t;
+        if (ob_test_slapd_share(20) < 0)
+                fprintf(stderr, "could not start slapd\n");
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *s)
+{
+        (void)s;
+        ob_test_slapd_unshare();
+}
+
+static void setup(void)
+{
+        cr_assert_eq(ob_test_slapd_attach(&srv), 0, "slapd is not running");
+        cr_assert_eq(ob_test_manifest_load(srv.manifest, &man), 0);
+        snprintf(dir, sizeof(dir), "/tmp/ob-svc-XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        unsetenv("OFFBOARD_NOW");
+}
+
+static void teardown(void)
+{
+        if (service > 0) {
+                kill(service, SIGKILL);
+                waitpid(service, NULL, 0);
+                service = -1;
+        }
+        if (notify_fd >= 0)
+                close(notify_fd);
+        notify_fd = -1;
+        ob_test_recorder_stop(&rec);
+        ob_test_manifest_free(man);
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(service, .init = setup, .fini = teardown, .timeout = 120);
+
+/* The configuration, with broken: a key the loader refuses, on line 3. */
+static void write_config(bool broken)
+{
+        char path[300];
+        snprintf(path, sizeof(path), "%s/apps.token", dir);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs("s3cr3t-t0ken\n", f);
+        fclose(f);
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        char tmp[320];
+        snprintf(tmp, sizeof(tmp), "%s.new", cfgpath);
+        f = fopen(tmp, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "service:\n"
+                "  full_pass_interval: 1s\n"
+                "%s"
+                "directory:\n"
+                "  uri: %s\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  filter: \"(objectClass=inetOrgPerson)\"\n"
+                "  timeout: 10s\n"
+                "writeback:\n"
+                "  object_class: offboardAccount\n"
+                "state:\n"
+                "  path: state.db\n"
+                "transfer:\n"
+                "  fallback: %s\n"
+                "safety:\n"
+                "  max_accounts: 0\n"
+                "  max_percent: 0\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  apps:\n"
+                "    type: http\n"
+                "    base_url: %s/api\n"
+                "    auth: {type: bearer, token_file: apps.token}\n"
+                "    allow_insecure: true\n"
+                "    timeout: 5s\n"
+                "actions:\n"
+                "  revoke-sessions:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/sessions/revoke\n"
+                "transitions:\n"
+                "  deactivate:\n"
+                "    to: [locked, inactive, ended, deleted]\n"
+                "    actions: [revoke-sessions]\n",
+                broken ? "  pass_every: 1s\n" : "", srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base,
+                man->fallback, rec.base_url);
+        fclose(f);
+        cr_assert_eq(rename(tmp, cfgpath), 0); /* a reload never reads half a file */
+}
+
+/* Starts `offboard run` with systemd's environment: NOTIFY_SOCKET (bound
+ * here) and a watchdog of 400 ms; unreachable points the configuration at
+ * a port nothing listens on. */
+static void start_service(bool unreachable)
+{
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        write_config(false);
+        if (unreachable) {
+                char *cfg = ob_test_read_file(cfgpath);
+                cr_assert_not_null(cfg);
+                char *uri = strstr(cfg, srv.ldap_uri);
+                cr_assert_not_null(uri);
+                FILE *f = fopen(cfgpath, "w");
+                cr_assert_not_null(f);
+                fprintf(f, "%.*sldap://127.0.0.1:1%s", (int)(uri - cfg), cfg, uri + strlen(srv.ldap_uri));
+                fclose(f);
+                free(cfg);
+        }
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%.80s/notify", dir);
+        cr_assert(n > 0 && (size_t)n < sizeof(sa.sun_path));
+        notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(notify_fd, 0);
+        cr_assert_eq(bind(notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind %s: %s", sa.sun_path,
+                     strerror(errno));
+        snprintf(logpath, sizeof(logpath), "%s/service.log", dir);
+        service = fork();
+        if (service == 0) {
+                int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+                dup2(fd, 1);
+                dup2(fd, 2);
+                setenv("NOTIFY_SOCKET", sa.sun_path, 1);
+                setenv("WATCHDOG_USEC", "400000", 1);
+                execl(OB_OFFBOARD_BIN, OB_OFFBOARD_BIN, "run", "--config", cfgpath, (char *)NULL);
+                _exit(127);
+        }
+        cr_assert_gt(service, 0);
+}
+
+/* The next notification within timeout_ms, NUL-terminated into buf; false if
+ * none came. */
+static bool next_notification(char *buf, size_t len, int timeout_ms)
+{
+        struct pollfd p = {.fd = notify_fd, .events = POLLIN};
+        if (poll(&p, 1, timeout_ms) != 1)
+                return false;
+        ssize_t n = recv(notify_fd, buf, len - 1, 0);
+        if (n < 0)
+                return false;
+        buf[n] = '\0';
+        return true;
+}
+
+/* Reads notifications until one contains want (at most timeout_ms); counts
+ * the watchdog pings seen on the way. */
+static bool wait_notification(const char *want, int timeout_ms, int *watchdogs, char *last, size_t lastlen)
+{
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        char buf[1100];
+        for (;;) {
+                struct timespec t;
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                int left = timeout_ms - (int)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+                if (left <= 0 || !next_notification(buf, sizeof(buf), left))
+                        return false;
+                if (watchdogs && strstr(buf, "WATCHDOG=1"))
+                        (*watchdogs)++;
+                if (last)
+                        snprintf(last, lastlen, "%s", buf);
+                if (strstr(buf, want))
+                        return true;
+        }
+}
+
+static char *service_log(void)
+{
+        char *log = ob_test_read_file(logpath);
+        return log ? log : strdup("");
+}
+
+/* Waits until the recorder has count requests for path (at most timeout_ms). */
+static int wait_requests(const char *path, int count, int timeout_ms)
+{
+        char needle[300];
+        snprintf(needle, sizeof(needle), "\"%s\"", path);
+        int seen = 0;
+        for (int i = 0; i < timeout_ms / 10; i++) {
+                char *log = ob_test_recorder_log(&rec);
+                seen = log ? ob_test_count(log, needle) : 0;
+                free(log);
+                if (seen >= count)
+                        break;
+                usleep(10000);
+        }
+        return seen;
+}
+
+static int wait_exit(int timeout_s)
+{
+        int status;
+        for (int i = 0; i < timeout_s * 100; i++) {
+                if (waitpid(service, &status, WNOHANG) == service) {
+                        service = -1;
+                        return status;
+                }
+                usleep(10000);
+        }
+        return -1;
+}
+
+/* An account the fixture keeps active, to be disabled while the service runs. */
+static const struct ob_test_person *an_active_person(void)
+{
+        for (size_t i = 0; i < man->npeople; i++)
+                if (strcmp(man->people[i].status, "active") == 0 && strncmp(man->people[i].uid, "user", 4) == 0)
+                        return &man->people[i];
+        cr_assert_fail("the fixture has no active generated user");
+        return NULL;
+}
+
+Test(service, run_is_ready_acts_on_a_change_at_its_next_pass_reloads_only_a_valid_configuration_and_stops_on_sigterm)
+{
+        start_service(false);
+        char last[1100] = "";
+        int watchdogs = 0;
+        bool ready = wait_notification("READY=1", 20000, &watchdogs, last, sizeof(last));
+        char *log = ready ? NULL : service_log();
+        cr_assert(ready, "no READY=1 within 20 s; last notification '%s'; log:\n%s", last, log);
+
+        /* The first pass does what the fixture owes. */
+        bool passed = wait_notification("STATUS=pass 1:", 30000, &watchdogs, last, sizeof(last));
+        log = passed ? NULL : service_log();
+        cr_assert(passed, "no STATUS after the first pass; last '%s'; log:\n%s", last, log);
+        cr_assert(strstr(last, "exit 0"), "the first pass exits 0: %s", last);
+        size_t owed = man->npeople - ob_test_manifest_count(man, "active", 0);
+        int first = ob_test_recorder_count(&rec);
+        cr_assert_eq((size_t)first, owed, "the first pass revokes every non-active account's sessions once: %d of %zu",
+                     first, owed);
+
+        /* An admin disables someone: the next pass (1 s later) acts on it,
+         * once, and later passes do nothing more. */
+        const struct ob_test_person *p = an_active_person();
+        char ldif[600];
+        snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: employeeType\nemployeeType: Inactive\n", p->dn);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        char path[300];
+        snprintf(path, sizeof(path), "/api/users/%s/sessions/revoke", p->uid);
+        cr_assert_eq(wait_requests(path, 1, 10000), 1, "the change was not acted on within 10 s");
+        cr_assert(wait_notification("STATUS=pass 4:", 10000, &watchdogs, last, sizeof(last)),
+                  "passes go on every second; last '%s'", last);
+        cr_assert_eq(wait_requests(path, 2, 10), 1, "a later pass repeated the request");
+        cr_assert_eq(ob_test_recorder_count(&rec), first + 1);
+        cr_assert_geq(watchdogs, 2, "the watchdog (400 ms) is fed from the loop: %d pings", watchdogs);
+
+        /* A broken configuration is refused with its position; the old one runs on. */
+        write_config(true);
+        cr_assert_eq(kill(service, SIGHUP), 0);
+        bool refused = wait_notification("STATUS=reload refused", 10000, &watchdogs, last, sizeof(last));
+        log = service_log();
+        cr_assert(refused, "no 'reload refused' status; last '%s'; log:\n%s", last, log);
+        cr_assert(strstr(last, "offboard.yaml:3:"), "the status names file and line: %s", last);
+        cr_assert(strstr(log, "event=reload_refused"), "%s", log);
+        free(log);
+        cr_assert(wait_notification("STATUS=pass", 5000, &watchdogs, last, sizeof(last)),
+                  "passes go on under the old configuration");
+        cr_assert_eq(waitpid(service, NULL, WNOHANG), 0, "the service still runs");
+
+        /* A valid one is taken. */
+        write_config(false);
+        cr_assert_eq(kill(service, SIGHUP), 0);
+        bool reloaded = false;
+        for (int i = 0; i < 500 && !reloaded; i++) {
+                log = service_log();
+                reloaded = strstr(log, "event=reloaded") != NULL;
+                free(log);
+                if (!reloaded)
+                        usleep(10000);
+        }
+        cr_assert(reloaded, "the valid configuration was not reloaded");
+
+        /* SIGTERM: STOPPING=1, exit 0. */
+        cr_assert_eq(kill(service, SIGTERM), 0);
+        bool stopping = wait_notification("STOPPING=1", 15000, NULL, last, sizeof(last));
+        int status = wait_exit(15);
+        log = service_log();
+        cr_assert(stopping, "no STOPPING=1; last '%s'; log:\n%s", last, log);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x; log:\n%s", status, log);
+        cr_assert(strstr(log, "event=service_stopped signal=SIGTERM"), "%s", log);
+        free(log);
+        cr_assert_eq(ob_test_recorder_count(&rec), first + 1, "nothing was sent twice over the whole run");
+}
+
+Test(service, a_directory_that_cannot_be_reached_still_lets_the_service_get_ready_and_keep_trying)
+{
+        start_service(true);
+        char last[1100] = "";
+        cr_assert(wait_notification("READY=1", 10000, NULL, last, sizeof(last)),
+                  "an outage must not keep the service from READY (a restart loop)");
+        cr_assert(wait_notification("STATUS=pass 3:", 15000, NULL, last, sizeof(last)),
+                  "passes are tried again within a few seconds; last '%s'", last);
+        cr_assert(strstr(last, "exit 3"), "%s", last);
+        cr_assert_eq(kill(service, SIGTERM), 0);
+        int status = wait_exit(15);
+        char *log = service_log();
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x; log:\n%s", status, log);
+        cr_assert_eq(ob_test_count(log, "event=directory_unusable"), 1, "one line per outage, not per try:\n%s", log);
+        free(log);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0);
+}
