@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "connector.h"
 #include "escape.h"
 #include "util.h"
 
@@ -60,6 +61,20 @@ struct pctx {
         struct ob_config_error *err;
         struct ob_config *cfg;
         yaml_node_t *safety_transitions; /* safety.transitions, resolved after transitions: */
+        struct keyed *conn_keyed;        /* per connector */
+        size_t nconn_keyed;
+        struct keyed *action_keyed; /* per action */
+        size_t naction_keyed;
+};
+
+/* Where a connector's or an action's keys were, for its kind's checks. */
+struct keyed {
+        yaml_node_t *map;
+        yaml_node_t **nodes; /* per row of the kind's table; NULL: absent */
+};
+
+struct ob_config_check {
+        struct pctx *p;
 };
 
 static bool is_word_char(char c)
@@ -1145,7 +1160,8 @@ static bool header_name_ok(const char *s)
         return true;
 }
 
-static int parse_headers(struct pctx *p, yaml_node_t *v, const char *key, struct ob_header_tpl **ret, size_t *ret_n)
+static int parse_headers(struct pctx *p, yaml_node_t *v, const char *key, const struct ob_key_spec *spec,
+                         struct ob_header_tpl **ret, size_t *ret_n)
 {
         int r = expect(p, v, YAML_MAPPING_NODE, key);
         if (r < 0)
@@ -1160,10 +1176,8 @@ static int parse_headers(struct pctx *p, yaml_node_t *v, const char *key, struct
                         r = fail(p, k, "%s: '%s' is not a valid header name", key, scalar(k));
                         break;
                 }
-                if (strcasecmp(scalar(k), "Authorization") == 0) {
-                        r = fail(p, k, "%s: set credentials with the connector's auth: section, which reads them "
-                                       "from a file",
-                                 key);
+                if (spec->reject && strcasecmp(scalar(k), spec->reject) == 0) {
+                        r = fail(p, k, "%s: %s", key, spec->hint ? spec->hint : "not allowed here");
                         break;
                 }
                 struct ob_header_tpl *nh = realloc(h, (n + 1) * sizeof(*nh));
@@ -1346,52 +1360,6 @@ static int parse_safety(struct pctx *p, yaml_node_t *v)
         return walk(p, v, "safety", f, &p->cfg->safety);
 }
 
-struct auth_tmp {
-        char *type;
-        char *username;
-        char *token_file;
-        char *password_file;
-};
-
-static int parse_auth(struct pctx *p, const char *key, yaml_node_t *v, struct ob_connector *c)
-{
-        struct auth_tmp a = {0};
-        const struct field f[] = {
-                {"type", h_nonempty, offsetof(struct auth_tmp, type), true},
-                {"username", h_nonempty, offsetof(struct auth_tmp, username), false},
-                {"token_file", h_path, offsetof(struct auth_tmp, token_file), false},
-                {"password_file", h_path, offsetof(struct auth_tmp, password_file), false},
-                {"token", h_reject_secret, 0, false},
-                {"password", h_reject_secret, 0, false},
-                {NULL},
-        };
-        int r = walk(p, v, key, f, &a);
-        if (r == 0) {
-                if (strcmp(a.type, "bearer") == 0) {
-                        if (!a.token_file || a.password_file || a.username)
-                                r = fail(p, v, "%s: bearer auth takes token_file (only)", key);
-                        else
-                                c->auth_secret_file = TAKE_PTR(a.token_file);
-                } else if (strcmp(a.type, "basic") == 0) {
-                        if (!a.username || !a.password_file || a.token_file)
-                                r = fail(p, v, "%s: basic auth takes username and password_file", key);
-                        else {
-                                c->auth_secret_file = TAKE_PTR(a.password_file);
-                                c->auth_username = TAKE_PTR(a.username);
-                        }
-                } else {
-                        r = fail(p, v, "%s: unknown auth type '%s' (expected bearer or basic)", key, a.type);
-                }
-                if (r == 0)
-                        c->auth_type = TAKE_PTR(a.type);
-        }
-        free(a.type);
-        free(a.username);
-        free(a.token_file);
-        free(a.password_file);
-        return r;
-}
-
 static int parse_retry(struct pctx *p, const char *key, yaml_node_t *v, struct ob_retry_policy *rp)
 {
         const struct field f[] = {
@@ -1408,34 +1376,371 @@ static int parse_retry(struct pctx *p, const char *key, yaml_node_t *v, struct o
         return r;
 }
 
-/* ok_status: [404, 410]: statuses outside 2xx that mean the action is done. */
-static int parse_ok_status(struct pctx *p, const char *key, yaml_node_t *v, struct ob_action *a)
+/* ---- a connector kind's keys ------------------------------------------------ */
+
+static size_t spec_count(const struct ob_key_spec *specs)
 {
-        if (v->type != YAML_SEQUENCE_NODE)
-                return fail(p, v, "%s must be a list of HTTP statuses, such as [404, 410]", key);
-        for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+        size_t n = 0;
+        while (specs && specs[n].name)
+                n++;
+        return n;
+}
+
+/* "a, b or c": the rows of specs that pass keep (all when keep is NULL). */
+static void spec_names(const struct ob_key_spec *specs, bool (*keep)(const struct ob_key_spec *s, const void *ud),
+                       const void *ud, const char *last_sep, char *buf, size_t size)
+{
+        size_t n = 0, total = 0;
+        for (size_t i = 0; specs[i].name; i++)
+                total += !keep || keep(&specs[i], ud);
+        buf[0] = '\0';
+        for (size_t i = 0; specs[i].name; i++) {
+                if (keep && !keep(&specs[i], ud))
+                        continue;
+                if (n > 0)
+                        strncat(buf, n + 1 == total ? last_sep : ", ", size - strlen(buf) - 1);
+                strncat(buf, specs[i].name, size - strlen(buf) - 1);
+                n++;
+        }
+}
+
+static bool spec_is_listed(const struct ob_key_spec *s, const void *ud)
+{
+        (void)ud;
+        return s->type != OB_KEY_SECRET;
+}
+
+static bool spec_same_offset(const struct ob_key_spec *s, const void *ud)
+{
+        const struct ob_key_spec *other = ud;
+        return s->type == other->type && s->offset == other->offset;
+}
+
+static int walk_specs(struct pctx *p, yaml_node_t *map, const char *section, const struct ob_key_spec *specs,
+                      void *base);
+
+/* One key of a kind's table: checked for its row's type and stored at its
+ * offset in base. kk is the key's node, for errors about the key itself. */
+static int spec_set(struct pctx *p, const char *section, yaml_node_t *kk, yaml_node_t *v,
+                    const struct ob_key_spec *specs, const struct ob_key_spec *spec, void *base)
+{
+        char what[200];
+        snprintf(what, sizeof(what), "%s.%s", section, spec->name);
+        void *dst = (char *)base + spec->offset;
+        int r;
+        switch (spec->type) {
+        case OB_KEY_STRING: return h_nonempty(p, what, v, dst);
+        case OB_KEY_PATH: return h_path(p, what, v, dst);
+        case OB_KEY_BOOL: return h_bool(p, what, v, dst);
+        case OB_KEY_DURATION: return h_duration(p, what, v, dst);
+        case OB_KEY_INT: {
                 int64_t n = 0;
-                int r = parse_int(p, key, node(p, *i), 100, 599, &n);
+                r = parse_int(p, what, v, spec->min, spec->max, &n);
+                if (r == 0)
+                        *(int *)dst = (int)n;
+                return r;
+        }
+        case OB_KEY_CHOICE: {
+                if ((r = h_nonempty(p, what, v, dst)) < 0)
+                        return r;
+                char list[256] = "";
+                for (size_t i = 0; spec->choices[i]; i++) {
+                        if (strcmp(*(char **)dst, spec->choices[i]) == 0)
+                                return 0;
+                        if (i > 0)
+                                strncat(list, spec->choices[i + 1] ? ", " : " or ", sizeof(list) - strlen(list) - 1);
+                        strncat(list, spec->choices[i], sizeof(list) - strlen(list) - 1);
+                }
+                return fail(p, v, "%s must be %s, not '%s'", what, list, *(char **)dst);
+        }
+        case OB_KEY_TEMPLATE: return parse_tpl(p, v, spec->tpl, what, dst);
+        case OB_KEY_HEADERS: {
+                struct ob_header_list *l = dst;
+                return parse_headers(p, v, what, spec, &l->v, &l->n);
+        }
+        case OB_KEY_INT_LIST: {
+                struct ob_int_list *l = dst;
+                if (v->type != YAML_SEQUENCE_NODE)
+                        return fail(p, v, "%s must be a list of %s", what, spec->hint ? spec->hint : "numbers");
+                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                        int64_t n = 0;
+                        if ((r = parse_int(p, what, node(p, *i), spec->min, spec->max, &n)) < 0)
+                                return r;
+                        long *nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
+                        if (!nv)
+                                return -ENOMEM;
+                        l->v = nv;
+                        nv[l->n++] = (long)n;
+                }
+                return 0;
+        }
+        case OB_KEY_BODY: {
+                struct ob_body_tpl *b = dst;
+                if (b->tree) {
+                        char alts[256];
+                        spec_names(specs, spec_same_offset, spec, " or ", alts, sizeof(alts));
+                        return fail(p, kk, "%s: an action has one body: %s", section, alts);
+                }
+                if (spec->tpl == OB_TPL_FORM && v->type != YAML_MAPPING_NODE)
+                        return fail(p, v, "%s must be a mapping of name: value", what);
+                b->context = spec->tpl;
+                return parse_json_tpl(p, v, what, spec->tpl, 0, &b->tree);
+        }
+        case OB_KEY_SECTION: return walk_specs(p, v, what, spec->sub, base);
+        case OB_KEY_SECRET: return h_reject_secret(p, what, v, NULL);
+        }
+        return -EINVAL;
+}
+
+/* A key of a connector or an action that is not one of the keys every one
+ * has (generic lists those, for the error): its kind's. */
+static int kind_key(struct pctx *p, const char *section, const char *generic, yaml_node_t *kk, yaml_node_t *v,
+                    const struct ob_key_spec *specs, void *base, yaml_node_t **nodes)
+{
+        const char *ks = scalar(kk);
+        size_t i;
+        for (i = 0; specs[i].name; i++)
+                if (strcmp(specs[i].name, ks) == 0)
+                        break;
+        if (!specs[i].name) {
+                char known[512];
+                spec_names(specs, spec_is_listed, NULL, ", ", known, sizeof(known));
+                return fail(p, kk, "unknown key '%s' in %s (expected one of: %s%s%s)", ks, section,
+                            generic ? generic : "", generic && known[0] ? ", " : "", known);
+        }
+        if (nodes[i])
+                return fail(p, kk, "duplicate key '%s' in %s", ks, section);
+        nodes[i] = v;
+        return spec_set(p, section, kk, v, specs, &specs[i], base);
+}
+
+/* A row's default, written as its YAML scalar would be. */
+static int spec_default(const struct ob_key_spec *spec, void *base)
+{
+        void *dst = (char *)base + spec->offset;
+        if (spec->type == OB_KEY_SECTION) {
+                for (size_t i = 0; spec->sub[i].name; i++) {
+                        int r = spec_default(&spec->sub[i], base);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        }
+        if (!spec->def)
+                return 0;
+        int64_t n = 0;
+        switch (spec->type) {
+        case OB_KEY_STRING:
+        case OB_KEY_PATH:
+        case OB_KEY_CHOICE:
+                *(char **)dst = strdup(spec->def);
+                return *(char **)dst ? 0 : -ENOMEM;
+        case OB_KEY_BOOL: *(bool *)dst = strcmp(spec->def, "true") == 0; return 0;
+        case OB_KEY_DURATION: return ob_parse_duration_ms(spec->def, (int64_t *)dst) < 0 ? -EINVAL : 0;
+        case OB_KEY_INT:
+                if (ob_parse_i64(spec->def, &n) < 0)
+                        return -EINVAL;
+                *(int *)dst = (int)n;
+                return 0;
+        default: return -EINVAL; /* a kind's table gives a default its type cannot have */
+        }
+}
+
+/* After the keys: the missing ones are an error if required, else get
+ * their defaults. */
+static int keys_finish(struct pctx *p, const char *section, yaml_node_t *map, const struct ob_key_spec *specs,
+                       void *base, yaml_node_t **nodes)
+{
+        for (size_t i = 0; specs[i].name; i++) {
+                if (nodes[i])
+                        continue;
+                if (specs[i].required)
+                        return fail(p, map, "%s: missing required key '%s'", section, specs[i].name);
+                int r = spec_default(&specs[i], base);
                 if (r < 0)
                         return r;
-                long *nv = realloc(a->ok_status, (a->nok_status + 1) * sizeof(*nv));
-                if (!nv)
-                        return -ENOMEM;
-                a->ok_status = nv;
-                nv[a->nok_status++] = (long)n;
         }
         return 0;
 }
 
-static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_connector *c,
-                           yaml_node_t **ret_base_url)
+/* A mapping of a kind's keys only (a section such as auth:). */
+static int walk_specs(struct pctx *p, yaml_node_t *map, const char *section, const struct ob_key_spec *specs,
+                      void *base)
+{
+        int r = expect(p, map, YAML_MAPPING_NODE, section);
+        if (r < 0)
+                return r;
+        yaml_node_t **nodes = calloc(spec_count(specs) + 1, sizeof(*nodes));
+        if (!nodes)
+                return -ENOMEM;
+        for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; r == 0 && pr < map->data.mapping.pairs.top;
+             pr++) {
+                yaml_node_t *k = node(p, pr->key);
+                r = expect(p, k, YAML_SCALAR_NODE, "a key");
+                if (r == 0)
+                        r = kind_key(p, section, NULL, k, node(p, pr->value), specs, base, nodes);
+        }
+        if (r == 0)
+                r = keys_finish(p, section, map, specs, base, nodes);
+        free(nodes);
+        return r;
+}
+
+static void specs_free(const struct ob_key_spec *specs, void *base)
+{
+        if (!base)
+                return;
+        for (size_t i = 0; specs[i].name; i++) {
+                void *dst = (char *)base + specs[i].offset;
+                switch (specs[i].type) {
+                case OB_KEY_STRING:
+                case OB_KEY_PATH:
+                case OB_KEY_CHOICE:
+                        free(*(char **)dst);
+                        *(char **)dst = NULL;
+                        break;
+                case OB_KEY_TEMPLATE:
+                        ob_tpl_free(*(struct ob_tpl **)dst);
+                        *(struct ob_tpl **)dst = NULL;
+                        break;
+                case OB_KEY_HEADERS:
+                        free_headers(((struct ob_header_list *)dst)->v, ((struct ob_header_list *)dst)->n);
+                        *(struct ob_header_list *)dst = (struct ob_header_list){0};
+                        break;
+                case OB_KEY_INT_LIST:
+                        free(((struct ob_int_list *)dst)->v);
+                        *(struct ob_int_list *)dst = (struct ob_int_list){0};
+                        break;
+                case OB_KEY_BODY: /* rows that share it see NULL after the first */
+                        ob_json_tpl_free(((struct ob_body_tpl *)dst)->tree);
+                        ((struct ob_body_tpl *)dst)->tree = NULL;
+                        break;
+                case OB_KEY_SECTION: specs_free(specs[i].sub, base); break;
+                default: break;
+                }
+        }
+}
+
+/* Calls fn on every template a kind's keys hold (each once). */
+static int specs_foreach_tpl(const struct ob_key_spec *specs, const void *base,
+                             int (*fn)(const struct ob_tpl *t, void *ud), void *ud)
+{
+        int r = 0;
+        if (!base)
+                return 0;
+        for (size_t i = 0; r == 0 && specs[i].name; i++) {
+                const void *src = (const char *)base + specs[i].offset;
+                bool seen = false;
+                switch (specs[i].type) {
+                case OB_KEY_TEMPLATE:
+                        if (*(struct ob_tpl *const *)src)
+                                r = fn(*(struct ob_tpl *const *)src, ud);
+                        break;
+                case OB_KEY_HEADERS: {
+                        const struct ob_header_list *l = src;
+                        for (size_t h = 0; r == 0 && h < l->n; h++)
+                                if (l->v[h].value) /* NULL: a value_file secret */
+                                        r = fn(l->v[h].value, ud);
+                        break;
+                }
+                case OB_KEY_BODY:
+                        for (size_t j = 0; j < i; j++)
+                                seen = seen || spec_same_offset(&specs[j], &specs[i]);
+                        if (!seen)
+                                r = ob_json_tpl_foreach(((const struct ob_body_tpl *)src)->tree, fn, ud);
+                        break;
+                case OB_KEY_SECTION: r = specs_foreach_tpl(specs[i].sub, base, fn, ud); break;
+                default: break;
+                }
+        }
+        return r;
+}
+
+/* The node of key in what kd recorded, or its mapping. */
+static yaml_node_t *keyed_node(const struct keyed *kd, const struct ob_key_spec *specs, const char *key)
+{
+        for (size_t i = 0; kd->nodes && specs[i].name; i++)
+                if (strcmp(specs[i].name, key) == 0 && kd->nodes[i])
+                        return kd->nodes[i];
+        return kd->map;
+}
+
+/* At n, or (at) off bytes into its scalar value, past an opening quote as fail_off() does. */
+static int check_failv(struct pctx *p, yaml_node_t *n, bool at, size_t off, const char *fmt, va_list ap)
+{
+        size_t line = n ? n->start_mark.line : 0, col = n ? n->start_mark.column : 0;
+        if (at && n && n->type == YAML_SCALAR_NODE) {
+                yaml_scalar_style_t st = n->data.scalar.style;
+                col += off + (st == YAML_SINGLE_QUOTED_SCALAR_STYLE || st == YAML_DOUBLE_QUOTED_SCALAR_STYLE ? 1 : 0);
+        }
+        return failv(p, line, col, fmt, ap);
+}
+
+int ob_config_fail_connector(struct ob_config_check *ck, const struct ob_connector *c, const char *key,
+                             const char *fmt, ...)
+{
+        struct pctx *p = ck->p;
+        size_t i = (size_t)(c - p->cfg->connectors);
+        yaml_node_t *n = i < p->nconn_keyed ? keyed_node(&p->conn_keyed[i], c->kind->connector_keys, key) : NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int r = check_failv(p, n, false, 0, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int fail_action_v(struct ob_config_check *ck, const struct ob_action *a, const char *key, bool at, size_t off,
+                         const char *fmt, va_list ap)
+{
+        struct pctx *p = ck->p;
+        size_t i = (size_t)(a - p->cfg->actions);
+        yaml_node_t *n = i < p->naction_keyed
+                                 ? keyed_node(&p->action_keyed[i], a->connector->kind->action_keys, key)
+                                 : NULL;
+        return check_failv(p, n, at, off, fmt, ap);
+}
+
+int ob_config_fail_action(struct ob_config_check *ck, const struct ob_action *a, const char *key, const char *fmt,
+                          ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int r = fail_action_v(ck, a, key, false, 0, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int ob_config_fail_action_at(struct ob_config_check *ck, const struct ob_action *a, const char *key, size_t offset,
+                             const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        int r = fail_action_v(ck, a, key, true, offset, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+/* The value of key in mapping m, or NULL. */
+static yaml_node_t *value_of(struct pctx *p, yaml_node_t *m, const char *key)
+{
+        for (yaml_node_pair_t *pr = m->data.mapping.pairs.start; pr < m->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key);
+                if (k->type == YAML_SCALAR_NODE && strcmp(scalar(k), key) == 0)
+                        return node(p, pr->value);
+        }
+        return NULL;
+}
+
+/* Keys every connector has; the rest are its kind's. */
+static const char ob_connector_generic_keys[] = "type, timeout, concurrency, retry";
+
+static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_connector *c, struct keyed *kd)
 {
         char section[160];
         snprintf(section, sizeof(section), "connectors.%s", scalar(k));
         c->name = strdup(scalar(k));
         if (!c->name)
                 return -ENOMEM;
-        c->tls_verify = true;
         c->concurrency = 4;
         c->timeout_ms = 30000;
         c->retry = (struct ob_retry_policy){
@@ -1443,73 +1748,57 @@ static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struc
         int r = expect(p, v, YAML_MAPPING_NODE, section);
         if (r < 0)
                 return r;
+        kd->map = v;
+        /* The type first: it says what the other keys may be. */
+        yaml_node_t *typen = value_of(p, v, "type");
+        if (!typen)
+                return fail(p, v, "%s: missing required key 'type'", section);
+        char what[200];
+        snprintf(what, sizeof(what), "%s.type", section);
         char *type = NULL;
-        yaml_node_t *auth = NULL, *headers = NULL;
+        if ((r = h_nonempty(p, what, typen, &type)) < 0)
+                return r;
+        c->kind = ob_connector_kind_find(type);
+        if (!c->kind) {
+                char names[256] = "";
+                const struct ob_connector_kind *kind;
+                for (size_t i = 0; (kind = ob_connector_kind_at(i)); i++) {
+                        strncat(names, i ? ", " : "", sizeof(names) - strlen(names) - 1);
+                        strncat(names, kind->name, sizeof(names) - strlen(names) - 1);
+                }
+                r = fail(p, v, "%s: unknown connector type '%s' (this version has: %s)", section, type, names);
+                free(type);
+                return r;
+        }
+        free(type);
+        const struct ob_key_spec *specs = c->kind->connector_keys;
+        c->settings = calloc(1, c->kind->connector_size ? c->kind->connector_size : 1);
+        kd->nodes = calloc(spec_count(specs) + 1, sizeof(*kd->nodes));
+        if (!c->settings || !kd->nodes)
+                return -ENOMEM;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *kk = node(p, pr->key), *vv = node(p, pr->value);
                 if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0)
-                        break;
+                        return r;
                 const char *ks = scalar(kk);
-                char what[200];
                 snprintf(what, sizeof(what), "%s.%s", section, ks);
                 if (strcmp(ks, "type") == 0)
-                        r = h_nonempty(p, what, vv, &type);
-                else if (strcmp(ks, "base_url") == 0) {
-                        r = h_nonempty(p, what, vv, &c->base_url);
-                        *ret_base_url = vv;
-                        if (r == 0 && strncmp(c->base_url, "http://", 7) != 0 &&
-                            strncmp(c->base_url, "https://", 8) != 0)
-                                r = fail(p, vv, "%s must start with http:// or https://", what);
-                        if (r == 0 && (strchr(c->base_url, '{') || strchr(c->base_url, '?') ||
-                                       strchr(c->base_url, '#')))
-                                r = fail(p, vv, "%s must be a plain URL prefix (no templates, query or fragment)",
-                                         what);
-                        if (r == 0) {
-                                size_t n = strlen(c->base_url);
-                                while (n > 0 && c->base_url[n - 1] == '/')
-                                        c->base_url[--n] = '\0';
-                        }
-                } else if (strcmp(ks, "auth") == 0)
-                        auth = vv;
-                else if (strcmp(ks, "ca_file") == 0)
-                        r = h_path(p, what, vv, &c->ca_file);
-                else if (strcmp(ks, "tls_verify") == 0)
-                        r = h_bool(p, what, vv, &c->tls_verify);
-                else if (strcmp(ks, "allow_insecure") == 0)
-                        r = h_bool(p, what, vv, &c->allow_insecure);
+                        continue;
                 else if (strcmp(ks, "timeout") == 0)
                         r = h_duration(p, what, vv, &c->timeout_ms);
                 else if (strcmp(ks, "concurrency") == 0)
                         r = h_concurrency(p, what, vv, &c->concurrency);
-                else if (strcmp(ks, "headers") == 0)
-                        headers = vv;
                 else if (strcmp(ks, "retry") == 0)
                         r = parse_retry(p, what, vv, &c->retry);
                 else
-                        r = fail(p, kk,
-                                 "unknown key '%s' in %s (expected one of: type, base_url, auth, ca_file, tls_verify, "
-                                 "allow_insecure, timeout, concurrency, retry, headers)",
-                                 ks, section);
+                        r = kind_key(p, section, ob_connector_generic_keys, kk, vv, specs, c->settings, kd->nodes);
                 if (r < 0)
-                        break;
+                        return r;
         }
-        if (r == 0 && !type)
-                r = fail(p, v, "%s: missing required key 'type'", section);
-        if (r == 0 && strcmp(type, "http") != 0)
-                r = fail(p, v, "%s: unknown connector type '%s' (this version has: http)", section, type);
-        c->type = OB_CONNECTOR_HTTP;
-        free(type);
-        if (r == 0 && auth) {
-                char what[200];
-                snprintf(what, sizeof(what), "%s.auth", section);
-                r = parse_auth(p, what, auth, c);
-        }
-        if (r == 0 && headers) {
-                char what[200];
-                snprintf(what, sizeof(what), "%s.headers", section);
-                r = parse_headers(p, headers, what, &c->headers, &c->nheaders);
-        }
-        return r;
+        if ((r = keys_finish(p, section, v, specs, c->settings, kd->nodes)) < 0)
+                return r;
+        struct ob_config_check ck = {p};
+        return c->kind->check_connector ? c->kind->check_connector(&ck, c) : 0;
 }
 
 static struct ob_connector *find_connector(struct ob_config *c, const char *name)
@@ -1547,11 +1836,12 @@ static int set_source(struct pctx *p, const yaml_node_t *n, char **ret)
         return 0;
 }
 
-static const char *const ob_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+/* Keys every action has; the rest are its connector kind's. */
+static const char ob_action_generic_keys[] = "connector, when, after, security";
 
 /* First pass over an action: everything but `after`, which needs all names. */
 static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_action *a, yaml_node_t **ret_after,
-                        yaml_node_t **ret_url)
+                        struct keyed *kd)
 {
         char section[160];
         snprintf(section, sizeof(section), "actions.%s", scalar(k));
@@ -1563,93 +1853,47 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
         int r = expect(p, v, YAML_MAPPING_NODE, section);
         if (r < 0)
                 return r;
-        yaml_node_t *urln = NULL, *conn = NULL;
+        kd->map = v;
+        /* The connector first: its kind says what the other keys may be. */
+        yaml_node_t *conn = value_of(p, v, "connector");
+        if (!conn)
+                return fail(p, v, "%s: missing required key 'connector'", section);
+        char what[200];
+        snprintf(what, sizeof(what), "%s.connector", section);
+        if ((r = expect(p, conn, YAML_SCALAR_NODE, what)) < 0)
+                return r;
+        a->connector = find_connector(p->cfg, scalar(conn));
+        if (!a->connector)
+                return fail(p, conn, "%s: unknown connector '%s' (define it under connectors:)", what, scalar(conn));
+        const struct ob_connector_kind *kind = a->connector->kind;
+        const struct ob_key_spec *specs = kind->action_keys;
+        a->settings = calloc(1, kind->action_size ? kind->action_size : 1);
+        kd->nodes = calloc(spec_count(specs) + 1, sizeof(*kd->nodes));
+        if (!a->settings || !kd->nodes)
+                return -ENOMEM;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *kk = node(p, pr->key), *vv = node(p, pr->value);
                 if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0)
                         return r;
                 const char *ks = scalar(kk);
-                char what[200];
                 snprintf(what, sizeof(what), "%s.%s", section, ks);
-                if (strcmp(ks, "connector") == 0) {
-                        if ((r = expect(p, vv, YAML_SCALAR_NODE, what)) < 0)
-                                return r;
-                        a->connector = find_connector(p->cfg, scalar(vv));
-                        if (!a->connector)
-                                return fail(p, vv, "%s: unknown connector '%s' (define it under connectors:)", what,
-                                            scalar(vv));
-                        conn = vv;
-                } else if (strcmp(ks, "method") == 0) {
-                        if ((r = h_nonempty(p, what, vv, &a->method)) < 0)
-                                return r;
-                        bool ok = false;
-                        for (size_t i = 0; ob_methods[i]; i++)
-                                ok = ok || strcmp(a->method, ob_methods[i]) == 0;
-                        if (!ok)
-                                return fail(p, vv, "%s must be GET, POST, PUT, PATCH or DELETE, not '%s'", what,
-                                            a->method);
-                } else if (strcmp(ks, "url") == 0) {
-                        if ((r = parse_tpl(p, vv, OB_TPL_URL, what, &a->url)) < 0)
-                                return r;
-                        urln = vv;
-                        *ret_url = vv;
-                } else if (strcmp(ks, "headers") == 0) {
-                        if ((r = parse_headers(p, vv, what, &a->headers, &a->nheaders)) < 0)
-                                return r;
-                } else if (strcmp(ks, "json") == 0 || strcmp(ks, "form") == 0) {
-                        if (a->body_kind != OB_BODY_NONE)
-                                return fail(p, kk, "%s: an action has one body: json or form", section);
-                        bool json = ks[0] == 'j';
-                        if (!json && vv->type != YAML_MAPPING_NODE)
-                                return fail(p, vv, "%s must be a mapping of name: value", what);
-                        a->body_kind = json ? OB_BODY_JSON : OB_BODY_FORM;
-                        if ((r = parse_json_tpl(p, vv, what, json ? OB_TPL_JSON : OB_TPL_FORM, 0, &a->body)) < 0)
-                                return r;
-                } else if (strcmp(ks, "when") == 0) {
-                        if ((r = parse_cond(p, vv, true, &a->when)) < 0)
-                                return r;
-                } else if (strcmp(ks, "after") == 0) {
+                if (strcmp(ks, "connector") == 0)
+                        continue;
+                else if (strcmp(ks, "when") == 0)
+                        r = parse_cond(p, vv, true, &a->when);
+                else if (strcmp(ks, "after") == 0)
                         *ret_after = vv;
-                } else if (strcmp(ks, "security") == 0) {
-                        if ((r = h_bool(p, what, vv, &a->security)) < 0)
-                                return r;
-                } else if (strcmp(ks, "ok_status") == 0) {
-                        if ((r = parse_ok_status(p, what, vv, a)) < 0)
-                                return r;
-                } else {
-                        return fail(p, kk,
-                                    "unknown key '%s' in %s (expected one of: connector, method, url, headers, json, "
-                                    "form, when, after, security, ok_status)",
-                                    ks, section);
-                }
+                else if (strcmp(ks, "security") == 0)
+                        r = h_bool(p, what, vv, &a->security);
+                else
+                        r = kind_key(p, section, ob_action_generic_keys, kk, vv, specs, a->settings, kd->nodes);
+                if (r < 0)
+                        return r;
         }
-        if (!conn)
-                return fail(p, v, "%s: missing required key 'connector'", section);
-        if (!a->url)
-                return fail(p, v, "%s: missing required key 'url'", section);
-        if (!a->method) {
-                a->method = strdup(a->body_kind == OB_BODY_NONE ? "GET" : "POST");
-                if (!a->method)
-                        return -ENOMEM;
-        }
-        const char *u = ob_tpl_source(a->url);
-        if (a->connector->base_url) {
-                if (u[0] != '/')
-                        return fail(p, urln, "%s.url must start with '/' (it is appended to the connector's base_url)",
-                                    section);
-        } else if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) {
-                return fail(p, urln, "%s.url must be an http:// or https:// URL (the connector has no base_url)",
-                            section);
-        } else {
-                /* The scheme and host are literal: a value can only land in the path or query. */
-                const char *host = strstr(u, "://") + 3;
-                const char *brace = strstr(u, "{{");
-                const char *slash = strchr(host, '/');
-                if (brace && (!slash || brace < slash))
-                        return fail_off(p, urln, (size_t)(brace - u),
-                                        "%s.url: templates may not choose the host; use a fixed host", section);
-        }
-        return 0;
+        if ((r = keys_finish(p, section, v, specs, a->settings, kd->nodes)) < 0)
+                return r;
+        struct ob_config_check ck = {p};
+        return kind->check_action ? kind->check_action(&ck, a) : 0;
 }
 
 static int parse_after(struct pctx *p, yaml_node_t *v, struct ob_action *a)
@@ -1812,6 +2056,16 @@ static void pctx_done(struct pctx *p)
         p->text = NULL;
         free(p->dir);
         p->dir = NULL;
+        for (size_t i = 0; i < p->nconn_keyed; i++)
+                free(p->conn_keyed[i].nodes);
+        free(p->conn_keyed);
+        p->conn_keyed = NULL;
+        p->nconn_keyed = 0;
+        for (size_t i = 0; i < p->naction_keyed; i++)
+                free(p->action_keyed[i].nodes);
+        free(p->action_keyed);
+        p->action_keyed = NULL;
+        p->naction_keyed = 0;
 }
 
 static int syntax_error(struct pctx *p, const yaml_parser_t *parser)
@@ -2261,61 +2515,15 @@ static int collect_attributes(struct ob_config *c)
                 struct ob_action *a = &c->actions[i];
                 r = ob_cond_attributes(a->when, l);
                 if (r == 0)
-                        r = add_tpl_attrs(a->url, l);
-                for (size_t h = 0; r == 0 && h < a->nheaders; h++)
-                        if (a->headers[h].value) /* NULL: a value_file secret */
-                                r = add_tpl_attrs(a->headers[h].value, l);
-                if (r == 0)
-                        r = ob_json_tpl_foreach(a->body, add_tpl_attrs, l);
+                        r = specs_foreach_tpl(a->connector->kind->action_keys, a->settings, add_tpl_attrs, l);
         }
+        /* A connector's own templates (a header) are rendered for every account too. */
+        for (size_t i = 0; r == 0 && i < c->nconnectors; i++)
+                r = specs_foreach_tpl(c->connectors[i].kind->connector_keys, c->connectors[i].settings, add_tpl_attrs,
+                                      l);
         for (size_t i = 0; r == 0 && i < c->ntransitions; i++)
                 r = ob_cond_attributes(c->transitions[i].when, l);
         return r;
-}
-
-static bool has_secret_header(const struct ob_header_tpl *h, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                if (h[i].secret_file)
-                        return true;
-        return false;
-}
-
-/* Credentials never travel over plain http:// unless allow_insecure: says
- * so: a connector's auth:, or a value_file header on it or on an action that
- * uses it. base_urls and urls are the nodes, by connector and action index. */
-static int check_transport(struct pctx *p, yaml_node_t **base_urls, yaml_node_t **urls)
-{
-        struct ob_config *c = p->cfg;
-        for (size_t i = 0; i < c->nconnectors; i++) {
-                const struct ob_connector *k = &c->connectors[i];
-                if (k->allow_insecure)
-                        continue;
-                bool creds = k->auth_type || has_secret_header(k->headers, k->nheaders);
-                for (size_t j = 0; !creds && j < c->nactions; j++)
-                        creds = c->actions[j].connector == k &&
-                                has_secret_header(c->actions[j].headers, c->actions[j].nheaders);
-                if (!creds)
-                        continue;
-                if (k->base_url) {
-                        if (strncmp(k->base_url, "http://", 7) == 0)
-                                return fail(p, base_urls[i],
-                                            "connectors.%s.base_url: the connector sends credentials, which would "
-                                            "cross the network in clear text over http://; use https:// or set "
-                                            "allow_insecure: true",
-                                            k->name);
-                        continue;
-                }
-                for (size_t j = 0; j < c->nactions; j++)
-                        if (c->actions[j].connector == k &&
-                            strncmp(ob_tpl_source(c->actions[j].url), "http://", 7) == 0)
-                                return fail(p, urls[j],
-                                            "actions.%s.url: connector '%s' sends credentials, which would cross the "
-                                            "network in clear text over http://; use https:// or set allow_insecure: "
-                                            "true on the connector",
-                                            c->actions[j].name, k->name);
-        }
-        return 0;
 }
 
 static int parse_safety_transitions(struct pctx *p, yaml_node_t *v)
@@ -2416,16 +2624,15 @@ static int load_main(struct pctx *p)
                 free(path);
         }
         /* connectors */
-        _cleanup_free_ yaml_node_t **base_urls = NULL; /* per connector, NULL: none */
-        _cleanup_free_ yaml_node_t **urls = NULL;      /* per action */
         if (sec[6]) {
                 if ((r = expect(p, sec[6], YAML_MAPPING_NODE, "connectors")) < 0)
                         return r;
                 size_t n = (size_t)(sec[6]->data.mapping.pairs.top - sec[6]->data.mapping.pairs.start);
                 c->connectors = calloc(n ? n : 1, sizeof(*c->connectors));
-                base_urls = calloc(n ? n : 1, sizeof(*base_urls));
-                if (!c->connectors || !base_urls)
+                p->conn_keyed = calloc(n ? n : 1, sizeof(*p->conn_keyed));
+                if (!c->connectors || !p->conn_keyed)
                         return -ENOMEM;
+                p->nconn_keyed = n;
                 for (yaml_node_pair_t *pr = sec[6]->data.mapping.pairs.start; pr < sec[6]->data.mapping.pairs.top;
                      pr++) {
                         yaml_node_t *k = node(p, pr->key);
@@ -2437,7 +2644,7 @@ static int load_main(struct pctx *p)
                                 return fail(p, k, "duplicate connector '%s'", scalar(k));
                         c->nconnectors++;
                         if ((r = parse_connector(p, k, node(p, pr->value), &c->connectors[c->nconnectors - 1],
-                                                 &base_urls[c->nconnectors - 1])) < 0)
+                                                 &p->conn_keyed[c->nconnectors - 1])) < 0)
                                 return r;
                 }
         }
@@ -2448,11 +2655,12 @@ static int load_main(struct pctx *p)
                 size_t n = (size_t)(sec[7]->data.mapping.pairs.top - sec[7]->data.mapping.pairs.start);
                 c->actions = calloc(n ? n : 1, sizeof(*c->actions));
                 yaml_node_t **after = calloc(n ? n : 1, sizeof(*after));
-                urls = calloc(n ? n : 1, sizeof(*urls));
-                if (!c->actions || !after || !urls) {
+                p->action_keyed = calloc(n ? n : 1, sizeof(*p->action_keyed));
+                if (!c->actions || !after || !p->action_keyed) {
                         free(after);
                         return -ENOMEM;
                 }
+                p->naction_keyed = n;
                 for (yaml_node_pair_t *pr = sec[7]->data.mapping.pairs.start; pr < sec[7]->data.mapping.pairs.top;
                      pr++) {
                         yaml_node_t *k = node(p, pr->key);
@@ -2464,7 +2672,7 @@ static int load_main(struct pctx *p)
                         }
                         c->nactions++;
                         r = parse_action(p, k, node(p, pr->value), &c->actions[c->nactions - 1],
-                                         &after[c->nactions - 1], &urls[c->nactions - 1]);
+                                         &after[c->nactions - 1], &p->action_keyed[c->nactions - 1]);
                         if (r < 0)
                                 break;
                 }
@@ -2479,8 +2687,13 @@ static int load_main(struct pctx *p)
                 if (r < 0)
                         return r;
         }
-        if ((r = check_transport(p, base_urls, urls)) < 0)
-                return r;
+        /* Rules across a connector and the actions that use it. */
+        for (size_t i = 0; i < c->nconnectors; i++) {
+                struct ob_config_check ck = {p};
+                const struct ob_connector *k = &c->connectors[i];
+                if (k->kind->check_uses && (r = k->kind->check_uses(&ck, c, k)) < 0)
+                        return r;
+        }
         /* transitions */
         if (sec[8]) {
                 if ((r = expect(p, sec[8], YAML_MAPPING_NODE, "transitions")) < 0)
@@ -2578,12 +2791,9 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
                 r = collect_attributes(c);
         for (size_t i = 0; r == 0 && i < c->nactions; i++) {
                 struct ob_action *a = &c->actions[i];
-                ob_json_tpl_foreach(a->body, uses_transfer_cb, &a->uses_transfer);
-                a->uses_transfer = a->uses_transfer || ob_tpl_uses_prefix(a->url, "transfer_to.");
-                for (size_t h = 0; h < a->nheaders; h++)
-                        if (a->headers[h].value)
-                                a->uses_transfer = a->uses_transfer ||
-                                                   ob_tpl_uses_prefix(a->headers[h].value, "transfer_to.");
+                const struct ob_connector *k = a->connector;
+                specs_foreach_tpl(k->kind->action_keys, a->settings, uses_transfer_cb, &a->uses_transfer);
+                specs_foreach_tpl(k->kind->connector_keys, k->settings, uses_transfer_cb, &a->uses_transfer);
                 c->uses_transfer = c->uses_transfer || a->uses_transfer;
         }
         if (r < 0) {
@@ -2624,30 +2834,26 @@ void ob_config_free(struct ob_config *c)
                 free(c->rules[i].reason_attribute);
         }
         free(c->rules);
-        for (size_t i = 0; i < c->nconnectors; i++) {
-                struct ob_connector *k = &c->connectors[i];
-                free(k->name);
-                free(k->base_url);
-                free(k->auth_type);
-                free(k->auth_username);
-                free(k->auth_secret_file);
-                free(k->ca_file);
-                free_headers(k->headers, k->nheaders);
-        }
-        free(c->connectors);
+        /* Actions first: their settings are read with their connector's kind. */
         for (size_t i = 0; i < c->nactions; i++) {
                 struct ob_action *a = &c->actions[i];
                 free(a->name);
                 free(a->source);
-                free(a->method);
-                ob_tpl_free(a->url);
-                free_headers(a->headers, a->nheaders);
-                ob_json_tpl_free(a->body);
+                if (a->settings)
+                        specs_free(a->connector->kind->action_keys, a->settings);
+                free(a->settings);
                 ob_cond_free(a->when);
                 free(a->after);
-                free(a->ok_status);
         }
         free(c->actions);
+        for (size_t i = 0; i < c->nconnectors; i++) {
+                struct ob_connector *k = &c->connectors[i];
+                free(k->name);
+                if (k->settings)
+                        specs_free(k->kind->connector_keys, k->settings);
+                free(k->settings);
+        }
+        free(c->connectors);
         for (size_t i = 0; i < c->ntransitions; i++) {
                 free(c->transitions[i].name);
                 free(c->transitions[i].source);

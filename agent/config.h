@@ -89,8 +89,6 @@ struct ob_rule {
         char *reason_attribute; /* read from the entry, may be NULL */
 };
 
-enum ob_connector_type { OB_CONNECTOR_HTTP };
-
 /* A header: a template, or (value_file:) a secret read from a file by the
  * connector, never rendered, masked as *** in reports. */
 struct ob_header_tpl {
@@ -98,6 +96,80 @@ struct ob_header_tpl {
         struct ob_tpl *value; /* NULL when secret_file is set */
         char *secret_file;    /* absolute path, or NULL */
 };
+
+/* ---- a connector kind's keys ---------------------------------------------
+ *
+ * A connector kind (connector.h) declares the keys of its connectors and of
+ * the actions that use them as a table of typed rows; the loader reads them
+ * into the kind's own struct at each row's offset, applies each row's
+ * default, and frees what it read. So the YAML stays in config.c, and a kind
+ * never sees a node.
+ */
+enum ob_key_type {
+        OB_KEY_STRING,   /* char *, not empty */
+        OB_KEY_PATH,     /* char *, a file; relative to the configuration, stored absolute */
+        OB_KEY_BOOL,     /* bool */
+        OB_KEY_DURATION, /* int64_t milliseconds, from 30s, 5m, 2h or 1d */
+        OB_KEY_INT,      /* int in [min, max] */
+        OB_KEY_CHOICE,   /* char *, one of choices */
+        OB_KEY_TEMPLATE, /* struct ob_tpl *, parsed for tpl */
+        OB_KEY_HEADERS,  /* struct ob_header_list; a header named reject is refused with hint */
+        OB_KEY_INT_LIST, /* struct ob_int_list in [min, max]; hint says what (for "must be a list of ...") */
+        OB_KEY_BODY,     /* struct ob_body_tpl parsed for tpl (OB_TPL_JSON or OB_TPL_FORM); rows that
+                          * share an offset are alternatives: one of them at most */
+        OB_KEY_SECTION,  /* a mapping of the rows in sub, stored in the same struct */
+        OB_KEY_SECRET,   /* refused: a secret written inline (hint: KEY_file) */
+};
+
+struct ob_key_spec {
+        const char *name; /* NULL ends a table */
+        enum ob_key_type type;
+        size_t offset;
+        bool required;
+        const char *def;             /* default, as its YAML scalar (STRING, PATH, BOOL, DURATION, INT, CHOICE) */
+        int64_t min, max;            /* INT, INT_LIST */
+        const char *const *choices;  /* CHOICE, NULL-terminated */
+        enum ob_tpl_context tpl;     /* TEMPLATE, BODY */
+        const struct ob_key_spec *sub; /* SECTION */
+        const char *reject;          /* HEADERS: a header name that is refused */
+        const char *hint;            /* HEADERS: why reject is refused; INT_LIST: what the list holds */
+};
+
+struct ob_header_list {
+        struct ob_header_tpl *v;
+        size_t n;
+};
+
+struct ob_int_list {
+        long *v;
+        size_t n;
+};
+
+struct ob_json_tpl; /* a YAML tree whose string leaves are templates */
+
+struct ob_body_tpl {
+        struct ob_json_tpl *tree;    /* NULL: no body */
+        enum ob_tpl_context context; /* OB_TPL_JSON or OB_TPL_FORM */
+};
+
+struct ob_connector_kind;
+struct ob_config;
+struct ob_connector;
+struct ob_action;
+
+/* For a kind's check hooks (connector.h): fail the load at one key of a
+ * connector or an action being read ("file:line:col: message", the line and
+ * a caret), or at its mapping when the key is absent. _at points offset bytes
+ * into the key's scalar value. Each returns -OB_ECONFIG. */
+struct ob_config_check;
+__attribute__((format(printf, 4, 5))) int ob_config_fail_connector(struct ob_config_check *ck,
+                                                                   const struct ob_connector *c, const char *key,
+                                                                   const char *fmt, ...);
+__attribute__((format(printf, 4, 5))) int ob_config_fail_action(struct ob_config_check *ck, const struct ob_action *a,
+                                                                const char *key, const char *fmt, ...);
+__attribute__((format(printf, 5, 6))) int ob_config_fail_action_at(struct ob_config_check *ck,
+                                                                   const struct ob_action *a, const char *key,
+                                                                   size_t offset, const char *fmt, ...);
 
 /* How a connector retries (connectors.X.retry). */
 struct ob_retry_policy {
@@ -108,43 +180,28 @@ struct ob_retry_policy {
         int pause_after;        /* consecutive failures without an answer that pause the connector for the pass */
 };
 
+/* What every connector has; the rest is its kind's (settings, read with the
+ * kind's connector_keys). */
 struct ob_connector {
         char *name;
-        enum ob_connector_type type;
-        char *base_url; /* prefix for action URLs; no templates */
-        char *auth_type; /* NULL, "bearer", "basic" */
-        char *auth_username;
-        char *auth_secret_file;
-        char *ca_file;
-        bool tls_verify;
-        bool allow_insecure; /* credentials (auth, value_file headers) over plain http:// */
+        const struct ob_connector_kind *kind; /* from type: */
+        void *settings;                       /* the kind's struct; NULL only in a failed load */
         int64_t timeout_ms;
         int concurrency;
         struct ob_retry_policy retry;
-        size_t nheaders;
-        struct ob_header_tpl *headers;
 };
 
-enum ob_body_kind { OB_BODY_NONE, OB_BODY_JSON, OB_BODY_FORM };
-
-struct ob_json_tpl; /* a YAML tree whose string leaves are templates */
-
+/* What every action has; the rest is its connector kind's (settings, read
+ * with the kind's action_keys). */
 struct ob_action {
         char *name;
         char *source;
         struct ob_connector *connector;
-        char *method;
-        struct ob_tpl *url; /* path segments and query escaped by position */
-        size_t nheaders;
-        struct ob_header_tpl *headers;
-        enum ob_body_kind body_kind;
-        struct ob_json_tpl *body;
+        void *settings;       /* the kind's struct; NULL only in a failed load */
         struct ob_cond *when; /* NULL: always */
         size_t nafter;
         struct ob_action **after;
-        bool security; /* revokes sessions or tokens: runs first */
-        long *ok_status; /* HTTP statuses outside 2xx that count as done (404, 410 on a delete) */
-        size_t nok_status;
+        bool security;      /* revokes sessions or tokens: runs first */
         bool uses_transfer; /* a template reads transfer_to.* */
 };
 

@@ -1,15 +1,35 @@
-/* connector.c: the table of connector types. */
+/* connector.c: the table of connector kinds. */
 #include "connector.h"
+
+#include <string.h>
 
 #include "util.h"
 
-static const struct ob_connector_ops *const ob_connector_table[] = {
-        [OB_CONNECTOR_HTTP] = &ob_http_ops,
+static const struct ob_connector_kind *const ob_connector_table[] = {
+        &ob_http_kind,
 };
 
-const struct ob_connector_ops *ob_connector_ops_for(enum ob_connector_type type)
+static const struct ob_connector_kind *ob_connector_test_kind;
+
+const struct ob_connector_kind *ob_connector_kind_at(size_t i)
 {
-        if ((size_t)type >= OB_ELEMENTSOF(ob_connector_table))
-                return NULL;
-        return ob_connector_table[type];
+        if (i < OB_ELEMENTSOF(ob_connector_table))
+                return ob_connector_table[i];
+        if (i == OB_ELEMENTSOF(ob_connector_table))
+                return ob_connector_test_kind;
+        return NULL;
+}
+
+const struct ob_connector_kind *ob_connector_kind_find(const char *name)
+{
+        const struct ob_connector_kind *k;
+        for (size_t i = 0; (k = ob_connector_kind_at(i)); i++)
+                if (strcmp(k->name, name) == 0)
+                        return k;
+        return NULL;
+}
+
+void ob_connector_kind_register_test(const struct ob_connector_kind *k)
+{
+        ob_connector_test_kind = k;
 }

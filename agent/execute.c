@@ -123,8 +123,7 @@ static void *connector_for(struct exec *x, const struct ob_connector *k)
         if (x->paused[i])
                 return NULL;
         if (!x->conns[i]) {
-                const struct ob_connector_ops *ops = ob_connector_ops_for(k->type);
-                int e = ops ? ops->new(x->loop, k, &x->conns[i]) : -EINVAL;
+                int e = ob_connector_new(x->loop, k, &x->conns[i]);
                 if (e < 0) {
                         ob_log(OB_LOG_ERROR, "event=connector_failed connector=%s error=%s", k->name,
                                ob_log_quote(ob_strerror(e)));
@@ -248,14 +247,6 @@ static size_t conn_index(const struct exec *x, const struct ob_connector *k)
         return (size_t)(k - x->r->c->connectors);
 }
 
-static bool ok_status(const struct ob_action *a, long status)
-{
-        for (size_t i = 0; i < a->nok_status; i++)
-                if (a->ok_status[i] == status)
-                        return true;
-        return false;
-}
-
 /* Worth trying again: no answer, a timeout, too many requests, or a
  * server error. Any other 4xx will say the same next time. */
 static bool retryable(const struct ob_response *resp)
@@ -304,7 +295,7 @@ static void on_done(const struct ob_response *resp, void *ud)
         const struct ob_connector *k = s->action->connector;
         size_t ci = conn_index(x, k);
         const struct ob_retry_policy *rp = &k->retry;
-        if (resp->result == 0 || (!resp->transport && ok_status(s->action, resp->status))) {
+        if (resp->result == 0) { /* the kind counts what else is done (an HTTP ok_status) */
                 x->fails[ci] = 0;
                 j->tries = 0;
                 record_outcome(j, i, OB_OUTCOME_DONE, resp->status, NULL, resp->duration_ms);
@@ -545,20 +536,8 @@ static void release(struct exec *x, struct pending_req **starts, size_t n, int k
                                 job_advance(j); /* finishes it: the window goes on */
                         continue;
                 }
-                struct ob_request req = {
-                        .method = s->method,
-                        .url = s->url,
-                        .headers = (const char *const *)s->headers,
-                        .content_type = s->content_type,
-                        .body = s->body,
-                        .body_len = s->body_len,
-                        .idempotency_key = s->idempotency_key,
-                        .secret_headers = s->secret_headers,
-                        .nsecret_headers = s->nsecret_headers,
-                };
                 void *conn = connector_for(x, s->action->connector);
-                const struct ob_connector_ops *ops = ob_connector_ops_for(s->action->connector->type);
-                int e = conn ? ops->start(conn, &req, on_done, pr) : -EINVAL;
+                int e = conn ? ob_connector_start(s->action->connector, conn, s, on_done, pr) : -EINVAL;
                 if (e < 0) {
                         size_t i = pr->step;
                         free(pr);
@@ -706,7 +685,7 @@ static void exec_free(struct exec *x)
         free(x->wb_wait);
         for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
                 if (x->conns[i])
-                        ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
+                        ob_connector_free(&x->r->c->connectors[i], x->conns[i]);
         free(x->conns);
         free(x->jobs);
         free(x->fails);
@@ -746,7 +725,7 @@ static void pause_connector(struct exec *x, size_t ci)
                "are held until the next pass\"",
                k->name, x->fails[ci], x->fails[ci]);
         if (x->conns[ci]) {
-                ob_connector_ops_for(k->type)->free(x->conns[ci]);
+                ob_connector_free(k, x->conns[ci]);
                 x->conns[ci] = NULL;
         }
         for (size_t i = 0; i < x->njobs; i++) {
@@ -802,7 +781,7 @@ static void exec_abandon(struct exec *x)
         x->nwb_wait = 0;
         for (size_t i = 0; x->conns && i < x->r->c->nconnectors; i++)
                 if (x->conns[i]) {
-                        ob_connector_ops_for(x->r->c->connectors[i].type)->free(x->conns[i]);
+                        ob_connector_free(&x->r->c->connectors[i], x->conns[i]);
                         x->conns[i] = NULL;
                 }
         for (size_t i = 0; i < x->njobs; i++)

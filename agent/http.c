@@ -9,15 +9,17 @@
  * Requests are copied by start() (the caller's strings may die as soon as it
  * returns). At most `concurrency` run at once; the others wait in FIFO order.
  * A request's duration_ms counts from the moment it starts running, not the
- * time it waited in the queue.
+ * time it waited in the queue. A request's ok statuses are answers outside
+ * 2xx that count as done (result 0), such as 404 for a delete.
  *
- * Secrets: the token or password is read from auth_secret_file in new(), the
- * values of the connector's secret headers (value_file:) too; a request's own
- * secret headers are read when a request first names their file, and kept
- * (one copy per path) until free(), which wipes them all. They only ever go to
- * curl (an Authorization or "Name: value" header, or CURLOPT_PASSWORD); a
- * value holding a control character is refused with -EINVAL. Every response
- * body is fed, as it arrives, through a scrubber (scrub.h) that knows every
+ * Secrets: the token or password is read from the auth: section's file in
+ * new(), the values of the connector's secret headers (value_file:) too; a
+ * request's own secret headers are read when a request first names their
+ * file, and kept (one copy per path) until free(), which wipes them all. They
+ * only ever go to curl (an Authorization or "Name: value" header, or
+ * CURLOPT_PASSWORD); a value holding a control character is refused with
+ * -EINVAL. Every response body is fed, as it arrives, through a scrubber
+ * (scrub.h) that knows every
  * secret the instance holds (and base64("user:password") for basic auth):
  * the excerpt is its output, and curl's error text goes through the same
  * secrets, so a server that echoes a header back, whole, cut off or encoded,
@@ -45,6 +47,7 @@
 #include <string.h>
 
 #include "connector.h"
+#include "http.h"
 #include "loop.h"
 #include "scrub.h"
 #include "util.h"
@@ -65,7 +68,7 @@ static const char ob_http_insecure_text[] =
         "refusing to send credentials over plain http://; use https:// or set allow_insecure: true";
 
 
-enum ob_http_auth { OB_HTTP_AUTH_NONE, OB_HTTP_AUTH_BEARER, OB_HTTP_AUTH_BASIC };
+enum ob_http_auth_scheme { OB_HTTP_AUTH_NONE, OB_HTTP_AUTH_BEARER, OB_HTTP_AUTH_BASIC };
 
 struct ob_http;
 
@@ -81,6 +84,8 @@ struct ob_http_req {
         struct ob_scrub *scrub; /* the body goes through it; its output is the excerpt */
         bool https_only;        /* carries a credential: curl may only use https */
         bool plain_http;        /* ... and the URL says http:// */
+        long *ok_status;        /* statuses outside 2xx that count as done (copied) */
+        size_t nok_status;
         char errbuf[CURL_ERROR_SIZE];
         struct ob_response resp;
 };
@@ -101,7 +106,7 @@ struct ob_http {
         CURLM *multi;
         struct ob_timer *timer;
 
-        enum ob_http_auth auth;
+        enum ob_http_auth_scheme auth;
         char *username;
         char *secret; /* wiped on free */
         char *ca_file;
@@ -251,6 +256,7 @@ static void ob_http_req_free(struct ob_http_req *r)
         if (!r)
                 return;
         ob_http_req_release(r);
+        free(r->ok_status);
         free(r);
 }
 
@@ -465,6 +471,19 @@ static int ob_http_req_new(struct ob_http *h, const struct ob_request *req, ob_c
         q->h = h;
         q->done = done;
         q->userdata = userdata;
+        if (req->nok_status > 0) {
+                if (!req->ok_status || req->nok_status > 1000) {
+                        r = -EINVAL;
+                        goto fail;
+                }
+                q->ok_status = malloc(req->nok_status * sizeof(*q->ok_status));
+                if (!q->ok_status) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                memcpy(q->ok_status, req->ok_status, req->nok_status * sizeof(*q->ok_status));
+                q->nok_status = req->nok_status;
+        }
 
         /* Reads the request's secret header files, so the scrubber below
          * knows their values. */
@@ -532,6 +551,16 @@ fail:
         return r;
 }
 
+/* A status the action counts as done although it is not 2xx (404 or 410
+ * for a delete: what it was to remove is gone already). */
+static bool ob_http_ok_status(const struct ob_http_req *q, long status)
+{
+        for (size_t i = 0; i < q->nok_status; i++)
+                if (q->ok_status[i] == status)
+                        return true;
+        return false;
+}
+
 /* Fills q->resp from the finished transfer and frees its curl resources. */
 static void ob_http_req_complete(struct ob_http_req *q, CURLcode rc)
 {
@@ -559,7 +588,7 @@ static void ob_http_req_complete(struct ob_http_req *q, CURLcode rc)
                 size_t n = strnlen(msg, CURL_ERROR_SIZE);
                 if (ob_scrub_text(q->scrub, msg, n, resp->error, sizeof(resp->error)) < 0)
                         snprintf(resp->error, sizeof(resp->error), "%s (details withheld)", curl_easy_strerror(rc));
-        } else if (status >= 200 && status <= 299) {
+        } else if ((status >= 200 && status <= 299) || ob_http_ok_status(q, status)) {
                 resp->result = 0;
                 resp->error[0] = '\0';
         } else {
@@ -805,7 +834,7 @@ static void ob_http_destroy(struct ob_http *h)
         free(h);
 }
 
-static void ob_http_free(void *c)
+void ob_http_free(void *c)
 {
         struct ob_http *h = c;
         if (!h || h->closing)
@@ -816,13 +845,13 @@ static void ob_http_free(void *c)
         ob_http_destroy(h);
 }
 
-static int ob_http_parse_auth(const struct ob_connector *cfg, enum ob_http_auth *ret)
+static int ob_http_parse_auth(const struct ob_http_connector *cfg, enum ob_http_auth_scheme *ret)
 {
-        if (!cfg->auth_type || ob_streq_ci(cfg->auth_type, "none"))
+        if (!cfg->auth.type || ob_streq_ci(cfg->auth.type, "none"))
                 *ret = OB_HTTP_AUTH_NONE;
-        else if (ob_streq_ci(cfg->auth_type, "bearer"))
+        else if (ob_streq_ci(cfg->auth.type, "bearer"))
                 *ret = OB_HTTP_AUTH_BEARER;
-        else if (ob_streq_ci(cfg->auth_type, "basic"))
+        else if (ob_streq_ci(cfg->auth.type, "basic"))
                 *ret = OB_HTTP_AUTH_BASIC;
         else
                 return -EINVAL;
@@ -830,11 +859,11 @@ static int ob_http_parse_auth(const struct ob_connector *cfg, enum ob_http_auth 
 }
 
 /* The connector's value_file headers, read once. */
-static int ob_http_read_headers(struct ob_http *h, const struct ob_connector *cfg)
+static int ob_http_read_headers(struct ob_http *h, const struct ob_http_connector *cfg)
 {
         size_t n = 0;
-        for (size_t i = 0; i < cfg->nheaders; i++)
-                if (cfg->headers[i].secret_file)
+        for (size_t i = 0; i < cfg->headers.n; i++)
+                if (cfg->headers.v[i].secret_file)
                         n++;
         if (n == 0)
                 return 0;
@@ -843,8 +872,8 @@ static int ob_http_read_headers(struct ob_http *h, const struct ob_connector *cf
         h->headers = calloc(n, sizeof(*h->headers));
         if (!h->headers)
                 return -ENOMEM;
-        for (size_t i = 0; i < cfg->nheaders; i++) {
-                const struct ob_header_tpl *t = &cfg->headers[i];
+        for (size_t i = 0; i < cfg->headers.n; i++) {
+                const struct ob_header_tpl *t = &cfg->headers.v[i];
                 if (!t->secret_file)
                         continue;
                 if (!ob_http_header_name_ok(t->name))
@@ -862,17 +891,19 @@ static int ob_http_read_headers(struct ob_http *h, const struct ob_connector *cf
         return 0;
 }
 
-static int ob_http_new(struct ob_loop *loop, const struct ob_connector *cfg, void **ret)
+int ob_http_new(struct ob_loop *loop, const struct ob_connector *k, void **ret)
 {
-        if (!loop || !cfg || cfg->timeout_ms < 0)
+        if (!loop || !k || !k->settings || k->timeout_ms < 0)
                 return -EINVAL;
-        enum ob_http_auth auth;
+        const struct ob_http_connector *cfg = k->settings;
+        enum ob_http_auth_scheme auth;
         int r = ob_http_parse_auth(cfg, &auth);
         if (r < 0)
                 return r;
-        if (auth != OB_HTTP_AUTH_NONE && !cfg->auth_secret_file)
+        const char *secret_file = auth == OB_HTTP_AUTH_BEARER ? cfg->auth.token_file : cfg->auth.password_file;
+        if (auth != OB_HTTP_AUTH_NONE && !secret_file)
                 return -EINVAL;
-        if (auth == OB_HTTP_AUTH_BASIC && (!cfg->auth_username || strchr(cfg->auth_username, ':')))
+        if (auth == OB_HTTP_AUTH_BASIC && (!cfg->auth.username || strchr(cfg->auth.username, ':')))
                 return -EINVAL;
 
         pthread_once(&ob_http_once, ob_http_global_init);
@@ -886,16 +917,16 @@ static int ob_http_new(struct ob_loop *loop, const struct ob_connector *cfg, voi
         h->auth = auth;
         h->tls_verify = cfg->tls_verify;
         h->allow_insecure = cfg->allow_insecure;
-        int64_t t = cfg->timeout_ms ? cfg->timeout_ms : OB_HTTP_DEFAULT_TIMEOUT_MS;
+        int64_t t = k->timeout_ms ? k->timeout_ms : OB_HTTP_DEFAULT_TIMEOUT_MS;
         h->timeout_ms = t > LONG_MAX ? LONG_MAX : (long)t;
-        h->concurrency = cfg->concurrency > 0 ? (size_t)cfg->concurrency : 1;
+        h->concurrency = k->concurrency > 0 ? (size_t)k->concurrency : 1;
 
         if (cfg->ca_file && !(h->ca_file = ob_strdup(cfg->ca_file))) {
                 r = -ENOMEM;
                 goto fail;
         }
         if (auth != OB_HTTP_AUTH_NONE) {
-                if ((r = ob_read_secret_file(cfg->auth_secret_file, &h->secret)) < 0)
+                if ((r = ob_read_secret_file(secret_file, &h->secret)) < 0)
                         goto fail;
                 for (const char *p = h->secret; *p; p++) {
                         unsigned char c = (unsigned char)*p;
@@ -906,7 +937,7 @@ static int ob_http_new(struct ob_loop *loop, const struct ob_connector *cfg, voi
                         }
                 }
         }
-        if (auth == OB_HTTP_AUTH_BASIC && !(h->username = ob_strdup(cfg->auth_username))) {
+        if (auth == OB_HTTP_AUTH_BASIC && !(h->username = ob_strdup(cfg->auth.username))) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -930,7 +961,7 @@ fail:
         return r;
 }
 
-static int ob_http_start(void *c, const struct ob_request *req, ob_connector_done_fn done, void *userdata)
+int ob_http_start(void *c, const struct ob_request *req, ob_connector_done_fn done, void *userdata)
 {
         struct ob_http *h = c;
         if (!h || h->closing)
@@ -955,10 +986,3 @@ static int ob_http_start(void *c, const struct ob_request *req, ob_connector_don
         }
         return 0;
 }
-
-const struct ob_connector_ops ob_http_ops = {
-        .type = OB_CONNECTOR_HTTP,
-        .new = ob_http_new,
-        .start = ob_http_start,
-        .free = ob_http_free,
-};

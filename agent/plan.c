@@ -28,14 +28,11 @@ const char *ob_step_state_name(enum ob_step_state s)
 static void step_clear(struct ob_step *s)
 {
         free(s->last_error);
-        free(s->method);
-        free(s->url);
-        ob_strv_free(s->headers);
-        free(s->body);
+        if (s->rendered)
+                s->action->connector->kind->free_rendered(s->rendered);
         free(s->idempotency_key);
         free(s->render_error);
         free(s->hold_reason);
-        free(s->secret_headers);
 }
 
 void ob_account_plan_free(struct ob_account_plan *p)
@@ -157,7 +154,7 @@ static const char *lookup(const char *field, void *ud)
 /* ---- rendering ------------------------------------------------------------- */
 
 /* The first problem is kept; rendering goes on so the report shows the rest. */
-__attribute__((format(printf, 2, 3))) static int set_render_error(struct ob_step *s, const char *fmt, ...)
+int ob_step_render_error(struct ob_step *s, const char *fmt, ...)
 {
         if (s->render_error)
                 return 0;
@@ -172,11 +169,11 @@ __attribute__((format(printf, 2, 3))) static int set_render_error(struct ob_step
         return 0;
 }
 
+/* The idempotency key, then the request, by the action's connector kind. */
 static int render_step(struct lookup_ctx *l, struct ob_step *s)
 {
         const struct ob_action *a = s->action;
         struct ob_buf b;
-        char **headers = NULL;
         int r;
 
         /* Idempotency key: stable across restarts for (account, transition, generation, action). */
@@ -193,92 +190,7 @@ static int render_step(struct lookup_ctx *l, struct ob_step *s)
                 return r;
         l->idempotency_key = s->idempotency_key;
         l->action = a;
-
-        s->method = strdup(a->method);
-        if (!s->method)
-                return -ENOMEM;
-
-        ob_buf_init(&b);
-        if (a->connector->base_url)
-                r = ob_buf_adds(&b, a->connector->base_url);
-        if (r == 0)
-                r = ob_tpl_render(a->url, lookup, l, &b);
-        if (r == -OB_ETEMPLATE)
-                r = set_render_error(s, "url: a value is empty or cannot be placed safely in %s", ob_tpl_source(a->url));
-        else if (r == 0)
-                r = ob_buf_steal(&b, &s->url);
-        ob_buf_free(&b);
-        if (r < 0)
-                return r;
-
-        const struct ob_header_tpl *lists[2] = {a->connector->headers, a->headers};
-        size_t counts[2] = {a->connector->nheaders, a->nheaders};
-        for (size_t k = 0; k < 2; k++)
-                for (size_t i = 0; i < counts[k]; i++) {
-                        if (lists[k][i].secret_file) {
-                                struct ob_secret_header *n =
-                                        realloc(s->secret_headers, (s->nsecret_headers + 1) * sizeof(*n));
-                                if (!n) {
-                                        ob_strv_free(headers);
-                                        return -ENOMEM;
-                                }
-                                s->secret_headers = n;
-                                n[s->nsecret_headers++] =
-                                        (struct ob_secret_header){lists[k][i].name, lists[k][i].secret_file};
-                                continue;
-                        }
-                        ob_buf_init(&b);
-                        r = ob_buf_printf(&b, "%s: ", lists[k][i].name);
-                        if (r == 0)
-                                r = ob_tpl_render(lists[k][i].value, lookup, l, &b);
-                        char *h = NULL;
-                        if (r == -OB_ETEMPLATE)
-                                r = set_render_error(s, "header %s: a value holds a line break or control character",
-                                                     lists[k][i].name);
-                        else if (r == 0)
-                                r = ob_buf_steal(&b, &h);
-                        ob_buf_free(&b);
-                        if (r == 0 && h) {
-                                /* Not _unique_: two header lines of one name are legal. */
-                                size_t n = 0;
-                                while (headers && headers[n])
-                                        n++;
-                                char **nh = realloc(headers, (n + 2) * sizeof(*nh));
-                                if (!nh) {
-                                        free(h);
-                                        r = -ENOMEM;
-                                } else {
-                                        headers = nh;
-                                        headers[n] = h;
-                                        headers[n + 1] = NULL;
-                                }
-                        }
-                        if (r < 0) {
-                                ob_strv_free(headers);
-                                return r;
-                        }
-                }
-        s->headers = headers;
-
-        if (a->body_kind != OB_BODY_NONE) {
-                ob_buf_init(&b);
-                if (a->body_kind == OB_BODY_JSON) {
-                        s->content_type = "application/json";
-                        r = ob_json_tpl_render(a->body, lookup, l, &b);
-                } else {
-                        s->content_type = "application/x-www-form-urlencoded";
-                        r = ob_json_tpl_render_form(a->body, lookup, l, &b);
-                }
-                s->body_len = b.len;
-                if (r == -OB_ETEMPLATE)
-                        r = set_render_error(s, "body: a value is not valid UTF-8");
-                else if (r == 0)
-                        r = ob_buf_steal(&b, &s->body);
-                ob_buf_free(&b);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        return a->connector->kind->render(a, lookup, l, s);
 }
 
 /* ---- transitions and ordering ---------------------------------------------- */

@@ -39,16 +39,9 @@ struct ob_step {
         int attempts; /* recorded attempts in this generation */
         bool carried; /* done by an earlier transition since the account was last active: not repeated */
         char *last_error;
-        char *method;
-        char *url;
-        char **headers; /* NULL-terminated "Name: value", without credentials */
-        /* value_file: headers (borrowed from the configuration): the
-         * connector adds their values; reports show "Name: ***". */
-        struct ob_secret_header *secret_headers;
-        size_t nsecret_headers;
-        const char *content_type;
-        char *body;
-        size_t body_len;
+        /* An owed step's request, rendered by its connector's kind (render),
+         * freed with the kind's free_rendered; NULL when not owed. */
+        void *rendered;
         char *idempotency_key;
         char *render_error; /* a value could not be placed safely: the step fails without a request */
         char *hold_reason;  /* owed, but it must not run now (no transfer target, a lookup failed): why */
@@ -96,6 +89,10 @@ struct ob_account_plan {
 };
 
 int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, struct ob_account_plan **ret);
+/* For a kind's render: the first value that cannot be placed safely fails
+ * the step (without a request) and says why; later ones are not kept.
+ * Returns 0 or -ENOMEM. */
+__attribute__((format(printf, 2, 3))) int ob_step_render_error(struct ob_step *s, const char *fmt, ...);
 void ob_account_plan_free(struct ob_account_plan *p);
 
 /* Steps still owed. */

@@ -1176,7 +1176,7 @@ static void warn_tls(const struct ob_config *c)
                        "certificate is not checked, anyone on the path can answer for it\"",
                        ob_log_quote(c->directory.uri));
         for (size_t i = 0; i < c->nconnectors; i++)
-                if (!c->connectors[i].tls_verify)
+                if (ob_connector_tls_unverified(&c->connectors[i]))
                         ob_log(OB_LOG_WARNING,
                                "event=tls_verify_off target=connector connector=%s note=\"tls_verify is false: the "
                                "server's certificate is not checked\"",

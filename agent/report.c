@@ -70,11 +70,41 @@ static void jbool(FILE *f, bool *first, const char *k, bool v)
         fputs(v ? "true" : "false", f);
 }
 
-static const char *auth_display(const struct ob_connector *k)
+/* ---- what a connector kind writes ------------------------------------------ */
+
+void ob_report_json_string(struct ob_report_json *j, const char *key, const char *value)
 {
-        if (!k->auth_type)
-                return NULL;
-        return strcmp(k->auth_type, "bearer") == 0 ? "Bearer " OB_MASK : "Basic " OB_MASK;
+        jfield(j->f, &j->first, key, value);
+}
+
+void ob_report_json_list_begin(struct ob_report_json *j, const char *key)
+{
+        jkey(j->f, &j->first, key);
+        fputc('[', j->f);
+        j->list_first = true;
+}
+
+void ob_report_json_list_item(struct ob_report_json *j, const char *value)
+{
+        if (!j->list_first)
+                fputc(',', j->f);
+        j->list_first = false;
+        jstr(j->f, value);
+}
+
+void ob_report_json_list_masked(struct ob_report_json *j, const char *name)
+{
+        if (!j->list_first)
+                fputc(',', j->f);
+        j->list_first = false;
+        fputc('"', j->f);
+        jraw(j->f, name);
+        fputs(": " OB_MASK "\"", j->f);
+}
+
+void ob_report_json_list_end(struct ob_report_json *j)
+{
+        fputc(']', j->f);
 }
 
 static const char *step_outcome(const struct ob_report_item *it, size_t i)
@@ -149,38 +179,9 @@ static void json_item(FILE *f, const struct ob_report_item *it)
                 fprintf(f, "%d", s->attempts + (it->results && it->results[i].outcome > OB_OUTCOME_INTENT ? 1 : 0));
                 if (s->state == OB_STEP_OWED) {
                         jkey(f, &f2, "request");
-                        bool f3 = true;
+                        struct ob_report_json rj = {.f = f, .first = true};
                         fputc('{', f);
-                        jfield(f, &f3, "method", s->method);
-                        jfield(f, &f3, "url", s->url);
-                        jkey(f, &f3, "headers");
-                        fputc('[', f);
-                        bool f4 = true;
-                        const char *auth = auth_display(s->action->connector);
-                        if (auth) {
-                                fputs("\"Authorization: ", f);
-                                fputs(auth, f);
-                                fputc('"', f);
-                                f4 = false;
-                        }
-                        for (size_t h = 0; s->headers && s->headers[h]; h++) {
-                                if (!f4)
-                                        fputc(',', f);
-                                f4 = false;
-                                jstr(f, s->headers[h]);
-                        }
-                        for (size_t h = 0; h < s->nsecret_headers; h++) {
-                                if (!f4)
-                                        fputc(',', f);
-                                f4 = false;
-                                fputc('"', f);
-                                jraw(f, s->secret_headers[h].name);
-                                fputs(": " OB_MASK "\"", f);
-                        }
-                        fputc(']', f);
-                        jfield(f, &f3, "content_type", s->content_type);
-                        jfield(f, &f3, "body", s->body);
-                        jfield(f, &f3, "idempotency_key", s->idempotency_key);
+                        s->action->connector->kind->describe_json(s, &rj);
                         fputc('}', f);
                         jfield(f, &f2, "hold_reason", s->hold_reason);
                         jkey(f, &f2, "error");
@@ -285,10 +286,8 @@ static void tput(FILE *f, const char *s)
 
 /* printf for the report's own words; every %s argument is escaped. Only %s,
  * %zu, %d, %ld, %lld and %% are used. */
-static void tprintf(FILE *f, const char *fmt, ...)
+static void tvprintf(FILE *f, const char *fmt, va_list ap)
 {
-        va_list ap;
-        va_start(ap, fmt);
         for (const char *p = fmt; *p; p++) {
                 if (*p != '%') {
                         fputc(*p, f);
@@ -308,6 +307,21 @@ static void tprintf(FILE *f, const char *fmt, ...)
                 else
                         fputc(*p, f);
         }
+}
+
+__attribute__((format(printf, 2, 3))) static void tprintf(FILE *f, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        tvprintf(f, fmt, ap);
+        va_end(ap);
+}
+
+void ob_report_printf(FILE *f, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        tvprintf(f, fmt, ap);
         va_end(ap);
 }
 
@@ -320,7 +334,7 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
         fprintf(f, "  %zu. %-22s %-8s ", k + 1, st->action->name, state);
         tput(f, st->action->connector->name);
         if (st->state == OB_STEP_OWED)
-                tprintf(f, "  %s %s", st->method, st->url ? st->url : "");
+                st->action->connector->kind->headline_text(st, f);
         if (it->results && st->state == OB_STEP_OWED && it->results[k].outcome > OB_OUTCOME_INTENT)
                 fprintf(f, "  (HTTP %ld, %lld ms)", it->results[k].http_status, (long long)it->results[k].duration_ms);
         fputc('\n', f);
@@ -345,16 +359,7 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
                         fprintf(f, "       held: an action it runs after did not succeed\n");
                 return;
         }
-        const char *auth = auth_display(st->action->connector);
-        if (auth)
-                tprintf(f, "       Authorization: %s\n", auth);
-        for (size_t h = 0; st->headers && st->headers[h]; h++)
-                tprintf(f, "       %s\n", st->headers[h]);
-        for (size_t h = 0; h < st->nsecret_headers; h++)
-                tprintf(f, "       %s: " OB_MASK "\n", st->secret_headers[h].name);
-        tprintf(f, "       Idempotency-Key: %s\n", st->idempotency_key);
-        if (st->body)
-                tprintf(f, "       body: %s\n", st->body);
+        st->action->connector->kind->describe_text(st, f);
         if (st->render_error)
                 tprintf(f, "       error: %s\n", st->render_error);
         else if (st->last_error)

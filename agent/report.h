@@ -88,6 +88,29 @@ void ob_report_start(struct ob_report_writer *w, FILE *f, bool json, const struc
 void ob_report_add(struct ob_report_writer *w, const struct ob_report_item *it, const struct ob_report_summary *s);
 void ob_report_finish(struct ob_report_writer *w, const struct ob_report_summary *s);
 
+/* For a connector kind's describe hooks (connector.h). */
+
+/* printf for a text report: every %s argument is escaped (control
+ * characters are shown, never sent to the terminal). Only %s, %zu, %d, %ld,
+ * %lld and %% are used. */
+__attribute__((format(printf, 2, 3))) void ob_report_printf(FILE *f, const char *fmt, ...);
+
+/* The members of a JSON object being written. */
+struct ob_report_json {
+        FILE *f;
+        bool first;      /* no member written yet */
+        bool list_first; /* no item in the open list yet */
+};
+
+/* "key": "value", or null when value is NULL. */
+void ob_report_json_string(struct ob_report_json *j, const char *key, const char *value);
+/* "key": [ items ] */
+void ob_report_json_list_begin(struct ob_report_json *j, const char *key);
+void ob_report_json_list_item(struct ob_report_json *j, const char *value);
+/* The item "name: ***": a secret's name, never its value. */
+void ob_report_json_list_masked(struct ob_report_json *j, const char *name);
+void ob_report_json_list_end(struct ob_report_json *j);
+
 /* The whole report of items[0..n) at once. */
 void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
                     const struct ob_report_summary *s);

@@ -34,6 +34,7 @@
 #include "account.h"
 #include "config.h"
 #include "fuzz_support.h"
+#include "http.h"
 #include "plan.h"
 #include "report.h"
 #include "state.h"
@@ -61,10 +62,10 @@ static size_t count(const char *s, size_t n, char c)
         return k;
 }
 
-static void check_url(const struct ob_step *st)
+static void check_url(const struct ob_step *st, const struct ob_http_rendered *rq)
 {
-        const char *u = st->url;
-        const char *src = ob_tpl_source(st->action->url);
+        const char *u = rq->url;
+        const char *src = ob_tpl_source(((const struct ob_http_action *)st->action->settings)->url);
         size_t n = strlen(u);
 
         if (strncmp(u, BASE_URL, strlen(BASE_URL)) != 0)
@@ -98,26 +99,30 @@ static bool form_byte(unsigned char c)
 
 static void check_step(const struct ob_step *st)
 {
-        if (st->url)
-                check_url(st);
-        for (size_t i = 0; st->headers && st->headers[i]; i++)
-                for (const unsigned char *c = (const unsigned char *)st->headers[i]; *c; c++)
+        const struct ob_http_rendered *rq = st->rendered;
+        const struct ob_http_action *ha = st->action->settings;
+        if (!rq)
+                return;
+        if (rq->url)
+                check_url(st, rq);
+        for (size_t i = 0; rq->headers && rq->headers[i]; i++)
+                for (const unsigned char *c = (const unsigned char *)rq->headers[i]; *c; c++)
                         if ((*c < 0x20 && *c != '\t') || *c == 0x7f) {
-                                ob_fuzz_dump("header", st->headers[i], strlen(st->headers[i]));
+                                ob_fuzz_dump("header", rq->headers[i], strlen(rq->headers[i]));
                                 ob_fuzz_fail("plan: step %s: control character in a header", st->action->name);
                         }
-        if (!st->body)
+        if (!rq->body)
                 return;
-        if (st->action->body_kind == OB_BODY_JSON && !ob_fuzz_json_valid(st->body, st->body_len)) {
-                ob_fuzz_dump("body", st->body, st->body_len);
+        if (ha->body.context == OB_TPL_JSON && !ob_fuzz_json_valid(rq->body, rq->body_len)) {
+                ob_fuzz_dump("body", rq->body, rq->body_len);
                 ob_fuzz_fail("plan: step %s: the JSON body is not valid JSON", st->action->name);
         }
-        if (st->action->body_kind == OB_BODY_FORM)
-                for (size_t i = 0; i < st->body_len; i++)
-                        if (!form_byte((unsigned char)st->body[i])) {
-                                ob_fuzz_dump("body", st->body, st->body_len);
+        if (ha->body.context == OB_TPL_FORM)
+                for (size_t i = 0; i < rq->body_len; i++)
+                        if (!form_byte((unsigned char)rq->body[i])) {
+                                ob_fuzz_dump("body", rq->body, rq->body_len);
                                 ob_fuzz_fail("plan: step %s: byte 0x%02x in the form body", st->action->name,
-                                             (unsigned char)st->body[i]);
+                                             (unsigned char)rq->body[i]);
                         }
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "connector.h"
+#include "http.h"
 #include "loop.h"
 #include "recorder.h"
 #include "util.h"
@@ -58,21 +59,33 @@ static const char *write_secret(const char *content)
         return path;
 }
 
+/* The http settings of the connector http_config() returns (one per test). */
+static struct ob_http_connector http_settings;
+#define HTTP(cfg) ((struct ob_http_connector *)(cfg).settings)
+
 static struct ob_connector http_config(void)
 {
+        http_settings = (struct ob_http_connector){.tls_verify = true};
         return (struct ob_connector){
                 .name = "test",
-                .type = OB_CONNECTOR_HTTP,
-                .tls_verify = true,
+                .kind = &ob_http_kind,
+                .settings = &http_settings,
                 .timeout_ms = 10000,
                 .concurrency = 4,
         };
 }
 
+/* The file of the secret, whichever auth type reads it. */
+static void set_secret_file(struct ob_connector *cfg, const char *path)
+{
+        HTTP(*cfg)->auth.token_file = (char *)path;
+        HTTP(*cfg)->auth.password_file = (char *)path;
+}
+
 static void *new_connector(const struct ob_connector *cfg)
 {
         void *c = NULL;
-        int r = ob_http_ops.new(loop, cfg, &c);
+        int r = ob_http_new(loop, cfg, &c);
         cr_assert_eq(r, 0, "new: %s", ob_strerror(r));
         cr_assert_not_null(c);
         return c;
@@ -131,7 +144,7 @@ static struct ob_response send_one(void *c, const struct ob_request *req)
         struct outcome out = {0};
         struct batch b = { &out, 1, 0 };
         struct slot s = { &b, &out };
-        int r = ob_http_ops.start(c, req, on_done, &s);
+        int r = ob_http_start(c, req, on_done, &s);
         cr_assert_eq(r, 0, "start: %s", ob_strerror(r));
         cr_assert_eq(out.calls, 0, "the callback ran inside start()");
         run_until_done(&b);
@@ -155,9 +168,9 @@ static struct ob_test_request *requests(size_t *n)
 
 Test(http, the_connector_table_knows_the_http_type)
 {
-        cr_assert_eq(ob_connector_ops_for(OB_CONNECTOR_HTTP), &ob_http_ops);
-        cr_assert_eq(ob_http_ops.type, OB_CONNECTOR_HTTP);
-        cr_assert_null(ob_connector_ops_for((enum ob_connector_type)42));
+        cr_assert_eq(ob_connector_kind_find("http"), &ob_http_kind);
+        cr_assert_str_eq(ob_http_kind.name, "http");
+        cr_assert_null(ob_connector_kind_find("smtp"));
 }
 
 Test(http, a_post_arrives_exactly_as_sent)
@@ -203,7 +216,7 @@ Test(http, a_post_arrives_exactly_as_sent)
         cr_assert_null(ob_test_request_header(&q[0], "Expect"));
         cr_assert_null(ob_test_request_header(&q[0], "Authorization"));
         ob_test_requests_free(q, n);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, put_patch_delete_and_get_use_their_own_method)
@@ -235,7 +248,7 @@ Test(http, put_patch_delete_and_get_use_their_own_method)
                         cr_assert_null(ob_test_request_header(&q[i], "Content-Type"), "%s", methods[i]);
         }
         ob_test_requests_free(q, n);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, a_header_with_a_line_break_is_refused_before_anything_is_sent)
@@ -246,14 +259,14 @@ Test(http, a_header_with_a_line_break_is_refused_before_anything_is_sent)
         static const char *const headers[] = { "X-Evil: a\r\nX-Injected: yes", NULL };
         _cleanup_free_ char *u = url("/h");
         struct ob_request req = { .method = "GET", .url = u, .headers = headers };
-        cr_assert_eq(ob_http_ops.start(c, &req, on_done, NULL), -EINVAL);
+        cr_assert_eq(ob_http_start(c, &req, on_done, NULL), -EINVAL);
         struct ob_request bad_key = { .method = "GET", .url = u, .idempotency_key = "k\nX: y" };
-        cr_assert_eq(ob_http_ops.start(c, &bad_key, on_done, NULL), -EINVAL);
+        cr_assert_eq(ob_http_start(c, &bad_key, on_done, NULL), -EINVAL);
         struct ob_request bad_method = { .method = "GET /x HTTP/1.1\r\n", .url = u };
-        cr_assert_eq(ob_http_ops.start(c, &bad_method, on_done, NULL), -EINVAL);
+        cr_assert_eq(ob_http_start(c, &bad_method, on_done, NULL), -EINVAL);
         cr_assert_eq(ob_loop_run(loop), 0); /* nothing was queued: returns at once */
         cr_assert_eq(ob_test_recorder_count(&rec), 0);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 #define TOKEN "tok-5ecr3t-Zq9v1xP"
@@ -265,9 +278,9 @@ Test(http, the_bearer_token_from_the_file_is_sent_and_never_reported_back)
                        "\"body\": \"{\\\"error\\\": \\\"token " TOKEN " revoked\\\", \\\"again\\\": \\\"" TOKEN "\\\"}\"}]",
                        false);
         struct ob_connector cfg = http_config();
-        cfg.auth_type = "bearer";
-        cfg.auth_secret_file = (char *)write_secret(TOKEN "\n");
-        cfg.allow_insecure = true; /* the recorder speaks plain http */
+        HTTP(cfg)->auth.type = "bearer";
+        set_secret_file(&cfg, (char *)write_secret(TOKEN "\n"));
+        HTTP(cfg)->allow_insecure = true; /* the recorder speaks plain http */
         void *c = new_connector(&cfg);
 
         _cleanup_free_ char *u1 = url("/ok");
@@ -291,16 +304,16 @@ Test(http, the_bearer_token_from_the_file_is_sent_and_never_reported_back)
         for (size_t i = 0; i < n; i++)
                 cr_assert_str_eq(ob_test_request_header(&q[i], "Authorization"), "Bearer " TOKEN);
         ob_test_requests_free(q, n);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, a_transport_error_never_carries_the_token)
 {
         struct ob_connector cfg = http_config();
-        cfg.auth_type = "bearer";
-        cfg.auth_secret_file = (char *)write_secret(TOKEN);
+        HTTP(cfg)->auth.type = "bearer";
+        set_secret_file(&cfg, (char *)write_secret(TOKEN));
         cfg.timeout_ms = 2000;
-        cfg.allow_insecure = true; /* else the scheme is refused before the name is looked up */
+        HTTP(cfg)->allow_insecure = true; /* else the scheme is refused before the name is looked up */
         void *c = new_connector(&cfg);
         /* The token as a host name: curl's error names the host. */
         struct ob_request req = { .method = "GET", .url = "http://" TOKEN ".invalid/" };
@@ -308,17 +321,17 @@ Test(http, a_transport_error_never_carries_the_token)
         cr_assert_eq(resp.result, -OB_EHTTP);
         cr_assert_neq(resp.error[0], '\0');
         cr_assert_null(strstr(resp.error, TOKEN), "error: %s", resp.error);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, basic_auth_sends_the_user_and_the_password_from_the_file)
 {
         start_recorder(NULL, false);
         struct ob_connector cfg = http_config();
-        cfg.auth_type = "basic";
-        cfg.auth_username = "svc-offboard";
-        cfg.auth_secret_file = (char *)write_secret("p4ss word!\n");
-        cfg.allow_insecure = true;
+        HTTP(cfg)->auth.type = "basic";
+        HTTP(cfg)->auth.username = "svc-offboard";
+        set_secret_file(&cfg, (char *)write_secret("p4ss word!\n"));
+        HTTP(cfg)->allow_insecure = true;
         void *c = new_connector(&cfg);
         _cleanup_free_ char *u = url("/basic");
         struct ob_request req = { .method = "GET", .url = u };
@@ -330,7 +343,7 @@ Test(http, basic_auth_sends_the_user_and_the_password_from_the_file)
         /* printf 'svc-offboard:p4ss word!' | base64 */
         cr_assert_str_eq(ob_test_request_header(&q[0], "Authorization"), "Basic c3ZjLW9mZmJvYXJkOnA0c3Mgd29yZCE=");
         ob_test_requests_free(q, n);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, a_server_error_reports_the_status_and_a_bounded_excerpt)
@@ -355,7 +368,7 @@ Test(http, a_server_error_reports_the_status_and_a_bounded_excerpt)
         cr_assert_str_eq(resp.error, "HTTP 500");
         cr_assert_eq(strlen(resp.excerpt), OB_EXCERPT_MAX);
         cr_assert_eq(strncmp(resp.excerpt, "oops:abcdefghijklmnopqrstuvwxyzabc", 34), 0, "excerpt: %.40s", resp.excerpt);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, concurrency_two_keeps_two_requests_in_flight_and_finishes_all_six)
@@ -376,7 +389,7 @@ Test(http, concurrency_two_keeps_two_requests_in_flight_and_finishes_all_six)
                 urls[i] = url(path);
                 slots[i] = (struct slot){ &b, &out[i] };
                 struct ob_request req = { .method = "POST", .url = urls[i], .content_type = "application/json", .body = "{}", .body_len = 2 };
-                cr_assert_eq(ob_http_ops.start(c, &req, on_done, &slots[i]), 0);
+                cr_assert_eq(ob_http_start(c, &req, on_done, &slots[i]), 0);
         }
         int64_t start = ob_loop_now_ms();
         run_until_done(&b);
@@ -400,14 +413,14 @@ Test(http, concurrency_two_keeps_two_requests_in_flight_and_finishes_all_six)
         cr_assert(strcmp(q[0].path, "/slow/0") == 0 || strcmp(q[0].path, "/slow/1") == 0, "%s", q[0].path);
         cr_assert(strcmp(q[1].path, "/slow/0") == 0 || strcmp(q[1].path, "/slow/1") == 0, "%s", q[1].path);
         ob_test_requests_free(q, n);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, https_with_the_test_ca_succeeds)
 {
         start_recorder(NULL, true);
         struct ob_connector cfg = http_config();
-        cfg.ca_file = (char *)ob_test_recorder_ca(&rec);
+        HTTP(cfg)->ca_file = (char *)ob_test_recorder_ca(&rec);
         void *c = new_connector(&cfg);
         _cleanup_free_ char *u = url("/tls");
         struct ob_request req = { .method = "GET", .url = u };
@@ -415,13 +428,13 @@ Test(http, https_with_the_test_ca_succeeds)
         cr_assert_eq(resp.result, 0, "%s", resp.error);
         cr_assert_eq(resp.status, 200);
         cr_assert_eq(ob_test_recorder_count(&rec), 1);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 static void expect_certificate_failure(const char *ca_file)
 {
         struct ob_connector cfg = http_config();
-        cfg.ca_file = (char *)ca_file;
+        HTTP(cfg)->ca_file = (char *)ca_file;
         void *c = new_connector(&cfg);
         _cleanup_free_ char *u = url("/tls");
         struct ob_request req = { .method = "GET", .url = u };
@@ -429,7 +442,7 @@ static void expect_certificate_failure(const char *ca_file)
         cr_assert_eq(resp.result, -OB_EHTTP);
         cr_assert_eq(resp.status, 0);
         cr_assert(strcasestr(resp.error, "certificate") != NULL, "error: %s", resp.error);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, https_without_the_ca_fails_with_a_certificate_error)
@@ -446,14 +459,14 @@ Test(http, https_with_verification_off_accepts_an_unknown_ca)
 {
         start_recorder(NULL, true);
         struct ob_connector cfg = http_config();
-        cfg.tls_verify = false;
+        HTTP(cfg)->tls_verify = false;
         void *c = new_connector(&cfg);
         _cleanup_free_ char *u = url("/insecure");
         struct ob_request req = { .method = "GET", .url = u };
         struct ob_response resp = send_one(c, &req);
         cr_assert_eq(resp.result, 0, "%s", resp.error);
         cr_assert_eq(ob_test_recorder_count(&rec), 1);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, a_reply_slower_than_the_timeout_fails_without_hanging)
@@ -472,7 +485,7 @@ Test(http, a_reply_slower_than_the_timeout_fails_without_hanging)
         cr_assert_geq(took, 300);
         cr_assert_lt(took, 3000, "took %lld ms", (long long)took);
         cr_assert_geq(resp.duration_ms, 300);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 static int closed_port(void)
@@ -499,25 +512,25 @@ Test(http, a_refused_connection_fails_cleanly)
         cr_assert_eq(resp.status, 0);
         cr_assert(strcasestr(resp.error, "connect") != NULL, "error: %s", resp.error);
         cr_assert_str_eq(resp.excerpt, "");
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, a_missing_secret_file_makes_new_fail)
 {
         struct ob_connector cfg = http_config();
-        cfg.auth_type = "bearer";
-        cfg.auth_secret_file = "/nonexistent/offboard/token";
+        HTTP(cfg)->auth.type = "bearer";
+        set_secret_file(&cfg, "/nonexistent/offboard/token");
         void *c = (void *)&cfg; /* must stay untouched */
-        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -ENOENT);
+        cr_assert_eq(ob_http_new(loop, &cfg, &c), -ENOENT);
         cr_assert_eq(c, (void *)&cfg);
 
-        cfg.auth_type = "basic";
-        cfg.auth_username = "svc";
-        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -ENOENT);
-        cfg.auth_secret_file = NULL;
-        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -EINVAL);
-        cfg.auth_type = "digest";
-        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -EINVAL);
+        HTTP(cfg)->auth.type = "basic";
+        HTTP(cfg)->auth.username = "svc";
+        cr_assert_eq(ob_http_new(loop, &cfg, &c), -ENOENT);
+        set_secret_file(&cfg, NULL);
+        cr_assert_eq(ob_http_new(loop, &cfg, &c), -EINVAL);
+        HTTP(cfg)->auth.type = "digest";
+        cr_assert_eq(ob_http_new(loop, &cfg, &c), -EINVAL);
         cr_assert_eq(c, (void *)&cfg);
 }
 
@@ -529,7 +542,7 @@ Test(http, ftp_and_other_schemes_are_refused)
         struct ob_response resp = send_one(c, &req);
         cr_assert_eq(resp.result, -OB_EHTTP);
         cr_assert_str_eq(resp.excerpt, "");
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 static void on_never(const struct ob_response *resp, void *userdata)
@@ -556,7 +569,7 @@ Test(http, free_with_requests_running_and_queued_calls_no_callback_and_leaves_th
         int calls = 0;
         for (int i = 0; i < 3; i++) {
                 struct ob_request req = { .method = "GET", .url = u };
-                cr_assert_eq(ob_http_ops.start(c, &req, on_never, &calls), 0);
+                cr_assert_eq(ob_http_start(c, &req, on_never, &calls), 0);
         }
         /* Let the first one reach the server (polled, at most 10 s). */
         for (int i = 0; i < 100 && ob_test_recorder_count(&rec) < 1; i++) {
@@ -564,7 +577,7 @@ Test(http, free_with_requests_running_and_queued_calls_no_callback_and_leaves_th
                 cr_assert_eq(ob_loop_run(loop), 0);
         }
         cr_assert_eq(ob_test_recorder_count(&rec), 1);
-        ob_http_ops.free(c);
+        ob_http_free(c);
         cr_assert_eq(calls, 0);
         /* No watch or timer of the connector is left behind. */
         int64_t start = ob_loop_now_ms();
@@ -583,7 +596,7 @@ static void on_done_then_free(const struct ob_response *resp, void *userdata)
         (void)resp;
         struct freer *f = userdata;
         f->calls++;
-        ob_http_ops.free(f->c);
+        ob_http_free(f->c);
         ob_loop_stop(loop);
 }
 
@@ -597,7 +610,7 @@ Test(http, free_from_inside_a_done_callback_stops_further_callbacks)
         _cleanup_free_ char *u = url("/x");
         for (int i = 0; i < 3; i++) {
                 struct ob_request req = { .method = "GET", .url = u };
-                cr_assert_eq(ob_http_ops.start(c, &req, on_done_then_free, &f), 0);
+                cr_assert_eq(ob_http_start(c, &req, on_done_then_free, &f), 0);
         }
         bool timed_out = false;
         struct ob_timer *safety;
@@ -622,12 +635,12 @@ Test(http, the_loop_returns_by_itself_once_every_request_is_done)
         int calls = 0;
         for (int i = 0; i < 3; i++) {
                 struct ob_request req = { .method = "GET", .url = u };
-                cr_assert_eq(ob_http_ops.start(c, &req, on_never, &calls), 0);
+                cr_assert_eq(ob_http_start(c, &req, on_never, &calls), 0);
         }
         cr_assert_eq(ob_loop_run(loop), 0); /* bounded by the suite timeout */
         cr_assert_eq(calls, 3);
         cr_assert_eq(ob_test_recorder_count(&rec), 3);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 /* ---- secrets echoed back: the excerpt never carries them ---- */
@@ -798,7 +811,7 @@ static void check_echoes(void *c, const char *value, const struct ob_request *ba
 static void start_tls_recorder(const char *rules, struct ob_connector *cfg)
 {
         start_recorder(rules, true);
-        cfg->ca_file = (char *)ob_test_recorder_ca(&rec);
+        HTTP(*cfg)->ca_file = (char *)ob_test_recorder_ca(&rec);
 }
 
 Test(http, an_echoed_bearer_token_never_reaches_the_excerpt_in_any_shape)
@@ -806,20 +819,20 @@ Test(http, an_echoed_bearer_token_never_reaches_the_excerpt_in_any_shape)
         _cleanup_free_ char *rules = echo_rules("Authorization", "Bearer ");
         struct ob_connector cfg = http_config();
         start_tls_recorder(rules, &cfg);
-        cfg.auth_type = "bearer";
-        cfg.auth_secret_file = (char *)write_secret(ECHO_TOKEN "\n");
+        HTTP(cfg)->auth.type = "bearer";
+        set_secret_file(&cfg, (char *)write_secret(ECHO_TOKEN "\n"));
         void *c = new_connector(&cfg);
         struct ob_request req = {.method = "GET"};
         check_echoes(c, ECHO_TOKEN, &req);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, echoed_basic_credentials_never_reach_the_excerpt_in_any_shape)
 {
         struct ob_connector cfg = http_config();
-        cfg.auth_type = "basic";
-        cfg.auth_username = "svc-offboard";
-        cfg.auth_secret_file = (char *)write_secret("p4ss/w0rd!x-Qq7Zk2\n");
+        HTTP(cfg)->auth.type = "basic";
+        HTTP(cfg)->auth.username = "svc-offboard";
+        set_secret_file(&cfg, (char *)write_secret("p4ss/w0rd!x-Qq7Zk2\n"));
         /* printf 'svc-offboard:p4ss/w0rd!x-Qq7Zk2' | base64 */
         static const char b64[] = "c3ZjLW9mZmJvYXJkOnA0c3MvdzByZCF4LVFxN1prMg==";
 
@@ -834,15 +847,15 @@ Test(http, echoed_basic_credentials_never_reach_the_excerpt_in_any_shape)
         cr_assert_str_eq(ob_test_request_header(&q[0], "Authorization"),
                          "Basic c3ZjLW9mZmJvYXJkOnA0c3MvdzByZCF4LVFxN1prMg==");
         ob_test_requests_free(q, n);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, an_echoed_basic_password_never_reaches_the_excerpt_in_any_shape)
 {
         struct ob_connector cfg = http_config();
-        cfg.auth_type = "basic";
-        cfg.auth_username = "svc-offboard";
-        cfg.auth_secret_file = (char *)write_secret("p4ss/w0rd!x-Qq7Zk2\n");
+        HTTP(cfg)->auth.type = "basic";
+        HTTP(cfg)->auth.username = "svc-offboard";
+        set_secret_file(&cfg, (char *)write_secret("p4ss/w0rd!x-Qq7Zk2\n"));
         _cleanup_free_ char *rules = echo_rules("X-Echo-Password", "");
         start_tls_recorder(rules, &cfg);
         void *c = new_connector(&cfg);
@@ -851,7 +864,7 @@ Test(http, an_echoed_basic_password_never_reaches_the_excerpt_in_any_shape)
         static const char *const headers[] = {"X-Echo-Password: p4ss/w0rd!x-Qq7Zk2", NULL};
         struct ob_request req = {.method = "GET", .headers = headers};
         check_echoes(c, "p4ss/w0rd!x-Qq7Zk2", &req);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 #define API_KEY "key_9f8e7d6c5b4a/3210zyxwvu+QpR"
@@ -862,8 +875,8 @@ Test(http, a_value_file_header_is_sent_with_its_value_and_never_echoed_back)
         struct ob_connector cfg = http_config();
         start_tls_recorder(rules, &cfg);
         struct ob_header_tpl hdr = {.name = "X-Api-Key", .secret_file = (char *)write_secret(API_KEY "\n")};
-        cfg.headers = &hdr;
-        cfg.nheaders = 1;
+        HTTP(cfg)->headers.v = &hdr;
+        HTTP(cfg)->headers.n = 1;
         void *c = new_connector(&cfg);
         struct ob_request req = {.method = "GET"};
         check_echoes(c, API_KEY, &req);
@@ -874,7 +887,7 @@ Test(http, a_value_file_header_is_sent_with_its_value_and_never_echoed_back)
         for (size_t i = 0; i < n; i++)
                 cr_assert_str_eq(ob_test_request_header(&q[i], "X-Api-Key"), API_KEY);
         ob_test_requests_free(q, n);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 #define REQ_SECRET "rq-7Hh2/Kk9+Ww4-Ee5Tt6Yy"
@@ -902,17 +915,17 @@ Test(http, a_request_secret_header_is_read_once_sent_and_never_echoed_back)
         for (size_t i = 0; i < n; i++)
                 cr_assert_str_eq(ob_test_request_header(&q[i], "X-Request-Token"), REQ_SECRET);
         ob_test_requests_free(q, n);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, a_request_secret_header_replaces_the_connector_one_of_the_same_name)
 {
         start_recorder(NULL, false);
         struct ob_connector cfg = http_config();
-        cfg.allow_insecure = true;
+        HTTP(cfg)->allow_insecure = true;
         struct ob_header_tpl hdr = {.name = "X-Api-Key", .secret_file = (char *)write_secret(API_KEY)};
-        cfg.headers = &hdr;
-        cfg.nheaders = 1;
+        HTTP(cfg)->headers.v = &hdr;
+        HTTP(cfg)->headers.n = 1;
         void *c = new_connector(&cfg);
         struct ob_secret_header sh[] = {{"x-api-key", write_secret(REQ_SECRET)}};
         _cleanup_free_ char *u = url("/both");
@@ -929,33 +942,33 @@ Test(http, a_request_secret_header_replaces_the_connector_one_of_the_same_name)
         cr_assert_str_eq(ob_test_request_header(&q[0], "X-Api-Key"), REQ_SECRET);
         cr_assert_str_eq(ob_test_request_header(&q[1], "X-Api-Key"), API_KEY);
         ob_test_requests_free(q, n);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, a_secret_header_value_with_a_control_character_is_refused)
 {
         struct ob_connector cfg = http_config();
         struct ob_header_tpl hdr = {.name = "X-Api-Key", .secret_file = (char *)write_secret("abc\rX-Evil: 1\n")};
-        cfg.headers = &hdr;
-        cfg.nheaders = 1;
+        HTTP(cfg)->headers.v = &hdr;
+        HTTP(cfg)->headers.n = 1;
         void *c = (void *)&cfg;
-        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -EINVAL);
+        cr_assert_eq(ob_http_new(loop, &cfg, &c), -EINVAL);
         cr_assert_eq(c, (void *)&cfg);
         hdr.secret_file = (char *)write_secret("tab\there");
-        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -EINVAL);
+        cr_assert_eq(ob_http_new(loop, &cfg, &c), -EINVAL);
         hdr.secret_file = "/nonexistent/offboard/key";
-        cr_assert_eq(ob_http_ops.new(loop, &cfg, &c), -ENOENT);
+        cr_assert_eq(ob_http_new(loop, &cfg, &c), -ENOENT);
 
-        cfg.nheaders = 0;
+        HTTP(cfg)->headers.n = 0;
         c = new_connector(&cfg);
         struct ob_secret_header sh[] = {{"X-Key", write_secret("a\x01b")}};
         struct ob_request req = {
                 .method = "GET", .url = "https://127.0.0.1:1/", .secret_headers = sh, .nsecret_headers = 1};
-        cr_assert_eq(ob_http_ops.start(c, &req, on_done, NULL), -EINVAL);
+        cr_assert_eq(ob_http_start(c, &req, on_done, NULL), -EINVAL);
         sh[0] = (struct ob_secret_header){"Bad Name", write_secret("fine")};
-        cr_assert_eq(ob_http_ops.start(c, &req, on_done, NULL), -EINVAL);
+        cr_assert_eq(ob_http_start(c, &req, on_done, NULL), -EINVAL);
         cr_assert_eq(ob_loop_run(loop), 0); /* nothing was queued */
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 static void expect_refused_over_http(struct ob_connector *cfg, const struct ob_secret_header *sh, size_t nsh)
@@ -969,28 +982,28 @@ static void expect_refused_over_http(struct ob_connector *cfg, const struct ob_s
         cr_assert_str_eq(resp.error,
                          "refusing to send credentials over plain http://; use https:// or set allow_insecure: true");
         cr_assert_eq(resp.status, 0);
-        ob_http_ops.free(c);
+        ob_http_free(c);
 }
 
 Test(http, credentials_never_go_over_plain_http_unless_allowed)
 {
         start_recorder(NULL, false);
         struct ob_connector cfg = http_config();
-        cfg.auth_type = "bearer";
-        cfg.auth_secret_file = (char *)write_secret(TOKEN);
+        HTTP(cfg)->auth.type = "bearer";
+        set_secret_file(&cfg, (char *)write_secret(TOKEN));
         expect_refused_over_http(&cfg, NULL, 0);
 
-        cfg.auth_type = "basic";
-        cfg.auth_username = "svc";
+        HTTP(cfg)->auth.type = "basic";
+        HTTP(cfg)->auth.username = "svc";
         expect_refused_over_http(&cfg, NULL, 0);
 
-        cfg.auth_type = NULL;
+        HTTP(cfg)->auth.type = NULL;
         struct ob_header_tpl hdr = {.name = "X-Api-Key", .secret_file = (char *)write_secret(API_KEY)};
-        cfg.headers = &hdr;
-        cfg.nheaders = 1;
+        HTTP(cfg)->headers.v = &hdr;
+        HTTP(cfg)->headers.n = 1;
         expect_refused_over_http(&cfg, NULL, 0);
 
-        cfg.nheaders = 0;
+        HTTP(cfg)->headers.n = 0;
         struct ob_secret_header sh[] = {{"X-Request-Token", write_secret(REQ_SECRET)}};
         expect_refused_over_http(&cfg, sh, 1);
         cr_assert_eq(ob_test_recorder_count(&rec), 0, "a request reached the server");
@@ -1001,12 +1014,12 @@ Test(http, credentials_never_go_over_plain_http_unless_allowed)
         struct ob_request req = {.method = "GET", .url = u};
         struct ob_response resp = send_one(c, &req);
         cr_assert_eq(resp.result, 0, "%s", resp.error);
-        ob_http_ops.free(c);
-        cfg.allow_insecure = true;
-        cfg.nheaders = 1;
+        ob_http_free(c);
+        HTTP(cfg)->allow_insecure = true;
+        HTTP(cfg)->headers.n = 1;
         c = new_connector(&cfg);
         resp = send_one(c, &req);
         cr_assert_eq(resp.result, 0, "%s", resp.error);
-        ob_http_ops.free(c);
+        ob_http_free(c);
         cr_assert_eq(ob_test_recorder_count(&rec), 2);
 }

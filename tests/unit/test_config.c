@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "connector.h"
+#include "http.h"
 
 #define FIX OB_SOURCE_DIR "/tests/fixtures/config/"
 
@@ -224,10 +226,10 @@ static struct ob_action *action(struct ob_config *c, const char *name)
 
 static const char *json_literal(const struct ob_action *a, const char *key)
 {
-        for (size_t i = 0; i < a->body->nchildren; i++)
-                if (strcmp(a->body->children[i]->key, key) == 0)
-                        return a->body->children[i]->kind == OB_JSON_LITERAL ? a->body->children[i]->literal
-                                                                             : "(a string)";
+        const struct ob_json_tpl *body = ((const struct ob_http_action *)a->settings)->body.tree;
+        for (size_t i = 0; i < body->nchildren; i++)
+                if (strcmp(body->children[i]->key, key) == 0)
+                        return body->children[i]->kind == OB_JSON_LITERAL ? body->children[i]->literal : "(a string)";
         return NULL;
 }
 
@@ -249,17 +251,19 @@ Test(config, the_fail_closed_keys_load)
         cr_assert_eq(c->directory.max_pages, 250);
         cr_assert(c->directory.allow_insecure);
         /* value_file headers: a path, never a template */
-        struct ob_connector *apps = &c->connectors[0];
-        cr_assert_str_eq(apps->headers[0].name, "X-Api-Key");
-        cr_assert_null(apps->headers[0].value);
-        cr_assert_str_eq(apps->headers[0].secret_file, OB_SOURCE_DIR "/tests/fixtures/config/secrets/apps.key");
-        cr_assert_not_null(apps->headers[1].value);
-        cr_assert_null(apps->headers[1].secret_file);
+        cr_assert_eq(c->connectors[0].kind, &ob_http_kind);
+        const struct ob_http_connector *apps = c->connectors[0].settings;
+        cr_assert_str_eq(apps->headers.v[0].name, "X-Api-Key");
+        cr_assert_null(apps->headers.v[0].value);
+        cr_assert_str_eq(apps->headers.v[0].secret_file, OB_SOURCE_DIR "/tests/fixtures/config/secrets/apps.key");
+        cr_assert_not_null(apps->headers.v[1].value);
+        cr_assert_null(apps->headers.v[1].secret_file);
         cr_assert(!apps->allow_insecure);
-        cr_assert(c->connectors[1].allow_insecure);
+        cr_assert(((const struct ob_http_connector *)c->connectors[1].settings)->allow_insecure);
         struct ob_action *revoke = action(c, "revoke");
-        cr_assert_str_eq(revoke->headers[0].secret_file, "/etc/offboard/tenant");
-        cr_assert_null(revoke->headers[0].value);
+        const struct ob_http_action *rh = revoke->settings;
+        cr_assert_str_eq(rh->headers.v[0].secret_file, "/etc/offboard/tenant");
+        cr_assert_null(rh->headers.v[0].value);
         /* JSON numbers are written from their value */
         cr_assert_str_eq(json_literal(revoke, "plus"), "5");
         cr_assert_str_eq(json_literal(revoke, "octal"), "7");

@@ -5,6 +5,7 @@
 
 #include "account.h"
 #include "config.h"
+#include "http.h"
 #include "mapping.h"
 #include "plan.h"
 #include "state.h"
@@ -58,6 +59,13 @@ static struct ob_account_plan *plan_for(const struct ob_account *a, const struct
         struct ob_account_plan *p = NULL;
         cr_assert_eq(ob_plan_account(cfg, &in, &p), 0);
         return p;
+}
+
+/* What the http kind rendered for a step. */
+static const struct ob_http_rendered *req(const struct ob_step *s)
+{
+        cr_assert_not_null(s->rendered, "step %s has no request", s->action->name);
+        return s->rendered;
 }
 
 static const struct ob_step *step(const struct ob_account_plan *p, const char *name)
@@ -136,11 +144,11 @@ Test(plan, deactivation_runs_session_revocation_first_then_follows_after_order)
         cr_assert_str_eq(p->steps[1].action->name, "transfer-records");
         cr_assert_str_eq(p->steps[2].action->name, "free-license");
         const struct ob_step *tr = &p->steps[1];
-        cr_assert_str_eq(tr->url, "https://apps.example.org/api/users/bob/transfer?to=alice");
-        cr_assert_str_eq(tr->body, "{\"to\":\"alice\",\"via\":\"manager\",\"count\":3}");
-        cr_assert_str_eq(tr->content_type, "application/json");
+        cr_assert_str_eq(req(tr)->url, "https://apps.example.org/api/users/bob/transfer?to=alice");
+        cr_assert_str_eq(req(tr)->body, "{\"to\":\"alice\",\"via\":\"manager\",\"count\":3}");
+        cr_assert_str_eq(req(tr)->content_type, "application/json");
         cr_assert_str_eq(tr->idempotency_key, "offboard-id-bob-deactivate-5-transfer-records");
-        cr_assert_str_eq(p->steps[0].headers[0], "X-Reason: Left the company");
+        cr_assert_str_eq(req(&p->steps[0])->headers[0], "X-Reason: Left the company");
         cr_assert_str_eq(p->transfer_uid, "alice");
         cr_assert(ob_account_plan_is_new_deactivation(p));
         cr_assert(p->writeback);
@@ -180,9 +188,9 @@ Test(plan, hostile_values_are_escaped_for_where_they_land)
         struct ob_record rec = {.id = "id-m", .status = OB_STATUS_ACTIVE};
         struct ob_account_plan *p = plan_for(a, &rec, NULL, 0, NULL);
         const struct ob_step *rv = step(p, "revoke-sessions");
-        cr_assert_str_eq(rv->url,
+        cr_assert_str_eq(req(rv)->url,
                          "https://apps.example.org/api/users/mal%20lory%2F%3F%23%25%22%5C%2A%28%29%C3%A9/sessions/revoke");
-        cr_assert_str_eq(rv->body, "{\"reason\":\"quote \\\" backslash \\\\ newline\\nend\"}");
+        cr_assert_str_eq(req(rv)->body, "{\"reason\":\"quote \\\" backslash \\\\ newline\\nend\"}");
         /* The reason holds a line break: it cannot go into a header, so the step cannot run. */
         cr_assert_not_null(rv->render_error);
         cr_assert(strstr(rv->render_error, "X-Reason"), "%s", rv->render_error);
@@ -225,7 +233,7 @@ Test(plan, a_deleted_account_is_deactivated_from_its_snapshot)
         cr_assert_eq(p->status, OB_STATUS_DELETED);
         cr_assert_str_eq(p->transition->name, "deactivate");
         cr_assert_eq(step(p, "free-license")->state, OB_STEP_OWED);
-        cr_assert_str_eq(step(p, "free-license")->url, "https://apps.example.org/api/licenses/dan");
+        cr_assert_str_eq(req(step(p, "free-license"))->url, "https://apps.example.org/api/licenses/dan");
         cr_assert_not(p->writeback, "a deleted entry cannot be written back");
         ob_account_plan_free(p);
         ob_account_free(a);
@@ -264,7 +272,7 @@ Test(plan, the_same_input_gives_the_same_plan)
         struct ob_account_plan *p2 = plan_for(a, &rec, NULL, 0, NULL);
         cr_assert_eq(p1->nsteps, p2->nsteps);
         for (size_t i = 0; i < p1->nsteps; i++) {
-                cr_assert_str_eq(p1->steps[i].url, p2->steps[i].url);
+                cr_assert_str_eq(req(&p1->steps[i])->url, req(&p2->steps[i])->url);
                 cr_assert_str_eq(p1->steps[i].idempotency_key, p2->steps[i].idempotency_key);
         }
         ob_account_plan_free(p1);
