@@ -126,7 +126,8 @@ struct ob_key_spec {
         enum ob_key_type type;
         size_t offset;
         bool required;
-        const char *def;             /* default, as its YAML scalar (STRING, PATH, BOOL, DURATION, INT, CHOICE) */
+        const char *def;             /* default, as its YAML scalar would be (STRING, PATH taken as written,
+                                      * BOOL, DURATION, INT, CHOICE); a section's rows get theirs when it is absent */
         int64_t min, max;            /* INT, INT_LIST */
         const char *const *choices;  /* CHOICE, NULL-terminated */
         enum ob_tpl_context tpl;     /* TEMPLATE, BODY */
