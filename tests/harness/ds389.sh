@@ -160,8 +160,14 @@ EOF
 dn: cn=schema
 attributeTypes: ( 2.16.840.1.113719.1.301.4.1.1 NAME 'krbPrincipalName' EQUALITY caseExactIA5Match SUBSTR caseExactSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 X-ORIGIN 'offboard tests: FreeIPA' )
 attributeTypes: ( 2.16.840.1.113719.1.301.4.37.1 NAME 'krbPrincipalExpiration' EQUALITY generalizedTimeMatch ORDERING generalizedTimeOrderingMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.24 SINGLE-VALUE X-ORIGIN 'offboard tests: FreeIPA' )
-attributeTypes: ( 1.3.6.1.4.1.5322.21.2.3 NAME 'krbLoginFailedCount' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE X-ORIGIN 'offboard tests: FreeIPA' )
-objectClasses: ( 2.16.840.1.113719.1.301.6.8.1 NAME 'krbPrincipalAux' SUP top AUXILIARY MAY ( krbPrincipalName $ krbPrincipalExpiration $ krbLoginFailedCount ) X-ORIGIN 'offboard tests: FreeIPA' )
+attributeTypes: ( 2.16.840.1.113719.1.301.4.50.1 NAME 'krbLoginFailedCount' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE X-ORIGIN 'offboard tests: FreeIPA' )
+attributeTypes: ( 2.16.840.1.113719.1.301.4.49.1 NAME 'krbLastFailedAuth' EQUALITY generalizedTimeMatch ORDERING generalizedTimeOrderingMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.24 SINGLE-VALUE X-ORIGIN 'offboard tests: FreeIPA' )
+attributeTypes: ( 1.3.6.1.4.1.5322.21.2.5 NAME 'krbLastAdminUnlock' EQUALITY generalizedTimeMatch ORDERING generalizedTimeOrderingMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.24 SINGLE-VALUE X-ORIGIN 'offboard tests: FreeIPA' )
+attributeTypes: ( 1.3.6.1.4.1.5322.21.2.1 NAME 'krbPwdMaxFailure' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE X-ORIGIN 'offboard tests: FreeIPA' )
+attributeTypes: ( 1.3.6.1.4.1.5322.21.2.2 NAME 'krbPwdFailureCountInterval' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE X-ORIGIN 'offboard tests: FreeIPA' )
+attributeTypes: ( 1.3.6.1.4.1.5322.21.2.3 NAME 'krbPwdLockoutDuration' EQUALITY integerMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE X-ORIGIN 'offboard tests: FreeIPA' )
+objectClasses: ( 2.16.840.1.113719.1.301.6.8.1 NAME 'krbPrincipalAux' SUP top AUXILIARY MAY ( krbPrincipalName $ krbPrincipalExpiration $ krbLoginFailedCount $ krbLastFailedAuth $ krbLastAdminUnlock ) X-ORIGIN 'offboard tests: FreeIPA' )
+objectClasses: ( 2.16.840.1.113719.1.301.6.14.1 NAME 'krbPwdPolicy' SUP top AUXILIARY MAY ( cn $ krbPwdMaxFailure $ krbPwdFailureCountInterval $ krbPwdLockoutDuration ) X-ORIGIN 'offboard tests: FreeIPA (structural there)' )
 EOF
         chown dirsrv:dirsrv "$conf/schema/99offboard.ldif" "$conf/schema/98ipa-test.ldif"
 
@@ -203,6 +209,19 @@ aci: (targetattr="* || nsAccountLock || nsUniqueId || nsRole || nsRoleDN || acco
 aci: (targetattr="objectClass || offboardStatus || offboardStatusTime || offboardReason || offboardAction")(version 3.0; acl "offboard writes back"; allow (write) userdn="ldap:///cn=offboard,ou=services,$SUFFIX";)
 -
 EOF
+        # Per-user password policies, the way an administrator sets them
+        # (dsconf also turns nsslapd-pwpolicy-local on): lpat locks after 2
+        # failures for a day, lpeg after 2 for 2 seconds (the global policy
+        # needs 3). Each dsconf is a Python start-up, about a second.
+        local u dur
+        for u in lpat:86400 lpeg:2; do
+                dur=${u#*:}
+                u=${u%%:*}
+                timeout 60 dsconf -D "cn=Directory Manager" -y "$dir/dm.pw" "ldap://127.0.0.1:$P1" localpwp adduser \
+                        "uid=$u,ou=pwp,$SUFFIX" --pwdlockout on --pwdmaxfailures 2 --pwdlockoutduration "$dur" \
+                        --pwdunlock on >> "$dir/localpwp.out" 2>&1 ||
+                        { cat "$dir/localpwp.out" >&2; kill -TERM "$pid"; die "dsconf localpwp adduser $u failed"; }
+        done
         cat > "$dir/env.tmp" <<EOF
 OB_LDAP_URI=ldap://127.0.0.1:$P1
 OB_LDAPS_URI=ldaps://127.0.0.1:$P2

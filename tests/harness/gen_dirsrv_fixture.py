@@ -115,6 +115,12 @@ def ad(now, svc_password):
         user(sam, sam, "active", "active", extra=extra)
     out.append(entry(f"CN=eng,{teams}", [("objectClass", "group"), ("sAMAccountName", "eng"),
                                          ("managedBy", f"CN=alice,{people}"), ("member", heidi)]))
+    # Locked out for real (bad binds) by one test, which alone reads this OU.
+    lockout = f"OU=Lockout,{suffix}"
+    out.append(entry(lockout, [("objectClass", "organizationalUnit"), ("ou", "Lockout")]))
+    lpw = base64.b64encode('"Lara!Passw0rd7"'.encode("utf-16-le")).decode()
+    out.append(entry(f"CN=lara,{lockout}", [("objectClass", "user"), ("sAMAccountName", "lara"),
+                                            ("userAccountControl", "512"), ("unicodePwd:", lpw)]))
     return out, man
 
 
@@ -186,7 +192,19 @@ def ds389(now, svc_password):
     for uid in ("kim", "leo", "mia"):
         extra = [("userPassword", "Leo!Passw0rd7")] if uid == "leo" else []
         user(uid, "active", "active", extra=extra)
+    # Under a per-user password policy (ds389.sh: dsconf localpwp adduser),
+    # in an OU of their own that only that test reads: lpat locks after 2
+    # failures for a day, lpeg after 2 for 2 seconds.
+    out.append(entry(f"ou=pwp,{suffix}", [("objectClass", ["top", "organizationalUnit"]), ("ou", "pwp")]))
+    for uid in ("lpat", "lpeg"):
+        out.append(entry(f"uid={uid},ou=pwp,{suffix}",
+                         [("objectClass", ["top", "person", "organizationalPerson", "inetOrgPerson"]),
+                          ("uid", uid), ("cn", uid), ("sn", uid), ("userPassword", "Leo!Passw0rd7")]))
     return out, man
+
+
+IPA_MAX_FAILURE = 3
+IPA_LOCKOUT_DAYS = 1
 
 
 def freeipa(now, svc_password):
@@ -195,6 +213,20 @@ def freeipa(now, svc_password):
     suffix = "dc=example,dc=org"
     people = f"ou=ipa,{suffix}"
     out.append(entry(people, [("objectClass", ["top", "organizationalUnit"]), ("ou", "ipa")]))
+    # FreeIPA's global password policy where FreeIPA keeps it:
+    # cn=global_policy,cn=REALM,cn=kerberos,SUFFIX (ipa pwpolicy-show).
+    out.append(entry(f"cn=kerberos,{suffix}", [("objectClass", ["top", "nsContainer"]), ("cn", "kerberos")]))
+    out.append(entry(f"cn=EXAMPLE.ORG,cn=kerberos,{suffix}",
+                     [("objectClass", ["top", "nsContainer"]), ("cn", "EXAMPLE.ORG")]))
+    out.append(entry(f"cn=global_policy,cn=EXAMPLE.ORG,cn=kerberos,{suffix}",
+                     [("objectClass", ["top", "nsContainer", "krbPwdPolicy"]), ("cn", "global_policy"),
+                      ("krbPwdMaxFailure", str(IPA_MAX_FAILURE)),
+                      ("krbPwdLockoutDuration", str(IPA_LOCKOUT_DAYS * DAY)),
+                      ("krbPwdFailureCountInterval", "60")]))
+    # A policy that lacks krbPwdLockoutDuration: the pass must refuse it.
+    out.append(entry(f"cn=broken_policy,cn=EXAMPLE.ORG,cn=kerberos,{suffix}",
+                     [("objectClass", ["top", "nsContainer", "krbPwdPolicy"]), ("cn", "broken_policy"),
+                      ("krbPwdMaxFailure", "3")]))
     ipa = []
 
     def user(uid, status, rule, reason=None, extra=()):
@@ -211,6 +243,23 @@ def freeipa(now, svc_password):
     user("idave", "ended", "principal-expired", "Kerberos principal expired",
          extra=[("krbPrincipalExpiration", gtime(now - 30 * DAY))])
     user("ifrank", "active", "active", extra=[("krbPrincipalExpiration", gtime(now + 365 * DAY))])
+    # Kerberos lockouts, as FreeIPA's KDC writes them (days of margin):
+    L = ("locked", "kerberos-lockout", "locked out after failed Kerberos logins")
+    n = str(IPA_MAX_FAILURE)
+    user("iliz", *L, extra=[("krbLoginFailedCount", n), ("krbLastFailedAuth", gtime(now - 3600))])
+    user("ilou", "active", "active",  # below the count
+         extra=[("krbLoginFailedCount", str(IPA_MAX_FAILURE - 1)), ("krbLastFailedAuth", gtime(now - 3600))])
+    user("iles", "active", "active",  # the lockout duration has ended
+         extra=[("krbLoginFailedCount", n),
+                ("krbLastFailedAuth", gtime(now - (IPA_LOCKOUT_DAYS + 2) * DAY))])
+    user("ilia", "active", "active",  # ipa user-unlock after the last failure
+         extra=[("krbLoginFailedCount", n), ("krbLastFailedAuth", gtime(now - 7200)),
+                ("krbLastAdminUnlock", gtime(now - 3600))])
+    user("ilse", *L,  # failed again after an unlock
+         extra=[("krbLoginFailedCount", n), ("krbLastFailedAuth", gtime(now - 3600)),
+                ("krbLastAdminUnlock", gtime(now - 7200))])
+    user("ilya", "inactive", "disabled", "disabled in FreeIPA",  # disabled wins over a lockout
+         extra=[("nsAccountLock", "TRUE"), ("krbLoginFailedCount", n), ("krbLastFailedAuth", gtime(now - 3600))])
     return out, ipa
 
 

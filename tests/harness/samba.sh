@@ -125,22 +125,16 @@ cmd_start() {
                 --service-password-file "$dir/svc.pw" > "$dir/fixture.ldif"
         ldbadd -H "$sam" "$dir/fixture.ldif" > "$dir/fixture.out" 2>&1 ||
                 { cat "$dir/fixture.out" >&2; die "ldbadd of the fixture failed"; }
-        # A lockout lasts LOCKOUT_DAYS days and needs 3 bad passwords; the
-        # service account writes the write-back (Domain Admins: a test
-        # shortcut, schemas/README.md shows the narrow grant).
+        # The domain's lockout policy as an administrator sets it: 3 bad
+        # passwords lock for LOCKOUT_DAYS days (minutes here; lockoutDuration
+        # becomes minus that many 100 ns intervals). The service account
+        # writes the write-back (Domain Admins: a test shortcut,
+        # schemas/README.md shows the narrow grant).
+        samba-tool domain passwordsettings set -s "$conf" -H "$sam" --account-lockout-threshold=3 \
+                --account-lockout-duration=$((LOCKOUT_DAYS * 1440)) --reset-account-lockout-after=30 \
+                > "$dir/passwordsettings.out" 2>&1 ||
+                { cat "$dir/passwordsettings.out" >&2; die "samba-tool domain passwordsettings set failed"; }
         ldbmodify -H "$sam" > "$dir/domain.out" 2>&1 <<EOF || { cat "$dir/domain.out" >&2; die "domain settings failed"; }
-dn: $SUFFIX
-changetype: modify
-replace: lockoutDuration
-lockoutDuration: -$((LOCKOUT_DAYS * 86400 * 10000000))
--
-replace: lockOutObservationWindow
-lockOutObservationWindow: -18000000000
--
-replace: lockoutThreshold
-lockoutThreshold: 3
--
-
 dn: CN=Domain Admins,CN=Users,$SUFFIX
 changetype: modify
 add: member

@@ -219,12 +219,32 @@ Test(ds389, every_account_of_the_fixture_gets_the_status_its_rule_gives)
         free(err);
 }
 
-Test(ds389, the_freeipa_mapping_judges_nsaccountlock_and_the_principal_expiration)
+/* The configuration's policies: section for freeipa.yaml (whose policy DN
+ * names the realm), pointing at the fixture's policy entry rdn. */
+static const char *ipa_policy(const char *rdn)
+{
+        static char yaml[400];
+        snprintf(yaml, sizeof(yaml), "policies:\n  kerberos:\n    dn: \"%s,cn=EXAMPLE.ORG,cn=kerberos,%s\"\n", rdn,
+                 srv.suffix);
+        return yaml;
+}
+
+static void write_ipa_config(const char *policy_rdn)
 {
         /* FreeIPA's defaults (posixAccount, ipaUniqueID) need a real FreeIPA;
          * the configuration's own directory settings win over them. */
         write_config(NULL, srv.ipa_base, "freeipa",
-                     "  filter: \"(objectClass=krbPrincipalAux)\"\n  id_attribute: nsUniqueId\n", NULL);
+                     "  filter: \"(objectClass=krbPrincipalAux)\"\n  id_attribute: nsUniqueId\n",
+                     policy_rdn ? ipa_policy(policy_rdn) : NULL);
+}
+
+/* nsAccountLock, krbPrincipalExpiration and the KDC's lockout against the
+ * global policy (read from its entry): locked by failures within the
+ * duration, not when below the count, past the duration or unlocked by an
+ * administrator after the last failure. */
+Test(ds389, the_freeipa_mapping_judges_nsaccountlock_the_principal_expiration_and_kerberos_lockouts)
+{
+        write_ipa_config("cn=global_policy");
         struct ob_test_manifest *ipa = NULL;
         cr_assert_eq(ob_test_manifest_load(srv.ipa_manifest, &ipa), 0);
         char *out, *err;
@@ -234,9 +254,81 @@ Test(ds389, the_freeipa_mapping_judges_nsaccountlock_and_the_principal_expiratio
         snprintf(want, sizeof(want), "\"accounts_read\":%zu,", ipa->npeople);
         cr_assert_not_null(strstr(out, want), "%s", summary(out));
         assert_statuses(ipa, out, NULL);
+        cr_assert_eq(ob_test_manifest_count(ipa, "locked", 0), 2, "the fixture has two Kerberos lockouts");
         ob_test_manifest_free(ipa);
         free(out);
         free(err);
+}
+
+/* Fail closed: a policy entry that is not there, or lacks an attribute the
+ * rules compare with, stops the pass before any account is judged (3, the
+ * DN named); without a DN for the policy the configuration is refused (2). */
+Test(ds389, the_freeipa_lockout_rule_never_runs_without_its_policy)
+{
+        char *out, *err;
+        write_ipa_config("cn=no_such_policy");
+        int rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 3, "rc %d; stdout %s\nstderr %s", rc, out, err);
+        cr_assert_not_null(strstr(err, "cn=no_such_policy,cn=EXAMPLE.ORG,cn=kerberos,dc=example,dc=org does not exist"),
+                           "%s", err);
+        cr_assert_null(strstr(out, "\"username\""), "no account was judged: %s", out);
+        free(out);
+        free(err);
+
+        write_ipa_config("cn=broken_policy");
+        rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 3, "rc %d; stderr %s", rc, err);
+        cr_assert_not_null(strstr(err, "cn=broken_policy,"), "%s", err);
+        cr_assert_not_null(strstr(err, "has no krbPwdLockoutDuration"), "%s", err);
+        free(out);
+        free(err);
+
+        write_ipa_config(NULL);
+        rc = offboard("validate", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 2, "rc %d; stdout %s stderr %s", rc, out, err);
+        cr_assert_not_null(strstr(out[0] ? out : err, "set policies.kerberos.dn in the configuration"), "%s%s", out,
+                           err);
+        free(out);
+        free(err);
+}
+
+/* 389's per-user password policy (dsconf localpwp adduser, ds389.sh): two
+ * failures lock lpat and lpeg where the global policy needs three; lpat's
+ * lockout lasts a day and is a lock, lpeg's lasted 2 s and is none, although
+ * its accountUnlockTime stays on the entry. */
+Test(ds389, a_lockout_under_a_per_user_policy_is_seen_and_an_expired_one_is_not)
+{
+        char base[200];
+        snprintf(base, sizeof(base), "ou=pwp,%s", srv.suffix);
+        const char *who[] = {"lpat", "lpeg"};
+        for (size_t u = 0; u < 2; u++) {
+                char dn[300];
+                snprintf(dn, sizeof(dn), "uid=%s,%s", who[u], base);
+                for (int i = 0; i < 2; i++) {
+                        char *berr = NULL;
+                        int rc = ob_test_dirsrv_bind(&srv, dn, "not-the-password", &berr);
+                        cr_assert_eq(rc, 49, "a bad password is refused: %d %s", rc, berr);
+                        free(berr);
+                }
+                char *berr = NULL;
+                int rc = ob_test_dirsrv_bind(&srv, dn, "Leo!Passw0rd7", &berr);
+                cr_assert_neq(rc, 0, "%s is locked out after two failures (its own policy)", who[u]);
+                free(berr);
+        }
+        sleep(3); /* lpeg's lockout ends */
+        write_config(NULL, base, NULL, NULL, NULL);
+        char *out, *err;
+        int rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
+        cr_assert_not_null(strstr(out, "\"username\":\"lpat\",\"status\":\"locked\",\"rule\":\"password-lockout\""),
+                           "%.3000s", out);
+        cr_assert_null(strstr(out, "\"username\":\"lpeg\","), "an expired lockout is no lock: %.3000s", out);
+        free(out);
+        free(err);
+        char *e = admin_search("(uid=lpeg)", "accountUnlockTime pwdpolicysubentry");
+        cr_assert_not_null(strstr(e, "accountUnlockTime: "), "lpeg was locked out: %s", e);
+        cr_assert_not_null(strstr(e, "pwdpolicysubentry: "), "under a policy of its own: %s", e);
+        free(e);
 }
 
 /* ---- writing back ---------------------------------------------------------------- */

@@ -273,6 +273,123 @@ Test(ad, the_optional_password_expiry_rule_locks_who_must_change_the_password)
         free(err);
 }
 
+/* A mapping file: the shipped active-directory.yaml without its locked-out
+ * rule and without the fallback's test that the computed attribute is
+ * absent, so nothing requests msDS-User-Account-Control-Computed (a
+ * constructed attribute: Samba returns it whenever it is asked for), as on
+ * a DC that does not compute it. The rest of the fallback rule is the
+ * shipped text. */
+static void write_fallback_mapping(char *path, size_t size)
+{
+        char *text = ob_test_read_file(OB_SOURCE_DIR "/mappings/active-directory.yaml");
+        cr_assert_not_null(text);
+        char *from = strstr(text, "  - name: locked-out\n");
+        cr_assert_not_null(from);
+        const char *to = strstr(from + 1, "  - name: ");
+        cr_assert_not_null(to);
+        /* the rule's leading comment goes with it */
+        while (from > text && strncmp(from - 1, "\n\n", 2) != 0)
+                from--;
+        snprintf(path, size, "%s/ad-fallback.yaml", dir);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        const char *absent = "        - attribute: msDS-User-Account-Control-Computed\n"
+                             "          present: false\n";
+        const char *cut = strstr(to, absent);
+        cr_assert_not_null(cut);
+        fprintf(f, "%.*s%.*s%s", (int)(from - text), text, (int)(cut - to), to, cut + strlen(absent));
+        fclose(f);
+        free(text);
+        char *check = ob_test_read_file(path);
+        cr_assert_null(strstr(check, "msDS-User-Account-Control-Computed\n"), "%s", check);
+        cr_assert_not_null(strstr(check, "name: lockout-time"), "%s", check);
+        free(check);
+}
+
+/* Replaces the first "from" in the configuration with "to". */
+static void edit_config(const char *from, const char *to)
+{
+        char *text = ob_test_read_file(cfgpath);
+        cr_assert_not_null(text);
+        const char *at = strstr(text, from);
+        cr_assert_not_null(at, "%s not in %s", from, text);
+        FILE *f = fopen(cfgpath, "w");
+        fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+        fclose(f);
+        free(text);
+}
+
+/* Where msDS-User-Account-Control-Computed is missing, lockoutTime is
+ * judged against the domain's lockoutDuration, read from the domain head
+ * (the root DSE's defaultNamingContext): carol's lockout (1 day old) is a
+ * lock, erin's (20 days, duration 10 days: samba-tool domain
+ * passwordsettings in samba.sh) is not, and lara, locked out by three bad
+ * passwords now, is. */
+Test(ad, without_the_computed_attribute_lockout_time_is_judged_against_the_domains_lockout_duration)
+{
+        char lara[300];
+        snprintf(lara, sizeof(lara), "CN=lara,OU=Lockout,%s", srv.suffix);
+        for (int i = 0; i < 3; i++) {
+                char *berr = NULL;
+                int rc = ob_test_dirsrv_bind(&srv, lara, "not-laras-password", &berr);
+                cr_assert_eq(rc, 49, "a bad password is refused: %d %s", rc, berr);
+                free(berr);
+        }
+        char *berr = NULL;
+        int rc = ob_test_dirsrv_bind(&srv, lara, "Lara!Passw0rd7", &berr);
+        cr_assert_eq(rc, 49, "lara is locked out now: %d", rc);
+        cr_assert_not_null(strstr(berr, "data 775"), "%s", berr);
+        free(berr);
+
+        char mapping[300], m[400];
+        write_fallback_mapping(mapping, sizeof(mapping));
+        snprintf(m, sizeof(m), "mappings: [%s]\n", mapping);
+        write_config(NULL, NULL, NULL);
+        edit_config("mappings: [active-directory]\n", m);
+        char *out, *err;
+        rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; stderr: %s", rc, err);
+        cr_assert_null(strstr(out, "\"rule\":\"locked-out\""), "%.3000s", out);
+        cr_assert_not_null(strstr(out, "\"username\":\"carol\",\"status\":\"locked\",\"rule\":\"lockout-time\""),
+                           "%.3000s", out);
+        /* Everyone else as the shipped mapping has it (leo: the admin test
+         * may have locked him out). */
+        const char *skip[] = {"carol", "kim", "leo", "mia", NULL};
+        assert_statuses(out, skip);
+        free(out);
+        free(err);
+
+        char base[200];
+        snprintf(base, sizeof(base), "  base: OU=Lockout,%s\n", srv.suffix);
+        char old[200];
+        snprintf(old, sizeof(old), "  base: %s\n", srv.base);
+        edit_config(old, base);
+        rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "rc %d; stderr: %s", rc, err);
+        cr_assert_not_null(strstr(out, "\"username\":\"lara\",\"status\":\"locked\",\"rule\":\"lockout-time\""),
+                           "%.3000s", out);
+        free(out);
+        free(err);
+}
+
+/* Fail closed: an entry that has no lockoutDuration as the domain policy
+ * stops the pass before any account is judged, naming what is missing. */
+Test(ad, a_domain_policy_without_lockout_duration_stops_the_pass)
+{
+        write_config(NULL, NULL, NULL);
+        char tail[300];
+        snprintf(tail, sizeof(tail), "policies:\n  domain:\n    dn: \"%s\"\nstate:\n", srv.base);
+        edit_config("state:\n", tail);
+        char *out, *err;
+        int rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 3, "rc %d; stdout %s\nstderr %s", rc, out, err);
+        cr_assert_not_null(strstr(err, "has no lockoutDuration"), "%s", err);
+        cr_assert_not_null(strstr(err, srv.base), "the DN is named: %s", err);
+        cr_assert_null(strstr(out, "\"username\""), "no account was judged: %s", out);
+        free(out);
+        free(err);
+}
+
 /* ---- writing back ---------------------------------------------------------------- */
 
 /* The whole life of a pass on AD, in order: write-back with the shipped
