@@ -25,16 +25,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "dirsrv_case.h"
 #include "ds389.h"
-#include "recorder.h"
 #include "run.h"
-#include "slapd.h" /* the manifest reader */
 
 static struct ob_test_dirsrv srv;
 static struct ob_test_manifest *man;
-static struct ob_test_recorder rec;
-static char dir[256];
-static char cfgpath[300];
+static struct ob_test_case tc;
 
 ReportHook(PRE_ALL)(struct criterion_test_set *t)
 {
@@ -53,124 +50,38 @@ static void setup(void)
         int r = ob_test_ds389_attach(&srv);
         cr_assert_eq(r, 0, "no test 389-DS (see the runner's output above): %s", strerror(-r));
         cr_assert_eq(ob_test_manifest_load(srv.manifest, &man), 0);
-        snprintf(dir, sizeof(dir), "/tmp/ob-389t-XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
-        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
-        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        ob_test_case_open(&tc, &srv, "389t");
 }
 
 static void teardown(void)
 {
-        ob_test_recorder_stop(&rec);
+        ob_test_case_close(&tc);
         ob_test_manifest_free(man);
         man = NULL;
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-                fprintf(stderr, "could not remove %s\n", dir);
 }
 
 TestSuite(ds389, .init = setup, .fini = teardown, .timeout = 180);
 
-/* The configuration: StartTLS with the test CA as the service account;
- * directory_extra and writeback_yaml are added as they are. */
+/* The configuration (dirsrv_case.h) for base (NULL: ou=people) with
+ * mapping (NULL: 389ds); directory_extra and extra (top-level sections) are
+ * added as they are. */
 static void write_config(const char *uri, const char *base, const char *mapping, const char *directory_extra,
-                         const char *writeback_yaml)
+                         const char *extra)
 {
-        char path[300];
-        snprintf(path, sizeof(path), "%s/apps.token", dir);
-        FILE *f = fopen(path, "w");
-        cr_assert_not_null(f);
-        fputs("t0ken\n", f);
-        fclose(f);
-        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
-        f = fopen(cfgpath, "w");
-        cr_assert_not_null(f);
-        fprintf(f,
-                "directory:\n"
-                "  uri: %s\n"
-                "  ca_file: %s\n"
-                "  bind_dn: %s\n"
-                "  bind_password_file: %s\n"
-                "  base: %s\n"
-                "  page_size: 5\n"
-                "  timeout: 10s\n"
-                "%s"
-                "%s"
-                "state:\n"
-                "  path: state.db\n"
-                "transfer:\n"
-                "  fallback: uid=alice,%s\n"
-                "safety: {max_accounts: 0, max_percent: 0}\n"
-                "mappings: [%s]\n"
-                "connectors:\n"
-                "  apps:\n"
-                "    type: http\n"
-                "    base_url: %s/api\n"
-                "    auth: {type: bearer, token_file: apps.token}\n"
-                "    allow_insecure: true\n"
-                "    timeout: 5s\n"
-                "actions:\n"
-                "  revoke-sessions:\n"
-                "    connector: apps\n"
-                "    security: true\n"
-                "    method: POST\n"
-                "    url: /users/{{ account.uid }}/sessions/revoke\n"
-                "  transfer-records:\n"
-                "    connector: apps\n"
-                "    method: POST\n"
-                "    url: /users/{{ account.uid }}/transfer\n"
-                "    after: [revoke-sessions]\n"
-                "    json: {to: \"{{ transfer_to.uid }}\"}\n"
-                "    when: {status: [inactive, ended, deleted]}\n"
-                "transitions:\n"
-                "  deactivate:\n"
-                "    to: [inactive, ended, deleted]\n"
-                "    actions: [revoke-sessions, transfer-records]\n"
-                "  lock:\n"
-                "    to: locked\n"
-                "    actions: [revoke-sessions]\n",
-                uri ? uri : srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, base ? base : srv.base,
-                directory_extra ? directory_extra : "", writeback_yaml ? writeback_yaml : "", srv.base,
-                mapping ? mapping : "389ds", rec.base_url);
-        fclose(f);
+        char fallback[200];
+        snprintf(fallback, sizeof(fallback), "uid=alice,%s", srv.base);
+        struct ob_test_config c = {.uri = uri,
+                                   .base = base,
+                                   .mappings = mapping ? mapping : "389ds",
+                                   .fallback = fallback,
+                                   .directory_extra = directory_extra,
+                                   .extra = extra};
+        ob_test_case_write_config(&tc, &c);
 }
 
 static int offboard(const char *cmd, const char *a1, const char *a2, char **out, char **err)
 {
-        const char *argv[] = {OB_OFFBOARD_BIN, cmd, "--config", cfgpath, a1, a2, NULL};
-        return ob_test_run(argv, 120, out, err);
-}
-
-static const char *summary(const char *out)
-{
-        const char *s = strstr(out, "\"summary\"");
-        return s ? s : out;
-}
-
-/* Every person of manifest m has the status and rule it predicts; those in
- * skip are not looked at. */
-static void assert_statuses(const struct ob_test_manifest *m, const char *out, const char *const *skip)
-{
-        for (size_t i = 0; i < m->npeople; i++) {
-                const struct ob_test_person *p = &m->people[i];
-                bool skipped = false;
-                for (size_t k = 0; skip && skip[k]; k++)
-                        skipped = skipped || strcmp(skip[k], p->uid) == 0;
-                if (skipped)
-                        continue;
-                char want[300];
-                if (strcmp(p->rule, "active") == 0) {
-                        /* Active and never recorded: nothing owed, not listed. */
-                        snprintf(want, sizeof(want), "\"username\":\"%s\",\"status\":", p->uid);
-                        cr_expect_null(strstr(out, want), "%s should be active: %.300s", p->uid,
-                                       strstr(out, want) ? strstr(out, want) : "");
-                        continue;
-                }
-                snprintf(want, sizeof(want), "\"username\":\"%s\",\"status\":\"%s\",\"rule\":\"%s\"", p->uid,
-                         p->status, p->rule);
-                cr_expect_not_null(strstr(out, want), "%s: expected %s", p->uid, want);
-        }
+        return ob_test_case_offboard(&tc, cmd, a1, a2, out, err);
 }
 
 static char *admin_search(const char *filter, const char *attrs)
@@ -195,16 +106,16 @@ Test(ds389, every_account_of_the_fixture_gets_the_status_its_rule_gives)
         write_config(NULL, NULL, NULL, NULL, NULL);
         char *out, *err;
         int rc = offboard("plan", "--format", "json", &out, &err);
-        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, ob_test_summary(out), err);
         bool admin_ran = strstr(out, "\"username\":\"kim\",\"status\":\"locked\"") != NULL;
         char want[64];
         snprintf(want, sizeof(want), "\"accounts_read\":%zu,", man->npeople - admin_ran);
-        cr_assert_not_null(strstr(out, want), "%s", summary(out));
+        cr_assert_not_null(strstr(out, want), "%s", ob_test_summary(out));
         snprintf(want, sizeof(want), "\"accounts_owing\":%zu,",
                  man->npeople - ob_test_manifest_count(man, "active", 0) + 2 * admin_ran);
-        cr_expect_not_null(strstr(out, want), "%s in %s", want, summary(out));
+        cr_expect_not_null(strstr(out, want), "%s in %s", want, ob_test_summary(out));
         const char *changed[] = {"kim", "leo", "mia", NULL};
-        assert_statuses(man, out, changed);
+        ob_test_assert_statuses(man, out, changed);
         /* An ended manager is no transfer target (the issue: 389 had no
          * end-date rule, so dave was taken for active and chosen). */
         const char *bob = strstr(out, "\"username\":\"bob\",\"status\"");
@@ -249,11 +160,11 @@ Test(ds389, the_freeipa_mapping_judges_nsaccountlock_the_principal_expiration_an
         cr_assert_eq(ob_test_manifest_load(srv.ipa_manifest, &ipa), 0);
         char *out, *err;
         int rc = offboard("plan", "--format", "json", &out, &err);
-        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, ob_test_summary(out), err);
         char want[64];
         snprintf(want, sizeof(want), "\"accounts_read\":%zu,", ipa->npeople);
-        cr_assert_not_null(strstr(out, want), "%s", summary(out));
-        assert_statuses(ipa, out, NULL);
+        cr_assert_not_null(strstr(out, want), "%s", ob_test_summary(out));
+        ob_test_assert_statuses(ipa, out, NULL);
         cr_assert_eq(ob_test_manifest_count(ipa, "locked", 0), 2, "the fixture has two Kerberos lockouts");
         ob_test_manifest_free(ipa);
         free(out);
@@ -319,7 +230,7 @@ Test(ds389, a_lockout_under_a_per_user_policy_is_seen_and_an_expired_one_is_not)
         write_config(NULL, base, NULL, NULL, NULL);
         char *out, *err;
         int rc = offboard("plan", "--format", "json", &out, &err);
-        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, ob_test_summary(out), err);
         cr_assert_not_null(strstr(out, "\"username\":\"lpat\",\"status\":\"locked\",\"rule\":\"password-lockout\""),
                            "%.3000s", out);
         cr_assert_null(strstr(out, "\"username\":\"lpeg\","), "an expired lockout is no lock: %.3000s", out);
@@ -338,8 +249,8 @@ Test(ds389, write_back_lands_a_second_pass_does_nothing_and_admin_changes_are_fo
         write_config(NULL, NULL, NULL, NULL, NULL);
         char *out, *err;
         int rc = offboard("reconcile", "--format", "json", &out, &err);
-        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
-        cr_assert_not_null(strstr(out, "\"writebacks_failed\":0,"), "%s\nstderr: %s", summary(out), err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, ob_test_summary(out), err);
+        cr_assert_not_null(strstr(out, "\"writebacks_failed\":0,"), "%s\nstderr: %s", ob_test_summary(out), err);
         free(out);
         free(err);
         char *e = admin_search("(uid=pat)", "objectClass offboardStatus offboardStatusTime offboardReason "
@@ -360,11 +271,11 @@ Test(ds389, write_back_lands_a_second_pass_does_nothing_and_admin_changes_are_fo
         cr_assert_not_null(strstr(e, "offboardStatus: locked\n"), "locked through a role: %s", e);
         free(e);
 
-        int sent = ob_test_recorder_count(&rec);
+        int sent = ob_test_recorder_count(&tc.rec);
         rc = offboard("reconcile", "--format", "json", &out, &err);
-        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
-        cr_assert_not_null(strstr(out, "\"accounts_owing\":0,"), "%s", summary(out));
-        cr_assert_eq(ob_test_recorder_count(&rec), sent, "the second pass sent requests");
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, ob_test_summary(out), err);
+        cr_assert_not_null(strstr(out, "\"accounts_owing\":0,"), "%s", ob_test_summary(out));
+        cr_assert_eq(ob_test_recorder_count(&tc.rec), sent, "the second pass sent requests");
         free(out);
         free(err);
 
@@ -390,7 +301,7 @@ Test(ds389, write_back_lands_a_second_pass_does_nothing_and_admin_changes_are_fo
         free(berr);
 
         rc = offboard("reconcile", "--format", "json", &out, &err);
-        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, summary(out), err);
+        cr_assert_eq(rc, 0, "rc %d; %s\nstderr: %s", rc, ob_test_summary(out), err);
         cr_assert_not_null(strstr(out, "\"username\":\"kim\",\"status\":\"locked\",\"rule\":\"account-lock\""),
                            "%.4000s", out);
         cr_assert_not_null(strstr(out, "\"username\":\"leo\",\"status\":\"locked\",\"rule\":\"password-lockout\""),
@@ -437,16 +348,7 @@ Test(ds389, validate_online_checks_the_connection_the_base_and_the_fallback)
         free(err);
         /* Offline, the same configuration with a fallback that is not there passes. */
         write_config(NULL, NULL, NULL, NULL, NULL);
-        char *cfg = ob_test_read_file(cfgpath);
-        cr_assert_not_null(cfg);
-        char *at = strstr(cfg, "fallback: uid=alice,");
-        cr_assert_not_null(at);
-        memcpy(at + strlen("fallback: uid="), "nobod", 5);
-        FILE *f = fopen(cfgpath, "w");
-        cr_assert_not_null(f);
-        fputs(cfg, f);
-        fclose(f);
-        free(cfg);
+        ob_test_case_edit_config(&tc, "fallback: uid=alice,", "fallback: uid=nobod,");
         rc = offboard("validate", NULL, NULL, &out, &err);
         cr_assert_eq(rc, 0, "offline, nothing is looked up: %s", err);
         free(out);
@@ -502,7 +404,7 @@ Test(ds389, a_name_the_certificate_does_not_carry_is_named_as_the_problem)
 Test(ds389, an_expired_certificate_is_named_as_the_problem)
 {
         char tls[300];
-        snprintf(tls, sizeof(tls), "%s/expired", dir);
+        snprintf(tls, sizeof(tls), "%s/expired", tc.dir);
         const char *gen[] = {OB_SOURCE_DIR "/tests/harness/expired_tls.sh", tls, NULL};
         cr_assert_eq(ob_test_run(gen, 60, NULL, NULL), 0);
         int sock = socket(AF_INET, SOCK_STREAM, 0);
@@ -547,12 +449,7 @@ Test(ds389, an_expired_certificate_is_named_as_the_problem)
         int rc = -1;
         if (up) {
                 write_config(uri, NULL, NULL, NULL, NULL);
-                char *text = ob_test_read_file(cfgpath);
-                const char *at = strstr(text, srv.ca_file);
-                FILE *f = fopen(cfgpath, "w");
-                fprintf(f, "%.*s%s%s", (int)(at - text), text, ca, at + strlen(srv.ca_file));
-                fclose(f);
-                free(text);
+                ob_test_case_edit_config(&tc, srv.ca_file, ca);
                 rc = offboard("plan", NULL, NULL, &out, &err);
         }
         kill(pid, SIGTERM);
@@ -592,17 +489,11 @@ Test(ds389, a_missing_base_and_an_empty_password_file_each_say_so)
         free(err);
 
         char pw[300];
-        snprintf(pw, sizeof(pw), "%s/empty.pw", dir);
+        snprintf(pw, sizeof(pw), "%s/empty.pw", tc.dir);
         FILE *f = fopen(pw, "w");
         fclose(f);
         write_config(NULL, NULL, NULL, NULL, NULL);
-        char *text = ob_test_read_file(cfgpath);
-        const char *at = strstr(text, srv.bind_pw_file);
-        cr_assert_not_null(at);
-        f = fopen(cfgpath, "w");
-        fprintf(f, "%.*s%s%s", (int)(at - text), text, pw, at + strlen(srv.bind_pw_file));
-        fclose(f);
-        free(text);
+        ob_test_case_edit_config(&tc, srv.bind_pw_file, pw);
         rc = offboard("plan", NULL, NULL, &out, &err);
         cr_assert_neq(rc, 0, "stderr: %s", err);
         cr_assert_not_null(strstr(err, "the password file is empty"), "%s", err);

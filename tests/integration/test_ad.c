@@ -17,17 +17,14 @@
 #include <unistd.h>
 
 #include "directory.h"
-#include "recorder.h"
+#include "dirsrv_case.h"
 #include "run.h"
 #include "samba.h"
-#include "slapd.h" /* the manifest reader */
 #include "util.h"
 
 static struct ob_test_dirsrv srv;
 static struct ob_test_manifest *man;
-static struct ob_test_recorder rec;
-static char dir[256];
-static char cfgpath[300];
+static struct ob_test_case tc;
 
 ReportHook(PRE_ALL)(struct criterion_test_set *t)
 {
@@ -46,93 +43,38 @@ static void setup(void)
         int r = ob_test_samba_attach(&srv);
         cr_assert_eq(r, 0, "no test Samba DC (see the runner's output above): %s", strerror(-r));
         cr_assert_eq(ob_test_manifest_load(srv.manifest, &man), 0);
-        snprintf(dir, sizeof(dir), "/tmp/ob-ad-XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
-        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
-        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        ob_test_case_open(&tc, &srv, "ad");
 }
 
 static void teardown(void)
 {
-        ob_test_recorder_stop(&rec);
+        ob_test_case_close(&tc);
         ob_test_manifest_free(man);
         man = NULL;
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-                fprintf(stderr, "could not remove %s\n", dir);
 }
 
 TestSuite(ad, .init = setup, .fini = teardown, .timeout = 180);
 
-/* The configuration: the AD mapping's own directory defaults (filter, ids,
- * teams), StartTLS with the DC's CA; writeback_yaml replaces the writeback
- * section. */
-static void write_config(const char *uri, const char *ca_file, const char *writeback_yaml)
+/* The configuration (dirsrv_case.h): the AD mapping's own directory
+ * defaults (filter, ids, teams), StartTLS with ca_file (NULL: the DC's CA);
+ * extra (writeback:, policies:) is added at the top level. */
+static void write_config(const char *uri, const char *ca_file, const char *extra)
 {
-        char path[300];
-        snprintf(path, sizeof(path), "%s/apps.token", dir);
-        FILE *f = fopen(path, "w");
-        cr_assert_not_null(f);
-        fputs("t0ken\n", f);
-        fclose(f);
-        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
-        f = fopen(cfgpath, "w");
-        cr_assert_not_null(f);
-        fprintf(f,
-                "directory:\n"
-                "  uri: %s\n"
-                "  ca_file: %s\n"
-                "  bind_dn: %s\n"
-                "  bind_password_file: %s\n"
-                "  base: %s\n"
-                "  page_size: 5\n"
-                "  timeout: 10s\n"
-                "  teams:\n"
-                "    base: OU=Teams,%s\n"
-                "%s"
-                "state:\n"
-                "  path: state.db\n"
-                "transfer:\n"
-                "  fallback: CN=alice,%s\n"
-                "safety: {max_accounts: 0, max_percent: 0}\n"
-                "mappings: [active-directory]\n"
-                "connectors:\n"
-                "  apps:\n"
-                "    type: http\n"
-                "    base_url: %s/api\n"
-                "    auth: {type: bearer, token_file: apps.token}\n"
-                "    allow_insecure: true\n"
-                "    timeout: 5s\n"
-                "actions:\n"
-                "  revoke-sessions:\n"
-                "    connector: apps\n"
-                "    security: true\n"
-                "    method: POST\n"
-                "    url: /users/{{ account.uid }}/sessions/revoke\n"
-                "  transfer-records:\n"
-                "    connector: apps\n"
-                "    method: POST\n"
-                "    url: /users/{{ account.uid }}/transfer\n"
-                "    after: [revoke-sessions]\n"
-                "    json: {to: \"{{ transfer_to.uid }}\"}\n"
-                "    when: {status: [inactive, ended, deleted]}\n"
-                "transitions:\n"
-                "  deactivate:\n"
-                "    to: [inactive, ended, deleted]\n"
-                "    actions: [revoke-sessions, transfer-records]\n"
-                "  lock:\n"
-                "    to: locked\n"
-                "    actions: [revoke-sessions]\n",
-                uri ? uri : srv.ldap_uri, ca_file ? ca_file : srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base,
-                srv.suffix, writeback_yaml ? writeback_yaml : "", srv.base, rec.base_url);
-        fclose(f);
+        char teams[200], fallback[200];
+        snprintf(teams, sizeof(teams), "  teams:\n    base: OU=Teams,%s\n", srv.suffix);
+        snprintf(fallback, sizeof(fallback), "CN=alice,%s", srv.base);
+        struct ob_test_config c = {.uri = uri,
+                                   .ca_file = ca_file,
+                                   .mappings = "active-directory",
+                                   .fallback = fallback,
+                                   .directory_extra = teams,
+                                   .extra = extra};
+        ob_test_case_write_config(&tc, &c);
 }
 
 static int offboard(const char *cmd, const char *a1, const char *a2, char **out, char **err)
 {
-        const char *argv[] = {OB_OFFBOARD_BIN, cmd, "--config", cfgpath, a1, a2, NULL};
-        return ob_test_run(argv, 120, out, err);
+        return ob_test_case_offboard(&tc, cmd, a1, a2, out, err);
 }
 
 /* The JSON object of one account in a report (from its "id" to the next
@@ -153,28 +95,9 @@ static char *account_json(const char *out, const char *username)
         return s;
 }
 
-/* Every person of the manifest has the status and rule it predicts. */
 static void assert_statuses(const char *out, const char *const *skip)
 {
-        for (size_t i = 0; i < man->npeople; i++) {
-                const struct ob_test_person *p = &man->people[i];
-                bool skipped = false;
-                for (size_t k = 0; skip && skip[k]; k++)
-                        skipped = skipped || strcmp(skip[k], p->uid) == 0;
-                if (skipped)
-                        continue;
-                char want[300];
-                if (strcmp(p->rule, "active") == 0) {
-                        /* Active and never recorded: nothing owed, not listed. */
-                        snprintf(want, sizeof(want), "\"username\":\"%s\",\"status\":", p->uid);
-                        cr_expect_null(strstr(out, want), "%s should be active: %.300s", p->uid,
-                                       strstr(out, want) ? strstr(out, want) : "");
-                        continue;
-                }
-                snprintf(want, sizeof(want), "\"username\":\"%s\",\"status\":\"%s\",\"rule\":\"%s\"", p->uid,
-                         p->status, p->rule);
-                cr_expect_not_null(strstr(out, want), "%s: expected %s", p->uid, want);
-        }
+        ob_test_assert_statuses(man, out, skip);
 }
 
 static char *admin_search(const char *filter, const char *attrs)
@@ -239,16 +162,8 @@ Test(ad, every_account_of_the_fixture_gets_the_status_its_rule_gives)
 Test(ad, the_optional_password_expiry_rule_locks_who_must_change_the_password)
 {
         write_config(NULL, NULL, NULL);
-        char *text = ob_test_read_file(cfgpath);
-        cr_assert_not_null(text);
-        const char *m = "mappings: [active-directory]\n";
-        const char *at = strstr(text, m);
-        cr_assert_not_null(at);
-        FILE *f = fopen(cfgpath, "w");
-        fprintf(f, "%.*smappings: [active-directory, active-directory-password-expiry]\n%s", (int)(at - text), text,
-                at + strlen(m));
-        fclose(f);
-        free(text);
+        ob_test_case_edit_config(&tc, "mappings: [active-directory]\n",
+                                 "mappings: [active-directory, active-directory-password-expiry]\n");
         char *out, *err;
         int rc = offboard("plan", "--format", "json", &out, &err);
         cr_assert_eq(rc, 0, "rc %d; stderr: %s", rc, err);
@@ -290,7 +205,7 @@ static void write_fallback_mapping(char *path, size_t size)
         /* the rule's leading comment goes with it */
         while (from > text && strncmp(from - 1, "\n\n", 2) != 0)
                 from--;
-        snprintf(path, size, "%s/ad-fallback.yaml", dir);
+        snprintf(path, size, "%s/ad-fallback.yaml", tc.dir);
         FILE *f = fopen(path, "w");
         cr_assert_not_null(f);
         const char *absent = "        - attribute: msDS-User-Account-Control-Computed\n"
@@ -304,19 +219,6 @@ static void write_fallback_mapping(char *path, size_t size)
         cr_assert_null(strstr(check, "msDS-User-Account-Control-Computed\n"), "%s", check);
         cr_assert_not_null(strstr(check, "name: lockout-time"), "%s", check);
         free(check);
-}
-
-/* Replaces the first "from" in the configuration with "to". */
-static void edit_config(const char *from, const char *to)
-{
-        char *text = ob_test_read_file(cfgpath);
-        cr_assert_not_null(text);
-        const char *at = strstr(text, from);
-        cr_assert_not_null(at, "%s not in %s", from, text);
-        FILE *f = fopen(cfgpath, "w");
-        fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
-        fclose(f);
-        free(text);
 }
 
 /* Where msDS-User-Account-Control-Computed is missing, lockoutTime is
@@ -345,7 +247,7 @@ Test(ad, without_the_computed_attribute_lockout_time_is_judged_against_the_domai
         write_fallback_mapping(mapping, sizeof(mapping));
         snprintf(m, sizeof(m), "mappings: [%s]\n", mapping);
         write_config(NULL, NULL, NULL);
-        edit_config("mappings: [active-directory]\n", m);
+        ob_test_case_edit_config(&tc, "mappings: [active-directory]\n", m);
         char *out, *err;
         rc = offboard("plan", "--format", "json", &out, &err);
         cr_assert_eq(rc, 0, "rc %d; stderr: %s", rc, err);
@@ -363,7 +265,7 @@ Test(ad, without_the_computed_attribute_lockout_time_is_judged_against_the_domai
         snprintf(base, sizeof(base), "  base: OU=Lockout,%s\n", srv.suffix);
         char old[200];
         snprintf(old, sizeof(old), "  base: %s\n", srv.base);
-        edit_config(old, base);
+        ob_test_case_edit_config(&tc, old, base);
         rc = offboard("plan", "--format", "json", &out, &err);
         cr_assert_eq(rc, 0, "rc %d; stderr: %s", rc, err);
         cr_assert_not_null(strstr(out, "\"username\":\"lara\",\"status\":\"locked\",\"rule\":\"lockout-time\""),
@@ -379,7 +281,7 @@ Test(ad, a_domain_policy_without_lockout_duration_stops_the_pass)
         write_config(NULL, NULL, NULL);
         char tail[300];
         snprintf(tail, sizeof(tail), "policies:\n  domain:\n    dn: \"%s\"\nstate:\n", srv.base);
-        edit_config("state:\n", tail);
+        ob_test_case_edit_config(&tc, "state:\n", tail);
         char *out, *err;
         int rc = offboard("plan", "--format", "json", &out, &err);
         cr_assert_eq(rc, 3, "rc %d; stdout %s\nstderr %s", rc, out, err);
@@ -432,11 +334,11 @@ Test(ad, write_back_lands_a_second_pass_does_nothing_and_admin_changes_are_found
         free(e);
 
         /* A second pass: nothing owed, nothing sent, nothing written. */
-        int sent = ob_test_recorder_count(&rec);
+        int sent = ob_test_recorder_count(&tc.rec);
         rc = offboard("reconcile", "--format", "json", &out, &err);
         cr_assert_eq(rc, 0, "rc %d; stdout: %.3000s\nsummary: %s\nstderr: %s", rc, out, strstr(out, "\"summary\"") ? strstr(out, "\"summary\"") : "", err);
         cr_assert_not_null(strstr(out, "\"accounts_owing\":0,"), "%.3000s", out);
-        cr_assert_eq(ob_test_recorder_count(&rec), sent, "the second pass sent requests");
+        cr_assert_eq(ob_test_recorder_count(&tc.rec), sent, "the second pass sent requests");
         free(out);
         free(err);
         e = admin_search("(sAMAccountName=bob)", "uSNChanged");
@@ -606,20 +508,13 @@ Test(ad, a_certificate_from_another_ca_names_ca_file)
 Test(ad, a_wrong_password_says_so_and_never_shows_it)
 {
         char pw[300];
-        snprintf(pw, sizeof(pw), "%s/wrong.pw", dir);
+        snprintf(pw, sizeof(pw), "%s/wrong.pw", tc.dir);
         FILE *f = fopen(pw, "w");
         fputs("Wr0ng!Password-x9\n", f);
         fclose(f);
         write_config(NULL, NULL, NULL);
         /* the same configuration with the wrong password file */
-        char *text = ob_test_read_file(cfgpath);
-        cr_assert_not_null(text);
-        f = fopen(cfgpath, "w");
-        const char *at = strstr(text, srv.bind_pw_file);
-        cr_assert_not_null(at);
-        fprintf(f, "%.*s%s%s", (int)(at - text), text, pw, at + strlen(srv.bind_pw_file));
-        fclose(f);
-        free(text);
+        ob_test_case_edit_config(&tc, srv.bind_pw_file, pw);
         char *out, *err;
         int rc = offboard("plan", NULL, NULL, &out, &err);
         cr_assert_eq(rc, 3, "stderr: %s", err);
