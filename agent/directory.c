@@ -60,6 +60,7 @@ struct ob_dir {
         bool caps_known;    /* the root DSE listed supportedControl */
         bool has_assertion; /* RFC 4528 assertion control */
         bool has_paging;    /* RFC 2696 paged results control */
+        bool has_sync;      /* RFC 4533 content synchronization (OpenLDAP syncprov) */
         bool is_ad;         /* Active Directory or Samba AD (LDAP_CAP_ACTIVE_DIRECTORY_OID) */
         /* On an event loop (ob_dir_attach): the operations in flight. */
         struct ob_loop *loop;
@@ -590,6 +591,8 @@ static int read_caps(struct ob_dir *d)
                         d->has_assertion = true;
                 else if (strcmp(ctl->vals[i].data, OB_OID_PAGED) == 0)
                         d->has_paging = true;
+                else if (strcmp(ctl->vals[i].data, LDAP_CONTROL_SYNC) == 0)
+                        d->has_sync = true;
         for (size_t i = 0; cap && i < cap->nvals; i++)
                 if (strcmp(cap->vals[i].data, OB_OID_AD_CAP) == 0)
                         d->is_ad = true;
@@ -1606,7 +1609,7 @@ static int dir_fd(struct ob_dir *d)
  * timeout. The blocking calls above share the connection: what they read
  * for these operations is handed on (dir_dispatch), and what libldap holds
  * after them is read on the next loop turn (dir_kick). */
-enum dir_op_kind { DIR_OP_SEARCH, DIR_OP_READ, DIR_OP_MODIFY };
+enum dir_op_kind { DIR_OP_SEARCH, DIR_OP_READ, DIR_OP_MODIFY, DIR_OP_SYNC };
 
 struct dir_op {
         struct dir_op *next;
@@ -1621,6 +1624,11 @@ struct dir_op {
         ob_dir_search_done_fn search_done;
         ob_dir_read_done_fn read_done;
         ob_dir_modify_done_fn modify_done;
+        ob_dir_sync_fn sync_fn;
+        ob_dir_sync_end_fn sync_end;
+        char *cookie; /* sync: the newest the server gave */
+        size_t cookie_len;
+        bool persisting; /* sync: refreshDone came; no timeout applies */
         void *userdata;
 };
 
@@ -1632,6 +1640,7 @@ static void op_free(struct dir_op *op)
         ob_dir_search_info_clear(&op->info);
         ob_account_free(op->found);
         free(op->dn);
+        free(op->cookie);
         free(op);
 }
 
@@ -1677,6 +1686,9 @@ static void op_finish(struct ob_dir *d, struct dir_op *op, int result)
         case DIR_OP_MODIFY:
                 op->modify_done(result, op->userdata);
                 break;
+        case DIR_OP_SYNC:
+                op->sync_end(result, op->cookie, op->cookie_len, op->userdata);
+                break;
         }
         op_free(op);
         dir_arm(d);
@@ -1689,6 +1701,294 @@ static void dir_lost(struct ob_dir *d, int err)
         while (d->ops)
                 op_finish(d, d->ops, err);
 }
+
+/* ---- RFC 4533 content synchronization on the loop ------------------------------------------- */
+
+/* The Sync Info message's value (an intermediate response): which message,
+ * its cookie, and for syncIdSet the entryUUIDs (16 bytes each, pointing
+ * into the value). */
+int ob_dir_sync_parse_info(const void *buf, size_t len, struct ob_sync_info *ret)
+{
+        /* liblber's in-place reads ("m") write a NUL after each string, one
+         * byte past the last: parse a copy with room for it, and point the
+         * result into the caller's buffer, which stays as it was. */
+        char *tmp = malloc(len + 1);
+        BerElement *ber = tmp ? ber_alloc_t(LBER_USE_DER) : NULL;
+        if (!ber) {
+                free(tmp);
+                return -ENOMEM;
+        }
+        memcpy(tmp, buf, len);
+        tmp[len] = '\0';
+        struct berval bv = {len, tmp};
+        ber_init2(ber, &bv, LBER_USE_DER);
+        struct ob_sync_info info = {.refresh_done = true};
+        ber_len_t l;
+        ber_tag_t tag = ber_peek_tag(ber, &l);
+        int r = 0;
+        struct berval cookie = {0, NULL};
+        switch (tag) {
+        case LDAP_TAG_SYNC_NEW_COOKIE:
+                info.kind = OB_SYNC_INFO_NEW_COOKIE;
+                if (ber_scanf(ber, "m", &cookie) == LBER_ERROR)
+                        r = -EBADMSG;
+                break;
+        case LDAP_TAG_SYNC_REFRESH_DELETE:
+        case LDAP_TAG_SYNC_REFRESH_PRESENT:
+                info.kind = tag == LDAP_TAG_SYNC_REFRESH_DELETE ? OB_SYNC_INFO_REFRESH_DELETE
+                                                                : OB_SYNC_INFO_REFRESH_PRESENT;
+                if (ber_scanf(ber, "{" /*}*/) == LBER_ERROR) {
+                        r = -EBADMSG;
+                        break;
+                }
+                if (ber_peek_tag(ber, &l) == LDAP_TAG_SYNC_COOKIE && ber_scanf(ber, "m", &cookie) == LBER_ERROR)
+                        r = -EBADMSG;
+                if (r == 0 && ber_peek_tag(ber, &l) == LDAP_TAG_REFRESHDONE) {
+                        ber_int_t b = 1;
+                        if (ber_scanf(ber, "b", &b) == LBER_ERROR)
+                                r = -EBADMSG;
+                        info.refresh_done = b != 0;
+                }
+                break;
+        case LDAP_TAG_SYNC_ID_SET: {
+                info.kind = OB_SYNC_INFO_ID_SET;
+                info.refresh_done = false;
+                if (ber_scanf(ber, "{" /*}*/) == LBER_ERROR) {
+                        r = -EBADMSG;
+                        break;
+                }
+                if (ber_peek_tag(ber, &l) == LDAP_TAG_SYNC_COOKIE && ber_scanf(ber, "m", &cookie) == LBER_ERROR)
+                        r = -EBADMSG;
+                if (r == 0 && ber_peek_tag(ber, &l) == LDAP_TAG_REFRESHDELETES) {
+                        ber_int_t b = 0;
+                        if (ber_scanf(ber, "b", &b) == LBER_ERROR)
+                                r = -EBADMSG;
+                        info.refresh_deletes = b != 0;
+                }
+                /* SET OF syncUUID: counted here, each checked to be 16 bytes. */
+                char *last = NULL;
+                if (r == 0) {
+                        for (tag = ber_first_element(ber, &l, &last); r == 0 && tag != LBER_DEFAULT;
+                             tag = ber_next_element(ber, &l, last)) {
+                                struct berval u = {0, NULL};
+                                if (ber_scanf(ber, "m", &u) == LBER_ERROR || u.bv_len != 16)
+                                        r = -EBADMSG;
+                                else if (info.nuuids++ == 0)
+                                        info.first_uuid = (const unsigned char *)u.bv_val;
+                        }
+                }
+                break;
+        }
+        default:
+                r = -EBADMSG;
+        }
+        ber_free(ber, 0); /* the element only: the buffer is tmp */
+        if (r == 0) {
+                info.cookie = cookie.bv_val ? (const char *)buf + (cookie.bv_val - tmp) : NULL;
+                info.cookie_len = cookie.bv_len;
+                if (info.first_uuid)
+                        info.first_uuid = (const unsigned char *)buf + ((const char *)info.first_uuid - tmp);
+                *ret = info;
+        }
+        free(tmp);
+        return r;
+}
+
+/* The Sync State control of an entry: state, entryUUID (16 bytes), cookie. */
+int ob_dir_sync_parse_state(const void *buf, size_t len, int *ret_state, const unsigned char **ret_uuid,
+                            const char **ret_cookie, size_t *ret_cookie_len)
+{
+        char *tmp = malloc(len + 1); /* as ob_dir_sync_parse_info */
+        BerElement *ber = tmp ? ber_alloc_t(LBER_USE_DER) : NULL;
+        if (!ber) {
+                free(tmp);
+                return -ENOMEM;
+        }
+        memcpy(tmp, buf, len);
+        tmp[len] = '\0';
+        struct berval bv = {len, tmp};
+        ber_init2(ber, &bv, LBER_USE_DER);
+        ber_int_t state = -1;
+        struct berval uuid = {0, NULL}, cookie = {0, NULL};
+        ber_len_t l;
+        int r = 0;
+        if (ber_scanf(ber, "{em" /*}*/, &state, &uuid) == LBER_ERROR || uuid.bv_len != 16 || state < LDAP_SYNC_PRESENT ||
+            state > LDAP_SYNC_DELETE)
+                r = -EBADMSG;
+        if (r == 0 && ber_peek_tag(ber, &l) == LDAP_TAG_SYNC_COOKIE && ber_scanf(ber, "m", &cookie) == LBER_ERROR)
+                r = -EBADMSG;
+        ber_free(ber, 0);
+        if (r == 0) {
+                *ret_state = state;
+                *ret_uuid = (const unsigned char *)buf + (uuid.bv_val - tmp);
+                *ret_cookie = cookie.bv_val ? (const char *)buf + (cookie.bv_val - tmp) : NULL;
+                *ret_cookie_len = cookie.bv_len;
+        }
+        free(tmp);
+        return r;
+}
+
+static void uuid_text(const unsigned char *u, char out[37])
+{
+        snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+                 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+/* Keeps the newest cookie the server gave (RFC 4533 3.4.2: use the last). */
+static int sync_keep_cookie(struct dir_op *op, const char *c, size_t len)
+{
+        if (!c)
+                return 0;
+        char *n = malloc(len ? len : 1);
+        if (!n)
+                return -ENOMEM;
+        memcpy(n, c, len);
+        free(op->cookie);
+        op->cookie = n;
+        op->cookie_len = len;
+        return 0;
+}
+
+/* One message of the sync search: 0 to go on, or the result that ends it. */
+static int sync_on_msg(struct ob_dir *d, struct dir_op *op, LDAPMessage *m)
+{
+        int t = ldap_msgtype(m);
+        struct ob_sync_event ev = {.refreshing = !op->persisting};
+        if (t == LDAP_RES_SEARCH_ENTRY) {
+                LDAPControl **ctrls = NULL;
+                if (ldap_get_entry_controls(d->ld, m, &ctrls) != LDAP_SUCCESS)
+                        return -OB_EDIRECTORY;
+                LDAPControl *c = ldap_control_find(LDAP_CONTROL_SYNC_STATE, ctrls, NULL);
+                int state;
+                const unsigned char *u;
+                const char *cookie;
+                size_t cookie_len;
+                int r = c ? ob_dir_sync_parse_state(c->ldctl_value.bv_val, c->ldctl_value.bv_len, &state, &u, &cookie,
+                                                    &cookie_len)
+                          : -EBADMSG;
+                if (r == 0)
+                        r = sync_keep_cookie(op, cookie, cookie_len);
+                if (r == 0)
+                        uuid_text(u, ev.uuid);
+                ldap_controls_free(ctrls);
+                if (r < 0) {
+                        ob_log(OB_LOG_ERROR, "event=ldap_sync_bad_message note=\"an entry without a valid sync state\"");
+                        return -OB_EDIRECTORY;
+                }
+                ev.kind = state == LDAP_SYNC_PRESENT ? OB_SYNC_PRESENT
+                          : state == LDAP_SYNC_ADD   ? OB_SYNC_ADD
+                          : state == LDAP_SYNC_MODIFY ? OB_SYNC_MODIFY
+                                                      : OB_SYNC_DELETE;
+                char *dn = ldap_get_dn(d->ld, m);
+                ev.dn = dn;
+                struct berval **mn = ldap_get_values_len(d->ld, m, "modifiersName");
+                char *who = mn && mn[0] ? strndup(mn[0]->bv_val, mn[0]->bv_len) : NULL;
+                ev.modifiers_name = who;
+                op->sync_fn(&ev, op->userdata);
+                free(who);
+                ldap_value_free_len(mn);
+                ldap_memfree(dn);
+                return 0;
+        }
+        if (t == LDAP_RES_INTERMEDIATE) {
+                char *oid = NULL;
+                struct berval *data = NULL;
+                int r = ldap_parse_intermediate(d->ld, m, &oid, &data, NULL, 0) == LDAP_SUCCESS ? 0 : -EBADMSG;
+                struct ob_sync_info info;
+                if (r == 0 && (!oid || strcmp(oid, LDAP_SYNC_INFO) != 0))
+                        r = 1; /* another intermediate response: not ours to read */
+                if (r == 0)
+                        r = data ? ob_dir_sync_parse_info(data->bv_val, data->bv_len, &info) : -EBADMSG;
+                if (r == 0)
+                        r = sync_keep_cookie(op, info.cookie, info.cookie_len);
+                if (r == 0) {
+                        if (info.kind == OB_SYNC_INFO_ID_SET) {
+                                ev.kind = info.refresh_deletes ? OB_SYNC_IDSET_DELETES : OB_SYNC_IDSET_PRESENTS;
+                                ev.nuuids = info.nuuids;
+                                op->sync_fn(&ev, op->userdata);
+                        } else if ((info.kind == OB_SYNC_INFO_REFRESH_DELETE ||
+                                    info.kind == OB_SYNC_INFO_REFRESH_PRESENT) && info.refresh_done && !op->persisting) {
+                                op->persisting = true;
+                                ev.kind = OB_SYNC_REFRESH_DONE;
+                                ev.refreshing = false;
+                                op->sync_fn(&ev, op->userdata);
+                        }
+                }
+                ldap_memfree(oid);
+                ber_bvfree(data);
+                if (r < 0) {
+                        ob_log(OB_LOG_ERROR, "event=ldap_sync_bad_message note=\"a sync info message that does not parse\"");
+                        return -OB_EDIRECTORY;
+                }
+                return 0;
+        }
+        if (t == LDAP_RES_SEARCH_RESULT) {
+                int res;
+                if (parse_result(d, m, "sync", d->base, &res, NULL) == LDAP_SUCCESS) {
+                        /* The server ended a persistent search: the feed must start again. */
+                        ob_log(OB_LOG_WARNING, "event=ldap_sync_ended note=\"the server ended the feed\"");
+                        return -OB_EDIRECTORY;
+                }
+                if (res == LDAP_SYNC_REFRESH_REQUIRED) {
+                        free(op->cookie); /* a full refresh: the old cookie would be refused again */
+                        op->cookie = NULL;
+                        op->cookie_len = 0;
+                        return -OB_ESYNCREFRESH;
+                }
+                return ldap_to_ob(res) == -ENOMEM ? -ENOMEM : -OB_EDIRECTORY;
+        }
+        return 0; /* a reference: the accounts' pass reports those */
+}
+
+bool ob_dir_has_sync(const struct ob_dir *d)
+{
+        return d && d->has_sync;
+}
+
+int ob_dir_sync_start(struct ob_dir *d, const char *cookie, size_t cookie_len, char **attrs, ob_dir_sync_fn fn,
+                      ob_dir_sync_end_fn end, void *userdata)
+{
+        if (!d || !d->loop || !fn || !end)
+                return -EINVAL;
+        if (d->lost)
+                return -OB_EDIRECTORY;
+        struct dir_op *op = calloc(1, sizeof(*op));
+        if (!op)
+                return -ENOMEM;
+        op->kind = DIR_OP_SYNC;
+        op->sync_fn = fn;
+        op->sync_end = end;
+        op->userdata = userdata;
+        BerElement *ber = ber_alloc_t(LBER_USE_DER);
+        struct berval value = {0, NULL}, c = {cookie_len, (char *)cookie};
+        int r = ber ? 0 : -ENOMEM;
+        if (r == 0 && (cookie ? ber_printf(ber, "{eO}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST, &c)
+                              : ber_printf(ber, "{e}", (ber_int_t)LDAP_SYNC_REFRESH_AND_PERSIST)) < 0)
+                r = -ENOMEM;
+        if (r == 0 && ber_flatten2(ber, &value, 0) < 0)
+                r = -ENOMEM;
+        if (r == 0 && cookie && sync_keep_cookie(op, cookie, cookie_len) < 0)
+                r = -ENOMEM;
+        if (r == 0) {
+                LDAPControl ctrl = {.ldctl_oid = (char *)LDAP_CONTROL_SYNC, .ldctl_value = value, .ldctl_iscritical = 1};
+                LDAPControl *sctrls[] = {&ctrl, NULL};
+                int rc = ldap_search_ext(d->ld, d->base, d->scope, d->filter, attrs, 0, sctrls, NULL, NULL,
+                                         LDAP_NO_LIMIT, &op->msgid);
+                if (rc != LDAP_SUCCESS) {
+                        dir_log(d, OB_LOG_ERROR, "sync", d->base, rc, NULL);
+                        r = -OB_EDIRECTORY;
+                }
+        }
+        if (ber)
+                ber_free(ber, 1);
+        if (r < 0) {
+                op_free(op);
+                return r;
+        }
+        op_add(d, op);
+        return 0;
+}
+
 
 /* One message for an operation on the loop (ignored when none has its id:
  * what was abandoned may still answer). Does not free m. */
@@ -1741,6 +2041,12 @@ static void dir_dispatch(struct ob_dir *d, LDAPMessage *m)
                         op->err = -OB_EDIRECTORY;
                 }
                 return;
+        case DIR_OP_SYNC: {
+                int k = sync_on_msg(d, op, m);
+                if (k != 0)
+                        op_finish(d, op, k);
+                return;
+        }
         case DIR_OP_MODIFY:
                 if (t == LDAP_RES_MODIFY) {
                         int id, result;
@@ -1767,7 +2073,7 @@ int ob_dir_pump(struct ob_dir *d)
                 }
                 struct timeval zero = {0, 0};
                 LDAPMessage *chain = NULL;
-                int t = ldap_result(d->ld, LDAP_RES_ANY, LDAP_MSG_RECEIVED, &zero, &chain);
+                int t = ldap_result(d->ld, LDAP_RES_ANY, LDAP_MSG_ONE, &zero, &chain);
                 if (t == 0)
                         return 0;
                 if (t < 0 || !chain) {
@@ -1859,13 +2165,19 @@ static int64_t dir_expire(struct ob_dir *d)
                                 search_too_long(d, &op->s);
                                 late = op;
                                 err = -OB_ESIZELIMIT;
+                        } else if (op->kind == DIR_OP_SYNC && op->persisting) {
+                                continue; /* a quiet directory is not a dead one: TCP keepalive finds those */
                         } else if (d->timeout_ms > 0 && now - op->last_ms >= d->timeout_ms) {
                                 ldap_abandon_ext(d->ld, op->msgid, NULL, NULL);
                                 dir_log(d, OB_LOG_ERROR,
                                         op->kind == DIR_OP_SEARCH ? "search"
                                         : op->kind == DIR_OP_READ ? "read_account"
+                                        : op->kind == DIR_OP_SYNC ? "sync"
                                                                   : "modify",
-                                        op->kind == DIR_OP_SEARCH ? op->s.base : op->dn, LDAP_TIMEOUT,
+                                        op->kind == DIR_OP_SEARCH ? op->s.base
+                                        : op->kind == DIR_OP_SYNC ? d->base
+                                                                  : op->dn,
+                                        LDAP_TIMEOUT,
                                         "no answer within the timeout");
                                 late = op;
                                 err = -OB_EDIRECTORY;
@@ -1892,7 +2204,7 @@ int ob_dir_wait(struct ob_dir *d)
                 return 0;
         struct timeval tv = ms_to_tv(left < 1 ? 1 : left > 1000 ? 1000 : left);
         LDAPMessage *chain = NULL;
-        int t = ldap_result(d->ld, LDAP_RES_ANY, LDAP_MSG_RECEIVED, &tv, &chain);
+        int t = ldap_result(d->ld, LDAP_RES_ANY, LDAP_MSG_ONE, &tv, &chain);
         if (t == 0) {
                 dir_expire(d);
                 return 0;

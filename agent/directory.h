@@ -134,6 +134,63 @@ int ob_dir_replace_start(struct ob_dir *d, const char *dn, bool add_object_class
                          const struct ob_dir_mod *mods, size_t nmods, const char *assert_attr,
                          const char *assert_value, ob_dir_modify_done_fn done, void *userdata);
 
+/* ---- RFC 4533 content synchronization (OpenLDAP syncprov) on the loop ----
+ * A refreshAndPersist search of the accounts (base, scope, filter as
+ * configured; attrs as given): the refresh stage sends what changed since
+ * the cookie (everything without one), then the search stays open and the
+ * server pushes each change as it happens. */
+enum ob_sync_kind {
+        OB_SYNC_PRESENT,        /* an entry unchanged since the cookie (refresh) */
+        OB_SYNC_ADD,            /* an entry added, or new to the client */
+        OB_SYNC_MODIFY,         /* an entry changed */
+        OB_SYNC_DELETE,         /* an entry deleted, or no longer in scope (uuid only) */
+        OB_SYNC_IDSET_DELETES,  /* entries deleted, by entryUUID (nuuids of them) */
+        OB_SYNC_IDSET_PRESENTS, /* entries unchanged, by entryUUID */
+        OB_SYNC_REFRESH_DONE,   /* the refresh stage ended: what follows happens now */
+};
+
+struct ob_sync_event {
+        enum ob_sync_kind kind;
+        bool refreshing;            /* before OB_SYNC_REFRESH_DONE */
+        const char *dn;             /* entries (not deletes on every server) */
+        const char *modifiers_name; /* the entry's modifiersName, when requested and present */
+        char uuid[37];              /* entries: the entryUUID, lower-case text */
+        size_t nuuids;              /* id sets */
+};
+typedef void (*ob_dir_sync_fn)(const struct ob_sync_event *ev, void *userdata);
+/* The feed ended: the connection was lost, the server ended it, or
+ * -OB_ESYNCREFRESH (start again without a cookie: the server cannot resume
+ * from the one given). cookie is the newest the server gave (NULL if none),
+ * to resume from. */
+typedef void (*ob_dir_sync_end_fn)(int result, const char *cookie, size_t cookie_len, void *userdata);
+int ob_dir_sync_start(struct ob_dir *d, const char *cookie, size_t cookie_len, char **attrs, ob_dir_sync_fn fn,
+                      ob_dir_sync_end_fn end, void *userdata);
+/* Whether the root DSE lists the Sync Request control. */
+bool ob_dir_has_sync(const struct ob_dir *d);
+
+/* The parsers of the protocol's messages, for the tests and the fuzzer. */
+enum ob_sync_info_kind {
+        OB_SYNC_INFO_NEW_COOKIE,
+        OB_SYNC_INFO_REFRESH_DELETE,
+        OB_SYNC_INFO_REFRESH_PRESENT,
+        OB_SYNC_INFO_ID_SET,
+};
+struct ob_sync_info {
+        enum ob_sync_info_kind kind;
+        const char *cookie; /* into the value parsed, or NULL */
+        size_t cookie_len;
+        bool refresh_done;    /* refreshDelete, refreshPresent (default TRUE) */
+        bool refresh_deletes; /* syncIdSet (default FALSE) */
+        size_t nuuids;        /* syncIdSet */
+        const unsigned char *first_uuid;
+};
+/* A Sync Info intermediate response's value; -EBADMSG if it does not parse. */
+int ob_dir_sync_parse_info(const void *buf, size_t len, struct ob_sync_info *ret);
+/* A Sync State control's value: state (0 present .. 3 delete), the 16 bytes
+ * of the entryUUID and the cookie (NULL if none), pointing into buf. */
+int ob_dir_sync_parse_state(const void *buf, size_t len, int *ret_state, const unsigned char **ret_uuid,
+                            const char **ret_cookie, size_t *ret_cookie_len);
+
 /* Reads many entries by DN as ob_dir_read_account does, up to 32 on the wire
  * at once: fn gets each one's index, the account (borrowed), or NULL with
  * -OB_ENOTFOUND (absent, or outside the base and scope) or another error.

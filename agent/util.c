@@ -25,6 +25,7 @@ static const char *const ob_errors[] = {
         [OB_EHTTP - OB_EBASE] = "HTTP request failed",
         [OB_ESAFETY - OB_EBASE] = "safety threshold reached",
         [OB_ELIMIT - OB_EBASE] = "value exceeds a limit",
+        [OB_ESYNCREFRESH - OB_EBASE] = "the directory asks for a full refresh of the change feed",
 };
 
 const char *ob_strerror(int err)

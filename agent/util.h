@@ -28,6 +28,7 @@ enum {
         OB_EHTTP,         /* HTTP request failed */
         OB_ESAFETY,       /* circuit breaker: plan too large */
         OB_ELIMIT,        /* a value exceeded a configured or built-in limit */
+        OB_ESYNCREFRESH,  /* the server wants a change feed to start over (RFC 4533 e-syncRefreshRequired) */
 };
 
 const char *ob_strerror(int err);

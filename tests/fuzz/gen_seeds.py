@@ -171,3 +171,30 @@ put('scrub', 'echo-prefix-7', scrub((lenb, sb), 200, [5, 10, 6 | (0 << 3), 7, 0,
 put('scrub', 'chunked-every-byte', scrub((lenb, sb), 200, [5, 2] + [7] + sum([[6, k, 7] for k in range(1, 9)], []) + [1, 7]))
 put('scrub', 'cut-output', scrub((lenb, sb), 3, [5, 120, 1, 5, 3, 2]))
 put('scrub', 'percent', scrub((lenb, sb), 200, [6 | (7 << 3), 255, 7, 6 | (7 << 3), 40]))
+
+
+# ---- sync: byte 0 even = Sync Info value, odd = Sync State control value ------
+# The state controls are what slapd 2.5 sent on a refreshAndPersist search
+# (ldapsearch -E sync=rp); the info values are built by hand per RFC 4533.
+def tlv(tag, body):
+    n = len(body)
+    if n < 0x80:
+        ln = bytes([n])
+    elif n < 0x100:
+        ln = bytes([0x81, n])
+    else:
+        ln = bytes([0x82, n >> 8, n & 0xff])
+    return bytes([tag]) + ln + body
+COOKIE = b'rid=000,csn=20261202181021.794912Z#000000#000#000000'
+UUID = bytes(range(16))
+put('sync', 'state-add', b'\x01' + base64.b64decode('MBUKAQEEEGIIjcKCxxBBhGC3I5fHmAY='))
+put('sync', 'state-modify-cookie', b'\x01' + tlv(0x30, tlv(0x0a, b'\x02') + tlv(0x04, UUID) + tlv(0x04, COOKIE)))
+put('sync', 'state-short-uuid', b'\x01' + tlv(0x30, tlv(0x0a, b'\x01') + tlv(0x04, UUID[:15])))
+put('sync', 'state-bad-enum', b'\x01' + tlv(0x30, tlv(0x0a, b'\x07') + tlv(0x04, UUID)))
+put('sync', 'info-newcookie', b'\x00' + tlv(0x80, COOKIE))
+put('sync', 'info-refresh-delete-done', b'\x00' + tlv(0xa1, tlv(0x04, COOKIE)))
+put('sync', 'info-refresh-present-not-done', b'\x00' + tlv(0xa2, tlv(0x04, COOKIE) + tlv(0x01, b'\x00')))
+put('sync', 'info-idset-deletes', b'\x00' + tlv(0xa3, tlv(0x04, COOKIE) + tlv(0x01, b'\xff') +
+                                               tlv(0x31, tlv(0x04, UUID) + tlv(0x04, UUID[::-1]))))
+put('sync', 'info-idset-bad-uuid', b'\x00' + tlv(0xa3, tlv(0x31, tlv(0x04, UUID) + tlv(0x04, b'short'))))
+put('sync', 'info-truncated', b'\x00' + tlv(0xa3, tlv(0x04, COOKIE))[:-5])

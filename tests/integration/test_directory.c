@@ -1360,3 +1360,104 @@ Test(directory, on_the_loop_a_server_that_stops_answering_fails_each_operation_o
         ob_dir_free(d);
         ob_loop_free(o.loop);
 }
+
+/* ---- RFC 4533 content synchronization ------------------------------------------------------------- */
+
+struct feed {
+        struct ob_loop *loop;
+        size_t refresh_entries; /* add/present during the refresh */
+        bool live;
+        size_t changes;
+        char last_uuid[37];
+        char *last_dn;
+        char *last_modifier;
+        int end_result;
+        bool ended;
+        char *cookie;
+        size_t cookie_len;
+        bool stop_on_change;
+};
+
+static void on_feed(const struct ob_sync_event *ev, void *ud)
+{
+        struct feed *f = ud;
+        if (ev->kind == OB_SYNC_REFRESH_DONE) {
+                f->live = true;
+                ob_loop_stop(f->loop);
+                return;
+        }
+        if (ev->refreshing) {
+                f->refresh_entries++;
+                return;
+        }
+        f->changes++;
+        snprintf(f->last_uuid, sizeof(f->last_uuid), "%s", ev->uuid);
+        free(f->last_dn);
+        free(f->last_modifier);
+        f->last_dn = ev->dn ? strdup(ev->dn) : NULL;
+        f->last_modifier = ev->modifiers_name ? strdup(ev->modifiers_name) : NULL;
+        if (f->stop_on_change)
+                ob_loop_stop(f->loop);
+}
+
+static void on_feed_end(int result, const char *cookie, size_t len, void *ud)
+{
+        struct feed *f = ud;
+        f->ended = true;
+        f->end_result = result;
+        free(f->cookie);
+        f->cookie = cookie ? strndup(cookie, len) : NULL;
+        f->cookie_len = len;
+}
+
+static void on_feed_timeout(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)t;
+        (void)ud;
+        ob_loop_stop(l);
+}
+
+Test(directory, a_sync_feed_refreshes_then_pushes_each_change_with_its_entry_uuid_and_modifier)
+{
+        struct ob_directory_config c = config();
+        struct ob_dir *d = open_ok(&c);
+        cr_assert(ob_dir_has_sync(d), "the test slapd runs syncprov: the root DSE must say so");
+        struct feed f = {0};
+        cr_assert_eq(ob_loop_new(&f.loop), 0);
+        cr_assert_eq(ob_dir_attach(d, f.loop), 0);
+        char *attrs[] = {"modifiersName", NULL};
+        cr_assert_eq(ob_dir_sync_start(d, NULL, 0, attrs, on_feed, on_feed_end, &f), 0);
+        struct ob_timer *t = NULL;
+        ob_loop_timer(f.loop, 20000, on_feed_timeout, &f, &t);
+        cr_assert_eq(ob_loop_run(f.loop), 0);
+        cr_assert(f.live, "no refreshDone within 20 s (ended: %d %s; %zu entries)", f.ended, ob_strerror(f.end_result), f.refresh_entries);
+        cr_assert_eq(f.refresh_entries, man->npeople, "the refresh without a cookie sends every account: %zu of %zu",
+                     f.refresh_entries, man->npeople);
+        ob_loop_timer_cancel(f.loop, t);
+
+        const char *dn = person("user000011")->dn;
+        char ldif[400];
+        snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: description\ndescription: feed test\n", dn);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        f.stop_on_change = true;
+        ob_loop_timer(f.loop, 20000, on_feed_timeout, &f, &t);
+        cr_assert_eq(ob_loop_run(f.loop), 0);
+        cr_assert_eq(f.changes, 1, "the modify was not pushed within 20 s");
+        cr_assert_not_null(f.last_dn);
+        cr_assert_str_eq(f.last_dn, dn);
+        char *uuid = search_attr(dn, "entryUUID");
+        cr_assert(strstr(uuid, f.last_uuid), "the event's uuid %s is the entry's:\n%s", f.last_uuid, uuid);
+        free(uuid);
+        cr_assert_not_null(f.last_modifier, "modifiersName was asked for");
+        cr_assert(strstr(f.last_modifier, "cn=peercred"), "ldapmodify ran as root over ldapi: %s", f.last_modifier);
+        ob_loop_timer_cancel(f.loop, t);
+        /* Letting the connection go ends the feed once, with the cookie to resume from. */
+        ob_dir_free(d);
+        cr_assert(f.ended);
+        cr_assert_eq(f.end_result, -ECANCELED);
+        cr_assert_not_null(f.cookie, "the server gave a cookie");
+        free(f.cookie);
+        free(f.last_dn);
+        free(f.last_modifier);
+        ob_loop_free(f.loop);
+}
