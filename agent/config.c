@@ -1320,11 +1320,29 @@ static int parse_state(struct pctx *p, yaml_node_t *v)
         return walk(p, v, "state", f, p->cfg);
 }
 
+static int h_feed(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = expect(p, v, YAML_SCALAR_NODE, key);
+        if (r < 0)
+                return r;
+        const char *s = scalar(v);
+        if (strcmp(s, "auto") == 0)
+                *(enum ob_feed *)dst = OB_FEED_AUTO;
+        else if (strcmp(s, "syncrepl") == 0)
+                *(enum ob_feed *)dst = OB_FEED_SYNCREPL;
+        else if (strcmp(s, "none") == 0)
+                *(enum ob_feed *)dst = OB_FEED_NONE;
+        else
+                return fail(p, v, "%s must be auto, syncrepl or none, not '%s'", key, s);
+        return 0;
+}
+
 static int parse_service(struct pctx *p, yaml_node_t *v)
 {
         const struct field f[] = {
                 {"drain_timeout", h_duration, offsetof(struct ob_config, drain_timeout_ms), false},
                 {"full_pass_interval", h_duration, offsetof(struct ob_config, full_pass_interval_ms), false},
+                {"feed", h_feed, offsetof(struct ob_config, feed), false},
                 {NULL},
         };
         return walk(p, v, "service", f, p->cfg);

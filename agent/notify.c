@@ -38,7 +38,9 @@ int ob_notify(const char *fmt, ...)
         int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        ssize_t w = sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+        /* Never waits: a notify socket nobody reads must not stop the loop
+         * (a full queue loses a ping, which the next one makes up for). */
+        ssize_t w = sendto(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
                            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
         int e = w < 0 ? -errno : 0;
         close(fd);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "directory.h"
 #include "log.h"
 #include "notify.h"
 #include "util.h"
@@ -27,9 +28,24 @@ struct service {
         struct ob_timer *watchdog_timer;
         int64_t watchdog_ms;
         bool pass_due;
+        bool in_pass;    /* a pass runs (its loop turns dispatch the feed's events) */
+        bool pass_again; /* a change came during the pass: pass again after it */
+        bool stopping;
         unsigned failures; /* passes in a row that could not reach the directory */
         uint64_t passes;
+        /* The change feed: its own connection, on the agent's loop. */
+        struct ob_dir *feed;
+        bool feed_live;        /* the refresh stage ended: events are changes as they happen */
+        char *cookie;          /* the newest the server gave, to resume from */
+        size_t cookie_len;
+        unsigned feed_failures; /* starts in a row that failed */
+        struct ob_timer *feed_timer;
+        uint64_t feed_events, feed_own; /* changes heard; of them, our own write-backs */
 };
+
+/* A change must be acted on soon: the next pass starts within this. The
+ * short wait gathers the modifies of one admin operation into one pass. */
+#define OB_FEED_DEBOUNCE_MS 20
 
 static void on_pass_due(struct ob_loop *l, struct ob_timer *t, void *ud)
 {
@@ -89,12 +105,145 @@ static int64_t next_delay(struct service *s, int code)
         return d < interval ? d : interval;
 }
 
+/* A pass as soon as possible (a change came): now if none runs, else right
+ * after the one running. */
+static void pass_soon(struct service *s)
+{
+        if (s->in_pass) {
+                s->pass_again = true;
+                return;
+        }
+        schedule_pass(s, OB_FEED_DEBOUNCE_MS);
+}
+
+/* Whether dn (the modifiersName of a change) is the service account: its
+ * own write-back coming back through the feed triggers nothing. */
+static bool is_own(const struct service *s, const char *dn)
+{
+        const char *me = s->cfg->directory.bind_dn;
+        return me && dn && ob_dn_in_subtree(dn, me) == 1 && ob_dn_in_subtree(me, dn) == 1;
+}
+
+static void on_feed_event(const struct ob_sync_event *ev, void *ud)
+{
+        struct service *s = ud;
+        if (ev->kind == OB_SYNC_REFRESH_DONE) {
+                s->feed_live = true;
+                if (s->feed_failures)
+                        ob_log(OB_LOG_INFO, "event=feed_back failed_starts=%u", s->feed_failures);
+                else
+                        ob_log(OB_LOG_INFO, "event=feed_live feed=syncrepl");
+                s->feed_failures = 0;
+                /* What changed while the feed was not live is found by a pass. */
+                pass_soon(s);
+                return;
+        }
+        if (ev->refreshing || ev->kind == OB_SYNC_PRESENT || ev->kind == OB_SYNC_IDSET_PRESENTS)
+                return; /* the pass after the refresh reads every account anyway */
+        s->feed_events++;
+        if ((ev->kind == OB_SYNC_MODIFY || ev->kind == OB_SYNC_ADD) && is_own(s, ev->modifiers_name)) {
+                s->feed_own++;
+                return;
+        }
+        ob_log(OB_LOG_DEBUG, "event=feed_change kind=%d dn=%s uuid=%s", (int)ev->kind,
+               ob_log_quote(ev->dn ? ev->dn : ""), ev->uuid);
+        pass_soon(s);
+}
+
+static void feed_start(struct service *s);
+
+static void on_feed_retry(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)l;
+        (void)t;
+        struct service *s = ud;
+        s->feed_timer = NULL;
+        feed_start(s);
+}
+
+/* The feed failed or ended: start it again after a jittered backoff (one
+ * log line per outage), resuming from the newest cookie. */
+static void feed_retry(struct service *s, int err)
+{
+        s->feed_live = false;
+        if (s->stopping)
+                return;
+        if (s->feed_failures++ == 0)
+                ob_log(OB_LOG_WARNING,
+                       "event=feed_down error=%s note=\"passes go on at their interval; the feed is started again "
+                       "with a growing delay; one line per outage\"",
+                       ob_log_quote(ob_strerror(err)));
+        int64_t cap = 1000;
+        for (unsigned i = 1; i < s->feed_failures && cap < OB_SERVICE_MAX_BACKOFF_MS; i++)
+                cap *= 2;
+        if (cap > OB_SERVICE_MAX_BACKOFF_MS)
+                cap = OB_SERVICE_MAX_BACKOFF_MS;
+        int64_t d = 100 + (int64_t)(((uint64_t)rand() << 16 ^ (uint64_t)rand()) % (uint64_t)cap);
+        if (ob_loop_timer(s->ag->loop, d, on_feed_retry, s, &s->feed_timer) < 0)
+                s->feed_timer = NULL;
+}
+
+static void on_feed_end(int result, const char *cookie, size_t cookie_len, void *ud)
+{
+        struct service *s = ud;
+        free(s->cookie);
+        s->cookie = NULL;
+        s->cookie_len = 0;
+        if (cookie && result != -OB_ESYNCREFRESH && (s->cookie = malloc(cookie_len ? cookie_len : 1))) {
+                memcpy(s->cookie, cookie, cookie_len);
+                s->cookie_len = cookie_len;
+        }
+        if (result == -ECANCELED)
+                return; /* let go by the service itself */
+        if (result == -OB_ESYNCREFRESH)
+                ob_log(OB_LOG_INFO, "event=feed_refresh_required note=\"starting again from the full content\"");
+        /* The connection is let go from the retry timer, not from inside its
+         * own callback. */
+        feed_retry(s, result);
+}
+
+static void feed_start(struct service *s)
+{
+        if (s->feed) {
+                ob_dir_free(s->feed);
+                s->feed = NULL;
+        }
+        if (s->cfg->feed == OB_FEED_NONE || s->stopping)
+                return;
+        int k = ob_dir_open(&s->cfg->directory, &s->feed);
+        if (k == 0)
+                k = ob_dir_attach(s->feed, s->ag->loop);
+        if (k == 0 && !ob_dir_has_sync(s->feed)) {
+                if (s->cfg->feed == OB_FEED_SYNCREPL)
+                        ob_log(OB_LOG_ERROR,
+                               "event=feed_unavailable feed=syncrepl note=\"the server does not offer RFC 4533 "
+                               "content synchronization (OpenLDAP: overlay syncprov); passes go on at their "
+                               "interval\"");
+                else
+                        ob_log(OB_LOG_INFO, "event=feed_none note=\"the server offers no change feed offboard reads "
+                                            "yet; passes go on at their interval\"");
+                ob_dir_free(s->feed);
+                s->feed = NULL;
+                return;
+        }
+        /* Only what tells a change from our own write-back: the pass reads
+         * the accounts themselves. */
+        char *attrs[] = {"modifiersName", NULL};
+        if (k == 0)
+                k = ob_dir_sync_start(s->feed, s->cookie, s->cookie_len, attrs, on_feed_event, on_feed_end, s);
+        if (k < 0)
+                feed_retry(s, k);
+}
+
 static void run_pass(struct service *s)
 {
         struct ob_pass_result res = {0};
         struct ob_run_options o = {.out = s->devnull, .format = OB_FORMAT_TEXT, .result = &res};
         int64_t t0 = ob_loop_now_ms();
+        s->in_pass = true;
+        s->pass_again = false;
         int code = ob_agent_pass(s->ag, &o);
+        s->in_pass = false;
         int64_t ms = ob_loop_now_ms() - t0;
         s->passes++;
         fflush(s->devnull);
@@ -106,11 +255,14 @@ static void run_pass(struct service *s)
         if (s->ag->stop_signal)
                 return;
         int64_t delay = next_delay(s, code);
+        if (s->pass_again && code != OB_EXIT_DIRECTORY)
+                delay = OB_FEED_DEBOUNCE_MS; /* a change came while it ran */
         schedule_pass(s, delay);
-        ob_notify("STATUS=pass %llu: exit %d in %lld ms, %zu accounts, %zu actions done, %zu failed, %zu held%s; next "
-                  "in %lld s",
+        ob_notify("STATUS=pass %llu: exit %d in %lld ms, %zu accounts, %zu actions done, %zu failed, %zu held%s; "
+                  "feed %s; next full pass in %lld s",
                   (unsigned long long)s->passes, code, (long long)ms, res.accounts_read, res.steps_done,
                   res.steps_failed, res.steps_held, res.parked ? ", plan PARKED (safety threshold)" : "",
+                  s->feed_live ? "live" : s->feed || s->feed_timer ? "starting" : "none",
                   (long long)(delay + 999) / 1000);
 }
 
@@ -167,6 +319,7 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
         ob_log(OB_LOG_INFO, "event=service_started config=%s full_pass_interval_ms=%lld watchdog_ms=%lld",
                ob_log_quote(config_path), (long long)cfg->full_pass_interval_ms, (long long)s.watchdog_ms);
         ob_notify("READY=1\nSTATUS=first pass");
+        feed_start(&s);
         s.pass_due = true;
         while (!s.ag->stop_signal) {
                 if (s.ag->reload) {
@@ -187,6 +340,11 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
                 }
         }
         ob_notify("STOPPING=1");
+        s.stopping = true;
+        if (s.feed_timer)
+                ob_loop_timer_cancel(l, s.feed_timer);
+        ob_dir_free(s.feed);
+        free(s.cookie);
         if (s.ag->stop_signal)
                 ob_log(OB_LOG_INFO, "event=service_stopped signal=%s", s.ag->stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
         if (s.pass_timer)

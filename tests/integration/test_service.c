@@ -29,6 +29,8 @@ static char cfgpath[300];
 static char logpath[300];
 static int notify_fd = -1;
 static pid_t service = -1;
+static const char *interval = "1s"; /* service.full_pass_interval */
+static const char *feed = "auto";   /* service.feed */
 
 ReportHook(PRE_ALL)(struct criterion_test_set *t)
 {
@@ -73,7 +75,7 @@ static void teardown(void)
 
 TestSuite(service, .init = setup, .fini = teardown, .timeout = 120);
 
-/* The configuration, with broken: a key the loader refuses, on line 3. */
+/* The configuration, with broken: a key the loader refuses, on line 4. */
 static void write_config(bool broken)
 {
         char path[300];
@@ -89,7 +91,8 @@ static void write_config(bool broken)
         cr_assert_not_null(f);
         fprintf(f,
                 "service:\n"
-                "  full_pass_interval: 1s\n"
+                "  full_pass_interval: %s\n"
+                "  feed: %s\n"
                 "%s"
                 "directory:\n"
                 "  uri: %s\n"
@@ -125,7 +128,7 @@ static void write_config(bool broken)
                 "  deactivate:\n"
                 "    to: [locked, inactive, ended, deleted]\n"
                 "    actions: [revoke-sessions]\n",
-                broken ? "  pass_every: 1s\n" : "", srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base,
+                interval, feed, broken ? "  pass_every: 1s\n" : "", srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base,
                 man->fallback, rec.base_url);
         fclose(f);
         cr_assert_eq(rename(tmp, cfgpath), 0); /* a reload never reads half a file */
@@ -242,11 +245,13 @@ static int wait_exit(int timeout_s)
         return -1;
 }
 
-/* An account the fixture keeps active, to be disabled while the service runs. */
-static const struct ob_test_person *an_active_person(void)
+/* The which-th account the fixture keeps active, to be disabled while the
+ * service runs (each test its own: they share the directory). */
+static const struct ob_test_person *an_active_person(int which)
 {
         for (size_t i = 0; i < man->npeople; i++)
-                if (strcmp(man->people[i].status, "active") == 0 && strncmp(man->people[i].uid, "user", 4) == 0)
+                if (strcmp(man->people[i].status, "active") == 0 && strncmp(man->people[i].uid, "user", 4) == 0 &&
+                    which-- == 0)
                         return &man->people[i];
         cr_assert_fail("the fixture has no active generated user");
         return NULL;
@@ -273,7 +278,7 @@ Test(service, run_is_ready_acts_on_a_change_at_its_next_pass_reloads_only_a_vali
 
         /* An admin disables someone: the next pass (1 s later) acts on it,
          * once, and later passes do nothing more. */
-        const struct ob_test_person *p = an_active_person();
+        const struct ob_test_person *p = an_active_person(0);
         char ldif[600];
         snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: employeeType\nemployeeType: Inactive\n", p->dn);
         cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
@@ -292,7 +297,7 @@ Test(service, run_is_ready_acts_on_a_change_at_its_next_pass_reloads_only_a_vali
         bool refused = wait_notification("STATUS=reload refused", 10000, &watchdogs, last, sizeof(last));
         log = service_log();
         cr_assert(refused, "no 'reload refused' status; last '%s'; log:\n%s", last, log);
-        cr_assert(strstr(last, "offboard.yaml:3:"), "the status names file and line: %s", last);
+        cr_assert(strstr(last, "offboard.yaml:4:"), "the status names file and line: %s", last);
         cr_assert(strstr(log, "event=reload_refused"), "%s", log);
         free(log);
         cr_assert(wait_notification("STATUS=pass", 5000, &watchdogs, last, sizeof(last)),
@@ -340,4 +345,73 @@ Test(service, a_directory_that_cannot_be_reached_still_lets_the_service_get_read
         cr_assert_eq(ob_test_count(log, "event=directory_unusable"), 1, "one line per outage, not per try:\n%s", log);
         free(log);
         cr_assert_eq(ob_test_recorder_count(&rec), 0);
+}
+
+static int count_passes(void)
+{
+        char *log = service_log();
+        int n = ob_test_count(log, "event=pass ");
+        free(log);
+        return n;
+}
+
+Test(service, with_syncrepl_a_change_is_acted_on_without_waiting_for_the_interval_and_its_own_write_back_triggers_nothing)
+{
+        interval = "1h"; /* only the feed can start the second pass */
+        /* This test stops reading the notify socket after the first pass:
+         * the watchdog pings then fill it, and the service must not wait. */
+        start_service(false);
+        char last[1100] = "";
+        cr_assert(wait_notification("STATUS=pass 1:", 30000, NULL, last, sizeof(last)), "no first pass; last '%s'",
+                  last);
+        int first = ob_test_recorder_count(&rec);
+        /* The feed goes live (its refresh done) and asks for one pass to
+         * cover what changed meanwhile; wait until it settles. */
+        bool live = false;
+        for (int i = 0; i < 1000 && !live; i++) {
+                char *log = service_log();
+                live = strstr(log, "event=feed_live feed=syncrepl") != NULL;
+                free(log);
+                if (!live)
+                        usleep(10000);
+        }
+        cr_assert(live, "the feed never went live");
+        usleep(500000);
+        int before = count_passes();
+
+        const struct ob_test_person *p = an_active_person(1);
+        char ldif[600];
+        snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: employeeType\nemployeeType: Inactive\n",
+                 p->dn);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        char path[300];
+        snprintf(path, sizeof(path), "/api/users/%s/sessions/revoke", p->uid);
+        int acted = wait_requests(path, 1, 20000);
+        char *log = acted == 1 ? NULL : service_log();
+        cr_assert_eq(acted, 1, "the change was not acted on (the interval is an hour):\n%s", log);
+        cr_assert_eq(ob_test_recorder_count(&rec), first + 1);
+
+        /* The pass wrote the status back onto the entry; that modify comes
+         * back through the feed as the service account's and starts nothing. */
+        char *out = NULL;
+        for (int i = 0; i < 500; i++) {
+                free(out);
+                out = ob_test_ldapsearch(&srv, p->dn, "(objectClass=*)", "offboardStatus");
+                if (out && strstr(out, "offboardStatus: inactive"))
+                        break;
+                usleep(10000);
+        }
+        cr_assert(out && strstr(out, "offboardStatus: inactive"), "no write-back: %s", out ? out : "");
+        free(out);
+        usleep(1500000);
+        int after = count_passes();
+        log = service_log();
+        cr_assert_eq(after, before + 1, "one pass for one change, none for the write-back (%d then %d):\n%s", before,
+                     after, log);
+        free(log);
+        cr_assert_eq(kill(service, SIGTERM), 0);
+        int status = wait_exit(15);
+        log = service_log();
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x:\n%s", status, log);
+        free(log);
 }

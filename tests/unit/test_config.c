@@ -71,6 +71,7 @@ static const struct bad bad_cases[] = {
          "required_attributes: 'user account' is not an LDAP attribute name"},
         {"bad-fallback-dn.yaml", NULL, 6, 13, "transfer.fallback: 'trent' is not a DN"},
         {"bad-long-list.yaml", NULL, 11, 14, "transitions.t.actions: more than 1000 entries"},
+        {"bad-feed.yaml", NULL, 5, 9, "feed must be auto, syncrepl or none, not 'dirsync'"},
 };
 
 Test(config, every_bad_fixture_names_file_line_column_and_the_problem)
@@ -143,6 +144,9 @@ Test(config, minimal_config_gets_safe_defaults)
         cr_assert_str_eq(c->writeback.status_attribute, "offboardStatus");
         cr_assert_gt(c->safety.max_accounts, 0);
         cr_assert_eq(c->nrules, 5);
+        /* `run`: a pass an hour, and the change feed where the server has one. */
+        cr_assert_eq(c->full_pass_interval_ms, 3600 * 1000);
+        cr_assert_eq(c->feed, OB_FEED_AUTO);
         ob_config_free(c);
 }
 
