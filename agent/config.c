@@ -1197,7 +1197,9 @@ static int parse_headers(struct pctx *p, yaml_node_t *v, const char *key, const 
                 if (vv->type == YAML_MAPPING_NODE) {
                         /* {value_file: PATH}: a secret, read by the connector. */
                         char what[200];
-                        snprintf(what, sizeof(what), "%s.%s", key, scalar(k));
+                        /* Only a name for messages: a long one is cut. */
+                        if (snprintf(what, sizeof(what), "%s.%s", key, scalar(k)) >= (int)sizeof(what))
+                                what[sizeof(what) - 1] = '\0';
                         const struct field f[] = {
                                 {"value_file", h_path, offsetof(struct ob_header_tpl, secret_file), true},
                                 {NULL},
