@@ -78,6 +78,19 @@ static void schedule_pass(struct service *s, int64_t delay_ms)
         }
 }
 
+/* The delay before try number failures (1, 2, ...) of something that keeps
+ * failing: 1 s, 2 s, 4 s ... up to max, with full jitter and at least 100 ms,
+ * so that many agents do not all come back at once. */
+static int64_t backoff(unsigned failures, int64_t max)
+{
+        int64_t cap = 1000;
+        for (unsigned i = 1; i < failures && cap < max; i++)
+                cap *= 2;
+        if (cap > max)
+                cap = max;
+        return 100 + (int64_t)(((uint64_t)rand() << 16 ^ (uint64_t)rand()) % (uint64_t)(cap > 0 ? cap : 1));
+}
+
 /* The delay after a pass that ended with code: the interval, or a backoff
  * while the directory cannot be reached. */
 static int64_t next_delay(struct service *s, int code)
@@ -93,15 +106,7 @@ static int64_t next_delay(struct service *s, int code)
                 ob_log(OB_LOG_ERROR,
                        "event=directory_unusable note=\"passes are tried again with a growing delay; one line per "
                        "outage\"");
-        int64_t cap = 1000;
-        for (unsigned i = 1; i < s->failures && cap < OB_SERVICE_MAX_BACKOFF_MS; i++)
-                cap *= 2;
-        if (cap > OB_SERVICE_MAX_BACKOFF_MS)
-                cap = OB_SERVICE_MAX_BACKOFF_MS;
-        if (cap > interval)
-                cap = interval;
-        /* Full jitter, at least 100 ms: many agents do not come back at once. */
-        int64_t d = 100 + (int64_t)(((uint64_t)rand() << 16 ^ (uint64_t)rand()) % (uint64_t)cap);
+        int64_t d = backoff(s->failures, OB_SERVICE_MAX_BACKOFF_MS < interval ? OB_SERVICE_MAX_BACKOFF_MS : interval);
         return d < interval ? d : interval;
 }
 
@@ -173,12 +178,7 @@ static void feed_retry(struct service *s, int err)
                        "event=feed_down error=%s note=\"passes go on at their interval; the feed is started again "
                        "with a growing delay; one line per outage\"",
                        ob_log_quote(ob_strerror(err)));
-        int64_t cap = 1000;
-        for (unsigned i = 1; i < s->feed_failures && cap < OB_SERVICE_MAX_BACKOFF_MS; i++)
-                cap *= 2;
-        if (cap > OB_SERVICE_MAX_BACKOFF_MS)
-                cap = OB_SERVICE_MAX_BACKOFF_MS;
-        int64_t d = 100 + (int64_t)(((uint64_t)rand() << 16 ^ (uint64_t)rand()) % (uint64_t)cap);
+        int64_t d = backoff(s->feed_failures, OB_SERVICE_MAX_BACKOFF_MS);
         if (ob_loop_timer(s->ag->loop, d, on_feed_retry, s, &s->feed_timer) < 0)
                 s->feed_timer = NULL;
 }
@@ -259,10 +259,11 @@ static void run_pass(struct service *s)
                 delay = OB_FEED_DEBOUNCE_MS; /* a change came while it ran */
         schedule_pass(s, delay);
         ob_notify("STATUS=pass %llu: exit %d in %lld ms, %zu accounts, %zu actions done, %zu failed, %zu held%s; "
-                  "feed %s; next full pass in %lld s",
+                  "feed %s (%llu changes heard, %llu of them our own write-backs); next full pass in %lld s",
                   (unsigned long long)s->passes, code, (long long)ms, res.accounts_read, res.steps_done,
                   res.steps_failed, res.steps_held, res.parked ? ", plan PARKED (safety threshold)" : "",
                   s->feed_live ? "live" : s->feed || s->feed_timer ? "starting" : "none",
+                  (unsigned long long)s->feed_events, (unsigned long long)s->feed_own,
                   (long long)(delay + 999) / 1000);
 }
 
@@ -324,8 +325,22 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
         while (!s.ag->stop_signal) {
                 if (s.ag->reload) {
                         s.ag->reload = false;
-                        if (reload(&s))
+                        if (reload(&s)) {
                                 s.pass_due = true; /* the new rules apply now */
+                                /* The feed under the new directory settings; a
+                                 * cookie is only good for the search it came from. */
+                                ob_dir_free(s.feed);
+                                s.feed = NULL;
+                                s.feed_live = false;
+                                free(s.cookie);
+                                s.cookie = NULL;
+                                s.cookie_len = 0;
+                                if (s.feed_timer)
+                                        ob_loop_timer_cancel(l, s.feed_timer);
+                                s.feed_timer = NULL;
+                                s.feed_failures = 0;
+                                feed_start(&s);
+                        }
                 }
                 if (s.pass_due) {
                         s.pass_due = false;
