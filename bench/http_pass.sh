@@ -2,7 +2,7 @@
 # http_pass.sh: the HTTP pass benchmark (issue "One engine for every pass").
 #
 #   http_pass.sh [--accounts N] [--owing M] [--quick] [--build DIR | --rev REV]
-#                [--wrk-seconds S] [--time-limit S] [--keep] [--info]
+#                [--wrk-seconds S] [--time-limit S] [--keep] [--info] [--perf]
 #
 # A private slapd (tests/harness/slapd.sh) holds N generated accounts
 # (default 100,000; bench/gen_accounts.py) of which exactly M (default 10,000)
@@ -29,7 +29,10 @@
 # into the temporary directory), which is what to measure while others have
 # uncommitted edits in agent/. --keep keeps the temporary directory; with
 # --info offboard logs at info (not --quiet), so its NAME.err there shows
-# where each window's time went (event=window).
+# where each window's time went (event=window). --perf also runs the first
+# pass once more under perf record (99 Hz per CPU, no call graph) and prints
+# where offboard's own CPU went, by library and by function (perf.data kept
+# in the temporary directory, with --keep).
 # Traffic only to 127.0.0.1. Every process it starts is stopped on exit
 # (and after --time-limit seconds, default 1800, or 300 with --quick).
 # Run as root on Debian 12 (apt-get installs what is missing). Not a test.
@@ -41,6 +44,7 @@ wrk_s=5
 limit=''
 build=$root/build-bench
 keep=false
+perf=false
 quiet=--quiet
 rev=''
 usage() {
@@ -58,6 +62,7 @@ while [ $# -gt 0 ]; do
         --time-limit) limit=$2; shift 2 ;;
         --keep) keep=true; shift ;;
         --info) quiet=''; shift ;;
+        --perf) perf=true; shift ;;
         -h | --help) usage ;;
         *) echo "http_pass.sh: unknown argument '$1'" >&2; usage ;;
         esac
@@ -442,6 +447,26 @@ rm -rf "$work/slapd/data" "$work"/state.db*
 cp -a --sparse=always "$work/data.orig" "$work/slapd/data"
 timeout 60 "$harness/slapd.sh" start "$work/slapd" > /dev/null
 fsyncs first-strace "first pass ($((owing * 3)) owed)"
+
+# --- 4e. first pass again under perf (--perf) --------------------------------------
+if $perf; then
+        command -v perf > /dev/null || apt-get install -y -q --no-install-recommends linux-perf > /dev/null
+        "$harness/slapd.sh" stop "$work/slapd"
+        rm -rf "$work/slapd/data" "$work"/state.db*
+        cp -a --sparse=always "$work/data.orig" "$work/slapd/data"
+        timeout 60 "$harness/slapd.sh" start "$work/slapd" > /dev/null
+        timeout 900 perf record -q -F 999 -o "$work/perf.data" -- \
+                "$ob" reconcile $quiet --config "$work/offboard.yaml" > "$work/perf.out" 2> "$work/perf.err" ||
+                { echo "http_pass.sh: offboard reconcile under perf failed" >&2; tail -5 "$work/perf.err" >&2; exit 1; }
+        rotate perf
+        # Into files first: head closing a pipe would fail the script (pipefail).
+        perf report -q -i "$work/perf.data" --stdio --no-children --sort dso > "$work/perf.dso" 2> /dev/null
+        perf report -q -i "$work/perf.data" --stdio --no-children --sort dso,sym > "$work/perf.sym" 2> /dev/null
+        echo "first pass under perf, offboard's samples by library:"
+        sed -n '1,8s/^/    /p' "$work/perf.dso"
+        echo "and by function (top 20):"
+        sed -n '1,20s/^/    /p' "$work/perf.sym"
+fi
 
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
