@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "directory.h"
 #include "log.h"
 #include "pass.h"
 #include "util.h"
@@ -108,10 +109,17 @@ int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_a
         return OB_EXIT_OK;
 }
 
+void ob_agent_drop_dir(struct ob_agent *ag)
+{
+        ob_dir_free(ag->dir);
+        ag->dir = NULL;
+}
+
 void ob_agent_free(struct ob_agent *ag)
 {
         if (!ag)
                 return;
+        ob_agent_drop_dir(ag); /* before the loop it is attached to */
         ob_state_free(ag->state);
         ob_journal_free(ag->journal);
         ob_loop_free(ag->loop);

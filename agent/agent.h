@@ -29,6 +29,8 @@ struct ob_agent {
         struct ob_journal *journal; /* acting only */
         int lock_fd;                /* acting only, else -1 */
         struct run *pass;           /* the pass running, if any: it drains on a signal */
+        struct ob_dir *dir;         /* the directory session whole passes share, or NULL */
+        int64_t dir_used_ms;        /* when a pass last ended on it (ob_loop_now_ms) */
         int stop_signal;            /* the first SIGTERM/SIGINT, or 0 */
         bool reload;                /* SIGHUP came: `run` reloads its configuration */
 };
@@ -40,6 +42,9 @@ struct ob_agent {
  * an exit code; *ret is set on OB_EXIT_OK. */
 int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_agent **ret);
 void ob_agent_free(struct ob_agent *ag);
+/* Lets the directory session go: the next pass connects again (a reloaded
+ * configuration may name another server). */
+void ob_agent_drop_dir(struct ob_agent *ag);
 /* SIGHUP: logrotate moved the journal away; the agent writes to a new one. */
 void ob_agent_reopen_journal(struct ob_agent *ag);
 

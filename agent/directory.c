@@ -2248,6 +2248,11 @@ size_t ob_dir_in_flight(const struct ob_dir *d)
         return d ? d->nops : 0;
 }
 
+bool ob_dir_lost(const struct ob_dir *d)
+{
+        return !d || d->lost;
+}
+
 int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
 {
         if (!d || !d->loop || !fn || !done)

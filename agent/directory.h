@@ -106,6 +106,8 @@ struct ob_loop;
 int ob_dir_attach(struct ob_dir *d, struct ob_loop *l);
 /* Operations in flight. */
 size_t ob_dir_in_flight(const struct ob_dir *d);
+/* Whether the connection failed (nothing more can be sent on it). */
+bool ob_dir_lost(const struct ob_dir *d);
 /* Reads every answer already come (the loop calls it when the descriptor is
  * readable). */
 int ob_dir_pump(struct ob_dir *d);

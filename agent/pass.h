@@ -30,6 +30,8 @@
  * everything owed. Between the read and their window, accounts that owe
  * something wait in a spill file (struct cand_ref). */
 #define OB_PASS_WINDOW 2048
+/* A directory session idle this long is opened again rather than reused. */
+#define OB_DIR_IDLE_MS (60 * 1000)
 #define OB_UNREADABLE_LISTED 200 /* unreadable entries named in the report; all are logged */
 #define OB_ATTR_META_PREFIX "attribute-presence:"
 
@@ -67,7 +69,8 @@ struct run {
         const struct ob_run_options *o;
         struct ob_state *state;
         struct ob_index *ix;
-        struct ob_dir *dir;
+        struct ob_dir *dir; /* the agent's session (whole passes), else the pass's own */
+        bool dir_failed;    /* the pass ended on a directory problem: do not keep the session */
         int64_t now;
         struct ob_policy_values *policy; /* read after the directory opened (policy.h) */
         const char *skip[6]; /* attributes left out of the digest: our own write-back */

@@ -1188,7 +1188,17 @@ static void run_free(struct run *r)
         /* The executor and the directory first: what is still in flight
          * calls back (cancelled) into the memo and the window. */
         ob_execute_close(r);
-        ob_dir_free(r->dir);
+        if (r->ag && r->dir == r->ag->dir) {
+                /* The agent's session, kept for the next pass while it is
+                 * sound: nothing in flight, the connection not lost, and
+                 * the pass did not end on a directory problem. */
+                if (r->dir_failed || ob_dir_in_flight(r->dir) > 0 || ob_dir_lost(r->dir)) {
+                        ob_dir_free(r->dir);
+                        r->ag->dir = NULL;
+                }
+        } else {
+                ob_dir_free(r->dir);
+        }
         r->dir = NULL;
         lookahead_clear(r);
         cands_clear(r);
@@ -1456,7 +1466,22 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 }
                 dcfg.filter = filter;
         }
-        k = ob_dir_open(&dcfg, &r.dir);
+        /* A whole pass reuses the agent's session (`run` passes again and
+         * again: no new TLS handshake and bind each time); one account's
+         * pass has a filter of its own. */
+        /* A session idle for a minute is let go rather than trusted: servers
+         * drop idle connections (AD after 15 minutes), and a pass must not
+         * fail on one that died quietly. */
+        if (ag->dir && ob_loop_now_ms() - ag->dir_used_ms > OB_DIR_IDLE_MS)
+                ob_agent_drop_dir(ag);
+        if (!o->account && ag->dir) {
+                r.dir = ag->dir;
+                k = 0;
+        } else {
+                k = ob_dir_open(&dcfg, &r.dir);
+                if (k == 0 && !o->account)
+                        ag->dir = r.dir;
+        }
         if (k < 0) {
                 fprintf(stderr, "offboard: cannot use the directory %s: %s\n", c->directory.uri, ob_strerror(k));
                 free(filter);
@@ -1660,6 +1685,8 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
             (r.sum.steps_failed || r.sum.steps_held || r.sum.writebacks_failed || r.sum.unreadable))
                 ret = OB_EXIT_FAILED;
 out:
+        r.dir_failed = ret == OB_EXIT_DIRECTORY;
+        ag->dir_used_ms = ob_loop_now_ms();
         if (o->result)
                 *o->result = (struct ob_pass_result){.accounts_read = r.sum.accounts_read,
                                                      .steps_owed = r.sum.steps_owed,

@@ -290,6 +290,7 @@ static bool reload(struct service *s)
                 ob_config_free(n);
                 return false;
         }
+        ob_agent_drop_dir(s->ag); /* opened with the old directory settings */
         s->ag->c = n;
         ob_config_free(s->cfg);
         s->cfg = n;
