@@ -347,21 +347,32 @@ static int h_duration(struct pctx *p, const char *key, yaml_node_t *v, void *dst
         return 0;
 }
 
-static int h_scope(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+/* A scalar that must be one of three names: *dst (an enum) gets the value
+ * of the one it is. */
+static int h_one_of(struct pctx *p, const char *key, yaml_node_t *v, int *dst, const char *const names[3],
+                    const int values[3])
 {
         int r = expect(p, v, YAML_SCALAR_NODE, key);
         if (r < 0)
                 return r;
         const char *s = scalar(v);
-        if (strcmp(s, "base") == 0)
-                *(enum ob_scope *)dst = OB_SCOPE_BASE;
-        else if (strcmp(s, "one") == 0)
-                *(enum ob_scope *)dst = OB_SCOPE_ONE;
-        else if (strcmp(s, "sub") == 0)
-                *(enum ob_scope *)dst = OB_SCOPE_SUB;
-        else
-                return fail(p, v, "%s must be base, one or sub, not '%s'", key, s);
-        return 0;
+        for (size_t i = 0; i < 3; i++)
+                if (strcmp(s, names[i]) == 0) {
+                        *dst = values[i];
+                        return 0;
+                }
+        return fail(p, v, "%s must be %s, %s or %s, not '%s'", key, names[0], names[1], names[2], s);
+}
+
+static int h_scope(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        static const char *const names[] = {"base", "one", "sub"};
+        static const int values[] = {OB_SCOPE_BASE, OB_SCOPE_ONE, OB_SCOPE_SUB};
+        int x;
+        int r = h_one_of(p, key, v, &x, names, values);
+        if (r == 0)
+                *(enum ob_scope *)dst = (enum ob_scope)x;
+        return r;
 }
 
 static bool attr_name_ok(const char *s)
@@ -1324,19 +1335,13 @@ static int parse_state(struct pctx *p, yaml_node_t *v)
 
 static int h_feed(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
-        int r = expect(p, v, YAML_SCALAR_NODE, key);
-        if (r < 0)
-                return r;
-        const char *s = scalar(v);
-        if (strcmp(s, "auto") == 0)
-                *(enum ob_feed *)dst = OB_FEED_AUTO;
-        else if (strcmp(s, "syncrepl") == 0)
-                *(enum ob_feed *)dst = OB_FEED_SYNCREPL;
-        else if (strcmp(s, "none") == 0)
-                *(enum ob_feed *)dst = OB_FEED_NONE;
-        else
-                return fail(p, v, "%s must be auto, syncrepl or none, not '%s'", key, s);
-        return 0;
+        static const char *const names[] = {"auto", "syncrepl", "none"};
+        static const int values[] = {OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_NONE};
+        int x;
+        int r = h_one_of(p, key, v, &x, names, values);
+        if (r == 0)
+                *(enum ob_feed *)dst = (enum ob_feed)x;
+        return r;
 }
 
 static int parse_service(struct pctx *p, yaml_node_t *v)

@@ -1704,14 +1704,13 @@ static void dir_lost(struct ob_dir *d, int err)
 
 /* ---- RFC 4533 content synchronization on the loop ------------------------------------------- */
 
-/* The Sync Info message's value (an intermediate response): which message,
- * its cookie, and for syncIdSet the entryUUIDs (16 bytes each, pointing
- * into the value). */
-int ob_dir_sync_parse_info(const void *buf, size_t len, struct ob_sync_info *ret)
+/* A BER reader over a copy of buf: liblber's in-place reads ("m") write a
+ * NUL after each string, one byte past the last, so the copy has room for
+ * it and the parsers point their results back into the caller's buffer,
+ * which stays as it was. The caller frees *ret_tmp and the element
+ * (ber_free(ber, 0): the buffer is not liblber's). */
+static int ber_over_copy(const void *buf, size_t len, char **ret_tmp, BerElement **ret_ber)
 {
-        /* liblber's in-place reads ("m") write a NUL after each string, one
-         * byte past the last: parse a copy with room for it, and point the
-         * result into the caller's buffer, which stays as it was. */
         char *tmp = malloc(len + 1);
         BerElement *ber = tmp ? ber_alloc_t(LBER_USE_DER) : NULL;
         if (!ber) {
@@ -1722,6 +1721,39 @@ int ob_dir_sync_parse_info(const void *buf, size_t len, struct ob_sync_info *ret
         tmp[len] = '\0';
         struct berval bv = {len, tmp};
         ber_init2(ber, &bv, LBER_USE_DER);
+        *ret_tmp = tmp;
+        *ret_ber = ber;
+        return 0;
+}
+
+/* The start of refreshDelete, refreshPresent and syncIdSet: SEQUENCE {
+ * cookie OPTIONAL, BOOLEAN (refreshDone or refreshDeletes) DEFAULT *flag.
+ * Both tags are 0x01 (LDAP_TAG_REFRESHDONE, LDAP_TAG_REFRESHDELETES). */
+static int sync_info_head(BerElement *ber, struct berval *cookie, bool *flag)
+{
+        ber_len_t l;
+        if (ber_scanf(ber, "{" /*}*/) == LBER_ERROR)
+                return -EBADMSG;
+        if (ber_peek_tag(ber, &l) == LDAP_TAG_SYNC_COOKIE && ber_scanf(ber, "m", cookie) == LBER_ERROR)
+                return -EBADMSG;
+        if (ber_peek_tag(ber, &l) == LDAP_TAG_REFRESHDONE) {
+                ber_int_t b = *flag;
+                if (ber_scanf(ber, "b", &b) == LBER_ERROR)
+                        return -EBADMSG;
+                *flag = b != 0;
+        }
+        return 0;
+}
+
+/* The Sync Info message's value (an intermediate response): which message,
+ * its cookie, and for syncIdSet the entryUUIDs (16 bytes each, pointing
+ * into the value). */
+int ob_dir_sync_parse_info(const void *buf, size_t len, struct ob_sync_info *ret)
+{
+        char *tmp;
+        BerElement *ber;
+        if (ber_over_copy(buf, len, &tmp, &ber) < 0)
+                return -ENOMEM;
         struct ob_sync_info info = {.refresh_done = true};
         ber_len_t l;
         ber_tag_t tag = ber_peek_tag(ber, &l);
@@ -1737,34 +1769,12 @@ int ob_dir_sync_parse_info(const void *buf, size_t len, struct ob_sync_info *ret
         case LDAP_TAG_SYNC_REFRESH_PRESENT:
                 info.kind = tag == LDAP_TAG_SYNC_REFRESH_DELETE ? OB_SYNC_INFO_REFRESH_DELETE
                                                                 : OB_SYNC_INFO_REFRESH_PRESENT;
-                if (ber_scanf(ber, "{" /*}*/) == LBER_ERROR) {
-                        r = -EBADMSG;
-                        break;
-                }
-                if (ber_peek_tag(ber, &l) == LDAP_TAG_SYNC_COOKIE && ber_scanf(ber, "m", &cookie) == LBER_ERROR)
-                        r = -EBADMSG;
-                if (r == 0 && ber_peek_tag(ber, &l) == LDAP_TAG_REFRESHDONE) {
-                        ber_int_t b = 1;
-                        if (ber_scanf(ber, "b", &b) == LBER_ERROR)
-                                r = -EBADMSG;
-                        info.refresh_done = b != 0;
-                }
+                r = sync_info_head(ber, &cookie, &info.refresh_done); /* refreshDone DEFAULT TRUE */
                 break;
         case LDAP_TAG_SYNC_ID_SET: {
                 info.kind = OB_SYNC_INFO_ID_SET;
                 info.refresh_done = false;
-                if (ber_scanf(ber, "{" /*}*/) == LBER_ERROR) {
-                        r = -EBADMSG;
-                        break;
-                }
-                if (ber_peek_tag(ber, &l) == LDAP_TAG_SYNC_COOKIE && ber_scanf(ber, "m", &cookie) == LBER_ERROR)
-                        r = -EBADMSG;
-                if (r == 0 && ber_peek_tag(ber, &l) == LDAP_TAG_REFRESHDELETES) {
-                        ber_int_t b = 0;
-                        if (ber_scanf(ber, "b", &b) == LBER_ERROR)
-                                r = -EBADMSG;
-                        info.refresh_deletes = b != 0;
-                }
+                r = sync_info_head(ber, &cookie, &info.refresh_deletes); /* refreshDeletes DEFAULT FALSE */
                 /* SET OF syncUUID: counted here, each checked to be 16 bytes. */
                 char *last = NULL;
                 if (r == 0) {
@@ -1798,16 +1808,10 @@ int ob_dir_sync_parse_info(const void *buf, size_t len, struct ob_sync_info *ret
 int ob_dir_sync_parse_state(const void *buf, size_t len, int *ret_state, const unsigned char **ret_uuid,
                             const char **ret_cookie, size_t *ret_cookie_len)
 {
-        char *tmp = malloc(len + 1); /* as ob_dir_sync_parse_info */
-        BerElement *ber = tmp ? ber_alloc_t(LBER_USE_DER) : NULL;
-        if (!ber) {
-                free(tmp);
+        char *tmp;
+        BerElement *ber;
+        if (ber_over_copy(buf, len, &tmp, &ber) < 0)
                 return -ENOMEM;
-        }
-        memcpy(tmp, buf, len);
-        tmp[len] = '\0';
-        struct berval bv = {len, tmp};
-        ber_init2(ber, &bv, LBER_USE_DER);
         ber_int_t state = -1;
         struct berval uuid = {0, NULL}, cookie = {0, NULL};
         ber_len_t l;
