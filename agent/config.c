@@ -1781,8 +1781,10 @@ static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struc
         char what[200];
         snprintf(what, sizeof(what), "%s.type", section);
         char *type = NULL;
-        if ((r = h_nonempty(p, what, typen, &type)) < 0)
+        if ((r = h_nonempty(p, what, typen, &type)) < 0) {
+                free(type); /* an empty one was copied before it was refused */
                 return r;
+        }
         c->kind = ob_connector_kind_find(type);
         if (!c->kind) {
                 char names[256] = "";
