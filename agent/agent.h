@@ -1,6 +1,7 @@
 /* agent.h: the long-lived agent. main.c opens one for a command; `offboard
- * run` (service.c) keeps one for the life of the service and runs a pass
- * (and, on a change event, one account) on it again and again.
+ * run` (service.c) keeps one for the life of the service and runs a pass on
+ * it again and again (a change event starts one; one account per change is
+ * the next step).
  *
  * The agent owns what outlives a pass: the configuration, the state store,
  * and for an acting agent the exclusive lock on the store (one acting
