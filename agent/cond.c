@@ -204,6 +204,48 @@ bool ob_cond_eval(const struct ob_cond *c, const struct ob_cond_ctx *ctx)
         return false;
 }
 
+/* The earliest instant after now at which c could evaluate otherwise, with
+ * the account as it is: a time that passes (passed:) or a period that ends
+ * (within:). INT64_MAX when no time of the account's can change c. */
+int64_t ob_cond_next_change(const struct ob_cond *c, const struct ob_cond_ctx *ctx)
+{
+        int64_t next = INT64_MAX;
+        if (!c)
+                return next;
+        switch (c->kind) {
+        case OB_COND_PASSED:
+        case OB_COND_WITHIN: {
+                const struct ob_attr *at = ob_account_attr(ctx->account, c->attribute);
+                int64_t d = 0;
+                int forever = c->kind == OB_COND_WITHIN ? bound_duration(&c->bound, ctx, &d) : 0;
+                if (forever != 0)
+                        break; /* a period that never ends, or a bound that cannot be had */
+                for (size_t i = 0; at && i < at->nvals; i++) {
+                        int64_t t, when;
+                        if (parse_time(c->timefmt, at->vals[i].data, &t) != 0 ||
+                            __builtin_add_overflow(t, d, &when))
+                                continue;
+                        /* passed: true from t on; within: false from t + d on. */
+                        if (when > ctx->now && when < next)
+                                next = when;
+                }
+                break;
+        }
+        case OB_COND_ALL:
+        case OB_COND_ANY:
+        case OB_COND_NOT:
+                for (size_t i = 0; i < c->nsub; i++) {
+                        int64_t n = ob_cond_next_change(c->sub[i], ctx);
+                        if (n < next)
+                                next = n;
+                }
+                break;
+        default:
+                break;
+        }
+        return next;
+}
+
 void ob_cond_free(struct ob_cond *c)
 {
         if (!c)

@@ -86,6 +86,11 @@ struct ob_cond_ctx {
 };
 
 bool ob_cond_eval(const struct ob_cond *c, const struct ob_cond_ctx *ctx);
+/* The earliest instant after ctx->now (seconds) at which c could evaluate
+ * otherwise while the account stays as it is (an end date that passes, a
+ * lockout that expires), or INT64_MAX. Conservative: it may name an instant
+ * at which nothing changes after all, never miss one. */
+int64_t ob_cond_next_change(const struct ob_cond *c, const struct ob_cond_ctx *ctx);
 void ob_cond_free(struct ob_cond *c);
 /* Adds every attribute the condition reads to a NULL-terminated list. */
 int ob_cond_attributes(const struct ob_cond *c, char ***list);

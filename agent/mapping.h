@@ -18,5 +18,10 @@ struct ob_status_eval {
  * names no policy. */
 void ob_mapping_eval(const struct ob_config *c, const struct ob_account *a, int64_t now,
                      const struct ob_policy_values *policy, struct ob_status_eval *ret);
+/* The earliest instant after now (seconds) at which the account's status
+ * could change with no change to the entry (an end date, a lockout that
+ * expires), or INT64_MAX. */
+int64_t ob_mapping_next_change(const struct ob_config *c, const struct ob_account *a, int64_t now,
+                               const struct ob_policy_values *policy);
 
 #endif

@@ -378,6 +378,13 @@ static int on_entry(const struct ob_account *a, void *ud)
                 r->astats[i].present += ob_account_get(a, r->astats[i].name) != NULL;
         struct ob_status_eval ev;
         ob_mapping_eval(c, a, r->now, r->policy, &ev);
+        if (r->o->result) {
+                /* For `run`: when an end date or a lockout changes a status
+                 * next, with nobody touching the entry. */
+                int64_t n = ob_mapping_next_change(c, a, r->now, r->policy);
+                if (n < r->next_change)
+                        r->next_change = n;
+        }
         struct ob_index_entry *e = ob_index_find(r->ix, a->id);
         if (e) {
                 if (e->seen) {
@@ -1402,7 +1409,7 @@ static int read_accounts(struct run *r)
 int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
 {
         const struct ob_config *c = ag->c;
-        struct run r = {.c = c, .o = o, .now = o->dry_run && o->now ? o->now : ob_now()};
+        struct run r = {.c = c, .o = o, .now = o->dry_run && o->now ? o->now : ob_now(), .next_change = INT64_MAX};
         r.skip[0] = c->writeback.status_attribute;
         r.skip[1] = c->writeback.time_attribute;
         r.skip[2] = c->writeback.reason_attribute;
@@ -1688,7 +1695,8 @@ out:
         r.dir_failed = ret == OB_EXIT_DIRECTORY;
         ag->dir_used_ms = ob_loop_now_ms();
         if (o->result)
-                *o->result = (struct ob_pass_result){.accounts_read = r.sum.accounts_read,
+                *o->result = (struct ob_pass_result){.next_change = r.next_change,
+                                                     .accounts_read = r.sum.accounts_read,
                                                      .steps_owed = r.sum.steps_owed,
                                                      .steps_done = r.sum.steps_done,
                                                      .steps_failed = r.sum.steps_failed,

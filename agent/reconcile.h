@@ -31,6 +31,7 @@ enum ob_format { OB_FORMAT_TEXT, OB_FORMAT_JSON };
 
 /* What a pass did, for `run` to log and tell systemd (the report has it all). */
 struct ob_pass_result {
+        int64_t next_change; /* the earliest instant (seconds) a status changes by time alone, or INT64_MAX */
         size_t accounts_read;
         size_t steps_owed;
         size_t steps_done;

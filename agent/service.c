@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -257,6 +258,20 @@ static void run_pass(struct service *s)
         int64_t delay = next_delay(s, code);
         if (s->pass_again && code != OB_EXIT_DIRECTORY)
                 delay = OB_FEED_DEBOUNCE_MS; /* a change came while it ran */
+        if (res.next_change != INT64_MAX) {
+                /* Time fires on time: an end date or the end of a lockout
+                 * changes a status with nobody touching the entry, and no
+                 * feed says so. A pass just after that second. */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+                int64_t at = res.next_change > INT64_MAX / 1000 - 1 ? INT64_MAX : res.next_change * 1000 + 10;
+                if (at - now_ms < delay) {
+                        delay = at > now_ms ? at - now_ms : 0;
+                        ob_log(OB_LOG_INFO, "event=pass_at_next_change at=%lld in_ms=%lld", (long long)res.next_change,
+                               (long long)delay);
+                }
+        }
         schedule_pass(s, delay);
         ob_notify("STATUS=pass %llu: exit %d in %lld ms, %zu accounts, %zu actions done, %zu failed, %zu held%s; "
                   "feed %s (%llu changes heard, %llu of them our own write-backs); next full pass in %lld s",

@@ -31,6 +31,7 @@ static int notify_fd = -1;
 static pid_t service = -1;
 static const char *interval = "1s"; /* service.full_pass_interval */
 static const char *feed = "auto";   /* service.feed */
+static char extra_mapping[320];     /* ", PATH" of one more mapping file, or "" */
 
 ReportHook(PRE_ALL)(struct criterion_test_set *t)
 {
@@ -111,7 +112,7 @@ static void write_config(bool broken)
                 "safety:\n"
                 "  max_accounts: 0\n"
                 "  max_percent: 0\n"
-                "mappings: [openldap]\n"
+                "mappings: [openldap%s]\n"
                 "connectors:\n"
                 "  apps:\n"
                 "    type: http\n"
@@ -129,7 +130,7 @@ static void write_config(bool broken)
                 "    to: [locked, inactive, ended, deleted]\n"
                 "    actions: [revoke-sessions]\n",
                 interval, feed, broken ? "  pass_every: 1s\n" : "", srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base,
-                man->fallback, rec.base_url);
+                man->fallback, extra_mapping, rec.base_url);
         fclose(f);
         cr_assert_eq(rename(tmp, cfgpath), 0); /* a reload never reads half a file */
 }
@@ -414,4 +415,48 @@ Test(service, with_syncrepl_a_change_is_acted_on_without_waiting_for_the_interva
         log = service_log();
         cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x:\n%s", status, log);
         free(log);
+}
+
+Test(service, an_end_date_fires_at_its_second_with_no_change_and_no_feed)
+{
+        interval = "1h";
+        feed = "none"; /* nothing but the clock can start the second pass */
+        /* A mapping whose end date is a GeneralizedTime in description. */
+        char mpath[300];
+        snprintf(mpath, sizeof(mpath), "%s/enddate.yaml", dir);
+        FILE *f = fopen(mpath, "w");
+        cr_assert_not_null(f);
+        fputs("rules:\n  - {name: end-date, status: ended, when: {attribute: description, passed: generalized}}\n", f);
+        fclose(f);
+        snprintf(extra_mapping, sizeof(extra_mapping), ", %s", mpath);
+        const struct ob_test_person *p = an_active_person(2);
+        time_t end = time(NULL) + 4;
+        struct tm tm;
+        gmtime_r(&end, &tm);
+        char when[32], ldif[600];
+        strftime(when, sizeof(when), "%Y%m%d%H%M%SZ", &tm);
+        snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: description\ndescription: %s\n", p->dn, when);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        start_service(false);
+        char path[300];
+        snprintf(path, sizeof(path), "/api/users/%s/sessions/revoke", p->uid);
+        int acted = wait_requests(path, 1, 30000);
+        char *log = service_log();
+        cr_assert_eq(acted, 1, "the end date %s was not acted on within 30 s:\n%s", when, log);
+        cr_assert(strstr(log, "event=pass_at_next_change"), "the pass was scheduled for the end date:\n%s", log);
+        free(log);
+        /* Not before its second. */
+        struct ob_test_request *q;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        double at = 0;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(q[i].path, path) == 0)
+                        at = q[i].time;
+        ob_test_requests_free(q, n);
+        cr_assert_geq(at, (double)end, "acted on at %.3f, before the end date %lld", at, (long long)end);
+        cr_assert_eq(kill(service, SIGTERM), 0);
+        int status = wait_exit(15);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+        extra_mapping[0] = '\0';
 }

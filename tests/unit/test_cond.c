@@ -303,3 +303,50 @@ Test(cond, a_policy_dn_gets_the_base_and_the_naming_context)
         cr_assert_str_eq(dn, "DC=offboard,DC=test");
         free(dn);
 }
+
+Test(cond, the_next_change_is_when_an_end_date_passes_or_a_period_ends_never_before_now)
+{
+        char mpath[64];
+        snprintf(mpath, sizeof(mpath), "/tmp/ob-test-cond-n-%d.yaml", (int)getpid());
+        FILE *f = fopen(mpath, "w");
+        cr_assert_not_null(f);
+        fputs("rules:\n"
+              "  - name: recent\n"
+              "    status: locked\n"
+              "    when: {attribute: lastFail, within: {time: generalized, duration: 1h}}\n"
+              "  - {name: disabled, status: inactive, when: {attribute: employeeType, equals: Inactive}}\n"
+              "  - {name: ended, status: ended, when: {any: [{attribute: endDate, passed: generalized}]}}\n",
+              f);
+        fclose(f);
+        struct ob_config *c = load(mpath, NULL);
+        unlink(mpath);
+        char in90[16], ago10[16], ago30m[16], in2h[16];
+        gtime(NOW + 90, in90);
+        gtime(NOW - 10, ago10);
+        gtime(NOW - 30 * 60, ago30m);
+        gtime(NOW + 2 * 3600, in2h);
+        struct ob_account *a;
+        /* An end date ahead: its second (through any:). */
+        a = entry("endDate", in90, NULL);
+        cr_assert_eq(ob_mapping_next_change(c, a, NOW, NULL), NOW + 90);
+        ob_account_free(a);
+        /* One that passed already changed nothing still to come. */
+        a = entry("endDate", ago10, NULL);
+        cr_assert_eq(ob_mapping_next_change(c, a, NOW, NULL), INT64_MAX);
+        ob_account_free(a);
+        /* A lockout that began 30 minutes ago ends 30 minutes from now; the
+         * end date behind the matching rule is looked at again then. */
+        a = entry("lastFail", ago30m, "endDate", in2h, NULL);
+        cr_assert_eq(ob_mapping_next_change(c, a, NOW, NULL), NOW + 30 * 60);
+        ob_account_free(a);
+        /* Disabled by an attribute: an end date after that rule cannot
+         * change the status by itself. */
+        a = entry("employeeType", "Inactive", "endDate", in2h, NULL);
+        cr_assert_eq(ob_mapping_next_change(c, a, NOW, NULL), INT64_MAX);
+        ob_account_free(a);
+        /* Malformed, or no time at all. */
+        a = entry("endDate", "someday", NULL);
+        cr_assert_eq(ob_mapping_next_change(c, a, NOW, NULL), INT64_MAX);
+        ob_account_free(a);
+        ob_config_free(c);
+}
