@@ -10,7 +10,10 @@
 # full pass, so only the syncrepl feed can start a pass. Then:
 #   - K changes (default 200) at a steady R per second (default 10), each an
 #     admin setting employeeType: Inactive on one active account;
-#   - a burst of B (default 50) such changes written at once.
+#   - a burst of B (default 50) such changes written at once;
+#   - 10 end dates, each a few seconds ahead (a mapping rule of the
+#     benchmark's reads description as a GeneralizedTime end date), which
+#     no change marks when they pass: how late after its second each fires.
 # For each change, the latency from the moment the modify was handed to
 # ldapmodify (one long-lived ldapmodify over ldapi, fed record by record) to
 # the arrival of the account's first request (revoke-sessions) at the HTTP
@@ -86,7 +89,7 @@ directory:
 writeback: {object_class: offboardAccount}
 state: {path: state.db}
 safety: {max_accounts: 0, max_percent: 0}
-mappings: [openldap]
+mappings: [openldap, enddate.yaml]
 connectors:
   apps: {type: http, base_url: "$api", allow_insecure: true, auth: {type: bearer, token_file: apps.token}}
 actions:
@@ -94,6 +97,8 @@ actions:
 transitions:
   deactivate: {to: [locked, inactive, ended, deleted], actions: [revoke-sessions]}
 EOF
+printf 'rules:\n  - {name: end-date, status: ended, when: {attribute: description, passed: generalized}}\n' \
+        > "$work/enddate.yaml"
 export OFFBOARD_MAPPINGS_DIR=$root/mappings
 "$ob" run --config "$work/offboard.yaml" 2> "$work/run.err" &
 svc=$!
@@ -157,6 +162,19 @@ report("steady (%g/s):" % rate, sent)
 sent = {u: disable(u) for u in bursty}
 wait(bursty, 30)
 report("burst (all at once):", sent)
+
+# End dates: each account gets one a few seconds ahead, a second apart.
+ending = users[changes + burst:changes + burst + 10]
+start = int(time.time()) + 3
+sent = {}
+for k, u in enumerate(ending):
+    at = start + k
+    mod.stdin.write("dn: uid=%s,%s\nchangetype: modify\nreplace: description\ndescription: %s\n\n"
+                    % (u, base, time.strftime("%Y%m%d%H%M%SZ", time.gmtime(at))))
+    sent[u] = float(at)
+mod.stdin.flush()
+wait(ending, 30)
+report("end dates (after their second):", sent)
 mod.stdin.close()
 mod.wait()
 EOF
