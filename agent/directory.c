@@ -1949,6 +1949,17 @@ bool ob_dir_has_sync(const struct ob_dir *d)
         return d && d->has_sync;
 }
 
+const char *ob_dir_sync_cookie(const struct ob_dir *d, size_t *ret_len)
+{
+        for (const struct dir_op *op = d ? d->ops : NULL; op; op = op->next)
+                if (op->kind == DIR_OP_SYNC && op->cookie) {
+                        *ret_len = op->cookie_len;
+                        return op->cookie;
+                }
+        *ret_len = 0;
+        return NULL;
+}
+
 int ob_dir_sync_start(struct ob_dir *d, const char *cookie, size_t cookie_len, char **attrs, ob_dir_sync_fn fn,
                       ob_dir_sync_end_fn end, void *userdata)
 {

@@ -169,6 +169,8 @@ int ob_dir_sync_start(struct ob_dir *d, const char *cookie, size_t cookie_len, c
                       ob_dir_sync_end_fn end, void *userdata);
 /* Whether the root DSE lists the Sync Request control. */
 bool ob_dir_has_sync(const struct ob_dir *d);
+/* The newest cookie of the sync search in flight (borrowed), or NULL. */
+const char *ob_dir_sync_cookie(const struct ob_dir *d, size_t *ret_len);
 
 /* The parsers of the protocol's messages, for the tests and the fuzzer. */
 enum ob_sync_info_kind {

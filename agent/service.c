@@ -14,6 +14,7 @@
 #include "directory.h"
 #include "log.h"
 #include "notify.h"
+#include "state.h"
 #include "util.h"
 
 /* A pass that could not reach the directory is tried again after 1 s, 2 s,
@@ -43,6 +44,73 @@ struct service {
         struct ob_timer *feed_timer;
         uint64_t feed_events, feed_own; /* changes heard; of them, our own write-backs */
 };
+
+/* The feed's cookie in the state store: "<hash of the search>:<hex>". A
+ * cookie is good only for the search it came from (RFC 4533 3.1: the same
+ * server, base, scope, filter), so it is kept with a hash of those. */
+#define OB_FEED_COOKIE_KEY "feed-cookie"
+
+static uint64_t feed_search_hash(const struct ob_config *c)
+{
+        const struct ob_directory_config *d = &c->directory;
+        const char *parts[] = {d->uri, d->base, d->filter, d->bind_dn ? d->bind_dn : "",
+                               d->scope == OB_SCOPE_BASE ? "base" : d->scope == OB_SCOPE_ONE ? "one" : "sub"};
+        uint64_t h = 14695981039346656037ULL;
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+                for (const char *p = parts[i]; p && *p; p++)
+                        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        return h;
+}
+
+/* Remembers cookie (len bytes) as covered: every change before it has
+ * been read by a complete pass. Best effort: without it a restart refreshes
+ * from the whole content, which costs time, not changes. */
+static void feed_cookie_store(struct service *s, const char *cookie, size_t len)
+{
+        char *v = malloc(17 + 2 * len + 1);
+        if (!v)
+                return;
+        int n = snprintf(v, 18, "%016llx:", (unsigned long long)feed_search_hash(s->cfg));
+        for (size_t i = 0; i < len; i++)
+                snprintf(v + n + 2 * i, 3, "%02x", (unsigned char)cookie[i]);
+        if (ob_state_meta_put(s->ag->state, OB_FEED_COOKIE_KEY, v) < 0)
+                ob_log(OB_LOG_WARNING, "event=feed_cookie_not_stored error=%s",
+                       ob_log_quote(ob_state_errmsg(s->ag->state)));
+        free(v);
+}
+
+/* The stored cookie, when it belongs to the search configured now. */
+static void feed_cookie_load(struct service *s)
+{
+        char *v = NULL;
+        if (ob_state_meta_get(s->ag->state, OB_FEED_COOKIE_KEY, &v) < 0 || !v)
+                return;
+        char want[18];
+        snprintf(want, sizeof(want), "%016llx:", (unsigned long long)feed_search_hash(s->cfg));
+        size_t hex = strlen(v) > 17 ? strlen(v) - 17 : 0;
+        if (strncmp(v, want, 17) != 0 || hex % 2 != 0 || hex == 0) {
+                free(v);
+                return; /* another search's, or none: a full refresh */
+        }
+        char *c = malloc(hex / 2);
+        for (size_t i = 0; c && i < hex / 2; i++) {
+                unsigned x;
+                if (sscanf(v + 17 + 2 * i, "%2x", &x) != 1) {
+                        free(c);
+                        c = NULL;
+                        break;
+                }
+                c[i] = (char)x;
+        }
+        free(v);
+        if (!c)
+                return;
+        free(s->cookie);
+        s->cookie = c;
+        s->cookie_len = hex / 2;
+        ob_log(OB_LOG_INFO, "event=feed_cookie_loaded note=\"the feed resumes from where the last complete pass "
+                            "left it\"");
+}
 
 /* A change must be acted on soon: the next pass starts within this. The
  * short wait gathers the modifies of one admin operation into one pass. */
@@ -241,10 +309,19 @@ static void run_pass(struct service *s)
         struct ob_pass_result res = {0};
         struct ob_run_options o = {.out = s->devnull, .format = OB_FORMAT_TEXT, .result = &res};
         int64_t t0 = ob_loop_now_ms();
+        /* What the feed had said before the pass began, the pass covers. */
+        size_t clen = 0;
+        const char *cur = s->feed_live ? ob_dir_sync_cookie(s->feed, &clen) : NULL;
+        char *covered = cur ? malloc(clen ? clen : 1) : NULL;
+        if (covered)
+                memcpy(covered, cur, clen);
         s->in_pass = true;
         s->pass_again = false;
         int code = ob_agent_pass(s->ag, &o);
         s->in_pass = false;
+        if (covered && (code == OB_EXIT_OK || code == OB_EXIT_FAILED))
+                feed_cookie_store(s, covered, clen);
+        free(covered);
         int64_t ms = ob_loop_now_ms() - t0;
         s->passes++;
         fflush(s->devnull);
@@ -336,6 +413,7 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
         ob_log(OB_LOG_INFO, "event=service_started config=%s full_pass_interval_ms=%lld watchdog_ms=%lld",
                ob_log_quote(config_path), (long long)cfg->full_pass_interval_ms, (long long)s.watchdog_ms);
         ob_notify("READY=1\nSTATUS=first pass");
+        feed_cookie_load(&s);
         feed_start(&s);
         s.pass_due = true;
         while (!s.ag->stop_signal) {

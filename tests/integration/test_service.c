@@ -216,6 +216,20 @@ static char *service_log(void)
         return log ? log : strdup("");
 }
 
+/* Waits (at most timeout_ms) until the service's log holds needle. */
+static bool wait_log(const char *needle, int timeout_ms)
+{
+        for (int i = 0; i < timeout_ms / 10; i++) {
+                char *log = service_log();
+                bool seen = strstr(log, needle) != NULL;
+                free(log);
+                if (seen)
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
 /* Waits until the recorder has count requests for path (at most timeout_ms). */
 static int wait_requests(const char *path, int count, int timeout_ms)
 {
@@ -308,15 +322,7 @@ Test(service, run_is_ready_acts_on_a_change_at_its_next_pass_reloads_only_a_vali
         /* A valid one is taken. */
         write_config(false);
         cr_assert_eq(kill(service, SIGHUP), 0);
-        bool reloaded = false;
-        for (int i = 0; i < 500 && !reloaded; i++) {
-                log = service_log();
-                reloaded = strstr(log, "event=reloaded") != NULL;
-                free(log);
-                if (!reloaded)
-                        usleep(10000);
-        }
-        cr_assert(reloaded, "the valid configuration was not reloaded");
+        cr_assert(wait_log("event=reloaded", 5000), "the valid configuration was not reloaded");
 
         /* SIGTERM: STOPPING=1, exit 0. */
         cr_assert_eq(kill(service, SIGTERM), 0);
@@ -368,15 +374,7 @@ Test(service, with_syncrepl_a_change_is_acted_on_without_waiting_for_the_interva
         int first = ob_test_recorder_count(&rec);
         /* The feed goes live (its refresh done) and asks for one pass to
          * cover what changed meanwhile; wait until it settles. */
-        bool live = false;
-        for (int i = 0; i < 1000 && !live; i++) {
-                char *log = service_log();
-                live = strstr(log, "event=feed_live feed=syncrepl") != NULL;
-                free(log);
-                if (!live)
-                        usleep(10000);
-        }
-        cr_assert(live, "the feed never went live");
+        cr_assert(wait_log("event=feed_live feed=syncrepl", 10000), "the feed never went live");
         usleep(500000);
         int before = count_passes();
 
@@ -459,4 +457,57 @@ Test(service, an_end_date_fires_at_its_second_with_no_change_and_no_feed)
         int status = wait_exit(15);
         cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
         extra_mapping[0] = '\0';
+}
+
+Test(service, a_restart_resumes_the_feed_from_the_cookie_the_last_complete_pass_covered)
+{
+        interval = "1h";
+        feed = "auto";
+        start_service(false);
+        /* The feed live, and the pass its refresh asked for done: that pass
+         * covered the feed's cookie, which the store now keeps. */
+        cr_assert(wait_log("event=feed_live", 30000), "the feed never went live");
+        cr_assert(wait_log("event=pass number=2 ", 30000), "no pass after the feed's refresh");
+        cr_assert_eq(kill(service, SIGTERM), 0);
+        int status = wait_exit(15);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+        char *log = service_log();
+        cr_assert_null(strstr(log, "event=feed_cookie_loaded"), "a first start has no cookie:\n%s", log);
+        free(log);
+
+        /* A change while it is down, then a restart on the same store. */
+        const struct ob_test_person *p = an_active_person(3);
+        char *before = ob_test_ldapsearch(&srv, p->dn, "(objectClass=*)", "employeeType");
+        char *et = before ? strstr(before, "employeeType: ") : NULL;
+        char old_type[64] = "";
+        if (et)
+                sscanf(et + strlen("employeeType: "), "%63[^\n]", old_type);
+        free(before);
+        cr_assert(old_type[0], "the fixture's active people have an employeeType");
+        char ldif[600];
+        snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: employeeType\nemployeeType: Inactive\n", p->dn);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        ob_test_recorder_stop(&rec);
+        close(notify_fd);
+        notify_fd = -1;
+        char sock[300];
+        snprintf(sock, sizeof(sock), "%s/notify", dir);
+        unlink(sock);
+        start_service(false);
+        cr_assert(wait_log("event=feed_cookie_loaded", 30000), "the stored cookie was not used");
+        cr_assert(wait_log("event=feed_live", 30000), "the feed did not resume");
+        char path[300];
+        snprintf(path, sizeof(path), "/api/users/%s/sessions/revoke", p->uid);
+        int acted = wait_requests(path, 1, 20000);
+        log = service_log();
+        cr_assert_eq(acted, 1, "the change made while the service was down was not acted on:\n%s", log);
+        cr_assert_null(strstr(log, "event=feed_down"), "the resumed feed failed:\n%s", log);
+        free(log);
+        cr_assert_eq(kill(service, SIGTERM), 0);
+        status = wait_exit(15);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+        /* The tests share the directory: the others count on the fixture. */
+        snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: employeeType\nemployeeType: %s\n", p->dn,
+                 old_type);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
 }
