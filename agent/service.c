@@ -351,7 +351,7 @@ static void run_pass(struct service *s)
         }
         schedule_pass(s, delay);
         ob_notify("STATUS=pass %llu: exit %d in %lld ms, %zu accounts, %zu actions done, %zu failed, %zu held%s; "
-                  "feed %s (%llu changes heard, %llu of them our own write-backs); next full pass in %lld s",
+                  "feed %s (%llu changes heard, %llu of them our own write-backs); next pass in %lld s",
                   (unsigned long long)s->passes, code, (long long)ms, res.accounts_read, res.steps_done,
                   res.steps_failed, res.steps_held, res.parked ? ", plan PARKED (safety threshold)" : "",
                   s->feed_live ? "live" : s->feed || s->feed_timer ? "starting" : "none",
