@@ -368,7 +368,7 @@ static int h_scope(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         static const char *const names[] = {"base", "one", "sub"};
         static const int values[] = {OB_SCOPE_BASE, OB_SCOPE_ONE, OB_SCOPE_SUB};
-        int x;
+        int x = 0;
         int r = h_one_of(p, key, v, &x, names, values);
         if (r == 0)
                 *(enum ob_scope *)dst = (enum ob_scope)x;
@@ -1337,7 +1337,7 @@ static int h_feed(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         static const char *const names[] = {"auto", "syncrepl", "none"};
         static const int values[] = {OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_NONE};
-        int x;
+        int x = 0;
         int r = h_one_of(p, key, v, &x, names, values);
         if (r == 0)
                 *(enum ob_feed *)dst = (enum ob_feed)x;
