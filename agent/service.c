@@ -258,13 +258,19 @@ static void on_feed_end(int result, const char *cookie, size_t cookie_len, void 
         free(s->cookie);
         s->cookie = NULL;
         s->cookie_len = 0;
-        if (cookie && result != -OB_ESYNCREFRESH && (s->cookie = malloc(cookie_len ? cookie_len : 1))) {
+        /* A feed that ended before its refresh was done may have ended on
+         * its cookie: a server refuses one it cannot resume from with
+         * e-syncRefreshRequired, but also with other codes (slapd: 53 for a
+         * cookie ahead of it). The next start then refreshes from the whole
+         * content rather than trying the same cookie for ever. */
+        bool refused = result == -OB_ESYNCREFRESH || (!s->feed_live && result != -ECANCELED);
+        if (cookie && !refused && (s->cookie = malloc(cookie_len ? cookie_len : 1))) {
                 memcpy(s->cookie, cookie, cookie_len);
                 s->cookie_len = cookie_len;
         }
         if (result == -ECANCELED)
                 return; /* let go by the service itself */
-        if (result == -OB_ESYNCREFRESH)
+        if (refused)
                 ob_log(OB_LOG_INFO, "event=feed_refresh_required note=\"starting again from the full content\"");
         /* The connection is let go from the retry timer, not from inside its
          * own callback. */

@@ -511,3 +511,46 @@ Test(service, a_restart_resumes_the_feed_from_the_cookie_the_last_complete_pass_
                  old_type);
         cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
 }
+
+Test(service, a_cookie_the_server_refuses_leads_to_a_full_refresh_not_a_loop)
+{
+        interval = "1h";
+        feed = "auto";
+        start_service(false);
+        cr_assert(wait_log("event=feed_live", 30000), "the feed never went live");
+        cr_assert(wait_log("event=pass number=2 ", 30000), "no pass after the feed's refresh");
+        cr_assert_eq(kill(service, SIGTERM), 0);
+        int status = wait_exit(15);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+
+        /* The stored cookie, for the same search, now names a change the
+         * server has not made yet: slapd refuses to resume from it. */
+        char cmd[1200];
+        snprintf(cmd, sizeof(cmd),
+                 "/usr/bin/python3 -c \"import sqlite3,sys; db=sqlite3.connect(sys.argv[1]); "
+                 "v=db.execute(\\\"select value from meta where key='feed-cookie'\\\").fetchone()[0]; "
+                 "c=b'rid=000,csn=29991231235959.000000Z#000000#000#000000'.hex(); "
+                 "db.execute(\\\"update meta set value=? where key='feed-cookie'\\\", (v[:17]+c,)); db.commit()\" "
+                 "'%s/state.db'",
+                 dir);
+        cr_assert_eq(system(cmd), 0, "could not rewrite the stored cookie");
+        ob_test_recorder_stop(&rec);
+        close(notify_fd);
+        notify_fd = -1;
+        char sock[300];
+        snprintf(sock, sizeof(sock), "%s/notify", dir);
+        unlink(sock);
+        start_service(false);
+        cr_assert(wait_log("event=feed_cookie_loaded", 30000), "the stored cookie was not used");
+        /* Refused once (the outage's one line), then live from the whole content. */
+        bool live = wait_log("event=feed_back failed_starts=1", 30000);
+        char *log = service_log();
+        cr_assert(live, "the feed never recovered from a refused cookie:\n%s", log);
+        cr_assert_eq(ob_test_count(log, "event=ldap_failed op=sync"), 1, "the refused cookie was tried again:\n%s",
+                     log);
+        cr_assert(strstr(log, "event=feed_refresh_required"), "a full refresh was started:\n%s", log);
+        free(log);
+        cr_assert_eq(kill(service, SIGTERM), 0);
+        status = wait_exit(15);
+        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+}
