@@ -375,7 +375,7 @@ Test(service, with_syncrepl_a_change_is_acted_on_without_waiting_for_the_interva
         /* The feed goes live (its refresh done) and asks for one pass to
          * cover what changed meanwhile; wait until it settles. */
         cr_assert(wait_log("event=feed_live feed=syncrepl", 10000), "the feed never went live");
-        usleep(500000);
+        cr_assert(wait_log("event=pass number=2 ", 10000), "no pass after the feed's refresh");
         int before = count_passes();
 
         const struct ob_test_person *p = an_active_person(1);
