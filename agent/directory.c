@@ -1644,6 +1644,21 @@ static void op_free(struct dir_op *op)
         free(op);
 }
 
+/* A new operation of kind for userdata, with its DN copied (NULL: none). */
+static struct dir_op *op_new(enum dir_op_kind kind, const char *dn, void *userdata)
+{
+        struct dir_op *op = calloc(1, sizeof(*op));
+        if (op && dn && !(op->dn = strdup(dn))) {
+                free(op);
+                return NULL;
+        }
+        if (op) {
+                op->kind = kind;
+                op->userdata = userdata;
+        }
+        return op;
+}
+
 static struct dir_op *op_find(struct ob_dir *d, int msgid)
 {
         for (struct dir_op *op = d->ops; op; op = op->next)
@@ -1967,13 +1982,11 @@ int ob_dir_sync_start(struct ob_dir *d, const char *cookie, size_t cookie_len, c
                 return -EINVAL;
         if (d->lost)
                 return -OB_EDIRECTORY;
-        struct dir_op *op = calloc(1, sizeof(*op));
+        struct dir_op *op = op_new(DIR_OP_SYNC, NULL, userdata);
         if (!op)
                 return -ENOMEM;
-        op->kind = DIR_OP_SYNC;
         op->sync_fn = fn;
         op->sync_end = end;
-        op->userdata = userdata;
         BerElement *ber = ber_alloc_t(LBER_USE_DER);
         struct berval value = {0, NULL}, c = {cookie_len, (char *)cookie};
         int r = ber ? 0 : -ENOMEM;
@@ -2274,10 +2287,10 @@ int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_se
                 return -EINVAL;
         if (d->lost)
                 return -OB_EDIRECTORY;
-        struct dir_op *op = calloc(1, sizeof(*op));
+        struct dir_op *op = op_new(DIR_OP_SEARCH, NULL, userdata);
         if (!op)
                 return -ENOMEM;
-        *op = (struct dir_op){.kind = DIR_OP_SEARCH, .search_done = done, .userdata = userdata};
+        op->search_done = done;
         op->s = (struct dir_search){.base = d->base, .scope = d->scope, .filter = strdup(d->filter),
                                     .attrs = d->attrs, .need_id = true, .fn = fn, .userdata = userdata,
                                     .info = &op->info, .deadline = monotonic_ms() + d->search_deadline_ms};
@@ -2300,14 +2313,10 @@ int ob_dir_read_account_start(struct ob_dir *d, const char *dn, ob_dir_read_done
         int in = *dn ? dn_in_scope(dn, d->base, d->scope) : -EINVAL;
         if (in <= 0)
                 return -OB_ENOTFOUND; /* not an account offboard judges */
-        struct dir_op *op = calloc(1, sizeof(*op));
-        if (!op || !(op->dn = strdup(dn))) {
-                free(op);
+        struct dir_op *op = op_new(DIR_OP_READ, dn, userdata);
+        if (!op)
                 return -ENOMEM;
-        }
-        op->kind = DIR_OP_READ;
         op->read_done = done;
-        op->userdata = userdata;
         struct timeval tl = ms_to_tv(d->timeout_ms);
         int rc = ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", d->attrs, 0, NULL, NULL,
                                  d->timeout_ms >= 1000 ? &tl : NULL, 1, &op->msgid);
@@ -2332,14 +2341,10 @@ int ob_dir_replace_start(struct ob_dir *d, const char *dn, bool add_object_class
                 return -EINVAL;
         if (d->lost)
                 return -OB_EDIRECTORY;
-        struct dir_op *op = calloc(1, sizeof(*op));
-        if (!op || !(op->dn = strdup(dn))) {
-                free(op);
+        struct dir_op *op = op_new(DIR_OP_MODIFY, dn, userdata);
+        if (!op)
                 return -ENOMEM;
-        }
-        op->kind = DIR_OP_MODIFY;
         op->modify_done = done;
-        op->userdata = userdata;
         r = replace_send(d, dn, add_object_class, object_class, mods, nmods, assert_attr, assert_value, &op->msgid);
         if (r < 0 || op->msgid == 0) {
                 op_free(op);

@@ -272,6 +272,41 @@ static const struct ob_test_person *an_active_person(int which)
         return NULL;
 }
 
+/* SIGTERM, then the service must exit 0 within 15 s. */
+static void stop_service_ok(void)
+{
+        cr_assert_eq(kill(service, SIGTERM), 0);
+        int status = wait_exit(15);
+        char *log = status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? NULL : service_log();
+        cr_assert_null(log, "status %#x:\n%s", status, log);
+}
+
+/* Starts the service again on the same store and directory, as systemd
+ * would after a stop: a new recorder and notify socket, the same
+ * configuration. */
+static void restart_service(void)
+{
+        ob_test_recorder_stop(&rec);
+        close(notify_fd);
+        notify_fd = -1;
+        char sock[300];
+        snprintf(sock, sizeof(sock), "%s/notify", dir);
+        unlink(sock);
+        start_service(false);
+}
+
+/* A service with the feed live that has run the pass its refresh asked for
+ * (which stores the feed's cookie), then stopped. */
+static void run_until_the_cookie_is_stored(void)
+{
+        interval = "1h";
+        feed = "auto";
+        start_service(false);
+        cr_assert(wait_log("event=feed_live", 30000), "the feed never went live");
+        cr_assert(wait_log("event=pass number=2 ", 30000), "no pass after the feed's refresh");
+        stop_service_ok();
+}
+
 Test(service, run_is_ready_acts_on_a_change_at_its_next_pass_reloads_only_a_valid_configuration_and_stops_on_sigterm)
 {
         start_service(false);
@@ -345,10 +380,8 @@ Test(service, a_directory_that_cannot_be_reached_still_lets_the_service_get_read
         cr_assert(wait_notification("STATUS=pass 3:", 15000, NULL, last, sizeof(last)),
                   "passes are tried again within a few seconds; last '%s'", last);
         cr_assert(strstr(last, "exit 3"), "%s", last);
-        cr_assert_eq(kill(service, SIGTERM), 0);
-        int status = wait_exit(15);
+        stop_service_ok();
         char *log = service_log();
-        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x; log:\n%s", status, log);
         cr_assert_eq(ob_test_count(log, "event=directory_unusable"), 1, "one line per outage, not per try:\n%s", log);
         free(log);
         cr_assert_eq(ob_test_recorder_count(&rec), 0);
@@ -408,11 +441,7 @@ Test(service, with_syncrepl_a_change_is_acted_on_without_waiting_for_the_interva
         cr_assert_eq(after, before + 1, "one pass for one change, none for the write-back (%d then %d):\n%s", before,
                      after, log);
         free(log);
-        cr_assert_eq(kill(service, SIGTERM), 0);
-        int status = wait_exit(15);
-        log = service_log();
-        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x:\n%s", status, log);
-        free(log);
+        stop_service_ok();
 }
 
 Test(service, an_end_date_fires_at_its_second_with_no_change_and_no_feed)
@@ -453,24 +482,15 @@ Test(service, an_end_date_fires_at_its_second_with_no_change_and_no_feed)
                         at = q[i].time;
         ob_test_requests_free(q, n);
         cr_assert_geq(at, (double)end, "acted on at %.3f, before the end date %lld", at, (long long)end);
-        cr_assert_eq(kill(service, SIGTERM), 0);
-        int status = wait_exit(15);
-        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+        stop_service_ok();
         extra_mapping[0] = '\0';
 }
 
 Test(service, a_restart_resumes_the_feed_from_the_cookie_the_last_complete_pass_covered)
 {
-        interval = "1h";
-        feed = "auto";
-        start_service(false);
-        /* The feed live, and the pass its refresh asked for done: that pass
-         * covered the feed's cookie, which the store now keeps. */
-        cr_assert(wait_log("event=feed_live", 30000), "the feed never went live");
-        cr_assert(wait_log("event=pass number=2 ", 30000), "no pass after the feed's refresh");
-        cr_assert_eq(kill(service, SIGTERM), 0);
-        int status = wait_exit(15);
-        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+        /* The pass the feed's refresh asked for covered the feed's cookie,
+         * which the store now keeps. */
+        run_until_the_cookie_is_stored();
         char *log = service_log();
         cr_assert_null(strstr(log, "event=feed_cookie_loaded"), "a first start has no cookie:\n%s", log);
         free(log);
@@ -487,13 +507,7 @@ Test(service, a_restart_resumes_the_feed_from_the_cookie_the_last_complete_pass_
         char ldif[600];
         snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: employeeType\nemployeeType: Inactive\n", p->dn);
         cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
-        ob_test_recorder_stop(&rec);
-        close(notify_fd);
-        notify_fd = -1;
-        char sock[300];
-        snprintf(sock, sizeof(sock), "%s/notify", dir);
-        unlink(sock);
-        start_service(false);
+        restart_service();
         cr_assert(wait_log("event=feed_cookie_loaded", 30000), "the stored cookie was not used");
         cr_assert(wait_log("event=feed_live", 30000), "the feed did not resume");
         char path[300];
@@ -503,9 +517,7 @@ Test(service, a_restart_resumes_the_feed_from_the_cookie_the_last_complete_pass_
         cr_assert_eq(acted, 1, "the change made while the service was down was not acted on:\n%s", log);
         cr_assert_null(strstr(log, "event=feed_down"), "the resumed feed failed:\n%s", log);
         free(log);
-        cr_assert_eq(kill(service, SIGTERM), 0);
-        status = wait_exit(15);
-        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+        stop_service_ok();
         /* The tests share the directory: the others count on the fixture. */
         snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: employeeType\nemployeeType: %s\n", p->dn,
                  old_type);
@@ -514,14 +526,7 @@ Test(service, a_restart_resumes_the_feed_from_the_cookie_the_last_complete_pass_
 
 Test(service, a_cookie_the_server_refuses_leads_to_a_full_refresh_not_a_loop)
 {
-        interval = "1h";
-        feed = "auto";
-        start_service(false);
-        cr_assert(wait_log("event=feed_live", 30000), "the feed never went live");
-        cr_assert(wait_log("event=pass number=2 ", 30000), "no pass after the feed's refresh");
-        cr_assert_eq(kill(service, SIGTERM), 0);
-        int status = wait_exit(15);
-        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+        run_until_the_cookie_is_stored();
 
         /* The stored cookie, for the same search, now names a change the
          * server has not made yet: slapd refuses to resume from it. */
@@ -534,13 +539,7 @@ Test(service, a_cookie_the_server_refuses_leads_to_a_full_refresh_not_a_loop)
                  "'%s/state.db'",
                  dir);
         cr_assert_eq(system(cmd), 0, "could not rewrite the stored cookie");
-        ob_test_recorder_stop(&rec);
-        close(notify_fd);
-        notify_fd = -1;
-        char sock[300];
-        snprintf(sock, sizeof(sock), "%s/notify", dir);
-        unlink(sock);
-        start_service(false);
+        restart_service();
         cr_assert(wait_log("event=feed_cookie_loaded", 30000), "the stored cookie was not used");
         /* Refused once (the outage's one line), then live from the whole content. */
         bool live = wait_log("event=feed_back failed_starts=1", 30000);
@@ -550,7 +549,5 @@ Test(service, a_cookie_the_server_refuses_leads_to_a_full_refresh_not_a_loop)
                      log);
         cr_assert(strstr(log, "event=feed_refresh_required"), "a full refresh was started:\n%s", log);
         free(log);
-        cr_assert_eq(kill(service, SIGTERM), 0);
-        status = wait_exit(15);
-        cr_assert(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+        stop_service_ok();
 }
