@@ -1379,6 +1379,7 @@ static int parse_safety(struct pctx *p, yaml_node_t *v)
         const struct field f[] = {
                 {"max_accounts", h_size, offsetof(struct ob_safety, max_accounts), false},
                 {"max_percent", h_percent, offsetof(struct ob_safety, max_percent), false},
+                {"window", h_duration, offsetof(struct ob_safety, window_ms), false},
                 {"transitions", h_safety_transitions, 0, false},
                 {NULL},
         };
@@ -2765,6 +2766,7 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         c->writeback.enabled = true;
         c->safety.max_accounts = 50;
         c->safety.max_percent = 10;
+        c->safety.window_ms = 3600 * 1000;
         c->drain_timeout_ms = 10000;
         c->full_pass_interval_ms = 3600 * 1000;
         struct pctx p = {.err = err, .cfg = c};

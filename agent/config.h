@@ -226,6 +226,9 @@ struct ob_transition {
 struct ob_safety {
         size_t max_accounts; /* 0: no count limit */
         unsigned max_percent; /* 0: no percentage limit */
+        /* `run`: the limits hold over any span this long, not only per pass
+         * (a mass disable arrives through the feed a few accounts at a time) */
+        int64_t window_ms;
 };
 
 struct ob_config {

@@ -2281,17 +2281,23 @@ bool ob_dir_lost(const struct ob_dir *d)
         return !d || d->lost;
 }
 
-int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
+/* The accounts' search under base (NULL: the configured base and scope; else
+ * that one entry), with the accounts' filter and every fail-closed rule. */
+static int search_start(struct ob_dir *d, const char *dn, ob_dir_entry_fn fn, ob_dir_search_done_fn done,
+                        void *userdata)
 {
         if (!d || !d->loop || !fn || !done)
                 return -EINVAL;
         if (d->lost)
                 return -OB_EDIRECTORY;
-        struct dir_op *op = op_new(DIR_OP_SEARCH, NULL, userdata);
+        if (dn && (!*dn || dn_in_scope(dn, d->base, d->scope) <= 0))
+                return -OB_ENOTFOUND; /* not an account offboard judges */
+        struct dir_op *op = op_new(DIR_OP_SEARCH, dn, userdata);
         if (!op)
                 return -ENOMEM;
         op->search_done = done;
-        op->s = (struct dir_search){.base = d->base, .scope = d->scope, .filter = strdup(d->filter),
+        op->s = (struct dir_search){.base = dn ? op->dn : d->base, .scope = dn ? LDAP_SCOPE_BASE : d->scope,
+                                    .filter = strdup(d->filter),
                                     .attrs = d->attrs, .need_id = true, .fn = fn, .userdata = userdata,
                                     .info = &op->info, .deadline = monotonic_ms() + d->search_deadline_ms};
         int k = op->s.filter ? search_send_page(d, &op->s) : -ENOMEM;
@@ -2302,6 +2308,17 @@ int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_se
         op->msgid = op->s.msgid;
         op_add(d, op);
         return 0;
+}
+
+int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
+{
+        return search_start(d, NULL, fn, done, userdata);
+}
+
+int ob_dir_search_entry_start(struct ob_dir *d, const char *dn, ob_dir_entry_fn fn, ob_dir_search_done_fn done,
+                              void *userdata)
+{
+        return dn ? search_start(d, dn, fn, done, userdata) : -EINVAL;
 }
 
 int ob_dir_read_account_start(struct ob_dir *d, const char *dn, ob_dir_read_done_fn done, void *userdata)

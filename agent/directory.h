@@ -121,6 +121,12 @@ int ob_dir_wait(struct ob_dir *d);
  * result and (on success) the info, which it may move out of *info. */
 typedef void (*ob_dir_search_done_fn)(int result, struct ob_dir_search_info *info, void *userdata);
 int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata);
+/* The same search for the one entry dn (a change the feed heard of): it
+ * delivers dn when it is in the base and scope and matches the filter, else
+ * nothing. A dn outside the base and scope is -OB_ENOTFOUND at once; an
+ * entry gone since is an error of the search (noSuchObject). */
+int ob_dir_search_entry_start(struct ob_dir *d, const char *dn, ob_dir_entry_fn fn, ob_dir_search_done_fn done,
+                              void *userdata);
 
 /* ob_dir_read_account on the loop: done gets the account (borrowed), or NULL
  * and -OB_ENOTFOUND or another error. A DN outside the base and scope is

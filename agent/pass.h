@@ -89,6 +89,9 @@ struct run {
         /* What the pass could not read. */
         struct ob_dir_search_info info;
         bool read_done; /* the search of the accounts ended, with read_result */
+        size_t changes_in_flight; /* a pass over changes: reads of their entries not answered yet */
+        bool incomplete;          /* ob_pass_result.incomplete */
+        bool acting;              /* past the circuit breaker, carrying out what is owed */
         int64_t next_change; /* ob_pass_result.next_change, over the entries read */
         int read_result;
         struct ob_report_unreadable *unreadable; /* the first OB_UNREADABLE_LISTED, for the report */

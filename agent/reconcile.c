@@ -361,6 +361,15 @@ static const char *sweep_spares(struct run *r, const char *dn)
         return NULL;
 }
 
+/* Whether a pass over changes names the account with id. */
+static bool change_named(const struct ob_run_options *o, const char *id)
+{
+        for (size_t i = 0; id && i < o->nchanges; i++)
+                if (o->changes[i].id && strcasecmp(o->changes[i].id, id) == 0)
+                        return true;
+        return false;
+}
+
 static int on_entry(const struct ob_account *a, void *ud)
 {
         struct run *r = ud;
@@ -368,6 +377,12 @@ static int on_entry(const struct ob_account *a, void *ud)
         r->sum.accounts_read++;
         if (r->signo)
                 return -EINTR; /* heard on the loop; nothing has been done yet: stop reading */
+        if (r->o->changes && !change_named(r->o, a->id)) {
+                /* Not the account the feed named (another id attribute?):
+                 * without its record it would look new. A whole pass decides. */
+                r->incomplete = true;
+                return 0;
+        }
         const char *missing = NULL;
         for (size_t i = 0; !a->unreadable && !missing && c->required_attributes && c->required_attributes[i]; i++)
                 if (!ob_account_get(a, c->required_attributes[i]))
@@ -1134,11 +1149,16 @@ static bool over(size_t n, size_t max_accounts, unsigned max_percent, size_t pop
 static void breaker(struct run *r)
 {
         const struct ob_safety *sf = &r->c->safety;
-        size_t population = r->sum.accounts_read + r->sum.deleted;
+        const struct ob_run_options *o = r->o;
+        /* `run`: what its sliding window let through already counts too. */
+        const struct ob_breaker_prior *pr = o->prior;
+        size_t population = o->changes && pr ? pr->population : r->sum.accounts_read + r->sum.deleted;
         const char *what = NULL;
-        size_t n = 0, max_accounts = 0;
+        size_t n = 0, before = pr ? pr->status_changes : 0, max_accounts = 0;
         unsigned max_percent = 0;
-        if (over(r->sum.status_changes, sf->max_accounts, sf->max_percent, population)) {
+        if (r->sum.status_changes == 0)
+                return; /* nothing would change: nothing to park */
+        if (over(r->sum.status_changes + before, sf->max_accounts, sf->max_percent, population)) {
                 what = "accounts would change status";
                 n = r->sum.status_changes;
                 max_accounts = sf->max_accounts;
@@ -1146,25 +1166,33 @@ static void breaker(struct run *r)
         }
         for (size_t i = 0; !what && i < r->c->ntransitions; i++) {
                 const struct ob_transition *t = &r->c->transitions[i];
-                for (size_t j = 0; j < r->ncounts; j++)
+                for (size_t j = 0; j < r->ncounts; j++) {
+                        size_t b = 0;
+                        for (size_t q = 0; pr && q < pr->ncounts; q++)
+                                if (strcmp(pr->counts[q].transition, t->name) == 0)
+                                        b = pr->counts[q].n;
                         if (strcmp(r->counts[j].transition, t->name) == 0 &&
-                            over(r->counts[j].n, t->max_accounts, t->max_percent, population)) {
+                            over(r->counts[j].n + b, t->max_accounts, t->max_percent, population)) {
                                 what = t->name;
                                 n = r->counts[j].n;
+                                before = b;
                                 max_accounts = t->max_accounts;
                                 max_percent = t->max_percent;
                         }
+                }
         }
         if (!what)
                 return;
-        char head[200];
+        char head[300], window[120] = "";
+        if (before)
+                snprintf(window, sizeof(window), ", after %zu let through in the last %lld s", before,
+                         (long long)(r->c->safety.window_ms / 1000));
         if (strcmp(what, "accounts would change status") == 0)
-                snprintf(head, sizeof(head), "%zu of %zu accounts would change status (reactivations included)", n,
-                         population);
+                snprintf(head, sizeof(head), "%zu of %zu accounts would change status (reactivations included)%s",
+                         n, population, window);
         else
-                snprintf(head, sizeof(head), "%zu of %zu accounts would go through the transition %s", n, population,
-                         what);
-        const struct ob_run_options *o = r->o;
+                snprintf(head, sizeof(head), "%zu of %zu accounts would go through the transition %s%s", n,
+                         population, what, window);
         snprintf(r->sum.parked_reason, sizeof(r->sum.parked_reason),
                  "SAFETY: %s, above the threshold (%zu accounts, %u%%; 0 = no limit). %s", head, max_accounts,
                  max_percent,
@@ -1392,10 +1420,71 @@ static void on_read_done(int result, struct ob_dir_search_info *info, void *ud)
         ob_loop_stop(r->loop);
 }
 
+/* One changed entry's read ended. Any answer but the entry itself (gone,
+ * moved out of the base, no longer matching, an error) is left to a whole
+ * pass: it alone can tell a departure from a directory problem. */
+static void on_change_read(int result, struct ob_dir_search_info *info, void *ud)
+{
+        struct run *r = ud;
+        if (result == -EINTR || (result < 0 && result != -OB_ENOTFOUND && result != -OB_EDIRECTORY &&
+                                 !r->read_result))
+                r->read_result = result; /* a signal, memory, the state store */
+        else if (result < 0 || info->entries == 0)
+                r->incomplete = true;
+        if (result == 0) {
+                r->info.entries += info->entries;
+                ob_dir_search_info_clear(info);
+        }
+        if (--r->changes_in_flight == 0) {
+                r->read_done = true;
+                ob_loop_stop(r->loop);
+        }
+}
+
+/* A pass over changes: the entries named are read (all at once, on the
+ * loop), and the deletions named are swept. */
+static int read_changes(struct run *r)
+{
+        const struct ob_run_options *o = r->o;
+        int k = ob_dir_attach(r->dir, r->loop);
+        for (size_t i = 0; k == 0 && i < o->nchanges; i++) {
+                if (!o->changes[i].dn)
+                        continue;
+                int q = ob_dir_search_entry_start(r->dir, o->changes[i].dn, on_entry, on_change_read, r);
+                if (q == -OB_ENOTFOUND)
+                        r->incomplete = true; /* outside the base and scope */
+                else if (q < 0)
+                        k = q;
+                else
+                        r->changes_in_flight++;
+        }
+        r->read_done = r->changes_in_flight == 0;
+        while (k == 0 && !r->read_done && !r->signo)
+                k = ob_loop_run(r->loop);
+        if (k == 0 && !r->read_done)
+                k = -EINTR;
+        if (k == 0)
+                k = r->read_result;
+        /* A deletion is the account's own (the feed names it by entryUUID):
+         * swept as a whole pass sweeps an account it no longer sees. */
+        for (size_t i = 0; k == 0 && i < o->nchanges; i++) {
+                if (o->changes[i].dn || !o->changes[i].id)
+                        continue;
+                struct ob_index_entry *e = ob_index_find(r->ix, o->changes[i].id);
+                if (e && !e->seen) {
+                        e->seen = true;
+                        k = on_unseen(e, o->changes[i].id, r);
+                }
+        }
+        return k;
+}
+
 /* The search of every account, on the loop: the agent's signals are heard
  * while it runs (on_entry stops reading at the first). */
 static int read_accounts(struct run *r)
 {
+        if (r->o->changes)
+                return read_changes(r);
         int k = ob_dir_attach(r->dir, r->loop);
         if (k == 0)
                 k = ob_dir_search_accounts_start(r->dir, on_entry, on_read_done, r);
@@ -1445,12 +1534,27 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
         r.loop = ag->loop;
         r.journal = ag->journal;
         ag->pass = &r;
-        warn_tls(c);
+        if (!o->changes)
+                warn_tls(c); /* once per whole pass, not per change */
         if (astats_init(&r) < 0) {
                 ret = OB_EXIT_FAILED;
                 goto out;
         }
-        k = ob_state_load_index(r.state, &r.ix);
+        if (o->changes) {
+                const char **ids = calloc(o->nchanges ? o->nchanges : 1, sizeof(*ids));
+                size_t n = 0;
+                for (size_t i = 0; ids && i < o->nchanges; i++)
+                        if (o->changes[i].id)
+                                ids[n++] = o->changes[i].id;
+                k = ids ? ob_state_load_index_ids(r.state, ids, n, &r.ix) : -ENOMEM;
+                free(ids);
+        } else {
+                k = ob_state_load_index(r.state, &r.ix);
+        }
+        if (k == -ENOMEM) {
+                ret = OB_EXIT_FAILED;
+                goto out;
+        }
         if (k < 0) {
                 fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
                 ret = OB_EXIT_CONFIG;
@@ -1563,7 +1667,10 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 ret = OB_EXIT_DIRECTORY;
                 goto out;
         }
-        if (o->account) {
+        if (o->changes) {
+                /* Only the accounts named: no sweep, and nothing to compare
+                 * with a complete pass. */
+        } else if (o->account) {
                 if (count == 0) {
                         fprintf(stderr, "offboard: no account with %s=%s in %s %s\n", c->directory.username_attribute,
                                 o->account, c->directory.base, c->directory.filter);
@@ -1614,6 +1721,7 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 goto out;
         }
         bool acting = !o->dry_run && !r.sum.parked && !o->adopt;
+        r.acting = acting;
         if (acting) {
                 ob_execute_poll_signals(&r);
                 if (r.signo) {
@@ -1670,7 +1778,7 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
         if (o->adopt && o->dry_run)
                 r.sum.adopted = w.n;
         /* What this complete pass read becomes the reference for the next. */
-        if (acting && !o->account && ret == OB_EXIT_OK && !r.signo && astats_store(&r) < 0) {
+        if (acting && !o->account && !o->changes && ret == OB_EXIT_OK && !r.signo && astats_store(&r) < 0) {
                 fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
                 ret = OB_EXIT_CONFIG;
         }
@@ -1703,7 +1811,14 @@ out:
                                                      .steps_held = r.sum.steps_held,
                                                      .writebacks_failed = r.sum.writebacks_failed,
                                                      .unreadable = r.sum.unreadable,
-                                                     .parked = r.sum.parked};
+                                                     .parked = r.sum.parked,
+                                                     .incomplete = r.incomplete || r.sum.unreadable > 0};
+        if (o->result && r.acting && r.ncounts) {
+                o->result->status_changes = r.sum.status_changes;
+                o->result->counts = TAKE_PTR(r.counts);
+                o->result->ncounts = r.ncounts;
+                r.ncounts = 0;
+        }
         run_free(&r);
         return ret;
 }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "report.h"
 
 enum ob_exit {
         OB_EXIT_OK = 0,        /* all done (or nothing owed) */
@@ -40,6 +41,31 @@ struct ob_pass_result {
         size_t writebacks_failed;
         size_t unreadable;
         bool parked;
+        /* A pass over changes: some could not be judged from their entries
+         * alone (gone from the search, unreadable): a whole pass decides. */
+        bool incomplete;
+        /* Status changes this pass let through (not parked), per transition
+         * (names borrowed from the configuration); free() counts. */
+        size_t status_changes;
+        struct ob_report_count *counts;
+        size_t ncounts;
+};
+
+/* A change a feed heard of: the entry dn, or (dn NULL) the deletion of the
+ * account whose id is id. */
+struct ob_change {
+        const char *dn;
+        const char *id;
+};
+
+/* What the service's sliding window already let through: the circuit breaker
+ * of each pass adds it to its own count, so that a mass change arriving a few
+ * accounts at a time is parked as a big one-shot plan is. */
+struct ob_breaker_prior {
+        size_t status_changes;
+        const struct ob_report_count *counts;
+        size_t ncounts;
+        size_t population; /* passes over changes: the accounts the last whole pass saw */
 };
 
 struct ob_run_options {
@@ -49,6 +75,11 @@ struct ob_run_options {
         bool wait;          /* reconcile: queue behind a pass that holds the state store */
         bool adopt;         /* record every account's current status as applied, running nothing */
         const char *account; /* only this username (no deletion sweep) */
+        /* only these accounts (`run`: what a change feed heard of; distinct
+         * ids), no deletion sweep but of the deletions named */
+        const struct ob_change *changes;
+        size_t nchanges;
+        const struct ob_breaker_prior *prior; /* may be NULL */
         enum ob_format format;
         FILE *out;
         int64_t now;        /* plan only ("what if", OFFBOARD_NOW); 0: the real clock */

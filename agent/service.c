@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,7 +44,31 @@ struct service {
         unsigned feed_failures; /* starts in a row that failed */
         struct ob_timer *feed_timer;
         uint64_t feed_events, feed_own; /* changes heard; of them, our own write-backs */
+        /* Changes heard and not yet acted on: each is a pass over those
+         * accounts alone, right away (the feed names them by entryUUID). */
+        bool targeted;            /* the accounts' id is the entryUUID the feed names */
+        struct ob_change *pending;
+        size_t npending, pending_cap;
+        uint64_t change_passes;
+        size_t population;        /* accounts the last complete whole pass read */
+        bool whole_done;          /* a whole pass completed: passes over changes may run */
+        int64_t pass_at;          /* when pass_timer fires (ob_loop_now_ms) */
+        /* The circuit breaker's sliding window: status changes let through,
+         * oldest first, forgotten after safety.window. */
+        struct window_entry *win;
+        size_t nwin, win_cap;
+        struct ob_report_count *win_counts; /* the window summed, for ob_breaker_prior */
 };
+
+struct window_entry {
+        int64_t at; /* ob_loop_now_ms */
+        char *transition;
+        size_t n;
+};
+
+/* Changes waiting beyond this are not worth a pass each: one whole pass
+ * covers them, and the memory stays bounded during an outage. */
+#define OB_SERVICE_MAX_PENDING 1024
 
 /* The feed's cookie in the state store: "<hash of the search>:<hex>". A
  * cookie is good only for the search it came from (RFC 4533 3.1: the same
@@ -140,6 +165,7 @@ static void schedule_pass(struct service *s, int64_t delay_ms)
         if (s->pass_timer)
                 ob_loop_timer_cancel(s->ag->loop, s->pass_timer);
         s->pass_timer = NULL;
+        s->pass_at = ob_loop_now_ms() + delay_ms;
         if (ob_loop_timer(s->ag->loop, delay_ms, on_pass_due, s, &s->pass_timer) < 0) {
                 /* No timer: pass again at once rather than never. */
                 s->pass_timer = NULL;
@@ -198,6 +224,50 @@ static bool is_own(const struct service *s, const char *dn)
         return me && dn && ob_dn_in_subtree(dn, me) == 1 && ob_dn_in_subtree(me, dn) == 1;
 }
 
+static void pending_clear(struct service *s)
+{
+        for (size_t i = 0; i < s->npending; i++) {
+                free((char *)s->pending[i].dn);
+                free((char *)s->pending[i].id);
+        }
+        s->npending = 0;
+}
+
+/* Remembers a change of the account id (its entry dn; NULL: deleted). The
+ * newest change of an account wins. Fails when too many wait: a whole pass
+ * then covers them. */
+static int pending_add(struct service *s, const char *dn, const char *id)
+{
+        char *d = dn ? strdup(dn) : NULL;
+        if (dn && !d)
+                return -ENOMEM;
+        for (size_t i = 0; i < s->npending; i++)
+                if (strcasecmp(s->pending[i].id, id) == 0) {
+                        free((char *)s->pending[i].dn);
+                        s->pending[i].dn = d;
+                        return 0;
+                }
+        char *i = strdup(id);
+        if (!i || s->npending >= OB_SERVICE_MAX_PENDING) {
+                free(d);
+                free(i);
+                return -OB_ELIMIT;
+        }
+        if (s->npending == s->pending_cap) {
+                size_t cap = s->pending_cap ? 2 * s->pending_cap : 16;
+                struct ob_change *n = realloc(s->pending, cap * sizeof(*n));
+                if (!n) {
+                        free(d);
+                        free(i);
+                        return -ENOMEM;
+                }
+                s->pending = n;
+                s->pending_cap = cap;
+        }
+        s->pending[s->npending++] = (struct ob_change){.dn = d, .id = i};
+        return 0;
+}
+
 static void on_feed_event(const struct ob_sync_event *ev, void *ud)
 {
         struct service *s = ud;
@@ -221,7 +291,13 @@ static void on_feed_event(const struct ob_sync_event *ev, void *ud)
         }
         ob_log(OB_LOG_DEBUG, "event=feed_change kind=%d dn=%s uuid=%s", (int)ev->kind,
                ob_log_quote(ev->dn ? ev->dn : ""), ev->uuid);
-        pass_soon(s);
+        bool named = ev->uuid[0] && (ev->kind == OB_SYNC_DELETE || ev->dn);
+        if (!s->targeted || !named || pending_add(s, ev->kind == OB_SYNC_DELETE ? NULL : ev->dn, ev->uuid) < 0) {
+                pass_soon(s);
+                return;
+        }
+        if (!s->in_pass)
+                ob_loop_stop(s->ag->loop); /* the main loop runs a pass over it now */
 }
 
 static void feed_start(struct service *s);
@@ -310,10 +386,162 @@ static void feed_start(struct service *s)
                 feed_retry(s, k);
 }
 
+/* ---- the circuit breaker's sliding window --------------------------------- */
+
+static void window_prune(struct service *s, int64_t now)
+{
+        size_t drop = 0;
+        while (drop < s->nwin && now - s->win[drop].at >= s->cfg->safety.window_ms)
+                free(s->win[drop++].transition);
+        if (drop) {
+                memmove(s->win, s->win + drop, (s->nwin - drop) * sizeof(*s->win));
+                s->nwin -= drop;
+        }
+}
+
+/* What the window let through, for the next pass's circuit breaker (valid
+ * until the window changes). */
+static void window_prior(struct service *s, struct ob_breaker_prior *p)
+{
+        window_prune(s, ob_loop_now_ms());
+        *p = (struct ob_breaker_prior){.population = s->population};
+        free(s->win_counts);
+        s->win_counts = s->nwin ? calloc(s->nwin, sizeof(*s->win_counts)) : NULL;
+        for (size_t i = 0; i < s->nwin; i++) {
+                const struct window_entry *w = &s->win[i];
+                p->status_changes += w->n;
+                if (!s->win_counts || !w->transition)
+                        continue; /* out of memory: the total still counts */
+                size_t j = 0;
+                while (j < p->ncounts && strcmp(s->win_counts[j].transition, w->transition) != 0)
+                        j++;
+                if (j == p->ncounts)
+                        s->win_counts[p->ncounts++].transition = w->transition;
+                s->win_counts[j].n += w->n;
+        }
+        p->counts = s->win_counts;
+}
+
+/* The status changes a pass let through enter the window. */
+static void window_add(struct service *s, const struct ob_pass_result *res)
+{
+        int64_t now = ob_loop_now_ms();
+        for (size_t i = 0; i < res->ncounts; i++) {
+                if (s->nwin == s->win_cap) {
+                        size_t cap = s->win_cap ? 2 * s->win_cap : 64;
+                        struct window_entry *n = realloc(s->win, cap * sizeof(*n));
+                        if (!n)
+                                return;
+                        s->win = n;
+                        s->win_cap = cap;
+                }
+                s->win[s->nwin++] = (struct window_entry){
+                        .at = now, .transition = strdup(res->counts[i].transition), .n = res->counts[i].n};
+        }
+}
+
+static void window_free(struct service *s)
+{
+        for (size_t i = 0; i < s->nwin; i++)
+                free(s->win[i].transition);
+        free(s->win);
+        free(s->win_counts);
+}
+
+/* ---- passes ------------------------------------------------------------------ */
+
+static void notify_status(struct service *s, const struct ob_pass_result *res, int code, int64_t ms)
+{
+        ob_notify("STATUS=pass %llu: exit %d in %lld ms, %zu accounts, %zu actions done, %zu failed, %zu held%s; "
+                  "feed %s (%llu changes heard, %llu of them our own write-backs, %llu passes over changes); "
+                  "next pass in %lld s",
+                  (unsigned long long)s->passes, code, (long long)ms, res->accounts_read, res->steps_done,
+                  res->steps_failed, res->steps_held, res->parked ? ", plan PARKED (safety threshold)" : "",
+                  s->feed_live ? "live" : s->feed || s->feed_timer ? "starting" : "none",
+                  (unsigned long long)s->feed_events, (unsigned long long)s->feed_own,
+                  (unsigned long long)s->change_passes,
+                  (long long)(s->pass_at - ob_loop_now_ms() + 999) / 1000);
+}
+
+/* Time fires on time: an end date or the end of a lockout changes a status
+ * with nobody touching the entry, and no feed says so. The whole pass comes
+ * just after that second when that is sooner than planned. */
+static void pass_at_next_change(struct service *s, int64_t next_change)
+{
+        if (next_change == INT64_MAX)
+                return;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        int64_t at = next_change > INT64_MAX / 1000 - 1 ? INT64_MAX : next_change * 1000 + 10;
+        int64_t delay = at > now_ms ? at - now_ms : 0;
+        if (s->pass_timer && ob_loop_now_ms() + delay >= s->pass_at)
+                return;
+        ob_log(OB_LOG_INFO, "event=pass_at_next_change at=%lld in_ms=%lld", (long long)next_change,
+               (long long)delay);
+        schedule_pass(s, delay);
+}
+
+/* A pass over the changes heard (each account the feed named, read and
+ * carried out alone: milliseconds, whatever the size of the directory). */
+static void run_change_pass(struct service *s)
+{
+        struct ob_change *changes = s->pending;
+        size_t n = s->npending;
+        /* What the feed hears during this pass waits for the next one. */
+        s->pending = NULL;
+        s->npending = s->pending_cap = 0;
+        struct ob_pass_result res = {0};
+        struct ob_breaker_prior prior;
+        window_prior(s, &prior);
+        struct ob_run_options o = {.out = s->devnull,
+                                   .format = OB_FORMAT_TEXT,
+                                   .result = &res,
+                                   .changes = changes,
+                                   .nchanges = n,
+                                   .prior = &prior};
+        int64_t t0 = ob_loop_now_ms();
+        s->in_pass = true;
+        int code = ob_agent_pass(s->ag, &o);
+        s->in_pass = false;
+        s->change_passes++;
+        window_add(s, &res);
+        free(res.counts);
+        fflush(s->devnull);
+        int64_t ms = ob_loop_now_ms() - t0;
+        ob_log(code == OB_EXIT_OK ? OB_LOG_INFO : OB_LOG_WARNING,
+               "event=change_pass number=%llu changes=%zu exit=%d duration_ms=%lld accounts=%zu owed=%zu done=%zu "
+               "failed=%zu held=%zu parked=%s whole_pass_needed=%s",
+               (unsigned long long)s->change_passes, n, code, (long long)ms, res.accounts_read, res.steps_owed,
+               res.steps_done, res.steps_failed, res.steps_held, res.parked ? "yes" : "no",
+               res.incomplete || code == OB_EXIT_DIRECTORY ? "yes" : "no");
+        if (res.parked)
+                ob_log(OB_LOG_WARNING,
+                       "event=parked scope=changes note=\"more status changes within safety.window than the "
+                       "safety limits allow: nothing was done for these accounts; they wait, unrecorded, for a "
+                       "human (see `offboard plan`)\"");
+        for (size_t i = 0; i < n; i++) {
+                free((char *)changes[i].dn);
+                free((char *)changes[i].id);
+        }
+        free(changes);
+        if (s->ag->stop_signal)
+                return;
+        /* What a pass over changes cannot judge alone (an entry gone from
+         * the search or unreadable, the directory failing) a whole pass
+         * decides, with every check a whole pass makes. */
+        if (res.incomplete || code == OB_EXIT_DIRECTORY)
+                pass_soon(s);
+        pass_at_next_change(s, res.next_change);
+        notify_status(s, &res, code, ms);
+}
+
 static void run_pass(struct service *s)
 {
         struct ob_pass_result res = {0};
-        struct ob_run_options o = {.out = s->devnull, .format = OB_FORMAT_TEXT, .result = &res};
+        struct ob_breaker_prior prior;
+        window_prior(s, &prior);
+        struct ob_run_options o = {.out = s->devnull, .format = OB_FORMAT_TEXT, .result = &res, .prior = &prior};
         int64_t t0 = ob_loop_now_ms();
         /* What the feed had said before the pass began, the pass covers. */
         size_t clen = 0;
@@ -321,6 +549,7 @@ static void run_pass(struct service *s)
         char *covered = cur ? malloc(clen ? clen : 1) : NULL;
         if (covered)
                 memcpy(covered, cur, clen);
+        pending_clear(s); /* the changes heard so far: this pass reads every account */
         s->in_pass = true;
         s->pass_again = false;
         int code = ob_agent_pass(s->ag, &o);
@@ -328,6 +557,12 @@ static void run_pass(struct service *s)
         if (covered && (code == OB_EXIT_OK || code == OB_EXIT_FAILED))
                 feed_cookie_store(s, covered, clen);
         free(covered);
+        if (code == OB_EXIT_OK || code == OB_EXIT_FAILED) {
+                s->population = res.accounts_read;
+                s->whole_done = true;
+        }
+        window_add(s, &res);
+        free(res.counts);
         int64_t ms = ob_loop_now_ms() - t0;
         s->passes++;
         fflush(s->devnull);
@@ -341,28 +576,9 @@ static void run_pass(struct service *s)
         int64_t delay = next_delay(s, code);
         if (s->pass_again && code != OB_EXIT_DIRECTORY)
                 delay = OB_FEED_DEBOUNCE_MS; /* a change came while it ran */
-        if (res.next_change != INT64_MAX) {
-                /* Time fires on time: an end date or the end of a lockout
-                 * changes a status with nobody touching the entry, and no
-                 * feed says so. A pass just after that second. */
-                struct timespec ts;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-                int64_t at = res.next_change > INT64_MAX / 1000 - 1 ? INT64_MAX : res.next_change * 1000 + 10;
-                if (at - now_ms < delay) {
-                        delay = at > now_ms ? at - now_ms : 0;
-                        ob_log(OB_LOG_INFO, "event=pass_at_next_change at=%lld in_ms=%lld", (long long)res.next_change,
-                               (long long)delay);
-                }
-        }
         schedule_pass(s, delay);
-        ob_notify("STATUS=pass %llu: exit %d in %lld ms, %zu accounts, %zu actions done, %zu failed, %zu held%s; "
-                  "feed %s (%llu changes heard, %llu of them our own write-backs); next pass in %lld s",
-                  (unsigned long long)s->passes, code, (long long)ms, res.accounts_read, res.steps_done,
-                  res.steps_failed, res.steps_held, res.parked ? ", plan PARKED (safety threshold)" : "",
-                  s->feed_live ? "live" : s->feed || s->feed_timer ? "starting" : "none",
-                  (unsigned long long)s->feed_events, (unsigned long long)s->feed_own,
-                  (long long)(delay + 999) / 1000);
+        pass_at_next_change(s, res.next_change);
+        notify_status(s, &res, code, ms);
 }
 
 /* SIGHUP: a new configuration, only if it is valid and keeps the state store
@@ -398,7 +614,9 @@ static bool reload(struct service *s)
 
 int ob_service_run(const char *config_path, struct ob_config *cfg)
 {
-        struct service s = {.config_path = config_path, .cfg = cfg};
+        struct service s = {.config_path = config_path,
+                            .cfg = cfg,
+                            .targeted = strcasecmp(cfg->directory.id_attribute, "entryUUID") == 0};
         srand((unsigned)getpid() ^ (unsigned)ob_loop_now_ms());
         /* One service per store; a reconcile that holds it is waited for. */
         int ret = ob_agent_open(cfg, true, true, &s.ag);
@@ -427,6 +645,7 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
                         s.ag->reload = false;
                         if (reload(&s)) {
                                 s.pass_due = true; /* the new rules apply now */
+                                s.targeted = strcasecmp(s.cfg->directory.id_attribute, "entryUUID") == 0;
                                 /* The feed under the new directory settings; a
                                  * cookie is only good for the search it came from. */
                                 ob_dir_free(s.feed);
@@ -447,6 +666,10 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
                         run_pass(&s);
                         continue;
                 }
+                if (s.npending && s.whole_done) {
+                        run_change_pass(&s);
+                        continue;
+                }
                 int k = ob_loop_run(l);
                 if (k < 0) {
                         ob_log(OB_LOG_ERROR, "event=loop_failed error=%s", ob_log_quote(strerror(-k)));
@@ -460,6 +683,9 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
                 ob_loop_timer_cancel(l, s.feed_timer);
         ob_dir_free(s.feed);
         free(s.cookie);
+        pending_clear(&s);
+        free(s.pending);
+        window_free(&s);
         if (s.ag->stop_signal)
                 ob_log(OB_LOG_INFO, "event=service_stopped signal=%s", s.ag->stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
         if (s.pass_timer)

@@ -51,6 +51,7 @@ enum {
         ST_PUT,
         ST_PUT_SNAPSHOT,
         ST_INDEX,
+        ST_INDEX_ONE,
         ST_ACTIONS,
         ST_INTENT,
         ST_OUTCOME,
@@ -82,6 +83,7 @@ static const char *const state_sql[_ST_MAX] = {
         /* accounts is a WITHOUT ROWID table: its rows are stored in id
          * order, so this ORDER BY costs no sort. */
         [ST_INDEX] = "SELECT id, digest, status, pending_to, writeback_owed FROM accounts ORDER BY id",
+        [ST_INDEX_ONE] = "SELECT id, digest, status, pending_to, writeback_owed FROM accounts WHERE id = ?1",
         [ST_ACTIONS] = "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, "
                        "not_before, parked FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action",
         /* A new intent keeps http_status and error: they describe the last
@@ -1303,7 +1305,47 @@ static int index_build_table(struct ob_index *ix)
         return 0;
 }
 
-int ob_state_load_index(struct ob_state *s, struct ob_index **ret)
+/* Adds the row st stands on to ix: 0, 1 when it could not be read (rc
+ * says why), or an error. */
+static int index_add_row(struct ob_state *s, struct ob_index *ix, sqlite3_stmt *st, size_t *ecap, size_t *acap,
+                         size_t *alen, int *rc)
+{
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (!id) {
+                *rc = sqlite3_column_type(st, 0) == SQLITE_NULL ? SQLITE_CORRUPT : SQLITE_NOMEM;
+                return 1;
+        }
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        unsigned char packed[16];
+        bool pack = uuid_pack(id, len, packed);
+        size_t need = 1 + (pack ? sizeof(packed) : len + 1);
+        if (ix->n >= UINT32_MAX - 1 || *alen + need > UINT32_MAX)
+                return state_msg(s, -OB_ELIMIT, "state store %s: too many accounts to index", s->path);
+        if (grow((void **)&ix->entries, ecap, ix->n + 1, sizeof(*ix->entries)) < 0 ||
+            grow((void **)&ix->arena, acap, *alen + need, 1) < 0) {
+                *rc = SQLITE_NOMEM;
+                return 1;
+        }
+        ix->arena[*alen] = pack ? ID_PACKED : ID_TEXT;
+        if (pack)
+                memcpy(ix->arena + *alen + 1, packed, sizeof(packed));
+        else
+                memcpy(ix->arena + *alen + 1, id, len + 1);
+        int status = sqlite3_column_int(st, 2);
+        ix->entries[ix->n++] = (struct ob_index_entry){
+                .id_at = (uint32_t)*alen,
+                .digest = i64_to_u64(sqlite3_column_int64(st, 1)),
+                .status = (uint8_t)(status >= 0 && status <= UINT8_MAX ? status : 0),
+                .pending = sqlite3_column_int(st, 3) != 0,
+                .writeback_owed = sqlite3_column_int(st, 4) != 0,
+        };
+        *alen += need;
+        return 0;
+}
+
+/* The index of every record (ids NULL), or of the records of ids[0..n)
+ * (distinct; those that exist). */
+static int load_index(struct ob_state *s, const char *const *ids, size_t nids, struct ob_index **ret)
 {
         struct ob_index *ix = calloc(1, sizeof(*ix));
         size_t ecap = 0, acap = 0, alen = 0;
@@ -1311,50 +1353,26 @@ int ob_state_load_index(struct ob_state *s, struct ob_index **ret)
 
         if (!ix)
                 return state_fail(s, SQLITE_NOMEM, "loading the index");
-        if (s->db) {
+        if (s->db && !ids) {
                 _cleanup_reset_ sqlite3_stmt *st = s->st[ST_INDEX];
-                while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-                        const char *id = (const char *)sqlite3_column_text(st, 0);
-                        if (!id) {
-                                rc = sqlite3_column_type(st, 0) == SQLITE_NULL ? SQLITE_CORRUPT : SQLITE_NOMEM;
-                                break;
-                        }
-                        size_t len = (size_t)sqlite3_column_bytes(st, 0);
-                        unsigned char packed[16];
-                        bool pack = uuid_pack(id, len, packed);
-                        size_t need = 1 + (pack ? sizeof(packed) : len + 1);
-                        if (ix->n >= UINT32_MAX - 1 || alen + need > UINT32_MAX) {
-                                r = state_msg(s, -OB_ELIMIT, "state store %s: too many accounts to index",
-                                              s->path);
-                                break;
-                        }
-                        if (grow((void **)&ix->entries, &ecap, ix->n + 1, sizeof(*ix->entries)) < 0 ||
-                            grow((void **)&ix->arena, &acap, alen + need, 1) < 0) {
-                                rc = SQLITE_NOMEM;
-                                break;
-                        }
-                        ix->arena[alen] = pack ? ID_PACKED : ID_TEXT;
-                        if (pack)
-                                memcpy(ix->arena + alen + 1, packed, sizeof(packed));
-                        else
-                                memcpy(ix->arena + alen + 1, id, len + 1);
-                        int status = sqlite3_column_int(st, 2);
-                        ix->entries[ix->n++] = (struct ob_index_entry){
-                                .id_at = (uint32_t)alen,
-                                .digest = i64_to_u64(sqlite3_column_int64(st, 1)),
-                                .status = (uint8_t)(status >= 0 && status <= UINT8_MAX ? status : 0),
-                                .pending = sqlite3_column_int(st, 3) != 0,
-                                .writeback_owed = sqlite3_column_int(st, 4) != 0,
-                        };
-                        alen += need;
-                }
-                if (r >= 0 && rc != SQLITE_DONE)
-                        r = state_fail(s, rc, "loading the index");
+                while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW)
+                        r = index_add_row(s, ix, st, &ecap, &acap, &alen, &rc);
+                if (r == 0 && rc != SQLITE_DONE)
+                        r = 1;
         }
+        for (size_t i = 0; s->db && ids && r == 0 && i < nids; i++) {
+                _cleanup_reset_ sqlite3_stmt *st = s->st[ST_INDEX_ONE];
+                sqlite3_bind_text(st, 1, ids[i], -1, SQLITE_STATIC);
+                rc = sqlite3_step(st);
+                if (rc == SQLITE_ROW)
+                        r = index_add_row(s, ix, st, &ecap, &acap, &alen, &rc);
+                else if (rc != SQLITE_DONE)
+                        r = 1;
+        }
+        if (r == 1)
+                r = state_fail(s, rc, "loading the index");
         if (r < 0) {
-                free(ix->entries);
-                free(ix->arena);
-                free(ix);
+                ob_index_free(ix);
                 return r;
         }
         shrink((void **)&ix->entries, ix->n, sizeof(*ix->entries));
@@ -1365,6 +1383,16 @@ int ob_state_load_index(struct ob_state *s, struct ob_index **ret)
         }
         *ret = ix;
         return 0;
+}
+
+int ob_state_load_index(struct ob_state *s, struct ob_index **ret)
+{
+        return load_index(s, NULL, 0, ret);
+}
+
+int ob_state_load_index_ids(struct ob_state *s, const char *const *ids, size_t n, struct ob_index **ret)
+{
+        return ids || n == 0 ? load_index(s, ids ? ids : (const char *const[]){NULL}, n, ret) : -EINVAL;
 }
 
 static bool id_equal(const struct ob_index *ix, const struct ob_index_entry *e, const char *id, size_t len,

@@ -69,6 +69,9 @@ struct ob_index_entry {
 #define OB_INDEX_ID_PACKED_LEN 36
 
 int ob_state_load_index(struct ob_state *s, struct ob_index **ret);
+/* The index of the records of ids[0..n) only (distinct; those that exist):
+ * a pass over the few accounts a change feed named. */
+int ob_state_load_index_ids(struct ob_state *s, const char *const *ids, size_t n, struct ob_index **ret);
 void ob_index_free(struct ob_index *ix);
 struct ob_index_entry *ob_index_find(struct ob_index *ix, const char *id);
 size_t ob_index_size(const struct ob_index *ix);

@@ -32,6 +32,7 @@ static pid_t service = -1;
 static const char *interval = "1s"; /* service.full_pass_interval */
 static const char *feed = "auto";   /* service.feed */
 static char extra_mapping[320];     /* ", PATH" of one more mapping file, or "" */
+static const char *safety = "  max_accounts: 0\n  max_percent: 0\n"; /* the safety: section */
 
 ReportHook(PRE_ALL)(struct criterion_test_set *t)
 {
@@ -110,8 +111,7 @@ static void write_config(bool broken)
                 "transfer:\n"
                 "  fallback: %s\n"
                 "safety:\n"
-                "  max_accounts: 0\n"
-                "  max_percent: 0\n"
+                "%s"
                 "mappings: [openldap%s]\n"
                 "connectors:\n"
                 "  apps:\n"
@@ -130,7 +130,7 @@ static void write_config(bool broken)
                 "    to: [locked, inactive, ended, deleted]\n"
                 "    actions: [revoke-sessions]\n",
                 interval, feed, broken ? "  pass_every: 1s\n" : "", srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base,
-                man->fallback, extra_mapping, rec.base_url);
+                man->fallback, safety, extra_mapping, rec.base_url);
         fclose(f);
         cr_assert_eq(rename(tmp, cfgpath), 0); /* a reload never reads half a file */
 }
@@ -270,6 +270,18 @@ static const struct ob_test_person *an_active_person(int which)
                         return &man->people[i];
         cr_assert_fail("the fixture has no active generated user");
         return NULL;
+}
+
+/* p's employeeType, to put back after a test changed it. */
+static void get_employee_type(const struct ob_test_person *p, char type[64])
+{
+        char *entry = ob_test_ldapsearch(&srv, p->dn, "(objectClass=*)", "employeeType");
+        char *et = entry ? strstr(entry, "employeeType: ") : NULL;
+        type[0] = '\0';
+        if (et)
+                sscanf(et + strlen("employeeType: "), "%63[^\n]", type);
+        free(entry);
+        cr_assert(type[0], "the fixture's active people have an employeeType");
 }
 
 /* SIGTERM, then the service must exit 0 within 15 s. */
@@ -438,8 +450,11 @@ Test(service, with_syncrepl_a_change_is_acted_on_without_waiting_for_the_interva
         usleep(1500000);
         int after = count_passes();
         log = service_log();
-        cr_assert_eq(after, before + 1, "one pass for one change, none for the write-back (%d then %d):\n%s", before,
-                     after, log);
+        /* A pass over that account alone, not over the directory. */
+        cr_assert_eq(after, before, "no whole pass for one change (%d then %d):\n%s", before, after, log);
+        cr_assert_eq(ob_test_count(log, "event=change_pass "), 1,
+                     "one pass over the change, none for the write-back:\n%s", log);
+        cr_assert(strstr(log, "event=change_pass number=1 changes=1 exit=0 "), "%s", log);
         free(log);
         stop_service_ok();
 }
@@ -497,13 +512,8 @@ Test(service, a_restart_resumes_the_feed_from_the_cookie_the_last_complete_pass_
 
         /* A change while it is down, then a restart on the same store. */
         const struct ob_test_person *p = an_active_person(3);
-        char *before = ob_test_ldapsearch(&srv, p->dn, "(objectClass=*)", "employeeType");
-        char *et = before ? strstr(before, "employeeType: ") : NULL;
-        char old_type[64] = "";
-        if (et)
-                sscanf(et + strlen("employeeType: "), "%63[^\n]", old_type);
-        free(before);
-        cr_assert(old_type[0], "the fixture's active people have an employeeType");
+        char old_type[64];
+        get_employee_type(p, old_type);
         char ldif[600];
         snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: employeeType\nemployeeType: Inactive\n", p->dn);
         cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
@@ -550,4 +560,104 @@ Test(service, a_cookie_the_server_refuses_leads_to_a_full_refresh_not_a_loop)
         cr_assert(strstr(log, "event=feed_refresh_required"), "a full refresh was started:\n%s", log);
         free(log);
         stop_service_ok();
+}
+
+/* A service whose feed is live and whose first passes are over. */
+static void start_live_service(void)
+{
+        interval = "1h"; /* only the feed can start a pass */
+        start_service(false);
+        char last[1100] = "";
+        cr_assert(wait_notification("STATUS=pass 1:", 30000, NULL, last, sizeof(last)), "no first pass; last '%s'",
+                  last);
+        cr_assert(wait_log("event=feed_live feed=syncrepl", 10000), "the feed never went live");
+        cr_assert(wait_log("event=pass number=2 ", 10000), "no pass after the feed's refresh");
+}
+
+static void set_employee_type(const struct ob_test_person *p, const char *type)
+{
+        char ldif[600];
+        snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: modify\nreplace: employeeType\nemployeeType: %s\n", p->dn,
+                 type);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+}
+
+Test(service, a_deletion_heard_through_the_feed_is_acted_on_by_a_pass_over_that_account_alone)
+{
+        const struct ob_test_person *p = an_active_person(4);
+        /* The entry as it is, to put back for the other tests. */
+        char *entry = ob_test_ldapsearch(&srv, p->dn, "(objectClass=*)", "*");
+        cr_assert(entry && strstr(entry, "dn: "), "cannot read %s", p->dn);
+        start_live_service();
+        int before = count_passes();
+
+        char ldif[600];
+        snprintf(ldif, sizeof(ldif), "dn: %s\nchangetype: delete\n", p->dn);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        char path[300];
+        snprintf(path, sizeof(path), "/api/users/%s/sessions/revoke", p->uid);
+        int acted = wait_requests(path, 1, 20000);
+        usleep(500000);
+        char *log = service_log();
+        cr_assert_eq(acted, 1, "the deletion was not acted on:\n%s", log);
+        /* The feed names a deleted entry by its entryUUID alone: the pass
+         * found the account by it and used what was recorded of it. */
+        cr_assert(strstr(log, "event=change_pass number=1 changes=1 exit=0 "), "%s", log);
+        cr_assert(strstr(log, "whole_pass_needed=no"), "%s", log);
+        cr_assert_eq(count_passes(), before, "a pass over the directory for one deletion:\n%s", log);
+        free(log);
+        stop_service_ok();
+
+        /* Back, as a new entry (a new entryUUID: a new account to offboard). */
+        char *add = NULL;
+        cr_assert_gt(asprintf(&add, "%.*schangetype: add\n%s", (int)(strchr(strstr(entry, "dn: "), '\n') -
+                                                                       entry + 1), entry,
+                              strchr(strstr(entry, "dn: "), '\n') + 1),
+                     0);
+        cr_assert_eq(ob_test_ldapmodify(&srv, add), 0, "could not put %s back", p->dn);
+        free(add);
+        free(entry);
+}
+
+Test(service, the_circuit_breaker_counts_the_changes_of_the_feed_over_a_sliding_window)
+{
+        /* At most one status change per hour without a human. */
+        safety = "  max_accounts: 1\n  max_percent: 0\n  window: 1h\n";
+        /* A first deployment: what the directory says now is taken as done. */
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        write_config(false);
+        ob_test_recorder_stop(&rec);
+        char *out = NULL, *err = NULL;
+        const char *adopt[] = {OB_OFFBOARD_BIN, "reconcile", "--adopt", "--config", cfgpath, NULL};
+        int rc = ob_test_run(adopt, 60, &out, &err);
+        cr_assert_eq(rc, 0, "reconcile --adopt: %d\n%s%s", rc, out, err);
+        free(out);
+        free(err);
+        start_live_service();
+
+        const struct ob_test_person *a = an_active_person(5), *b = an_active_person(6);
+        char type_a[64], type_b[64];
+        get_employee_type(a, type_a);
+        get_employee_type(b, type_b);
+        char pa[300], pb[300];
+        snprintf(pa, sizeof(pa), "/api/users/%s/sessions/revoke", a->uid);
+        snprintf(pb, sizeof(pb), "/api/users/%s/sessions/revoke", b->uid);
+        set_employee_type(a, "Inactive");
+        int acted = wait_requests(pa, 1, 20000);
+        char *log = service_log();
+        cr_assert_eq(acted, 1, "the first leaver, within the limit, was not acted on:\n%s", log);
+        free(log);
+        /* The second within the hour is above it: parked, as a big plan is. */
+        set_employee_type(b, "Inactive");
+        bool parked = wait_log("event=parked scope=changes", 20000);
+        usleep(300000);
+        log = service_log();
+        cr_assert(parked, "the second change in the window was not parked:\n%s", log);
+        cr_assert(strstr(log, "event=change_pass number=2 changes=1 exit=4 "), "%s", log);
+        cr_assert_eq(wait_requests(pb, 1, 10), 0, "a parked change was acted on:\n%s", log);
+        free(log);
+        stop_service_ok();
+        set_employee_type(a, type_a);
+        set_employee_type(b, type_b);
+        safety = "  max_accounts: 0\n  max_percent: 0\n";
 }

@@ -707,6 +707,40 @@ Test(state, index_finds_ids_marks_seen_and_visits_the_unseen_in_id_order)
         ob_state_free(s);
 }
 
+/* A pass over the accounts a change feed named reads their records alone,
+ * whatever the size of the store; ids without a record are simply absent. */
+Test(state, an_index_of_named_ids_holds_those_records_only)
+{
+        struct ob_state *s = open_store(path_in("state.db"), false);
+        const char *ids[] = {"d4", "a1", "e5", "1e1b9338-82f5-1041-84f3-f97456719ba1"};
+        for (size_t i = 0; i < OB_ELEMENTSOF(ids); i++) {
+                struct ob_record r = {.id = (char *)ids[i], .status = (int)i + 1, .digest = 7 + i,
+                                      .pending_to = i == 1 ? 4 : 0};
+                cr_assert_eq(ob_state_put(s, &r, NULL), 0);
+        }
+        const char *want[] = {"1e1b9338-82f5-1041-84f3-f97456719ba1", "nobody", "a1"};
+        struct ob_index *ix = NULL;
+        cr_assert_eq(ob_state_load_index_ids(s, want, OB_ELEMENTSOF(want), &ix), 0, "%s", ob_state_errmsg(s));
+        cr_assert_eq(ob_index_size(ix), 2);
+        struct ob_index_entry *e = ob_index_find(ix, "a1");
+        cr_assert_not_null(e);
+        cr_assert_eq(e->status, 2);
+        cr_assert_eq(e->digest, 8);
+        cr_assert(e->pending);
+        e = ob_index_find(ix, "1e1b9338-82f5-1041-84f3-f97456719ba1");
+        cr_assert_not_null(e);
+        cr_assert_eq(e->status, 4);
+        cr_assert_null(ob_index_find(ix, "nobody"));
+        cr_assert_null(ob_index_find(ix, "d4"), "a record not named is not read");
+        ob_index_free(ix);
+
+        cr_assert_eq(ob_state_load_index_ids(s, NULL, 0, &ix), 0);
+        cr_assert_eq(ob_index_size(ix), 0);
+        cr_assert_null(ob_index_find(ix, "a1"));
+        ob_index_free(ix);
+        ob_state_free(s);
+}
+
 /* UUIDs are kept packed in 16 bytes: each id, packed or not, is found by
  * itself alone and written out as it was stored. */
 Test(state, index_keeps_uuids_packed_and_finds_every_id_by_itself_alone)
