@@ -347,26 +347,31 @@ static int h_duration(struct pctx *p, const char *key, yaml_node_t *v, void *dst
         return 0;
 }
 
-/* A scalar that must be one of three names: *dst (an enum) gets the value
- * of the one it is. */
-static int h_one_of(struct pctx *p, const char *key, yaml_node_t *v, int *dst, const char *const names[3],
-                    const int values[3])
+/* A scalar that must be one of names (NULL-terminated): *dst (an enum)
+ * gets the value of the one it is. */
+static int h_one_of(struct pctx *p, const char *key, yaml_node_t *v, int *dst, const char *const names[],
+                    const int values[])
 {
         int r = expect(p, v, YAML_SCALAR_NODE, key);
         if (r < 0)
                 return r;
         const char *s = scalar(v);
-        for (size_t i = 0; i < 3; i++)
+        char list[200] = "";
+        size_t n = 0;
+        for (size_t i = 0; names[i]; i++, n++)
                 if (strcmp(s, names[i]) == 0) {
                         *dst = values[i];
                         return 0;
                 }
-        return fail(p, v, "%s must be %s, %s or %s, not '%s'", key, names[0], names[1], names[2], s);
+        for (size_t i = 0; i < n; i++)
+                snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", names[i],
+                         i + 2 < n ? ", " : i + 2 == n ? " or " : "");
+        return fail(p, v, "%s must be %s, not '%s'", key, list, s);
 }
 
 static int h_scope(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
-        static const char *const names[] = {"base", "one", "sub"};
+        static const char *const names[] = {"base", "one", "sub", NULL};
         static const int values[] = {OB_SCOPE_BASE, OB_SCOPE_ONE, OB_SCOPE_SUB};
         int x = 0;
         int r = h_one_of(p, key, v, &x, names, values);
@@ -1335,8 +1340,8 @@ static int parse_state(struct pctx *p, yaml_node_t *v)
 
 static int h_feed(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
-        static const char *const names[] = {"auto", "syncrepl", "none"};
-        static const int values[] = {OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_NONE};
+        static const char *const names[] = {"auto", "syncrepl", "poll", "none", NULL};
+        static const int values[] = {OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_POLL, OB_FEED_NONE};
         int x = 0;
         int r = h_one_of(p, key, v, &x, names, values);
         if (r == 0)
@@ -1350,6 +1355,8 @@ static int parse_service(struct pctx *p, yaml_node_t *v)
                 {"drain_timeout", h_duration, offsetof(struct ob_config, drain_timeout_ms), false},
                 {"full_pass_interval", h_duration, offsetof(struct ob_config, full_pass_interval_ms), false},
                 {"feed", h_feed, offsetof(struct ob_config, feed), false},
+                {"poll_interval", h_duration, offsetof(struct ob_config, poll_interval_ms), false},
+                {"listen", h_str, offsetof(struct ob_config, listen), false},
                 {NULL},
         };
         return walk(p, v, "service", f, p->cfg);
@@ -2769,6 +2776,7 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         c->safety.window_ms = 3600 * 1000;
         c->drain_timeout_ms = 10000;
         c->full_pass_interval_ms = 3600 * 1000;
+        c->poll_interval_ms = 1000;
         struct pctx p = {.err = err, .cfg = c};
         int r = c->path ? load_main(&p) : -ENOMEM;
         pctx_done(&p);
@@ -2901,6 +2909,7 @@ void ob_config_free(struct ob_config *c)
         ob_strv_free(c->required_attributes);
         free(c->state_path);
         free(c->journal_path);
+        free(c->listen);
         free(c->transfer_fallback);
         free(c->path);
         free(c);

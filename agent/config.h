@@ -34,7 +34,7 @@ int ob_status_from_name(const char *name, enum ob_status *ret);
 enum ob_scope { OB_SCOPE_BASE, OB_SCOPE_ONE, OB_SCOPE_SUB };
 
 /* service.feed: auto (syncrepl where the server offers it), or forced. */
-enum ob_feed { OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_NONE };
+enum ob_feed { OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_POLL, OB_FEED_NONE };
 
 struct ob_directory_config {
         char *uri;                /* ldap://, ldaps:// or ldapi:// */
@@ -242,6 +242,8 @@ struct ob_config {
         int64_t drain_timeout_ms; /* service.drain_timeout: SIGTERM/SIGINT let in-flight requests finish this long */
         int64_t full_pass_interval_ms; /* service.full_pass_interval: `run` passes over every account this often */
         enum ob_feed feed;             /* service.feed: how `run` hears of changes between passes */
+        int64_t poll_interval_ms;      /* service.poll_interval: how often a polling feed asks what changed */
+        char *listen;                  /* service.listen: health and metrics endpoint (NULL: none) */
         size_t nrules;
         struct ob_rule *rules;
         size_t nconnectors;

@@ -71,7 +71,7 @@ static const struct bad bad_cases[] = {
          "required_attributes: 'user account' is not an LDAP attribute name"},
         {"bad-fallback-dn.yaml", NULL, 6, 13, "transfer.fallback: 'trent' is not a DN"},
         {"bad-long-list.yaml", NULL, 11, 14, "transitions.t.actions: more than 1000 entries"},
-        {"bad-feed.yaml", NULL, 5, 9, "feed must be auto, syncrepl or none, not 'dirsync'"},
+        {"bad-feed.yaml", NULL, 5, 9, "feed must be auto, syncrepl, poll or none, not 'dirsync'"},
 };
 
 Test(config, every_bad_fixture_names_file_line_column_and_the_problem)
