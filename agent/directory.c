@@ -76,6 +76,7 @@ struct ob_dir {
 #define OB_OID_ASSERTION "1.3.6.1.1.12"
 #define OB_OID_PAGED "1.2.840.113556.1.4.319"
 #define OB_OID_AD_CAP "1.2.840.113556.1.4.800"
+#define OB_OID_AD_SHOW_DELETED "1.2.840.113556.1.4.417"
 
 /* The layout of Cyrus SASL's sasl_interact_t (stable since SASL 2.0); the
  * header is not needed for EXTERNAL, which asks at most for an authzid. */
@@ -907,6 +908,7 @@ struct dir_search {
         char *filter;
         char **attrs; /* borrowed from the ob_dir */
         bool need_id;
+        bool show_deleted; /* AD's show-deleted control: tombstones too */
         ob_dir_entry_fn fn;
         void *userdata;
         struct ob_dir_search_info *info;
@@ -940,7 +942,8 @@ static int search_send_page(struct ob_dir *d, struct dir_search *s)
                 dir_log(d, OB_LOG_ERROR, "create_page_control", s->base, rc, NULL);
                 return rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
         }
-        LDAPControl *sctrls[] = {page, NULL};
+        LDAPControl deleted = {.ldctl_oid = OB_OID_AD_SHOW_DELETED, .ldctl_iscritical = 1};
+        LDAPControl *sctrls[] = {page, s->show_deleted ? &deleted : NULL, NULL};
         struct timeval tl = ms_to_tv(d->timeout_ms);
         s->msgid = -1;
         rc = ldap_search_ext(d->ld, s->base, s->scope, s->filter, s->attrs, 0, sctrls, NULL,
@@ -1629,6 +1632,7 @@ struct dir_op {
         char *cookie; /* sync: the newest the server gave */
         size_t cookie_len;
         bool persisting; /* sync: refreshDone came; no timeout applies */
+        char **owned_attrs; /* search: s.attrs, when the operation owns the list */
         void *userdata;
 };
 
@@ -1641,6 +1645,7 @@ static void op_free(struct dir_op *op)
         ob_account_free(op->found);
         free(op->dn);
         free(op->cookie);
+        free(op->owned_attrs);
         free(op);
 }
 
@@ -2282,24 +2287,50 @@ bool ob_dir_lost(const struct ob_dir *d)
 }
 
 /* The accounts' search under base (NULL: the configured base and scope; else
- * that one entry), with the accounts' filter and every fail-closed rule. */
-static int search_start(struct ob_dir *d, const char *dn, ob_dir_entry_fn fn, ob_dir_search_done_fn done,
-                        void *userdata)
+ * that one entry), with the accounts' filter (and extra, when not NULL, a
+ * filter the entries must match as well) and every fail-closed rule; attrs
+ * NULL: the accounts' attributes. */
+static int search_start(struct ob_dir *d, const char *dn, const char *extra, char **attrs, bool tombstones,
+                        ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
 {
         if (!d || !d->loop || !fn || !done)
                 return -EINVAL;
         if (d->lost)
                 return -OB_EDIRECTORY;
-        if (dn && (!*dn || dn_in_scope(dn, d->base, d->scope) <= 0))
+        if (dn && !tombstones && (!*dn || dn_in_scope(dn, d->base, d->scope) <= 0))
                 return -OB_ENOTFOUND; /* not an account offboard judges */
         struct dir_op *op = op_new(DIR_OP_SEARCH, dn, userdata);
         if (!op)
                 return -ENOMEM;
+        if (attrs && attrs != d->attrs) {
+                /* Every page sends the list again: the operation keeps a copy
+                 * of the array (the names are static or the ob_dir's). */
+                size_t n = 0;
+                while (attrs[n])
+                        n++;
+                if (!(op->owned_attrs = calloc(n + 1, sizeof(char *)))) {
+                        op_free(op);
+                        return -ENOMEM;
+                }
+                memcpy(op->owned_attrs, attrs, n * sizeof(char *));
+                attrs = op->owned_attrs;
+        }
         op->search_done = done;
-        op->s = (struct dir_search){.base = dn ? op->dn : d->base, .scope = dn ? LDAP_SCOPE_BASE : d->scope,
-                                    .filter = strdup(d->filter),
-                                    .attrs = d->attrs, .need_id = true, .fn = fn, .userdata = userdata,
-                                    .info = &op->info, .deadline = monotonic_ms() + d->search_deadline_ms};
+        char *filter = NULL;
+        /* A tombstone keeps little but its id: the accounts' filter cannot
+         * apply to it (AD strips objectCategory). */
+        if (extra && asprintf(&filter, "(&%s%s)", tombstones ? "(isDeleted=TRUE)" : d->filter, extra) < 0)
+                filter = NULL;
+        op->s = (struct dir_search){.base = dn ? op->dn : d->base,
+                                    .scope = tombstones ? LDAP_SCOPE_ONELEVEL : dn ? LDAP_SCOPE_BASE : d->scope,
+                                    .filter = extra ? filter : strdup(d->filter),
+                                    .attrs = attrs ? attrs : d->attrs,
+                                    .need_id = true,
+                                    .show_deleted = tombstones,
+                                    .fn = fn,
+                                    .userdata = userdata,
+                                    .info = &op->info,
+                                    .deadline = monotonic_ms() + d->search_deadline_ms};
         int k = op->s.filter ? search_send_page(d, &op->s) : -ENOMEM;
         if (k < 0) {
                 op_free(op);
@@ -2312,13 +2343,68 @@ static int search_start(struct ob_dir *d, const char *dn, ob_dir_entry_fn fn, ob
 
 int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
 {
-        return search_start(d, NULL, fn, done, userdata);
+        return search_start(d, NULL, NULL, NULL, false, fn, done, userdata);
 }
 
 int ob_dir_search_entry_start(struct ob_dir *d, const char *dn, ob_dir_entry_fn fn, ob_dir_search_done_fn done,
                               void *userdata)
 {
-        return dn ? search_start(d, dn, fn, done, userdata) : -EINVAL;
+        return dn ? search_start(d, dn, NULL, NULL, false, fn, done, userdata) : -EINVAL;
+}
+
+int ob_dir_search_changed_start(struct ob_dir *d, const char *extra, char **attrs, ob_dir_entry_fn fn,
+                                ob_dir_search_done_fn done, void *userdata)
+{
+        if (!extra || extra[0] != '(' || !attrs)
+                return -EINVAL;
+        /* The id must come with every entry, whatever the caller asked. */
+        char *a[OB_DIR_CHANGED_MAX_ATTRS + 2];
+        size_t n = 0;
+        while (attrs[n] && n < OB_DIR_CHANGED_MAX_ATTRS) {
+                a[n] = attrs[n];
+                n++;
+        }
+        if (attrs[n])
+                return -EINVAL;
+        a[n] = d->id_attr;
+        a[n + 1] = NULL;
+        return search_start(d, NULL, extra, a, false, fn, done, userdata);
+}
+
+int ob_dir_read_start(struct ob_dir *d, const char *dn, char **attrs, ob_dir_read_done_fn done, void *userdata)
+{
+        if (!d || !d->loop || !dn || !attrs || !done)
+                return -EINVAL;
+        if (d->lost)
+                return -OB_EDIRECTORY;
+        struct dir_op *op = op_new(DIR_OP_READ, dn, userdata);
+        if (!op)
+                return -ENOMEM;
+        op->read_done = done;
+        struct timeval tl = ms_to_tv(d->timeout_ms);
+        int rc = ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
+                                 d->timeout_ms >= 1000 ? &tl : NULL, 1, &op->msgid);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "read", dn, rc, NULL);
+                op_free(op);
+                return -OB_EDIRECTORY;
+        }
+        op_add(d, op);
+        return 0;
+}
+
+int ob_dir_search_deleted_start(struct ob_dir *d, const char *base, const char *extra, ob_dir_entry_fn fn,
+                                ob_dir_search_done_fn done, void *userdata)
+{
+        if (!d || !d->is_ad || !base || !extra || extra[0] != '(')
+                return -EINVAL;
+        char *attrs[] = {d->id_attr, NULL};
+        return search_start(d, base, extra, attrs, true, fn, done, userdata);
+}
+
+bool ob_dir_is_ad(const struct ob_dir *d)
+{
+        return d && d->is_ad;
 }
 
 int ob_dir_read_account_start(struct ob_dir *d, const char *dn, ob_dir_read_done_fn done, void *userdata)

@@ -127,12 +127,28 @@ int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_se
  * entry gone since is an error of the search (noSuchObject). */
 int ob_dir_search_entry_start(struct ob_dir *d, const char *dn, ob_dir_entry_fn fn, ob_dir_search_done_fn done,
                               void *userdata);
+/* A polling feed's question: the accounts that also match extra (a filter
+ * the caller built from server values, such as "(uSNChanged>=1234)"), with
+ * only attrs (at most OB_DIR_CHANGED_MAX_ATTRS; the id attribute is added). */
+#define OB_DIR_CHANGED_MAX_ATTRS 8
+int ob_dir_search_changed_start(struct ob_dir *d, const char *extra, char **attrs, ob_dir_entry_fn fn,
+                                ob_dir_search_done_fn done, void *userdata);
+/* Active Directory: the tombstones right under base (the domain's Deleted
+ * Objects container, read with the show-deleted control) that match extra,
+ * with their id alone. */
+int ob_dir_search_deleted_start(struct ob_dir *d, const char *base, const char *extra, ob_dir_entry_fn fn,
+                                ob_dir_search_done_fn done, void *userdata);
+/* Whether the server says it is Active Directory (or Samba AD). */
+bool ob_dir_is_ad(const struct ob_dir *d);
 
 /* ob_dir_read_account on the loop: done gets the account (borrowed), or NULL
  * and -OB_ENOTFOUND or another error. A DN outside the base and scope is
  * -OB_ENOTFOUND at once. */
 typedef void (*ob_dir_read_done_fn)(const char *dn, const struct ob_account *a, int err, void *userdata);
 int ob_dir_read_account_start(struct ob_dir *d, const char *dn, ob_dir_read_done_fn done, void *userdata);
+/* Reads attrs of the entry dn ("" : the root DSE) on the loop, wherever it
+ * is; done gets it (its id is its DN), or NULL and -OB_ENOTFOUND or an error. */
+int ob_dir_read_start(struct ob_dir *d, const char *dn, char **attrs, ob_dir_read_done_fn done, void *userdata);
 
 /* ob_dir_replace on the loop, for several write-backs in flight: the caller
  * says whether objectClass must be added (it read objectClass with the

@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "directory.h"
+#include "feed_poll.h"
 #include "log.h"
 #include "notify.h"
 #include "state.h"
@@ -36,8 +37,10 @@ struct service {
         bool stopping;
         unsigned failures; /* passes in a row that could not reach the directory */
         uint64_t passes;
-        /* The change feed: its own connection, on the agent's loop. */
+        /* The change feed: its own connection, on the agent's loop; a
+         * syncrepl search on it, or a poll. */
         struct ob_dir *feed;
+        struct ob_poll *poll;
         bool feed_live;        /* the refresh stage ended: events are changes as they happen */
         char *cookie;          /* the newest the server gave, to resume from */
         size_t cookie_len;
@@ -268,18 +271,35 @@ static int pending_add(struct service *s, const char *dn, const char *id)
         return 0;
 }
 
+/* The account id (entry dn; NULL: deleted) changed: a pass over it now, or
+ * right after the pass running. */
+static void feed_change(struct service *s, const char *dn, const char *id)
+{
+        if (pending_add(s, dn, id) < 0) {
+                pass_soon(s); /* too many waiting: one whole pass covers them */
+                return;
+        }
+        if (!s->in_pass)
+                ob_loop_stop(s->ag->loop); /* the main loop runs a pass over it now */
+}
+
+static void feed_went_live(struct service *s, const char *feed)
+{
+        s->feed_live = true;
+        if (s->feed_failures)
+                ob_log(OB_LOG_INFO, "event=feed_back feed=%s failed_starts=%u", feed, s->feed_failures);
+        else
+                ob_log(OB_LOG_INFO, "event=feed_live feed=%s", feed);
+        s->feed_failures = 0;
+        /* What changed while the feed was not live is found by a pass. */
+        pass_soon(s);
+}
+
 static void on_feed_event(const struct ob_sync_event *ev, void *ud)
 {
         struct service *s = ud;
         if (ev->kind == OB_SYNC_REFRESH_DONE) {
-                s->feed_live = true;
-                if (s->feed_failures)
-                        ob_log(OB_LOG_INFO, "event=feed_back failed_starts=%u", s->feed_failures);
-                else
-                        ob_log(OB_LOG_INFO, "event=feed_live feed=syncrepl");
-                s->feed_failures = 0;
-                /* What changed while the feed was not live is found by a pass. */
-                pass_soon(s);
+                feed_went_live(s, "syncrepl");
                 return;
         }
         if (ev->refreshing || ev->kind == OB_SYNC_PRESENT || ev->kind == OB_SYNC_IDSET_PRESENTS)
@@ -292,12 +312,11 @@ static void on_feed_event(const struct ob_sync_event *ev, void *ud)
         ob_log(OB_LOG_DEBUG, "event=feed_change kind=%d dn=%s uuid=%s", (int)ev->kind,
                ob_log_quote(ev->dn ? ev->dn : ""), ev->uuid);
         bool named = ev->uuid[0] && (ev->kind == OB_SYNC_DELETE || ev->dn);
-        if (!s->targeted || !named || pending_add(s, ev->kind == OB_SYNC_DELETE ? NULL : ev->dn, ev->uuid) < 0) {
+        if (!s->targeted || !named) {
                 pass_soon(s);
                 return;
         }
-        if (!s->in_pass)
-                ob_loop_stop(s->ag->loop); /* the main loop runs a pass over it now */
+        feed_change(s, ev->kind == OB_SYNC_DELETE ? NULL : ev->dn, ev->uuid);
 }
 
 static void feed_start(struct service *s);
@@ -353,28 +372,70 @@ static void on_feed_end(int result, const char *cookie, size_t cookie_len, void 
         feed_retry(s, result);
 }
 
+static void on_poll_change(const char *dn, const char *id, const char *modifiers_name, void *ud)
+{
+        struct service *s = ud;
+        s->feed_events++;
+        if (is_own(s, modifiers_name)) {
+                s->feed_own++;
+                return;
+        }
+        feed_change(s, dn, id);
+}
+
+static void on_poll_live(const char *kind, void *ud)
+{
+        struct service *s = ud;
+        char feed[32];
+        snprintf(feed, sizeof(feed), "poll kind=%s", kind);
+        feed_went_live(s, feed);
+}
+
+static void on_poll_resync(const char *why, void *ud)
+{
+        (void)why;
+        pass_soon(ud);
+}
+
+static void on_poll_failed(int err, void *ud)
+{
+        feed_retry(ud, err);
+}
+
+static void feed_stop(struct service *s)
+{
+        ob_poll_free(s->poll); /* first: the connection's end cancels its questions */
+        s->poll = NULL;
+        ob_dir_free(s->feed);
+        s->feed = NULL;
+}
+
 static void feed_start(struct service *s)
 {
-        if (s->feed) {
-                ob_dir_free(s->feed);
-                s->feed = NULL;
-        }
+        feed_stop(s);
         if (s->cfg->feed == OB_FEED_NONE || s->stopping)
                 return;
         int k = ob_dir_open(&s->cfg->directory, &s->feed);
         if (k == 0)
                 k = ob_dir_attach(s->feed, s->ag->loop);
-        if (k == 0 && !ob_dir_has_sync(s->feed)) {
-                if (s->cfg->feed == OB_FEED_SYNCREPL)
+        if (k == 0 && (!ob_dir_has_sync(s->feed) || s->cfg->feed == OB_FEED_POLL)) {
+                if (s->cfg->feed == OB_FEED_SYNCREPL) {
                         ob_log(OB_LOG_ERROR,
                                "event=feed_unavailable feed=syncrepl note=\"the server does not offer RFC 4533 "
                                "content synchronization (OpenLDAP: overlay syncprov); passes go on at their "
                                "interval\"");
-                else
-                        ob_log(OB_LOG_INFO, "event=feed_none note=\"the server offers no change feed offboard reads "
-                                            "yet; passes go on at their interval\"");
-                ob_dir_free(s->feed);
-                s->feed = NULL;
+                        feed_stop(s);
+                        return;
+                }
+                /* Active Directory by uSNChanged, any other server by
+                 * modifyTimestamp, every poll_interval. */
+                static const struct ob_poll_ops ops = {.change = on_poll_change,
+                                                       .live = on_poll_live,
+                                                       .resync = on_poll_resync,
+                                                       .failed = on_poll_failed};
+                k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms, &ops, s, &s->poll);
+                if (k < 0)
+                        feed_retry(s, k);
                 return;
         }
         /* Only what tells a change from our own write-back: the pass reads
@@ -648,8 +709,7 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
                                 s.targeted = strcasecmp(s.cfg->directory.id_attribute, "entryUUID") == 0;
                                 /* The feed under the new directory settings; a
                                  * cookie is only good for the search it came from. */
-                                ob_dir_free(s.feed);
-                                s.feed = NULL;
+                                feed_stop(&s);
                                 s.feed_live = false;
                                 free(s.cookie);
                                 s.cookie = NULL;
@@ -681,7 +741,7 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
         s.stopping = true;
         if (s.feed_timer)
                 ob_loop_timer_cancel(l, s.feed_timer);
-        ob_dir_free(s.feed);
+        feed_stop(&s);
         free(s.cookie);
         pending_clear(&s);
         free(s.pending);

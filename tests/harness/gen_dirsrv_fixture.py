@@ -107,7 +107,8 @@ def ad(now, svc_password):
     user("a+b=c;d<e>f", "hostile", "inactive", "disabled", "disabled in Active Directory", uac=66050,
          rdn_escaped=r"a\+b\3Dc\3Bd\<e\>f")
     # Active now; the tests disable, lock (failed binds) and delete them.
-    for sam in ("kim", "leo", "mia"):
+    # kim, leo, mia: changed by the write-back test; sam, tom: by the service's.
+    for sam in ("kim", "leo", "mia", "sam", "tom"):
         extra = []
         if sam == "leo":
             lpw = base64.b64encode('"Leo!Passw0rd7"'.encode("utf-16-le")).decode()
@@ -189,7 +190,7 @@ def ds389(now, svc_password):
     user("a+b=c;d<e>f", "inactive", "inactive", "marked inactive in the directory", rdn=r"a\+b\3Dc\3Bd\<e\>f",
          extra=[("employeeType", "Inactive")])
     man[-1]["uid"] = "a+b=c;d<e>f"
-    for uid in ("kim", "leo", "mia"):
+    for uid in ("kim", "leo", "mia", "sam"):
         extra = [("userPassword", "Leo!Passw0rd7")] if uid == "leo" else []
         user(uid, "active", "active", extra=extra)
     # Under a per-user password policy (ds389.sh: dsconf localpwp adduser),

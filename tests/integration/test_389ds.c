@@ -53,9 +53,22 @@ static void setup(void)
         ob_test_case_open(&tc, &srv, "389t");
 }
 
+static bool service_changed; /* the service test locked sam: put sam back */
+
 static void teardown(void)
 {
-        ob_test_case_close(&tc);
+        ob_test_case_close(&tc); /* first: the service it may run */
+        if (service_changed) {
+                service_changed = false;
+                char ldif[500], *err = NULL;
+                snprintf(ldif, sizeof(ldif),
+                         "dn: uid=sam,%s\nchangetype: modify\nreplace: nsAccountLock\n-\nreplace: offboardStatus\n-\n"
+                         "replace: offboardStatusTime\n-\nreplace: offboardReason\n-\nreplace: offboardAction\n-\n",
+                         srv.base);
+                if (ob_test_dirsrv_modify(&srv, ldif, &err) != 0)
+                        fprintf(stderr, "could not put sam back: %s\n", err ? err : "");
+                free(err);
+        }
         ob_test_manifest_free(man);
         man = NULL;
 }
@@ -114,7 +127,7 @@ Test(ds389, every_account_of_the_fixture_gets_the_status_its_rule_gives)
         snprintf(want, sizeof(want), "\"accounts_owing\":%zu,",
                  man->npeople - ob_test_manifest_count(man, "active", 0) + 2 * admin_ran);
         cr_expect_not_null(strstr(out, want), "%s in %s", want, ob_test_summary(out));
-        const char *changed[] = {"kim", "leo", "mia", NULL};
+        const char *changed[] = {"kim", "leo", "mia", "sam", NULL};
         ob_test_assert_statuses(man, out, changed);
         /* An ended manager is no transfer target (the issue: 389 had no
          * end-date rule, so dave was taken for active and chosen). */
@@ -500,4 +513,40 @@ Test(ds389, a_missing_base_and_an_empty_password_file_each_say_so)
         cr_assert_null(strstr(err, "problem="), "not a connection problem: %s", err);
         free(out);
         free(err);
+}
+
+/* ---- offboard run ------------------------------------------------------------- */
+
+/* 389-DS's content sync plugin is off here (and refreshOnly drops deletes
+ * under load): the service asks, every poll_interval, which accounts have a
+ * modifyTimestamp from the newest it saw minus an overlap. */
+Test(ds389, the_service_hears_a_lock_by_polling_modifytimestamp_and_passes_over_that_account_alone)
+{
+        write_config(NULL, NULL, NULL, NULL, "service:\n  full_pass_interval: 1h\n  poll_interval: 200ms\n");
+        service_changed = true;
+        ob_test_case_start_service(&tc, "poll kind=timestamp");
+        char *log = ob_test_case_service_log(&tc);
+        int whole = ob_test_count(log, "event=pass ");
+        free(log);
+
+        char ldif[400];
+        snprintf(ldif, sizeof(ldif), "dn: uid=sam,%s\nchangetype: modify\nreplace: nsAccountLock\nnsAccountLock: true\n-\n",
+                 srv.base);
+        admin_modify(ldif);
+        int n = ob_test_case_wait_requests(&tc, "/api/users/sam/sessions/revoke", 1, 30000);
+        /* The overlap window asks about sam again for some seconds, and its
+         * write-back (modifiersName: the service account) is no change. */
+        usleep(2000000);
+        n = ob_test_case_wait_requests(&tc, "/api/users/sam/sessions/revoke", 2, 20);
+        log = ob_test_case_service_log(&tc);
+        cr_assert_eq(n, 1, "sam's lock was acted on %d times:\n%s", n, log);
+        cr_assert(strstr(log, "event=change_pass number=1 changes=1 exit=0 "), "%s", log);
+        cr_assert_null(strstr(log, "event=change_pass number=2 "), "the write-back or the overlap was a change:\n%s",
+                       log);
+        cr_assert_eq(ob_test_count(log, "event=pass "), whole, "a whole pass for one change:\n%s", log);
+        free(log);
+        char *e = admin_search("(uid=sam)", "offboardStatus");
+        cr_assert_not_null(strstr(e, "offboardStatus: locked\n"), "not written back: %s", e);
+        free(e);
+        ob_test_case_stop_service(&tc);
 }

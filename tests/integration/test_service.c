@@ -552,7 +552,7 @@ Test(service, a_cookie_the_server_refuses_leads_to_a_full_refresh_not_a_loop)
         restart_service();
         cr_assert(wait_log("event=feed_cookie_loaded", 30000), "the stored cookie was not used");
         /* Refused once (the outage's one line), then live from the whole content. */
-        bool live = wait_log("event=feed_back failed_starts=1", 30000);
+        bool live = wait_log("event=feed_back feed=syncrepl failed_starts=1", 30000);
         char *log = service_log();
         cr_assert(live, "the feed never recovered from a refused cookie:\n%s", log);
         cr_assert_eq(ob_test_count(log, "event=ldap_failed op=sync"), 1, "the refused cookie was tried again:\n%s",

@@ -3,9 +3,13 @@
 #include "dirsrv_case.h"
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "run.h"
 
@@ -20,6 +24,11 @@ void ob_test_case_open(struct ob_test_case *tc, const struct ob_test_dirsrv *srv
 
 void ob_test_case_close(struct ob_test_case *tc)
 {
+        if (tc->service > 0) {
+                kill(tc->service, SIGKILL);
+                waitpid(tc->service, NULL, 0);
+                tc->service = 0;
+        }
         ob_test_recorder_stop(&tc->rec);
         if (!tc->dir[0])
                 return;
@@ -139,4 +148,79 @@ void ob_test_assert_statuses(const struct ob_test_manifest *m, const char *out, 
                          p->status, p->rule);
                 cr_expect_not_null(strstr(out, want), "%s: expected %s", p->uid, want);
         }
+}
+
+char *ob_test_case_service_log(struct ob_test_case *tc)
+{
+        char path[300];
+        snprintf(path, sizeof(path), "%s/service.log", tc->dir);
+        char *log = ob_test_read_file(path);
+        return log ? log : strdup("");
+}
+
+static bool wait_service_log(struct ob_test_case *tc, const char *needle, int timeout_ms)
+{
+        for (int i = 0; i < timeout_ms / 20; i++) {
+                char *log = ob_test_case_service_log(tc);
+                bool seen = strstr(log, needle) != NULL;
+                free(log);
+                if (seen)
+                        return true;
+                usleep(20000);
+        }
+        return false;
+}
+
+void ob_test_case_start_service(struct ob_test_case *tc, const char *feed)
+{
+        char path[300];
+        snprintf(path, sizeof(path), "%s/service.log", tc->dir);
+        pid_t pid = fork();
+        if (pid == 0) {
+                int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+                dup2(fd, 1);
+                dup2(fd, 2);
+                unsetenv("NOTIFY_SOCKET");
+                execl(OB_OFFBOARD_BIN, OB_OFFBOARD_BIN, "run", "--config", tc->cfgpath, (char *)NULL);
+                _exit(127);
+        }
+        cr_assert_gt(pid, 0);
+        tc->service = pid;
+        char live[100];
+        snprintf(live, sizeof(live), "event=feed_live feed=%s", feed);
+        bool ok = wait_service_log(tc, live, 60000) && wait_service_log(tc, "event=pass number=2 ", 60000);
+        char *log = ok ? NULL : ob_test_case_service_log(tc);
+        cr_assert(ok, "the service's feed (%s) did not go live with its pass:\n%s", feed, log);
+}
+
+void ob_test_case_stop_service(struct ob_test_case *tc)
+{
+        cr_assert_gt(tc->service, 0);
+        cr_assert_eq(kill(tc->service, SIGTERM), 0);
+        int status = -1;
+        for (int i = 0; i < 1500; i++) {
+                if (waitpid(tc->service, &status, WNOHANG) == tc->service)
+                        break;
+                status = -1;
+                usleep(10000);
+        }
+        tc->service = status == -1 ? tc->service : 0;
+        char *log = status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? NULL : ob_test_case_service_log(tc);
+        cr_assert_null(log, "the service did not stop cleanly (%#x):\n%s", status, log);
+}
+
+int ob_test_case_wait_requests(struct ob_test_case *tc, const char *path, int count, int timeout_ms)
+{
+        char needle[300];
+        snprintf(needle, sizeof(needle), "\"%s\"", path);
+        int seen = 0;
+        for (int i = 0; i < timeout_ms / 20; i++) {
+                char *log = ob_test_recorder_log(&tc->rec);
+                seen = log ? ob_test_count(log, needle) : 0;
+                free(log);
+                if (seen >= count)
+                        break;
+                usleep(20000);
+        }
+        return seen;
 }

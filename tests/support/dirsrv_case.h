@@ -23,6 +23,7 @@ struct ob_test_case {
         struct ob_test_recorder rec;
         char dir[256];
         char cfgpath[300];
+        int service; /* pid of `offboard run`, or 0 */
 };
 
 /* What a configuration differs in; NULL members take the server's value or
@@ -53,6 +54,19 @@ void ob_test_case_edit_config(struct ob_test_case *tc, const char *from, const c
  * stdout and stderr (malloc'd). */
 int ob_test_case_offboard(struct ob_test_case *tc, const char *cmd, const char *a1, const char *a2, char **out,
                           char **err);
+
+/* Starts `offboard run --config cfgpath` (its stderr in DIR/service.log)
+ * and waits (at most 60 s) until its feed is live and the whole pass that
+ * going live asks for has run; feed is what the log says once live
+ * ("poll kind=usn"). Fails the test otherwise. ob_test_case_stop_service
+ * sends SIGTERM and wants exit 0 (both are done by close too). */
+void ob_test_case_start_service(struct ob_test_case *tc, const char *feed);
+void ob_test_case_stop_service(struct ob_test_case *tc);
+/* The service's log so far (malloc'd). */
+char *ob_test_case_service_log(struct ob_test_case *tc);
+/* Waits at most timeout_ms for count requests to path at the recorder;
+ * returns how many came. */
+int ob_test_case_wait_requests(struct ob_test_case *tc, const char *path, int count, int timeout_ms);
 
 /* The "summary" object of a JSON report (or the whole text), for messages. */
 const char *ob_test_summary(const char *out);

@@ -1,0 +1,55 @@
+/* feed_poll.h: a change feed for servers without RFC 4533 content
+ * synchronization, asked every service.poll_interval on the feed's own
+ * connection, on the agent's loop:
+ *   - Active Directory (and Samba AD): the root DSE's highestCommittedUSN
+ *     bounds each question, "(uSNChanged>=last+1)(uSNChanged<=highest)",
+ *     with ordinary read rights; a new invocationId of the DC (restored
+ *     from a backup, another DC behind the name) or a USN that went back
+ *     cannot be followed and asks for a whole pass;
+ *   - any other server (389-DS, ...): "(modifyTimestamp>=last-overlap)",
+ *     where last is the newest modifyTimestamp the server gave (its clock,
+ *     not ours), with an overlap window and de-duplication by (id, time).
+ * A change is an account's DN and id, as a pass reads them. On AD the
+ * accounts deleted within the same USNs are read too, from their
+ * tombstones (show-deleted control), by id; elsewhere deletions are left to
+ * the whole passes.
+ */
+#ifndef OB_FEED_POLL_H
+#define OB_FEED_POLL_H
+
+#include <stdint.h>
+
+#include "directory.h"
+#include "loop.h"
+
+/* How far back each modifyTimestamp question reaches beyond the newest
+ * time seen: commits that came late, and clocks with a second's grain. */
+#define OB_POLL_OVERLAP_S 10
+
+struct ob_poll;
+
+struct ob_poll_ops {
+        /* An account changed: its DN and id; modifiers_name when the server
+         * says who changed it (modifyTimestamp polling), else NULL. */
+        void (*change)(const char *dn, const char *id, const char *modifiers_name, void *ud);
+        /* The first answer came: changes are heard from now on (what came
+         * before, a whole pass must find). */
+        void (*live)(const char *kind, void *ud);
+        /* What changed cannot be told (why says it): a whole pass is owed. */
+        void (*resync)(const char *why, void *ud);
+        /* A question failed (err): the poll has stopped; start another on a
+         * new connection. */
+        void (*failed)(int err, void *ud);
+};
+
+/* Starts polling d (attached to l, which it must stay on) at once and then
+ * every interval_ms; by uSNChanged when d is Active Directory, else by
+ * modifyTimestamp. */
+int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, const struct ob_poll_ops *ops, void *ud,
+                  struct ob_poll **ret);
+/* Stops polling (nothing is called after); the connection stays the
+ * caller's. */
+void ob_poll_free(struct ob_poll *p);
+const char *ob_poll_kind(const struct ob_poll *p); /* "usn" or "timestamp" */
+
+#endif
