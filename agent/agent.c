@@ -46,6 +46,21 @@ static void on_hup(struct ob_loop *l, int signo, void *ud)
                 ob_loop_stop(l);
 }
 
+/* Whether the process pid is `offboard run` (its second argument is run). */
+static bool holder_is_service(long pid)
+{
+        char path[64], buf[512];
+        snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+        FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+        if (!f)
+                return false;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        size_t first = strnlen(buf, n);
+        return first + 1 < n && strcmp(buf + first + 1, "run") == 0;
+}
+
 int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_agent **ret)
 {
         struct ob_agent *ag = calloc(1, sizeof(*ag));
@@ -60,7 +75,15 @@ int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_a
                  * everything owed. plan reads and needs no lock. */
                 long holder = 0;
                 k = ob_state_lock(c->state_path, wait, &ag->lock_fd, &holder);
-                if (k == -EBUSY) {
+                if (k == -EBUSY && holder_is_service(holder)) {
+                        fprintf(stderr,
+                                "offboard: the service `offboard run` (pid %ld) holds the state store %s and acts on "
+                                "every change itself; nothing was done. To release a parked plan or retry by hand, "
+                                "stop it (systemctl stop offboard), run this command, then start it again\n",
+                                holder, c->state_path);
+                        ob_agent_free(ag);
+                        return OB_EXIT_CONFIG;
+                } else if (k == -EBUSY) {
                         fprintf(stderr,
                                 "offboard: another offboard (pid %ld) is acting on the state store %s; nothing was "
                                 "done (use --wait to run after it)\n",

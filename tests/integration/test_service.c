@@ -656,6 +656,15 @@ Test(service, the_circuit_breaker_counts_the_changes_of_the_feed_over_a_sliding_
         cr_assert(strstr(log, "event=change_pass number=2 changes=1 exit=4 "), "%s", log);
         cr_assert_eq(wait_requests(pb, 1, 10), 0, "a parked change was acted on:\n%s", log);
         free(log);
+        /* Releasing it by hand needs the service stopped, and says so. */
+        const char *force[] = {OB_OFFBOARD_BIN, "reconcile", "--force", "--config", cfgpath, NULL};
+        rc = ob_test_run(force, 60, &out, &err);
+        cr_assert_eq(rc, 2, "reconcile beside the service: %d\n%s%s", rc, out, err);
+        cr_assert(strstr(err, "the service `offboard run` (pid ") && strstr(err, "systemctl stop offboard"), "%s",
+                  err);
+        free(out);
+        free(err);
+        cr_assert_eq(wait_requests(pb, 1, 10), 0, "reconcile --force beside the service acted");
         stop_service_ok();
         set_employee_type(a, type_a);
         set_employee_type(b, type_b);
