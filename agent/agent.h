@@ -21,6 +21,7 @@
 #include "state.h"
 
 struct run;
+struct ob_metrics;
 
 struct ob_agent {
         const struct ob_config *c;
@@ -34,6 +35,7 @@ struct ob_agent {
         int64_t dir_used_ms;        /* when a pass last ended on it (ob_loop_now_ms) */
         int stop_signal;            /* the first SIGTERM/SIGINT, or 0 */
         bool reload;                /* SIGHUP came: `run` reloads its configuration */
+        struct ob_metrics *metrics; /* `run`'s counters (metrics.h), borrowed; NULL: none */
 };
 
 /* Opens the agent: acting (reconcile) takes the lock on the state store

@@ -19,6 +19,7 @@
 
 #include "connector.h"
 #include "escape.h"
+#include "metrics.h"
 #include "util.h"
 
 #ifndef OFFBOARD_DATADIR
@@ -1349,6 +1350,19 @@ static int h_feed(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
         return r;
 }
 
+/* service.listen: the health and metrics endpoint answers on loopback only. */
+static int h_listen(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = h_str(p, key, v, dst);
+        const char *why;
+        if (r == 0 && ob_metrics_check_listen(*(char **)dst, &why) < 0)
+                return fail(p, v,
+                            "%s: '%s' %s; it must be 127.x.y.z:PORT, [::1]:PORT, localhost:PORT or "
+                            "unix:/absolute/path",
+                            key, *(char **)dst, why);
+        return r;
+}
+
 static int parse_service(struct pctx *p, yaml_node_t *v)
 {
         const struct field f[] = {
@@ -1356,7 +1370,7 @@ static int parse_service(struct pctx *p, yaml_node_t *v)
                 {"full_pass_interval", h_duration, offsetof(struct ob_config, full_pass_interval_ms), false},
                 {"feed", h_feed, offsetof(struct ob_config, feed), false},
                 {"poll_interval", h_duration, offsetof(struct ob_config, poll_interval_ms), false},
-                {"listen", h_str, offsetof(struct ob_config, listen), false},
+                {"listen", h_listen, offsetof(struct ob_config, listen), false},
                 {NULL},
         };
         return walk(p, v, "service", f, p->cfg);

@@ -26,6 +26,7 @@
 #include "agent.h"
 #include "connector.h"
 #include "log.h"
+#include "metrics.h"
 #include "plan.h"
 #include "timeparse.h"
 #include "util.h"
@@ -217,6 +218,8 @@ static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long s
                         j->x->fatal = k;
         }
         journal(j, i, "outcome", ob_outcome_name(o), status, error, duration);
+        ob_metrics_action(r->ag ? r->ag->metrics : NULL, p->steps[i].action->connector->name, ob_outcome_name(o),
+                          duration);
         if (o == OB_OUTCOME_DONE)
                 r->sum.steps_done++;
         else if (final)
@@ -538,6 +541,8 @@ static void release(struct exec *x, struct pending_req **starts, size_t n, int k
                 }
                 void *conn = connector_for(x, s->action->connector);
                 int e = conn ? ob_connector_start(s->action->connector, conn, s, on_done, pr) : -EINVAL;
+                if (e >= 0)
+                        ob_metrics_request_left(x->r->ag ? x->r->ag->metrics : NULL);
                 if (e < 0) {
                         size_t i = pr->step;
                         free(pr);

@@ -72,6 +72,9 @@ static const struct bad bad_cases[] = {
         {"bad-fallback-dn.yaml", NULL, 6, 13, "transfer.fallback: 'trent' is not a DN"},
         {"bad-long-list.yaml", NULL, 11, 14, "transitions.t.actions: more than 1000 entries"},
         {"bad-feed.yaml", NULL, 5, 9, "feed must be auto, syncrepl, poll or none, not 'dirsync'"},
+        {"bad-listen.yaml", NULL, 5, 11,
+         "service.listen: '0.0.0.0:9100' is not a loopback address (the endpoint answers only on this host); it "
+         "must be 127.x.y.z:PORT, [::1]:PORT, localhost:PORT or unix:/absolute/path"},
 };
 
 Test(config, every_bad_fixture_names_file_line_column_and_the_problem)
@@ -334,6 +337,55 @@ static int load_generated(char *path, struct ob_config_error *err)
         int r = load_generated_config(path, &c, err);
         ob_config_free(c);
         return r;
+}
+
+/* service.listen: loopback or a unix socket at an absolute path, with a
+ * port; anything else fails at the value. */
+Test(config, service_listen_takes_loopback_addresses_and_absolute_unix_paths_only)
+{
+        static const struct {
+                const char *value, *needle; /* needle NULL: loads */
+        } cases[] = {
+                {"127.0.0.1:9100", NULL},
+                {"127.1.2.3:1", NULL},
+                {"\"[::1]:65535\"", NULL},
+                {"localhost:9100", NULL},
+                {"unix:/run/offboard/metrics.sock", NULL},
+                {"0.0.0.0:9100", "'0.0.0.0:9100' is not a loopback address"},
+                {"10.0.0.1:9100", "is not a loopback address"},
+                {"\"[::]:9100\"", "'[::]:9100' is not a loopback address"},
+                {"\"[::1]\"", "'[::1]' has no port"},
+                {"127.0.0.1", "'127.0.0.1' has no port"},
+                {"\"127.0.0.1:\"", "has no port"},
+                {"localhost:0", "has a port that is not a number from 1 to 65535"},
+                {"localhost:65536", "has a port that is not a number from 1 to 65535"},
+                {"localhost:91x", "has a port that is not a number"},
+                {"example.org:9100", "is not a loopback address"},
+                {"\"::1:9100\"", "is an IPv6 address without brackets"},
+                {"unix:run/metrics.sock", "'unix:run/metrics.sock' is not an absolute path"},
+                {"\"unix:\"", "is not an absolute path"},
+                {"9100", "'9100' is not a loopback address"},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                FILE *f;
+                char *path = start_generated(&f, "");
+                fprintf(f, "service:\n  listen: %s\n", cases[i].value);
+                fclose(f);
+                struct ob_config *c;
+                struct ob_config_error err;
+                int r = load_generated_config(path, &c, &err);
+                if (!cases[i].needle) {
+                        cr_expect_eq(r, 0, "%s: %s", cases[i].value, err.message);
+                        cr_expect(c && c->listen && strstr(cases[i].value, c->listen), "%s", cases[i].value);
+                } else {
+                        cr_expect_eq(r, -OB_ECONFIG, "%s loaded", cases[i].value);
+                        cr_expect_not_null(strstr(err.message, cases[i].needle), "%s: %s", cases[i].value,
+                                           err.message);
+                        cr_expect_not_null(strstr(err.message, ":6:11: service.listen: "), "%s: %s", cases[i].value,
+                                           err.message);
+                }
+                ob_config_free(c);
+        }
 }
 
 Test(config, more_than_a_hundred_thousand_nodes_is_an_error, .timeout = 30)
