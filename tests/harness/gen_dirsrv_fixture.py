@@ -107,10 +107,11 @@ def ad(now, svc_password):
     user("a+b=c;d<e>f", "hostile", "inactive", "disabled", "disabled in Active Directory", uac=66050,
          rdn_escaped=r"a\+b\3Dc\3Bd\<e\>f")
     # Active now; the tests disable, lock (failed binds) and delete them.
-    # kim, leo, mia: changed by the write-back test; sam, tom: by the service's.
-    for sam in ("kim", "leo", "mia", "sam", "tom"):
+    # kim, leo, mia: changed by the write-back test; sam, tom, una, val: by
+    # the service's (una locked out by bad passwords, val's end date set).
+    for sam in ("kim", "leo", "mia", "sam", "tom", "una", "val"):
         extra = []
-        if sam == "leo":
+        if sam in ("leo", "una"):
             lpw = base64.b64encode('"Leo!Passw0rd7"'.encode("utf-16-le")).decode()
             extra.append(("unicodePwd:", lpw))
         user(sam, sam, "active", "active", extra=extra)

@@ -5,7 +5,8 @@
  * (gen_dirsrv_fixture.py ad) holds a person for every rule of the mapping and
  * for every way a rule must not fire, and its manifest says what the mapping
  * must conclude of each. Tests that change entries use people no other test
- * judges (kim, leo, mia), or only add offboard's own attributes.
+ * judges (kim, leo, mia; sam, tom, una, val for the service), or only add
+ * offboard's own attributes.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "directory.h"
@@ -46,15 +48,18 @@ static void setup(void)
         ob_test_case_open(&tc, &srv, "ad");
 }
 
-static bool service_changed; /* the service test changed sam and tom: put them back */
+/* The people the write-back test (kim, leo, mia) and the service's (sam,
+ * tom, una, val) change: other tests do not judge them. */
+static const char *const changed_by_tests[] = {"kim", "leo", "mia", "sam", "tom", "una", "val", NULL};
+static bool service_changed; /* the service test changed sam, tom, una and val: put them back */
 
-static void put_back_sam_and_tom(void);
+static void put_back_service_people(void);
 
 static void teardown(void)
 {
         ob_test_case_close(&tc);
         if (service_changed)
-                put_back_sam_and_tom();
+                put_back_service_people();
         ob_test_manifest_free(man);
         man = NULL;
 }
@@ -139,10 +144,7 @@ Test(ad, every_account_of_the_fixture_gets_the_status_its_rule_gives)
         size_t owing = man->npeople - ob_test_manifest_count(man, "active", 0) + 2 * admin_ran;
         snprintf(want, sizeof(want), "\"accounts_owing\":%zu,", owing);
         cr_expect_not_null(strstr(out, want), "%s in %s", want, strstr(out, "\"summary\""));
-        /* kim, leo and mia may have been changed by the admin test already
-         * (sam by the service's, which puts sam back). */
-        const char *changed[] = {"kim", "leo", "mia", "sam", "tom", NULL};
-        assert_statuses(out, changed);
+        assert_statuses(out, changed_by_tests);
         /* The id is the objectGUID, the DN of the hostile entry intact. */
         char *bob = account_json(out, "bob");
         cr_assert_not_null(strstr(bob, "\"id\":\""), "%s", bob);
@@ -177,8 +179,11 @@ Test(ad, the_optional_password_expiry_rule_locks_who_must_change_the_password)
         for (size_t i = 0; i < man->npeople; i++) {
                 const struct ob_test_person *p = &man->people[i];
                 char want[300];
-                if (strcmp(p->uid, "kim") == 0 || strcmp(p->uid, "mia") == 0 || strcmp(p->uid, "leo") == 0)
-                        continue; /* the admin test may have changed them */
+                bool changed = false;
+                for (size_t k = 0; changed_by_tests[k]; k++)
+                        changed = changed || strcmp(p->uid, changed_by_tests[k]) == 0;
+                if (changed)
+                        continue; /* another test may have changed them */
                 if (strcmp(p->rule, "active") == 0)
                         snprintf(want, sizeof(want),
                                  "\"username\":\"%s\",\"status\":\"locked\",\"rule\":\"password-expired\"",
@@ -263,7 +268,7 @@ Test(ad, without_the_computed_attribute_lockout_time_is_judged_against_the_domai
                            "%.3000s", out);
         /* Everyone else as the shipped mapping has it (leo: the admin test
          * may have locked him out). */
-        const char *skip[] = {"carol", "kim", "leo", "mia", "sam", "tom", NULL};
+        const char *skip[] = {"carol", "kim", "leo", "mia", "sam", "tom", "una", "val", NULL};
         assert_statuses(out, skip);
         free(out);
         free(err);
@@ -576,15 +581,52 @@ Test(ad, the_service_hears_a_disable_by_polling_usn_and_passes_over_that_account
         cr_assert_null(strstr(log, "level=warning"), "polling is quiet:\n%s", log);
         cr_assert_eq(ob_test_count(log, "event=pass "), whole, "a whole pass for a deletion:\n%s", log);
         free(log);
+
+        /* A lockout by bad passwords: the DC writes lockoutTime. */
+        char una[300];
+        snprintf(una, sizeof(una), "CN=una,%s", srv.base);
+        for (int i = 0; i < 3; i++) {
+                char *berr = NULL;
+                int rc = ob_test_dirsrv_bind(&srv, una, "not-unas-password", &berr);
+                cr_assert_eq(rc, 49, "a bad password is refused: %d %s", rc, berr);
+                free(berr);
+        }
+        n = ob_test_case_wait_requests(&tc, "/api/users/una/sessions/revoke", 1, 30000);
+        log = ob_test_case_service_log(&tc);
+        cr_assert_eq(n, 1, "una's lockout was not acted on:\n%s", log);
+        free(log);
+
+        /* An end date a few seconds ahead: the change sets it, the clock
+         * ends the account (a whole pass at that second). */
+        time_t end = time(NULL) + 4;
+        snprintf(ldif, sizeof(ldif),
+                 "dn: CN=val,%s\nchangetype: modify\nreplace: accountExpires\naccountExpires: %lld\n-\n", srv.base,
+                 ((long long)end + 11644473600LL) * 10000000LL);
+        admin_modify(ldif);
+        n = ob_test_case_wait_requests(&tc, "/api/users/val/sessions/revoke", 1, 30000);
+        log = ob_test_case_service_log(&tc);
+        cr_assert_eq(n, 1, "val's end date was not acted on:\n%s", log);
+        cr_assert(strstr(log, "event=pass_at_next_change"), "%s", log);
+        free(log);
+        struct ob_test_request *q;
+        size_t nq;
+        cr_assert_eq(ob_test_recorder_requests(&tc.rec, &q, &nq), 0);
+        double at = 0;
+        for (size_t i = 0; i < nq; i++)
+                if (strcmp(q[i].path, "/api/users/val/sessions/revoke") == 0)
+                        at = q[i].time;
+        ob_test_requests_free(q, nq);
+        cr_assert_geq(at, (double)end, "acted on at %.3f, before the end date %lld", at, (long long)end);
         ob_test_case_stop_service(&tc);
 }
 
-/* sam and tom as the fixture had them, for the other tests (tom as a new
- * account: a new objectGUID). Best effort: it runs from the teardown. */
-static void put_back_sam_and_tom(void)
+/* sam, tom, una and val as the fixture had them, for the other tests (tom
+ * as a new account: a new objectGUID). Best effort: it runs from the
+ * teardown. */
+static void put_back_service_people(void)
 {
         service_changed = false;
-        char ldif[600], *err = NULL;
+        char ldif[1200], *err = NULL;
         snprintf(ldif, sizeof(ldif),
                  "dn: CN=sam,%s\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 512\n-\n"
                  "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n"
@@ -592,6 +634,18 @@ static void put_back_sam_and_tom(void)
                  srv.base);
         if (ob_test_dirsrv_modify(&srv, ldif, &err) != 0)
                 fprintf(stderr, "could not put sam back: %s\n", err ? err : "");
+        free(err);
+        err = NULL;
+        snprintf(ldif, sizeof(ldif),
+                 "dn: CN=una,%s\nchangetype: modify\nreplace: lockoutTime\nlockoutTime: 0\n-\n"
+                 "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n"
+                 "replace: offboardAction\n-\n\n"
+                 "dn: CN=val,%s\nchangetype: modify\nreplace: accountExpires\naccountExpires: 9223372036854775807\n-\n"
+                 "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n"
+                 "replace: offboardAction\n-\n",
+                 srv.base, srv.base);
+        if (ob_test_dirsrv_modify(&srv, ldif, &err) != 0)
+                fprintf(stderr, "could not put una and val back: %s\n", err ? err : "");
         free(err);
         err = NULL;
         char *e = ob_test_dirsrv_search(&srv, srv.base, "(sAMAccountName=tom)", "sAMAccountName");
