@@ -194,6 +194,8 @@ def ds389(now, svc_password):
     for uid in ("kim", "leo", "mia", "sam"):
         extra = [("userPassword", "Leo!Passw0rd7")] if uid == "leo" else []
         user(uid, "active", "active", extra=extra)
+    # The service test ends tom's account (shadowExpire) through the feed.
+    user("tom", "active", "active", classes=shadow, extra=[("shadowExpire", str(today + 365))])
     # Under a per-user password policy (ds389.sh: dsconf localpwp adduser),
     # in an OU of their own that only that test reads: lpat locks after 2
     # failures for a day, lpeg after 2 for 2 seconds.

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -53,20 +54,29 @@ static void setup(void)
         ob_test_case_open(&tc, &srv, "389t");
 }
 
-static bool service_changed; /* the service test locked sam: put sam back */
+static bool service_changed; /* the service test locked sam and ended tom: put them back */
 
 static void teardown(void)
 {
         ob_test_case_close(&tc); /* first: the service it may run */
         if (service_changed) {
                 service_changed = false;
-                char ldif[500], *err = NULL;
+                char ldif[700], *err = NULL;
                 snprintf(ldif, sizeof(ldif),
                          "dn: uid=sam,%s\nchangetype: modify\nreplace: nsAccountLock\n-\nreplace: offboardStatus\n-\n"
                          "replace: offboardStatusTime\n-\nreplace: offboardReason\n-\nreplace: offboardAction\n-\n",
                          srv.base);
                 if (ob_test_dirsrv_modify(&srv, ldif, &err) != 0)
                         fprintf(stderr, "could not put sam back: %s\n", err ? err : "");
+                free(err);
+                err = NULL;
+                snprintf(ldif, sizeof(ldif),
+                         "dn: uid=tom,%s\nchangetype: modify\nreplace: shadowExpire\nshadowExpire: %lld\n-\n"
+                         "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n"
+                         "replace: offboardAction\n-\n",
+                         srv.base, (long long)(time(NULL) / 86400 + 365));
+                if (ob_test_dirsrv_modify(&srv, ldif, &err) != 0)
+                        fprintf(stderr, "could not put tom back: %s\n", err ? err : "");
                 free(err);
         }
         ob_test_manifest_free(man);
@@ -127,7 +137,7 @@ Test(ds389, every_account_of_the_fixture_gets_the_status_its_rule_gives)
         snprintf(want, sizeof(want), "\"accounts_owing\":%zu,",
                  man->npeople - ob_test_manifest_count(man, "active", 0) + 2 * admin_ran);
         cr_expect_not_null(strstr(out, want), "%s in %s", want, ob_test_summary(out));
-        const char *changed[] = {"kim", "leo", "mia", "sam", NULL};
+        const char *changed[] = {"kim", "leo", "mia", "sam", "tom", NULL};
         ob_test_assert_statuses(man, out, changed);
         /* An ended manager is no transfer target (the issue: 389 had no
          * end-date rule, so dave was taken for active and chosen). */
@@ -547,6 +557,19 @@ Test(ds389, the_service_hears_a_lock_by_polling_modifytimestamp_and_passes_over_
         free(log);
         char *e = admin_search("(uid=sam)", "offboardStatus");
         cr_assert_not_null(strstr(e, "offboardStatus: locked\n"), "not written back: %s", e);
+        free(e);
+
+        /* An end date that has passed, set by an administrator. */
+        snprintf(ldif, sizeof(ldif), "dn: uid=tom,%s\nchangetype: modify\nreplace: shadowExpire\nshadowExpire: %lld\n-\n",
+                 srv.base, (long long)(time(NULL) / 86400 - 1));
+        admin_modify(ldif);
+        n = ob_test_case_wait_requests(&tc, "/api/users/tom/sessions/revoke", 1, 30000);
+        log = ob_test_case_service_log(&tc);
+        cr_assert_eq(n, 1, "tom's end date was not acted on:\n%s", log);
+        cr_assert_eq(ob_test_count(log, "event=pass "), whole, "a whole pass for one change:\n%s", log);
+        free(log);
+        e = admin_search("(uid=tom)", "offboardStatus");
+        cr_assert_not_null(strstr(e, "offboardStatus: ended\n"), "not written back: %s", e);
         free(e);
         ob_test_case_stop_service(&tc);
 }
