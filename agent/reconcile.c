@@ -1183,23 +1183,25 @@ static void breaker(struct run *r)
         }
         if (!what)
                 return;
-        char head[300], window[120] = "";
-        if (before)
-                snprintf(window, sizeof(window), ", after %zu let through in the last %lld s", before,
-                         (long long)(r->c->safety.window_ms / 1000));
+        struct ob_buf head;
+        ob_buf_init(&head);
         if (strcmp(what, "accounts would change status") == 0)
-                snprintf(head, sizeof(head), "%zu of %zu accounts would change status (reactivations included)%s",
-                         n, population, window);
+                ob_buf_printf(&head, "%zu of %zu accounts would change status (reactivations included)", n,
+                              population);
         else
-                snprintf(head, sizeof(head), "%zu of %zu accounts would go through the transition %s%s", n,
-                         population, what, window);
+                ob_buf_printf(&head, "%zu of %zu accounts would go through the transition %s", n, population, what);
+        if (before)
+                ob_buf_printf(&head, ", after %zu let through in the last %lld s", before,
+                              (long long)(r->c->safety.window_ms / 1000));
         snprintf(r->sum.parked_reason, sizeof(r->sum.parked_reason),
-                 "SAFETY: %s, above the threshold (%zu accounts, %u%%; 0 = no limit). %s", head, max_accounts,
+                 "SAFETY: %s, above the threshold (%zu accounts, %u%%; 0 = no limit). %s",
+                 head.len ? head.data : "too many status changes", max_accounts,
                  max_percent,
                  o->force     ? "Released by --force."
                  : o->dry_run ? "`offboard reconcile` would park this plan and do nothing until it is run with --force."
                               : "The plan is parked and nothing was done: check the filter, the access rights and the "
                                 "mapping rules with `offboard plan`, then run `offboard reconcile --force`.");
+        ob_buf_free(&head);
         r->sum.parked = !o->force;
 }
 

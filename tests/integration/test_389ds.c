@@ -486,8 +486,8 @@ Test(ds389, an_expired_certificate_is_named_as_the_problem)
 
 Test(ds389, ldaps_on_the_plain_port_says_the_handshake_failed)
 {
-        char uri[160];
-        snprintf(uri, sizeof(uri), "ldaps://%s", srv.ldap_uri + strlen("ldap://"));
+        char uri[sizeof(srv.ldap_uri) + 8];
+        snprintf(uri, sizeof(uri), "ldaps://%.120s", srv.ldap_uri + strlen("ldap://"));
         write_config(uri, NULL, NULL, NULL, NULL);
         char *out, *err;
         int rc = offboard("plan", NULL, NULL, &out, &err);

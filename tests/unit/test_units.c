@@ -8,7 +8,7 @@
 /* The overall exposure systemd-analyze gives unit (a path), or -1. */
 static double exposure(const char *unit, char *out, size_t outlen)
 {
-        char cmd[512];
+        char cmd[640];
         snprintf(cmd, sizeof(cmd), "systemd-analyze security --offline=true --no-pager '%s' 2>&1", unit);
         FILE *p = popen(cmd, "r");
         cr_assert_not_null(p, "cannot run systemd-analyze");
