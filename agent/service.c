@@ -15,6 +15,7 @@
 #include "directory.h"
 #include "feed_poll.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "state.h"
 #include "util.h"
@@ -25,6 +26,7 @@
 
 struct service {
         const char *config_path;
+        struct ob_metrics *metrics; /* /healthz and /metrics (service.listen), or counters only */
         struct ob_config *cfg; /* in use; the agent borrows it */
         struct ob_agent *ag;
         FILE *devnull;         /* the per-pass report: the log line says what matters */
@@ -286,6 +288,7 @@ static void feed_change(struct service *s, const char *dn, const char *id)
 static void feed_went_live(struct service *s, const char *feed)
 {
         s->feed_live = true;
+        ob_metrics_feed_state(s->metrics, s->poll ? "poll" : "syncrepl", OB_METRICS_FEED_LIVE);
         if (s->feed_failures)
                 ob_log(OB_LOG_INFO, "event=feed_back feed=%s failed_starts=%u", feed, s->feed_failures);
         else
@@ -305,7 +308,9 @@ static void on_feed_event(const struct ob_sync_event *ev, void *ud)
         if (ev->refreshing || ev->kind == OB_SYNC_PRESENT || ev->kind == OB_SYNC_IDSET_PRESENTS)
                 return; /* the pass after the refresh reads every account anyway */
         s->feed_events++;
-        if ((ev->kind == OB_SYNC_MODIFY || ev->kind == OB_SYNC_ADD) && is_own(s, ev->modifiers_name)) {
+        bool own = (ev->kind == OB_SYNC_MODIFY || ev->kind == OB_SYNC_ADD) && is_own(s, ev->modifiers_name);
+        ob_metrics_feed_event(s->metrics, own);
+        if (own) {
                 s->feed_own++;
                 return;
         }
@@ -335,6 +340,7 @@ static void on_feed_retry(struct ob_loop *l, struct ob_timer *t, void *ud)
 static void feed_retry(struct service *s, int err)
 {
         s->feed_live = false;
+        ob_metrics_feed_state(s->metrics, s->poll ? "poll" : "syncrepl", OB_METRICS_FEED_DOWN);
         if (s->stopping)
                 return;
         if (s->feed_failures++ == 0)
@@ -376,7 +382,9 @@ static void on_poll_change(const char *dn, const char *id, const char *modifiers
 {
         struct service *s = ud;
         s->feed_events++;
-        if (is_own(s, modifiers_name)) {
+        bool own = is_own(s, modifiers_name);
+        ob_metrics_feed_event(s->metrics, own);
+        if (own) {
                 s->feed_own++;
                 return;
         }
@@ -413,8 +421,10 @@ static void feed_stop(struct service *s)
 static void feed_start(struct service *s)
 {
         feed_stop(s);
-        if (s->cfg->feed == OB_FEED_NONE || s->stopping)
+        if (s->cfg->feed == OB_FEED_NONE || s->stopping) {
+                ob_metrics_feed_state(s->metrics, "none", OB_METRICS_FEED_NONE);
                 return;
+        }
         int k = ob_dir_open(&s->cfg->directory, &s->feed);
         if (k == 0)
                 k = ob_dir_attach(s->feed, s->ag->loop);
@@ -425,6 +435,7 @@ static void feed_start(struct service *s)
                                "content synchronization (OpenLDAP: overlay syncprov); passes go on at their "
                                "interval\"");
                         feed_stop(s);
+                        ob_metrics_feed_state(s->metrics, "none", OB_METRICS_FEED_NONE);
                         return;
                 }
                 /* Active Directory by uSNChanged, any other server by
@@ -436,6 +447,8 @@ static void feed_start(struct service *s)
                 k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms, &ops, s, &s->poll);
                 if (k < 0)
                         feed_retry(s, k);
+                else
+                        ob_metrics_feed_state(s->metrics, "poll", OB_METRICS_FEED_STARTING);
                 return;
         }
         /* Only what tells a change from our own write-back: the pass reads
@@ -445,6 +458,8 @@ static void feed_start(struct service *s)
                 k = ob_dir_sync_start(s->feed, s->cookie, s->cookie_len, attrs, on_feed_event, on_feed_end, s);
         if (k < 0)
                 feed_retry(s, k);
+        else
+                ob_metrics_feed_state(s->metrics, "syncrepl", OB_METRICS_FEED_STARTING);
 }
 
 /* ---- the circuit breaker's sliding window --------------------------------- */
@@ -563,9 +578,11 @@ static void run_change_pass(struct service *s)
                                    .prior = &prior};
         int64_t t0 = ob_loop_now_ms();
         s->in_pass = true;
+        ob_metrics_pass_start(s->metrics);
         int code = ob_agent_pass(s->ag, &o);
         s->in_pass = false;
         s->change_passes++;
+        ob_metrics_pass(s->metrics, false, code, ob_loop_now_ms() - t0, res.steps_held, res.parked);
         window_add(s, &res);
         free(res.counts);
         fflush(s->devnull);
@@ -613,8 +630,10 @@ static void run_pass(struct service *s)
         pending_clear(s); /* the changes heard so far: this pass reads every account */
         s->in_pass = true;
         s->pass_again = false;
+        ob_metrics_pass_start(s->metrics);
         int code = ob_agent_pass(s->ag, &o);
         s->in_pass = false;
+        ob_metrics_pass(s->metrics, true, code, ob_loop_now_ms() - t0, res.steps_held, res.parked);
         if (covered && (code == OB_EXIT_OK || code == OB_EXIT_FAILED))
                 feed_cookie_store(s, covered, clen);
         free(covered);
@@ -665,6 +684,14 @@ static bool reload(struct service *s)
                 ob_config_free(n);
                 return false;
         }
+        if (ob_metrics_listen(s->metrics, n->listen) < 0) {
+                ob_log(OB_LOG_ERROR,
+                       "event=reload_refused setting=service.listen listen=%s note=\"cannot listen there; the "
+                       "running configuration stays\"",
+                       ob_log_quote(n->listen ? n->listen : ""));
+                ob_config_free(n);
+                return false;
+        }
         ob_agent_drop_dir(s->ag); /* opened with the old directory settings */
         s->ag->c = n;
         ob_config_free(s->cfg);
@@ -685,8 +712,19 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
                 ob_config_free(cfg);
                 return ret;
         }
+        if ((ret = ob_metrics_open(s.ag->loop, cfg->listen, &s.metrics)) < 0) {
+                fprintf(stderr, "offboard: cannot serve health and metrics at service.listen %s: %s\n", cfg->listen,
+                        ret == -EEXIST ? "the path exists and is not a socket" : strerror(-ret));
+                ob_agent_free(s.ag);
+                ob_config_free(cfg);
+                return OB_EXIT_CONFIG;
+        }
+        ret = OB_EXIT_OK;
+        s.ag->metrics = s.metrics;
         if (!(s.devnull = fopen("/dev/null", "w"))) {
                 fprintf(stderr, "offboard: cannot open /dev/null: %s\n", strerror(errno));
+                s.ag->metrics = NULL;
+                ob_metrics_free(s.metrics);
                 ob_agent_free(s.ag);
                 ob_config_free(cfg);
                 return OB_EXIT_FAILED;
@@ -753,6 +791,8 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
         if (s.watchdog_timer)
                 ob_loop_timer_cancel(l, s.watchdog_timer);
         fclose(s.devnull);
+        s.ag->metrics = NULL;
+        ob_metrics_free(s.metrics); /* before the agent: the agent frees the loop */
         ob_agent_free(s.ag);
         ob_config_free(s.cfg);
         return ret;

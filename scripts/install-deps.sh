@@ -8,7 +8,9 @@ pkgs=(build-essential cmake pkg-config libldap-dev libyaml-dev libcurl4-openssl-
       # 389 Directory Server (tests/harness/samba.sh, ds389.sh).
       samba samba-ad-dc samba-ad-provision ldb-tools 389-ds-base libnss3-tools
       # systemd-analyze rates the shipped units (tests/unit/test_units.c).
-      systemd)
+      systemd
+      # the service test asks /healthz and /metrics over a unix socket.
+      curl)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

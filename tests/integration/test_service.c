@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,6 +34,7 @@ static const char *interval = "1s"; /* service.full_pass_interval */
 static const char *feed = "auto";   /* service.feed */
 static char extra_mapping[320];     /* ", PATH" of one more mapping file, or "" */
 static const char *safety = "  max_accounts: 0\n  max_percent: 0\n"; /* the safety: section */
+static char listen_line[400]; /* "  listen: ...\n" under service:, or "" */
 
 ReportHook(PRE_ALL)(struct criterion_test_set *t)
 {
@@ -96,6 +98,7 @@ static void write_config(bool broken)
                 "  full_pass_interval: %s\n"
                 "  feed: %s\n"
                 "%s"
+                "%s"
                 "directory:\n"
                 "  uri: %s\n"
                 "  ca_file: %s\n"
@@ -129,7 +132,7 @@ static void write_config(bool broken)
                 "  deactivate:\n"
                 "    to: [locked, inactive, ended, deleted]\n"
                 "    actions: [revoke-sessions]\n",
-                interval, feed, broken ? "  pass_every: 1s\n" : "", srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base,
+                interval, feed, listen_line, broken ? "  pass_every: 1s\n" : "", srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base,
                 man->fallback, safety, extra_mapping, rec.base_url);
         fclose(f);
         cr_assert_eq(rename(tmp, cfgpath), 0); /* a reload never reads half a file */
@@ -669,4 +672,60 @@ Test(service, the_circuit_breaker_counts_the_changes_of_the_feed_over_a_sliding_
         set_employee_type(a, type_a);
         set_employee_type(b, type_b);
         safety = "  max_accounts: 0\n  max_percent: 0\n";
+}
+
+/* GET path from the service's unix socket with curl: the status and body. */
+static int get(const char *sock, const char *path, char **body)
+{
+        char url[200];
+        snprintf(url, sizeof(url), "http://localhost%s", path);
+        const char *argv[] = {"/usr/bin/curl", "-s", "-o", "-", "-w", "\n%{http_code}", "--unix-socket", sock, url, NULL};
+        char *out = NULL, *err = NULL;
+        int rc = ob_test_run(argv, 10, &out, &err);
+        free(err);
+        cr_assert_eq(rc, 0, "curl %s: %d", path, rc);
+        char *nl = strrchr(out, '\n');
+        cr_assert_not_null(nl);
+        int status = atoi(nl + 1);
+        *nl = '\0';
+        *body = out;
+        return status;
+}
+
+Test(service, health_and_metrics_are_served_on_a_unix_socket_and_count_what_the_feed_brought)
+{
+        char sock[300];
+        snprintf(sock, sizeof(sock), "%s/metrics.sock", dir);
+        snprintf(listen_line, sizeof(listen_line), "  listen: unix:%s\n", sock);
+        start_live_service();
+        char *body = NULL;
+        int status = get(sock, "/healthz", &body);
+        cr_assert_eq(status, 200, "%s", body);
+        cr_assert(strstr(body, "\"status\":\"ok\"") && strstr(body, "\"feed\":\"syncrepl\"") &&
+                          strstr(body, "\"feed_state\":\"live\""),
+                  "%s", body);
+        free(body);
+
+        const struct ob_test_person *p = an_active_person(7);
+        char type[64];
+        get_employee_type(p, type);
+        set_employee_type(p, "Inactive");
+        char path[300];
+        snprintf(path, sizeof(path), "/api/users/%s/sessions/revoke", p->uid);
+        int acted = wait_requests(path, 1, 20000);
+        cr_assert_eq(acted, 1);
+        /* The pass is over when its line is logged. */
+        cr_assert(wait_log("event=change_pass number=1 ", 10000));
+        status = get(sock, "/metrics", &body);
+        cr_assert_eq(status, 200, "%s", body);
+        cr_assert(strstr(body, "offboard_feed_state{feed=\"syncrepl\",state=\"live\"} 1\n"), "%s", body);
+        cr_assert(strstr(body, "offboard_passes_total{kind=\"changes\",exit=\"0\"} 1\n"), "%s", body);
+        cr_assert(strstr(body, "offboard_actions_total{connector=\"apps\",outcome=\"done\"} "), "%s", body);
+        cr_assert(strstr(body, "offboard_change_to_request_seconds_count 1\n"), "%s", body);
+        free(body);
+        stop_service_ok();
+        struct stat st;
+        cr_assert_neq(stat(sock, &st), 0, "the socket is removed at the end");
+        set_employee_type(p, type);
+        listen_line[0] = '\0';
 }
