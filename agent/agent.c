@@ -46,8 +46,7 @@ static void on_hup(struct ob_loop *l, int signo, void *ud)
                 ob_loop_stop(l);
 }
 
-/* Whether the process pid is `offboard run` (its second argument is run). */
-static bool holder_is_service(long pid)
+bool ob_agent_pid_is_service(long pid)
 {
         char path[64], buf[512];
         snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
@@ -75,7 +74,7 @@ int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_a
                  * everything owed. plan reads and needs no lock. */
                 long holder = 0;
                 k = ob_state_lock(c->state_path, wait, &ag->lock_fd, &holder);
-                if (k == -EBUSY && holder_is_service(holder)) {
+                if (k == -EBUSY && ob_agent_pid_is_service(holder)) {
                         fprintf(stderr,
                                 "offboard: the service `offboard run` (pid %ld) holds the state store %s and acts on "
                                 "every change itself; nothing was done. To release a parked plan or retry by hand, "

@@ -45,6 +45,8 @@ struct ob_agent {
  * an exit code; *ret is set on OB_EXIT_OK. */
 int ob_agent_open(const struct ob_config *c, bool acting, bool wait, struct ob_agent **ret);
 void ob_agent_free(struct ob_agent *ag);
+/* Whether the process pid is `offboard run` (its second argument is run). */
+bool ob_agent_pid_is_service(long pid);
 /* Lets the directory session go: the next pass connects again (a reloaded
  * configuration may name another server). */
 void ob_agent_drop_dir(struct ob_agent *ag);

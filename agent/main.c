@@ -13,6 +13,7 @@
 #include "config.h"
 #include "directory.h"
 #include "log.h"
+#include "metrics.h"
 #include "reconcile.h"
 #include "service.h"
 #include "state.h"
@@ -146,8 +147,26 @@ static int state_command(const struct ob_config *c, bool retry, const char *targ
                         ret = OB_EXIT_CONFIG;
                 }
         } else {
+                /* Whether the service holds the store, and what it says of
+                 * itself: it knows what the store does not (the feed, a
+                 * directory outage, a parked plan). */
+                struct ob_status_service svc = {.listen = c->listen};
+                char *health = NULL;
+                long pid = 0;
+                if (ob_state_lock_holder(c->state_path, &pid) == 1 && ob_agent_pid_is_service(pid)) {
+                        svc.running = true;
+                        svc.pid = pid;
+                }
+                if (svc.running && c->listen) {
+                        int e = ob_metrics_fetch(c->listen, "/healthz", 5000, &svc.http_status, &health);
+                        svc.health = health;
+                        if (e < 0)
+                                svc.error = e == -ETIMEDOUT ? "no answer within 5 s (the service's loop is stuck?)"
+                                                            : strerror(-e);
+                }
                 bool human = false;
-                k = ob_status_report(s, c, json, stdout, &human);
+                k = ob_status_report(s, c, &svc, json, stdout, &human);
+                free(health);
                 if (k < 0) {
                         fprintf(stderr, "offboard: %s\n", k == -EIO ? "cannot write the output" : ob_state_errmsg(s));
                         ret = OB_EXIT_CONFIG;

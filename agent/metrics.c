@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +232,78 @@ int ob_metrics_check_listen(const char *listen, const char **ret_why)
 {
         struct addr a;
         return parse_listen(listen, false, &a, ret_why);
+}
+
+/* ---- the client: `offboard status` asks a running service ------------------ */
+
+int ob_metrics_fetch(const char *listen, const char *path, int timeout_ms, int *ret_status, char **ret_body)
+{
+        struct addr a;
+        const char *why = NULL;
+        if (!listen || !path || parse_listen(listen, false, &a, &why) < 0)
+                return -EINVAL;
+        int fd = socket(a.sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        int64_t deadline = ob_loop_now_ms() + timeout_ms;
+        int r = 0;
+        if (connect(fd, (struct sockaddr *)&a.sa, a.len) < 0 && errno != EINPROGRESS)
+                r = -errno;
+        struct ob_buf req, in;
+        ob_buf_init(&req);
+        ob_buf_init(&in);
+        ob_buf_printf(&req, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", path);
+        size_t sent = 0;
+        /* Send, then read until the service closes (it always does), all
+         * within the deadline: a hung service is an answer too. */
+        while (r == 0) {
+                int64_t left = deadline - ob_loop_now_ms();
+                if (left <= 0) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                struct pollfd p = {.fd = fd, .events = sent < req.len ? POLLOUT : POLLIN};
+                int k = poll(&p, 1, (int)left);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        r = -errno;
+                        break;
+                }
+                if (k == 0)
+                        continue;
+                if (sent < req.len) {
+                        ssize_t n = send(fd, req.data + sent, req.len - sent, MSG_NOSIGNAL);
+                        if (n < 0 && errno != EAGAIN && errno != EINTR)
+                                r = -errno;
+                        else if (n > 0)
+                                sent += (size_t)n;
+                        continue;
+                }
+                char buf[4096];
+                ssize_t n = recv(fd, buf, sizeof(buf), 0);
+                if (n == 0)
+                        break;
+                if (n < 0 && errno != EAGAIN && errno != EINTR)
+                        r = -errno;
+                else if (n > 0 && (in.len + (size_t)n > (1u << 22) || ob_buf_add(&in, buf, (size_t)n) < 0))
+                        r = -EMSGSIZE;
+        }
+        close(fd);
+        ob_buf_free(&req);
+        int status = 0;
+        const char *body = in.len ? memmem(in.data, in.len, "\r\n\r\n", 4) : NULL;
+        if (r == 0 && (!body || sscanf(in.data, "HTTP/1.%*[01] %d", &status) != 1))
+                r = -EPROTO;
+        if (r == 0) {
+                body += 4;
+                *ret_body = strndup(body, in.len - (size_t)(body - in.data));
+                if (!*ret_body)
+                        r = -ENOMEM;
+                *ret_status = status;
+        }
+        ob_buf_free(&in);
+        return r;
 }
 
 /* ---- connections --------------------------------------------------------------- */

@@ -100,4 +100,10 @@ void ob_metrics_request_left(struct ob_metrics *m);
 /* Appends what /metrics serves to b. Returns 0 or -ENOMEM. */
 int ob_metrics_render(const struct ob_metrics *m, struct ob_buf *b);
 
+/* `offboard status`: GET path from the service listening at listen (the
+ * service.listen syntax), within timeout_ms: 0 with the HTTP status and the
+ * body (malloc'd, NUL-terminated), or -errno (-ECONNREFUSED, -ENOENT: no
+ * service there; -ETIMEDOUT: it did not answer). Blocking: not for the loop. */
+int ob_metrics_fetch(const char *listen, const char *path, int timeout_ms, int *ret_status, char **ret_body);
+
 #endif

@@ -726,6 +726,26 @@ int ob_state_lock(const char *path, bool wait, int *ret_fd, long *ret_holder)
         return 0;
 }
 
+int ob_state_lock_holder(const char *path, long *ret_pid)
+{
+        char lp[PATH_MAX];
+        if (!path || snprintf(lp, sizeof(lp), "%s.lock", path) >= (int)sizeof(lp))
+                return -ENAMETOOLONG;
+        int fd = open(lp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+        int r = fcntl(fd, F_OFD_GETLK, &fl) < 0 ? -errno : fl.l_type != F_UNLCK;
+        if (r == 1) {
+                char buf[32] = "";
+                ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+                buf[n > 0 ? n : 0] = '\0';
+                *ret_pid = strtol(buf, NULL, 10);
+        }
+        close(fd);
+        return r;
+}
+
 /* ---- named values ---- */
 
 int ob_state_meta_get(struct ob_state *s, const char *key, char **ret)

@@ -30,6 +30,9 @@ int ob_state_open(const char *path, bool readonly, struct ob_state **ret);
  * blocks until the lock is free; else -EBUSY and *ret_holder (0 if unknown).
  * Other failures: -errno. `plan` never takes it. */
 int ob_state_lock(const char *path, bool wait, int *ret_fd, long *ret_holder);
+/* Whether an acting offboard holds path's lock, without taking it: 1 (and
+ * its pid, as it wrote it), 0, or -errno. */
+int ob_state_lock_holder(const char *path, long *ret_pid);
 void ob_state_free(struct ob_state *s);
 /* The last error message (names the file), for main.c to print. */
 const char *ob_state_errmsg(const struct ob_state *s);

@@ -396,7 +396,59 @@ static int status_account(const struct ob_attention *a, void *ud)
         return status_flush(x);
 }
 
-int ob_status_report(struct ob_state *s, const struct ob_config *c, bool json, FILE *out, bool *ret_needs_human)
+/* The service, first: text. */
+static void text_service(struct ob_buf *b, const struct ob_status_service *v)
+{
+        if (!v->running) {
+                ob_buf_adds(b, "service: not running (no `offboard run` holds the state store)\n");
+                return;
+        }
+        ob_buf_printf(b, "service: offboard run (pid %ld) holds the state store", v->pid);
+        if (!v->listen) {
+                ob_buf_adds(b, "; set service.listen to see its health here\n");
+                return;
+        }
+        ob_buf_adds(b, "; /healthz at ");
+        tput(b, v->listen);
+        if (v->error) {
+                ob_buf_adds(b, " did not answer: ");
+                tput(b, v->error);
+                ob_buf_addc(b, '\n');
+                return;
+        }
+        ob_buf_printf(b, ": %d ", v->http_status);
+        size_t n = v->health ? strlen(v->health) : 0;
+        while (n && (v->health[n - 1] == '\n' || v->health[n - 1] == '\r'))
+                n--;
+        if (n)
+                ob_escape_text(b, v->health, n);
+        ob_buf_addc(b, '\n');
+}
+
+static void jstr(struct ob_buf *b, const char *s);
+
+/* The service, first: JSON (after "time"). */
+static void json_service(struct ob_buf *b, const struct ob_status_service *v)
+{
+        ob_buf_printf(b, "\"service\":{\"running\":%s", v->running ? "true" : "false");
+        if (v->running)
+                ob_buf_printf(b, ",\"pid\":%ld", v->pid);
+        if (v->running && v->listen) {
+                ob_buf_adds(b, ",\"listen\":");
+                jstr(b, v->listen);
+                if (v->error) {
+                        ob_buf_adds(b, ",\"error\":");
+                        jstr(b, v->error);
+                } else {
+                        ob_buf_printf(b, ",\"http_status\":%d,\"health\":", v->http_status);
+                        jstr(b, v->health ? v->health : "");
+                }
+        }
+        ob_buf_adds(b, "},");
+}
+
+int ob_status_report(struct ob_state *s, const struct ob_config *c, const struct ob_status_service *svc, bool json,
+                     FILE *out, bool *ret_needs_human)
 {
         struct status_ctx x = {
                 .c = c,
@@ -416,12 +468,18 @@ int ob_status_report(struct ob_state *s, const struct ob_config *c, bool json, F
         if (json) {
                 char now[21];
                 ob_time_format_rfc3339(x.now, now);
-                ob_buf_printf(&x.b, "{\"version\":1,\"kind\":\"status\",\"time\":\"%s\",\"accounts\":[", now);
+                ob_buf_printf(&x.b, "{\"version\":1,\"kind\":\"status\",\"time\":\"%s\",", now);
+                if (svc)
+                        json_service(&x.b, svc);
+                ob_buf_adds(&x.b, "\"accounts\":[");
+        } else if (svc) {
+                text_service(&x.b, svc);
         }
         r = status_flush(&x);
         if (r >= 0)
                 r = ob_state_foreach_attention(s, status_account, &x);
-        bool needs_human = x.total.n[AS_PARKED] || x.total.n[AS_FAILED] || x.writebacks_owed;
+        bool needs_human = x.total.n[AS_PARKED] || x.total.n[AS_FAILED] || x.writebacks_owed ||
+                           (svc && svc->running && svc->listen && (svc->error || svc->http_status != 200));
         if (r >= 0) {
                 if (json)
                         json_summary(&x, needs_human);

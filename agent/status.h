@@ -40,10 +40,23 @@
 #include "config.h"
 #include "state.h"
 
-/* Writes the report to out. *ret_needs_human (may be NULL) is set on
- * success: true when anything is parked or failed, or a write-back is owed
- * (`offboard status` then exits 1). */
-int ob_status_report(struct ob_state *s, const struct ob_config *c, bool json, FILE *out, bool *ret_needs_human);
+/* What `status` learnt of the service (main.c asks): whether `offboard
+ * run` holds the state store, and what its /healthz said. */
+struct ob_status_service {
+        bool running;      /* the process holding the state store is `offboard run` */
+        long pid;          /* its pid, when running */
+        const char *listen; /* service.listen, or NULL: its health cannot be asked */
+        int http_status;   /* /healthz's answer (200, 503), or 0 */
+        const char *health; /* its body, or NULL */
+        const char *error; /* why it could not be asked, or NULL */
+};
+
+/* Writes the report to out, with what svc (may be NULL) says of the
+ * service first. *ret_needs_human (may be NULL) is set on success: true when
+ * anything is parked or failed, a write-back is owed, or the running service
+ * says it is failing or does not answer (`offboard status` then exits 1). */
+int ob_status_report(struct ob_state *s, const struct ob_config *c, const struct ob_status_service *svc, bool json,
+                     FILE *out, bool *ret_needs_human);
 
 /* `offboard retry [ACCOUNT|ACTION]`: releases parked and deferred actions of
  * transitions in progress so that the next pass runs them (ob_state_release,

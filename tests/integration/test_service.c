@@ -723,9 +723,34 @@ Test(service, health_and_metrics_are_served_on_a_unix_socket_and_count_what_the_
         cr_assert(strstr(body, "offboard_actions_total{connector=\"apps\",outcome=\"done\"} "), "%s", body);
         cr_assert(strstr(body, "offboard_change_to_request_seconds_count 1\n"), "%s", body);
         free(body);
+
+        /* `offboard status` beside it: the store's view and the service's. */
+        char *out = NULL, *err = NULL;
+        const char *st[] = {OB_OFFBOARD_BIN, "status", "--config", cfgpath, NULL};
+        int rc = ob_test_run(st, 30, &out, &err);
+        cr_assert_eq(rc, 0, "status: %d\n%s%s", rc, out, err);
+        char want[400];
+        snprintf(want, sizeof(want), "service: offboard run (pid %d) holds the state store; /healthz at unix:%s: 200 {",
+                 (int)service, sock);
+        cr_assert(strstr(out, want), "%s\nwanted: %s", out, want);
+        free(out);
+        free(err);
+        const char *stj[] = {OB_OFFBOARD_BIN, "status", "--format", "json", "--config", cfgpath, NULL};
+        rc = ob_test_run(stj, 30, &out, &err);
+        cr_assert_eq(rc, 0, "status: %d\n%s%s", rc, out, err);
+        snprintf(want, sizeof(want), "\"service\":{\"running\":true,\"pid\":%d,", (int)service);
+        cr_assert(strstr(out, want) && strstr(out, "\"http_status\":200,\"health\":\"{\\\"status\\\":\\\"ok\\\""),
+                  "%s", out);
+        free(out);
+        free(err);
         stop_service_ok();
-        struct stat st;
-        cr_assert_neq(stat(sock, &st), 0, "the socket is removed at the end");
+        rc = ob_test_run(st, 30, &out, &err);
+        cr_assert_eq(rc, 0, "status: %d\n%s%s", rc, out, err);
+        cr_assert(strstr(out, "service: not running"), "%s", out);
+        free(out);
+        free(err);
+        struct stat sb;
+        cr_assert_neq(stat(sock, &sb), 0, "the socket is removed at the end");
         set_employee_type(p, type);
         listen_line[0] = '\0';
 }

@@ -131,18 +131,24 @@ static void park(struct ob_state *s, const char *id, int64_t gen, const char *ac
         defer(s, id, gen, action, 0, true);
 }
 
-static char *report(struct ob_state *s, const struct ob_config *c, bool json, bool *ret_needs_human)
+static char *report_svc(struct ob_state *s, const struct ob_config *c, const struct ob_status_service *svc,
+                        bool json, bool *ret_needs_human)
 {
         char *doc = NULL;
         size_t len = 0;
         FILE *f = open_memstream(&doc, &len);
         cr_assert_not_null(f);
         bool needs = !*ret_needs_human;
-        int r = ob_status_report(s, c, json, f, &needs);
+        int r = ob_status_report(s, c, svc, json, f, &needs);
         cr_assert_eq(r, 0, "report: %s (%s)", ob_strerror(r), ob_state_errmsg(s));
         cr_assert_eq(fclose(f), 0);
         *ret_needs_human = needs;
         return doc;
+}
+
+static char *report(struct ob_state *s, const struct ob_config *c, bool json, bool *ret_needs_human)
+{
+        return report_svc(s, c, NULL, json, ret_needs_human);
 }
 
 static char *retry(struct ob_state *s, const char *target, int expect)
@@ -214,6 +220,55 @@ Test(status, an_empty_store_reports_nothing_and_needs_no_human)
         };
         json_check(doc, checks, OB_ELEMENTSOF(checks));
         free(doc);
+        ob_state_free(s);
+}
+
+/* The service's own word comes first: a service that says it is failing
+ * (a parked plan, the directory unusable) or does not answer needs a human
+ * even when the store holds nothing back; its body is escaped. */
+Test(status, a_running_service_that_is_failing_or_silent_needs_a_human)
+{
+        struct ob_state *s = open_store(path_in("state.db"), false);
+        struct ob_status_service svc = {.running = true,
+                                        .pid = 4242,
+                                        .listen = "unix:/run/offboard/metrics.sock",
+                                        .http_status = 503,
+                                        .health = "{\"status\":\"failing\",\"reason\":\"parked\x1b[2J\"}\n"};
+        bool needs = false;
+        char *text = report_svc(s, &config, &svc, false, &needs);
+        cr_assert(needs);
+        cr_assert_str_eq(text, "service: offboard run (pid 4242) holds the state store; /healthz at "
+                               "unix:/run/offboard/metrics.sock: 503 {\"status\":\"failing\",\"reason\":\"parked\\x1b[2J\"}\n"
+                               "nothing needs attention\n");
+        free(text);
+        char *doc = report_svc(s, &config, &svc, true, &needs);
+        const char *checks[] = {
+                "d['service'] == {'running': True, 'pid': 4242, 'listen': 'unix:/run/offboard/metrics.sock', "
+                "'http_status': 503, 'health': '{\"status\":\"failing\",\"reason\":\"parked\\x1b[2J\"}\\n'}",
+                "d['summary']['needs_human'] is True",
+        };
+        json_check(doc, checks, OB_ELEMENTSOF(checks));
+        free(doc);
+
+        svc = (struct ob_status_service){.running = true, .pid = 1, .listen = "127.0.0.1:9464", .error = "timed out"};
+        needs = false;
+        text = report_svc(s, &config, &svc, false, &needs);
+        cr_assert(needs);
+        cr_assert(strstr(text, "/healthz at 127.0.0.1:9464 did not answer: timed out\n"), "%s", text);
+        free(text);
+
+        svc = (struct ob_status_service){.running = true, .pid = 1, .listen = "127.0.0.1:9464", .http_status = 200,
+                                         .health = "{}"};
+        needs = true;
+        text = report_svc(s, &config, &svc, false, &needs);
+        cr_assert_not(needs);
+        free(text);
+        svc = (struct ob_status_service){0};
+        needs = true;
+        text = report_svc(s, &config, &svc, false, &needs);
+        cr_assert_not(needs);
+        cr_assert_str_eq(text, "service: not running (no `offboard run` holds the state store)\nnothing needs attention\n");
+        free(text);
         ob_state_free(s);
 }
 
@@ -470,7 +525,7 @@ Test(status, a_report_that_cannot_be_written_is_eio)
         FILE *f = fopen("/dev/full", "w");
         cr_assert_not_null(f);
         bool needs = false;
-        cr_assert_eq(ob_status_report(s, &config, false, f, &needs), -EIO);
+        cr_assert_eq(ob_status_report(s, &config, NULL, false, f, &needs), -EIO);
         fclose(f);
         ob_state_free(s);
 }
