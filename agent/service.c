@@ -529,13 +529,13 @@ static void window_free(struct service *s)
 static void notify_status(struct service *s, const struct ob_pass_result *res, int code, int64_t ms)
 {
         ob_notify("STATUS=pass %llu: exit %d in %lld ms, %zu accounts, %zu actions done, %zu failed, %zu held%s; "
-                  "feed %s (%llu changes heard, %llu of them our own write-backs, %llu passes over changes); "
-                  "next pass in %lld s",
+                  "feed %s (%llu changes heard, %llu of them our own write-backs, %llu passes over changes, %zu "
+                  "changes waiting); next pass in %lld s",
                   (unsigned long long)s->passes, code, (long long)ms, res->accounts_read, res->steps_done,
                   res->steps_failed, res->steps_held, res->parked ? ", plan PARKED (safety threshold)" : "",
                   s->feed_live ? "live" : s->feed || s->feed_timer ? "starting" : "none",
                   (unsigned long long)s->feed_events, (unsigned long long)s->feed_own,
-                  (unsigned long long)s->change_passes,
+                  (unsigned long long)s->change_passes, s->npending,
                   (long long)(s->pass_at - ob_loop_now_ms() + 999) / 1000);
 }
 
