@@ -189,6 +189,22 @@ static void journal(struct job *j, size_t i, const char *event, const char *resu
         }
 }
 
+/* Writes the journal lines held during this loop turn (one write(2)),
+ * before the turn's records go to the state store: an attempt's line is in
+ * the file before its intent is committed and its request leaves. */
+static void journal_flush(struct exec *x)
+{
+        struct run *r = x->r;
+        if (!r->journal)
+                return;
+        int k = ob_journal_flush(r->journal);
+        if (k < 0 && !x->fatal) {
+                ob_log(OB_LOG_ERROR, "event=journal_write_failed path=%s error=%s", ob_log_quote(r->c->journal_path),
+                       ob_log_quote(strerror(-k)));
+                x->fatal = k;
+        }
+}
+
 /* Records an attempt's outcome durably; final: no retry follows in this
  * pass, so it counts in the summary. */
 static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long status, const char *error,
@@ -563,6 +579,7 @@ static void submit(struct exec *x)
 {
         if (ob_writer_busy(x->writer) || (x->batch.n == 0 && x->nstarts == 0))
                 return;
+        journal_flush(x); /* the lines of what the batch records come first */
         struct pending_req **t = x->wstarts;
         size_t tcap = x->wstarts_cap;
         x->wstarts = x->starts;
@@ -612,6 +629,7 @@ static void on_written(struct ob_loop *l, int fd, unsigned events, void *ud)
 static int batch_commit(struct exec *x)
 {
         int k = 0;
+        journal_flush(x);
         if (x->writer && ob_writer_busy(x->writer)) {
                 k = ob_writer_collect(x->writer, true);
                 if (k < 0)
@@ -926,11 +944,15 @@ int ob_execute_run(struct run *r, struct ob_report_item *items, size_t n)
         }
         x->items = items;
         x->nitems = n;
+        /* The journal's lines go out a loop turn at a time (journal_flush). */
+        ob_journal_hold(r->journal, true);
         admit(x);
         int k = 0;
         if (!r->stop_now && !x->fatal && (x->inflight > 0 || x->waiting > 0))
                 k = ob_loop_run(x->loop);
         cancel_retries(x);
+        journal_flush(x);
+        ob_journal_hold(r->journal, false);
         if (r->journal && ob_journal_sync(r->journal) < 0)
                 ob_log(OB_LOG_ERROR, "event=journal_sync_failed path=%s", ob_log_quote(r->c->journal_path));
         /* Owed steps of accounts never started are interrupted too. */

@@ -33,6 +33,11 @@ struct ob_journal {
         dev_t dev; /* the file fd is open on */
         ino_t ino;
         bool torn; /* the last line was cut short and could not be ended */
+        bool hold; /* ob_journal_hold(): lines gather in out until a flush */
+        struct ob_buf out; /* whole lines not written yet (held) */
+        struct ob_buf line; /* the line being built, kept for its capacity */
+        time_t tsec;        /* the second whose "YYYY-MM-DDTHH:MM:SS" is in tprefix */
+        char tprefix[80]; /* 19 bytes used; room for what gcc cannot rule out */
 };
 
 /* Opens path for appending and checks what was opened: a regular file of
@@ -91,6 +96,8 @@ int ob_journal_reopen(struct ob_journal *j)
                 return -EINVAL;
         int fd = -1;
         struct stat st = {0};
+        /* Held lines belong to the file they were appended for. */
+        (void)ob_journal_flush(j);
         int r = open_checked(j->path, &fd, &st);
         if (r < 0)
                 return r;
@@ -109,8 +116,11 @@ void ob_journal_free(struct ob_journal *j)
 {
         if (!j)
                 return;
+        (void)ob_journal_flush(j);
         if (j->fd >= 0)
                 close(j->fd);
+        ob_buf_free(&j->out);
+        ob_buf_free(&j->line);
         free(j->path);
         free(j);
 }
@@ -119,6 +129,9 @@ int ob_journal_sync(struct ob_journal *j)
 {
         if (!j)
                 return -EINVAL;
+        int r = ob_journal_flush(j);
+        if (r < 0)
+                return r;
         if (fdatasync(j->fd) < 0)
                 return -errno;
         return 0;
@@ -162,11 +175,25 @@ static int json_contents(struct ob_buf *b, const char *s, size_t max)
         return 0;
 }
 
+/* ,"key": (key is one of ours: nothing to escape) */
+static int json_key(struct ob_buf *b, const char *key)
+{
+        size_t n = strlen(key);
+        int r = ob_buf_add(b, ",\"", 2);
+        if (r >= 0)
+                r = ob_buf_add(b, key, n);
+        if (r >= 0)
+                r = ob_buf_add(b, "\":", 2);
+        return r;
+}
+
 static int json_string(struct ob_buf *b, const char *key, const char *s, size_t max)
 {
         if (!s)
                 return 0;
-        int r = ob_buf_printf(b, ",\"%s\":\"", key);
+        int r = json_key(b, key);
+        if (r >= 0)
+                r = ob_buf_addc(b, '"');
         if (r < 0)
                 return r;
         r = json_contents(b, s, max);
@@ -177,21 +204,40 @@ static int json_string(struct ob_buf *b, const char *key, const char *s, size_t 
 
 static int json_int(struct ob_buf *b, const char *key, int64_t v)
 {
-        return ob_buf_printf(b, ",\"%s\":%lld", key, (long long)v);
+        char d[24];
+        size_t i = sizeof(d);
+        uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+        do
+                d[--i] = (char)('0' + u % 10);
+        while ((u /= 10) > 0);
+        if (v < 0)
+                d[--i] = '-';
+        int r = json_key(b, key);
+        return r < 0 ? r : ob_buf_add(b, d + i, sizeof(d) - i);
 }
 
-/* RFC 3339, UTC, milliseconds: "2026-12-02T10:00:00.123Z". */
-static int format_time(struct ob_buf *b, int64_t ms)
+/* RFC 3339, UTC, milliseconds: "2026-12-02T10:00:00.123Z". The date and
+ * time of day are formatted once per second. */
+static int format_time(struct ob_journal *j, struct ob_buf *b, int64_t ms)
 {
         /* 253402300800000 ms is 10000-01-01T00:00:00Z: four-digit years only. */
         if (ms < 0 || ms >= INT64_C(253402300800000))
                 return -EINVAL;
         time_t secs = (time_t)(ms / 1000);
-        struct tm tm;
-        if (!gmtime_r(&secs, &tm))
-                return -EINVAL;
-        return ob_buf_printf(b, "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"", tm.tm_year + 1900, tm.tm_mon + 1,
-                             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+        if (!j->tprefix[0] || secs != j->tsec) {
+                struct tm tm;
+                if (!gmtime_r(&secs, &tm))
+                        return -EINVAL;
+                snprintf(j->tprefix, sizeof(j->tprefix), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+                j->tsec = secs;
+        }
+        int m = (int)(ms % 1000);
+        char frac[6] = {'.', (char)('0' + m / 100), (char)('0' + m / 10 % 10), (char)('0' + m % 10), 'Z', '"'};
+        int r = ob_buf_add(b, "{\"time\":\"", 9);
+        if (r >= 0)
+                r = ob_buf_add(b, j->tprefix, strlen(j->tprefix));
+        return r < 0 ? r : ob_buf_add(b, frac, sizeof(frac));
 }
 
 static int64_t now_ms(void)
@@ -201,9 +247,9 @@ static int64_t now_ms(void)
         return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int build_line(struct ob_buf *b, const struct ob_journal_entry *e)
+static int build_line(struct ob_journal *j, struct ob_buf *b, const struct ob_journal_entry *e)
 {
-        int r = format_time(b, e->time_ms ? e->time_ms : now_ms());
+        int r = format_time(j, b, e->time_ms ? e->time_ms : now_ms());
         if (r < 0)
                 return r;
         /* Fields in the order of struct ob_journal_entry. */
@@ -260,27 +306,21 @@ static int build_line(struct ob_buf *b, const struct ob_journal_entry *e)
         return 0;
 }
 
-int ob_journal_append(struct ob_journal *j, const struct ob_journal_entry *e)
+/* Writes the lines in j->out with one write(2) and empties it, whatever
+ * happens: lines that could not be written are reported, not kept. */
+static int write_out(struct ob_journal *j)
 {
-        if (!j || !e || !e->event || !*e->event)
-                return -EINVAL;
-        _cleanup_buf_ struct ob_buf b;
-        ob_buf_init(&b);
-        /* A torn line left without its newline is ended by the next write,
-         * in the same write(2) as the new line. */
-        int r = j->torn ? ob_buf_addc(&b, '\n') : 0;
-        if (r >= 0)
-                r = build_line(&b, e);
-        if (r < 0)
-                return r;
-
+        if (j->out.len == 0)
+                return 0;
         ssize_t n;
         do
-                n = write(j->fd, b.data, b.len);
+                n = write(j->fd, j->out.data, j->out.len);
         while (n < 0 && errno == EINTR);
+        size_t want = j->out.len;
+        ob_buf_reset(&j->out);
         if (n < 0)
                 return -errno; /* nothing written: a torn line stays torn */
-        if ((size_t)n == b.len) {
+        if ((size_t)n == want) {
                 j->torn = false;
                 return 0;
         }
@@ -295,4 +335,44 @@ int ob_journal_append(struct ob_journal *j, const struct ob_journal_entry *e)
         if (n < 0)
                 return -errno;
         return -EIO;
+}
+
+int ob_journal_append(struct ob_journal *j, const struct ob_journal_entry *e)
+{
+        if (!j || !e || !e->event || !*e->event)
+                return -EINVAL;
+        struct ob_buf *b = &j->line;
+        ob_buf_reset(b);
+        int r = build_line(j, b, e);
+        if (r < 0)
+                return r;
+        if (j->hold && j->out.len > 0 && j->out.len + b->len > OB_JOURNAL_HOLD_MAX) {
+                r = write_out(j);
+                if (r < 0)
+                        return r;
+        }
+        /* A torn line left without its newline is ended by the next write,
+         * in the same write(2) as the new lines. */
+        if (j->out.len == 0 && j->torn)
+                r = ob_buf_addc(&j->out, '\n');
+        if (r >= 0)
+                r = ob_buf_add(&j->out, b->data, b->len);
+        if (r < 0) {
+                ob_buf_reset(&j->out); /* what was held is lost with the line: say so */
+                return r;
+        }
+        return j->hold ? 0 : write_out(j);
+}
+
+void ob_journal_hold(struct ob_journal *j, bool hold)
+{
+        if (j)
+                j->hold = hold;
+}
+
+int ob_journal_flush(struct ob_journal *j)
+{
+        if (!j)
+                return -EINVAL;
+        return write_out(j);
 }

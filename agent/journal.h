@@ -36,16 +36,24 @@
  * LogsDirectory=, mode 0700). Rotation: logrotate renames the file, then
  * SIGHUP makes the agent call ob_journal_reopen(), which creates a new one.
  *
- * Concurrency: each line goes out in one write(2) to an O_APPEND descriptor,
- * so processes appending to the same file (the service and a one-shot
- * `offboard retry`, say) never interleave inside a line. A struct ob_journal
- * is used from one thread (the loop's).
+ * Concurrency: each line goes out whole in one write(2) to an O_APPEND
+ * descriptor, so processes appending to the same file (the service and a
+ * one-shot `offboard retry`, say) never interleave inside a line. While the
+ * journal is held (ob_journal_hold), the lines appended gather in memory (at
+ * most OB_JOURNAL_HOLD_MAX bytes) and go out together in one write(2) at the
+ * next ob_journal_flush(), sync(), reopen() or free(): the executor holds
+ * the lines of one loop turn and flushes them at the end of the turn, before
+ * the records of that turn go to the state store, so an attempt's line is
+ * in the file before its intent is committed and its request leaves, and an
+ * outcome's line before its outcome is committed. A struct ob_journal is
+ * used from one thread (the loop's).
  *
  * Durability: append() leaves the line in the page cache; ob_journal_sync()
  * (fdatasync) is for the caller's group-commit points, e.g. after a pass or
  * before recording a durable outcome in the state store.
  *
- * Errors: 0 or a negative errno; nothing is logged. After a short write (disk
+ * Errors: 0 or a negative errno; nothing is logged. A write that fails loses
+ * the lines it held (all of them when they were held), and says so. After a short write (disk
  * full in the middle of a line) the journal ends the torn line with a
  * newline, at once or, if that fails too, at the start of the next line it
  * writes, so that the next line starts clean. Readers skip a line that does
@@ -55,12 +63,15 @@
 #ifndef OB_JOURNAL_H
 #define OB_JOURNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* Longest line, newline included, and the cut for each short string field
  * (escaped bytes, the trailing "..." included). */
 #define OB_JOURNAL_LINE_MAX 8192
 #define OB_JOURNAL_FIELD_MAX 512
+/* Held lines (ob_journal_hold) written at once when they reach this size. */
+#define OB_JOURNAL_HOLD_MAX (64 * 1024)
 
 struct ob_journal;
 
@@ -99,14 +110,23 @@ struct ob_journal_entry {
         int64_t duration_ms; /* written only with a result, and only when >= 0 (-1: not applicable) */
 };
 
-/* Appends one line with a single write(2). Returns 0, -EINVAL (no event, or a
+/* Appends one line with a single write(2), or, while the journal is held,
+ * keeps it for the next flush (writing what was held first when it would
+ * outgrow OB_JOURNAL_HOLD_MAX). Returns 0, -EINVAL (no event, or a
  * time before 1970 or after 9999), -ENOMEM, or the -errno of write(2)
  * (-ENOSPC, -EFBIG, -EDQUOT, ...). After a short write the line is torn: the
  * errno comes from the write of the newline that ends it, or is -EIO if that
  * write succeeded. */
 int ob_journal_append(struct ob_journal *j, const struct ob_journal_entry *e);
 
-/* fdatasync(2): every line appended so far is on disk. 0 or -errno. */
+/* Held or not: while held, lines are written by ob_journal_flush() (and by
+ * sync, reopen and free), not by append. Releasing the hold does not flush. */
+void ob_journal_hold(struct ob_journal *j, bool hold);
+/* Writes the held lines in one write(2). 0, or the error of append's write. */
+int ob_journal_flush(struct ob_journal *j);
+
+/* fdatasync(2): every line appended so far (held ones written first) is on
+ * disk. 0 or -errno. */
 int ob_journal_sync(struct ob_journal *j);
 
 #endif

@@ -754,3 +754,59 @@ Test(journal, two_processes_appending_1000_lines_each_give_2000_intact_lines)
                                     "list(range(1, 1001))"),
                      2000);
 }
+
+Test(journal, held_lines_reach_the_file_only_at_flush_in_one_write_and_whole)
+{
+        const char *path = path_in("audit.jsonl");
+        struct ob_journal *j = open_journal(path);
+        ob_journal_hold(j, true);
+        append_ok(j, &(struct ob_journal_entry){.event = "attempt", .time_ms = T0});
+        append_ok(j, &(struct ob_journal_entry){.event = "outcome", .time_ms = T0, .result = "done"});
+        size_t n = 0;
+        free(slurp(path, &n));
+        cr_assert_eq(n, 0, "held lines are not written before a flush");
+        cr_assert_eq(ob_journal_flush(j), 0);
+        cr_assert_eq(py_check(path, "[o[\"event\"] for o in objs] == [\"attempt\", \"outcome\"]"), 2);
+        cr_assert_eq(ob_journal_flush(j), 0, "flushing nothing is fine");
+        ob_journal_hold(j, false);
+        append_ok(j, &(struct ob_journal_entry){.event = "third", .time_ms = T0});
+        cr_assert_eq(py_check(path, "[o[\"event\"] for o in objs][-1] == \"third\""), 3);
+        ob_journal_free(j);
+}
+
+Test(journal, held_lines_are_written_by_sync_reopen_and_free)
+{
+        const char *path = path_in("audit.jsonl");
+        const char *rotated = path_in("audit.jsonl.1");
+        struct ob_journal *j = open_journal(path);
+        ob_journal_hold(j, true);
+        append_ok(j, &(struct ob_journal_entry){.event = "synced", .time_ms = T0});
+        cr_assert_eq(ob_journal_sync(j), 0);
+        cr_assert_eq(py_check(path, "[o[\"event\"] for o in objs] == [\"synced\"]"), 1);
+        append_ok(j, &(struct ob_journal_entry){.event = "before-rotation", .time_ms = T0});
+        cr_assert_eq(rename(path, rotated), 0);
+        cr_assert_eq(ob_journal_reopen(j), 0);
+        append_ok(j, &(struct ob_journal_entry){.event = "after-rotation", .time_ms = T0});
+        ob_journal_free(j);
+        cr_assert_eq(py_check(rotated, "[o[\"event\"] for o in objs] == [\"synced\", \"before-rotation\"]"), 2);
+        cr_assert_eq(py_check(path, "[o[\"event\"] for o in objs] == [\"after-rotation\"]"), 1);
+}
+
+Test(journal, held_lines_past_the_hold_limit_are_written_whole_without_a_flush)
+{
+        const char *path = path_in("audit.jsonl");
+        struct ob_journal *j = open_journal(path);
+        ob_journal_hold(j, true);
+        size_t lines = 0;
+        for (size_t n = 0; n < 2 * OB_JOURNAL_HOLD_MAX;) {
+                append_ok(j, &(struct ob_journal_entry){.event = "attempt", .time_ms = T0, .action = "revoke"});
+                lines++;
+                n += 60;
+        }
+        size_t size = 0;
+        free(slurp(path, &size));
+        cr_assert_gt(size, 0, "the hold is bounded");
+        cr_assert_leq(size, (lines - 1) * 100);
+        ob_journal_free(j);
+        cr_assert_eq(py_check(path, "all(o[\"event\"] == \"attempt\" for o in objs)"), (int)lines);
+}
