@@ -124,6 +124,18 @@ struct ob_http {
         struct ob_http_req *running;
         size_t nrunning;
 
+        /* Scrubbers' prototypes: each request's scrubber shares the forms
+         * of the last one (protos[nprotos - 1]); a new one is derived when a
+         * request named a secret file not read before (nfiles grew). Older
+         * ones stay until free(): requests running may still use them. */
+        struct ob_scrub **protos;
+        size_t nprotos;
+        size_t proto_nfiles; /* nfiles when the last one was made */
+        /* Easy handles of finished requests, reset, for the next ones:
+         * curl_easy_init and cleanup cost more than a reset. */
+        CURL **idle;
+        size_t nidle;
+
         int *fds; /* sockets curl asked the loop to watch */
         size_t nfds;
         size_t fds_alloc;
@@ -242,7 +254,13 @@ static int ob_curl_errno(CURLcode c)
 static void ob_http_req_release(struct ob_http_req *r)
 {
         if (r->easy) {
-                curl_easy_cleanup(r->easy);
+                struct ob_http *h = r->h;
+                if (h && !h->destroying && h->idle && h->nidle < h->concurrency) {
+                        curl_easy_reset(r->easy);
+                        h->idle[h->nidle++] = r->easy;
+                } else {
+                        curl_easy_cleanup(r->easy);
+                }
                 r->easy = NULL;
         }
         ob_slist_wipe_free(r->headers);
@@ -425,7 +443,7 @@ fail:
 }
 
 /* A scrubber that knows every secret the instance holds. */
-static int ob_http_scrub_new(const struct ob_http *h, struct ob_scrub **ret)
+static int ob_http_scrub_proto(const struct ob_http *h, struct ob_scrub **ret)
 {
         struct ob_scrub *s = NULL;
         int r = ob_scrub_new(OB_EXCERPT_MAX, &s);
@@ -445,6 +463,24 @@ static int ob_http_scrub_new(const struct ob_http *h, struct ob_scrub **ret)
         }
         *ret = s;
         return 0;
+}
+
+/* A request's scrubber: shares the forms of a prototype that knows every
+ * secret read so far. */
+static int ob_http_scrub_new(struct ob_http *h, struct ob_scrub **ret)
+{
+        if (h->nprotos == 0 || h->proto_nfiles != h->nfiles) {
+                struct ob_scrub **l = realloc(h->protos, (h->nprotos + 1) * sizeof(*l));
+                if (!l)
+                        return -ENOMEM;
+                h->protos = l;
+                int r = ob_http_scrub_proto(h, &l[h->nprotos]);
+                if (r < 0)
+                        return r;
+                h->nprotos++;
+                h->proto_nfiles = h->nfiles;
+        }
+        return ob_scrub_new_like(h->protos[h->nprotos - 1], OB_EXCERPT_MAX, ret);
 }
 
 #define OB_SETOPT(e, opt, val)                                    \
@@ -496,7 +532,7 @@ static int ob_http_req_new(struct ob_http *h, const struct ob_request *req, ob_c
         /* curl takes a URL without a scheme as http. */
         q->plain_http = strncasecmp(req->url, "http://", 7) == 0 || !strstr(req->url, "://");
 
-        CURL *e = q->easy = curl_easy_init();
+        CURL *e = q->easy = h->nidle > 0 ? h->idle[--h->nidle] : curl_easy_init();
         if (!e) {
                 r = -ENOMEM;
                 goto fail;
@@ -826,6 +862,12 @@ static void ob_http_destroy(struct ob_http *h)
         for (size_t i = 0; i < h->nfds; i++)
                 ob_loop_io(h->loop, h->fds[i], 0, NULL, NULL);
         free(h->fds);
+        for (size_t i = 0; i < h->nidle; i++)
+                curl_easy_cleanup(h->idle[i]);
+        free(h->idle);
+        for (size_t i = 0; i < h->nprotos; i++)
+                ob_scrub_free(h->protos[i]);
+        free(h->protos);
         ob_secret_free(h->secret);
         ob_http_secrets_free(h->headers, h->nheaders);
         ob_http_secrets_free(h->files, h->nfiles);
@@ -920,6 +962,7 @@ int ob_http_new(struct ob_loop *loop, const struct ob_connector *k, void **ret)
         int64_t t = k->timeout_ms ? k->timeout_ms : OB_HTTP_DEFAULT_TIMEOUT_MS;
         h->timeout_ms = t > LONG_MAX ? LONG_MAX : (long)t;
         h->concurrency = k->concurrency > 0 ? (size_t)k->concurrency : 1;
+        h->idle = calloc(h->concurrency, sizeof(*h->idle)); /* none: no reuse */
 
         if (cfg->ca_file && !(h->ca_file = ob_strdup(cfg->ca_file))) {
                 r = -ENOMEM;

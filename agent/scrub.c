@@ -44,6 +44,8 @@ struct ob_scrub {
         bool cut;      /* something did not fit */
         bool finished; /* ob_scrub_finish() ran */
         bool borrowed; /* forms and out belong to someone else (ob_scrub_text) */
+        bool forms_borrowed; /* forms belong to the prototype (ob_scrub_new_like) */
+        bool is_proto;       /* lends its forms: no secret may be added */
 };
 
 int ob_scrub_new(size_t max_out, struct ob_scrub **ret)
@@ -71,10 +73,46 @@ static void ob_wipe_free(void *p, size_t n)
         free(p);
 }
 
+int ob_scrub_new_like(struct ob_scrub *proto, size_t max_out, struct ob_scrub **ret)
+{
+        if (!proto || max_out == 0 || !ret)
+                return -EINVAL;
+        /* One block: the struct, then out, then the look-ahead. */
+        size_t pend_cap = 2 * proto->longest;
+        if (max_out > SIZE_MAX / 2 - sizeof(struct ob_scrub) - pend_cap)
+                return -EINVAL;
+        struct ob_scrub *s = malloc(sizeof(*s) + max_out + pend_cap);
+        if (!s)
+                return -ENOMEM;
+        proto->is_proto = true;
+        *s = (struct ob_scrub){
+                .max_out = max_out,
+                .forms = proto->forms,
+                .nforms = proto->nforms,
+                .nsecrets = proto->nsecrets,
+                .longest = proto->longest,
+                .out = (char *)(s + 1),
+                .pend = pend_cap ? (char *)(s + 1) + max_out : NULL,
+                .pend_cap = pend_cap,
+                .fed = true,
+                .forms_borrowed = true,
+        };
+        if (pend_cap)
+                memset(s->pend, 0, pend_cap);
+        *ret = s;
+        return 0;
+}
+
 void ob_scrub_free(struct ob_scrub *s)
 {
         if (!s)
                 return;
+        if (s->forms_borrowed) {
+                /* out and pend are in the struct's block. */
+                explicit_bzero(s->out, s->max_out + s->pend_cap);
+                free(s);
+                return;
+        }
         ob_wipe_free(s->pend, s->pend_cap);
         if (!s->borrowed) {
                 for (size_t i = 0; i < s->nforms; i++)
@@ -204,7 +242,7 @@ static void ob_scrub_rollback(struct ob_scrub *s, size_t nforms)
 
 int ob_scrub_add_secret(struct ob_scrub *s, const char *secret, size_t n)
 {
-        if (!s || (!secret && n > 0) || s->fed)
+        if (!s || (!secret && n > 0) || s->fed || s->is_proto)
                 return -EINVAL;
         if (n > OB_SCRUB_MAX_SECRET)
                 return -OB_ELIMIT;

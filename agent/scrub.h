@@ -52,6 +52,12 @@ struct ob_scrub;
  * Returns 0, -EINVAL or -ENOMEM. */
 int ob_scrub_new(size_t max_out, struct ob_scrub **ret);
 
+/* A scrubber for one more stream that knows proto's secrets and shares
+ * their forms (one allocation, nothing derived again): proto must outlive
+ * it, and takes no secret from now on (ob_scrub_add_secret: -EINVAL).
+ * Returns 0, -EINVAL or -ENOMEM. */
+int ob_scrub_new_like(struct ob_scrub *proto, size_t max_out, struct ob_scrub **ret);
+
 /* Adds a secret (n bytes, may hold any byte) and its derived forms. An empty
  * secret adds nothing. Must be called before the first ob_scrub_feed().
  * Returns 0, -EINVAL (s NULL or already fed), -OB_ELIMIT (secret longer than

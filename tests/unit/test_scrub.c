@@ -357,3 +357,25 @@ Test(scrub, the_output_is_full_once_the_limit_is_reached)
         cr_assert_str_eq(out, "0123456789zzzzzz");
         ob_scrub_free(s);
 }
+
+Test(scrub, a_scrubber_like_a_prototype_scrubs_the_same_and_the_prototype_takes_no_more_secrets)
+{
+        static const char *const secrets[] = {TOKEN, "p@ss/word", NULL};
+        struct ob_scrub *proto = scrubber(64, secrets);
+        const char *in = "echo " TOKEN " and cGFzcw and p%40ss%2Fword and " TOKEN;
+        char *want = scrub(in, 40, secrets);
+        for (size_t chunk = 1; chunk <= 7; chunk += 3) {
+                struct ob_scrub *s = NULL;
+                cr_assert_eq(ob_scrub_new_like(proto, 40, &s), 0);
+                char *got = run_chunked(s, 40, in, strlen(in), chunk);
+                cr_assert_str_eq(got, want, "chunk %zu", chunk);
+                free(got);
+        }
+        cr_assert_eq(ob_scrub_add_secret(proto, "more", 4), -EINVAL);
+        /* The prototype still scrubs a text of its own. */
+        char out[64];
+        cr_assert_geq(ob_scrub_text(proto, in, strlen(in), out, sizeof(out)), 0);
+        assert_no_piece(out, TOKEN);
+        free(want);
+        ob_scrub_free(proto);
+}
