@@ -1341,8 +1341,8 @@ static int parse_state(struct pctx *p, yaml_node_t *v)
 
 static int h_feed(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
-        static const char *const names[] = {"auto", "syncrepl", "poll", "none", NULL};
-        static const int values[] = {OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_POLL, OB_FEED_NONE};
+        static const char *const names[] = {"auto", "syncrepl", "poll", "dirsync", "none", NULL};
+        static const int values[] = {OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_POLL, OB_FEED_DIRSYNC, OB_FEED_NONE};
         int x = 0;
         int r = h_one_of(p, key, v, &x, names, values);
         if (r == 0)

@@ -34,7 +34,7 @@ int ob_status_from_name(const char *name, enum ob_status *ret);
 enum ob_scope { OB_SCOPE_BASE, OB_SCOPE_ONE, OB_SCOPE_SUB };
 
 /* service.feed: auto (syncrepl where the server offers it), or forced. */
-enum ob_feed { OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_POLL, OB_FEED_NONE };
+enum ob_feed { OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_POLL, OB_FEED_DIRSYNC, OB_FEED_NONE };
 
 struct ob_directory_config {
         char *uri;                /* ldap://, ldaps:// or ldapi:// */

@@ -77,6 +77,8 @@ struct ob_dir {
 #define OB_OID_PAGED "1.2.840.113556.1.4.319"
 #define OB_OID_AD_CAP "1.2.840.113556.1.4.800"
 #define OB_OID_AD_SHOW_DELETED "1.2.840.113556.1.4.417"
+#define OB_OID_AD_DIRSYNC "1.2.840.113556.1.4.841"
+#define OB_DIRSYNC_OBJECT_SECURITY 0x1
 
 /* The layout of Cyrus SASL's sasl_interact_t (stable since SASL 2.0); the
  * header is not needed for EXTERNAL, which asks at most for an authzid. */
@@ -897,6 +899,7 @@ void ob_dir_search_info_clear(struct ob_dir_search_info *info)
         if (!info)
                 return;
         strv_free(info->references);
+        free(info->dirsync_cookie);
         *info = (struct ob_dir_search_info){0};
 }
 
@@ -909,6 +912,7 @@ struct dir_search {
         char **attrs; /* borrowed from the ob_dir */
         bool need_id;
         bool show_deleted; /* AD's show-deleted control: tombstones too */
+        bool dirsync;      /* AD's DirSync control instead of paging; cookie is DirSync's */
         ob_dir_entry_fn fn;
         void *userdata;
         struct ob_dir_search_info *info;
@@ -937,18 +941,38 @@ static int search_send_page(struct ob_dir *d, struct dir_search *s)
                 return -OB_ESIZELIMIT;
         }
         LDAPControl *page = NULL;
-        int rc = ldap_create_page_control(d->ld, d->page_size, s->cookie, 1, &page);
+        int rc = LDAP_SUCCESS;
+        struct berval *dsv = NULL;
+        LDAPControl dirsync = {.ldctl_oid = OB_OID_AD_DIRSYNC, .ldctl_iscritical = 1};
+        if (s->dirsync) {
+                /* MS-ADTS 3.1.1.3.4.1.3: {flags, maxBytes, cookie}; object
+                 * security: what the service account may read, no
+                 * replication right needed. */
+                BerElement *ber = ber_alloc_t(LBER_USE_DER);
+                struct berval none = {0, (char *)""};
+                if (!ber || ber_printf(ber, "{iiO}", (ber_int_t)OB_DIRSYNC_OBJECT_SECURITY, (ber_int_t)(1 << 20),
+                                       s->cookie ? s->cookie : &none) < 0 ||
+                    ber_flatten(ber, &dsv) < 0)
+                        rc = LDAP_NO_MEMORY;
+                ber_free(ber, 1);
+                if (dsv)
+                        dirsync.ldctl_value = *dsv;
+        } else {
+                rc = ldap_create_page_control(d->ld, d->page_size, s->cookie, 1, &page);
+        }
         if (rc != LDAP_SUCCESS) {
                 dir_log(d, OB_LOG_ERROR, "create_page_control", s->base, rc, NULL);
+                ber_bvfree(dsv);
                 return rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
         }
         LDAPControl deleted = {.ldctl_oid = OB_OID_AD_SHOW_DELETED, .ldctl_iscritical = 1};
-        LDAPControl *sctrls[] = {page, s->show_deleted ? &deleted : NULL, NULL};
+        LDAPControl *sctrls[] = {s->dirsync ? &dirsync : page, s->show_deleted ? &deleted : NULL, NULL};
         struct timeval tl = ms_to_tv(d->timeout_ms);
         s->msgid = -1;
         rc = ldap_search_ext(d->ld, s->base, s->scope, s->filter, s->attrs, 0, sctrls, NULL,
                              d->timeout_ms >= 1000 ? &tl : NULL, LDAP_NO_LIMIT, &s->msgid);
         ldap_control_free(page);
+        ber_bvfree(dsv);
         ber_bvfree(s->cookie);
         s->cookie = NULL;
         if (rc != LDAP_SUCCESS) {
@@ -993,7 +1017,33 @@ static int search_on_msg(struct ob_dir *d, struct dir_search *s, LDAPMessage *m)
                                        ob_log_quote(s->base));
                         return e == -OB_ESIZELIMIT || e == -ENOMEM ? e : -OB_EDIRECTORY;
                 }
-                LDAPControl *pc = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL);
+                LDAPControl *dc = s->dirsync ? ldap_control_find(OB_OID_AD_DIRSYNC, rctrls, NULL) : NULL;
+                if (s->dirsync) {
+                        /* {moreResults, unused, cookie}: more asks again with
+                         * the cookie; the last one is the caller's. */
+                        ber_int_t more = 0, unused = 0;
+                        struct berval *c = NULL;
+                        BerElement *ber = dc ? ber_init(&dc->ldctl_value) : NULL;
+                        if (!ber || ber_scanf(ber, "{iiO}", &more, &unused, &c) == LBER_ERROR) {
+                                ob_log(OB_LOG_ERROR, "event=ldap_dirsync_failed base=%s note=\"the answer carries no "
+                                                     "usable DirSync control\"",
+                                       ob_log_quote(s->base));
+                                r = -OB_EDIRECTORY;
+                        } else if (more && c && c->bv_len) {
+                                s->cookie = TAKE_PTR(c);
+                        } else if (s->info && c) {
+                                free(s->info->dirsync_cookie);
+                                s->info->dirsync_cookie = malloc(c->bv_len ? c->bv_len : 1);
+                                if (!s->info->dirsync_cookie)
+                                        r = -ENOMEM;
+                                else
+                                        memcpy(s->info->dirsync_cookie, c->bv_val, c->bv_len);
+                                s->info->dirsync_cookie_len = c->bv_len;
+                        }
+                        ber_bvfree(c);
+                        ber_free(ber, 1);
+                }
+                LDAPControl *pc = s->dirsync ? NULL : ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL);
                 if (pc) {
                         ber_int_t estimate = 0;
                         struct berval c = {0, NULL};
@@ -2290,14 +2340,24 @@ bool ob_dir_lost(const struct ob_dir *d)
  * that one entry), with the accounts' filter (and extra, when not NULL, a
  * filter the entries must match as well) and every fail-closed rule; attrs
  * NULL: the accounts' attributes. */
-static int search_start(struct ob_dir *d, const char *dn, const char *extra, char **attrs, bool tombstones,
-                        ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
+/* What search_start asks: the accounts (under the base, or the one entry
+ * dn), AD's tombstones right under dn, or AD's DirSync from dn (the naming
+ * context) on. */
+enum search_kind { SEARCH_ACCOUNTS, SEARCH_TOMBSTONES, SEARCH_DIRSYNC };
+
+/* The accounts' search under base (dn NULL: the configured base and scope;
+ * else that one entry), with the accounts' filter (and extra, when not NULL,
+ * a filter the entries must match as well) and every fail-closed rule;
+ * attrs NULL: the accounts' attributes. cookie: DirSync's, to resume from. */
+static int search_start(struct ob_dir *d, const char *dn, const char *extra, char **attrs, enum search_kind kind,
+                        const struct berval *cookie, ob_dir_entry_fn fn, ob_dir_search_done_fn done,
+                        void *userdata)
 {
         if (!d || !d->loop || !fn || !done)
                 return -EINVAL;
         if (d->lost)
                 return -OB_EDIRECTORY;
-        if (dn && !tombstones && (!*dn || dn_in_scope(dn, d->base, d->scope) <= 0))
+        if (dn && kind == SEARCH_ACCOUNTS && (!*dn || dn_in_scope(dn, d->base, d->scope) <= 0))
                 return -OB_ENOTFOUND; /* not an account offboard judges */
         struct dir_op *op = op_new(DIR_OP_SEARCH, dn, userdata);
         if (!op)
@@ -2317,21 +2377,39 @@ static int search_start(struct ob_dir *d, const char *dn, const char *extra, cha
         }
         op->search_done = done;
         char *filter = NULL;
-        /* A tombstone keeps little but its id: the accounts' filter cannot
-         * apply to it (AD strips objectCategory). */
-        if (extra && asprintf(&filter, "(&%s%s)", tombstones ? "(isDeleted=TRUE)" : d->filter, extra) < 0)
-                filter = NULL;
+        if (kind == SEARCH_DIRSYNC) {
+                /* Every object that changed: DirSync returns only what
+                 * changed of each, and a filter on anything else would miss
+                 * it (Samba does); the passes apply the accounts' filter. */
+                filter = strdup("(objectClass=*)");
+        } else if (extra) {
+                /* A tombstone keeps little but its id: the accounts' filter
+                 * cannot apply to it (AD strips objectCategory). */
+                if (asprintf(&filter, "(&%s%s)", kind == SEARCH_TOMBSTONES ? "(isDeleted=TRUE)" : d->filter, extra) <
+                    0)
+                        filter = NULL;
+        } else {
+                filter = strdup(d->filter);
+        }
         op->s = (struct dir_search){.base = dn ? op->dn : d->base,
-                                    .scope = tombstones ? LDAP_SCOPE_ONELEVEL : dn ? LDAP_SCOPE_BASE : d->scope,
-                                    .filter = extra ? filter : strdup(d->filter),
+                                    .scope = kind == SEARCH_TOMBSTONES ? LDAP_SCOPE_ONELEVEL
+                                             : kind == SEARCH_DIRSYNC  ? LDAP_SCOPE_SUBTREE
+                                             : dn                      ? LDAP_SCOPE_BASE
+                                                                       : d->scope,
+                                    .filter = filter,
                                     .attrs = attrs ? attrs : d->attrs,
                                     .need_id = true,
-                                    .show_deleted = tombstones,
+                                    .show_deleted = kind == SEARCH_TOMBSTONES,
+                                    .dirsync = kind == SEARCH_DIRSYNC,
                                     .fn = fn,
                                     .userdata = userdata,
                                     .info = &op->info,
                                     .deadline = monotonic_ms() + d->search_deadline_ms};
-        int k = op->s.filter ? search_send_page(d, &op->s) : -ENOMEM;
+        int k = op->s.filter ? 0 : -ENOMEM;
+        if (k == 0 && cookie && cookie->bv_len && !(op->s.cookie = ber_bvdup((struct berval *)cookie)))
+                k = -ENOMEM;
+        if (k == 0)
+                k = search_send_page(d, &op->s);
         if (k < 0) {
                 op_free(op);
                 return k;
@@ -2343,13 +2421,13 @@ static int search_start(struct ob_dir *d, const char *dn, const char *extra, cha
 
 int ob_dir_search_accounts_start(struct ob_dir *d, ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
 {
-        return search_start(d, NULL, NULL, NULL, false, fn, done, userdata);
+        return search_start(d, NULL, NULL, NULL, SEARCH_ACCOUNTS, NULL, fn, done, userdata);
 }
 
 int ob_dir_search_entry_start(struct ob_dir *d, const char *dn, ob_dir_entry_fn fn, ob_dir_search_done_fn done,
                               void *userdata)
 {
-        return dn ? search_start(d, dn, NULL, NULL, false, fn, done, userdata) : -EINVAL;
+        return dn ? search_start(d, dn, NULL, NULL, SEARCH_ACCOUNTS, NULL, fn, done, userdata) : -EINVAL;
 }
 
 int ob_dir_search_changed_start(struct ob_dir *d, const char *extra, char **attrs, ob_dir_entry_fn fn,
@@ -2368,7 +2446,7 @@ int ob_dir_search_changed_start(struct ob_dir *d, const char *extra, char **attr
                 return -EINVAL;
         a[n] = d->id_attr;
         a[n + 1] = NULL;
-        return search_start(d, NULL, extra, a, false, fn, done, userdata);
+        return search_start(d, NULL, extra, a, SEARCH_ACCOUNTS, NULL, fn, done, userdata);
 }
 
 int ob_dir_read_start(struct ob_dir *d, const char *dn, char **attrs, ob_dir_read_done_fn done, void *userdata)
@@ -2393,13 +2471,39 @@ int ob_dir_read_start(struct ob_dir *d, const char *dn, char **attrs, ob_dir_rea
         return 0;
 }
 
+int ob_dir_dirsync_start(struct ob_dir *d, const char *nc, const char *cookie, size_t cookie_len,
+                         ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
+{
+        if (!d || !d->is_ad || !nc || !*nc)
+                return -EINVAL;
+        /* DirSync returns an object only when an attribute asked for
+         * changed: the attributes the rules read, and isDeleted. */
+        size_t n = 0;
+        while (d->attrs[n])
+                n++;
+        char **attrs = calloc(n + 2, sizeof(*attrs));
+        if (!attrs)
+                return -ENOMEM;
+        memcpy(attrs, d->attrs, n * sizeof(*attrs));
+        attrs[n] = "isDeleted";
+        struct berval c = {.bv_len = cookie ? cookie_len : 0, .bv_val = (char *)cookie};
+        int k = search_start(d, nc, NULL, attrs, SEARCH_DIRSYNC, &c, fn, done, userdata);
+        free(attrs); /* the operation keeps its own copy */
+        return k;
+}
+
+bool ob_dir_in_scope(const struct ob_dir *d, const char *dn)
+{
+        return d && dn && *dn && dn_in_scope(dn, d->base, d->scope) > 0;
+}
+
 int ob_dir_search_deleted_start(struct ob_dir *d, const char *base, const char *extra, ob_dir_entry_fn fn,
                                 ob_dir_search_done_fn done, void *userdata)
 {
         if (!d || !d->is_ad || !base || !extra || extra[0] != '(')
                 return -EINVAL;
         char *attrs[] = {d->id_attr, NULL};
-        return search_start(d, base, extra, attrs, true, fn, done, userdata);
+        return search_start(d, base, extra, attrs, SEARCH_TOMBSTONES, NULL, fn, done, userdata);
 }
 
 bool ob_dir_is_ad(const struct ob_dir *d)

@@ -53,6 +53,8 @@ struct ob_dir_search_info {
          * server holds, which were not read): the DN each one's URL points
          * at, or "" when it names none. NULL-terminated, or NULL. */
         char **references;
+        char *dirsync_cookie; /* DirSync: the cookie to resume from (may hold NUL bytes) */
+        size_t dirsync_cookie_len;
 };
 void ob_dir_search_info_clear(struct ob_dir_search_info *info);
 
@@ -138,6 +140,14 @@ int ob_dir_search_changed_start(struct ob_dir *d, const char *extra, char **attr
  * with their id alone. */
 int ob_dir_search_deleted_start(struct ob_dir *d, const char *base, const char *extra, ob_dir_entry_fn fn,
                                 ob_dir_search_done_fn done, void *userdata);
+/* Active Directory's DirSync (MS-ADTS 3.1.1.3.4.1.3, with object security:
+ * no replication right needed): what changed in the naming context nc since
+ * cookie (NULL: everything, once), accounts and tombstones (isDeleted),
+ * with their id; done's info carries the new cookie. */
+int ob_dir_dirsync_start(struct ob_dir *d, const char *nc, const char *cookie, size_t cookie_len,
+                         ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata);
+/* Whether dn lies in the accounts' base and scope. */
+bool ob_dir_in_scope(const struct ob_dir *d, const char *dn);
 /* Whether the server says it is Active Directory (or Samba AD). */
 bool ob_dir_is_ad(const struct ob_dir *d);
 

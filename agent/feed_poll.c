@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "account.h"
@@ -28,7 +29,10 @@ struct ob_poll {
         int64_t interval_ms;
         struct ob_poll_ops ops;
         void *ud;
-        bool usn; /* Active Directory: uSNChanged; else modifyTimestamp */
+        bool usn;     /* Active Directory: uSNChanged; else modifyTimestamp */
+        bool dirsync; /* Active Directory: DirSync, with its cookie */
+        char *cookie; /* DirSync's, or NULL before the first answer */
+        size_t cookie_len;
         bool started; /* the first answer came: live */
         bool dead;    /* freed by its owner while a question was in flight */
         unsigned in_flight;
@@ -62,6 +66,7 @@ static void poll_destroy(struct ob_poll *p)
         seen_clear(p);
         free(p->invocation);
         free(p->naming_context);
+        free(p->cookie);
         free(p);
 }
 
@@ -364,8 +369,76 @@ static void on_root(const char *dn, const struct ob_account *a, int err, void *u
         ask_usn(p, highest, "");
 }
 
+/* ---- DirSync ---------------------------------------------------------------- */
+
+static int on_dirsync_entry(const struct ob_account *a, void *ud)
+{
+        struct ob_poll *p = ud;
+        if (!p->started || !a->id || a->unreadable)
+                return 0; /* the first answer is everything: where to resume from */
+        const char *deleted = ob_account_get(a, "isDeleted");
+        if (deleted && strcasecmp(deleted, "TRUE") == 0)
+                p->ops.change(NULL, a->id, NULL, p->ud);
+        else if (ob_dir_in_scope(p->d, a->dn))
+                p->ops.change(a->dn, a->id, NULL, p->ud);
+        return p->dead ? -ECANCELED : 0;
+}
+
+static void on_dirsync_done(int result, struct ob_dir_search_info *info, void *ud)
+{
+        struct ob_poll *p = ud;
+        if (!answered(p))
+                return;
+        if (result < 0 || !info->dirsync_cookie) {
+                cycle_failed(p, result < 0 ? result : -OB_EDIRECTORY);
+                return;
+        }
+        free(p->cookie);
+        p->cookie = TAKE_PTR(info->dirsync_cookie);
+        p->cookie_len = info->dirsync_cookie_len;
+        went_live(p);
+        cycle_done(p);
+}
+
+static void ask_dirsync(struct ob_poll *p)
+{
+        int k = ob_dir_dirsync_start(p->d, p->naming_context, p->cookie, p->cookie_len, on_dirsync_entry,
+                                     on_dirsync_done, p);
+        if (k < 0)
+                cycle_failed(p, k);
+        else
+                p->in_flight++;
+}
+
+static void on_dirsync_root(const char *dn, const struct ob_account *a, int err, void *ud)
+{
+        (void)dn;
+        struct ob_poll *p = ud;
+        if (!answered(p))
+                return;
+        const char *nc = a ? ob_account_get(a, "defaultNamingContext") : NULL;
+        if (err < 0 || !nc || !(p->naming_context = strdup(nc))) {
+                cycle_failed(p, err < 0 ? err : nc ? -ENOMEM : -OB_EDIRECTORY);
+                return;
+        }
+        ask_dirsync(p);
+}
+
 static void poll_cycle(struct ob_poll *p)
 {
+        if (p->dirsync && p->naming_context) {
+                ask_dirsync(p);
+                return;
+        }
+        if (p->dirsync) {
+                char *attrs[] = {"defaultNamingContext", NULL};
+                int k = ob_dir_read_start(p->d, "", attrs, on_dirsync_root, p);
+                if (k < 0)
+                        cycle_failed(p, k);
+                else
+                        p->in_flight++;
+                return;
+        }
         if (!p->usn) {
                 ask_stamped(p);
                 return;
@@ -378,10 +451,10 @@ static void poll_cycle(struct ob_poll *p)
                 p->in_flight++;
 }
 
-int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, const struct ob_poll_ops *ops, void *ud,
-                  struct ob_poll **ret)
+int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool dirsync,
+                  const struct ob_poll_ops *ops, void *ud, struct ob_poll **ret)
 {
-        if (!d || !l || !ops || interval_ms <= 0)
+        if (!d || !l || !ops || interval_ms <= 0 || (dirsync && !ob_dir_is_ad(d)))
                 return -EINVAL;
         struct ob_poll *p = calloc(1, sizeof(*p));
         if (!p)
@@ -391,7 +464,8 @@ int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, cons
                               .interval_ms = interval_ms,
                               .ops = *ops,
                               .ud = ud,
-                              .usn = ob_dir_is_ad(d),
+                              .usn = ob_dir_is_ad(d) && !dirsync,
+                              .dirsync = dirsync,
                               .newest = INT64_MIN};
         *ret = p;
         /* The first question from the loop, not from inside the caller. */
@@ -419,5 +493,5 @@ void ob_poll_free(struct ob_poll *p)
 
 const char *ob_poll_kind(const struct ob_poll *p)
 {
-        return p->usn ? "usn" : "timestamp";
+        return p->dirsync ? "dirsync" : p->usn ? "usn" : "timestamp";
 }

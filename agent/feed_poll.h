@@ -6,6 +6,9 @@
  *     with ordinary read rights; a new invocationId of the DC (restored
  *     from a backup, another DC behind the name) or a USN that went back
  *     cannot be followed and asks for a whole pass;
+ *   - Active Directory by DirSync (service.feed: dirsync), asked with
+ *     the object-security flag (no replication right needed) from the
+ *     domain's naming context, accounts and tombstones alike;
  *   - any other server (389-DS, ...): "(modifyTimestamp>=last-overlap)",
  *     where last is the newest modifyTimestamp the server gave (its clock,
  *     not ours), with an overlap window and de-duplication by (id, time).
@@ -17,6 +20,7 @@
 #ifndef OB_FEED_POLL_H
 #define OB_FEED_POLL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "directory.h"
@@ -44,12 +48,13 @@ struct ob_poll_ops {
 
 /* Starts polling d (attached to l, which it must stay on) at once and then
  * every interval_ms; by uSNChanged when d is Active Directory, else by
- * modifyTimestamp. */
-int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, const struct ob_poll_ops *ops, void *ud,
-                  struct ob_poll **ret);
+ * modifyTimestamp; by DirSync when dirsync (Active Directory only: its
+ * first answer, everything, only finds where to resume from). */
+int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool dirsync,
+                  const struct ob_poll_ops *ops, void *ud, struct ob_poll **ret);
 /* Stops polling (nothing is called after); the connection stays the
  * caller's. */
 void ob_poll_free(struct ob_poll *p);
-const char *ob_poll_kind(const struct ob_poll *p); /* "usn" or "timestamp" */
+const char *ob_poll_kind(const struct ob_poll *p); /* "usn", "timestamp" or "dirsync" */
 
 #endif

@@ -1422,16 +1422,17 @@ static void on_read_done(int result, struct ob_dir_search_info *info, void *ud)
         ob_loop_stop(r->loop);
 }
 
-/* One changed entry's read ended. Any answer but the entry itself (gone,
- * moved out of the base, no longer matching, an error) is left to a whole
- * pass: it alone can tell a departure from a directory problem. */
+/* One changed entry's read ended. An error is left to a whole pass; so is
+ * a recorded account whose entry is not there as an account any more (gone,
+ * moved out of the base, no longer matching): a whole pass alone can tell a
+ * departure from a directory problem (see read_changes). */
 static void on_change_read(int result, struct ob_dir_search_info *info, void *ud)
 {
         struct run *r = ud;
         if (result == -EINTR || (result < 0 && result != -OB_ENOTFOUND && result != -OB_EDIRECTORY &&
                                  !r->read_result))
                 r->read_result = result; /* a signal, memory, the state store */
-        else if (result < 0 || info->entries == 0)
+        else if (result < 0 && result != -OB_ENOTFOUND)
                 r->incomplete = true;
         if (result == 0) {
                 r->info.entries += info->entries;
@@ -1454,8 +1455,8 @@ static int read_changes(struct run *r)
                         continue;
                 int q = ob_dir_search_entry_start(r->dir, o->changes[i].dn, on_entry, on_change_read, r);
                 if (q == -OB_ENOTFOUND)
-                        r->incomplete = true; /* outside the base and scope */
-                else if (q < 0)
+                        continue; /* outside the base and scope: see below */
+                if (q < 0)
                         k = q;
                 else
                         r->changes_in_flight++;
@@ -1467,7 +1468,18 @@ static int read_changes(struct run *r)
                 k = -EINTR;
         if (k == 0)
                 k = r->read_result;
-        /* A deletion is the account's own (the feed names it by entryUUID):
+        /* A recorded account whose changed entry was not read as an
+         * account: a whole pass decides. An entry never recorded that is no
+         * account (a group, a computer, someone outside the filter) is
+         * nothing to offboard. */
+        for (size_t i = 0; k == 0 && i < o->nchanges; i++) {
+                struct ob_index_entry *e = o->changes[i].dn && o->changes[i].id
+                                                   ? ob_index_find(r->ix, o->changes[i].id)
+                                                   : NULL;
+                if (e && !e->seen && e->status != OB_STATUS_DELETED)
+                        r->incomplete = true;
+        }
+        /* A deletion is the account's own (the feed names it by its id):
          * swept as a whole pass sweeps an account it no longer sees. */
         for (size_t i = 0; k == 0 && i < o->nchanges; i++) {
                 if (o->changes[i].dn || !o->changes[i].id)

@@ -428,7 +428,14 @@ static void feed_start(struct service *s)
         int k = ob_dir_open(&s->cfg->directory, &s->feed);
         if (k == 0)
                 k = ob_dir_attach(s->feed, s->ag->loop);
-        if (k == 0 && (!ob_dir_has_sync(s->feed) || s->cfg->feed == OB_FEED_POLL)) {
+        if (k == 0 && s->cfg->feed == OB_FEED_DIRSYNC && !ob_dir_is_ad(s->feed)) {
+                ob_log(OB_LOG_ERROR, "event=feed_unavailable feed=dirsync note=\"DirSync is Active Directory's; "
+                                     "passes go on at their interval\"");
+                feed_stop(s);
+                ob_metrics_feed_state(s->metrics, "none", OB_METRICS_FEED_NONE);
+                return;
+        }
+        if (k == 0 && (!ob_dir_has_sync(s->feed) || s->cfg->feed == OB_FEED_POLL || s->cfg->feed == OB_FEED_DIRSYNC)) {
                 if (s->cfg->feed == OB_FEED_SYNCREPL) {
                         ob_log(OB_LOG_ERROR,
                                "event=feed_unavailable feed=syncrepl note=\"the server does not offer RFC 4533 "
@@ -444,7 +451,8 @@ static void feed_start(struct service *s)
                                                        .live = on_poll_live,
                                                        .resync = on_poll_resync,
                                                        .failed = on_poll_failed};
-                k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms, &ops, s, &s->poll);
+                k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms, s->cfg->feed == OB_FEED_DIRSYNC, &ops,
+                                  s, &s->poll);
                 if (k < 0)
                         feed_retry(s, k);
                 else

@@ -620,6 +620,35 @@ Test(ad, the_service_hears_a_disable_by_polling_usn_and_passes_over_that_account
         ob_test_case_stop_service(&tc);
 }
 
+/* DirSync (service.feed: dirsync) with the object-security flag: a
+ * disable and a deletion, as the USN poll hears them. */
+Test(ad, the_service_hears_a_disable_and_a_deletion_through_dirsync)
+{
+        write_config(NULL, NULL, "service:\n  full_pass_interval: 1h\n  poll_interval: 200ms\n  feed: dirsync\n");
+        service_changed = true;
+        ob_test_case_start_service(&tc, "poll kind=dirsync");
+        char *log = ob_test_case_service_log(&tc);
+        int whole = ob_test_count(log, "event=pass ");
+        free(log);
+        char ldif[400];
+        snprintf(ldif, sizeof(ldif),
+                 "dn: CN=sam,%s\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n-\n\n"
+                 "dn: CN=tom,%s\nchangetype: delete\n",
+                 srv.base, srv.base);
+        admin_modify(ldif);
+        int sam = ob_test_case_wait_requests(&tc, "/api/users/sam/sessions/revoke", 1, 30000);
+        int tom = ob_test_case_wait_requests(&tc, "/api/users/tom/sessions/revoke", 1, 30000);
+        usleep(1000000);
+        sam = ob_test_case_wait_requests(&tc, "/api/users/sam/sessions/revoke", 2, 20);
+        log = ob_test_case_service_log(&tc);
+        cr_assert_eq(sam, 1, "sam's disable was acted on %d times:\n%s", sam, log);
+        cr_assert_eq(tom, 1, "tom's deletion was not acted on:\n%s", log);
+        cr_assert_eq(ob_test_count(log, "event=pass "), whole, "a whole pass for a change:\n%s", log);
+        cr_assert_null(strstr(log, "level=warning"), "%s", log);
+        free(log);
+        ob_test_case_stop_service(&tc);
+}
+
 /* sam, tom, una and val as the fixture had them, for the other tests (tom
  * as a new account: a new objectGUID). Best effort: it runs from the
  * teardown. */

@@ -71,7 +71,7 @@ static const struct bad bad_cases[] = {
          "required_attributes: 'user account' is not an LDAP attribute name"},
         {"bad-fallback-dn.yaml", NULL, 6, 13, "transfer.fallback: 'trent' is not a DN"},
         {"bad-long-list.yaml", NULL, 11, 14, "transitions.t.actions: more than 1000 entries"},
-        {"bad-feed.yaml", NULL, 5, 9, "feed must be auto, syncrepl, poll or none, not 'dirsync'"},
+        {"bad-feed.yaml", NULL, 5, 9, "feed must be auto, syncrepl, poll, dirsync or none, not 'changelog'"},
         {"bad-listen.yaml", NULL, 5, 11,
          "service.listen: '0.0.0.0:9100' is not a loopback address (the endpoint answers only on this host); it "
          "must be 127.x.y.z:PORT, [::1]:PORT, localhost:PORT or unix:/absolute/path"},
