@@ -33,6 +33,7 @@ struct ob_poll {
         bool dirsync; /* Active Directory: DirSync, with its cookie */
         char *cookie; /* DirSync's, or NULL before the first answer */
         size_t cookie_len;
+        bool resuming; /* from a stored cookie: the first answer is changes too */
         bool started; /* the first answer came: live */
         bool dead;    /* freed by its owner while a question was in flight */
         unsigned in_flight;
@@ -374,7 +375,7 @@ static void on_root(const char *dn, const struct ob_account *a, int err, void *u
 static int on_dirsync_entry(const struct ob_account *a, void *ud)
 {
         struct ob_poll *p = ud;
-        if (!p->started || !a->id || a->unreadable)
+        if ((!p->started && !p->resuming) || !a->id || a->unreadable)
                 return 0; /* the first answer is everything: where to resume from */
         const char *deleted = ob_account_get(a, "isDeleted");
         if (deleted && strcasecmp(deleted, "TRUE") == 0)
@@ -451,14 +452,20 @@ static void poll_cycle(struct ob_poll *p)
                 p->in_flight++;
 }
 
-int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool dirsync,
-                  const struct ob_poll_ops *ops, void *ud, struct ob_poll **ret)
+int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool dirsync, const char *cookie,
+                  size_t cookie_len, const struct ob_poll_ops *ops, void *ud, struct ob_poll **ret)
 {
         if (!d || !l || !ops || interval_ms <= 0 || (dirsync && !ob_dir_is_ad(d)))
                 return -EINVAL;
         struct ob_poll *p = calloc(1, sizeof(*p));
-        if (!p)
+        char *c = dirsync && cookie && cookie_len ? malloc(cookie_len) : NULL;
+        if (!p || (dirsync && cookie && cookie_len && !c)) {
+                free(p);
+                free(c);
                 return -ENOMEM;
+        }
+        if (c)
+                memcpy(c, cookie, cookie_len);
         *p = (struct ob_poll){.d = d,
                               .loop = l,
                               .interval_ms = interval_ms,
@@ -466,10 +473,14 @@ int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool
                               .ud = ud,
                               .usn = ob_dir_is_ad(d) && !dirsync,
                               .dirsync = dirsync,
+                              .cookie = c,
+                              .cookie_len = c ? cookie_len : 0,
+                              .resuming = c != NULL,
                               .newest = INT64_MIN};
         *ret = p;
         /* The first question from the loop, not from inside the caller. */
         if (ob_loop_timer(l, 0, on_tick, p, &p->timer) < 0) {
+                free(p->cookie);
                 free(p);
                 *ret = NULL;
                 return -ENOMEM;
@@ -494,4 +505,10 @@ void ob_poll_free(struct ob_poll *p)
 const char *ob_poll_kind(const struct ob_poll *p)
 {
         return p->dirsync ? "dirsync" : p->usn ? "usn" : "timestamp";
+}
+
+const char *ob_poll_cookie(const struct ob_poll *p, size_t *ret_len)
+{
+        *ret_len = p && p->cookie ? p->cookie_len : 0;
+        return p && p->cookie ? p->cookie : NULL;
 }

@@ -48,10 +48,14 @@ struct ob_poll_ops {
 
 /* Starts polling d (attached to l, which it must stay on) at once and then
  * every interval_ms; by uSNChanged when d is Active Directory, else by
- * modifyTimestamp; by DirSync when dirsync (Active Directory only: its
- * first answer, everything, only finds where to resume from). */
-int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool dirsync,
-                  const struct ob_poll_ops *ops, void *ud, struct ob_poll **ret);
+ * modifyTimestamp; by DirSync when dirsync (Active Directory only), from
+ * cookie (cookie_len bytes, a stored ob_poll_cookie) or, NULL, from an
+ * answer of everything that only finds where to resume from. */
+int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool dirsync, const char *cookie,
+                  size_t cookie_len, const struct ob_poll_ops *ops, void *ud, struct ob_poll **ret);
+/* DirSync's newest cookie (borrowed), to resume from after a restart; NULL
+ * for the other kinds or before the first answer. */
+const char *ob_poll_cookie(const struct ob_poll *p, size_t *ret_len);
 /* Stops polling (nothing is called after); the connection stays the
  * caller's. */
 void ob_poll_free(struct ob_poll *p);

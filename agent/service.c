@@ -83,8 +83,10 @@ struct window_entry {
 static uint64_t feed_search_hash(const struct ob_config *c)
 {
         const struct ob_directory_config *d = &c->directory;
+        /* A DirSync cookie is no syncrepl cookie. */
         const char *parts[] = {d->uri, d->base, d->filter, d->bind_dn ? d->bind_dn : "",
-                               d->scope == OB_SCOPE_BASE ? "base" : d->scope == OB_SCOPE_ONE ? "one" : "sub"};
+                               d->scope == OB_SCOPE_BASE ? "base" : d->scope == OB_SCOPE_ONE ? "one" : "sub",
+                               c->feed == OB_FEED_DIRSYNC ? "dirsync" : ""};
         uint64_t h = 14695981039346656037ULL;
         for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
                 for (const char *p = parts[i]; p && *p; p++)
@@ -407,7 +409,17 @@ static void on_poll_resync(const char *why, void *ud)
 
 static void on_poll_failed(int err, void *ud)
 {
-        feed_retry(ud, err);
+        struct service *s = ud;
+        if (!s->feed_live && s->cookie) {
+                /* The DirSync cookie it resumed from may be what the server
+                 * refuses: the next start begins afresh (the whole pass after
+                 * going live covers the gap). */
+                free(s->cookie);
+                s->cookie = NULL;
+                s->cookie_len = 0;
+                ob_log(OB_LOG_INFO, "event=feed_refresh_required note=\"starting again without the stored cookie\"");
+        }
+        feed_retry(s, err);
 }
 
 static void feed_stop(struct service *s)
@@ -451,8 +463,9 @@ static void feed_start(struct service *s)
                                                        .live = on_poll_live,
                                                        .resync = on_poll_resync,
                                                        .failed = on_poll_failed};
-                k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms, s->cfg->feed == OB_FEED_DIRSYNC, &ops,
-                                  s, &s->poll);
+                bool dirsync = s->cfg->feed == OB_FEED_DIRSYNC;
+                k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms, dirsync, dirsync ? s->cookie : NULL,
+                                  s->cookie_len, &ops, s, &s->poll);
                 if (k < 0)
                         feed_retry(s, k);
                 else
@@ -631,7 +644,9 @@ static void run_pass(struct service *s)
         int64_t t0 = ob_loop_now_ms();
         /* What the feed had said before the pass began, the pass covers. */
         size_t clen = 0;
-        const char *cur = s->feed_live ? ob_dir_sync_cookie(s->feed, &clen) : NULL;
+        const char *cur = !s->feed_live ? NULL
+                          : s->poll     ? ob_poll_cookie(s->poll, &clen)
+                                        : ob_dir_sync_cookie(s->feed, &clen);
         char *covered = cur ? malloc(clen ? clen : 1) : NULL;
         if (covered)
                 memcpy(covered, cur, clen);

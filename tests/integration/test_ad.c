@@ -647,6 +647,33 @@ Test(ad, the_service_hears_a_disable_and_a_deletion_through_dirsync)
         cr_assert_null(strstr(log, "level=warning"), "%s", log);
         free(log);
         ob_test_case_stop_service(&tc);
+
+        /* A restart resumes DirSync from the cookie the last whole pass
+         * covered: its first answer is changes (sam's, tom's, and val's,
+         * disabled while the service was down), not everything again. */
+        snprintf(ldif, sizeof(ldif),
+                 "dn: CN=val,%s\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 514\n-\n",
+                 srv.base);
+        admin_modify(ldif);
+        ob_test_case_start_service(&tc, "poll kind=dirsync");
+        int val = ob_test_case_wait_requests(&tc, "/api/users/val/sessions/revoke", 1, 30000);
+        bool resumed = false;
+        for (int i = 0; i < 200 && !resumed; i++) {
+                log = ob_test_case_service_log(&tc);
+                resumed = strstr(log, "event=change_pass ") != NULL;
+                free(log);
+                if (!resumed)
+                        usleep(50000);
+        }
+        log = ob_test_case_service_log(&tc);
+        cr_assert_eq(val, 1, "val, disabled while the service was down, was not acted on:\n%s", log);
+        cr_assert(strstr(log, "event=feed_cookie_loaded"), "%s", log);
+        cr_assert_null(strstr(log, "event=feed_refresh_required"), "%s", log);
+        cr_assert(resumed, "the resumed DirSync answered no change:\n%s", log);
+        free(log);
+        cr_assert_eq(ob_test_case_wait_requests(&tc, "/api/users/sam/sessions/revoke", 2, 20), 1,
+                     "sam was acted on again after the restart");
+        ob_test_case_stop_service(&tc);
 }
 
 /* sam, tom, una and val as the fixture had them, for the other tests (tom
@@ -670,6 +697,7 @@ static void put_back_service_people(void)
                  "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n"
                  "replace: offboardAction\n-\n\n"
                  "dn: CN=val,%s\nchangetype: modify\nreplace: accountExpires\naccountExpires: 9223372036854775807\n-\n"
+                 "replace: userAccountControl\nuserAccountControl: 512\n-\n"
                  "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n"
                  "replace: offboardAction\n-\n",
                  srv.base, srv.base);
