@@ -338,6 +338,24 @@ int ob_test_slapd_restart(struct ob_test_slapd *s)
         return load_env(s, dir);
 }
 
+int ob_test_slapd_halt(struct ob_test_slapd *s)
+{
+        int r = harness("stop", s->dir, NULL, 20000);
+        if (r == 0)
+                s->pid = 0;
+        return r;
+}
+
+int ob_test_slapd_resume(struct ob_test_slapd *s)
+{
+        char dir[sizeof(s->dir)];
+        memcpy(dir, s->dir, sizeof(dir));
+        int r = harness("start", dir, NULL, 60000);
+        if (r < 0)
+                return r;
+        return load_env(s, dir);
+}
+
 static struct ob_test_slapd shared;
 
 int ob_test_slapd_share(int nusers)

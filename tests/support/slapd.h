@@ -40,6 +40,12 @@ void ob_test_slapd_stop(struct ob_test_slapd *s); /* stops and removes the direc
 /* Stops slapd and starts it again on the same directory, database and ports
  * (for a shared server, the runner stays the process it is tied to). */
 int ob_test_slapd_restart(struct ob_test_slapd *s);
+/* The two halves of a restart, for an outage of the caller's length: halt
+ * stops slapd and keeps its directory, database and ports (s->pid becomes
+ * 0); resume starts it again on them and fills s anew. Resuming a server
+ * that runs fails (slapd.sh refuses a second one). */
+int ob_test_slapd_halt(struct ob_test_slapd *s);
+int ob_test_slapd_resume(struct ob_test_slapd *s);
 
 /* Sharing one server between the processes of a test executable: share
  * starts it and exports its directory as OB_TEST_SLAPD_DIR (children inherit
