@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -12,9 +13,18 @@ void ob_log_set_level(enum ob_log_level level)
         ob_log_max = level;
 }
 
+static bool ob_log_quiet;
+
+void ob_log_set_quiet(bool quiet)
+{
+        ob_log_quiet = quiet;
+}
+
 void ob_log(enum ob_log_level level, const char *fmt, ...)
 {
         static const char *const names[] = {"error", "warning", "info", "debug"};
+        if (ob_log_quiet && level < OB_LOG_INFO)
+                level = OB_LOG_DEBUG;
         if (level > ob_log_max)
                 return;
         char line[2048];

@@ -2,6 +2,7 @@
  * status; every module below returns errors instead of exiting. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,11 @@ static int state_command(const struct ob_config *c, bool retry, const char *targ
 int main(int argc, char **argv)
 {
         no_core_dumps();
+        /* A peer that closed its end (a directory restarting, an HTTP
+         * server, a reader of stdout gone) is an error to handle, never a
+         * silent death: libldap writes its unbind and TLS close_notify
+         * without MSG_NOSIGNAL. */
+        signal(SIGPIPE, SIG_IGN);
         static const struct option opts[] = {
                 {"config", required_argument, NULL, 'c'}, {"format", required_argument, NULL, 'f'},
                 {"account", required_argument, NULL, 'a'}, {"check", no_argument, NULL, 'k'},

@@ -23,6 +23,10 @@
 /* A pass that could not reach the directory is tried again after 1 s, 2 s,
  * 4 s ... up to this, with full jitter, and never later than the interval. */
 #define OB_SERVICE_MAX_BACKOFF_MS (5 * 60 * 1000)
+/* The feed is started again within a second of the server answering again
+ * (its backlog must be cleared soon after): tries at most this (plus 100 ms
+ * and jitter) apart, a connection attempt each, one log line per outage. */
+#define OB_FEED_MAX_BACKOFF_MS 500
 
 struct service {
         const char *config_path;
@@ -347,10 +351,14 @@ static void feed_retry(struct service *s, int err)
                 return;
         if (s->feed_failures++ == 0)
                 ob_log(OB_LOG_WARNING,
-                       "event=feed_down error=%s note=\"passes go on at their interval; the feed is started again "
-                       "with a growing delay; one line per outage\"",
+                       "event=feed_down error=%s note=\"passes go on at their interval; the feed is tried again "
+                       "every half second or so; one line per outage\"",
                        ob_log_quote(ob_strerror(err)));
-        int64_t d = backoff(s->feed_failures, OB_SERVICE_MAX_BACKOFF_MS);
+        /* The passes' session to the same server is most likely gone too:
+         * the next pass connects afresh rather than failing on it first. */
+        if (!s->in_pass)
+                ob_agent_drop_dir(s->ag);
+        int64_t d = backoff(s->feed_failures, OB_FEED_MAX_BACKOFF_MS);
         if (ob_loop_timer(s->ag->loop, d, on_feed_retry, s, &s->feed_timer) < 0)
                 s->feed_timer = NULL;
 }
@@ -437,7 +445,10 @@ static void feed_start(struct service *s)
                 ob_metrics_feed_state(s->metrics, "none", OB_METRICS_FEED_NONE);
                 return;
         }
+        /* During an outage each try would say again what its first said. */
+        ob_log_set_quiet(s->feed_failures > 0);
         int k = ob_dir_open(&s->cfg->directory, &s->feed);
+        ob_log_set_quiet(false);
         if (k == 0)
                 k = ob_dir_attach(s->feed, s->ag->loop);
         if (k == 0 && s->cfg->feed == OB_FEED_DIRSYNC && !ob_dir_is_ad(s->feed)) {

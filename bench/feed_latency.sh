@@ -11,6 +11,9 @@
 #   - K changes (default 200) at a steady R per second (default 10), each an
 #     admin setting employeeType: Inactive on one active account;
 #   - a burst of B (default 50) such changes written at once;
+#   - slapd stopped and started again 3 times, 20 changes written right
+#     after each start: none lost, and when the last was acted on after
+#     slapd answered again;
 #   - 10 end dates, each a few seconds ahead (a mapping rule of the
 #     benchmark's reads description as a GeneralizedTime end date), which
 #     no change marks when they pass: how late after its second each fires.
@@ -109,13 +112,17 @@ grep -q "event=feed_live" "$work/run.err" || { echo "feed_latency.sh: the feed n
 sleep 1 # the pass the refresh asked for
 
 echo "feed_latency: $(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$root" rev-parse --short=12 HEAD 2> /dev/null || echo '?'), $(nproc) cores, $accounts accounts, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-$py - "$work" "$OB_LDAPI_URI" "$OB_BASE" "$accounts" "$changes" "$burst" "$rate" << 'EOF'
+$py - "$work" "$OB_LDAPI_URI" "$OB_BASE" "$harness" "$accounts" "$changes" "$burst" "$rate" << 'EOF'
 import json, os, subprocess, sys, time
-work, uri, base, n, changes, burst, rate = sys.argv[1], sys.argv[2], sys.argv[3], *map(float, sys.argv[4:])
+work, uri, base, harness = sys.argv[1:5]
+n, changes, burst, rate = map(float, sys.argv[5:])
 n, changes, burst = int(n), int(changes), int(burst)
 log = os.path.join(work, "requests.jsonl")
-mod = subprocess.Popen(["ldapmodify", "-Q", "-Y", "EXTERNAL", "-H", uri], stdin=subprocess.PIPE,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+def modifier():
+    return subprocess.Popen(["ldapmodify", "-Q", "-Y", "EXTERNAL", "-H", uri], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+mod = modifier()
 pos = 0
 arrived = {}
 
@@ -164,6 +171,31 @@ report("steady (%g/s):" % rate, sent)
 sent = {u: disable(u) for u in bursty}
 wait(bursty, 30)
 report("burst (all at once):", sent)
+
+# slapd stopped and started again three times; right after each start, 20
+# changes at once: none may be lost, and each must be acted on soon after
+# slapd answers again (the feed reconnects, its refresh and a pass follow).
+after = users[changes + burst + 10:changes + burst + 70]
+sent, cleared = {}, []
+for r in range(3):
+    mod.stdin.close()
+    mod.wait()
+    subprocess.run([os.path.join(harness, "slapd.sh"), "stop", os.path.join(work, "slapd")],
+                   stdout=subprocess.DEVNULL, check=True)
+    time.sleep(0.5)
+    subprocess.run([os.path.join(harness, "slapd.sh"), "start", os.path.join(work, "slapd")],
+                   stdout=subprocess.DEVNULL, check=True)
+    up = time.time()  # slapd.sh start returns once slapd answers
+    mod = modifier()
+    batch = after[20 * r:20 * r + 20]
+    for u in batch:
+        sent[u] = disable(u)
+    wait(batch, 30)
+    done = [arrived[u] for u in batch if u in arrived]
+    cleared.append((max(done) - up) * 1000 if len(done) == len(batch) else float("nan"))
+    time.sleep(1)
+report("after each of 3 slapd restarts:", sent)
+print("%-34s %s ms after slapd answered again" % ("backlog cleared:", ", ".join("%.0f" % c for c in cleared)))
 
 # End dates: each account gets one a few seconds ahead, a second apart.
 ending = users[changes + burst:changes + burst + 10]
