@@ -2,7 +2,9 @@
 #include "account.h"
 
 #include <errno.h>
+#include <stdalign.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,15 +14,47 @@ struct ob_account *ob_account_new(void)
         return calloc(1, sizeof(struct ob_account));
 }
 
+struct ob_account_chunk {
+        struct ob_account_chunk *next;
+        size_t used, cap;
+        alignas(max_align_t) char data[];
+};
+
+#define OB_ACCOUNT_CHUNK_FIRST 1024
+#define OB_ACCOUNT_CHUNK_MAX (16 * 1024)
+
+/* n bytes aligned for a struct ob_value, from the account's current chunk or
+ * a new one (chunks grow from 1 KiB to 16 KiB; a larger value gets a chunk
+ * of its own size). What a chunk cannot fit any more is left unused. */
+static void *chunk_alloc(struct ob_account *a, size_t n)
+{
+        const size_t al = alignof(struct ob_value);
+        struct ob_account_chunk *c = a->chunks;
+        size_t off = c ? (c->used + al - 1) & ~(al - 1) : 0;
+        if (!c || off > c->cap || n > c->cap - off) {
+                size_t cap = c ? (c->cap < OB_ACCOUNT_CHUNK_MAX ? c->cap * 2 : c->cap) : OB_ACCOUNT_CHUNK_FIRST;
+                if (cap < n)
+                        cap = n;
+                if (cap > SIZE_MAX - sizeof(*c))
+                        return NULL;
+                struct ob_account_chunk *nc = malloc(sizeof(*nc) + cap);
+                if (!nc)
+                        return NULL;
+                *nc = (struct ob_account_chunk){.next = c, .cap = cap};
+                a->chunks = c = nc;
+                off = 0;
+        }
+        c->used = off + n;
+        return c->data + off;
+}
+
 void ob_account_free(struct ob_account *a)
 {
         if (!a)
                 return;
-        for (size_t i = 0; i < a->nattrs; i++) {
-                for (size_t j = 0; j < a->attrs[i].nvals; j++)
-                        free(a->attrs[i].vals[j].data);
-                free(a->attrs[i].vals);
-                free(a->attrs[i].name);
+        for (struct ob_account_chunk *c = a->chunks, *next; c; c = next) {
+                next = c->next;
+                free(c);
         }
         free(a->attrs);
         free(a->id);
@@ -65,22 +99,29 @@ int ob_account_add(struct ob_account *a, const char *name, const char *val, size
                         a->attrs = n;
                         a->cap = cap;
                 }
-                at = &a->attrs[a->nattrs];
-                *at = (struct ob_attr){0};
-                at->name = strdup(name);
-                if (!at->name)
+                size_t nl = strlen(name);
+                char *copy = chunk_alloc(a, nl + 1);
+                if (!copy)
                         return -ENOMEM;
+                memcpy(copy, name, nl + 1);
+                at = &a->attrs[a->nattrs];
+                *at = (struct ob_attr){.name = copy};
                 a->nattrs++;
         }
         if (at->nvals == at->cap) {
+                /* The old array stays in its chunk, unused. */
                 size_t cap = at->cap ? at->cap * 2 : 1;
-                struct ob_value *v = realloc(at->vals, cap * sizeof(*v));
+                if (cap > SIZE_MAX / sizeof(struct ob_value))
+                        return -ENOMEM;
+                struct ob_value *v = chunk_alloc(a, cap * sizeof(*v));
                 if (!v)
                         return -ENOMEM;
+                if (at->nvals)
+                        memcpy(v, at->vals, at->nvals * sizeof(*v));
                 at->vals = v;
                 at->cap = cap;
         }
-        char *d = malloc(len + 1);
+        char *d = len < SIZE_MAX ? chunk_alloc(a, len + 1) : NULL;
         if (!d)
                 return -ENOMEM;
         if (len)

@@ -33,6 +33,10 @@ struct ob_account {
         size_t nattrs;
         struct ob_attr *attrs;
         size_t cap; /* allocated attrs */
+        /* Where ob_account_add puts names, value arrays and values: a few
+         * chunks per account instead of three allocations per value. Only
+         * account.c touches them; they go with ob_account_free. */
+        struct ob_account_chunk *chunks;
 };
 
 struct ob_account *ob_account_new(void);

@@ -12,31 +12,6 @@
 #define SNAP_MAGIC "OBS1"
 #define SNAP_ABSENT UINT32_MAX
 
-static int snap_raw_u32(struct ob_buf *b, uint32_t v)
-{
-        unsigned char c[4] = {v & 0xff, (v >> 8) & 0xff, (v >> 16) & 0xff, (v >> 24) & 0xff};
-        return ob_buf_add(b, (const char *)c, sizeof(c));
-}
-
-/* A length or a count. */
-static int snap_u32(struct ob_buf *b, size_t v)
-{
-        if (v >= SNAP_ABSENT)
-                return -OB_ELIMIT;
-        return snap_raw_u32(b, (uint32_t)v);
-}
-
-static int snap_bytes(struct ob_buf *b, const char *p, size_t n)
-{
-        int r;
-        if (!p)
-                return snap_raw_u32(b, SNAP_ABSENT);
-        r = snap_u32(b, n);
-        if (r < 0)
-                return r;
-        return ob_buf_add(b, p, n);
-}
-
 static uint32_t snap_checksum(const void *p, size_t n)
 {
         const unsigned char *c = p;
@@ -48,35 +23,72 @@ static uint32_t snap_checksum(const void *p, size_t n)
         return h;
 }
 
+static unsigned char *put_u32(unsigned char *o, uint32_t v)
+{
+        o[0] = v & 0xff;
+        o[1] = (v >> 8) & 0xff;
+        o[2] = (v >> 16) & 0xff;
+        o[3] = (v >> 24) & 0xff;
+        return o + 4;
+}
+
+static unsigned char *put_bytes(unsigned char *o, const char *p, size_t n)
+{
+        o = put_u32(o, (uint32_t)n);
+        if (n)
+                memcpy(o, p, n);
+        return o + n;
+}
+
+/* The blob is sized first and written in one reservation; every length and
+ * count is checked against 32 bits while sizing. */
 int ob_snapshot_encode(const struct ob_account *a, struct ob_buf *b)
 {
-        int r;
         size_t nattrs = 0;
-        size_t start = b->len; /* the checksum covers this blob only */
-
-        for (size_t i = 0; i < a->nattrs; i++)
-                if (a->attrs[i].nvals > 0)
-                        nattrs++;
-        r = ob_buf_add(b, SNAP_MAGIC, 4);
-        if (r >= 0)
-                r = snap_bytes(b, a->id, a->id ? strlen(a->id) : 0);
-        if (r >= 0)
-                r = snap_bytes(b, a->dn, a->dn ? strlen(a->dn) : 0);
-        if (r >= 0)
-                r = snap_u32(b, nattrs);
-        for (size_t i = 0; r >= 0 && i < a->nattrs; i++) {
+        size_t id_len = a->id ? strlen(a->id) : 0, dn_len = a->dn ? strlen(a->dn) : 0;
+        size_t total = 4 + 4 + id_len + 4 + dn_len + 4 + 4;
+        if (id_len >= SNAP_ABSENT || dn_len >= SNAP_ABSENT)
+                return -OB_ELIMIT;
+        for (size_t i = 0; i < a->nattrs; i++) {
                 const struct ob_attr *at = &a->attrs[i];
                 if (at->nvals == 0)
                         continue;
-                r = snap_bytes(b, at->name, strlen(at->name));
-                if (r >= 0)
-                        r = snap_u32(b, at->nvals);
-                for (size_t j = 0; r >= 0 && j < at->nvals; j++)
-                        r = snap_bytes(b, at->vals[j].data, at->vals[j].len);
+                nattrs++;
+                size_t nl = strlen(at->name);
+                if (nl >= SNAP_ABSENT || at->nvals >= SNAP_ABSENT)
+                        return -OB_ELIMIT;
+                total += 4 + nl + 4;
+                for (size_t j = 0; j < at->nvals; j++) {
+                        if (at->vals[j].len >= SNAP_ABSENT)
+                                return -OB_ELIMIT;
+                        total += 4 + at->vals[j].len;
+                }
         }
-        if (r >= 0)
-                r = snap_raw_u32(b, snap_checksum(b->data + start, b->len - start));
-        return r;
+        if (nattrs >= SNAP_ABSENT)
+                return -OB_ELIMIT;
+        int r = ob_buf_reserve(b, total);
+        if (r < 0)
+                return r;
+        size_t start = b->len; /* the checksum covers this blob only */
+        unsigned char *o = (unsigned char *)b->data + start;
+        memcpy(o, SNAP_MAGIC, 4);
+        o += 4;
+        o = a->id ? put_bytes(o, a->id, id_len) : put_u32(o, SNAP_ABSENT);
+        o = a->dn ? put_bytes(o, a->dn, dn_len) : put_u32(o, SNAP_ABSENT);
+        o = put_u32(o, (uint32_t)nattrs);
+        for (size_t i = 0; i < a->nattrs; i++) {
+                const struct ob_attr *at = &a->attrs[i];
+                if (at->nvals == 0)
+                        continue;
+                o = put_bytes(o, at->name, strlen(at->name));
+                o = put_u32(o, (uint32_t)at->nvals);
+                for (size_t j = 0; j < at->nvals; j++)
+                        o = put_bytes(o, at->vals[j].data, at->vals[j].len);
+        }
+        o = put_u32(o, snap_checksum(b->data + start, (size_t)(o - (unsigned char *)b->data) - start));
+        b->len = (size_t)(o - (unsigned char *)b->data);
+        b->data[b->len] = '\0';
+        return 0;
 }
 
 struct snap_reader {

@@ -173,6 +173,7 @@ struct ob_state {
         int version; /* the format version of the file */
         sqlite3_stmt *st[_ST_MAX];
         char errmsg[OB_STATE_MSG_MAX];
+        struct ob_buf blob; /* ob_state_put's snapshot, kept for its capacity */
 };
 
 static _Thread_local char state_open_errmsg[OB_STATE_MSG_MAX];
@@ -575,6 +576,7 @@ void ob_state_free(struct ob_state *s)
                 sqlite3_reset(s->st[ST_ROLLBACK]);
         }
         state_close_db(s, true);
+        ob_buf_free(&s->blob);
         free(s->path);
         free(s);
 }
@@ -957,28 +959,47 @@ static int state_put_snapshot(struct ob_state *s, const char *id, const struct o
         return 0;
 }
 
+/* The snapshot buffer is kept from one put to the next unless a large
+ * snapshot grew it past this. */
+#define OB_STATE_BLOB_KEEP (256 * 1024)
+
+static void blob_done(struct ob_state *s)
+{
+        if (s->blob.cap > OB_STATE_BLOB_KEEP)
+                ob_buf_free(&s->blob);
+        else
+                ob_buf_reset(&s->blob);
+        s->blob.oom = false;
+}
+
+static int state_put_with_snapshot(struct ob_state *s, const struct ob_record *r, const struct ob_account *snapshot);
+
 /* Record and snapshot are two rows: outside a transaction they are committed
  * together, inside one a savepoint undoes the first if the second fails, so a
  * failed put leaves nothing behind either way. */
 int ob_state_put(struct ob_state *s, const struct ob_record *r, const struct ob_account *snapshot)
 {
-        _cleanup_buf_ struct ob_buf blob = {0};
-        int k;
-
         if (!r || !r->id)
                 return -EINVAL;
         if (s->readonly)
                 return state_readonly(s, "record an account");
         if (!snapshot)
                 return state_put_record(s, r);
+        int k = state_put_with_snapshot(s, r, snapshot);
+        blob_done(s);
+        return k;
+}
 
-        k = ob_snapshot_encode(snapshot, &blob);
+static int state_put_with_snapshot(struct ob_state *s, const struct ob_record *r, const struct ob_account *snapshot)
+{
+        struct ob_buf *blob = &s->blob;
+        int k = ob_snapshot_encode(snapshot, blob);
         if (k == -OB_ELIMIT)
                 return state_msg(s, k, "state store %s: the snapshot of account %s has a value over 4 GiB", s->path,
                                  r->id);
         if (k < 0)
                 return state_fail(s, SQLITE_NOMEM, "recording a snapshot");
-        if (blob.len > INT_MAX)
+        if (blob->len > INT_MAX)
                 return state_msg(s, -OB_ELIMIT, "state store %s: the snapshot of account %s is too large", s->path,
                                  r->id);
 
@@ -988,7 +1009,7 @@ int ob_state_put(struct ob_state *s, const struct ob_record *r, const struct ob_
                 return k;
         k = state_put_record(s, r);
         if (k >= 0)
-                k = state_put_snapshot(s, r->id, &blob);
+                k = state_put_snapshot(s, r->id, blob);
         if (k >= 0)
                 k = state_step_done(s, own ? ST_COMMIT : ST_RELEASE, "recording an account");
         if (k < 0) {

@@ -65,7 +65,7 @@ void ob_buf_reset(struct ob_buf *b)
                 b->data[0] = '\0';
 }
 
-static int ob_buf_reserve(struct ob_buf *b, size_t extra)
+int ob_buf_reserve(struct ob_buf *b, size_t extra)
 {
         if (b->oom)
                 return -ENOMEM;
@@ -113,12 +113,26 @@ int ob_buf_addc(struct ob_buf *b, char c)
 
 int ob_buf_vprintf(struct ob_buf *b, const char *fmt, va_list ap)
 {
+        if (b->oom)
+                return -ENOMEM;
+        /* Straight into the room there is; formatted again only if it did
+         * not fit. */
         va_list ap2;
         va_copy(ap2, ap);
-        int n = vsnprintf(NULL, 0, fmt, ap2);
+        size_t room = b->data ? b->cap - b->len : 0;
+        int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap2);
         va_end(ap2);
-        if (n < 0)
+        if (n < 0) {
+                if (b->data)
+                        b->data[b->len] = '\0';
                 return -EINVAL;
+        }
+        if ((size_t)n < room) {
+                b->len += (size_t)n;
+                return 0;
+        }
+        if (b->data)
+                b->data[b->len] = '\0';
         int r = ob_buf_reserve(b, (size_t)n);
         if (r < 0)
                 return r;

@@ -62,6 +62,8 @@ void ob_buf_init(struct ob_buf *b);
 void ob_buf_free(struct ob_buf *b);
 void ob_buf_reset(struct ob_buf *b);
 int ob_buf_add(struct ob_buf *b, const char *s, size_t n);
+/* Room for extra more bytes (and the NUL) without growing again: 0 or -ENOMEM. */
+int ob_buf_reserve(struct ob_buf *b, size_t extra);
 int ob_buf_adds(struct ob_buf *b, const char *s);
 int ob_buf_addc(struct ob_buf *b, char c);
 int ob_buf_printf(struct ob_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
