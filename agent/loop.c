@@ -70,6 +70,7 @@ struct ob_signal {
 struct ob_loop {
         int epfd;
         bool stop;
+        unsigned running; /* ob_loop_run()s in progress */
 
         struct ob_io *io; /* indexed by fd */
         size_t nio_alloc;
@@ -432,7 +433,9 @@ void ob_loop_stop(struct ob_loop *l)
 int ob_loop_run(struct ob_loop *l)
 {
         struct epoll_event events[OB_LOOP_BATCH];
+        int r = 0;
         l->stop = false;
+        l->running++;
         while (!l->stop) {
                 if (l->nwatched == 0 && l->nheap == 0)
                         break;
@@ -440,7 +443,8 @@ int ob_loop_run(struct ob_loop *l)
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return -errno;
+                        r = -errno;
+                        break;
                 }
                 for (int i = 0; i < n && !l->stop; i++) {
                         if (events[i].data.u64 == OB_LOOP_SIGNAL_TAG)
@@ -451,5 +455,11 @@ int ob_loop_run(struct ob_loop *l)
                 if (!l->stop)
                         ob_loop_run_timers(l);
         }
-        return 0;
+        l->running--;
+        return r;
+}
+
+bool ob_loop_running(const struct ob_loop *l)
+{
+        return l && l->running > 0;
 }

@@ -6,6 +6,7 @@
 #ifndef OB_LOOP_H
 #define OB_LOOP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct ob_loop;
@@ -39,6 +40,9 @@ int ob_loop_signal(struct ob_loop *l, int signo, ob_signal_fn fn, void *userdata
  * pending. Returns 0, or a negative errno if epoll failed. */
 int ob_loop_run(struct ob_loop *l);
 void ob_loop_stop(struct ob_loop *l);
+/* Whether ob_loop_run() is running (a callback of the loop is the caller):
+ * then its signalfd delivers the signals it owns. */
+bool ob_loop_running(const struct ob_loop *l);
 
 /* Monotonic milliseconds. */
 int64_t ob_loop_now_ms(void);
