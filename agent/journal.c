@@ -151,8 +151,34 @@ static int json_contents(struct ob_buf *b, const char *s, size_t max)
         const size_t ell = sizeof(OB_JOURNAL_ELLIPSIS) - 1;
 
         for (size_t i = 0; i < n;) {
-                size_t k = ob_utf8_sequence(u + i, n - i);
                 int r;
+                if (u[i] >= 0x20 && u[i] < 0x80 && u[i] != '"' && u[i] != '\\') {
+                        /* A run of bytes written as they are, one output byte
+                         * each: added at once, cut as the loop below would. */
+                        size_t j = i;
+                        while (j < n && u[j] >= 0x20 && u[j] < 0x80 && u[j] != '"' && u[j] != '\\')
+                                j++;
+                        size_t used0 = b->len - start;
+                        size_t take = j - i;
+                        if (take > max - used0 + 1)
+                                take = max - used0 + 1; /* one past the budget shows the cut */
+                        r = ob_buf_add(b, s + i, take);
+                        if (r < 0)
+                                return r;
+                        i += take;
+                        size_t lim = max - ell;
+                        if (used0 + take <= lim)
+                                keep = b->len;
+                        else if (used0 <= lim)
+                                keep = start + lim;
+                        if (b->len - start > max) {
+                                b->len = keep;
+                                b->data[b->len] = '\0';
+                                return ob_buf_add(b, OB_JOURNAL_ELLIPSIS, ell);
+                        }
+                        continue;
+                }
+                size_t k = ob_utf8_sequence(u + i, n - i);
                 if (k == 0) {
                         char esc[6] = {'\\', 'u', '0', '0', hex[u[i] >> 4], hex[u[i] & 0xF]};
                         r = ob_buf_add(b, esc, sizeof(esc));

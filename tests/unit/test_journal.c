@@ -810,3 +810,32 @@ Test(journal, held_lines_past_the_hold_limit_are_written_whole_without_a_flush)
         ob_journal_free(j);
         cr_assert_eq(py_check(path, "all(o[\"event\"] == \"attempt\" for o in objs)"), (int)lines);
 }
+
+/* Runs of plain bytes and escapes around the budget: the escaped value is
+ * cut between two characters, keeps a prefix of the value, and the cut is
+ * made only when the whole value does not fit. */
+Test(journal, plain_runs_and_escapes_are_cut_at_the_same_place_around_the_budget)
+{
+        const char *path = path_in("audit.jsonl");
+        struct ob_journal *j = open_journal(path);
+        size_t lines = 0;
+        for (size_t len = OB_JOURNAL_FIELD_MAX - 8; len <= OB_JOURNAL_FIELD_MAX + 8; len++) {
+                for (size_t at = len - 6; at < len; at++) {
+                        char *v = repeat("p", len);
+                        v[at] = '"'; /* two bytes escaped */
+                        append_ok(j, &(struct ob_journal_entry){.event = "a", .time_ms = T0, .username = v});
+                        lines++;
+                        free(v);
+                }
+        }
+        ob_journal_free(j);
+        char expr[512];
+        snprintf(expr, sizeof(expr),
+                 "all((lambda u, m: (len(json.dumps(u, ensure_ascii=False)) - 2 <= m) and "
+                 "(not u.endswith(\"...\") or len(json.dumps(u[:-3], ensure_ascii=False)) - 2 + 3 <= m)) "
+                 "(o[\"username\"], %d) for o in objs) and "
+                 "sum(o[\"username\"].endswith(\"...\") for o in objs) > 0 and "
+                 "sum(not o[\"username\"].endswith(\"...\") for o in objs) > 0",
+                 OB_JOURNAL_FIELD_MAX);
+        cr_assert_eq(py_check(path, expr), (int)lines);
+}
