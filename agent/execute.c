@@ -888,10 +888,18 @@ void ob_execute_poll_signals(struct run *r)
         struct timespec zero = {0, 0};
         int s;
         while ((s = sigtimedwait(&set, NULL, &zero)) > 0) {
-                if (s == SIGHUP)
+                if (s == SIGHUP) {
+                        /* What the agent's on_hup does: taken here, the signal
+                         * never reaches the loop, and `run` must still reload. */
                         ob_agent_reopen_journal(r->ag);
-                else
+                        r->ag->reload = true;
+                } else {
+                        /* What the agent's on_signal does: `run` stops after
+                         * this pass. */
+                        if (!r->ag->stop_signal)
+                                r->ag->stop_signal = s;
                         ob_execute_on_signal(r->loop, s, r);
+                }
         }
 }
 

@@ -158,7 +158,10 @@ static void on_pass_due(struct ob_loop *l, struct ob_timer *t, void *ud)
         struct service *s = ud;
         s->pass_timer = NULL;
         s->pass_due = true;
-        ob_loop_stop(l);
+        /* During a pass the loop is the pass's: stopping it would cut the
+         * pass short; the main loop takes pass_due once the pass is over. */
+        if (!s->in_pass)
+                ob_loop_stop(l);
 }
 
 /* Fed from the loop: a loop that no longer turns is a hung service. */
@@ -640,8 +643,12 @@ static void run_change_pass(struct service *s)
         /* What a pass over changes cannot judge alone (an entry gone from
          * the search or unreadable, the directory failing) a whole pass
          * decides, with every check a whole pass makes. */
-        if (res.incomplete || code == OB_EXIT_DIRECTORY)
+        if (res.incomplete || code == OB_EXIT_DIRECTORY || s->pass_again) {
+                /* Also what asked for a whole pass while this one ran (the
+                 * feed back from an outage, a change it could not name). */
+                s->pass_again = false;
                 pass_soon(s);
+        }
         pass_at_next_change(s, res.next_change);
         notify_status(s, &res, code, ms);
 }
