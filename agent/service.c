@@ -538,6 +538,14 @@ static void window_add(struct service *s, const struct ob_pass_result *res)
 {
         int64_t now = ob_loop_now_ms();
         for (size_t i = 0; i < res->ncounts; i++) {
+                /* Changes of one transition within a second are one entry:
+                 * the window's memory follows the seconds, not the changes. */
+                struct window_entry *last = s->nwin ? &s->win[s->nwin - 1] : NULL;
+                if (last && now - last->at < 1000 && last->transition &&
+                    strcmp(last->transition, res->counts[i].transition) == 0) {
+                        last->n += res->counts[i].n;
+                        continue;
+                }
                 if (s->nwin == s->win_cap) {
                         size_t cap = s->win_cap ? 2 * s->win_cap : 64;
                         struct window_entry *n = realloc(s->win, cap * sizeof(*n));
