@@ -444,3 +444,21 @@ Test(loop, stop_makes_run_return_with_timers_still_pending)
         cr_assert_lt(ob_loop_now_ms() - start, 5000);
         /* The loop is freed with the pending timer (no leak under ASan). */
 }
+
+static void on_running_check(struct ob_loop *l, struct ob_timer *t, void *userdata)
+{
+        (void)t;
+        *(int *)userdata = ob_loop_running(l) ? 1 : 0;
+}
+
+Test(loop, running_is_true_only_inside_run)
+{
+        cr_assert_not(ob_loop_running(loop));
+        cr_assert_not(ob_loop_running(NULL));
+        int inside = -1;
+        struct ob_timer *t = NULL;
+        cr_assert_eq(ob_loop_timer(loop, 0, on_running_check, &inside, &t), 0);
+        cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert_eq(inside, 1);
+        cr_assert_not(ob_loop_running(loop), "false again once run returned");
+}
