@@ -107,6 +107,28 @@ static void cycle_failed(struct ob_poll *p, int err)
         p->ops.failed(err < 0 ? err : -OB_EDIRECTORY, p->ud);
 }
 
+/* A question was sent (k == 0: one more answer to wait for) or not. */
+static void asked(struct ob_poll *p, int k)
+{
+        if (k < 0)
+                cycle_failed(p, k);
+        else
+                p->in_flight++;
+}
+
+/* An answer came: whether to go on with it (p is still there and the
+ * question did not fail; a failure ends the cycle). */
+static bool answer_ok(struct ob_poll *p, int result)
+{
+        if (!answered(p))
+                return false;
+        if (result < 0) {
+                cycle_failed(p, result);
+                return false;
+        }
+        return true;
+}
+
 static void went_live(struct ob_poll *p)
 {
         if (!p->started) {
@@ -192,12 +214,8 @@ static void on_stamped_done(int result, struct ob_dir_search_info *info, void *u
 {
         struct ob_poll *p = ud;
         (void)info;
-        if (!answered(p))
+        if (!answer_ok(p, result))
                 return;
-        if (result < 0) {
-                cycle_failed(p, result);
-                return;
-        }
         if (!p->started && p->newest == INT64_MIN) {
                 /* No account has a modifyTimestamp: the server does not keep
                  * it, or the service account cannot read it. */
@@ -225,10 +243,7 @@ static void ask_stamped(struct ob_poll *p)
         }
         char *attrs[] = {"modifyTimestamp", "modifiersName", NULL};
         int k = ob_dir_search_changed_start(p->d, filter, attrs, on_stamped, on_stamped_done, p);
-        if (k < 0)
-                cycle_failed(p, k);
-        else
-                p->in_flight++;
+        asked(p, k);
 }
 
 /* ---- uSNChanged ------------------------------------------------------------ */
@@ -253,23 +268,14 @@ static void on_usn_done(int result, struct ob_dir_search_info *info, void *ud)
 {
         struct ob_poll *p = ud;
         (void)info;
-        if (!answered(p))
+        if (!answer_ok(p, result))
                 return;
-        if (result < 0) {
-                cycle_failed(p, result);
-                return;
-        }
         if (p->deleted_pending && p->naming_context) {
                 /* Then the accounts deleted within the same USNs: their
                  * tombstones, by id. */
                 p->deleted_pending = false;
-                int k = ob_dir_search_deleted_start(p->d, p->naming_context, p->usn_filter, on_tombstone, on_usn_done,
-                                                    p);
-                if (k < 0) {
-                        cycle_failed(p, k);
-                        return;
-                }
-                p->in_flight++;
+                asked(p, ob_dir_search_deleted_start(p->d, p->naming_context, p->usn_filter, on_tombstone,
+                                                     on_usn_done, p));
                 return;
         }
         p->last_usn = p->next_usn;
@@ -313,10 +319,7 @@ static void ask_usn(struct ob_poll *p, uint64_t highest, const char *invocation)
         p->deleted_pending = true;
         char *attrs[] = {"uSNChanged", NULL};
         int k = ob_dir_search_changed_start(p->d, p->usn_filter, attrs, on_usn_entry, on_usn_done, p);
-        if (k < 0)
-                cycle_failed(p, k);
-        else
-                p->in_flight++;
+        asked(p, k);
 }
 
 static void on_invocation(const char *dn, const struct ob_account *a, int err, void *ud)
@@ -359,12 +362,7 @@ static void on_root(const char *dn, const struct ob_account *a, int err, void *u
         if (service && *service) {
                 p->next_usn = highest;
                 char *attrs[] = {"invocationId", NULL};
-                int k = ob_dir_read_start(p->d, service, attrs, on_invocation, p);
-                if (k == 0) {
-                        p->in_flight++;
-                        return;
-                }
-                cycle_failed(p, k);
+                asked(p, ob_dir_read_start(p->d, service, attrs, on_invocation, p));
                 return;
         }
         ask_usn(p, highest, "");
@@ -405,10 +403,7 @@ static void ask_dirsync(struct ob_poll *p)
 {
         int k = ob_dir_dirsync_start(p->d, p->naming_context, p->cookie, p->cookie_len, on_dirsync_entry,
                                      on_dirsync_done, p);
-        if (k < 0)
-                cycle_failed(p, k);
-        else
-                p->in_flight++;
+        asked(p, k);
 }
 
 static void on_dirsync_root(const char *dn, const struct ob_account *a, int err, void *ud)
@@ -433,11 +428,7 @@ static void poll_cycle(struct ob_poll *p)
         }
         if (p->dirsync) {
                 char *attrs[] = {"defaultNamingContext", NULL};
-                int k = ob_dir_read_start(p->d, "", attrs, on_dirsync_root, p);
-                if (k < 0)
-                        cycle_failed(p, k);
-                else
-                        p->in_flight++;
+                asked(p, ob_dir_read_start(p->d, "", attrs, on_dirsync_root, p));
                 return;
         }
         if (!p->usn) {
@@ -445,11 +436,7 @@ static void poll_cycle(struct ob_poll *p)
                 return;
         }
         char *attrs[] = {"highestCommittedUSN", "dsServiceName", "defaultNamingContext", NULL};
-        int k = ob_dir_read_start(p->d, "", attrs, on_root, p);
-        if (k < 0)
-                cycle_failed(p, k);
-        else
-                p->in_flight++;
+        asked(p, ob_dir_read_start(p->d, "", attrs, on_root, p));
 }
 
 int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool dirsync, const char *cookie,

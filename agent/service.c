@@ -705,6 +705,7 @@ static void run_pass(struct service *s)
         int64_t delay = next_delay(s, code);
         if (s->pass_again && code != OB_EXIT_DIRECTORY)
                 delay = OB_FEED_DEBOUNCE_MS; /* a change came while it ran */
+        s->pass_again = false; /* taken: the pass scheduled here is it */
         schedule_pass(s, delay);
         pass_at_next_change(s, res.next_change);
         notify_status(s, &res, code, ms);
