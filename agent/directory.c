@@ -2336,10 +2336,6 @@ bool ob_dir_lost(const struct ob_dir *d)
         return !d || d->lost;
 }
 
-/* The accounts' search under base (NULL: the configured base and scope; else
- * that one entry), with the accounts' filter (and extra, when not NULL, a
- * filter the entries must match as well) and every fail-closed rule; attrs
- * NULL: the accounts' attributes. */
 /* What search_start asks: the accounts (under the base, or the one entry
  * dn), AD's tombstones right under dn, or AD's DirSync from dn (the naming
  * context) on. */
@@ -2463,7 +2459,7 @@ int ob_dir_read_start(struct ob_dir *d, const char *dn, char **attrs, ob_dir_rea
         int rc = ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
                                  d->timeout_ms >= 1000 ? &tl : NULL, 1, &op->msgid);
         if (rc != LDAP_SUCCESS) {
-                dir_log(d, OB_LOG_ERROR, "read", dn, rc, NULL);
+                dir_log(d, OB_LOG_ERROR, "read_account", dn, rc, NULL);
                 op_free(op);
                 return -OB_EDIRECTORY;
         }
@@ -2520,20 +2516,7 @@ int ob_dir_read_account_start(struct ob_dir *d, const char *dn, ob_dir_read_done
         int in = *dn ? dn_in_scope(dn, d->base, d->scope) : -EINVAL;
         if (in <= 0)
                 return -OB_ENOTFOUND; /* not an account offboard judges */
-        struct dir_op *op = op_new(DIR_OP_READ, dn, userdata);
-        if (!op)
-                return -ENOMEM;
-        op->read_done = done;
-        struct timeval tl = ms_to_tv(d->timeout_ms);
-        int rc = ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", d->attrs, 0, NULL, NULL,
-                                 d->timeout_ms >= 1000 ? &tl : NULL, 1, &op->msgid);
-        if (rc != LDAP_SUCCESS) {
-                dir_log(d, OB_LOG_ERROR, "read_account", dn, rc, NULL);
-                op_free(op);
-                return -OB_EDIRECTORY;
-        }
-        op_add(d, op);
-        return 0;
+        return ob_dir_read_start(d, dn, d->attrs, done, userdata);
 }
 
 int ob_dir_replace_start(struct ob_dir *d, const char *dn, bool add_object_class, const char *object_class,

@@ -61,23 +61,13 @@ static void teardown(void)
         ob_test_case_close(&tc); /* first: the service it may run */
         if (service_changed) {
                 service_changed = false;
-                char ldif[700], *err = NULL;
-                snprintf(ldif, sizeof(ldif),
-                         "dn: uid=sam,%s\nchangetype: modify\nreplace: nsAccountLock\n-\nreplace: offboardStatus\n-\n"
-                         "replace: offboardStatusTime\n-\nreplace: offboardReason\n-\nreplace: offboardAction\n-\n",
-                         srv.base);
-                if (ob_test_dirsrv_modify(&srv, ldif, &err) != 0)
-                        fprintf(stderr, "could not put sam back: %s\n", err ? err : "");
-                free(err);
-                err = NULL;
-                snprintf(ldif, sizeof(ldif),
-                         "dn: uid=tom,%s\nchangetype: modify\nreplace: shadowExpire\nshadowExpire: %lld\n-\n"
-                         "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n"
-                         "replace: offboardAction\n-\n",
-                         srv.base, (long long)(time(NULL) / 86400 + 365));
-                if (ob_test_dirsrv_modify(&srv, ldif, &err) != 0)
-                        fprintf(stderr, "could not put tom back: %s\n", err ? err : "");
-                free(err);
+                char dn[300], tom[120];
+                snprintf(dn, sizeof(dn), "uid=sam,%s", srv.base);
+                ob_test_dirsrv_put_back(&srv, dn, "replace: nsAccountLock\n-\n");
+                snprintf(dn, sizeof(dn), "uid=tom,%s", srv.base);
+                snprintf(tom, sizeof(tom), "replace: shadowExpire\nshadowExpire: %lld\n-\n",
+                         (long long)(time(NULL) / 86400 + 365));
+                ob_test_dirsrv_put_back(&srv, dn, tom);
         }
         ob_test_manifest_free(man);
         man = NULL;

@@ -682,29 +682,15 @@ Test(ad, the_service_hears_a_disable_and_a_deletion_through_dirsync)
 static void put_back_service_people(void)
 {
         service_changed = false;
-        char ldif[1200], *err = NULL;
-        snprintf(ldif, sizeof(ldif),
-                 "dn: CN=sam,%s\nchangetype: modify\nreplace: userAccountControl\nuserAccountControl: 512\n-\n"
-                 "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n"
-                 "replace: offboardAction\n-\n",
-                 srv.base);
-        if (ob_test_dirsrv_modify(&srv, ldif, &err) != 0)
-                fprintf(stderr, "could not put sam back: %s\n", err ? err : "");
-        free(err);
-        err = NULL;
-        snprintf(ldif, sizeof(ldif),
-                 "dn: CN=una,%s\nchangetype: modify\nreplace: lockoutTime\nlockoutTime: 0\n-\n"
-                 "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n"
-                 "replace: offboardAction\n-\n\n"
-                 "dn: CN=val,%s\nchangetype: modify\nreplace: accountExpires\naccountExpires: 9223372036854775807\n-\n"
-                 "replace: userAccountControl\nuserAccountControl: 512\n-\n"
-                 "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n"
-                 "replace: offboardAction\n-\n",
-                 srv.base, srv.base);
-        if (ob_test_dirsrv_modify(&srv, ldif, &err) != 0)
-                fprintf(stderr, "could not put una and val back: %s\n", err ? err : "");
-        free(err);
-        err = NULL;
+        char dn[300], ldif[600], *err = NULL;
+        snprintf(dn, sizeof(dn), "CN=sam,%s", srv.base);
+        ob_test_dirsrv_put_back(&srv, dn, "replace: userAccountControl\nuserAccountControl: 512\n-\n");
+        snprintf(dn, sizeof(dn), "CN=una,%s", srv.base);
+        ob_test_dirsrv_put_back(&srv, dn, "replace: lockoutTime\nlockoutTime: 0\n-\n");
+        snprintf(dn, sizeof(dn), "CN=val,%s", srv.base);
+        ob_test_dirsrv_put_back(&srv, dn,
+                                "replace: accountExpires\naccountExpires: 9223372036854775807\n-\n"
+                                "replace: userAccountControl\nuserAccountControl: 512\n-\n");
         char *e = ob_test_dirsrv_search(&srv, srv.base, "(sAMAccountName=tom)", "sAMAccountName");
         bool there = e && strstr(e, "sAMAccountName: tom");
         free(e);

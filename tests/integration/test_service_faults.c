@@ -930,6 +930,25 @@ Test(faults, the_feed_coming_back_during_a_pass_over_changes_still_gets_the_pass
         stop_service_ok();
 }
 
+/* A new store (the first pass owes every leaver of the fixture), the
+ * service started, and back once that pass has sent n requests. */
+static void start_fresh_until(int round, int n)
+{
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -f '%s'/state.db*", dir);
+        cr_assert_eq(system(cmd), 0);
+        int before = ob_test_recorder_count(&rec);
+        start_service();
+        bool reached = false;
+        for (int i = 0; i < 6000 && !reached; i++) {
+                reached = ob_test_recorder_count(&rec) >= before + n;
+                if (!reached)
+                        usleep(5000);
+        }
+        char *log = reached ? NULL : service_log();
+        cr_assert(reached, "round %d: the first pass sent too little:\n%s", round, log);
+}
+
 #define SIGTERMS 4
 
 Test(faults, sigterm_at_any_point_of_a_whole_pass_stops_the_service)
@@ -941,25 +960,12 @@ Test(faults, sigterm_at_any_point_of_a_whole_pass_stops_the_service)
         cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
         write_config();
         for (int round = 1; round <= SIGTERMS; round++) {
-                /* A new store: the first pass owes every leaver of the fixture. */
-                char cmd[400];
-                snprintf(cmd, sizeof(cmd), "rm -f '%s'/state.db*", dir);
-                cr_assert_eq(system(cmd), 0);
-                int before = ob_test_recorder_count(&rec);
-                start_service();
                 /* SIGTERM after 5, 10, 15 ... of the pass's requests. */
-                bool reached = false;
-                for (int i = 0; i < 6000 && !reached; i++) {
-                        reached = ob_test_recorder_count(&rec) >= before + 5 * round;
-                        if (!reached)
-                                usleep(5000);
-                }
-                char *log = reached ? NULL : service_log();
-                cr_assert(reached, "round %d: the first pass sent too little:\n%s", round, log);
+                start_fresh_until(round, 5 * round);
                 sigterm_service();
                 bool stopping = wait_notification("STOPPING=1", 15000);
                 int status = wait_exit(stopping ? 15 : 1);
-                log = service_log();
+                char *log = service_log();
                 cr_assert(stopping && status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
                           "round %d: SIGTERM during a pass: STOPPING=1 %s, status %#x (-1: still running); the "
                           "pass may have drained and the service gone on:\n%s",
@@ -980,22 +986,10 @@ Test(faults, sighup_at_any_point_of_a_whole_pass_reloads_the_configuration)
         cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
         write_config();
         for (int round = 1; round <= SIGHUPS; round++) {
-                char cmd[400];
-                snprintf(cmd, sizeof(cmd), "rm -f '%s'/state.db*", dir);
-                cr_assert_eq(system(cmd), 0);
-                int before = ob_test_recorder_count(&rec);
-                start_service();
-                bool reached = false;
-                for (int i = 0; i < 6000 && !reached; i++) {
-                        reached = ob_test_recorder_count(&rec) >= before + 5 * round;
-                        if (!reached)
-                                usleep(5000);
-                }
-                char *log = reached ? NULL : service_log();
-                cr_assert(reached, "round %d: the first pass sent too little:\n%s", round, log);
+                start_fresh_until(round, 5 * round);
                 signal_service(SIGHUP);
                 bool reloaded = wait_log_count("event=reloaded", 1, 10000);
-                log = reloaded ? NULL : service_log();
+                char *log = reloaded ? NULL : service_log();
                 cr_assert(reloaded, "round %d: a SIGHUP during a pass did not reload the configuration:\n%s", round,
                           log);
                 stop_service_ok();

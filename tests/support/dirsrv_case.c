@@ -224,3 +224,14 @@ int ob_test_case_wait_requests(struct ob_test_case *tc, const char *path, int co
         }
         return seen;
 }
+
+void ob_test_dirsrv_put_back(const struct ob_test_dirsrv *srv, const char *dn, const char *changes)
+{
+        char *ldif = NULL, *err = NULL;
+        if (asprintf(&ldif, "dn: %s\nchangetype: modify\n%s" OB_TEST_CLEAR_WRITEBACK, dn, changes) < 0)
+                return;
+        if (ob_test_dirsrv_modify(srv, ldif, &err) != 0)
+                fprintf(stderr, "could not put %s back: %s\n", dn, err ? err : "");
+        free(err);
+        free(ldif);
+}

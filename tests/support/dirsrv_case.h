@@ -68,6 +68,16 @@ char *ob_test_case_service_log(struct ob_test_case *tc);
  * returns how many came. */
 int ob_test_case_wait_requests(struct ob_test_case *tc, const char *path, int count, int timeout_ms);
 
+/* The lines of an LDIF modify that clear what offboard writes back (the
+ * shipped schema's attributes; absent ones are no error). */
+#define OB_TEST_CLEAR_WRITEBACK                                                                 \
+        "replace: offboardStatus\n-\nreplace: offboardStatusTime\n-\nreplace: offboardReason\n-\n" \
+        "replace: offboardAction\n-\n"
+/* Puts the entry dn back as the fixture had it: the LDIF modify lines
+ * changes (may be "") and then OB_TEST_CLEAR_WRITEBACK. Best effort, for a
+ * teardown: a failure is printed, not asserted. */
+void ob_test_dirsrv_put_back(const struct ob_test_dirsrv *srv, const char *dn, const char *changes);
+
 /* The "summary" object of a JSON report (or the whole text), for messages. */
 const char *ob_test_summary(const char *out);
 /* Every person of m has, in the JSON report out, the status and rule it
