@@ -1376,10 +1376,33 @@ static int parse_service(struct pctx *p, yaml_node_t *v)
         return walk(p, v, "service", f, p->cfg);
 }
 
+/* A list of distinguished names, each checked where it stands. */
+static int h_dnlist(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        if (v->type != YAML_SEQUENCE_NODE)
+                return fail(p, v, "%s must be a list of DNs", key);
+        char **l = NULL;
+        int r = get_strlist(p, key, v, &l, false);
+        for (yaml_node_item_t *i = v->data.sequence.items.start; r == 0 && i < v->data.sequence.items.top; i++) {
+                yaml_node_t *e = node(p, *i);
+                if (!ob_dn_syntax_ok(scalar(e)))
+                        r = fail(p, e, "%s: '%s' is not a DN (for example cn=it,ou=teams,dc=example,dc=org)", key,
+                                 scalar(e));
+        }
+        if (r < 0) {
+                ob_strv_free(l);
+                return r;
+        }
+        ob_strv_free(*(char ***)dst);
+        *(char ***)dst = l;
+        return 0;
+}
+
 static int parse_transfer(struct pctx *p, yaml_node_t *v)
 {
         const struct field f[] = {
                 {"fallback", h_dn, offsetof(struct ob_config, transfer_fallback), false},
+                {"leader_of", h_dnlist, offsetof(struct ob_config, transfer_leader_of), false},
                 {NULL},
         };
         return walk(p, v, "transfer", f, p->cfg);
@@ -2925,6 +2948,7 @@ void ob_config_free(struct ob_config *c)
         free(c->journal_path);
         free(c->listen);
         free(c->transfer_fallback);
+        ob_strv_free(c->transfer_leader_of);
         free(c->path);
         free(c);
 }

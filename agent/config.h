@@ -237,6 +237,10 @@ struct ob_config {
         struct ob_writeback_config writeback;
         char *state_path;
         char *journal_path; /* state.journal: the audit journal (default: journal.jsonl beside the store) */
+        /* transfer.leader_of: teams whose leader (owner) takes over when the
+         * account has no active manager and none of its own teams has an
+         * active owner; the first with one wins. NULL-terminated or NULL. */
+        char **transfer_leader_of;
         char *transfer_fallback; /* DN of the fallback account, may be NULL */
         struct ob_safety safety;
         int64_t drain_timeout_ms; /* service.drain_timeout: SIGTERM/SIGINT let in-flight requests finish this long */

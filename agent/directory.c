@@ -1201,6 +1201,13 @@ int ob_dn_in_subtree(const char *dn, const char *base)
         return dn_in_scope(dn, base, LDAP_SCOPE_SUBTREE);
 }
 
+int ob_dn_equal(const char *a, const char *b)
+{
+        if (!a || !b)
+                return -EINVAL;
+        return dn_in_scope(a, b, LDAP_SCOPE_BASE);
+}
+
 /* Base-scope read of dn; *ret is NULL (and 0 returned) if it does not exist. */
 static int read_entry(struct ob_dir *d, const char *dn, char **attrs, const char *op, struct ob_account **ret)
 {

@@ -70,6 +70,9 @@ int ob_dir_search_accounts(struct ob_dir *d, ob_dir_entry_fn fn, void *userdata,
 /* Whether dn is base or lies below it (RDN by RDN, ASCII case ignored):
  * 1, 0, or -EINVAL when either does not parse. */
 int ob_dn_in_subtree(const char *dn, const char *base);
+/* Whether two DNs name the same entry (RDN by RDN, ASCII case ignored): 1, 0,
+ * or -EINVAL when either does not parse. */
+int ob_dn_equal(const char *a, const char *b);
 
 /* Reads one entry by DN with the account attributes (for managers, fallback,
  * team owners). -OB_ENOTFOUND when it does not exist or is out of scope;

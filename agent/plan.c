@@ -394,7 +394,7 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                                                 ? asprintf(&s->hold_reason, "transfer target lookup failed: %s",
                                                            in->transfer.error)
                                                 : asprintf(&s->hold_reason, "no transfer target (no active manager, "
-                                                                            "team owner or fallback)");
+                                                                            "team owner, leader or fallback)");
                                 if (n < 0) {
                                         s->hold_reason = NULL;
                                         r = -ENOMEM;

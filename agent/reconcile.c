@@ -525,19 +525,58 @@ static int on_unseen(struct ob_index_entry *e, const char *id, void *ud)
 
 /* ---- transfer target ------------------------------------------------------- */
 
+/* At most this many owners are tried for one account, over all its teams: a
+ * bound on the lookups one leaver can cost. */
+#define OB_TEAM_OWNERS_MAX 64
+
+/* The owners of an account's teams, in the order they are tried: teams by DN,
+ * owners in the order the server gives them. A team the account owns is
+ * skipped whole: its owner is the leaver (seed 000: the records go to
+ * someone who stays). */
 struct team_ctx {
         const char *owner_attr;
-        char *owner;
+        const char *account_dn;
+        char **owners; /* NULL-terminated */
+        size_t n;
 };
+
+static int team_owners_add(struct team_ctx *t, const struct ob_account *g)
+{
+        const struct ob_attr *o = ob_account_attr(g, t->owner_attr);
+        for (size_t i = 0; o && i < o->nvals; i++)
+                if (ob_dn_equal(o->vals[i].data, t->account_dn) == 1)
+                        return 0;
+        for (size_t i = 0; o && i < o->nvals && t->n < OB_TEAM_OWNERS_MAX; i++) {
+                char **n = realloc(t->owners, (t->n + 2) * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                t->owners = n;
+                if (!(n[t->n] = strdup(o->vals[i].data)))
+                        return -ENOMEM;
+                n[++t->n] = NULL;
+        }
+        return 0;
+}
 
 static int team_cb(const struct ob_account *g, void *ud)
 {
-        struct team_ctx *t = ud;
-        if (t->owner)
-                return 0;
-        const char *o = ob_account_get(g, t->owner_attr);
-        if (o && !(t->owner = strdup(o)))
-                return -ENOMEM;
+        return team_owners_add(ud, g);
+}
+
+static int read_active(struct run *r, const char *dn, const char *role, struct ob_account **ret, char *why,
+                       size_t whylen);
+
+/* The first owner in t that is an active account: 1 with *ret, 0 for none,
+ * < 0 (with why) when a read failed: never "no owner" because one could not
+ * be read. */
+static int first_active_owner(struct run *r, const struct team_ctx *t, const char *role, struct ob_account **ret,
+                              char *why, size_t whylen)
+{
+        for (size_t i = 0; i < t->n; i++) {
+                int k = read_active(r, t->owners[i], role, ret, why, whylen);
+                if (k != 0)
+                        return k;
+        }
         return 0;
 }
 
@@ -860,9 +899,38 @@ static int read_active_uncached(struct run *r, const char *dn, const char *role,
         return judge_target(r, dn, role, k == 0 ? a : NULL, k, ret, why, whylen);
 }
 
-/* The manager; else the owner of the first team; else the fallback. Each must
- * be an active account: records never go to someone who left too. Returns 1
- * with a target, 0 when there is none, < 0 (with why) when a lookup failed. */
+/* The owners of transfer.leader_of's teams, read for an account that got this far. */
+static int leader_owners(struct run *r, const char *account_dn, struct team_ctx *t, char *why, size_t whylen)
+{
+        const struct ob_directory_config *d = &r->c->directory;
+        const char *owner_attr = d->teams_owner_attribute ? d->teams_owner_attribute : "owner";
+        const char *const attrs[] = {owner_attr, NULL};
+        *t = (struct team_ctx){.owner_attr = owner_attr, .account_dn = account_dn};
+        for (char **dn = r->c->transfer_leader_of; dn && *dn; dn++) {
+                struct ob_account *g = NULL;
+                int k = ob_dir_read_entry(r->dir, *dn, attrs, &g);
+                if (k == -OB_ENOTFOUND)
+                        continue;
+                if (k < 0) {
+                        snprintf(why, whylen, "reading the team %s (transfer.leader_of): %s", *dn, ob_strerror(k));
+                        return k;
+                }
+                /* A team the leaver leads is skipped, as its own teams are. */
+                k = team_owners_add(t, g);
+                ob_account_free(g);
+                if (k < 0)
+                        return k;
+        }
+        return 0;
+}
+
+/* The rule (seed 000, issue 14): the manager if active; else the owner of the
+ * first team (by DN) the account is a member of, skipping teams it owns,
+ * teams without an owner and teams whose owner is not active; else the
+ * leader of the first team in transfer.leader_of with an active one; else
+ * the fallback if active. Records never go to someone who left too. Returns 1
+ * with a target, 0 when there is none, < 0 (with why) when a lookup failed:
+ * a failed read never moves the records further down the chain. */
 static int resolve_transfer(struct run *r, const struct ob_account *a, struct ob_account **ret, const char **via,
                             char *why, size_t whylen)
 {
@@ -874,17 +942,26 @@ static int resolve_transfer(struct run *r, const struct ob_account *a, struct ob
                 return k;
         }
         if (d->teams_base && a->dn) {
-                struct team_ctx t = {.owner_attr = d->teams_owner_attribute};
+                struct team_ctx t = {.owner_attr = d->teams_owner_attribute, .account_dn = a->dn};
                 k = ob_dir_search_teams(r->dir, a->dn, team_cb, &t);
-                if (k < 0) {
+                if (k < 0)
                         snprintf(why, whylen, "searching the teams of %s: %s", a->dn, ob_strerror(k));
-                        free(t.owner);
-                        return k;
-                }
-                k = read_active(r, t.owner, "team owner", ret, why, whylen);
-                free(t.owner);
+                else
+                        k = first_active_owner(r, &t, "team owner", ret, why, whylen);
+                ob_strv_free(t.owners);
                 if (k != 0) {
                         *via = "team";
+                        return k;
+                }
+        }
+        if (r->c->transfer_leader_of && a->dn) {
+                struct team_ctx t;
+                k = leader_owners(r, a->dn, &t, why, whylen);
+                if (k == 0)
+                        k = first_active_owner(r, &t, "team leader", ret, why, whylen);
+                ob_strv_free(t.owners);
+                if (k != 0) {
+                        *via = "leader";
                         return k;
                 }
         }
@@ -1630,7 +1707,7 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 ob_account_free(fb);
                 if (f <= 0)
                         snprintf(r.sum.fallback_problem, sizeof(r.sum.fallback_problem),
-                                 "transfer.fallback %s %s: transfers with no active manager or team owner are held",
+                                 "transfer.fallback %s %s: transfers with no active manager, team owner or leader are held",
                                  c->transfer_fallback,
                                  f < 0 ? why : "does not exist, is outside the base, or is not active");
                 if (f <= 0)

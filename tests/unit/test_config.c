@@ -70,6 +70,7 @@ static const struct bad bad_cases[] = {
         {"bad-required-attributes.yaml", "bad-required-attributes-mapping.yaml", 1, 43,
          "required_attributes: 'user account' is not an LDAP attribute name"},
         {"bad-fallback-dn.yaml", NULL, 6, 13, "transfer.fallback: 'trent' is not a DN"},
+        {"bad-leader-of.yaml", NULL, 8, 7, "transfer.leader_of: 'it-team' is not a DN"},
         {"bad-long-list.yaml", NULL, 11, 14, "transitions.t.actions: more than 1000 entries"},
         {"bad-feed.yaml", NULL, 5, 9, "feed must be auto, syncrepl, poll, dirsync or none, not 'changelog'"},
         {"bad-listen.yaml", NULL, 5, 11,
