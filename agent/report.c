@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include "escape.h"
 #include "state.h"
@@ -270,42 +271,141 @@ static void json_finish(FILE *f, size_t n, const struct ob_report_summary *s)
 
 /* ---- text --------------------------------------------------------------- */
 
-/* Writes s with every control character escaped (ob_escape_text): values
- * from the directory and from downstream answers must not drive the
+/* Writes s[0..n) with every control character escaped (ob_escape_text):
+ * values from the directory and from downstream answers must not drive the
  * terminal of the person reading the report. */
-static void tput(FILE *f, const char *s)
+static void tput_n(FILE *f, const char *s, size_t n)
 {
-        if (!s)
-                return;
         struct ob_buf b;
         ob_buf_init(&b);
-        if (ob_escape_text(&b, s, strlen(s)) == 0 && b.data)
-                fputs(b.data, f);
+        if (ob_escape_text(&b, s, n) == 0 && b.data)
+                fwrite(b.data, 1, b.len, f);
         ob_buf_free(&b);
 }
 
-/* printf for the report's own words; every %s argument is escaped. Only %s,
- * %zu, %d, %ld, %lld and %% are used. */
+static void tput(FILE *f, const char *s)
+{
+        if (s)
+                tput_n(f, s, strlen(s));
+}
+
+/* Spaces up to width columns after used ones. */
+static void tpad(FILE *f, size_t used, size_t width)
+{
+        for (; used < width; used++)
+                fputc(' ', f);
+}
+
+/* Columns a terminal gives s, already escaped: one per character (wide
+ * characters make a column drift, never a control sequence). */
+static size_t tcolumns(const char *s, size_t n)
+{
+        size_t cols = 0;
+        for (size_t i = 0; i < n; i++)
+                if (((unsigned char)s[i] & 0xC0) != 0x80)
+                        cols++;
+        return cols;
+}
+
+/* printf for the text report, and the one way anything reaches it: every
+ * %s (and %c) argument goes through ob_escape_text, so a value from the
+ * directory, the configuration or a downstream answer can never drive the
+ * reader's terminal (set its title, clear it, forge a line). Understands the
+ * flag '-', a width, and d i u x c s with the length modifiers l, ll and z;
+ * anything else is printed as written, never read from the arguments. */
 static void tvprintf(FILE *f, const char *fmt, va_list ap)
 {
         for (const char *p = fmt; *p; p++) {
                 if (*p != '%') {
-                        fputc(*p, f);
+                        const char *q = strchr(p, '%');
+                        size_t n = q ? (size_t)(q - p) : strlen(p);
+                        /* The report's own words; escaped all the same (a
+                         * kind's format is code, but a slip must not reach
+                         * the terminal), all but the newlines that end lines. */
+                        for (size_t i = 0; i < n;) {
+                                const char *nl = memchr(p + i, '\n', n - i);
+                                size_t m = nl ? (size_t)(nl - (p + i)) : n - i;
+                                tput_n(f, p + i, m);
+                                i += m;
+                                if (nl)
+                                        fputc('\n', f), i++;
+                        }
+                        p += n - 1;
                         continue;
                 }
-                p++;
-                if (*p == 's')
-                        tput(f, va_arg(ap, const char *));
-                else if (*p == 'd')
-                        fprintf(f, "%d", va_arg(ap, int));
-                else if (p[0] == 'z' && p[1] == 'u')
-                        fprintf(f, "%zu", va_arg(ap, size_t)), p++;
-                else if (p[0] == 'l' && p[1] == 'd')
-                        fprintf(f, "%ld", va_arg(ap, long)), p++;
-                else if (p[0] == 'l' && p[1] == 'l' && p[2] == 'd')
-                        fprintf(f, "%lld", va_arg(ap, long long)), p += 2;
-                else
-                        fputc(*p, f);
+                const char *spec = p++;
+                bool left = false;
+                size_t width = 0;
+                if (*p == '%') {
+                        fputc('%', f);
+                        continue;
+                }
+                while (*p == '-')
+                        left = true, p++;
+                while (*p >= '0' && *p <= '9')
+                        width = width * 10 + (size_t)(*p++ - '0');
+                int longs = 0;
+                bool size = false;
+                while (*p == 'l')
+                        longs++, p++;
+                if (*p == 'z')
+                        size = true, p++;
+                char num[32];
+                const char *out = num;
+                size_t len;
+                struct ob_buf b;
+                ob_buf_init(&b);
+                switch (*p) {
+                case 'd':
+                case 'i': {
+                        long long v = size ? (long long)va_arg(ap, ssize_t)
+                                      : longs >= 2 ? va_arg(ap, long long)
+                                      : longs ? (long long)va_arg(ap, long)
+                                              : (long long)va_arg(ap, int);
+                        len = (size_t)snprintf(num, sizeof(num), "%lld", v);
+                        break;
+                }
+                case 'u':
+                case 'x': {
+                        unsigned long long v = size ? (unsigned long long)va_arg(ap, size_t)
+                                               : longs >= 2 ? va_arg(ap, unsigned long long)
+                                               : longs ? (unsigned long long)va_arg(ap, unsigned long)
+                                                       : (unsigned long long)va_arg(ap, unsigned);
+                        len = (size_t)snprintf(num, sizeof(num), *p == 'x' ? "%llx" : "%llu", v);
+                        break;
+                }
+                case 'c': {
+                        char ch = (char)va_arg(ap, int);
+                        if (ob_escape_text(&b, &ch, 1) < 0 || !b.data)
+                                ob_buf_reset(&b);
+                        out = b.data ? b.data : "";
+                        len = b.len;
+                        break;
+                }
+                case 's': {
+                        const char *v = va_arg(ap, const char *);
+                        if (v && ob_escape_text(&b, v, strlen(v)) < 0)
+                                ob_buf_reset(&b);
+                        out = b.data ? b.data : "";
+                        len = b.data ? b.len : 0;
+                        break;
+                }
+                default:
+                        /* Not understood: shown as written (escaped), and no
+                         * argument is taken, so nothing is misread. */
+                        if (!*p)
+                                p--;
+                        tput_n(f, spec, (size_t)(p - spec) + 1);
+                        ob_buf_free(&b);
+                        continue;
+                }
+                size_t cols = *p == 's' || *p == 'c' ? tcolumns(out, len) : len;
+                if (!left)
+                        tpad(f, cols, width);
+                fwrite(out, 1, len, f);
+                if (left)
+                        tpad(f, cols, width);
+                ob_buf_free(&b);
         }
 }
 
@@ -331,12 +431,12 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
         bool held = st->hold_reason && (!it->results || (it->results[k].outcome == OB_OUTCOME_NONE &&
                                                          !it->results[k].interrupted));
         const char *state = held ? "held" : step_outcome(it, k);
-        fprintf(f, "  %zu. %-22s %-8s ", k + 1, st->action->name, state);
+        tprintf(f, "  %zu. %-22s %-8s ", k + 1, st->action->name, state);
         tput(f, st->action->connector->name);
         if (st->state == OB_STEP_OWED)
                 st->action->connector->kind->headline_text(st, f);
         if (it->results && st->state == OB_STEP_OWED && it->results[k].outcome > OB_OUTCOME_INTENT)
-                fprintf(f, "  (HTTP %ld, %lld ms)", it->results[k].http_status, (long long)it->results[k].duration_ms);
+                tprintf(f, "  (HTTP %ld, %lld ms)", it->results[k].http_status, (long long)it->results[k].duration_ms);
         fputc('\n', f);
         if (st->state != OB_STEP_OWED)
                 return;
@@ -345,7 +445,7 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
                 return;
         }
         if (it->results && it->results[k].interrupted) {
-                fprintf(f, "       interrupted: still owed; the next pass sends it with the same key\n");
+                tprintf(f, "       interrupted: still owed; the next pass sends it with the same key\n");
                 return;
         }
         if (it->results) {
@@ -356,7 +456,7 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
                 else if (e)
                         tprintf(f, "       error: %s\n", e);
                 else if (it->results[k].outcome == OB_OUTCOME_NONE)
-                        fprintf(f, "       held: an action it runs after did not succeed\n");
+                        tprintf(f, "       held: an action it runs after did not succeed\n");
                 return;
         }
         st->action->connector->kind->describe_text(st, f);
@@ -375,9 +475,9 @@ static void text_item(FILE *f, const struct ob_config *c, const struct ob_report
         if (p->rule)
                 tprintf(f, " (rule %s, %s)", p->rule->name, p->rule->source);
         else if (p->deleted)
-                fprintf(f, " (the entry is gone from the directory)");
+                tprintf(f, " (the entry is gone from the directory)");
         else
-                fprintf(f, " (no rule matched)");
+                tprintf(f, " (no rule matched)");
         if (p->reason)
                 tprintf(f, ", reason: %s", p->reason);
         fputc('\n', f);
@@ -390,14 +490,14 @@ static void text_item(FILE *f, const struct ob_config *c, const struct ob_report
                 tprintf(f, "  transfer:   %s (%s) via %s\n", p->transfer_uid ? p->transfer_uid : "?",
                         p->transfer_dn, p->transfer_via);
         else if (c->uses_transfer && ob_account_plan_wants_transfer(p))
-                fprintf(f, "  transfer:   no target\n");
+                tprintf(f, "  transfer:   no target\n");
         if (s->adopt)
                 tprintf(f, "  adopt:      %s as %s; no action runs\n",
                         s->dry_run ? "would be recorded" : "recorded", ob_status_name(p->status));
         for (size_t k = 0; !s->adopt && k < p->nsteps; k++)
                 text_step(f, it, k);
         if (p->writeback)
-                fprintf(f, "  write-back: %s\n",
+                tprintf(f, "  write-back: %s\n",
                         !it->results               ? "status attributes will be written on the entry"
                         : it->writeback_result == 0 ? "written"
                         : it->writeback_result > 0  ? "not attempted"
@@ -408,12 +508,12 @@ static void text_item(FILE *f, const struct ob_config *c, const struct ob_report
 static void text_finish(FILE *f, size_t n, const struct ob_report_summary *s)
 {
         if (s->unreadable) {
-                fprintf(f, "%zu %s could not be judged and %s held (never taken for deleted or active):\n",
+                tprintf(f, "%zu %s could not be judged and %s held (never taken for deleted or active):\n",
                         s->unreadable, s->unreadable == 1 ? "entry" : "entries", s->unreadable == 1 ? "is" : "are");
                 for (size_t i = 0; i < s->nunreadable_list; i++)
                         tprintf(f, "  %s: %s\n", s->unreadable_list[i].dn, s->unreadable_list[i].reason);
                 if (s->nunreadable_list < s->unreadable)
-                        fprintf(f, "  ... and %zu more (see the log)\n", s->unreadable - s->nunreadable_list);
+                        tprintf(f, "  ... and %zu more (see the log)\n", s->unreadable - s->nunreadable_list);
                 fputc('\n', f);
         }
         for (size_t i = 0; s->references && s->references[i]; i++)
@@ -425,38 +525,38 @@ static void text_finish(FILE *f, size_t n, const struct ob_report_summary *s)
                 s->accounts_new, s->accounts_recorded, s->deleted, n, n == 1 ? "account" : "accounts",
                 n == 1 ? "s" : "");
         if (s->adopt)
-                fprintf(f, "; adopt: %zu %s as their current status, no action %s.\n", s->adopted,
+                tprintf(f, "; adopt: %zu %s as their current status, no action %s.\n", s->adopted,
                         s->dry_run ? "would be recorded" : "recorded", s->dry_run ? "would run" : "ran");
         else if (s->dry_run)
-                fprintf(f, ", %zu actions would run.\n", s->steps_owed);
+                tprintf(f, ", %zu actions would run.\n", s->steps_owed);
         else
-                fprintf(f, "; actions: %zu done, %zu failed, %zu held.\n", s->steps_done, s->steps_failed,
+                tprintf(f, "; actions: %zu done, %zu failed, %zu held.\n", s->steps_done, s->steps_failed,
                         s->steps_held);
         if (s->status_changes) {
-                fprintf(f, "Status changes: %zu", s->status_changes);
+                tprintf(f, "Status changes: %zu", s->status_changes);
                 for (size_t i = 0; i < s->nper_transition; i++)
                         tprintf(f, "%s%s %zu", i ? ", " : " (", s->per_transition[i].transition[0]
                                                                     ? s->per_transition[i].transition
                                                                     : "no transition",
                                 s->per_transition[i].n);
-                fprintf(f, "%s.\n", s->nper_transition ? ")" : "");
+                tprintf(f, "%s.\n", s->nper_transition ? ")" : "");
         }
         if (s->spared)
-                fprintf(f, "%zu recorded %s not seen but not swept as deleted: %s.\n", s->spared,
+                tprintf(f, "%zu recorded %s not seen but not swept as deleted: %s.\n", s->spared,
                         s->spared == 1 ? "account was" : "accounts were",
                         "what cannot be read is not gone");
         if (s->writebacks_failed)
-                fprintf(f, "%zu write-backs failed (see the log).\n", s->writebacks_failed);
+                tprintf(f, "%zu write-backs failed (see the log).\n", s->writebacks_failed);
         if (s->fallback_problem[0])
                 tprintf(f, "Warning: %s.\n", s->fallback_problem);
         if (s->parked)
                 tprintf(f, "%s\n", s->parked_reason);
         if (s->interrupted_by)
-                fprintf(f, "Stopped early by %s: what was in flight finished or is recorded as interrupted; the next "
+                tprintf(f, "Stopped early by %s: what was in flight finished or is recorded as interrupted; the next "
                            "pass does the rest with the same keys.\n",
                         s->interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT");
         if (s->not_reached)
-                fprintf(f, "%zu %s that owe%s actions %s not reached and %s listed above; the next pass plans %s "
+                tprintf(f, "%zu %s that owe%s actions %s not reached and %s listed above; the next pass plans %s "
                            "again.\n",
                         s->not_reached, s->not_reached == 1 ? "account" : "accounts", s->not_reached == 1 ? "s" : "",
                         s->not_reached == 1 ? "was" : "were", s->not_reached == 1 ? "is not" : "are not",

@@ -90,9 +90,13 @@ void ob_report_finish(struct ob_report_writer *w, const struct ob_report_summary
 
 /* For a connector kind's describe hooks (connector.h). */
 
-/* printf for a text report: every %s argument is escaped (control
- * characters are shown, never sent to the terminal). Only %s, %zu, %d, %ld,
- * %lld and %% are used. */
+/* printf for a text report, the one way a kind writes to it: every %s and
+ * %c argument goes through ob_escape_text (escape.h): C0 and C1 controls,
+ * DEL, bidi overrides and bytes that are not UTF-8 are shown as \x1b or
+ * \u202E, never sent to the terminal; valid UTF-8 is printed as is. The
+ * format's own text is escaped too, but for its newlines. Understands '-',
+ * a width, and d i u x c s with l, ll or z; any other conversion is printed
+ * as written and takes no argument. */
 __attribute__((format(printf, 2, 3))) void ob_report_printf(FILE *f, const char *fmt, ...);
 
 /* The members of a JSON object being written. */

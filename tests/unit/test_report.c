@@ -1,0 +1,208 @@
+/* The text report: what an operator reads on a terminal. Values from the
+ * directory and from downstream answers are hostile: none may drive the
+ * terminal. Plans are made by the real planner from tests/fixtures/plan.yaml. */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "account.h"
+#include "config.h"
+#include "escape.h"
+#include "plan.h"
+#include "report.h"
+#include "state.h"
+
+#define NOW 1795422796LL /* 2026-11-23T08:33:16Z */
+
+static struct ob_config *cfg;
+
+static void setup(void)
+{
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        struct ob_config_error err;
+        int r = ob_config_load(OB_SOURCE_DIR "/tests/fixtures/plan.yaml", &cfg, &err);
+        cr_assert_eq(r, 0, "%s", err.message);
+}
+
+static void teardown(void)
+{
+        ob_config_free(cfg);
+}
+
+TestSuite(report, .init = setup, .fini = teardown);
+
+/* An account with uid and, pairwise, more attributes (NULL-terminated);
+ * dn NULL: uid=UID,ou=people,dc=example,dc=org. */
+static struct ob_account *person(const char *uid, const char *dn, ...)
+{
+        struct ob_account *a = ob_account_new();
+        char buf[1024];
+        snprintf(buf, sizeof(buf), "id-%s", uid);
+        a->id = strdup(buf);
+        snprintf(buf, sizeof(buf), "uid=%s,ou=people,dc=example,dc=org", uid);
+        a->dn = strdup(dn ? dn : buf);
+        ob_account_add(a, "uid", uid, strlen(uid));
+        va_list ap;
+        va_start(ap, dn);
+        const char *k;
+        while ((k = va_arg(ap, const char *))) {
+                const char *v = va_arg(ap, const char *);
+                ob_account_add(a, k, v, strlen(v));
+        }
+        va_end(ap);
+        return a;
+}
+
+static struct ob_account_plan *plan_for(const struct ob_account *a, const struct ob_account *target)
+{
+        struct ob_plan_input in = {.account = a, .now = NOW};
+        in.transfer.target = target;
+        in.transfer.via = target ? "manager" : NULL;
+        struct ob_account_plan *p = NULL;
+        cr_assert_eq(ob_plan_account(cfg, &in, &p), 0);
+        return p;
+}
+
+/* The text report of items[0..n), as one string. */
+static char *text_of(const struct ob_report_item *items, size_t n, const struct ob_report_summary *s)
+{
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        cr_assert_not_null(f);
+        ob_report_text(f, cfg, items, n, s);
+        fclose(f);
+        return text;
+}
+
+/* What a terminal must never be sent: a control character other than the
+ * newline, DEL, a C1 control, a bidi override or isolate, or bytes that are
+ * not UTF-8. Returns the offending offset, or -1. */
+static long first_unsafe(const char *s)
+{
+        const unsigned char *u = (const unsigned char *)s;
+        size_t n = strlen(s);
+        for (size_t i = 0; i < n;) {
+                size_t k = ob_utf8_sequence(u + i, n - i);
+                if (k == 0)
+                        return (long)i;
+                if (k == 1 && ((u[i] < 0x20 && u[i] != '\n') || u[i] == 0x7f))
+                        return (long)i;
+                if (k == 2 && u[i] == 0xc2 && u[i + 1] <= 0x9f)
+                        return (long)i;
+                if (k == 3 && u[i] == 0xe2 && u[i + 1] == 0x80 && u[i + 2] >= 0xaa && u[i + 2] <= 0xae)
+                        return (long)i;
+                if (k == 3 && u[i] == 0xe2 && u[i + 1] == 0x81 && u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9)
+                        return (long)i;
+                i += k;
+        }
+        return -1;
+}
+
+/* A window title, a screen clear, a carriage return and a forged line. */
+#define HOSTILE "\x1b]0;pwned\x07\x1b[2J\r\nplan: 0 accounts read"
+
+Test(report, a_hostile_uid_cn_reason_and_error_body_never_reach_the_terminal)
+{
+        struct ob_account *a = person("ev\x1b]0;title\x07il\x1b[2J\r\nmallory  forged", "cn=x\x1b[2J" HOSTILE
+                                      ",ou=people,dc=example,dc=org",
+                                      "employeeType", "Inactive", "description", "Left\r\n" HOSTILE, NULL);
+        struct ob_account *t = person("alice", NULL, NULL);
+        struct ob_account_plan *p = plan_for(a, t);
+        cr_assert_geq(p->nsteps, 1);
+        struct ob_step_result *res = calloc(p->nsteps, sizeof(*res));
+        for (size_t i = 0; i < p->nsteps; i++)
+                res[i] = (struct ob_step_result){.outcome = OB_OUTCOME_FAILED,
+                                                 .http_status = 500,
+                                                 .error = "HTTP 500: " HOSTILE "\xc2\x9b" "31m\xe2\x80\xae" "txt\xff"};
+        struct ob_report_summary sum = {.now = NOW, .accounts_read = 2, .steps_owed = p->nsteps,
+                                        .steps_failed = p->nsteps};
+        for (int reconciled = 0; reconciled <= 1; reconciled++) {
+                struct ob_report_item it = {.plan = p, .results = reconciled ? res : NULL, .writeback_result = 1};
+                sum.dry_run = !reconciled;
+                char *out = text_of(&it, 1, &sum);
+                long bad = first_unsafe(out);
+                cr_assert_eq(bad, -1, "an unescaped byte at %ld: %s", bad, out + (bad < 0 ? 0 : bad));
+                cr_assert_null(strstr(out, "\nplan: 0 accounts read"), "a forged report line:\n%s", out);
+                cr_assert_null(strstr(out, "\nmallory  forged"), "a forged report line:\n%s", out);
+                cr_assert(strstr(out, "ev\\x1b]0;title\\x07il\\x1b[2J\\x0d\\x0amallory  forged"), "%s", out);
+                cr_assert(strstr(out, "cn=x\\x1b[2J\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\x0aplan: 0 accounts read"), "%s",
+                          out);
+                cr_assert(strstr(out, "reason: Left\\x0d\\x0a\\x1b]0;pwned"), "%s", out);
+                if (reconciled)
+                        cr_assert(strstr(out, "error: HTTP 500: \\x1b]0;pwned\\x07\\x1b[2J\\x0d\\x0aplan: 0 accounts "
+                                              "read\\x9b31m\\u202Etxt\\xff\n"),
+                                  "%s", out);
+                free(out);
+        }
+        free(res);
+        ob_account_plan_free(p);
+        ob_account_free(a);
+        ob_account_free(t);
+}
+
+Test(report, a_long_cjk_uid_is_printed_whole_and_as_it_is)
+{
+        char uid[541];
+        for (size_t i = 0; i < 180; i++)
+                memcpy(uid + 3 * i, "\xe6\xbc\xa2", 3); /* U+6F22 */
+        uid[540] = '\0';
+        struct ob_account *a = person(uid, NULL, "employeeType", "Inactive", NULL);
+        struct ob_account_plan *p = plan_for(a, NULL);
+        struct ob_report_item it = {.plan = p, .writeback_result = 1};
+        struct ob_report_summary sum = {.dry_run = true, .now = NOW, .accounts_read = 1};
+        char *out = text_of(&it, 1, &sum);
+        cr_assert_eq(first_unsafe(out), -1, "%s", out);
+        char line[1200];
+        snprintf(line, sizeof(line), "%s  uid=%s,ou=people,dc=example,dc=org\n", uid, uid);
+        const char *at = strstr(out, line);
+        cr_assert(at && (at == out || at[-1] == '\n'), "the uid is cut or escaped:\n%s", out);
+        free(out);
+        ob_account_plan_free(p);
+        ob_account_free(a);
+}
+
+/* What ob_report_printf wrote to f, which is closed. */
+static char *written(FILE *f, char **text)
+{
+        fclose(f);
+        return *text;
+}
+
+Test(report, a_kinds_request_lines_are_escaped_by_ob_report_printf)
+{
+        /* A header or a body rendered from the directory, as a kind's
+         * describe_text prints it. */
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        ob_report_printf(f, "       %s %s\n", "X-Reason:", "a\x1b]0;t\x07\r\n\x9b\xc2\x9b\xe2\x81\xa6\x7f");
+        char *out = written(f, &text);
+        cr_assert_str_eq(out, "       X-Reason: a\\x1b]0;t\\x07\\x0d\\x0a\\x9b\\x9b\\u2066\\x7f\n");
+        free(out);
+        f = open_memstream(&text, &len);
+        ob_report_printf(f, "%s|%s\n", "\xe4\xb8\xad\xe6\x96\x87 ok", "back\\slash");
+        out = written(f, &text);
+        cr_assert_str_eq(out, "\xe4\xb8\xad\xe6\x96\x87 ok|back\\\\slash\n", "valid UTF-8 is printed as is");
+        free(out);
+}
+
+Test(report, ob_report_printf_pads_escaped_values_and_numbers_by_columns)
+{
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        ob_report_printf(f, "[%-6s][%4s][%-4zu][%3d][%lld][%x][%c]", "\xc3\xa9t\xc3\xa9", "\x1b", (size_t)7, -5,
+                         (long long)-1234567890123LL, 255u, '\x07');
+        /* Not understood: shown as written, and no argument is read. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat"
+#pragma GCC diagnostic ignored "-Wformat-extra-args"
+        ob_report_printf(f, "[%q][%s]", "next");
+#pragma GCC diagnostic pop
+        fclose(f);
+        cr_assert_str_eq(text, "[\xc3\xa9t\xc3\xa9   ][\\x1b][7   ][ -5][-1234567890123][ff][\\x07][%q][next]");
+        free(text);
+}
