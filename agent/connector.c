@@ -7,6 +7,7 @@
 
 static const struct ob_connector_kind *const ob_connector_table[] = {
         &ob_http_kind,
+        &ob_ldap_kind,
 };
 
 static const struct ob_connector_kind *ob_connector_test_kind;

@@ -2137,8 +2137,8 @@ static void dir_dispatch(struct ob_dir *d, LDAPMessage *m)
                         op_finish(d, op, k);
                 return;
         }
-        case DIR_OP_MODIFY:
-                if (t == LDAP_RES_MODIFY) {
+        case DIR_OP_MODIFY: /* a modify, or a rename (ob_dir_move_start) */
+                if (t == LDAP_RES_MODIFY || t == LDAP_RES_MODRDN) {
                         int id, result;
                         modify_result(d, m, &id, &result);
                         op_finish(d, op, result);
@@ -2661,5 +2661,158 @@ int ob_dir_read_entry(struct ob_dir *d, const char *dn, const char *const *attrs
         if (!a)
                 return -OB_ENOTFOUND;
         *ret = a;
+        return 0;
+}
+
+/* ---- the ldap connector's operations on the loop (ldap_conn.c) ---------------------------------- */
+
+#define OB_OID_PERMISSIVE_MODIFY "1.2.840.113556.1.4.1413"
+
+int ob_dir_search_listing_start(struct ob_dir *d, const char *base, const char *attr, const char *value,
+                                ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
+{
+        static char *none[] = {(char *)"1.1", NULL}; /* the DN is all the caller needs */
+        if (!d || !d->loop || !base || !*base || !valid_attr_name(attr) || !value || !*value || !fn || !done)
+                return -EINVAL;
+        if (d->lost)
+                return -OB_EDIRECTORY;
+        _cleanup_buf_ struct ob_buf f;
+        ob_buf_init(&f);
+        char *filter = NULL;
+        int r = ob_buf_printf(&f, "(%s=", attr);
+        if (r == 0)
+                r = ob_escape_ldap_filter(&f, value, strlen(value));
+        if (r == 0)
+                r = ob_buf_addc(&f, ')');
+        if (r == 0)
+                r = ob_buf_steal(&f, &filter);
+        if (r < 0)
+                return r;
+        struct dir_op *op = op_new(DIR_OP_SEARCH, base, userdata);
+        if (!op) {
+                free(filter);
+                return -ENOMEM;
+        }
+        op->search_done = done;
+        op->s = (struct dir_search){.base = op->dn,
+                                    .scope = LDAP_SCOPE_SUBTREE,
+                                    .filter = filter,
+                                    .attrs = none,
+                                    .need_id = false,
+                                    .fn = fn,
+                                    .userdata = userdata,
+                                    .info = &op->info,
+                                    .deadline = monotonic_ms() + d->search_deadline_ms};
+        r = search_send_page(d, &op->s);
+        if (r < 0) {
+                op_free(op);
+                return r;
+        }
+        op->msgid = op->s.msgid;
+        op_add(d, op);
+        return 0;
+}
+
+int ob_dir_delete_value_start(struct ob_dir *d, const char *dn, const char *attr, const char *value,
+                              ob_dir_modify_done_fn done, void *userdata)
+{
+        if (!d || !d->loop || !dn || !*dn || !valid_attr_name(attr) || !value || !*value || !done)
+                return -EINVAL;
+        if (d->lost)
+                return -OB_EDIRECTORY;
+        struct berval bv = {strlen(value), (char *)value};
+        struct berval *bvs[] = {&bv, NULL};
+        LDAPMod mod = {.mod_op = LDAP_MOD_DELETE | LDAP_MOD_BVALUES, .mod_type = (char *)attr, .mod_bvalues = bvs};
+        LDAPMod *mods[] = {&mod, NULL};
+        /* Not critical: where the server knows it, a value gone meanwhile is
+         * no error (the delete is done); elsewhere that is an error the next
+         * pass, which no longer finds the group, settles. */
+        LDAPControl permissive = {.ldctl_oid = OB_OID_PERMISSIVE_MODIFY, .ldctl_iscritical = 0};
+        LDAPControl *sctrls[] = {&permissive, NULL};
+        struct dir_op *op = op_new(DIR_OP_MODIFY, dn, userdata);
+        if (!op)
+                return -ENOMEM;
+        op->modify_done = done;
+        int rc = ldap_modify_ext(d->ld, dn, mods, sctrls, NULL, &op->msgid);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "modify", dn, rc, NULL);
+                op_free(op);
+                return rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
+        }
+        op_add(d, op);
+        return 0;
+}
+
+/* The first RDN of dn in RFC 4514 form (libldap escapes what needs it), or
+ * -EINVAL when dn does not parse or is empty. */
+static int first_rdn(const char *dn, char **ret)
+{
+        LDAPDN ldn = NULL;
+        if (!dn || !*dn || ldap_str2dn(dn, &ldn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS || !ldn || !ldn[0]) {
+                if (ldn)
+                        ldap_dnfree(ldn);
+                return -EINVAL;
+        }
+        char *rdn = NULL;
+        int rc = ldap_rdn2str(ldn[0], &rdn, LDAP_DN_FORMAT_LDAPV3 | LDAP_DN_PRETTY);
+        ldap_dnfree(ldn);
+        if (rc != LDAP_SUCCESS || !rdn)
+                return rc == LDAP_NO_MEMORY ? -ENOMEM : -EINVAL;
+        char *copy = strdup(rdn);
+        ldap_memfree(rdn);
+        if (!copy)
+                return -ENOMEM;
+        *ret = copy;
+        return 0;
+}
+
+static bool dn_parses(const char *dn)
+{
+        LDAPDN ldn = NULL;
+        if (!dn || !*dn || ldap_str2dn(dn, &ldn, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS)
+                return false;
+        ldap_dnfree(ldn);
+        return true;
+}
+
+int ob_dn_moved(const char *dn, const char *new_parent, char **ret)
+{
+        if (!ret || !dn_parses(new_parent))
+                return -EINVAL;
+        _cleanup_free_ char *rdn = NULL;
+        int r = first_rdn(dn, &rdn);
+        if (r < 0)
+                return r;
+        char *s;
+        if (asprintf(&s, "%s,%s", rdn, new_parent) < 0)
+                return -ENOMEM;
+        *ret = s;
+        return 0;
+}
+
+int ob_dir_move_start(struct ob_dir *d, const char *dn, const char *new_parent, ob_dir_modify_done_fn done,
+                      void *userdata)
+{
+        if (!d || !d->loop || !done || !dn_parses(new_parent))
+                return -EINVAL;
+        _cleanup_free_ char *rdn = NULL;
+        int r = first_rdn(dn, &rdn);
+        if (r < 0)
+                return r;
+        if (d->lost)
+                return -OB_EDIRECTORY;
+        struct dir_op *op = op_new(DIR_OP_MODIFY, dn, userdata);
+        if (!op)
+                return -ENOMEM;
+        op->modify_done = done;
+        /* The same RDN under the new parent; the old RDN's value is the new
+         * one's, so deleting it changes nothing else in the entry. */
+        int rc = ldap_rename(d->ld, dn, rdn, new_parent, 1, NULL, NULL, &op->msgid);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "rename", dn, rc, NULL);
+                op_free(op);
+                return rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
+        }
+        op_add(d, op);
         return 0;
 }

@@ -245,4 +245,29 @@ int ob_dir_read_many(struct ob_dir *d, const char *const *dns, size_t n, ob_dir_
  * read) is an error, never "not found". */
 int ob_dir_read_entry(struct ob_dir *d, const char *dn, const char *const *attrs, struct ob_account **ret);
 
+/* ---- the ldap connector's operations (ldap_conn.c), on the loop ----
+ * Each is one request whose answer goes to done (ob_dir_replace_start's
+ * callback type) or, for the search, to fn and done as above. */
+
+/* The entries under base (subtree) whose attribute attr holds value (escaped
+ * into the filter, RFC 4515): fn gets each one with its DN alone. A
+ * continuation reference (a part of the tree another server holds) is
+ * noted in done's info->references: the list is then incomplete. */
+int ob_dir_search_listing_start(struct ob_dir *d, const char *base, const char *attr, const char *value,
+                                ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata);
+/* One modify of dn deleting exactly one value of attr (LDAP_MOD_DELETE),
+ * with the permissive modify control, not critical: where the server knows
+ * it, a value already gone is success. */
+int ob_dir_delete_value_start(struct ob_dir *d, const char *dn, const char *attr, const char *value,
+                              ob_dir_modify_done_fn done, void *userdata);
+/* Moves dn under new_parent, keeping its RDN (a modify DN with a new
+ * superior). -OB_ENOTFOUND: dn does not exist (moved already, perhaps:
+ * ob_dn_moved says where it would be). -EINVAL when a DN does not parse. */
+int ob_dir_move_start(struct ob_dir *d, const char *dn, const char *new_parent, ob_dir_modify_done_fn done,
+                      void *userdata);
+/* The DN dn gets when moved under new_parent: its first RDN, in RFC 4514
+ * form (libldap's escaping, UTF-8 kept), then new_parent. -EINVAL when
+ * either does not parse. */
+int ob_dn_moved(const char *dn, const char *new_parent, char **ret);
+
 #endif

@@ -1,0 +1,317 @@
+/* The ldap connector against a real slapd: `offboard reconcile` removes the
+ * leavers from groupOfNames member, groupOfUniqueNames uniqueMember and
+ * posixGroup memberUid, sets and clears attributes and moves the entries
+ * to another OU; the leavers' DNs need every RFC 4514 escape. The entries
+ * are this test's own (tests/fixtures/ldap/connector.ldif), selected by the
+ * filter, so the generated fixture's people play no part.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "connector.h"
+#include "directory.h"
+#include "ldap_conn.h"
+#include "loop.h"
+#include "plan.h"
+#include "run.h"
+#include "slapd.h"
+
+static struct ob_test_slapd srv;
+static char dir[256];
+static char cfgpath[300];
+
+#define PEOPLE "ou=people,dc=example,dc=org"
+#define GROUPS "ou=lcgroups,dc=example,dc=org"
+#define DISABLED "ou=disabled," PEOPLE
+/* cn=" #Zoë, "Q"+\x" and cn="#2 Ünal" as slapd writes them (hex pairs),
+ * and as the text report shows them (a backslash doubled). */
+#define ZOE_RDN "cn=\\20#Zoë\\2C \\22Q\\22\\2B\\5Cx"
+#define ZOE_TXT "cn=\\\\20#Zoë\\\\2C \\\\22Q\\\\22\\\\2B\\\\5Cx"
+#define UNAL_TXT "cn=\\\\232 Ünal"
+
+ReportHook(PRE_ALL)(struct criterion_test_set *t)
+{
+        (void)t;
+        if (ob_test_slapd_share(2) < 0) {
+                fprintf(stderr, "could not start slapd\n");
+                return;
+        }
+        struct ob_test_slapd s;
+        char *ldif = ob_test_read_file(OB_SOURCE_DIR "/tests/fixtures/ldap/connector.ldif");
+        if (ob_test_slapd_attach(&s) < 0 || !ldif || ob_test_ldapmodify(&s, ldif) != 0)
+                fprintf(stderr, "could not load tests/fixtures/ldap/connector.ldif\n");
+        free(ldif);
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *s)
+{
+        (void)s;
+        ob_test_slapd_unshare();
+}
+
+static void setup(void)
+{
+        cr_assert_eq(ob_test_slapd_attach(&srv), 0, "slapd is not running");
+        snprintf(dir, sizeof(dir), "/tmp/ob-ldapc-XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+}
+
+static void teardown(void)
+{
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(ldap_connector, .init = setup, .fini = teardown, .timeout = 120);
+
+static void write_config(void)
+{
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  starttls: true\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: " PEOPLE "\n"
+                "  filter: \"(&(objectClass=inetOrgPerson)(uid=lc-*))\"\n"
+                "  timeout: 10s\n"
+                "writeback:\n"
+                "  object_class: offboardAccount\n"
+                "  assertion_attribute: entryCSN\n"
+                "state:\n"
+                "  path: state.db\n"
+                "safety:\n"
+                "  max_accounts: 0\n"
+                "  max_percent: 0\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  dir:\n"
+                "    type: ldap\n"
+                /* The service account may write only the status attributes. */
+                "    bind_dn: %s\n"
+                "    bind_password_file: %s\n"
+                "    groups_base: " GROUPS "\n"
+                "    timeout: 10s\n"
+                "    retry: {attempts: 1}\n"
+                "actions:\n"
+                "  leave-groups:\n"
+                "    connector: dir\n"
+                "    operation: remove_from_groups\n"
+                "    attributes: [member, uniqueMember, memberUid]\n"
+                "  mark:\n"
+                "    connector: dir\n"
+                "    operation: modify\n"
+                "    set: {title: \"left: {{ status.reason }}\"}\n"
+                "    clear: [telephoneNumber]\n"
+                "  park:\n"
+                "    connector: dir\n"
+                "    operation: move\n"
+                "    new_parent: " DISABLED "\n"
+                "    after: [leave-groups, mark]\n"
+                "transitions:\n"
+                "  deactivate:\n"
+                "    to: [inactive, ended, deleted]\n"
+                "    actions: [leave-groups, mark, park]\n",
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.admin_dn, srv.admin_pw_file);
+        fclose(f);
+}
+
+static int offboard(const char *cmd, const char *extra1, const char *extra2, char **out, char **err)
+{
+        const char *argv[] = {OB_OFFBOARD_BIN, cmd, "--config", cfgpath, extra1, extra2, NULL};
+        return ob_test_run(argv, 60, out, err);
+}
+
+static char *search(const char *base, const char *filter, const char *attrs)
+{
+        char *s = ob_test_ldapsearch(&srv, base, filter, attrs);
+        cr_assert_not_null(s, "ldapsearch %s %s failed", base, filter);
+        return s;
+}
+
+Test(ldap_connector, leavers_leave_every_group_are_marked_and_moved_once)
+{
+        write_config();
+        char *out, *err;
+
+        /* The plan says what each step will do, with the DNs as the server has them. */
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "LDAP remove_from_groups " UNAL_TXT "," PEOPLE), "%s", out);
+        cr_assert(strstr(out, "memberUid: lc-unal"), "%s", out);
+        cr_assert(strstr(out, "new DN: " ZOE_TXT "," DISABLED), "%s", out);
+        cr_assert(strstr(out, "set title: left: marked inactive in the directory"), "%s", out);
+        cr_assert(strstr(out, "clear telephoneNumber"), "%s", out);
+        free(out);
+        free(err);
+        rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "stderr: %s", err);
+        const char *checks[] = {
+                "len(d['accounts']) == 2",
+                "all([s['request']['operation'] for s in a['actions']] == ['remove_from_groups', 'modify', 'move'] "
+                "for a in d['accounts'])",
+                "any(s['request'].get('new_dn') == 'cn=\\\\232 \\u00dcnal," DISABLED "' for a in d['accounts'] for s "
+                "in a['actions'])",
+                "any('memberUid: lc-zoe' in s['request'].get('remove', []) for a in d['accounts'] for s in "
+                "a['actions'])",
+        };
+        ob_test_json_check(dir, out, true, checks, sizeof(checks) / sizeof(checks[0]));
+        free(out);
+        free(err);
+
+        /* First pass: every step runs. The write-back meets the entries at
+         * their old DNs, gone: the next pass writes them where they are. */
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 1, "the write-backs failed: stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "actions: 6 done, 0 failed"), "%s", out);
+        cr_assert_eq(ob_test_count(err, "event=ldap_group_removed"), 5, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_eq(ob_test_count(err, "event=ldap_moved"), 2, "%s", err);
+        cr_assert_eq(ob_test_count(err, "event=ldap_modified"), 2, "%s", err);
+        cr_assert(strstr(err, "attribute=memberUid group=\"cn=posix," GROUPS "\""), "%s", err);
+        cr_assert_eq(ob_test_count(err, "event=writeback_failed"), 2, "%s", err);
+        free(out);
+        free(err);
+
+        char *g = search(GROUPS, "(cn=names)", "member");
+        cr_assert_eq(ob_test_count(g, "member:"), 1, "%s", g);
+        cr_assert(strstr(g, "member: uid=lc-keep," PEOPLE), "%s", g);
+        free(g);
+        g = search(GROUPS, "(cn=unique)", "uniqueMember");
+        cr_assert_eq(ob_test_count(g, "uniqueMember:"), 1, "%s", g);
+        cr_assert(strstr(g, "uniqueMember: uid=lc-keep," PEOPLE), "%s", g);
+        free(g);
+        g = search(GROUPS, "(cn=posix)", "memberUid");
+        cr_assert_eq(ob_test_count(g, "memberUid:"), 1, "%s", g);
+        cr_assert(strstr(g, "memberUid: lc-keep"), "%s", g);
+        free(g);
+        /* Outside groups_base: left alone. */
+        g = search("ou=lcother,dc=example,dc=org", "(cn=outside)", "member");
+        cr_assert_eq(ob_test_count(g, "member:"), 1, "%s", g);
+        free(g);
+
+        /* Moved, RDN intact, title set, telephone cleared. */
+        char *e = search(DISABLED, "(uid=lc-zoe)", "cn title telephoneNumber");
+        cr_assert(strstr(e, "cn:: ICNab8OrLCAiUSIrXHg="), "the RDN value changed: %s", e); /* " #Zoë, "Q"+\x" */
+        cr_assert(strstr(e, "title: left: marked inactive in the directory"), "%s", e);
+        cr_assert_null(strstr(e, "telephoneNumber"), "%s", e);
+        free(e);
+        e = search(DISABLED, "(uid=lc-unal)", "cn");
+        cr_assert(strstr(e, "uid=lc-unal") || strstr(e, "cn::"), "%s", e);
+        free(e);
+        e = ob_test_ldapsearch_scope(&srv, PEOPLE, "one", "(uid=lc-*)", "uid");
+        cr_assert_not_null(e);
+        cr_assert_null(strstr(e, "lc-zoe"), "%s", e);
+        cr_assert_null(strstr(e, "lc-unal"), "%s", e);
+        free(e);
+
+        /* Second pass: nothing runs again; the write-back lands at the new DNs. */
+        rc = offboard("reconcile", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_null(strstr(err, "event=ldap_"), "%s", err);
+        cr_assert_null(strstr(err, "event=writeback_failed"), "%s", err);
+        const char *second[] = {
+                "d['summary']['actions_owed'] == 0",
+                "len(d['accounts']) == 2",
+                "all(a['writeback_result'] == 'written' and '," DISABLED "' in a['dn'] for a in d['accounts'])",
+        };
+        ob_test_json_check(dir, out, true, second, sizeof(second) / sizeof(second[0]));
+        free(out);
+        free(err);
+        e = search(DISABLED, "(uid=lc-*)", "offboardStatus");
+        cr_assert_eq(ob_test_count(e, "offboardStatus: inactive"), 2, "%s", e);
+        free(e);
+
+        /* A third pass has nothing left to do. */
+        rc = offboard("reconcile", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "stderr: %s", err);
+        cr_assert_null(strstr(err, "event=ldap_"), "%s", err);
+        cr_assert_null(strstr(err, "event=writeback"), "%s", err);
+        free(out);
+        free(err);
+}
+
+/* ---- the connector on its own, on a loop ---- */
+
+struct outcome {
+        int calls;
+        struct ob_response resp;
+};
+
+static void on_done(const struct ob_response *resp, void *ud)
+{
+        struct outcome *o = ud;
+        o->calls++;
+        o->resp = *resp;
+}
+
+static struct outcome run_step(const struct ob_config *cfg, const char *action, struct ob_ldap_rendered *q)
+{
+        const struct ob_action *a = NULL;
+        for (size_t i = 0; i < cfg->nactions; i++)
+                if (strcmp(cfg->actions[i].name, action) == 0)
+                        a = &cfg->actions[i];
+        cr_assert_not_null(a);
+        struct ob_loop *loop;
+        cr_assert_eq(ob_loop_new(&loop), 0);
+        void *c = NULL;
+        cr_assert_eq(ob_connector_new(loop, a->connector, &c), 0);
+        struct ob_step s = {.action = a, .state = OB_STEP_OWED, .rendered = q};
+        struct outcome o = {0};
+        cr_assert_eq(ob_connector_start(a->connector, c, &s, on_done, &o), 0);
+        cr_assert_eq(o.calls, 0, "the outcome came inside start");
+        cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert_eq(o.calls, 1);
+        ob_connector_free(a->connector, c);
+        ob_loop_free(loop);
+        return o;
+}
+
+Test(ldap_connector, the_outcome_says_what_was_removed_and_a_second_run_removes_nothing)
+{
+        write_config();
+        struct ob_config *cfg;
+        struct ob_config_error cerr;
+        cr_assert_eq(ob_config_load(cfgpath, &cfg, &cerr), 0, "%s", cerr.message);
+        struct ob_ldap_rendered q = {
+                .op = OB_LDAP_REMOVE_FROM_GROUPS,
+                .dn = (char *)"uid=lc-cora," PEOPLE,
+                .uid = (char *)"lc-cora",
+                .groups_base = GROUPS,
+                .group_attrs = OB_LDAP_MEMBER | OB_LDAP_UNIQUE_MEMBER | OB_LDAP_MEMBER_UID,
+        };
+        struct outcome o = run_step(cfg, "leave-groups", &q);
+        cr_assert_eq(o.resp.result, 0, "%s", o.resp.error);
+        cr_assert_str_eq(o.resp.excerpt, "removed member from cn=cora," GROUPS);
+        char *g = search(GROUPS, "(cn=cora)", "member");
+        cr_assert_eq(ob_test_count(g, "member:"), 1, "%s", g);
+        cr_assert(strstr(g, "member: uid=lc-keep," PEOPLE), "%s", g);
+        free(g);
+
+        o = run_step(cfg, "leave-groups", &q);
+        cr_assert_eq(o.resp.result, 0, "%s", o.resp.error);
+        cr_assert_str_eq(o.resp.excerpt, "listed in no group under " GROUPS);
+
+        /* A move whose entry is gone and not at the new DN either fails. */
+        struct ob_ldap_rendered m = {
+                .op = OB_LDAP_MOVE,
+                .dn = (char *)"uid=lc-nobody," PEOPLE,
+                .new_parent = DISABLED,
+        };
+        o = run_step(cfg, "park", &m);
+        cr_assert_eq(o.resp.result, -OB_EDIRECTORY);
+        cr_assert(strstr(o.resp.error, "neither there nor at uid=lc-nobody," DISABLED), "%s", o.resp.error);
+        cr_assert(!o.resp.transport, "a missing entry is not worth a retry");
+        ob_config_free(cfg);
+}
