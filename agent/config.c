@@ -1408,6 +1408,104 @@ static int parse_transfer(struct pctx *p, yaml_node_t *v)
         return walk(p, v, "transfer", f, p->cfg);
 }
 
+/* ---- guards ---------------------------------------------------------------- */
+
+static bool name_ok(const char *s);
+
+static int h_strlist(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        char **l = NULL;
+        int r = get_strlist(p, key, v, &l, false);
+        if (r < 0)
+                return r;
+        ob_strv_free(*(char ***)dst);
+        *(char ***)dst = l;
+        return 0;
+}
+
+static int h_guard_role(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        const struct field f[] = {
+                {"attribute", h_attr, offsetof(struct ob_guard, role_attribute), true},
+                {"ranks", h_strlist, offsetof(struct ob_guard, ranks), true},
+                {"above", h_nonempty, offsetof(struct ob_guard, role_above), true},
+                {NULL},
+        };
+        struct ob_guard *g = dst;
+        int r = walk(p, v, key, f, g);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; g->ranks && g->ranks[i]; i++)
+                if (ob_streq_ci(g->ranks[i], g->role_above)) {
+                        g->above = i;
+                        return 0;
+                }
+        return fail(p, find_value(p, v, "above"), "%s.above: '%s' is not one of ranks", key, g->role_above);
+}
+
+/* guards: NAME: {owns_team_with_members: true | role: {...} | member_of: DN |
+ * sole_member_of: DN, member_attribute: ATTR, warn: BOOL} */
+static int parse_guards(struct pctx *p, yaml_node_t *v)
+{
+        struct ob_config *c = p->cfg;
+        int r = expect(p, v, YAML_MAPPING_NODE, "guards");
+        if (r < 0)
+                return r;
+        size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        if (n > 64)
+                return fail(p, v, "too many guards (at most 64)");
+        c->guards = calloc(n ? n : 1, sizeof(*c->guards));
+        if (!c->guards)
+                return -ENOMEM;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a guard name")) < 0)
+                        return r;
+                if (!name_ok(scalar(k)))
+                        return fail(p, k, "guard names use letters, digits, '-' and '_' (at most 64): '%s'", scalar(k));
+                for (size_t i = 0; i < c->nguards; i++)
+                        if (strcmp(c->guards[i].name, scalar(k)) == 0)
+                                return fail(p, k, "duplicate guard '%s'", scalar(k));
+                struct ob_guard *g = &c->guards[c->nguards++];
+                if (!(g->name = strdup(scalar(k))) || set_source(p, k, &g->source) < 0)
+                        return -ENOMEM;
+                char section[100];
+                snprintf(section, sizeof(section), "guards.%s", g->name);
+                const struct field f[] = {
+                        {"owns_team_with_members", h_bool, offsetof(struct ob_guard, owns_team), false},
+                        {"role", h_guard_role, 0, false},
+                        {"member_of", h_dn, offsetof(struct ob_guard, group), false},
+                        {"sole_member_of", h_dn, offsetof(struct ob_guard, sole_member_of), false},
+                        {"member_attribute", h_attr, offsetof(struct ob_guard, member_attribute), false},
+                        {"warn", h_bool, offsetof(struct ob_guard, warn), false},
+                        {NULL},
+                };
+                if ((r = walk(p, val, section, f, g)) < 0)
+                        return r;
+                bool has_role = g->role_attribute != NULL, has_sole = g->sole_member_of != NULL;
+                int kinds = g->owns_team + has_role + (g->group != NULL) + has_sole;
+                if (kinds != 1)
+                        return fail(p, kinds ? val : k,
+                                    "%s: %s (owns_team_with_members: true, role:, member_of: or sole_member_of:)", section,
+                                    kinds ? "one condition per guard" : "a guard needs a condition");
+                g->kind = g->owns_team ? OB_GUARD_OWNS_TEAM
+                          : has_role   ? OB_GUARD_ROLE
+                          : has_sole   ? OB_GUARD_SOLE_MEMBER_OF
+                                       : OB_GUARD_MEMBER_OF;
+                if (has_sole)
+                        g->group = TAKE_PTR(g->sole_member_of);
+                if (g->member_attribute && !g->group)
+                        return fail(p, find_value(p, val, "member_attribute"),
+                                    "%s.member_attribute: only member_of and sole_member_of read a group", section);
+                if (g->group && !g->member_attribute && !(g->member_attribute = strdup("member")))
+                        return -ENOMEM;
+                if (g->owns_team && !c->directory.teams_base)
+                        return fail(p, find_value(p, val, "owns_team_with_members"),
+                                    "%s: owns_team_with_members needs directory.teams", section);
+        }
+        return 0;
+}
+
 /* safety.transitions: kept until the transitions are parsed. */
 static int h_safety_transitions(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
@@ -2578,6 +2676,9 @@ static int collect_attributes(struct ob_config *c)
          * its auxiliary class without reading the entry again. */
         if (r == 0 && c->writeback.enabled && c->writeback.object_class)
                 r = ob_strv_add_unique_ci(l, "objectClass");
+        for (size_t i = 0; r == 0 && i < c->nguards; i++)
+                if (c->guards[i].role_attribute)
+                        r = ob_strv_add_unique_ci(l, c->guards[i].role_attribute);
         for (size_t i = 0; r == 0 && i < c->nrules; i++) {
                 r = ob_cond_attributes(c->rules[i].when, l);
                 if (r == 0 && c->rules[i].reason_attribute)
@@ -2637,8 +2738,8 @@ static int load_main(struct pctx *p)
                 return r;
         static const char *const sections[] = {"directory", "writeback",  "state",   "transfer",    "safety",
                                                "mappings",  "connectors", "actions", "transitions", "service",
-                                               "policies",  NULL};
-        yaml_node_t *sec[11] = {0};
+                                               "policies",  "guards",     NULL};
+        yaml_node_t *sec[12] = {0};
         for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key);
                 if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
@@ -2650,7 +2751,7 @@ static int load_main(struct pctx *p)
                 if (!sections[i])
                         return fail(p, k,
                                     "unknown section '%s' (expected one of: directory, writeback, state, transfer, "
-                                    "safety, mappings, connectors, actions, transitions, service, policies)",
+                                    "safety, mappings, connectors, actions, transitions, service, policies, guards)",
                                     scalar(k));
                 if (sec[i])
                         return fail(p, k, "duplicate section '%s'", scalar(k));
@@ -2673,6 +2774,8 @@ static int load_main(struct pctx *p)
         if (sec[9] && (r = parse_service(p, sec[9])) < 0)
                 return r;
         if (sec[10] && (r = parse_policies(p, sec[10])) < 0)
+                return r;
+        if (sec[11] && (r = parse_guards(p, sec[11])) < 0)
                 return r;
         /* mappings */
         yaml_node_t *m = sec[5];
@@ -2942,6 +3045,18 @@ void ob_config_free(struct ob_config *c)
                 ob_strv_free(c->policies[i].attributes);
         }
         free(c->policies);
+        for (size_t i = 0; i < c->nguards; i++) {
+                struct ob_guard *g = &c->guards[i];
+                free(g->name);
+                free(g->source);
+                free(g->group);
+                free(g->member_attribute);
+                free(g->role_attribute);
+                ob_strv_free(g->ranks);
+                free(g->role_above);
+                free(g->sole_member_of);
+        }
+        free(c->guards);
         ob_strv_free(c->mapping_files);
         ob_strv_free(c->required_attributes);
         free(c->state_path);

@@ -261,6 +261,8 @@ struct ob_config {
          * unreadable (held, never evaluated); NULL-terminated or NULL. */
         char **required_attributes;
         bool uses_transfer; /* some template reads transfer_to.* */
+        size_t nguards; /* guards:, in the configuration's order */
+        struct ob_guard *guards;
         size_t npolicies; /* policies: (configuration and mappings) */
         struct ob_policy *policies;
 };
@@ -273,6 +275,33 @@ struct ob_policy {
         char *dn;          /* may hold ${base} and ${naming_context} */
         char **attributes; /* NULL-terminated: read, and required to be there */
         char *source;      /* "file:line" where it was first named */
+};
+
+/* guards: NAME (issue 14, seeds 001 and 004): a condition that blocks a
+ * deactivation. A guarded account's security actions still run at once;
+ * the rest of its transition waits, with the guard's reason, until a pass
+ * finds the condition cleared. Exactly one kind per guard. */
+enum ob_guard_kind {
+        OB_GUARD_OWNS_TEAM,      /* owns a team (directory.teams) that has other members */
+        OB_GUARD_ROLE,           /* its role ranks above a limit */
+        OB_GUARD_MEMBER_OF,      /* is a member of a group (a portal's administrators) */
+        OB_GUARD_SOLE_MEMBER_OF, /* is the only member of a group (the one recipient of an alert) */
+};
+
+struct ob_guard {
+        char *name;
+        char *source; /* "file:line" */
+        enum ob_guard_kind kind;
+        bool warn;              /* reported, never holds anything */
+        char *group;            /* member_of, sole_member_of: the group's DN */
+        char *member_attribute; /* member_of, sole_member_of (member): memberUid holds usernames, others DNs */
+        char *role_attribute;   /* role */
+        char **ranks;           /* role: values from the lowest rank up, NULL-terminated */
+        size_t above;           /* role: a rank past ranks[above] blocks */
+        /* parsing only */
+        bool owns_team;
+        char *role_above;
+        char *sole_member_of;
 };
 
 struct ob_config_error {

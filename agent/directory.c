@@ -55,6 +55,7 @@ struct ob_dir {
         char *teams_member;
         char *teams_owner;
         char **team_attrs;
+        char **team_owned_attrs; /* team_attrs and the member attribute */
         char *time_attr; /* writeback's time attribute: written with a fraction */
         /* Read from the root DSE at open (ob_dir_caps). */
         bool caps_known;    /* the root DSE listed supportedControl */
@@ -433,6 +434,11 @@ static int copy_config(struct ob_dir *d, const struct ob_directory_config *cfg)
                         r = strv_add_unique(&d->team_attrs, &n, "cn");
                 if (r == 0)
                         r = strv_add_unique(&d->team_attrs, &n, id);
+                size_t m = 0;
+                for (size_t i = 0; r == 0 && d->team_attrs[i]; i++)
+                        r = strv_add_unique(&d->team_owned_attrs, &m, d->team_attrs[i]);
+                if (r == 0)
+                        r = strv_add_unique(&d->team_owned_attrs, &m, d->teams_member);
                 if (r < 0)
                         return r;
         }
@@ -457,6 +463,7 @@ void ob_dir_free(struct ob_dir *d)
         free(d->teams_member);
         free(d->teams_owner);
         strv_free(d->team_attrs);
+        strv_free(d->team_owned_attrs);
         free(d->time_attr);
         free(d);
 }
@@ -1365,17 +1372,19 @@ static int cmp_dn(const void *x, const void *y)
         return strcmp(a->dn, b->dn);
 }
 
-int ob_dir_search_teams(struct ob_dir *d, const char *member_dn, ob_dir_entry_fn fn, void *userdata)
+/* Teams whose attr holds dn, with attrs, in DN order. */
+static int search_teams_by(struct ob_dir *d, const char *attr, const char *dn, char **attrs, ob_dir_entry_fn fn,
+                           void *userdata)
 {
-        if (!d || !member_dn || !fn)
+        if (!d || !dn || !fn)
                 return -EINVAL;
         if (!d->teams_base)
                 return 0;
         struct ob_buf f;
         ob_buf_init(&f);
-        int r = ob_buf_printf(&f, "(&%s(%s=", d->teams_filter, d->teams_member);
+        int r = ob_buf_printf(&f, "(&%s(%s=", d->teams_filter, attr);
         if (r == 0)
-                r = ob_escape_ldap_filter(&f, member_dn, strlen(member_dn));
+                r = ob_escape_ldap_filter(&f, dn, strlen(dn));
         if (r == 0)
                 r = ob_buf_adds(&f, "))");
         if (r < 0) {
@@ -1383,7 +1392,7 @@ int ob_dir_search_teams(struct ob_dir *d, const char *member_dn, ob_dir_entry_fn
                 return r;
         }
         struct team_list l = {0};
-        r = paged_search(d, d->teams_base, LDAP_SCOPE_SUBTREE, f.data, d->team_attrs, false, collect_team, &l, NULL);
+        r = paged_search(d, d->teams_base, LDAP_SCOPE_SUBTREE, f.data, attrs, false, collect_team, &l, NULL);
         ob_buf_free(&f);
         if (r == 0 && l.n > 1)
                 qsort(l.v, l.n, sizeof(*l.v), cmp_dn);
@@ -1393,6 +1402,18 @@ int ob_dir_search_teams(struct ob_dir *d, const char *member_dn, ob_dir_entry_fn
                 ob_account_free(l.v[i]);
         free(l.v);
         return r;
+}
+
+int ob_dir_search_teams(struct ob_dir *d, const char *member_dn, ob_dir_entry_fn fn, void *userdata)
+{
+        return d ? search_teams_by(d, d->teams_member, member_dn, d->team_attrs, fn, userdata) : -EINVAL;
+}
+
+int ob_dir_search_teams_owned(struct ob_dir *d, const char *owner_dn, ob_dir_entry_fn fn, void *userdata)
+{
+        if (!d)
+                return -EINVAL;
+        return search_teams_by(d, d->teams_owner, owner_dn, d->team_owned_attrs, fn, userdata);
 }
 
 /* ---- write ---------------------------------------------------------------------------------------- */

@@ -85,6 +85,9 @@ int ob_dir_read_account(struct ob_dir *d, const char *dn, struct ob_account **re
  * an account whose attributes include the owner attribute. A continuation
  * reference makes the list incomplete: -OB_EDIRECTORY. */
 int ob_dir_search_teams(struct ob_dir *d, const char *member_dn, ob_dir_entry_fn fn, void *userdata);
+/* The same for the teams whose owner attribute holds owner_dn; each comes
+ * with its owner and member attributes. */
+int ob_dir_search_teams_owned(struct ob_dir *d, const char *owner_dn, ob_dir_entry_fn fn, void *userdata);
 
 struct ob_dir_mod {
         const char *attribute;

@@ -997,16 +997,23 @@ static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it,
         struct ob_account_plan *p = it->plan;
         char when[16];
         ob_time_format_generalized(r->now, when);
-        const char *status[] = {ob_status_name(p->status), NULL};
+        /* A guarded account is written back as blocked, with the guard's
+         * reason; the next write-back after the guard clears puts its status. */
+        const char *status[] = {p->blocked ? "blocked" : ob_status_name(p->status), NULL};
         const char *time[] = {when, NULL};
         /* AD limits these attributes to 1,024 characters; cut on a UTF-8 boundary. */
         char reason_buf[1024];
-        const char *reason[] = {p->reason, NULL};
-        if (p->reason && strlen(p->reason) >= sizeof(reason_buf)) {
+        const char *why = p->reason;
+        if (p->blocked) {
+                snprintf(reason_buf, sizeof(reason_buf), "blocked by %s", p->blocked);
+                why = reason_buf;
+        }
+        const char *reason[] = {why, NULL};
+        if (why && strlen(why) >= sizeof(reason_buf) - 1) {
                 size_t n = sizeof(reason_buf) - 1;
-                while (n > 0 && ((unsigned char)p->reason[n] & 0xC0) == 0x80)
+                while (n > 0 && ((unsigned char)why[n] & 0xC0) == 0x80)
                         n--;
-                memcpy(reason_buf, p->reason, n);
+                memmove(reason_buf, why, n);
                 reason_buf[n] = '\0';
                 reason[0] = reason_buf;
         }
@@ -1032,7 +1039,7 @@ static int write_back(struct run *r, struct cand *cd, struct ob_report_item *it,
         if (w->time_attribute)
                 mods[nm++] = (struct ob_dir_mod){w->time_attribute, time};
         if (w->reason_attribute)
-                mods[nm++] = (struct ob_dir_mod){w->reason_attribute, p->reason ? reason : none};
+                mods[nm++] = (struct ob_dir_mod){w->reason_attribute, why ? reason : none};
         if (w->actions_attribute && p->transition)
                 mods[nm++] = (struct ob_dir_mod){w->actions_attribute,
                                                  acts ? (const char *const *)acts : none};

@@ -73,6 +73,7 @@ struct run {
         bool dir_failed;    /* the pass ended on a directory problem: do not keep the session */
         int64_t now;
         struct ob_policy_values *policy; /* read after the directory opened (policy.h) */
+        struct ob_guards *guards;        /* the guards' reads of this pass (guard.h), made when first wanted */
         const char *skip[6]; /* attributes left out of the digest: our own write-back */
         struct cand_ref *refs; /* every candidate, in the order read */
         size_t nrefs, refs_cap;

@@ -49,7 +49,23 @@ void ob_account_plan_free(struct ob_account_plan *p)
         free(p->transfer_via);
         free(p->transfer_dn);
         free(p->transfer_uid);
+        for (size_t i = 0; i < p->nguards; i++) {
+                free(p->guards[i].name);
+                free(p->guards[i].reason);
+        }
+        free(p->guards);
+        free(p->blocked);
         free(p);
+}
+
+bool ob_account_plan_wants_guards(const struct ob_account_plan *p)
+{
+        if (!p->transition || p->status == OB_STATUS_ACTIVE)
+                return false;
+        for (size_t i = 0; i < p->nsteps; i++)
+                if (p->steps[i].state == OB_STEP_OWED && !p->steps[i].action->security)
+                        return true;
+        return false;
 }
 
 size_t ob_account_plan_owed(const struct ob_account_plan *p)
@@ -329,6 +345,29 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                 }
         }
 
+        if (in->nguards > 0) {
+                p->guards = calloc(in->nguards, sizeof(*p->guards));
+                if (!p->guards) {
+                        r = -ENOMEM;
+                        goto fail;
+                }
+                for (size_t i = 0; i < in->nguards; i++) {
+                        struct ob_plan_guard *g = &p->guards[p->nguards++];
+                        g->block = in->guards[i].block;
+                        if (!(g->name = strdup(in->guards[i].guard->name)) ||
+                            dup_or_null(in->guards[i].reason, &g->reason) < 0) {
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                        if (g->block && !p->blocked && p->transition && p->status != OB_STATUS_ACTIVE &&
+                            asprintf(&p->blocked, "guard %s: %s", g->name, g->reason ? g->reason : "") < 0) {
+                                p->blocked = NULL;
+                                r = -ENOMEM;
+                                goto fail;
+                        }
+                }
+        }
+
         if (p->transition) {
                 const struct ob_transition *t = p->transition;
                 const struct ob_action **order = calloc(t->nactions ? t->nactions : 1, sizeof(*order));
@@ -386,6 +425,11 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                                         r = -ENOMEM;
                                 }
                         }
+                        /* A guard holds the rest of the transition, never
+                         * the revocation of sessions and tokens (seed 001). */
+                        if (r == 0 && s->state == OB_STEP_OWED && p->blocked && !order[i]->security &&
+                            !s->hold_reason && !(s->hold_reason = strdup(p->blocked)))
+                                r = -ENOMEM;
                         /* No target, no request: a transfer to nobody would
                          * be recorded done and the records lost. */
                         if (r == 0 && s->state == OB_STEP_OWED && order[i]->uses_transfer && !in->transfer.target &&

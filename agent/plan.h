@@ -53,6 +53,13 @@ struct ob_transfer {
         const char *error;               /* the lookup failed (target NULL): why; never "no target" */
 };
 
+/* What a guard says of an account (guard.h reads it; the planner only uses it). */
+struct ob_guard_verdict {
+        const struct ob_guard *guard; /* borrowed from the configuration */
+        char *reason;                 /* why it holds ("owns the team cn=sales,..., which has 3 other members") */
+        bool block;                   /* false: a warning (warn: true), nothing held */
+};
+
 struct ob_plan_input {
         const struct ob_account *account; /* the entry, or the recorded snapshot when deleted */
         bool deleted;
@@ -65,6 +72,18 @@ struct ob_plan_input {
         struct ob_transfer transfer;
         int64_t now;
         const struct ob_policy_values *policy; /* the pass's policy entries (policy.h), or NULL */
+        /* The guards that apply to the account (guard.h): a blocking one holds
+         * every step of a transition to a status that cannot log in, except
+         * the security ones. */
+        const struct ob_guard_verdict *guards;
+        size_t nguards;
+};
+
+/* A guard's verdict as the plan keeps it, for reports. */
+struct ob_plan_guard {
+        char *name;
+        char *reason;
+        bool block;
 };
 
 struct ob_account_plan {
@@ -84,6 +103,9 @@ struct ob_account_plan {
         char *transfer_uid;
         size_t nsteps;
         struct ob_step *steps; /* in execution order */
+        size_t nguards; /* the guards that apply, blocking or warning */
+        struct ob_plan_guard *guards;
+        char *blocked; /* "guard NAME: reason" of the first blocking guard when it holds steps, else NULL */
         bool writeback; /* the entry's status attributes must be (re)written */
         bool deleted;
 };
@@ -105,6 +127,9 @@ bool ob_account_plan_is_new_deactivation(const struct ob_account_plan *p);
  * a transition already under way was counted when it started), or a new
  * account that owes a deactivation. */
 bool ob_account_plan_is_status_change(const struct ob_account_plan *p);
+/* Whether guards must be checked: a transition to a status that cannot log
+ * in still owes a step that is not a security one. */
+bool ob_account_plan_wants_guards(const struct ob_account_plan *p);
 /* Whether an owed step's templates read transfer_to.*. */
 bool ob_account_plan_wants_transfer(const struct ob_account_plan *p);
 

@@ -26,6 +26,7 @@
 
 #include "cond.h"
 #include "escape.h"
+#include "guard.h"
 #include "log.h"
 #include "loop.h"
 #include "mapping.h"
@@ -1001,6 +1002,7 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
                 return k;
         struct ob_account *target = NULL;
         char why[512] = "";
+        bool again = false;
         if (ob_account_plan_wants_transfer(p)) {
                 if (resolve_transfer(r, cd->account, &target, &in.transfer.via, why, sizeof(why)) < 0) {
                         ob_log(OB_LOG_WARNING, "event=transfer_lookup_failed account=%s error=%s",
@@ -1008,12 +1010,31 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
                         in.transfer.error = why;
                 }
                 in.transfer.target = target;
+                again = true;
+        }
+        struct ob_guard_verdict *verdicts = NULL;
+        if (r->c->nguards > 0 && ob_account_plan_wants_guards(p)) {
+                if (!r->guards && (k = ob_guards_new(r->c, r->dir, &r->guards)) < 0)
+                        goto out;
+                if ((k = ob_guards_check(r->guards, cd->account, &verdicts, &in.nguards)) < 0)
+                        goto out;
+                in.guards = verdicts;
+                again = again || in.nguards > 0;
+        }
+        if (again) {
                 ob_account_plan_free(p);
                 p = NULL;
                 k = ob_plan_account(r->c, &in, &p);
-                ob_account_free(target);
-                if (k < 0)
-                        return k;
+        }
+        if (k == 0 && p->blocked)
+                ob_log(OB_LOG_INFO, "event=guarded account=%s guard=%s", ob_log_quote(p->username ? p->username : p->id),
+                       ob_log_quote(p->blocked));
+out:
+        ob_account_free(target);
+        ob_guard_verdicts_free(verdicts, in.nguards);
+        if (k < 0) {
+                ob_account_plan_free(p);
+                return k;
         }
         it->plan = p;
         it->writeback_result = 1;
@@ -1333,6 +1354,7 @@ static void run_free(struct run *r)
         astats_free(r);
         free(r->counts);
         ob_policy_values_free(r->policy);
+        ob_guards_free(r->guards);
         ob_index_free(r->ix);
         if (r->ag)
                 r->ag->pass = NULL;

@@ -150,6 +150,18 @@ static void json_item(FILE *f, const struct ob_report_item *it)
         } else {
                 fputs("null", f);
         }
+        jkey(f, &first, "guards");
+        fputc('[', f);
+        for (size_t g = 0; g < p->nguards; g++) {
+                bool f2 = true;
+                fputs(g ? ",{" : "{", f);
+                jfield(f, &f2, "name", p->guards[g].name);
+                jfield(f, &f2, "reason", p->guards[g].reason);
+                jbool(f, &f2, "block", p->guards[g].block);
+                fputc('}', f);
+        }
+        fputc(']', f);
+        jfield(f, &first, "blocked", p->blocked);
         jbool(f, &first, "writeback", p->writeback);
         if (it->results)
                 jfield(f, &first, "writeback_result",
@@ -491,6 +503,9 @@ static void text_item(FILE *f, const struct ob_config *c, const struct ob_report
                         p->transfer_dn, p->transfer_via);
         else if (c->uses_transfer && ob_account_plan_wants_transfer(p))
                 tprintf(f, "  transfer:   no target\n");
+        for (size_t g = 0; g < p->nguards; g++)
+                tprintf(f, "  guard:      %s: %s (%s)\n", p->guards[g].name, p->guards[g].reason ? p->guards[g].reason : "",
+                        !p->guards[g].block ? "warning only" : p->blocked ? "holds all but security actions" : "no transition to hold");
         if (s->adopt)
                 tprintf(f, "  adopt:      %s as %s; no action runs\n",
                         s->dry_run ? "would be recorded" : "recorded", ob_status_name(p->status));

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "recorder.h"
 #include "run.h"
 #include "slapd.h"
 
@@ -19,6 +20,7 @@ static char cfgpath[300];
 
 #define PEOPLE "ou=people,dc=example,dc=org"
 #define TEAMS "ou=teams,dc=example,dc=org"
+#define GROUPS "ou=services,dc=example,dc=org"
 
 /* olga leaves without a manager. Her teams, in DN order: r-a (she owns it,
  * under another spelling of her DN), r-b (no owner), r-c (owned by ina, who
@@ -45,7 +47,30 @@ static const char rules_ldif[] =
         "dn: cn=lead-x," TEAMS "\nchangetype: add\nobjectClass: groupOfNames\ncn: lead-x\nowner: uid=ina," PEOPLE "\n"
         "member: uid=ina," PEOPLE "\n\n"
         "dn: cn=lead-y," TEAMS "\nchangetype: add\nobjectClass: groupOfNames\ncn: lead-y\nowner: uid=lars," PEOPLE "\n"
-        "member: uid=lars," PEOPLE "\n";
+        "member: uid=lars," PEOPLE "\n\n"
+        /* The guards' people (seeds 001, 004): gus owns g-owned, which has
+         * dora too, and g-solo, which has only him; vic is a vice
+         * president; pam administers the portal; sol alone receives the
+         * workflow's alerts; wes shares them with dora. */
+        "dn: uid=gus," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: gus\ncn: Gus Guarded\nsn: Guarded\n"
+        "employeeType: Inactive\nmanager: uid=dora," PEOPLE "\n\n"
+        "dn: cn=g-owned," TEAMS "\nchangetype: add\nobjectClass: groupOfNames\ncn: g-owned\nowner: uid=gus," PEOPLE "\n"
+        "member: uid=gus," PEOPLE "\nmember: uid=dora," PEOPLE "\n\n"
+        "dn: cn=g-solo," TEAMS "\nchangetype: add\nobjectClass: groupOfNames\ncn: g-solo\nowner: uid=gus," PEOPLE "\n"
+        "member: uid=gus," PEOPLE "\n\n"
+        "dn: uid=vic," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: vic\ncn: Vic President\nsn: President\n"
+        "employeeType: Inactive\ntitle: VP\nmanager: uid=dora," PEOPLE "\n\n"
+        "dn: uid=pam," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: pam\ncn: Pam Portal\nsn: Portal\n"
+        "employeeType: Inactive\ntitle: manager\nmanager: uid=dora," PEOPLE "\n\n"
+        "dn: uid=sol," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: sol\ncn: Sol Alone\nsn: Alone\n"
+        "employeeType: Inactive\nmanager: uid=dora," PEOPLE "\n\n"
+        "dn: uid=wes," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: wes\ncn: Wes Shared\nsn: Shared\n"
+        "employeeType: Inactive\nmanager: uid=dora," PEOPLE "\n\n"
+        "dn: cn=portal-admins," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\ncn: portal-admins\n"
+        "member: uid=pam," PEOPLE "\nmember: uid=lars," PEOPLE "\n\n"
+        "dn: cn=alerts," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\ncn: alerts\nmember: uid=sol," PEOPLE "\n\n"
+        "dn: cn=alerts-2," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\ncn: alerts-2\n"
+        "member: uid=wes," PEOPLE "\nmember: uid=dora," PEOPLE "\n";
 
 ReportHook(PRE_ALL)(struct criterion_test_set *t)
 {
@@ -196,4 +221,187 @@ Test(rules, transfer_without_any_active_target_is_held_not_sent_empty)
                 "if a['username'] == 'pete' for s in a['actions'])",
         };
         plan_check(checks, 2);
+}
+
+/* ---- guards (seeds 001, 004) ------------------------------------------------- */
+
+static const char guards_yaml[] =
+        "guards:\n"
+        "  team-owner: {owns_team_with_members: true}\n"
+        "  executives:\n"
+        "    role: {attribute: title, ranks: [staff, manager, director, vp], above: manager}\n"
+        "  portal-admins: {member_of: 'cn=portal-admins," GROUPS "'}\n"
+        "  alert-recipient: {sole_member_of: 'cn=alerts," GROUPS "'}\n"
+        "  shared-alerts: {sole_member_of: 'cn=alerts-2," GROUPS "'}\n";
+
+/* The configuration of the guard tests: revocation (security), a transfer
+ * and a license, sent to the recorder, with write-back. */
+static void write_guard_config(const struct ob_test_recorder *rec, const char *guards)
+{
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  starttls: true\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  filter: (objectClass=inetOrgPerson)\n"
+                "  teams:\n"
+                "    base: " TEAMS "\n"
+                "writeback: {object_class: offboardAccount}\n"
+                "state:\n"
+                "  path: state.db\n"
+                "transfer: {fallback: '%s'}\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [openldap]\n"
+                "%s"
+                "connectors:\n"
+                "  apps: {type: http, base_url: '%s/api', timeout: 5s}\n"
+                "actions:\n"
+                "  revoke-sessions:\n"
+                "    connector: apps\n"
+                "    security: true\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/sessions/revoke\n"
+                "  transfer-records:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/transfer\n"
+                "    after: [revoke-sessions]\n"
+                "    json: {to: \"{{ transfer_to.uid }}\", via: \"{{ transfer_to.via }}\"}\n"
+                "  free-license:\n"
+                "    connector: apps\n"
+                "    method: DELETE\n"
+                "    url: /licenses/{{ account.uid }}\n"
+                "    after: [transfer-records]\n"
+                "transitions:\n"
+                "  deactivate:\n"
+                "    to: [inactive, ended, deleted]\n"
+                "    actions: [revoke-sessions, transfer-records, free-license]\n",
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, man->fallback, guards,
+                rec->base_url);
+        fclose(f);
+}
+
+/* How many requests the recorder saw for method and path. */
+static int count_req(const struct ob_test_recorder *rec, const char *method, const char *path)
+{
+        struct ob_test_request *q = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_test_recorder_requests(rec, &q, &n), 0);
+        int c = 0;
+        for (size_t i = 0; i < n; i++)
+                c += strcmp(q[i].method, method) == 0 && strcmp(q[i].path, path) == 0;
+        ob_test_requests_free(q, n);
+        return c;
+}
+
+static const char *body_of(const struct ob_test_recorder *rec, const char *path, char *buf, size_t len)
+{
+        struct ob_test_request *q = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_test_recorder_requests(rec, &q, &n), 0);
+        buf[0] = '\0';
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(q[i].path, path) == 0)
+                        snprintf(buf, len, "%s", q[i].body);
+        ob_test_requests_free(q, n);
+        return buf;
+}
+
+static int offboard(const char *verb, char **out, char **err)
+{
+        const char *argv[] = {OB_OFFBOARD_BIN, verb, "--config", cfgpath, "--format", "json", NULL};
+        return ob_test_run(argv, 60, out, err);
+}
+
+Test(rules, guards_hold_all_but_revocation_and_say_why_in_the_plan)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        write_guard_config(&rec, guards_yaml);
+        const char *checks[] = {
+                /* g(u): {action: hold_reason} and the names of the blocking guards */
+                "exec(\"def g(u):\\n a = next(a for a in d['accounts'] if a['username'] == u)\\n return "
+                "({s['name']: s['hold_reason'] for s in a['actions']}, sorted(x['name'] for x in a['guards'] if "
+                "x['block']))\") is None",
+                "g('gus')[1] == ['team-owner'] and g('vic')[1] == ['executives']",
+                "g('pam')[1] == ['portal-admins'] and g('sol')[1] == ['alert-recipient']",
+                "g('wes')[1] == [] and g('pete')[1] == [] and g('olga')[1] == ['team-owner']",
+                "all(g(u)[0]['revoke-sessions'] is None for u in ('gus', 'vic', 'pam', 'sol', 'wes'))",
+                "all(g(u)[0][a].startswith('guard ') for u in ('gus', 'vic', 'pam', 'sol') "
+                "for a in ('transfer-records', 'free-license'))",
+                "'g-owned' in g('gus')[0]['transfer-records'] and 'g-solo' not in g('gus')[0]['transfer-records']",
+                "'title vp ranks above manager' in g('vic')[0]['free-license'].lower()",
+                "g('wes')[0]['transfer-records'] is None",
+                "next(a for a in d['accounts'] if a['username'] == 'gus')['blocked'].startswith('guard team-owner')",
+        };
+        char *out = NULL, *err = NULL;
+        const char *argv[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, "--format", "json", NULL};
+        int rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        ob_test_json_check(dir, out, true, checks, sizeof(checks) / sizeof(checks[0]));
+        free(out);
+        free(err);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0, "a plan sends nothing");
+        ob_test_recorder_stop(&rec);
+}
+
+Test(rules, a_guarded_account_is_revoked_at_once_written_back_as_blocked_and_released_when_the_guard_clears)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        write_guard_config(&rec, "guards:\n  team-owner: {owns_team_with_members: true}\n");
+        char *out = NULL, *err = NULL;
+        int rc = offboard("reconcile", &out, &err);
+        cr_assert_eq(rc, 1, "held actions need a human: exit 1\nstdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/sessions/revoke"), 1, "revocation is never held");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/transfer"), 0, "the transfer waits for the guard");
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/gus"), 0);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/vic/transfer"), 1, "no guard of vic's is configured");
+        char *e = ob_test_ldapsearch(&srv, PEOPLE, "(uid=gus)", "offboardStatus offboardReason");
+        cr_assert_not_null(e);
+        cr_assert(strstr(e, "offboardStatus: blocked"), "%s", e);
+        cr_assert(strstr(e, "offboardReason: blocked by guard team-owner: owns the team cn=g-owned"), "%s", e);
+        free(e);
+
+        /* A second pass while the guard holds: nothing more is sent. */
+        rc = offboard("reconcile", &out, &err);
+        cr_assert_eq(rc, 1, "held actions need a human: exit 1\nstdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/sessions/revoke"), 1, "revoked once");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/transfer"), 0);
+
+        /* olga's team r-a keeps its other member: she stays guarded, and
+         * the passes keep exiting 1. The team is handed over: dora leaves it, and gus's manager is now
+         * lars. The held actions go out, naming the target as it is now. */
+        const char change[] = "dn: cn=g-owned," TEAMS "\nchangetype: modify\ndelete: member\nmember: uid=dora," PEOPLE
+                              "\n\ndn: uid=gus," PEOPLE "\nchangetype: modify\nreplace: manager\nmanager: uid=lars," PEOPLE
+                              "\n";
+        cr_assert_eq(ob_test_ldapmodify(&srv, change), 0);
+        rc = offboard("reconcile", &out, &err);
+        const char back[] = "dn: cn=g-owned," TEAMS "\nchangetype: modify\nadd: member\nmember: uid=dora," PEOPLE
+                            "\n\ndn: uid=gus," PEOPLE "\nchangetype: modify\nreplace: manager\nmanager: uid=dora," PEOPLE
+                            "\n";
+        int put_back = ob_test_ldapmodify(&srv, back);
+        cr_assert_eq(rc, 1, "held actions need a human: exit 1\nstdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(put_back, 0);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/sessions/revoke"), 1, "not revoked again");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/transfer"), 1);
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/gus"), 1);
+        char body[512];
+        cr_assert_str_eq(body_of(&rec, "/api/users/gus/transfer", body, sizeof(body)), "{\"to\":\"lars\",\"via\":\"manager\"}");
+        e = ob_test_ldapsearch(&srv, PEOPLE, "(uid=gus)", "offboardStatus offboardReason");
+        cr_assert(strstr(e, "offboardStatus: inactive"), "%s", e);
+        free(e);
+        ob_test_recorder_stop(&rec);
 }
