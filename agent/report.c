@@ -1,10 +1,17 @@
 /* report.c: text and JSON reports of a plan or a reconcile. */
+#define _GNU_SOURCE /* O_TMPFILE */
 #include "report.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "escape.h"
 #include "state.h"
@@ -520,62 +527,410 @@ static void text_item(FILE *f, const struct ob_config *c, const struct ob_report
         fputc('\n', f);
 }
 
-static void text_finish(FILE *f, size_t n, const struct ob_report_summary *s)
+/* ---- the text report's order: summary first, accounts grouped ------------ */
+
+/* "1 account", "2 accounts". */
+static const char *plural(size_t n, const char *one, const char *many)
 {
+        return n == 1 ? one : many;
+}
+
+/* Groups, in the order they are printed: what needs a human first, then
+ * the transitions in the configuration's order, then accounts that owe only
+ * a write-back. */
+enum {
+        GROUP_FAILED,
+        GROUP_HELD,
+        GROUP_WRITEBACK, /* printed last */
+        GROUP_TRANSITION, /* + the transition's index in the configuration */
+};
+
+/* One account's text in the spool. */
+struct spool_entry {
+        size_t group;
+        char *key; /* what it is sorted by in its group: username, or id */
+        size_t seq;
+        off_t off;
+        size_t len;
+};
+
+/* A count for the summary: accounts per rule, or steps per action and state. */
+struct tally {
+        const char *name; /* borrowed from the configuration, or a literal */
+        const char *what; /* steps: the state shown; rules: NULL */
+        size_t n;
+        size_t seq; /* first met: states of an action in that order */
+};
+
+struct ob_report_spool {
+        /* The accounts' text until finish: a temporary file, so that the
+         * report's memory does not grow with the accounts (10,000 of them
+         * are a few megabytes of text). NULL: written as they come, in the
+         * directory's order, with the summary last (no temporary file). */
+        FILE *tmp;
+        int tmp_errno;
+        struct spool_entry *entries;
+        size_t nentries, centries;
+        size_t *groups; /* accounts per group */
+        size_t ngroups;
+        struct tally *rules, *actions;
+        size_t nrules, crules, nactions, cactions;
+        bool oom; /* a count or an entry was lost: the summary says so */
+};
+
+/* Room for one more of *v (size bytes each): 0, or -ENOMEM. */
+static int grow(void *v, size_t *cap, size_t n, size_t size)
+{
+        void **p = v;
+        if (n < *cap)
+                return 0;
+        size_t want = *cap ? *cap * 2 : 16;
+        if (want < *cap || want > SIZE_MAX / size)
+                return -ENOMEM;
+        void *q = realloc(*p, want * size);
+        if (!q)
+                return -ENOMEM;
+        *p = q;
+        *cap = want;
+        return 0;
+}
+
+static void tally_add(struct ob_report_spool *sp, struct tally **v, size_t *n, size_t *cap, const char *name,
+                      const char *what)
+{
+        for (size_t i = 0; i < *n; i++)
+                if (strcmp((*v)[i].name, name) == 0 && (what == (*v)[i].what || (what && (*v)[i].what &&
+                                                                                  strcmp(what, (*v)[i].what) == 0))) {
+                        (*v)[i].n++;
+                        return;
+                }
+        if (grow(v, cap, *n, sizeof(**v)) < 0) {
+                sp->oom = true;
+                return;
+        }
+        (*v)[*n] = (struct tally){.name = name, .what = what, .n = 1, .seq = *n};
+        (*n)++;
+}
+
+static int tally_cmp(const void *a, const void *b)
+{
+        const struct tally *x = a, *y = b;
+        int d = strcmp(x->name, y->name);
+        if (d)
+                return d;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Whether an owed step is held, as its line in the report says. */
+static bool step_held(const struct ob_report_item *it, size_t k)
+{
+        const struct ob_step *st = &it->plan->steps[k];
+        if (st->hold_reason && (!it->results || (it->results[k].outcome == OB_OUTCOME_NONE &&
+                                                 !it->results[k].interrupted)))
+                return true;
+        return it->results && it->results[k].outcome == OB_OUTCOME_NONE && !it->results[k].interrupted;
+}
+
+/* Whether an owed step failed (or, in a plan, cannot but fail). */
+static bool step_failed(const struct ob_report_item *it, size_t k)
+{
+        if (it->plan->steps[k].render_error)
+                return true;
+        return it->results && (it->results[k].outcome == OB_OUTCOME_FAILED ||
+                               it->results[k].outcome == OB_OUTCOME_BLOCKED);
+}
+
+/* The state an owed step is counted under in the summary. */
+static const char *step_tally(const struct ob_report_item *it, size_t k)
+{
+        if (step_failed(it, k))
+                return it->results ? "failed" : "would fail";
+        if (step_held(it, k))
+                return "held";
+        if (!it->results)
+                return "would run";
+        return step_outcome(it, k);
+}
+
+static size_t item_group(const struct ob_config *c, const struct ob_report_item *it,
+                         const struct ob_report_summary *s)
+{
+        const struct ob_account_plan *p = it->plan;
+        bool held = false;
+        for (size_t k = 0; !s->adopt && k < p->nsteps; k++) {
+                if (p->steps[k].state != OB_STEP_OWED)
+                        continue;
+                if (step_failed(it, k))
+                        return GROUP_FAILED;
+                held = held || step_held(it, k);
+        }
+        if (it->results && it->writeback_result < 0)
+                return GROUP_FAILED;
+        if (held)
+                return GROUP_HELD;
+        for (size_t i = 0; p->transition && c && i < c->ntransitions; i++)
+                if (p->transition == &c->transitions[i])
+                        return GROUP_TRANSITION + i;
+        return GROUP_WRITEBACK;
+}
+
+static const char *group_name(const struct ob_config *c, size_t g)
+{
+        switch (g) {
+        case GROUP_FAILED: return "failed";
+        case GROUP_HELD: return "held";
+        case GROUP_WRITEBACK: return "write-back only";
+        default: return c->transitions[g - GROUP_TRANSITION].name;
+        }
+}
+
+/* The order groups are printed in. */
+static size_t group_rank(size_t g)
+{
+        return g == GROUP_WRITEBACK ? SIZE_MAX : g;
+}
+
+static int entry_cmp(const void *a, const void *b)
+{
+        const struct spool_entry *x = a, *y = b;
+        size_t rx = group_rank(x->group), ry = group_rank(y->group);
+        if (rx != ry)
+                return rx < ry ? -1 : 1;
+        int d = strcmp(x->key, y->key);
+        if (d)
+                return d;
+        return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The spool: unlinked and readable by this user alone, next to the state
+ * store when its directory allows (as the pass's spill file), else in /tmp.
+ * It holds what the report shows: no secret, only what the reader sees. */
+static FILE *spool_open(const struct ob_config *c)
+{
+        if (c && c->state_path) {
+                char *copy = strdup(c->state_path);
+                int fd = copy ? open(dirname(copy), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600) : -1;
+                free(copy);
+                FILE *f = fd >= 0 ? fdopen(fd, "w+") : NULL;
+                if (f)
+                        return f;
+                if (fd >= 0)
+                        close(fd);
+        }
+        return tmpfile();
+}
+
+static struct ob_report_spool *spool_new(const struct ob_config *c, bool summary_only)
+{
+        struct ob_report_spool *sp = calloc(1, sizeof(*sp));
+        if (!sp)
+                return NULL;
+        sp->ngroups = GROUP_TRANSITION + (c ? c->ntransitions : 0);
+        sp->groups = calloc(sp->ngroups, sizeof(*sp->groups));
+        if (!sp->groups) {
+                free(sp);
+                return NULL;
+        }
+        if (!summary_only) {
+                sp->tmp = spool_open(c);
+                if (!sp->tmp)
+                        sp->tmp_errno = errno;
+        }
+        return sp;
+}
+
+static void spool_free(struct ob_report_spool *sp)
+{
+        if (!sp)
+                return;
+        if (sp->tmp)
+                fclose(sp->tmp);
+        for (size_t i = 0; i < sp->nentries; i++)
+                free(sp->entries[i].key);
+        free(sp->entries);
+        free(sp->groups);
+        free(sp->rules);
+        free(sp->actions);
+        free(sp);
+}
+
+/* Counts the account for the summary; writes its text to the spool, or
+ * (without one) to f at once. */
+static void spool_add(struct ob_report_writer *w, const struct ob_report_item *it, const struct ob_report_summary *s)
+{
+        struct ob_report_spool *sp = w->spool;
+        const struct ob_account_plan *p = it->plan;
+        size_t g = item_group(w->c, it, s);
+        sp->groups[g]++;
+        tally_add(sp, &sp->rules, &sp->nrules, &sp->crules,
+                  p->rule ? p->rule->name : p->deleted ? "(entry gone)" : "(no rule)", NULL);
+        for (size_t k = 0; !s->adopt && k < p->nsteps; k++)
+                if (p->steps[k].state == OB_STEP_OWED)
+                        tally_add(sp, &sp->actions, &sp->nactions, &sp->cactions, p->steps[k].action->name,
+                                  step_tally(it, k));
+        if (w->summary_only)
+                return;
+        if (!sp->tmp) {
+                text_item(w->f, w->c, it, s);
+                return;
+        }
+        off_t off = ftello(sp->tmp);
+        text_item(sp->tmp, w->c, it, s);
+        off_t end = ftello(sp->tmp);
+        const char *key = p->username ? p->username : p->id ? p->id : "";
+        char *k = strdup(key);
+        if (off < 0 || end < off || !k || grow(&sp->entries, &sp->centries, sp->nentries, sizeof(*sp->entries)) < 0) {
+                free(k);
+                sp->oom = true;
+                return;
+        }
+        sp->entries[sp->nentries] = (struct spool_entry){
+                .group = g, .key = k, .seq = sp->nentries, .off = off, .len = (size_t)(end - off)};
+        sp->nentries++;
+}
+
+/* The accounts, group after group, each sorted by username. */
+static void spool_write(struct ob_report_writer *w)
+{
+        struct ob_report_spool *sp = w->spool;
+        if (!sp->tmp || !sp->nentries)
+                return;
+        if (fflush(sp->tmp) != 0) {
+                sp->oom = true;
+                return;
+        }
+        qsort(sp->entries, sp->nentries, sizeof(*sp->entries), entry_cmp);
+        char buf[16384];
+        for (size_t i = 0; i < sp->nentries; i++) {
+                const struct spool_entry *e = &sp->entries[i];
+                if (i == 0 || e->group != sp->entries[i - 1].group)
+                        tprintf(w->f, "== %s: %zu %s ==\n\n", group_name(w->c, e->group), sp->groups[e->group],
+                                plural(sp->groups[e->group], "account", "accounts"));
+                if (fseeko(sp->tmp, e->off, SEEK_SET) != 0) {
+                        sp->oom = true;
+                        return;
+                }
+                for (size_t left = e->len; left;) {
+                        size_t m = fread(buf, 1, left < sizeof(buf) ? left : sizeof(buf), sp->tmp);
+                        if (m == 0) {
+                                sp->oom = true;
+                                return;
+                        }
+                        fwrite(buf, 1, m, w->f);
+                        left -= m;
+                }
+        }
+}
+
+/* The circuit breaker's verdict, and what was held because it could not be
+ * read: the first thing an operator needs to know about a pass. */
+static void text_verdict(FILE *f, const struct ob_report_summary *s)
+{
+        if (s->parked_reason[0]) {
+                /* Parked, or released by --force: the breaker says why. */
+                tprintf(f, "%s\n", s->parked_reason);
+        } else if (s->adopt) {
+                tprintf(f, "Safety: --adopt runs no action; nothing to park.\n");
+        } else if (!s->status_changes) {
+                tprintf(f, "Safety: not parked; no account changes status.\n");
+        } else {
+                tprintf(f, "Safety: not parked; %zu %s status", s->status_changes,
+                        plural(s->status_changes, "account changes", "accounts change"));
+                for (size_t i = 0; i < s->nper_transition; i++)
+                        tprintf(f, "%s%s %zu", i ? ", " : " (",
+                                s->per_transition[i].transition[0] ? s->per_transition[i].transition
+                                                                   : "no transition",
+                                s->per_transition[i].n);
+                tprintf(f, "%s.\n", s->nper_transition ? ")" : "");
+        }
         if (s->unreadable) {
                 tprintf(f, "%zu %s could not be judged and %s held (never taken for deleted or active):\n",
-                        s->unreadable, s->unreadable == 1 ? "entry" : "entries", s->unreadable == 1 ? "is" : "are");
+                        s->unreadable, plural(s->unreadable, "entry", "entries"), plural(s->unreadable, "is", "are"));
                 for (size_t i = 0; i < s->nunreadable_list; i++)
                         tprintf(f, "  %s: %s\n", s->unreadable_list[i].dn, s->unreadable_list[i].reason);
                 if (s->nunreadable_list < s->unreadable)
                         tprintf(f, "  ... and %zu more (see the log)\n", s->unreadable - s->nunreadable_list);
-                fputc('\n', f);
         }
         for (size_t i = 0; s->references && s->references[i]; i++)
                 tprintf(f, "Not read: %s is held by another server (a referral); nothing under it is taken for "
                            "deleted.\n",
                         s->references[i][0] ? s->references[i] : "(a subtree the referral does not name)");
-        tprintf(f, "%s: %zu %s read (%zu new), %zu recorded before, %zu deleted; %zu %s owe%s actions",
-                s->dry_run ? "plan" : "reconcile", s->accounts_read, s->accounts_read == 1 ? "account" : "accounts",
-                s->accounts_new, s->accounts_recorded, s->deleted, n, n == 1 ? "account" : "accounts",
-                n == 1 ? "s" : "");
+        if (s->spared)
+                tprintf(f, "%zu recorded %s not seen but not swept as deleted: %s.\n", s->spared,
+                        plural(s->spared, "account was", "accounts were"), "what cannot be read is not gone");
+        if (s->fallback_problem[0])
+                tprintf(f, "Warning: %s.\n", s->fallback_problem);
+}
+
+static void text_summary(struct ob_report_writer *w, const struct ob_report_summary *s)
+{
+        FILE *f = w->f;
+        struct ob_report_spool *sp = w->spool;
+        size_t n = w->n;
+        tprintf(f, "%s: %zu %s read (%zu new), %zu recorded before, %zu deleted; %zu %s actions",
+                s->dry_run ? "plan" : "reconcile", s->accounts_read, plural(s->accounts_read, "account", "accounts"),
+                s->accounts_new, s->accounts_recorded, s->deleted, n, plural(n, "account owes", "accounts owe"));
         if (s->adopt)
                 tprintf(f, "; adopt: %zu %s as their current status, no action %s.\n", s->adopted,
                         s->dry_run ? "would be recorded" : "recorded", s->dry_run ? "would run" : "ran");
         else if (s->dry_run)
-                tprintf(f, ", %zu actions would run.\n", s->steps_owed);
+                tprintf(f, ", %zu %s.\n", s->steps_owed, plural(s->steps_owed, "action would run",
+                                                                 "actions would run"));
         else
                 tprintf(f, "; actions: %zu done, %zu failed, %zu held.\n", s->steps_done, s->steps_failed,
                         s->steps_held);
-        if (s->status_changes) {
-                tprintf(f, "Status changes: %zu", s->status_changes);
-                for (size_t i = 0; i < s->nper_transition; i++)
-                        tprintf(f, "%s%s %zu", i ? ", " : " (", s->per_transition[i].transition[0]
-                                                                    ? s->per_transition[i].transition
-                                                                    : "no transition",
-                                s->per_transition[i].n);
-                tprintf(f, "%s.\n", s->nper_transition ? ")" : "");
-        }
-        if (s->spared)
-                tprintf(f, "%zu recorded %s not seen but not swept as deleted: %s.\n", s->spared,
-                        s->spared == 1 ? "account was" : "accounts were",
-                        "what cannot be read is not gone");
+        text_verdict(f, s);
         if (s->writebacks_failed)
-                tprintf(f, "%zu write-backs failed (see the log).\n", s->writebacks_failed);
-        if (s->fallback_problem[0])
-                tprintf(f, "Warning: %s.\n", s->fallback_problem);
-        if (s->parked)
-                tprintf(f, "%s\n", s->parked_reason);
+                tprintf(f, "%zu %s failed (see the log).\n", s->writebacks_failed,
+                        plural(s->writebacks_failed, "write-back", "write-backs"));
         if (s->interrupted_by)
                 tprintf(f, "Stopped early by %s: what was in flight finished or is recorded as interrupted; the next "
                            "pass does the rest with the same keys.\n",
                         s->interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT");
         if (s->not_reached)
-                tprintf(f, "%zu %s that owe%s actions %s not reached and %s listed above; the next pass plans %s "
-                           "again.\n",
-                        s->not_reached, s->not_reached == 1 ? "account" : "accounts", s->not_reached == 1 ? "s" : "",
-                        s->not_reached == 1 ? "was" : "were", s->not_reached == 1 ? "is not" : "are not",
-                        s->not_reached == 1 ? "it" : "them");
+                tprintf(f, "%zu %s that %s actions %s not reached and %s listed; the next pass plans %s again.\n",
+                        s->not_reached, plural(s->not_reached, "account", "accounts"),
+                        plural(s->not_reached, "owes", "owe"), plural(s->not_reached, "was", "were"),
+                        plural(s->not_reached, "is not", "are not"), plural(s->not_reached, "it", "them"));
+        if (!sp)
+                return;
+        if (n) {
+                /* The groups below, in their order. */
+                const char *sep = "Accounts: ";
+                for (size_t r = 0; r < sp->ngroups; r++) {
+                        /* failed, held, the transitions, write-back only */
+                        size_t g = r < GROUP_WRITEBACK ? r : r + 1 < sp->ngroups ? r + 1 : GROUP_WRITEBACK;
+                        if (!sp->groups[g])
+                                continue;
+                        tprintf(f, "%s%s %zu", sep, group_name(w->c, g), sp->groups[g]);
+                        sep = ", ";
+                }
+                tprintf(f, ".\n");
+        }
+        if (sp->nrules)
+                qsort(sp->rules, sp->nrules, sizeof(*sp->rules), tally_cmp);
+        for (size_t i = 0; i < sp->nrules; i++)
+                tprintf(f, i ? ", %s %zu" : "Rules: %s %zu", sp->rules[i].name, sp->rules[i].n);
+        if (sp->nrules)
+                tprintf(f, ".\n");
+        /* Per action (by name), its states in the order first met. */
+        if (sp->nactions)
+                qsort(sp->actions, sp->nactions, sizeof(*sp->actions), tally_cmp);
+        for (size_t i = 0; i < sp->nactions; i++) {
+                const struct tally *t = &sp->actions[i];
+                if (i && strcmp(t->name, sp->actions[i - 1].name) == 0)
+                        tprintf(f, ", %zu %s", t->n, t->what);
+                else
+                        tprintf(f, i ? "; %s: %zu %s" : "Actions: %s: %zu %s", t->name, t->n, t->what);
+        }
+        if (sp->nactions)
+                tprintf(f, ".\n");
+        if (sp->oom)
+                tprintf(f, "Warning: out of memory or temporary space: some accounts or counts are missing here "
+                           "(the JSON report and the journal have them).\n");
+        if (!w->summary_only && !sp->tmp && n)
+                tprintf(f, "(The accounts are above, in the directory's order: no temporary file to sort them: %s.)\n",
+                        strerror(sp->tmp_errno));
 }
 
 /* ---- the report as the pass goes ------------------------------------------ */
@@ -595,17 +950,36 @@ void ob_report_add(struct ob_report_writer *w, const struct ob_report_item *it, 
                         fputc(',', w->f);
                 json_item(w->f, it);
         } else {
-                text_item(w->f, w->c, it, s);
+                /* Made at the first account, so that summary_only may be set
+                 * after ob_report_start. */
+                if (!w->spool && !w->spool_failed && !(w->spool = spool_new(w->c, w->summary_only)))
+                        w->spool_failed = true;
+                if (w->spool)
+                        spool_add(w, it, s);
+                else if (!w->summary_only)
+                        text_item(w->f, w->c, it, s);
         }
         w->n++;
 }
 
 void ob_report_finish(struct ob_report_writer *w, const struct ob_report_summary *s)
 {
-        if (w->json)
+        if (w->json) {
                 json_finish(w->f, w->n, s);
-        else
-                text_finish(w->f, w->n, s);
+        } else if (w->spool && w->spool->tmp) {
+                text_summary(w, s);
+                if (w->n)
+                        fputc('\n', w->f);
+                spool_write(w);
+        } else {
+                /* Without a spool the accounts (if any) are above: the
+                 * summary follows them. */
+                if (w->n && !w->summary_only)
+                        fputc('\n', w->f);
+                text_summary(w, s);
+        }
+        spool_free(w->spool);
+        w->spool = NULL;
         fflush(w->f);
 }
 

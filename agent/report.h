@@ -72,15 +72,26 @@ struct ob_report_summary {
         size_t not_reached; /* owing accounts a signal stopped the pass before (not listed) */
 };
 
+struct ob_report_spool; /* report.c */
+
 /* A report written as the pass goes, so that it never holds every account:
  * start, then one add per account that owes something (or did something),
- * then finish with the summary. Text puts the accounts first and the summary
- * last; JSON has "accounts", then "unreadable_accounts" and "summary". */
+ * then finish with the summary. JSON has "accounts", then
+ * "unreadable_accounts" and "summary", in the order added. Text starts with
+ * the summary and the safety verdict (counts per group, rule and action),
+ * then the accounts grouped (failed, held, each transition in the
+ * configuration's order, write-back only), sorted by username in a group:
+ * until finish their text waits in a temporary file, not in memory. */
 struct ob_report_writer {
         FILE *f;
         bool json;
         const struct ob_config *c;
         size_t n; /* accounts added */
+        /* Text: the summary and the verdict only (--summary); set before the
+         * first ob_report_add. */
+        bool summary_only;
+        struct ob_report_spool *spool; /* text: owned, freed by finish */
+        bool spool_failed;             /* out of memory: the accounts are written as added */
 };
 
 void ob_report_start(struct ob_report_writer *w, FILE *f, bool json, const struct ob_config *c,

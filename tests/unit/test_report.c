@@ -206,3 +206,211 @@ Test(report, ob_report_printf_pads_escaped_values_and_numbers_by_columns)
         cr_assert_str_eq(text, "[\xc3\xa9t\xc3\xa9   ][\\x1b][7   ][ -5][-1234567890123][ff][\\x07][%q][next]");
         free(text);
 }
+
+/* ---- order: the summary and the verdict first, then the groups ----------- */
+
+struct pass {
+        struct ob_account *accounts[8];
+        struct ob_account_plan *plans[8];
+        struct ob_report_item items[8];
+        size_t n;
+        struct ob_account *target;
+        struct ob_report_summary sum;
+};
+
+/* Plans for a pass in directory order, not sorted: zed and bob leave
+ * (deactivate), carol is locked out (lock), amy has no one to take her
+ * records (held), eve's reason cannot go in a header (failed). */
+static void pass_make(struct pass *ps)
+{
+        *ps = (struct pass){.target = person("alice", NULL, NULL)};
+        struct {
+                const char *uid;
+                const char *k1, *v1, *k2, *v2;
+                bool target;
+        } who[] = {
+                {"zed", "employeeType", "Inactive", NULL, NULL, true},
+                {"carol", "pwdAccountLockedTime", "000001010000Z", NULL, NULL, true},
+                {"eve", "employeeType", "Inactive", "description", "gone\r\nX-Admin: yes", true},
+                {"bob", "employeeType", "Inactive", NULL, NULL, true},
+                {"amy", "employeeType", "Inactive", NULL, NULL, false},
+        };
+        for (size_t i = 0; i < OB_ELEMENTSOF(who); i++) {
+                struct ob_account *a = who[i].k2 ? person(who[i].uid, NULL, who[i].k1, who[i].v1, who[i].k2,
+                                                          who[i].v2, NULL)
+                                                 : person(who[i].uid, NULL, who[i].k1, who[i].v1, NULL);
+                ps->accounts[ps->n] = a;
+                ps->plans[ps->n] = plan_for(a, who[i].target ? ps->target : NULL);
+                ps->items[ps->n] = (struct ob_report_item){.plan = ps->plans[ps->n], .writeback_result = 1};
+                ps->sum.steps_owed += ob_account_plan_owed(ps->plans[ps->n]);
+                ps->n++;
+        }
+        ps->sum.dry_run = true;
+        ps->sum.now = NOW;
+        ps->sum.accounts_read = 7;
+        ps->sum.accounts_new = 7;
+        ps->sum.status_changes = 5;
+        static const struct ob_report_count counts[] = {{"deactivate", 4}, {"lock", 1}};
+        ps->sum.per_transition = counts;
+        ps->sum.nper_transition = 2;
+}
+
+static void pass_free(struct pass *ps)
+{
+        for (size_t i = 0; i < ps->n; i++) {
+                ob_account_plan_free(ps->plans[i]);
+                ob_account_free(ps->accounts[i]);
+        }
+        ob_account_free(ps->target);
+}
+
+/* Where needle starts a line of s, or NULL. */
+static const char *line_at(const char *s, const char *needle)
+{
+        for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+                if (p == s || p[-1] == '\n')
+                        return p;
+        return NULL;
+}
+
+static int count_lines(const char *s, const char *needle)
+{
+        int n = 0;
+        for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+                n += p == s || p[-1] == '\n';
+        return n;
+}
+
+/* Asserts that the lines (each starting a line of out) come in this order. */
+static void in_order(const char *out, const char *const *lines, size_t n)
+{
+        const char *prev = NULL;
+        for (size_t i = 0; i < n; i++) {
+                const char *at = line_at(out, lines[i]);
+                cr_assert_not_null(at, "no line starts with '%s':\n%s", lines[i], out);
+                cr_assert(!prev || at > prev, "'%s' is not after '%s':\n%s", lines[i], lines[i - 1], out);
+                prev = at;
+        }
+}
+
+Test(report, the_summary_and_the_verdict_come_first_then_the_accounts_grouped_and_sorted)
+{
+        struct pass ps;
+        pass_make(&ps);
+        char *out = text_of(ps.items, ps.n, &ps.sum);
+        const char *head = "plan: 7 accounts read (7 new), 0 recorded before, 0 deleted; 5 accounts owe actions, 13 "
+                           "actions would run.\n"
+                           "Safety: not parked; 5 accounts change status (deactivate 4, lock 1).\n"
+                           "Accounts: failed 1, held 1, deactivate 2, lock 1.\n"
+                           "Rules: admin-locked 1, inactive 4.\n"
+                           "Actions: free-license: 4 would run; revoke-sessions: 4 would run, 1 would fail; "
+                           "transfer-records: 3 would run, 1 held.\n"
+                           "\n"
+                           "== failed: 1 account ==\n"
+                           "\n"
+                           "eve  uid=eve,";
+        cr_assert_eq(strncmp(out, head, strlen(head)), 0, "expected:\n%s\ngot:\n%s", head, out);
+        const char *order[] = {
+                "== failed: 1 account ==", "eve  uid=eve,",  "== held: 1 account ==", "amy  uid=amy,",
+                "== deactivate: 2 accounts ==", "bob  uid=bob,", "zed  uid=zed,", "== lock: 1 account ==",
+                "carol  uid=carol,",
+        };
+        in_order(out, order, OB_ELEMENTSOF(order));
+        cr_assert_eq(count_lines(out, "  1. revoke-sessions "), 5, "each account once:\n%s", out);
+        free(out);
+        pass_free(&ps);
+}
+
+Test(report, summary_only_prints_the_summary_and_the_verdict_and_no_account)
+{
+        struct pass ps;
+        pass_make(&ps);
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        struct ob_report_writer w;
+        ob_report_start(&w, f, false, cfg, &ps.sum);
+        w.summary_only = true;
+        for (size_t i = 0; i < ps.n; i++)
+                ob_report_add(&w, &ps.items[i], &ps.sum);
+        ob_report_finish(&w, &ps.sum);
+        fclose(f);
+        cr_assert_eq(w.n, ps.n, "every account is counted");
+        cr_assert(line_at(text, "plan: 7 accounts read"), "%s", text);
+        cr_assert(line_at(text, "Safety: not parked;"), "%s", text);
+        cr_assert(line_at(text, "Accounts: failed 1, held 1, deactivate 2, lock 1.\n"), "%s", text);
+        cr_assert(line_at(text, "Actions: free-license: 4 would run;"), "%s", text);
+        cr_assert_null(strstr(text, "uid="), "an account in a summary:\n%s", text);
+        cr_assert_null(strstr(text, "=="), "a group in a summary:\n%s", text);
+        free(text);
+        pass_free(&ps);
+}
+
+Test(report, a_parked_plan_says_so_on_its_second_line)
+{
+        struct pass ps;
+        pass_make(&ps);
+        ps.sum.parked = true;
+        snprintf(ps.sum.parked_reason, sizeof(ps.sum.parked_reason),
+                 "SAFETY: 5 of 7 accounts would change status (reactivations included), above the threshold.");
+        char *out = text_of(ps.items, ps.n, &ps.sum);
+        const char *nl = strchr(out, '\n');
+        cr_assert(nl && strncmp(nl + 1, "SAFETY: 5 of 7 accounts", 23) == 0, "%s", out);
+        cr_assert_null(strstr(out, "Safety: not parked"), "%s", out);
+        free(out);
+        pass_free(&ps);
+}
+
+Test(report, after_a_reconcile_an_account_with_a_failed_action_is_listed_under_failed_with_the_counts)
+{
+        struct pass ps;
+        pass_make(&ps);
+        /* carol (lock) and bob (deactivate) only: bob's first request fails,
+         * which holds the two that run after it. */
+        struct ob_report_item items[2] = {ps.items[1], ps.items[3]};
+        struct ob_step_result carol[1] = {{.outcome = OB_OUTCOME_DONE, .http_status = 204}};
+        struct ob_step_result bob[3] = {{.outcome = OB_OUTCOME_FAILED, .http_status = 503, .error = "Unavailable"},
+                                        {.outcome = OB_OUTCOME_NONE},
+                                        {.outcome = OB_OUTCOME_NONE}};
+        cr_assert_eq(items[0].plan->nsteps, 1);
+        cr_assert_eq(items[1].plan->nsteps, 3);
+        items[0].results = carol;
+        items[0].writeback_result = 0;
+        items[1].results = bob;
+        struct ob_report_summary sum = {.now = NOW, .accounts_read = 2, .steps_owed = 4, .steps_done = 1,
+                                        .steps_failed = 1, .steps_held = 2};
+        char *out = text_of(items, 2, &sum);
+        cr_assert(line_at(out, "reconcile: 2 accounts read (0 new), 0 recorded before, 0 deleted; 2 accounts owe "
+                               "actions; actions: 1 done, 1 failed, 2 held.\n"),
+                  "%s", out);
+        cr_assert(line_at(out, "Safety: not parked; no account changes status.\n"), "%s", out);
+        cr_assert(line_at(out, "Accounts: failed 1, lock 1.\n"), "%s", out);
+        cr_assert(line_at(out, "Actions: free-license: 1 held; revoke-sessions: 1 done, 1 failed; transfer-records: "
+                               "1 held.\n"),
+                  "%s", out);
+        const char *order[] = {"== failed: 1 account ==", "bob  uid=bob,", "       error: Unavailable",
+                               "== lock: 1 account ==", "carol  uid=carol,"};
+        in_order(out, order, OB_ELEMENTSOF(order));
+        free(out);
+        pass_free(&ps);
+}
+
+Test(report, one_account_and_one_action_are_singular)
+{
+        struct pass ps;
+        pass_make(&ps);
+        struct ob_report_summary sum = {.dry_run = true, .now = NOW, .accounts_read = 1, .steps_owed = 1,
+                                        .status_changes = 1};
+        static const struct ob_report_count lock[] = {{"lock", 1}};
+        sum.per_transition = lock;
+        sum.nper_transition = 1;
+        char *out = text_of(&ps.items[1], 1, &sum);
+        cr_assert(line_at(out, "plan: 1 account read (0 new), 0 recorded before, 0 deleted; 1 account owes actions, 1 "
+                               "action would run.\n"
+                               "Safety: not parked; 1 account changes status (lock 1).\n"),
+                  "%s", out);
+        cr_assert_null(strstr(out, "1 accounts"), "%s", out);
+        cr_assert_null(strstr(out, "1 actions"), "%s", out);
+        free(out);
+        pass_free(&ps);
+}
