@@ -1656,6 +1656,25 @@ static int spec_set(struct pctx *p, const char *section, yaml_node_t *kk, yaml_n
         }
         case OB_KEY_SECTION: return walk_specs(p, v, what, spec->sub, base);
         case OB_KEY_SECRET: return h_reject_secret(p, what, v, NULL);
+        case OB_KEY_TEMPLATE_LIST: {
+                struct ob_tpl_list *l = dst;
+                size_t max = spec->max > 0 ? (size_t)spec->max : 256;
+                if (v->type != YAML_SEQUENCE_NODE)
+                        return fail(p, v, "%s must be a list of strings", what);
+                if ((size_t)(v->data.sequence.items.top - v->data.sequence.items.start) > max)
+                        return fail(p, v, "%s: at most %zu items", what, max);
+                for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                        struct ob_tpl **nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
+                        if (!nv)
+                                return -ENOMEM;
+                        l->v = nv;
+                        nv[l->n] = NULL;
+                        if ((r = parse_tpl(p, node(p, *i), spec->tpl, what, &nv[l->n])) < 0)
+                                return r;
+                        l->n++;
+                }
+                return 0;
+        }
         }
         return -EINVAL;
 }
@@ -1784,6 +1803,14 @@ static void specs_free(const struct ob_key_spec *specs, void *base)
                         ((struct ob_body_tpl *)dst)->tree = NULL;
                         break;
                 case OB_KEY_SECTION: specs_free(specs[i].sub, base); break;
+                case OB_KEY_TEMPLATE_LIST: {
+                        struct ob_tpl_list *l = dst;
+                        for (size_t t = 0; t < l->n; t++)
+                                ob_tpl_free(l->v[t]);
+                        free(l->v);
+                        *l = (struct ob_tpl_list){0};
+                        break;
+                }
                 default: break;
                 }
         }
@@ -1818,6 +1845,12 @@ static int specs_foreach_tpl(const struct ob_key_spec *specs, const void *base,
                                 r = ob_json_tpl_foreach(((const struct ob_body_tpl *)src)->tree, fn, ud);
                         break;
                 case OB_KEY_SECTION: r = specs_foreach_tpl(specs[i].sub, base, fn, ud); break;
+                case OB_KEY_TEMPLATE_LIST: {
+                        const struct ob_tpl_list *l = src;
+                        for (size_t t = 0; r == 0 && t < l->n; t++)
+                                r = fn(l->v[t], ud);
+                        break;
+                }
                 default: break;
                 }
         }

@@ -121,6 +121,7 @@ enum ob_key_type {
         OB_KEY_BODY,     /* struct ob_body_tpl parsed for tpl (OB_TPL_JSON or OB_TPL_FORM); rows that
                           * share an offset are alternatives: one of them at most */
         OB_KEY_SECTION,  /* a mapping of the rows in sub, stored in the same struct */
+        OB_KEY_TEMPLATE_LIST, /* struct ob_tpl_list: a list of at most max templates (0: 256), parsed for tpl */
         OB_KEY_SECRET,   /* refused: a secret written inline (hint: KEY_file) */
 };
 
@@ -146,6 +147,11 @@ struct ob_header_list {
 
 struct ob_int_list {
         long *v;
+        size_t n;
+};
+
+struct ob_tpl_list {
+        struct ob_tpl **v;
         size_t n;
 };
 

@@ -120,5 +120,6 @@ static inline bool ob_connector_tls_unverified(const struct ob_connector *k)
 
 extern const struct ob_connector_kind ob_http_kind;
 extern const struct ob_connector_kind ob_ldap_kind;
+extern const struct ob_connector_kind ob_exec_kind;
 
 #endif
