@@ -56,6 +56,8 @@ static void usage(FILE *f)
                 "  -f, --format FMT    report format: text (default) or json\n"
                 "  -a, --account UID   only this account (no deletion sweep)\n"
                 "      --check         plan: exit 1 when anything is owed (for monitoring)\n"
+                "      --summary       plan, reconcile: print only the summary and the safety verdict, not\n"
+                "                      the accounts (for timers and logs)\n"
                 "      --force         reconcile: release a plan the safety threshold would park\n"
                 "      --wait          reconcile: wait for a pass that holds the state store, then run\n"
                 "      --adopt         first deployment: record every account's current status as done,\n"
@@ -199,6 +201,7 @@ int main(int argc, char **argv)
                 {"wait", no_argument, NULL, 'W'},         {"adopt", no_argument, NULL, 'A'},
                 {"quiet", no_argument, NULL, 'q'},         {"help", no_argument, NULL, 'h'},
                 {"version", no_argument, NULL, 'V'},       {"online", no_argument, NULL, 'O'},
+                {"summary", no_argument, NULL, 'S'},
                 {NULL, 0, NULL, 0},
         };
         const char *config = DEFAULT_CONFIG;
@@ -224,6 +227,7 @@ int main(int argc, char **argv)
                 case 'W': o.wait = true; break;
                 case 'A': o.adopt = true; break;
                 case 'O': online = true; break;
+                case 'S': o.summary = true; break;
                 case 'v': ob_log_set_level(OB_LOG_DEBUG); break;
                 case 'q': ob_log_set_level(OB_LOG_ERROR); break;
                 case 'h': usage(stdout); return OB_EXIT_OK;
@@ -256,6 +260,10 @@ int main(int argc, char **argv)
         }
         if (o.check && !is_plan) {
                 fprintf(stderr, "offboard: --check goes with plan\n");
+                return OB_EXIT_CONFIG;
+        }
+        if (o.summary && ((!is_plan && !is_reconcile) || o.format == OB_FORMAT_JSON)) {
+                fprintf(stderr, "offboard: --summary goes with plan or reconcile and the text report\n");
                 return OB_EXIT_CONFIG;
         }
         if (o.force && !is_reconcile) {

@@ -72,6 +72,7 @@ struct ob_run_options {
         bool dry_run;
         bool force;         /* release a plan the circuit breaker would park */
         bool check;         /* plan --check: exit 1 when anything is owed */
+        bool summary;       /* --summary: the text report's summary and verdict, no account */
         bool wait;          /* reconcile: queue behind a pass that holds the state store */
         bool adopt;         /* record every account's current status as applied, running nothing */
         const char *account; /* only this username (no deletion sweep) */

@@ -613,8 +613,11 @@ static void run_change_pass(struct service *s)
         struct ob_pass_result res = {0};
         struct ob_breaker_prior prior;
         window_prior(s, &prior);
+        /* The report goes nowhere: only its summary, so that no pass
+         * spools every account's text to a temporary file for nothing. */
         struct ob_run_options o = {.out = s->devnull,
                                    .format = OB_FORMAT_TEXT,
+                                   .summary = true,
                                    .result = &res,
                                    .changes = changes,
                                    .nchanges = n,
@@ -666,7 +669,8 @@ static void run_pass(struct service *s)
         struct ob_pass_result res = {0};
         struct ob_breaker_prior prior;
         window_prior(s, &prior);
-        struct ob_run_options o = {.out = s->devnull, .format = OB_FORMAT_TEXT, .result = &res, .prior = &prior};
+        struct ob_run_options o = {
+                .out = s->devnull, .format = OB_FORMAT_TEXT, .summary = true, .result = &res, .prior = &prior};
         int64_t t0 = ob_loop_now_ms();
         /* What the feed had said before the pass began, the pass covers. */
         size_t clen = 0;

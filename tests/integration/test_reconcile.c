@@ -302,6 +302,38 @@ Test(e2e, plan_text_explains_status_rule_and_transfer)
         free(err);
 }
 
+/* The text report opens with its summary and verdict, then the accounts by
+ * group; --summary prints the summary and the verdict alone (a timer's
+ * journal), with the same exit status. */
+Test(e2e, the_text_report_starts_with_its_summary_and_summary_prints_nothing_else)
+{
+        start(NULL, NULL);
+        char *out, *err;
+        char head[128];
+        int rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stderr: %s", err);
+        snprintf(head, sizeof(head), "plan: %zu accounts read", man->npeople);
+        cr_assert_eq(strncmp(out, head, strlen(head)), 0, "%.3000s", out);
+        cr_assert(strstr(out, "\nSafety: not parked; "), "%.3000s", out);
+        const char *group = strstr(out, "\n== deactivate: "), *bob = strstr(out, "\nbob  uid=bob,");
+        cr_assert(group && bob && group < bob, "%.3000s", out);
+        free(out);
+        free(err);
+        for (int acting = 0; acting <= 1; acting++) {
+                rc = offboard(acting ? "reconcile" : "plan", "--summary", NULL, &out, &err);
+                cr_assert_eq(rc, 0, "stderr: %s", err);
+                snprintf(head, sizeof(head), "%s: %zu accounts read", acting ? "reconcile" : "plan", man->npeople);
+                cr_assert_eq(strncmp(out, head, strlen(head)), 0, "%.3000s", out);
+                cr_assert(strstr(out, "\nSafety: not parked; "), "%.3000s", out);
+                cr_assert(strstr(out, "\nActions: "), "%.3000s", out);
+                cr_assert_null(strstr(out, "uid="), "an account in a summary:\n%.3000s", out);
+                cr_assert_null(strstr(out, "\n== "), "a group in a summary:\n%.3000s", out);
+                free(out);
+                free(err);
+        }
+        cr_assert_eq(ob_test_recorder_count(&rec), expected_requests(), "reconcile --summary acted all the same");
+}
+
 Test(e2e, reconcile_runs_owed_actions_writes_back_and_a_second_run_does_nothing)
 {
         start(NULL, NULL);
