@@ -1712,6 +1712,7 @@ struct dir_op {
         bool persisting; /* sync: refreshDone came; no timeout applies */
         char **owned_attrs; /* search: s.attrs, when the operation owns the list */
         void *userdata;
+        bool base_checked; /* search: no check of the accounts' base when nothing is found */
 };
 
 static void dir_arm(struct ob_dir *d);
@@ -1771,7 +1772,7 @@ static void op_finish(struct ob_dir *d, struct dir_op *op, int result)
                 }
         switch (op->kind) {
         case DIR_OP_SEARCH:
-                if (result == 0 && op->info.entries == 0 && !op->info.references)
+                if (result == 0 && op->info.entries == 0 && !op->info.references && !op->base_checked)
                         result = search_base_exists(d);
                 op->search_done(result, &op->info, op->userdata);
                 break;
@@ -2715,6 +2716,10 @@ int ob_dir_search_listing_start(struct ob_dir *d, const char *base, const char *
                 return -ENOMEM;
         }
         op->search_done = done;
+        /* Not the accounts' base: the caller checks base (on the loop) when
+         * nothing is found, for 389-DS answers a paged search of a missing
+         * base with success. */
+        op->base_checked = true;
         op->s = (struct dir_search){.base = op->dn,
                                     .scope = LDAP_SCOPE_SUBTREE,
                                     .filter = filter,

@@ -255,7 +255,9 @@ int ob_dir_read_entry(struct ob_dir *d, const char *dn, const char *const *attrs
 /* The entries under base (subtree) whose attribute attr holds value (escaped
  * into the filter, RFC 4515): fn gets each one with its DN alone. A
  * continuation reference (a part of the tree another server holds) is
- * noted in done's info->references: the list is then incomplete. */
+ * noted in done's info->references: the list is then incomplete. Finding
+ * nothing does not prove that base exists (389-DS answers a paged search of
+ * a missing base with success): the caller reads it. */
 int ob_dir_search_listing_start(struct ob_dir *d, const char *base, const char *attr, const char *value,
                                 ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata);
 /* One modify of dn deleting exactly one value of attr (LDAP_MOD_DELETE),

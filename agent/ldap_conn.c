@@ -12,7 +12,9 @@
  * A step of remove_from_groups searches, one attribute after the other,
  * for the groups that list the account, then deletes the value from each,
  * one at a time. What it removed is logged (event=ldap_group_removed) and
- * written in the outcome's excerpt, done or failed half-way.
+ * written in the outcome's excerpt, done or failed half-way. Finding no
+ * group is done only once groups_base is read: a base that is not there
+ * (a typo, an ACL) must not pass for "listed nowhere".
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -264,14 +266,36 @@ static void ob_ldap_on_searched(int result, struct ob_dir_search_info *info, voi
         ob_ldap_search_next(j);
 }
 
+static void ob_ldap_on_base(const char *dn, const struct ob_account *a, int err, void *ud)
+{
+        (void)dn;
+        struct ob_ldap_job *j = ud;
+        if (!a) {
+                snprintf(j->error, sizeof(j->error), "groups_base %s%s", j->groups_base,
+                         err == -OB_ENOTFOUND ? " does not exist, or the connector cannot see it" : "");
+                ob_ldap_finish(j, err < 0 ? err : -OB_ENOTFOUND);
+                return;
+        }
+        ob_ldap_what(j, "listed in no group under %s", j->groups_base);
+        ob_ldap_finish(j, 0);
+}
+
 static void ob_ldap_search_next(struct ob_ldap_job *j)
 {
         while (j->attr < OB_LDAP_GROUP_ATTRS && (!(j->group_attrs & (1u << j->attr)) || !ob_ldap_value(j, j->attr)))
                 j->attr++;
         if (j->attr == OB_LDAP_GROUP_ATTRS) {
-                if (j->ngroups == 0)
-                        ob_ldap_what(j, "listed in no group under %s", j->groups_base);
-                ob_ldap_delete_next(j);
+                if (j->ngroups > 0) {
+                        ob_ldap_delete_next(j);
+                        return;
+                }
+                /* Nothing found: so be it, if groups_base is there at all. */
+                static char *none[] = {(char *)"1.1", NULL};
+                int r = ob_dir_read_start(j->c->dir, j->groups_base, none, ob_ldap_on_base, j);
+                if (r < 0) {
+                        snprintf(j->error, sizeof(j->error), "reading groups_base %s", j->groups_base);
+                        ob_ldap_finish(j, r);
+                }
                 return;
         }
         int r = ob_dir_search_listing_start(j->c->dir, j->groups_base, ob_ldap_group_attr_name(j->attr),

@@ -303,6 +303,12 @@ Test(ldap_connector, the_outcome_says_what_was_removed_and_a_second_run_removes_
         cr_assert_eq(o.resp.result, 0, "%s", o.resp.error);
         cr_assert_str_eq(o.resp.excerpt, "listed in no group under " GROUPS);
 
+        /* A groups_base that is not there is no "listed nowhere". */
+        q.groups_base = "ou=nowhere,dc=example,dc=org";
+        o = run_step(cfg, "leave-groups", &q);
+        cr_assert_neq(o.resp.result, 0, "%s", o.resp.excerpt);
+        cr_assert(strstr(o.resp.error, "ou=nowhere,dc=example,dc=org"), "%s", o.resp.error);
+
         /* A move whose entry is gone and not at the new DN either fails. */
         struct ob_ldap_rendered m = {
                 .op = OB_LDAP_MOVE,
