@@ -454,8 +454,14 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
         tput(f, st->action->connector->name);
         if (st->state == OB_STEP_OWED)
                 st->action->connector->kind->headline_text(st, f);
-        if (it->results && st->state == OB_STEP_OWED && it->results[k].outcome > OB_OUTCOME_INTENT)
-                tprintf(f, "  (HTTP %ld, %lld ms)", it->results[k].http_status, (long long)it->results[k].duration_ms);
+        if (it->results && st->state == OB_STEP_OWED && it->results[k].outcome > OB_OUTCOME_INTENT) {
+                /* No status: no answer, or a kind that has none (exec). */
+                if (it->results[k].http_status > 0)
+                        tprintf(f, "  (HTTP %ld, %lld ms)", it->results[k].http_status,
+                                (long long)it->results[k].duration_ms);
+                else
+                        tprintf(f, "  (%lld ms)", (long long)it->results[k].duration_ms);
+        }
         fputc('\n', f);
         if (st->state != OB_STEP_OWED)
                 return;

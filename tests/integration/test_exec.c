@@ -535,6 +535,10 @@ Test(exec, a_non_zero_exit_fails_the_action_with_its_status_and_output)
         int rc = offboard("reconcile", &out, &err);
         cr_assert_eq(rc, 1, "a failed action exits 1; stdout: %.2000s", out);
         cr_assert(strstr(out, "exit status 3: no such user bob in the app"), "%s", out);
+        char head[400];
+        snprintf(head, sizeof(head), "exec %s  (", script);
+        cr_assert(strstr(out, head), "the outcome's duration follows the headline:\n%s", out);
+        cr_assert_null(strstr(out, "HTTP"), "a program has no HTTP status:\n%s", out);
         free(out);
         free(err);
         cr_assert_eq((size_t)runs(), owing(), "an exit status is not retried in the pass");
