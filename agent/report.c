@@ -989,6 +989,40 @@ void ob_report_finish(struct ob_report_writer *w, const struct ob_report_summary
         fflush(w->f);
 }
 
+/* ---- progress on a terminal ---------------------------------------------- */
+
+void ob_progress_init(struct ob_progress *p, FILE *f, bool tty, const char *verb, int64_t now_ms)
+{
+        *p = (struct ob_progress){
+                .f = tty ? f : NULL, .verb = verb, .start_ms = now_ms, .next_ms = now_ms + OB_PROGRESS_AFTER_MS};
+}
+
+void ob_progress_note(struct ob_progress *p, int64_t now_ms, const char *what, size_t done, size_t total)
+{
+        if (!p->f || now_ms < p->next_ms)
+                return;
+        p->next_ms = now_ms + OB_PROGRESS_EVERY_MS;
+        long long secs = (long long)((now_ms - p->start_ms) / 1000);
+        fputc('\r', p->f);
+        if (total)
+                tprintf(p->f, "offboard %s: %s: %zu of %zu accounts (%lld s)", p->verb, what, done, total, secs);
+        else
+                tprintf(p->f, "offboard %s: %s: %zu accounts (%lld s)", p->verb, what, done, secs);
+        /* Erase what a longer line left, and go back to the start. */
+        fputs("\x1b[K\r", p->f);
+        fflush(p->f);
+        p->shown = true;
+}
+
+void ob_progress_clear(struct ob_progress *p)
+{
+        if (p->f && p->shown) {
+                fputs("\r\x1b[K", p->f);
+                fflush(p->f);
+        }
+        p->shown = false;
+}
+
 void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n, const struct ob_report_summary *s)
 {
         struct ob_report_writer w;

@@ -126,6 +126,29 @@ void ob_report_json_list_item(struct ob_report_json *j, const char *value);
 void ob_report_json_list_masked(struct ob_report_json *j, const char *name);
 void ob_report_json_list_end(struct ob_report_json *j);
 
+/* Progress of a long pass, for a person at a terminal: one line on stderr,
+ * rewritten in place, once the pass has run OB_PROGRESS_AFTER_MS, at most
+ * every OB_PROGRESS_EVERY_MS. Nothing at all when stderr is not a terminal
+ * (a journal, a pipe, a file). The line ends with the cursor at its start,
+ * so a log line written meanwhile overwrites it instead of following it. */
+#define OB_PROGRESS_AFTER_MS 3000
+#define OB_PROGRESS_EVERY_MS 250
+
+struct ob_progress {
+        FILE *f; /* NULL: off */
+        const char *verb; /* "plan", "reconcile" */
+        int64_t start_ms;
+        int64_t next_ms;
+        bool shown; /* a line is on the terminal */
+};
+
+/* On only when tty (isatty of f's descriptor, asked by the caller). */
+void ob_progress_init(struct ob_progress *p, FILE *f, bool tty, const char *verb, int64_t now_ms);
+/* "what: done of total accounts" (total 0: not known yet). */
+void ob_progress_note(struct ob_progress *p, int64_t now_ms, const char *what, size_t done, size_t total);
+/* Takes the line away, before the report or an error is printed. */
+void ob_progress_clear(struct ob_progress *p);
+
 /* The whole report of items[0..n) at once. */
 void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_item *items, size_t n,
                     const struct ob_report_summary *s);

@@ -414,3 +414,45 @@ Test(report, one_account_and_one_action_are_singular)
         free(out);
         pass_free(&ps);
 }
+
+/* ---- progress on a terminal ---------------------------------------------- */
+
+Test(report, progress_shows_nothing_when_stderr_is_not_a_terminal)
+{
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        struct ob_progress p;
+        ob_progress_init(&p, f, false, "plan", 1000);
+        for (int64_t t = 1000; t < 1000 + 60 * 1000; t += 100)
+                ob_progress_note(&p, t, "reading", (size_t)t, 0);
+        ob_progress_clear(&p);
+        fclose(f);
+        cr_assert_eq(len, 0, "%s", text);
+        free(text);
+}
+
+Test(report, progress_waits_for_a_long_pass_then_rewrites_one_line_and_clears_it)
+{
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        struct ob_progress p;
+        ob_progress_init(&p, f, true, "reconcile", 50000);
+        /* A short pass: nothing, not even when it ends. */
+        ob_progress_note(&p, 50000 + OB_PROGRESS_AFTER_MS - 1, "reading", 10, 0);
+        fflush(f);
+        cr_assert_eq(len, 0, "a short pass drew: %s", text);
+        ob_progress_note(&p, 50000 + OB_PROGRESS_AFTER_MS, "reading", 12, 0);
+        /* Not again before OB_PROGRESS_EVERY_MS. */
+        ob_progress_note(&p, 50000 + OB_PROGRESS_AFTER_MS + 1, "reading", 13, 0);
+        ob_progress_note(&p, 50000 + OB_PROGRESS_AFTER_MS + OB_PROGRESS_EVERY_MS, "carrying out", 4, 9);
+        ob_progress_clear(&p);
+        ob_progress_clear(&p);
+        fclose(f);
+        cr_assert_str_eq(text, "\roffboard reconcile: reading: 12 accounts (3 s)\x1b[K\r"
+                               "\roffboard reconcile: carrying out: 4 of 9 accounts (3 s)\x1b[K\r"
+                               "\r\x1b[K");
+        cr_assert_null(strchr(text, '\n'), "the progress line never scrolls the terminal");
+        free(text);
+}
