@@ -364,3 +364,39 @@ Test(exec_kind, reports_show_the_program_each_argv_element_quoted_and_secrets_ma
         ob_account_free(alice);
         ob_config_free(c);
 }
+
+Test(exec_kind, what_the_kernel_or_a_pipe_cannot_take_fails_the_step_not_the_pass)
+{
+        struct ob_config *c;
+        struct ob_config_error err;
+        const char *tail = "connectors:\n  app: {type: exec, program: @PROG@}\n"
+                           "actions:\n"
+                           "  big-stdin: {connector: app, stdin: \"{{ account.attr.title }}\"}\n"
+                           "  big-arg: {connector: app, args: [\"x{{ account.attr.title }}{{ account.attr.title }}\"]}\n"
+                           "transitions:\n  deactivate: {to: inactive, actions: [big-stdin, big-arg]}\n";
+        cr_assert_eq(load(tail, &c, &err), 0, "%s", err.message);
+        char *title = malloc(OB_EXEC_MAX_STDIN + 2);
+        memset(title, 'a', OB_EXEC_MAX_STDIN + 1);
+        title[OB_EXEC_MAX_STDIN + 1] = '\0';
+        struct ob_account *bob = person("bob", title), *alice = person("alice", NULL);
+        struct ob_account_plan *p = plan(c, bob, alice);
+        cr_assert_str_eq(p->steps[0].render_error, "stdin: longer than 65536 bytes");
+        cr_assert_str_eq(p->steps[1].render_error, "args[0]: longer than 131071 bytes");
+        ob_account_plan_free(p);
+        ob_account_free(bob);
+        free(title);
+
+        /* exactly as much as fits */
+        title = malloc(OB_EXEC_MAX_STDIN + 1);
+        memset(title, 'a', OB_EXEC_MAX_STDIN);
+        title[OB_EXEC_MAX_STDIN] = '\0';
+        bob = person("bob", title);
+        p = plan(c, bob, alice);
+        cr_assert_null(p->steps[0].render_error, "%s", p->steps[0].render_error);
+        cr_assert_eq(((const struct ob_exec_rendered *)p->steps[0].rendered)->stdin_len, OB_EXEC_MAX_STDIN);
+        ob_account_plan_free(p);
+        ob_account_free(bob);
+        ob_account_free(alice);
+        free(title);
+        ob_config_free(c);
+}
