@@ -54,8 +54,8 @@ struct ob_ldap_job {
         ob_connector_done_fn done;
         void *userdata;
         int64_t started;
-        struct ob_timer *timer; /* an answer known without asking */
-        int early;              /* its result */
+        struct ob_timer *timer; /* the answer, on its way (ob_ldap_finish_later) */
+        int result;
         enum ob_ldap_operation op;
         char *dn;
         char *uid;
@@ -160,14 +160,13 @@ void ob_ldap_free(void *p)
 
 /* ---- answering ------------------------------------------------------------- */
 
-/* Answers the step (result 0: done) and frees the job. */
-static void ob_ldap_finish(struct ob_ldap_job *j, int result)
+/* Answers the step (result 0: done) and frees the job; from a timer, never
+ * from inside the session's callbacks: done may free the connector (the
+ * executor pauses one that keeps failing), and its session with it, which
+ * the session's own code could not survive. */
+static void ob_ldap_answer(struct ob_ldap_job *j, int result)
 {
         struct ob_ldap *c = j->c;
-        if (c->closing) {
-                ob_ldap_job_free(j);
-                return;
-        }
         struct ob_response resp = {.result = result, .retry_after_s = -1};
         resp.duration_ms = ob_loop_now_ms() - j->started;
         if (j->what.data)
@@ -190,20 +189,29 @@ static void ob_ldap_finish(struct ob_ldap_job *j, int result)
                 ob_ldap_destroy(c);
 }
 
-static void ob_ldap_on_early(struct ob_loop *l, struct ob_timer *t, void *ud)
+static void ob_ldap_on_answer(struct ob_loop *l, struct ob_timer *t, void *ud)
 {
         (void)l;
         (void)t;
         struct ob_ldap_job *j = ud;
         j->timer = NULL;
-        ob_ldap_finish(j, j->early);
+        ob_ldap_answer(j, j->result);
 }
 
-/* Answers on the next loop turn: a step's callback never runs inside start. */
+/* The step's result, answered on the next loop turn; a connector being
+ * freed answers nothing. */
 static int ob_ldap_finish_later(struct ob_ldap_job *j, int result)
 {
-        j->early = result;
-        return ob_loop_timer(j->c->loop, 0, ob_ldap_on_early, j, &j->timer);
+        j->result = result;
+        return ob_loop_timer(j->c->loop, 0, ob_ldap_on_answer, j, &j->timer);
+}
+
+static void ob_ldap_finish(struct ob_ldap_job *j, int result)
+{
+        if (j->c->closing)
+                ob_ldap_job_free(j);
+        else if (ob_ldap_finish_later(j, result) < 0)
+                ob_ldap_answer(j, result); /* no memory for a timer: at once, at the session's risk */
 }
 
 __attribute__((format(printf, 2, 3))) static void ob_ldap_what(struct ob_ldap_job *j, const char *fmt, ...)

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,10 @@ static void teardown(void)
 
 TestSuite(ldap_connector, .init = setup, .fini = teardown, .timeout = 120);
 
-static void write_config(void)
+/* filter: the accounts; admin: the connector binds as the administrator
+ * (else as the service account, which may not write groups); retry: the
+ * connector's retry: mapping. */
+static void write_config_with(const char *filter, bool admin, const char *retry)
 {
         snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
         FILE *f = fopen(cfgpath, "w");
@@ -85,7 +89,7 @@ static void write_config(void)
                 "  bind_dn: %s\n"
                 "  bind_password_file: %s\n"
                 "  base: " PEOPLE "\n"
-                "  filter: \"(&(objectClass=inetOrgPerson)(uid=lc-*))\"\n"
+                "  filter: \"%s\"\n"
                 "  timeout: 10s\n"
                 "writeback:\n"
                 "  object_class: offboardAccount\n"
@@ -100,11 +104,10 @@ static void write_config(void)
                 "  dir:\n"
                 "    type: ldap\n"
                 /* The service account may write only the status attributes. */
-                "    bind_dn: %s\n"
-                "    bind_password_file: %s\n"
+                "%s%s%s%s%s"
                 "    groups_base: " GROUPS "\n"
                 "    timeout: 10s\n"
-                "    retry: {attempts: 1}\n"
+                "    retry: %s\n"
                 "actions:\n"
                 "  leave-groups:\n"
                 "    connector: dir\n"
@@ -124,8 +127,15 @@ static void write_config(void)
                 "  deactivate:\n"
                 "    to: [inactive, ended, deleted]\n"
                 "    actions: [leave-groups, mark, park]\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.admin_dn, srv.admin_pw_file);
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, filter, admin ? "    bind_dn: " : "",
+                admin ? srv.admin_dn : "", admin ? "\n    bind_password_file: " : "", admin ? srv.admin_pw_file : "",
+                admin ? "\n" : "", retry);
         fclose(f);
+}
+
+static void write_config(void)
+{
+        write_config_with("(&(objectClass=inetOrgPerson)(uid=lc-*))", true, "{attempts: 1}");
 }
 
 static int offboard(const char *cmd, const char *extra1, const char *extra2, char **out, char **err)
@@ -320,4 +330,32 @@ Test(ldap_connector, the_outcome_says_what_was_removed_and_a_second_run_removes_
         cr_assert(strstr(o.resp.error, "neither there nor at uid=lc-nobody," DISABLED), "%s", o.resp.error);
         cr_assert(!o.resp.transport, "a missing entry is not worth a retry");
         ob_config_free(cfg);
+}
+
+/* The executor pauses a connector that keeps failing without an answer it
+ * can use, and frees it from inside the step's callback, which the session
+ * is still calling: the connector goes on the next loop turn, cleanly. */
+Test(ldap_connector, a_connector_paused_by_its_failures_is_freed_safely)
+{
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=pause-pia," PEOPLE "\nchangetype: add\n"
+                                              "objectClass: inetOrgPerson\ncn: Pia\nsn: Pia\nuid: pause-pia\n"
+                                              "employeeType: Inactive\n\n"
+                                              "dn: cn=pia," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                              "cn: pia\nmember: uid=pause-pia," PEOPLE "\nmember: uid=lc-keep," PEOPLE
+                                              "\n"),
+                     0);
+        /* As the service account, which may read the groups but not change them. */
+        write_config_with("(uid=pause-pia)", false, "{attempts: 1, pause_after: 1}");
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 1, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(err, "event=connector_paused connector=dir"), "%s", err);
+        cr_assert(strstr(err, "removing member from cn=pia," GROUPS), "%s", err);
+        cr_assert_null(strstr(err, "Sanitizer"), "%s", err);
+        cr_assert_null(strstr(err, "runtime error"), "%s", err);
+        free(out);
+        free(err);
+        char *g = search(GROUPS, "(cn=pia)", "member");
+        cr_assert_eq(ob_test_count(g, "member:"), 2, "%s", g);
+        free(g);
 }
