@@ -23,7 +23,9 @@
  * secret the instance holds (and base64("user:password") for basic auth):
  * the excerpt is its output, and curl's error text goes through the same
  * secrets, so a server that echoes a header back, whole, cut off or encoded,
- * cannot make a log line or the state store carry it.
+ * cannot make a log line or the state store carry it. A request may also
+ * ask for the whole body of the answer (ob_request.answer, bounded), for a
+ * kind that must read it; that copy is not scrubbed.
  *
  * Transport: unless the connector sets allow_insecure, a request that carries
  * a credential (auth, or any secret header) may only use https://, enforced by
@@ -84,6 +86,7 @@ struct ob_http_req {
         struct ob_scrub *scrub; /* the body goes through it; its output is the excerpt */
         bool https_only;        /* carries a credential: curl may only use https */
         bool plain_http;        /* ... and the URL says http:// */
+        struct ob_http_answer *answer; /* the caller's, or NULL */
         long *ok_status;        /* statuses outside 2xx that count as done (copied) */
         size_t nok_status;
         char errbuf[CURL_ERROR_SIZE];
@@ -285,6 +288,15 @@ static size_t ob_http_on_write(char *ptr, size_t size, size_t nmemb, void *userd
         /* Every byte goes through the scrubber until its output is full;
          * after that it drops what it gets at no cost. */
         ob_scrub_feed(r->scrub, ptr, n);
+        if (r->answer) {
+                struct ob_http_answer *a = r->answer;
+                if (a->body.len + n > OB_HTTP_MAX_ANSWER) {
+                        a->too_large = true;
+                        return 0; /* curl stops the transfer */
+                }
+                if (ob_buf_add(&a->body, ptr, n) < 0)
+                        return 0;
+        }
         return n;
 }
 
@@ -507,6 +519,9 @@ static int ob_http_req_new(struct ob_http *h, const struct ob_request *req, ob_c
         q->h = h;
         q->done = done;
         q->userdata = userdata;
+        q->answer = req->answer;
+        if (q->answer)
+                q->answer->too_large = false;
         if (req->nok_status > 0) {
                 if (!req->ok_status || req->nok_status > 1000) {
                         r = -EINVAL;
@@ -615,7 +630,11 @@ static void ob_http_req_complete(struct ob_http_req *q, CURLcode rc)
 
         ob_scrub_finish(q->scrub, resp->excerpt, sizeof(resp->excerpt));
 
-        if (rc == CURLE_UNSUPPORTED_PROTOCOL && q->https_only && q->plain_http) {
+        if (q->answer && (q->answer->too_large || q->answer->body.oom)) {
+                resp->result = -OB_EHTTP;
+                snprintf(resp->error, sizeof(resp->error), "%s",
+                         q->answer->too_large ? "the answer is larger than 1 MiB" : "out of memory for the answer");
+        } else if (rc == CURLE_UNSUPPORTED_PROTOCOL && q->https_only && q->plain_http) {
                 resp->result = -OB_EINSECURE;
                 snprintf(resp->error, sizeof(resp->error), "%s", ob_http_insecure_text);
         } else if (rc != CURLE_OK) {

@@ -64,6 +64,18 @@ struct ob_http_rendered {
         size_t body_len;
 };
 
+/* The whole body of an answer, for a kind that reads what the server says
+ * (scim; versions come in the body, as SCIM's meta.version):
+ * http.c fills it before the request's done callback runs. The caller owns
+ * it (ob_buf_init before start, ob_buf_free after) and keeps it alive until
+ * done runs or the connector is freed. The body is the server's, unscrubbed:
+ * never log it or put it in a report (the response's excerpt is for that). */
+#define OB_HTTP_MAX_ANSWER (1024 * 1024)
+struct ob_http_answer {
+        struct ob_buf body; /* the whole body, NUL-terminated */
+        bool too_large;     /* the body went over OB_HTTP_MAX_ANSWER: the request failed */
+};
+
 /* A request as http.c sends it. The connector adds authentication itself
  * (secrets never pass through here, so a request can always be printed). */
 struct ob_request {
@@ -78,6 +90,7 @@ struct ob_request {
         size_t nsecret_headers;
         const long *ok_status; /* statuses outside 2xx that count as done */
         size_t nok_status;
+        struct ob_http_answer *answer; /* NULL: the excerpt is enough */
 };
 
 /* http.c: cfg->settings is a struct ob_http_connector. */
