@@ -87,6 +87,7 @@ struct run {
         size_t txn_puts;
         bool txn_open;
         struct ob_report_summary sum;
+        struct ob_progress progress; /* a line on a terminal during a long pass (report.h) */
         /* What the pass could not read. */
         struct ob_dir_search_info info;
         bool read_done; /* the search of the accounts ended, with read_result */

@@ -376,6 +376,8 @@ static int on_entry(const struct ob_account *a, void *ud)
         struct run *r = ud;
         const struct ob_config *c = r->c;
         r->sum.accounts_read++;
+        if (r->progress.f)
+                ob_progress_note(&r->progress, ob_loop_now_ms(), "reading", r->sum.accounts_read, 0);
         if (r->signo)
                 return -EINTR; /* heard on the loop; nothing has been done yet: stop reading */
         if (r->o->changes && !change_named(r->o, a->id)) {
@@ -1647,6 +1649,11 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
         r.loop = ag->loop;
         r.journal = ag->journal;
         ag->pass = &r;
+        /* A person at a terminal sees a long pass move; the service's
+         * passes, and stderr that is not a terminal, show nothing. */
+        if (!o->result)
+                ob_progress_init(&r.progress, stderr, isatty(STDERR_FILENO), o->dry_run ? "plan" : "reconcile",
+                                 ob_loop_now_ms());
         if (!o->changes)
                 warn_tls(c); /* once per whole pass, not per change */
         if (astats_init(&r) < 0) {
@@ -1870,6 +1877,9 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                         r.sum.not_reached += r.nrefs - first;
                         break;
                 }
+                if (r.progress.f)
+                        ob_progress_note(&r.progress, ob_loop_now_ms(), acting ? "carrying out" : "planning", first,
+                                         r.nrefs);
                 ret = pass_window(&r, first, n, acting, &w);
                 first += n;
                 if (ret != OB_EXIT_OK)
@@ -1896,6 +1906,7 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 fprintf(stderr, "offboard: %s\n", ob_state_errmsg(r.state));
                 ret = OB_EXIT_CONFIG;
         }
+        ob_progress_clear(&r.progress);
         report_finish(&r, &w);
         if (!acting) {
                 if (ret == OB_EXIT_OK && r.sum.parked && !o->dry_run)
@@ -1914,6 +1925,7 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
             (r.sum.steps_failed || r.sum.steps_held || r.sum.writebacks_failed || r.sum.unreadable))
                 ret = OB_EXIT_FAILED;
 out:
+        ob_progress_clear(&r.progress);
         r.dir_failed = ret == OB_EXIT_DIRECTORY;
         ag->dir_used_ms = ob_loop_now_ms();
         if (o->result)
