@@ -8,6 +8,7 @@
 static const struct ob_connector_kind *const ob_connector_table[] = {
         &ob_http_kind,
         &ob_ldap_kind,
+        &ob_scim_kind,
         &ob_exec_kind,
 };
 

@@ -120,6 +120,7 @@ static inline bool ob_connector_tls_unverified(const struct ob_connector *k)
 
 extern const struct ob_connector_kind ob_http_kind;
 extern const struct ob_connector_kind ob_ldap_kind;
+extern const struct ob_connector_kind ob_scim_kind;
 extern const struct ob_connector_kind ob_exec_kind;
 
 #endif

@@ -10,7 +10,14 @@ pkgs=(build-essential cmake pkg-config libldap-dev libyaml-dev libcurl4-openssl-
       # systemd-analyze rates the shipped units (tests/unit/test_units.c).
       systemd
       # the service test asks /healthz and /metrics over a unix socket.
-      curl)
+      curl
+      # The scim connector reads SCIM answers with jansson (agent/scim.c); its
+      # tests run a real SCIM server on node (tests/harness/scim).
+      libjansson-dev nodejs)
+# npm installs that server's pinned packages (once, into the build tree). A
+# node from elsewhere (NodeSource) brings its own npm and conflicts with
+# Debian's, so only a missing command asks for the package.
+command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,267 @@
+/* scim_kind.c: the scim connector kind without the network: its keys and
+ * their rules, rendering the user's filter and describing what a step will
+ * send. Running a step is scim.c's. See scim.h and connector.h.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "escape.h"
+#include "plan.h"
+#include "report.h"
+#include "scim.h"
+#include "template.h"
+#include "util.h"
+
+/* ---- keys ------------------------------------------------------------------ */
+
+#define C(x) offsetof(struct ob_scim_connector, http.x)
+#define A(x) offsetof(struct ob_scim_action, x)
+
+static const struct ob_key_spec ob_scim_auth_keys[] = {
+        {.name = "type", .type = OB_KEY_STRING, .offset = C(auth.type), .required = true},
+        {.name = "username", .type = OB_KEY_STRING, .offset = C(auth.username)},
+        {.name = "token_file", .type = OB_KEY_PATH, .offset = C(auth.token_file)},
+        {.name = "password_file", .type = OB_KEY_PATH, .offset = C(auth.password_file)},
+        {.name = "token", .type = OB_KEY_SECRET},
+        {.name = "password", .type = OB_KEY_SECRET},
+        {NULL},
+};
+
+static const struct ob_key_spec ob_scim_connector_keys[] = {
+        {.name = "base_url", .type = OB_KEY_STRING, .offset = C(base_url), .required = true},
+        {.name = "auth", .type = OB_KEY_SECTION, .sub = ob_scim_auth_keys},
+        {.name = "ca_file", .type = OB_KEY_PATH, .offset = C(ca_file)},
+        {.name = "tls_verify", .type = OB_KEY_BOOL, .offset = C(tls_verify), .def = "true"},
+        {.name = "allow_insecure", .type = OB_KEY_BOOL, .offset = C(allow_insecure), .def = "false"},
+        {NULL},
+};
+
+/* In the order of enum ob_scim_op. */
+static const char *const ob_scim_ops[] = {"disable", "enable", "remove_groups", "delete", NULL};
+static const char *const ob_scim_matches[] = {"userName", "externalId", NULL};
+
+static const struct ob_key_spec ob_scim_action_keys[] = {
+        {.name = "operation", .type = OB_KEY_CHOICE, .offset = A(operation), .required = true, .choices = ob_scim_ops},
+        {.name = "match", .type = OB_KEY_CHOICE, .offset = A(match), .def = "userName", .choices = ob_scim_matches},
+        {.name = "value", .type = OB_KEY_TEMPLATE, .offset = A(value), .tpl = OB_TPL_TEXT},
+        {NULL},
+};
+
+#undef C
+#undef A
+
+const char *ob_scim_op_name(enum ob_scim_op op)
+{
+        return op <= OB_SCIM_DELETE ? ob_scim_ops[op] : "?";
+}
+
+/* ---- rules across keys ------------------------------------------------------ */
+
+static int ob_scim_check_connector(struct ob_config_check *ck, struct ob_connector *c)
+{
+        /* The http part comes first in our settings: the http kind's rules
+         * for base_url and auth are ours, word for word. */
+        return ob_http_kind.check_connector(ck, c);
+}
+
+static int ob_scim_check_action(struct ob_config_check *ck, struct ob_action *a)
+{
+        struct ob_scim_action *s = a->settings;
+        for (size_t i = 0; ob_scim_ops[i]; i++)
+                if (strcmp(s->operation, ob_scim_ops[i]) == 0)
+                        s->op = (enum ob_scim_op)i;
+        if (s->value)
+                return 0;
+        if (strcmp(s->match, "userName") != 0)
+                return ob_config_fail_action(ck, a, "match",
+                                             "actions.%s: match: %s needs a value: template (only userName has a "
+                                             "default, {{ account.uid }})",
+                                             a->name, s->match);
+        char err[256];
+        size_t off;
+        int r = ob_tpl_parse("{{ account.uid }}", OB_TPL_TEXT, &s->value, err, sizeof(err), &off);
+        return r == -OB_ETEMPLATE ? -EINVAL : r;
+}
+
+/* Credentials never travel over plain http:// unless allow_insecure says so. */
+static int ob_scim_check_uses(struct ob_config_check *ck, const struct ob_config *cfg, const struct ob_connector *c)
+{
+        (void)cfg;
+        const struct ob_http_connector *h = &((const struct ob_scim_connector *)c->settings)->http;
+        if (h->auth.type && !h->allow_insecure && strncmp(h->base_url, "http://", 7) == 0)
+                return ob_config_fail_connector(ck, c, "base_url",
+                                                "connectors.%s.base_url: the connector sends credentials, which "
+                                                "would cross the network in clear text over http://; use https:// "
+                                                "or set allow_insecure: true",
+                                                c->name);
+        return 0;
+}
+
+static bool ob_scim_tls_unverified(const struct ob_connector *c)
+{
+        return !((const struct ob_scim_connector *)c->settings)->http.tls_verify;
+}
+
+/* ---- rendering -------------------------------------------------------------- */
+
+int ob_scim_filter(struct ob_buf *b, const char *attribute, const char *value)
+{
+        int r = ob_buf_printf(b, "%s eq \"", attribute);
+        if (r == 0)
+                r = ob_escape_json(b, value, strlen(value));
+        if (r == 0)
+                r = ob_buf_addc(b, '"');
+        return r;
+}
+
+static void ob_scim_free_rendered(void *p)
+{
+        struct ob_scim_rendered *q = p;
+        if (!q)
+                return;
+        free(q->value);
+        free(q->filter);
+        free(q->lookup_url);
+        free(q);
+}
+
+static int ob_scim_render(const struct ob_action *a, ob_tpl_lookup_fn lookup, void *ud, struct ob_step *s)
+{
+        const struct ob_scim_action *sa = a->settings;
+        const struct ob_scim_connector *sc = a->connector->settings;
+        struct ob_scim_rendered *q = calloc(1, sizeof(*q));
+        if (!q)
+                return -ENOMEM;
+        s->rendered = q;
+        q->op = sa->op;
+        q->attribute = strcmp(sa->match, "externalId") == 0 ? "externalId" : "userName";
+
+        _cleanup_buf_ struct ob_buf b;
+        ob_buf_init(&b);
+        int r = ob_tpl_render(sa->value, lookup, ud, &b);
+        if (r == 0)
+                r = ob_buf_steal(&b, &q->value);
+        if (r < 0)
+                return r;
+        if (!q->value[0])
+                return ob_step_render_error(s, "%s: the value is empty", q->attribute);
+
+        r = ob_scim_filter(&b, q->attribute, q->value);
+        if (r == 0)
+                r = ob_buf_steal(&b, &q->filter);
+        if (r == -OB_ETEMPLATE)
+                return ob_step_render_error(s, "%s: the value is not valid UTF-8", q->attribute);
+        if (r < 0)
+                return r;
+
+        r = ob_buf_printf(&b, "%s/Users?filter=", sc->http.base_url);
+        if (r == 0)
+                r = ob_escape_query(&b, q->filter, strlen(q->filter));
+        if (r == 0)
+                r = ob_buf_steal(&b, &q->lookup_url);
+        return r;
+}
+
+/* ---- reports ---------------------------------------------------------------- */
+
+static const char *ob_scim_auth_display(const struct ob_connector *k)
+{
+        const struct ob_scim_connector *c = k->settings;
+        if (!c->http.auth.type)
+                return NULL;
+        return strcmp(c->http.auth.type, "bearer") == 0 ? "Bearer " OB_MASK : "Basic " OB_MASK;
+}
+
+/* The requests a step sends, {id} and {group} being what the answers say. */
+static void ob_scim_plan_lines(const struct ob_scim_rendered *q, const char *lines[4])
+{
+        size_t n = 0;
+        switch (q->op) {
+        case OB_SCIM_DISABLE: lines[n++] = "PATCH /Users/{id} replace active=false"; break;
+        case OB_SCIM_ENABLE: lines[n++] = "PATCH /Users/{id} replace active=true"; break;
+        case OB_SCIM_REMOVE_GROUPS:
+                lines[n++] = "GET /Groups?filter=members[value eq \"{id}\"]";
+                lines[n++] = "PATCH /Groups/{group} remove members[value eq \"{id}\"] (each group)";
+                break;
+        case OB_SCIM_DELETE: lines[n++] = "DELETE /Users/{id}"; break;
+        }
+        lines[n] = NULL;
+}
+
+static void ob_scim_headline_text(const struct ob_step *s, FILE *f)
+{
+        const struct ob_scim_rendered *q = s->rendered;
+        const struct ob_scim_connector *c = s->action->connector->settings;
+        if (q)
+                ob_report_printf(f, "  SCIM %s %s (%s)", ob_scim_op_name(q->op), c->http.base_url,
+                                 q->filter ? q->filter : "");
+}
+
+static void ob_scim_describe_text(const struct ob_step *s, FILE *f)
+{
+        const struct ob_scim_rendered *q = s->rendered;
+        const char *auth = ob_scim_auth_display(s->action->connector);
+        if (auth)
+                ob_report_printf(f, "       Authorization: %s\n", auth);
+        if (!q || !q->filter)
+                return;
+        ob_report_printf(f, "       GET /Users?filter=%s\n", q->filter);
+        const char *lines[4];
+        ob_scim_plan_lines(q, lines);
+        for (size_t i = 0; lines[i]; i++)
+                ob_report_printf(f, "       %s\n", lines[i]);
+        ob_report_printf(f, "       If-Match: the resource's meta.version, where it has one\n");
+}
+
+static void ob_scim_describe_json(const struct ob_step *s, struct ob_report_json *j)
+{
+        const struct ob_scim_rendered *q = s->rendered;
+        const struct ob_scim_connector *c = s->action->connector->settings;
+        ob_report_json_string(j, "kind", "scim");
+        ob_report_json_string(j, "base_url", c->http.base_url);
+        ob_report_json_string(j, "operation", q ? ob_scim_op_name(q->op) : NULL);
+        ob_report_json_string(j, "filter", q ? q->filter : NULL);
+        ob_report_json_list_begin(j, "headers");
+        const char *auth = ob_scim_auth_display(s->action->connector);
+        if (auth) {
+                char line[64];
+                snprintf(line, sizeof(line), "Authorization: %s", auth);
+                ob_report_json_list_item(j, line);
+        }
+        ob_report_json_list_end(j);
+        ob_report_json_list_begin(j, "requests");
+        if (q && q->filter) {
+                _cleanup_buf_ struct ob_buf b;
+                ob_buf_init(&b);
+                if (ob_buf_printf(&b, "GET /Users?filter=%s", q->filter) == 0)
+                        ob_report_json_list_item(j, b.data);
+                const char *lines[4];
+                ob_scim_plan_lines(q, lines);
+                for (size_t i = 0; lines[i]; i++)
+                        ob_report_json_list_item(j, lines[i]);
+        }
+        ob_report_json_list_end(j);
+}
+
+const struct ob_connector_kind ob_scim_kind = {
+        .name = "scim",
+        .connector_keys = ob_scim_connector_keys,
+        .connector_size = sizeof(struct ob_scim_connector),
+        .action_keys = ob_scim_action_keys,
+        .action_size = sizeof(struct ob_scim_action),
+        .check_connector = ob_scim_check_connector,
+        .check_action = ob_scim_check_action,
+        .check_uses = ob_scim_check_uses,
+        .tls_unverified = ob_scim_tls_unverified,
+        .render = ob_scim_render,
+        .free_rendered = ob_scim_free_rendered,
+        .headline_text = ob_scim_headline_text,
+        .describe_text = ob_scim_describe_text,
+        .describe_json = ob_scim_describe_json,
+        .new = ob_scim_new,
+        .start = ob_scim_start,
+        .free = ob_scim_free,
+};
