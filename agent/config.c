@@ -2040,7 +2040,7 @@ static int set_source(struct pctx *p, const yaml_node_t *n, char **ret)
 }
 
 /* Keys every action has; the rest are its connector kind's. */
-static const char ob_action_generic_keys[] = "connector, when, after, security";
+static const char ob_action_generic_keys[] = "connector, when, after, security, grace";
 
 /* First pass over an action: everything but `after`, which needs all names. */
 static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_action *a, yaml_node_t **ret_after,
@@ -2088,6 +2088,8 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
                         *ret_after = vv;
                 else if (strcmp(ks, "security") == 0)
                         r = h_bool(p, what, vv, &a->security);
+                else if (strcmp(ks, "grace") == 0)
+                        r = h_duration(p, what, vv, &a->grace_ms);
                 else
                         r = kind_key(p, section, ob_action_generic_keys, kk, vv, specs, a->settings, kd->nodes);
                 if (r < 0)
@@ -2095,6 +2097,10 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
         }
         if ((r = keys_finish(p, section, v, specs, a->settings, kd->nodes)) < 0)
                 return r;
+        if (a->security && a->grace_ms > 0)
+                return fail(p, value_of(p, v, "grace"),
+                            "%s.grace: a security action never waits (sessions and tokens are revoked at once)",
+                            section);
         struct ob_config_check ck = {p};
         return kind->check_action ? kind->check_action(&ck, a) : 0;
 }

@@ -213,6 +213,10 @@ struct ob_action {
         struct ob_action **after;
         bool security;      /* revokes sessions or tokens: runs first */
         bool uses_transfer; /* a template reads transfer_to.* */
+        /* grace: a stage (delete after a grace period). Not before this long
+         * after its transition began; the due time is recorded then, kept
+         * across restarts and never moved (0: at once). */
+        int64_t grace_ms;
 };
 
 struct ob_transition {

@@ -425,6 +425,24 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                                         r = -ENOMEM;
                                 }
                         }
+                        /* A stage waits for its due time: the one recorded
+                         * when the transition began, or carried from the
+                         * transition this one follows (a deletion during
+                         * the grace period does not restart it), or, before
+                         * the first pass records it, now plus the grace. */
+                        if (r == 0 && s->state == OB_STEP_OWED && order[i]->grace_ms > 0) {
+                                const struct ob_action_record *d = ar && ar->due ? ar : before && before->due ? before : NULL;
+                                s->due = d ? d->due : in->now + (order[i]->grace_ms + 999) / 1000;
+                                if (s->due > in->now && !s->hold_reason) {
+                                        char when[21];
+                                        ob_time_format_rfc3339(s->due, when);
+                                        if (asprintf(&s->hold_reason, "a stage: due at %s, a grace period after its "
+                                                                      "transition began", when) < 0) {
+                                                s->hold_reason = NULL;
+                                                r = -ENOMEM;
+                                        }
+                                }
+                        }
                         /* A guard holds the rest of the transition, never
                          * the revocation of sessions and tokens (seed 001). */
                         if (r == 0 && s->state == OB_STEP_OWED && p->blocked && !order[i]->security &&

@@ -45,6 +45,7 @@ struct ob_step {
         char *idempotency_key;
         char *render_error; /* a value could not be placed safely: the step fails without a request */
         char *hold_reason;  /* owed, but it must not run now (no transfer target, a lookup failed): why */
+        int64_t due;        /* a stage (actions.X.grace): not before this (0: none) */
 };
 
 struct ob_transfer {

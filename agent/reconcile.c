@@ -1028,6 +1028,10 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
                 p = NULL;
                 k = ob_plan_account(r->c, &in, &p);
         }
+        /* `run` passes again when a stage falls due. */
+        for (size_t i = 0; k == 0 && i < p->nsteps; i++)
+                if (p->steps[i].due > r->now && p->steps[i].due < r->next_change)
+                        r->next_change = p->steps[i].due;
         if (k == 0 && p->blocked)
                 ob_log(OB_LOG_INFO, "event=guarded account=%s guard=%s", ob_log_quote(p->username ? p->username : p->id),
                        ob_log_quote(p->blocked));
@@ -1071,6 +1075,14 @@ static int record_after(struct run *r, struct cand *cd, struct ob_report_item *i
                         enum ob_outcome o = p->steps[i].carried ? OB_OUTCOME_DONE : OB_OUTCOME_SKIPPED;
                         int k = ob_state_action_outcome(r->state, p->id, p->generation, p->steps[i].action->name, o,
                                                         0, NULL, r->now);
+                        if (k < 0)
+                                return k;
+                }
+        /* A stage's due time, recorded once, when its transition begins. */
+        for (size_t i = 0; p->transition && i < p->nsteps; i++)
+                if (p->steps[i].state == OB_STEP_OWED && p->steps[i].due > r->now) {
+                        int k = ob_state_action_due(r->state, p->id, p->generation, p->steps[i].action->name,
+                                                    p->steps[i].due, r->now);
                         if (k < 0)
                                 return k;
                 }

@@ -204,6 +204,11 @@ static void json_item(FILE *f, const struct ob_report_item *it)
                         s->action->connector->kind->describe_json(s, &rj);
                         fputc('}', f);
                         jfield(f, &f2, "hold_reason", s->hold_reason);
+                        if (s->due) {
+                                char due[21];
+                                ob_time_format_rfc3339(s->due, due);
+                                jfield(f, &f2, "due", due);
+                        }
                         jkey(f, &f2, "error");
                         if (s->render_error)
                                 jstr(f, s->render_error);

@@ -35,7 +35,7 @@
 
 #define OB_STATE_APPLICATION_ID 0x6f666662 /* 'offb' */
 #define OB_STATE_FORMAT "offboard-state"
-#define OB_STATE_VERSION 2 /* 2: actions.not_before and actions.parked */
+#define OB_STATE_VERSION 3 /* 2: actions.not_before and actions.parked; 3: actions.due */
 /* Error excerpts kept per action, in bytes (cut on a UTF-8 boundary). */
 #define OB_STATE_ERROR_MAX 1024
 #define OB_STATE_MSG_MAX (PATH_MAX + 768)
@@ -62,6 +62,7 @@ enum {
         ST_RELEASE,
         ST_ROLLBACK_TO,
         ST_DEFER,
+        ST_DUE,
         _ST_MAX,
 };
 
@@ -85,7 +86,7 @@ static const char *const state_sql[_ST_MAX] = {
         [ST_INDEX] = "SELECT id, digest, status, pending_to, writeback_owed FROM accounts ORDER BY id",
         [ST_INDEX_ONE] = "SELECT id, digest, status, pending_to, writeback_owed FROM accounts WHERE id = ?1",
         [ST_ACTIONS] = "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, "
-                       "not_before, parked FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action",
+                       "not_before, parked, due FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action",
         /* A new intent keeps http_status and error: they describe the last
          * attempt that came back, which `offboard status` still wants to show
          * while the next one is in flight. */
@@ -113,12 +114,23 @@ static const char *const state_sql[_ST_MAX] = {
          * whether it waits for a human (`offboard retry`). */
         [ST_DEFER] = "UPDATE actions SET not_before = ?4, parked = ?5 "
                      "WHERE account_id = ?1 AND generation = ?2 AND action = ?3",
+        /* A stage's due time (actions.X.grace), recorded once when its
+         * transition begins: a later pass, a restart or `offboard retry`
+         * never moves it. */
+        [ST_DUE] = "INSERT INTO actions(account_id, generation, action, outcome, attempts, updated, due) "
+                   "VALUES(?1, ?2, ?3, 0, 0, ?5, ?4) "
+                   "ON CONFLICT(account_id, generation, action) DO UPDATE SET due = excluded.due "
+                   "WHERE actions.due = 0",
 };
 
 /* A version 1 store opened read-only cannot be upgraded: the same reads,
  * with the columns version 2 added as constants. */
 static const char state_actions_v1[] =
-        "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, 0, 0 "
+        "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, 0, 0, 0 "
+        "FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action";
+/* And a version 2 store opened read-only, without version 3's due. */
+static const char state_actions_v2[] =
+        "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, not_before, parked, 0 "
         "FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action";
 
 static const char state_upgrade_v2[] = "BEGIN IMMEDIATE;"
@@ -128,12 +140,18 @@ static const char state_upgrade_v2[] = "BEGIN IMMEDIATE;"
                                        "PRAGMA user_version = 2;"
                                        "COMMIT;";
 
+static const char state_upgrade_v3[] = "BEGIN IMMEDIATE;"
+                                       "ALTER TABLE actions ADD COLUMN due INTEGER NOT NULL DEFAULT 0;"
+                                       "UPDATE meta SET value = '3' WHERE key = 'version';"
+                                       "PRAGMA user_version = 3;"
+                                       "COMMIT;";
+
 static const char state_schema[] =
         "BEGIN;"
         "PRAGMA application_id = 1868981858;" /* 0x6f666662 */
-        "PRAGMA user_version = 2;"
+        "PRAGMA user_version = 3;"
         "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
-        "INSERT INTO meta(key, value) VALUES('format', 'offboard-state'), ('version', '2');"
+        "INSERT INTO meta(key, value) VALUES('format', 'offboard-state'), ('version', '3');"
         "CREATE TABLE accounts("
         " id TEXT PRIMARY KEY NOT NULL,"
         " dn TEXT,"
@@ -163,6 +181,7 @@ static const char state_schema[] =
         " updated INTEGER NOT NULL DEFAULT 0,"
         " not_before INTEGER NOT NULL DEFAULT 0,"
         " parked INTEGER NOT NULL DEFAULT 0,"
+        " due INTEGER NOT NULL DEFAULT 0,"
         " PRIMARY KEY(account_id, generation, action)) WITHOUT ROWID;"
         "COMMIT;";
 
@@ -660,10 +679,20 @@ int ob_state_open(const char *path, bool readonly, struct ob_state **ret)
                 }
                 s->version = 2;
         }
+        if (!readonly && s->version < 3) {
+                r = state_exec(s, state_upgrade_v3, "upgrading it to format version 3");
+                if (r < 0) {
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                        goto fail;
+                }
+                s->version = 3;
+        }
         for (size_t i = 0; i < _ST_MAX; i++) {
                 const char *sql = state_sql[i];
-                if (s->version < 2 && i == ST_ACTIONS)
-                        sql = state_actions_v1;
+                if (s->version < 3 && i == ST_ACTIONS)
+                        sql = s->version < 2 ? state_actions_v1 : state_actions_v2;
+                else if (s->version < 3 && i == ST_DUE)
+                        continue; /* read-only: never written */
                 else if (s->version < 2 && (i == ST_DEFER || i == ST_INTENT))
                         continue; /* read-only: never written */
                 r = state_prepare(s, sql, &s->st[i], "opening it");
@@ -1106,6 +1135,7 @@ int ob_state_actions(struct ob_state *s, const char *id, int64_t generation, str
                 a->updated = sqlite3_column_int64(st, 6);
                 a->not_before = sqlite3_column_int64(st, 7);
                 a->parked = sqlite3_column_int(st, 8) != 0;
+                a->due = sqlite3_column_int64(st, 9);
         }
         if (r >= 0 && rc != SQLITE_DONE)
                 r = state_fail(s, rc, "reading actions");
@@ -1203,6 +1233,24 @@ int ob_state_action_defer(struct ob_state *s, const char *id, int64_t generation
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return state_fail(s, rc, "deferring an action");
+        return 0;
+}
+
+int ob_state_action_due(struct ob_state *s, const char *id, int64_t generation, const char *action, int64_t due,
+                        int64_t now)
+{
+        int r = state_action_check(s, id, action, "record a stage's due time");
+        if (r < 0)
+                return r;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_DUE];
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, generation);
+        sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, due);
+        sqlite3_bind_int64(st, 5, now);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_DONE)
+                return state_fail(s, rc, "recording a stage's due time");
         return 0;
 }
 

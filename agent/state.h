@@ -130,6 +130,7 @@ struct ob_action_record {
         int64_t updated;
         int64_t not_before; /* not to be tried before (seconds since 1970; 0: any time) */
         bool parked;        /* failed for good (attempts or age): waits for `offboard retry` */
+        int64_t due;        /* a stage (actions.X.grace): not before this, whatever happens (0: none) */
 };
 
 void ob_action_record_clear(struct ob_action_record *a);
@@ -148,6 +149,10 @@ int ob_state_action_intent(struct ob_state *s, const char *id, int64_t generatio
  * clears not_before. */
 int ob_state_action_defer(struct ob_state *s, const char *id, int64_t generation, const char *action,
                           int64_t not_before, bool parked);
+/* Records when a stage is due (actions.X.grace): the first time recorded
+ * for (id, generation, action) stays. 0 or a negative code. */
+int ob_state_action_due(struct ob_state *s, const char *id, int64_t generation, const char *action, int64_t due,
+                        int64_t now);
 
 /* Records the outcome (durable as intents are). error may be NULL. */
 int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generation, const char *action,

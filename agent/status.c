@@ -55,7 +55,7 @@ static enum status_state action_state(const struct ob_action_record *a, int64_t 
                 return AS_PARKED;
         if (a->outcome == OB_OUTCOME_FAILED)
                 return AS_FAILED;
-        if (a->not_before > now)
+        if (a->not_before > now || a->due > now)
                 return AS_WAITING;
         if (a->outcome == OB_OUTCOME_INTENT)
                 return AS_IN_FLIGHT;
@@ -160,6 +160,11 @@ static void text_account(struct status_ctx *x, const struct ob_attention *a)
                         char t[21];
                         ob_time_format_rfc3339(r->not_before, t);
                         ob_buf_printf(b, ", not before %s", t);
+                }
+                if (st < AS_DONE && r->due > x->now) {
+                        char t[21];
+                        ob_time_format_rfc3339(r->due, t);
+                        ob_buf_printf(b, ", a stage due at %s", t);
                 }
                 ob_buf_addc(b, '\n');
                 if (r->error && *r->error) {
@@ -320,6 +325,8 @@ static void json_account(struct status_ctx *x, const struct ob_attention *a)
                 ob_buf_adds(b, r->parked ? "true" : "false");
                 jkey(b, &g, "not_before");
                 jtime(b, r->not_before);
+                jkey(b, &g, "due");
+                jtime(b, r->due);
                 jkey(b, &g, "updated");
                 jtime(b, r->updated);
                 ob_buf_addc(b, '}');

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "recorder.h"
@@ -70,7 +71,15 @@ static const char rules_ldif[] =
         "member: uid=pam," PEOPLE "\nmember: uid=lars," PEOPLE "\n\n"
         "dn: cn=alerts," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\ncn: alerts\nmember: uid=sol," PEOPLE "\n\n"
         "dn: cn=alerts-2," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\ncn: alerts-2\n"
-        "member: uid=wes," PEOPLE "\nmember: uid=dora," PEOPLE "\n";
+        "member: uid=wes," PEOPLE "\nmember: uid=dora," PEOPLE "\n\n"
+        /* The stages' people: stan and stu leave, del is active until
+         * deleted. */
+        "dn: uid=stan," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: stan\ncn: Stan Staged\nsn: Staged\n"
+        "employeeType: Inactive\n\n"
+        "dn: uid=stu," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: stu\ncn: Stu Staged\nsn: Staged\n"
+        "employeeType: Inactive\n\n"
+        "dn: uid=del," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: del\ncn: Del Deleted\nsn: Deleted\n"
+        "employeeType: employee\n";
 
 ReportHook(PRE_ALL)(struct criterion_test_set *t)
 {
@@ -403,5 +412,174 @@ Test(rules, a_guarded_account_is_revoked_at_once_written_back_as_blocked_and_rel
         e = ob_test_ldapsearch(&srv, PEOPLE, "(uid=gus)", "offboardStatus offboardReason");
         cr_assert(strstr(e, "offboardStatus: inactive"), "%s", e);
         free(e);
+        ob_test_recorder_stop(&rec);
+}
+
+/* ---- stages ------------------------------------------------------------------- */
+
+/* revoke-sessions at once; delete-user a grace period (3 s) after the
+ * transition began. Only stan, stu and del are read. */
+static void write_stage_config(const struct ob_test_recorder *rec)
+{
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  starttls: true\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  filter: (|(uid=stan)(uid=stu)(uid=del))\n"
+                "writeback: {enabled: false}\n"
+                "state:\n"
+                "  path: state.db\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  apps: {type: http, base_url: '%s/api', timeout: 5s}\n"
+                "actions:\n"
+                "  revoke-sessions:\n"
+                "    connector: apps\n"
+                "    security: true\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/sessions/revoke\n"
+                "  delete-user:\n"
+                "    connector: apps\n"
+                "    method: DELETE\n"
+                "    url: /users/{{ account.uid }}\n"
+                "    after: [revoke-sessions]\n"
+                "    grace: 3s\n"
+                "  reactivate:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/reactivate\n"
+                "transitions:\n"
+                "  deactivate:\n"
+                "    to: [inactive, ended, deleted]\n"
+                "    actions: [revoke-sessions, delete-user]\n"
+                "  reactivate:\n"
+                "    from: [locked, inactive, ended]\n"
+                "    to: active\n"
+                "    actions: [reactivate]\n",
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, rec->base_url);
+        fclose(f);
+}
+
+static void reconcile_ok(void)
+{
+        char *out = NULL, *err = NULL;
+        int rc = offboard("reconcile", &out, &err);
+        cr_assert(rc == 0 || rc == 1, "rc %d\nstdout: %s\nstderr: %s", rc, out, err);
+        free(out);
+        free(err);
+}
+
+/* The latest stage due time `offboard status` shows for user, 0 if none. */
+static long long due_of(const char *user)
+{
+        const char *argv[] = {OB_OFFBOARD_BIN, "status", "--config", cfgpath, "--format", "json", NULL};
+        char *out = NULL, *err = NULL;
+        ob_test_run(argv, 60, &out, &err);
+        char path[300], cmd[700];
+        snprintf(path, sizeof(path), "%s/status.json", dir);
+        FILE *f = fopen(path, "w");
+        cr_assert_not_null(f);
+        fputs(out ? out : "", f);
+        fclose(f);
+        free(out);
+        free(err);
+        snprintf(cmd, sizeof(cmd),
+                 "python3 -c \"import json,sys,datetime; d=json.load(open('%s')); print(max([int(datetime.datetime."
+                 "fromisoformat(x['due'].replace('Z','+00:00')).timestamp()) for a in d['accounts'] if a['username'] "
+                 "== '%s' for x in a['actions'] if x.get('due')] or [0]))\"",
+                 path, user);
+        FILE *p = popen(cmd, "r");
+        cr_assert_not_null(p);
+        long long due = 0;
+        cr_assert_eq(fscanf(p, "%lld", &due), 1);
+        pclose(p);
+        return due;
+}
+
+/* Sleeps until the clock has passed t (seconds since 1970). */
+static void wait_past(long long t)
+{
+        while ((long long)time(NULL) <= t)
+                usleep(100 * 1000);
+}
+
+Test(rules, a_stage_waits_for_its_grace_period_recorded_when_the_transition_began_and_never_runs_early)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        write_stage_config(&rec);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/stan/sessions/revoke"), 1, "revoked at once");
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/users/stan"), 0, "the delete waits for its grace period");
+        long long due = due_of("stan");
+        cr_assert_gt(due, 0, "the due time is recorded when the transition begins");
+        /* Another pass (a restart): the due time stays (unless the stage
+         * ran, when it is no longer shown) and nothing runs early. */
+        reconcile_ok();
+        long long again = due_of("stan");
+        cr_assert(again == due || (again == 0 && count_req(&rec, "DELETE", "/api/users/stan") == 1),
+                  "the due time is never moved: %lld, then %lld", due, again);
+        wait_past(due);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/users/stan"), 1, "due: sent once");
+        struct ob_test_request *q = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(q[i].path, "/api/users/stan") == 0)
+                        cr_assert_geq(q[i].time, (double)due, "never early: sent at %.3f, due at %lld", q[i].time, due);
+        ob_test_requests_free(q, n);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/users/stan"), 1, "and only once");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/stan/sessions/revoke"), 1);
+        ob_test_recorder_stop(&rec);
+}
+
+Test(rules, a_stage_is_cancelled_when_the_account_is_reactivated_in_time)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        write_stage_config(&rec);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/stu/sessions/revoke"), 1);
+        long long due = due_of("stu");
+        cr_assert_gt(due, 0);
+        const char back[] = "dn: uid=stu," PEOPLE "\nchangetype: modify\nreplace: employeeType\nemployeeType: employee\n";
+        cr_assert_eq(ob_test_ldapmodify(&srv, back), 0);
+        reconcile_ok();
+        const char gone[] = "dn: uid=stu," PEOPLE "\nchangetype: modify\nreplace: employeeType\nemployeeType: Inactive\n";
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/stu/reactivate"), 1);
+        wait_past(due);
+        reconcile_ok();
+        int put_back = ob_test_ldapmodify(&srv, gone);
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/users/stu"), 0, "reactivated in time: no delete");
+        cr_assert_eq(put_back, 0);
+        ob_test_recorder_stop(&rec);
+}
+
+Test(rules, an_account_deleted_straight_from_active_gets_every_stage_in_order)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        write_stage_config(&rec);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/del/sessions/revoke"), 0, "del is active");
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=del," PEOPLE "\nchangetype: delete\n"), 0);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/del/sessions/revoke"), 1, "deleted: revoked at once");
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/users/del"), 0, "then the grace period");
+        long long due = due_of("del");
+        cr_assert_gt(due, 0);
+        wait_past(due);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/users/del"), 1);
         ob_test_recorder_stop(&rec);
 }

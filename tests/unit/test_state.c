@@ -499,9 +499,9 @@ Test(state, a_new_store_is_private_wal_and_marked_as_offboard)
         cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
         cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
         cr_assert_eq(sqlite3_column_int64(st, 1), 0x6f666662);
-        cr_assert_eq(sqlite3_column_int(st, 2), 2);
+        cr_assert_eq(sqlite3_column_int(st, 2), 3);
         cr_assert_str_eq((const char *)sqlite3_column_text(st, 3), "offboard-state");
-        cr_assert_str_eq((const char *)sqlite3_column_text(st, 4), "2");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 4), "3");
         sqlite3_finalize(st);
         sqlite3_close(db);
 }
@@ -956,7 +956,7 @@ Test(state, a_store_written_by_a_newer_version_is_refused)
 {
         const char *path = path_in("state.db");
         ob_state_free(open_store(path, false));
-        sql(path, "UPDATE meta SET value = '3' WHERE key = 'version'");
+        sql(path, "UPDATE meta SET value = '4' WHERE key = 'version'");
         assert_refused(path, "newer offboard");
 }
 
@@ -970,7 +970,8 @@ Test(state, a_version_1_store_is_read_as_is_and_upgraded_when_written)
         cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 100), 0);
         ob_state_free(s);
         /* What a version 1 store looked like. */
-        sql(path, "ALTER TABLE actions DROP COLUMN parked; ALTER TABLE actions DROP COLUMN not_before; "
+        sql(path, "ALTER TABLE actions DROP COLUMN due; ALTER TABLE actions DROP COLUMN parked; "
+                  "ALTER TABLE actions DROP COLUMN not_before; "
                   "UPDATE meta SET value = '1' WHERE key = 'version'; PRAGMA user_version = 1;");
         s = open_store(path, true); /* plan: read as it is */
         struct ob_action_record *a = NULL;
@@ -991,6 +992,44 @@ Test(state, a_version_1_store_is_read_as_is_and_upgraded_when_written)
         cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 200), 0);
         cr_assert_eq(ob_state_actions(s, "u1", 1, &a, &n), 0);
         cr_assert_eq(a[0].not_before, 0);
+        ob_action_records_free(a, n);
+        ob_state_free(s);
+}
+
+Test(state, a_version_2_store_is_read_as_is_and_gains_stage_due_times_when_written)
+{
+        const char *path = path_in("state.db");
+        struct ob_state *s = open_store(path, false);
+        struct ob_record rec = {.id = "u1", .dn = "uid=a", .username = "a", .status = 3, .generation = 1};
+        cr_assert_eq(ob_state_put(s, &rec, NULL), 0);
+        cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 100), 0);
+        ob_state_free(s);
+        sql(path, "ALTER TABLE actions DROP COLUMN due; UPDATE meta SET value = '2' WHERE key = 'version'; "
+                  "PRAGMA user_version = 2;");
+        s = open_store(path, true);
+        struct ob_action_record *a = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_state_actions(s, "u1", 1, &a, &n), 0);
+        cr_assert_eq(n, 1);
+        cr_assert_eq(a[0].due, 0);
+        ob_action_records_free(a, n);
+        ob_state_free(s);
+        s = open_store(path, false);
+        /* The first due time recorded stays: a later pass never moves it. */
+        cr_assert_eq(ob_state_action_due(s, "u1", 1, "delete", 5000, 200), 0);
+        cr_assert_eq(ob_state_action_due(s, "u1", 1, "delete", 9000, 300), 0);
+        cr_assert_eq(ob_state_actions(s, "u1", 1, &a, &n), 0);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(a[0].action, "delete");
+        cr_assert_eq(a[0].due, 5000);
+        cr_assert_eq(a[0].outcome, OB_OUTCOME_NONE);
+        cr_assert_eq(a[0].attempts, 0);
+        ob_action_records_free(a, n);
+        /* An attempt, a deferral and a release keep it. */
+        cr_assert_eq(ob_state_action_intent(s, "u1", 1, "delete", "key-2", 6000), 0);
+        cr_assert_eq(ob_state_action_defer(s, "u1", 1, "delete", 7000, false), 0);
+        cr_assert_eq(ob_state_actions(s, "u1", 1, &a, &n), 0);
+        cr_assert_eq(a[0].due, 5000);
         ob_action_records_free(a, n);
         ob_state_free(s);
 }

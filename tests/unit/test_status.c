@@ -437,7 +437,7 @@ Test(status, the_json_summary_counts_per_state_and_per_connector_and_unknown_act
                 "d['accounts'][0]['generation'] == 1",
                 "d['accounts'][0]['actions'][0] == {'action': 'disable-mail', 'connector': 'mail', 'state': "
                 "'parked', 'outcome': 'failed', 'attempts': 3, 'http_status': 503, 'error': 'Service "
-                "Unavailable', 'parked': True, 'not_before': None, 'updated': '2023-11-14T22:13:21Z'}",
+                "Unavailable', 'parked': True, 'not_before': None, 'due': None, 'updated': '2023-11-14T22:13:21Z'}",
                 "[a['state'] for a in d['accounts'][1]['actions']] == ['parked', 'in_flight', 'failed']",
                 "[a['connector'] for a in d['accounts'][1]['actions']] == ['mail', '?', 'hr']",
                 "d['summary']['accounts'] == 3 and d['summary']['in_progress'] == 2",
