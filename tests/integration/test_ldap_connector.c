@@ -313,6 +313,25 @@ Test(ldap_connector, the_outcome_says_what_was_removed_and_a_second_run_removes_
         cr_assert_eq(o.resp.result, 0, "%s", o.resp.error);
         cr_assert_str_eq(o.resp.excerpt, "listed in no group under " GROUPS);
 
+        /* A groupOfNames must keep a member: the last one cannot go, and
+         * the step fails with the server's word, after what it did remove. */
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: cn=duo," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                              "cn: duo\nmember: uid=solo-sam," PEOPLE "\nmember: uid=lc-keep," PEOPLE
+                                              "\n\n"
+                                              "dn: cn=solo," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                              "cn: solo\nmember: uid=solo-sam," PEOPLE "\n"),
+                     0);
+        struct ob_ldap_rendered solo = {
+                .op = OB_LDAP_REMOVE_FROM_GROUPS,
+                .dn = (char *)"uid=solo-sam," PEOPLE,
+                .groups_base = GROUPS,
+                .group_attrs = OB_LDAP_MEMBER,
+        };
+        o = run_step(cfg, "leave-groups", &solo);
+        cr_assert_eq(o.resp.result, -OB_EDIRECTORY);
+        cr_assert(strstr(o.resp.error, "removing member from cn=solo," GROUPS), "%s", o.resp.error);
+        cr_assert_str_eq(o.resp.excerpt, "removed member from cn=duo," GROUPS, "slapd sends the groups in the order they were added");
+
         /* A groups_base that is not there is no "listed nowhere". */
         q.groups_base = "ou=nowhere,dc=example,dc=org";
         o = run_step(cfg, "leave-groups", &q);
