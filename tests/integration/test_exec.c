@@ -347,14 +347,19 @@ Test(exec, freeing_the_connector_kills_what_still_runs_and_reports_nothing)
         cr_assert_eq(ob_exec_start(c, &req, on_done, &s), 0);
         char path[300];
         snprintf(path, sizeof(path), "%s/sleep.pid", dir);
-        /* until the script wrote both pids (bounded: 200 turns of 50 ms) */
+        /* until the script wrote both pids, newline included (bounded: 200
+         * turns of 50 ms on the loop, which keeps the pipe read) */
         bool late = false;
-        for (int i = 0; i < 200 && access(path, R_OK) != 0; i++) {
+        for (int i = 0; i < 200; i++) {
+                char *pid = ob_test_read_file(path);
+                bool whole = pid && strchr(pid, '\n');
+                free(pid);
+                if (whole)
+                        break;
                 struct ob_timer *t;
                 cr_assert_eq(ob_loop_timer(loop, 50, on_safety, &late, &t), 0);
                 ob_loop_run(loop);
         }
-        usleep(50000); /* the pid file is written before its newline lands */
         pid_t sh = read_pid("hang.pid"), sl = read_pid("sleep.pid");
         ob_exec_free(c);
         cr_assert_eq(s.out.calls, 0, "a freed connector reported");
