@@ -446,7 +446,9 @@ int ob_ldap_start(void *p, const struct ob_step *s, ob_connector_done_fn done, v
         const struct ob_ldap_rendered *q = s ? s->rendered : NULL;
         if (!c || c->closing || !q || !done)
                 return -EINVAL;
-        if (ob_dir_lost(c->dir) && !c->jobs) {
+        /* A lost session failed all it had in flight: open another (the
+         * steps still to be answered hold none of it). */
+        if (ob_dir_lost(c->dir) && ob_dir_in_flight(c->dir) == 0) {
                 ob_dir_free(c->dir);
                 c->dir = NULL;
                 int r = ob_ldap_open(c);

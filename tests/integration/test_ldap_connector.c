@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,4 +378,65 @@ Test(ldap_connector, a_connector_paused_by_its_failures_is_freed_safely)
         char *g = search(GROUPS, "(cn=pia)", "member");
         cr_assert_eq(ob_test_count(g, "member:"), 2, "%s", g);
         free(g);
+}
+
+/* One step on a connector that lives across steps. */
+static struct outcome step_on(struct ob_loop *loop, const struct ob_action *a, void *c, struct ob_ldap_rendered *q)
+{
+        struct ob_step s = {.action = a, .state = OB_STEP_OWED, .rendered = q};
+        struct outcome o = {0};
+        cr_assert_eq(ob_connector_start(a->connector, c, &s, on_done, &o), 0);
+        cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert_eq(o.calls, 1);
+        return o;
+}
+
+/* Last: it restarts the shared server. */
+Test(ldap_connector, zz_a_session_lost_with_the_server_is_opened_again_by_the_next_step)
+{
+        signal(SIGPIPE, SIG_IGN); /* as offboard does: a write to the dead connection is an error, not death */
+        write_config();
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: cn=rst," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                              "cn: rst\nmember: uid=rst-1," PEOPLE "\nmember: uid=rst-2," PEOPLE
+                                              "\nmember: uid=lc-keep," PEOPLE "\n"),
+                     0);
+        struct ob_config *cfg;
+        struct ob_config_error cerr;
+        cr_assert_eq(ob_config_load(cfgpath, &cfg, &cerr), 0, "%s", cerr.message);
+        const struct ob_action *a = NULL;
+        for (size_t i = 0; i < cfg->nactions; i++)
+                if (strcmp(cfg->actions[i].name, "leave-groups") == 0)
+                        a = &cfg->actions[i];
+        cr_assert_not_null(a);
+        struct ob_loop *loop;
+        cr_assert_eq(ob_loop_new(&loop), 0);
+        void *c = NULL;
+        cr_assert_eq(ob_connector_new(loop, a->connector, &c), 0);
+        struct ob_ldap_rendered q = {
+                .op = OB_LDAP_REMOVE_FROM_GROUPS,
+                .dn = (char *)"uid=rst-1," PEOPLE,
+                .groups_base = GROUPS,
+                .group_attrs = OB_LDAP_MEMBER,
+        };
+        struct outcome o = step_on(loop, a, c, &q);
+        cr_assert_eq(o.resp.result, 0, "%s", o.resp.error);
+
+        cr_assert_eq(ob_test_slapd_restart(&srv), 0);
+        /* The session learns of the loss from its next request, which fails
+         * (or, if the request was already on its way, may not); either way
+         * a step after it opens a new session and is done. */
+        q.dn = (char *)"uid=rst-2," PEOPLE;
+        o = step_on(loop, a, c, &q);
+        if (o.resp.result != 0) {
+                cr_assert(o.resp.transport, "a lost connection is worth a retry: %s", o.resp.error);
+                o = step_on(loop, a, c, &q);
+        }
+        cr_assert_eq(o.resp.result, 0, "%s", o.resp.error);
+        cr_assert_str_eq(o.resp.excerpt, "removed member from cn=rst," GROUPS);
+        char *g = search(GROUPS, "(cn=rst)", "member");
+        cr_assert_eq(ob_test_count(g, "member:"), 1, "%s", g);
+        free(g);
+        ob_connector_free(a->connector, c);
+        ob_loop_free(loop);
+        ob_config_free(cfg);
 }
