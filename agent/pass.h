@@ -74,6 +74,7 @@ struct run {
         int64_t now;
         struct ob_policy_values *policy; /* read after the directory opened (policy.h) */
         struct ob_guards *guards;        /* the guards' reads of this pass (guard.h), made when first wanted */
+        int deleted_recorded; /* whether the store holds deleted accounts: 0 not asked yet, 1 no, 2 yes */
         const char *skip[6]; /* attributes left out of the digest: our own write-back */
         struct cand_ref *refs; /* every candidate, in the order read */
         size_t nrefs, refs_cap;

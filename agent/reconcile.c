@@ -112,6 +112,35 @@ static bool writeback_mismatch(const struct run *r, const struct ob_account *a, 
         return w ? strcmp(w, ob_status_name(s)) != 0 : s != OB_STATUS_ACTIVE;
 }
 
+/* Seed 000: a username a deleted account had, on a new entry, is a new
+ * account (it gets nothing of the old one's, no reactivation): said aloud,
+ * since the person behind it may not be the same. */
+static int note_reused_username(struct run *r, const struct ob_account *a)
+{
+        const char *u = ob_account_get(a, r->c->directory.username_attribute);
+        if (!u)
+                return 0;
+        if (r->deleted_recorded == 0) {
+                int k = ob_state_has_status(r->state, OB_STATUS_DELETED);
+                if (k < 0)
+                        return k;
+                r->deleted_recorded = k ? 2 : 1;
+        }
+        if (r->deleted_recorded == 1)
+                return 0;
+        char *old = NULL;
+        int k = ob_state_deleted_username(r->state, u, a->id, OB_STATUS_DELETED, &old);
+        if (k <= 0)
+                return k;
+        r->sum.usernames_reused++;
+        ob_log(OB_LOG_WARNING,
+               "event=username_reused username=%s id=%s dn=%s deleted_id=%s note=\"a new account, not the deleted "
+               "one: it gets none of its records or reactivation\"",
+               ob_log_quote(u), ob_log_quote(a->id), ob_log_quote(a->dn), ob_log_quote(old));
+        free(old);
+        return 0;
+}
+
 /* ---- candidates, from the read to their window ----------------------------- */
 
 static int count_change(struct run *r, const struct ob_account_plan *p);
@@ -424,6 +453,11 @@ static int on_entry(const struct ob_account *a, void *ud)
                 k = put_seen(r, &rec, a);
                 ob_record_clear(&rec);
                 return k;
+        }
+        if (!e) {
+                int k = note_reused_username(r, a);
+                if (k < 0)
+                        return k;
         }
         if (!e && ev.status == OB_STATUS_ACTIVE && !mismatch) {
                 /* First sighting of an active account: nothing to do but remember it. */

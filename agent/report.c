@@ -244,6 +244,7 @@ static void json_summary(FILE *f, size_t n, const struct ob_report_summary *s)
                 s->status_changes, s->unreadable, s->spared, s->not_reached);
         jstr(f, !s->interrupted_by ? NULL : s->interrupted_by == SIGTERM ? "SIGTERM" : "SIGINT");
         fprintf(f, ",\"adopt\":%s,\"adopted\":%zu", s->adopt ? "true" : "false", s->adopted);
+        fprintf(f, ",\"usernames_reused\":%zu", s->usernames_reused);
         fputs(",\"fallback_problem\":", f);
         jstr(f, s->fallback_problem[0] ? s->fallback_problem : NULL);
         fputs(",\"per_transition\":{", f);
@@ -871,6 +872,10 @@ static void text_verdict(FILE *f, const struct ob_report_summary *s)
                         plural(s->spared, "account was", "accounts were"), "what cannot be read is not gone");
         if (s->fallback_problem[0])
                 tprintf(f, "Warning: %s.\n", s->fallback_problem);
+        if (s->usernames_reused)
+                tprintf(f, "Warning: %zu new %s a username a deleted account had: %s (see the log).\n",
+                        s->usernames_reused, plural(s->usernames_reused, "account has", "accounts have"),
+                        "each is a new account and gets nothing of the old one's");
 }
 
 static void text_summary(struct ob_report_writer *w, const struct ob_report_summary *s)

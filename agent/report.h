@@ -48,6 +48,7 @@ struct ob_report_summary {
         size_t accounts_read;
         size_t accounts_recorded; /* in the state store before the pass */
         size_t accounts_new;      /* seen for the first time */
+        size_t usernames_reused;  /* new accounts whose username a deleted account had (seed 000) */
         size_t deleted;           /* recorded accounts the directory no longer has */
         size_t new_deactivations; /* active (or new) accounts that stop being active */
         size_t status_changes;    /* counted by the circuit breaker (reactivations included) */

@@ -63,6 +63,8 @@ enum {
         ST_ROLLBACK_TO,
         ST_DEFER,
         ST_DUE,
+        ST_HAS_STATUS,
+        ST_DELETED_USERNAME,
         _ST_MAX,
 };
 
@@ -121,6 +123,10 @@ static const char *const state_sql[_ST_MAX] = {
                    "VALUES(?1, ?2, ?3, 0, 0, ?5, ?4) "
                    "ON CONFLICT(account_id, generation, action) DO UPDATE SET due = excluded.due "
                    "WHERE actions.due = 0",
+        [ST_HAS_STATUS] = "SELECT EXISTS(SELECT 1 FROM accounts WHERE status = ?1 OR pending_to = ?1)",
+        /* Seed 000: a deleted account's username on a new entry. */
+        [ST_DELETED_USERNAME] = "SELECT id FROM accounts WHERE username = ?1 COLLATE NOCASE "
+                                "AND (status = ?2 OR pending_to = ?2) AND id != ?3 LIMIT 1",
 };
 
 /* A version 1 store opened read-only cannot be upgraded: the same reads,
@@ -142,6 +148,7 @@ static const char state_upgrade_v2[] = "BEGIN IMMEDIATE;"
 
 static const char state_upgrade_v3[] = "BEGIN IMMEDIATE;"
                                        "ALTER TABLE actions ADD COLUMN due INTEGER NOT NULL DEFAULT 0;"
+                                       "CREATE INDEX IF NOT EXISTS accounts_username ON accounts(username COLLATE NOCASE);"
                                        "UPDATE meta SET value = '3' WHERE key = 'version';"
                                        "PRAGMA user_version = 3;"
                                        "COMMIT;";
@@ -183,6 +190,8 @@ static const char state_schema[] =
         " parked INTEGER NOT NULL DEFAULT 0,"
         " due INTEGER NOT NULL DEFAULT 0,"
         " PRIMARY KEY(account_id, generation, action)) WITHOUT ROWID;"
+        /* A username a deleted account had, found when a new entry shows it. */
+        "CREATE INDEX IF NOT EXISTS accounts_username ON accounts(username COLLATE NOCASE);"
         "COMMIT;";
 
 struct ob_state {
@@ -1252,6 +1261,37 @@ int ob_state_action_due(struct ob_state *s, const char *id, int64_t generation, 
         if (rc != SQLITE_DONE)
                 return state_fail(s, rc, "recording a stage's due time");
         return 0;
+}
+
+int ob_state_has_status(struct ob_state *s, int status)
+{
+        if (!s->db)
+                return 0;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_HAS_STATUS];
+        sqlite3_bind_int(st, 1, status);
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return state_fail(s, rc, "looking for a status");
+        return sqlite3_column_int(st, 0) != 0;
+}
+
+int ob_state_deleted_username(struct ob_state *s, const char *username, const char *id, int deleted_status,
+                              char **ret_id)
+{
+        *ret_id = NULL;
+        if (!s->db || !username)
+                return 0;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_DELETED_USERNAME];
+        sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 2, deleted_status);
+        sqlite3_bind_text(st, 3, id ? id : "", -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return 0;
+        if (rc != SQLITE_ROW)
+                return state_fail(s, rc, "looking for a username");
+        int r = col_strdup(st, 0, ret_id);
+        return r < 0 ? r : 1;
 }
 
 /* ---- index ----

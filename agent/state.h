@@ -154,6 +154,16 @@ int ob_state_action_defer(struct ob_state *s, const char *id, int64_t generation
 int ob_state_action_due(struct ob_state *s, const char *id, int64_t generation, const char *action, int64_t due,
                         int64_t now);
 
+/* Whether some account is recorded with status, or on its way to it: 1, 0,
+ * or a negative code. */
+int ob_state_has_status(struct ob_state *s, int status);
+/* A recorded account other than id, with deleted_status (or on its way to
+ * it), that had username
+ * (compared without ASCII case): 1 and its id in *ret_id (free it), 0, or a
+ * negative code. */
+int ob_state_deleted_username(struct ob_state *s, const char *username, const char *id, int deleted_status,
+                              char **ret_id);
+
 /* Records the outcome (durable as intents are). error may be NULL. */
 int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generation, const char *action,
                             enum ob_outcome outcome, long http_status, const char *error, int64_t now);

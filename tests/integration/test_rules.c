@@ -419,7 +419,7 @@ Test(rules, a_guarded_account_is_revoked_at_once_written_back_as_blocked_and_rel
 
 /* revoke-sessions at once; delete-user a grace period (3 s) after the
  * transition began. Only stan, stu and del are read. */
-static void write_stage_config(const struct ob_test_recorder *rec)
+static void write_config_for(const struct ob_test_recorder *rec, const char *filter, const char *reactivate_from)
 {
         snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
         FILE *f = fopen(cfgpath, "w");
@@ -432,7 +432,7 @@ static void write_stage_config(const struct ob_test_recorder *rec)
                 "  bind_dn: %s\n"
                 "  bind_password_file: %s\n"
                 "  base: %s\n"
-                "  filter: (|(uid=stan)(uid=stu)(uid=del))\n"
+                "  filter: '%s'\n"
                 "writeback: {enabled: false}\n"
                 "state:\n"
                 "  path: state.db\n"
@@ -461,11 +461,17 @@ static void write_stage_config(const struct ob_test_recorder *rec)
                 "    to: [inactive, ended, deleted]\n"
                 "    actions: [revoke-sessions, delete-user]\n"
                 "  reactivate:\n"
-                "    from: [locked, inactive, ended]\n"
+                "    from: [%s]\n"
                 "    to: active\n"
                 "    actions: [reactivate]\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, rec->base_url);
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, filter, rec->base_url,
+                reactivate_from);
         fclose(f);
+}
+
+static void write_stage_config(const struct ob_test_recorder *rec)
+{
+        write_config_for(rec, "(|(uid=stan)(uid=stu)(uid=del))", "locked, inactive, ended");
 }
 
 static void reconcile_ok(void)
@@ -581,5 +587,51 @@ Test(rules, an_account_deleted_straight_from_active_gets_every_stage_in_order)
         wait_past(due);
         reconcile_ok();
         cr_assert_eq(count_req(&rec, "DELETE", "/api/users/del"), 1);
+        ob_test_recorder_stop(&rec);
+}
+
+/* ---- deleted usernames (seed 000) ------------------------------------------------ */
+
+Test(rules, a_deleted_username_seen_again_on_a_new_entry_is_a_new_account_reported_and_never_reactivated)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        /* Reactivation from deleted is configured: were the new entry taken
+         * for the old account, it would be reactivated. */
+        write_config_for(&rec, "(|(uid=reu)(uid=stan))", "locked, inactive, ended, deleted");
+        const char add[] = "dn: uid=reu," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: reu\n"
+                           "cn: Reu Reused\nsn: Reused\nemployeeType: employee\n";
+        const char del[] = "dn: uid=reu," PEOPLE "\nchangetype: delete\n";
+        cr_assert_eq(ob_test_ldapmodify(&srv, add), 0);
+        reconcile_ok();
+        cr_assert_eq(ob_test_ldapmodify(&srv, del), 0);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/reu/sessions/revoke"), 1, "the deleted account was revoked");
+        /* The same username on a new entry (a new entryUUID). */
+        cr_assert_eq(ob_test_ldapmodify(&srv, add), 0);
+        const char *argv[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, "--format", "json", NULL};
+        char *out = NULL, *err = NULL;
+        int rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(err, "event=username_reused username=\"reu\""), "%s", err);
+        const char *checks[] = {"d['summary']['usernames_reused'] == 1", "all(a['status'] == 'deleted' for a in d['accounts'] if a['username'] == 'reu')"};
+        ob_test_json_check(dir, out, true, checks, 2);
+        free(out);
+        free(err);
+        const char *text[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, NULL};
+        rc = ob_test_run(text, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "Warning: 1 new account has a username a deleted account had"), "%s", out);
+        free(out);
+        free(err);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/reu/reactivate"), 0, "never the old account's reactivation");
+        /* Recorded now: said once, not on every pass. */
+        rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_null(strstr(err, "username_reused"), "%s", err);
+        free(out);
+        free(err);
+        cr_assert_eq(ob_test_ldapmodify(&srv, del), 0);
         ob_test_recorder_stop(&rec);
 }

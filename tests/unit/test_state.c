@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "account.h"
+#include "config.h"
 #include "state.h"
 #include "util.h"
 
@@ -970,7 +971,8 @@ Test(state, a_version_1_store_is_read_as_is_and_upgraded_when_written)
         cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 100), 0);
         ob_state_free(s);
         /* What a version 1 store looked like. */
-        sql(path, "ALTER TABLE actions DROP COLUMN due; ALTER TABLE actions DROP COLUMN parked; "
+        sql(path, "DROP INDEX accounts_username; ALTER TABLE actions DROP COLUMN due; "
+                  "ALTER TABLE actions DROP COLUMN parked; "
                   "ALTER TABLE actions DROP COLUMN not_before; "
                   "UPDATE meta SET value = '1' WHERE key = 'version'; PRAGMA user_version = 1;");
         s = open_store(path, true); /* plan: read as it is */
@@ -1004,7 +1006,8 @@ Test(state, a_version_2_store_is_read_as_is_and_gains_stage_due_times_when_writt
         cr_assert_eq(ob_state_put(s, &rec, NULL), 0);
         cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 100), 0);
         ob_state_free(s);
-        sql(path, "ALTER TABLE actions DROP COLUMN due; UPDATE meta SET value = '2' WHERE key = 'version'; "
+        sql(path, "DROP INDEX accounts_username; ALTER TABLE actions DROP COLUMN due; "
+                  "UPDATE meta SET value = '2' WHERE key = 'version'; "
                   "PRAGMA user_version = 2;");
         s = open_store(path, true);
         struct ob_action_record *a = NULL;
@@ -1031,6 +1034,28 @@ Test(state, a_version_2_store_is_read_as_is_and_gains_stage_due_times_when_writt
         cr_assert_eq(ob_state_actions(s, "u1", 1, &a, &n), 0);
         cr_assert_eq(a[0].due, 5000);
         ob_action_records_free(a, n);
+        ob_state_free(s);
+}
+
+Test(state, a_deleted_accounts_username_is_found_without_case_for_another_id_only)
+{
+        struct ob_state *s = open_store(path_in("state.db"), false);
+        cr_assert_eq(ob_state_has_status(s, OB_STATUS_DELETED), 0);
+        struct ob_record gone = {.id = "u1", .dn = "uid=Reu", .username = "Reu", .status = OB_STATUS_ACTIVE,
+                                 .generation = 1, .pending_from = OB_STATUS_ACTIVE, .pending_to = OB_STATUS_DELETED};
+        struct ob_record other = {.id = "u2", .dn = "uid=ann", .username = "ann", .status = OB_STATUS_DELETED};
+        cr_assert_eq(ob_state_put(s, &gone, NULL), 0);
+        cr_assert_eq(ob_state_put(s, &other, NULL), 0);
+        cr_assert_eq(ob_state_has_status(s, OB_STATUS_DELETED), 1);
+        char *id = NULL;
+        cr_assert_eq(ob_state_deleted_username(s, "reu", "u9", OB_STATUS_DELETED, &id), 1, "on its way to deleted");
+        cr_assert_str_eq(id, "u1");
+        free(id);
+        cr_assert_eq(ob_state_deleted_username(s, "reu", "u1", OB_STATUS_DELETED, &id), 0, "its own id");
+        cr_assert_null(id);
+        cr_assert_eq(ob_state_deleted_username(s, "bob", "u9", OB_STATUS_DELETED, &id), 0);
+        cr_assert_eq(ob_state_deleted_username(s, "ANN", "u9", OB_STATUS_DELETED, &id), 1);
+        free(id);
         ob_state_free(s);
 }
 
