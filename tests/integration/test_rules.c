@@ -635,3 +635,68 @@ Test(rules, a_deleted_username_seen_again_on_a_new_entry_is_a_new_account_report
         cr_assert_eq(ob_test_ldapmodify(&srv, del), 0);
         ob_test_recorder_stop(&rec);
 }
+
+/* ---- locked, ended, then deleted (seeds 000, 002) -------------------------------- */
+
+Test(rules, a_locked_or_ended_account_then_deleted_gets_what_it_still_owes_as_deleted)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  starttls: true\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  filter: '(|(uid=lok)(uid=endy)(uid=stan))'\n"
+                "writeback: {enabled: false}\n"
+                "state: {path: state.db}\n"
+                "transfer: {fallback: '%s'}\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  apps: {type: http, base_url: '%s/api', timeout: 5s}\n"
+                "actions:\n"
+                "  revoke-sessions: {connector: apps, security: true, method: POST, url: '/users/{{ account.uid }}/revoke'}\n"
+                "  transfer-records:\n"
+                "    {connector: apps, method: POST, url: '/users/{{ account.uid }}/transfer', after: [revoke-sessions],\n"
+                "     json: {to: '{{ transfer_to.uid }}'}}\n"
+                "  free-license:\n"
+                "    {connector: apps, method: DELETE, url: '/licenses/{{ account.uid }}', after: [revoke-sessions],\n"
+                "     when: {status: [inactive, deleted]}}\n"
+                "transitions:\n"
+                "  lock: {to: locked, actions: [revoke-sessions]}\n"
+                "  end: {to: ended, actions: [revoke-sessions, transfer-records]}\n"
+                "  deactivate: {to: [inactive, deleted], actions: [revoke-sessions, transfer-records, free-license]}\n",
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, man->fallback, rec.base_url);
+        fclose(f);
+        const char add[] = "dn: uid=lok," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: lok\ncn: Lok Locked\n"
+                           "sn: Locked\nemployeeType: Locked\n\n"
+                           "dn: uid=endy," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\n"
+                           "objectClass: shadowAccount\nuid: endy\ncn: Endy Ended\nsn: Ended\n"
+                           "employeeType: contractor\nshadowExpire: 1000\n";
+        const char del[] = "dn: uid=lok," PEOPLE "\nchangetype: delete\n\ndn: uid=endy," PEOPLE "\nchangetype: delete\n";
+        cr_assert_eq(ob_test_ldapmodify(&srv, add), 0);
+        reconcile_ok();
+        /* Locked keeps the license and the records; ended keeps the license. */
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/lok/revoke"), 1);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/lok/transfer"), 0);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/endy/revoke"), 1);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/endy/transfer"), 1);
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/lok") + count_req(&rec, "DELETE", "/api/licenses/endy"), 0);
+        cr_assert_eq(ob_test_ldapmodify(&srv, del), 0);
+        reconcile_ok();
+        /* Deleted: what each still owes, once; nothing done again. */
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/lok/revoke"), 1, "not revoked again");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/lok/transfer"), 1);
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/lok"), 1);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/endy/revoke"), 1, "not revoked again");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/endy/transfer"), 1, "not transferred again");
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/endy"), 1);
+        ob_test_recorder_stop(&rec);
+}
