@@ -1,0 +1,481 @@
+/* test_scim.c: `offboard reconcile` against the real slapd of the harness
+ * and a real SCIM 2.0 server (scimmy, tests/harness/scim). Both run once for
+ * the executable; the SCIM server keeps its users between tests, so each
+ * test maps directory uids to downstream userNames with a prefix of its own.
+ */
+#define _GNU_SOURCE
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "connector.h"
+#include "loop.h"
+#include "plan.h"
+#include "recorder.h"
+#include "run.h"
+#include "scim.h"
+#include "scim_server.h"
+#include "slapd.h"
+
+#define MALLORY "mal lory/?#%\"\\*()\xc3\xa9\xe6\x97\xa5\xe6\x9c\xac" /* gen_fixture.py's MALLORY */
+
+static struct ob_test_slapd srv;
+static struct ob_test_scim scim;
+static struct ob_test_manifest *man;
+static char dir[256];
+static char cfgpath[300];
+
+ReportHook(PRE_ALL)(struct criterion_test_set *t)
+{
+        (void)t;
+        if (ob_test_slapd_share(0) < 0)
+                fprintf(stderr, "could not start slapd\n");
+        if (ob_test_scim_share() < 0)
+                fprintf(stderr, "could not start the SCIM server\n");
+}
+
+ReportHook(POST_ALL)(struct criterion_global_stats *s)
+{
+        (void)s;
+        ob_test_scim_unshare();
+        ob_test_slapd_unshare();
+}
+
+static void setup(void)
+{
+        cr_assert_eq(ob_test_slapd_attach(&srv), 0, "slapd is not running");
+        cr_assert_eq(ob_test_scim_attach(&scim), 0, "the SCIM server is not running");
+        cr_assert_eq(ob_test_manifest_load(srv.manifest, &man), 0);
+        snprintf(dir, sizeof(dir), "/tmp/ob-scim-e2e-XXXXXX");
+        cr_assert_not_null(mkdtemp(dir));
+        char now[64];
+        snprintf(now, sizeof(now), "%lld", man->today_days * 86400 + 43200);
+        setenv("OFFBOARD_NOW", now, 1);
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+}
+
+static void teardown(void)
+{
+        ob_test_manifest_free(man);
+        char cmd[400];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", dir);
+}
+
+TestSuite(scim_e2e, .init = setup, .fini = teardown, .timeout = 120);
+
+/* Downstream userNames are prefix + uid. */
+static void write_config(const char *prefix)
+{
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  starttls: true\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  filter: \"(objectClass=inetOrgPerson)\"\n"
+                "  timeout: 10s\n"
+                "writeback:\n"
+                "  object_class: offboardAccount\n"
+                "state:\n"
+                "  path: state.db\n"
+                "safety:\n"
+                "  max_accounts: 0\n"
+                "  max_percent: 0\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  idp:\n"
+                "    type: scim\n"
+                "    base_url: %s\n"
+                "    auth: {type: bearer, token_file: %s}\n"
+                "    allow_insecure: true\n" /* plain http on loopback */
+                "    timeout: 5s\n"
+                "    concurrency: 2\n"
+                "    retry: {attempts: 3, backoff: 50ms, max_backoff: 3s}\n"
+                "actions:\n"
+                "  scim-disable: {connector: idp, operation: disable, value: \"%s{{ account.uid }}\"}\n"
+                "  scim-groups: {connector: idp, operation: remove_groups, value: \"%s{{ account.uid }}\","
+                " after: [scim-disable]}\n"
+                "  scim-enable: {connector: idp, operation: enable, value: \"%s{{ account.uid }}\"}\n"
+                "  scim-delete: {connector: idp, operation: delete, value: \"%s{{ account.uid }}\"}\n"
+                "transitions:\n"
+                "  deactivate: {to: inactive, actions: [scim-disable, scim-groups]}\n"
+                "  end: {to: ended, actions: [scim-delete]}\n"
+                "  reactivate: {from: [inactive], to: active, actions: [scim-enable]}\n",
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, scim.base_url, scim.token_file,
+                prefix, prefix, prefix, prefix);
+        fclose(f);
+}
+
+static void offboard(const char *cmd, char **ret_out)
+{
+        char *out = NULL, *err = NULL;
+        const char *argv[] = {OB_OFFBOARD_BIN, cmd, "--config", cfgpath, NULL};
+        int rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "offboard %s: exit %d\nstdout: %.3000s\nstderr: %.3000s", cmd, rc, out, err);
+        if (ret_out)
+                *ret_out = out;
+        else
+                free(out);
+        free(err);
+}
+
+static void add_user(const char *name, char id[64])
+{
+        int r = ob_test_scim_add_user(&scim, name, NULL, id);
+        cr_assert_eq(r, 0, "seeding %s: %d", name, r);
+}
+
+static void add_group(const char *name, const char *const *members)
+{
+        char id[64];
+        int r = ob_test_scim_add_group(&scim, name, members, id);
+        cr_assert_eq(r, 0, "seeding %s: %d", name, r);
+}
+
+static void expect_user(const char *id, int active, int ngroups)
+{
+        int a = -1, g = -1;
+        int r = ob_test_scim_user_state(&scim, id, &a, &g);
+        cr_assert_eq(r, 0, "user %s: %d", id, r);
+        cr_assert_eq(a, active, "user %s: active %d, expected %d", id, a, active);
+        if (ngroups >= 0)
+                cr_assert_eq(g, ngroups, "user %s: in %d groups, expected %d", id, g, ngroups);
+}
+
+/* ---- the server's request log ---- */
+
+struct entry {
+        char method[16];
+        char url[1024]; /* percent-decoded */
+        char if_match[64];
+        char body[1024];
+        double time;
+};
+
+static void decode(char *out, size_t n, const char *in)
+{
+        size_t k = 0;
+        for (; *in && k + 1 < n; in++) {
+                unsigned v;
+                if (in[0] == '%' && in[1] && in[2] && sscanf(in + 1, "%2x", &v) == 1) {
+                        out[k++] = (char)v;
+                        in += 2;
+                } else {
+                        out[k++] = *in;
+                }
+        }
+        out[k] = '\0';
+}
+
+/* The log from line `from` on; returns how many entries. */
+static size_t read_log(size_t from, struct entry **ret)
+{
+        char *log = ob_test_scim_log(&scim);
+        cr_assert_not_null(log);
+        size_t n = 0, line = 0;
+        struct entry *v = NULL;
+        for (char *save = NULL, *l = strtok_r(log, "\n", &save); l; l = strtok_r(NULL, "\n", &save), line++) {
+                if (line < from)
+                        continue;
+                json_t *j = json_loads(l, 0, NULL);
+                cr_assert_not_null(j, "log line: %s", l);
+                v = realloc(v, (n + 1) * sizeof(*v));
+                cr_assert_not_null(v);
+                struct entry *e = &v[n++];
+                memset(e, 0, sizeof(*e));
+                snprintf(e->method, sizeof(e->method), "%s", json_string_value(json_object_get(j, "method")));
+                decode(e->url, sizeof(e->url), json_string_value(json_object_get(j, "url")));
+                const char *im = json_string_value(json_object_get(j, "if_match"));
+                snprintf(e->if_match, sizeof(e->if_match), "%s", im ? im : "");
+                snprintf(e->body, sizeof(e->body), "%s", json_string_value(json_object_get(j, "body")));
+                e->time = json_number_value(json_object_get(j, "time"));
+                json_decref(j);
+        }
+        free(log);
+        *ret = v;
+        return n;
+}
+
+static size_t log_lines(void)
+{
+        struct entry *v;
+        size_t n = read_log(0, &v);
+        free(v);
+        return n;
+}
+
+static const struct entry *find(const struct entry *v, size_t n, const char *method, const char *url_part)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(v[i].method, method) == 0 && strstr(v[i].url, url_part))
+                        return &v[i];
+        return NULL;
+}
+
+/* ---- tests ---- */
+
+Test(scim_e2e, deactivation_disables_the_user_and_removes_it_from_every_group_and_only_it)
+{
+        char bob[64], alice[64], mal[64];
+        add_user("t1-bob", bob);
+        add_user("t1-alice", alice);
+        add_user("t1-" MALLORY, mal);
+        add_group("t1-engineering", (const char *const[]){bob, alice, mal, NULL});
+        add_group("t1-ops", (const char *const[]){bob, NULL});
+        add_group("t1-sales", (const char *const[]){alice, NULL});
+        write_config("t1-");
+        size_t before = log_lines();
+
+        offboard("reconcile", NULL);
+        expect_user(bob, 0, 0);
+        expect_user(mal, 0, 0);
+        expect_user(alice, 1, 2); /* active in the directory: untouched */
+
+        struct entry *v;
+        size_t n = read_log(before, &v);
+        char url[128];
+        snprintf(url, sizeof(url), "/scim/v2/Users/%s", bob);
+        const struct entry *patch = find(v, n, "PATCH", url);
+        cr_assert_not_null(patch, "no PATCH %s", url);
+        cr_assert_str_eq(patch->body, "{\"schemas\":[\"urn:ietf:params:scim:api:messages:2.0:PatchOp\"],"
+                                      "\"Operations\":[{\"op\":\"replace\",\"path\":\"active\",\"value\":false}]}");
+        cr_assert_str_eq(patch->if_match, "W/\"1\"", "the version the lookup read");
+        const struct entry *g = find(v, n, "GET", "/scim/v2/Groups?filter=members[value eq \"");
+        cr_assert_not_null(g);
+        size_t removes = 0;
+        char path[128];
+        snprintf(path, sizeof(path), "\"path\":\"members[value eq \\\"%s\\\"]\"", bob);
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(v[i].method, "PATCH") == 0 && strstr(v[i].url, "/Groups/") && strstr(v[i].body, path)) {
+                        removes++;
+                        cr_assert_str_eq(v[i].if_match, "W/\"1\"", "%s", v[i].url);
+                }
+        cr_assert_eq(removes, 2, "bob was removed from %zu groups", removes);
+        free(v);
+
+        /* Done is done: a second pass sends nothing. */
+        before = log_lines();
+        offboard("reconcile", NULL);
+        cr_assert_eq(log_lines(), before, "a second reconcile sent requests again");
+}
+
+Test(scim_e2e, a_user_name_with_a_quote_and_a_backslash_is_escaped_in_the_filter)
+{
+        char mal[64], decoy[64];
+        add_user("t2-" MALLORY, mal);
+        /* What a filter cut at the unescaped quote would name. */
+        add_user("t2-mal lory/?#%", decoy);
+        write_config("t2-");
+        size_t before = log_lines();
+        offboard("reconcile", NULL);
+        expect_user(mal, 0, 0);
+        expect_user(decoy, 1, 0);
+        struct entry *v;
+        size_t n = read_log(before, &v);
+        const struct entry *e =
+                find(v, n, "GET", "/scim/v2/Users?filter=userName eq \"t2-mal lory/?#%\\\"\\\\*()\xc3\xa9\xe6\x97\xa5"
+                                  "\xe6\x9c\xac\"");
+        cr_assert_not_null(e, "the filter was not escaped as a JSON string");
+        free(v);
+}
+
+Test(scim_e2e, a_user_missing_downstream_is_done_and_never_asked_for_again)
+{
+        write_config("t3-");
+        char *out;
+        offboard("plan", &out);
+        cr_assert(strstr(out, "GET /Users?filter=userName eq \"t3-bob\""), "%s", out);
+        cr_assert(strstr(out, "PATCH /Users/{id} replace active=false"), "%s", out);
+        cr_assert_null(strstr(out, "scim-test-token"), "%s", out);
+        free(out);
+        size_t before = log_lines();
+        offboard("reconcile", NULL);
+        struct entry *v;
+        size_t n = read_log(before, &v);
+        cr_assert_not_null(find(v, n, "GET", "filter=userName eq \"t3-bob\""));
+        cr_assert_null(find(v, n, "PATCH", "/Users/"), "something was changed downstream");
+        free(v);
+        before = log_lines();
+        offboard("reconcile", NULL);
+        cr_assert_eq(log_lines(), before, "a missing user was looked up again");
+}
+
+Test(scim_e2e, reactivation_sets_active_back_to_true)
+{
+        char bob[64];
+        add_user("t4-bob", bob);
+        write_config("t4-");
+        offboard("reconcile", NULL);
+        expect_user(bob, 0, -1);
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\n"
+                                              "replace: employeeType\nemployeeType: Active\n"),
+                     0);
+        offboard("reconcile", NULL);
+        /* Put him back for the other tests before anything can fail. */
+        int restored = ob_test_ldapmodify(&srv, "dn: uid=bob,ou=people,dc=example,dc=org\nchangetype: modify\n"
+                                                "replace: employeeType\nemployeeType: Inactive\n");
+        expect_user(bob, 1, -1);
+        cr_assert_eq(restored, 0);
+}
+
+Test(scim_e2e, a_429_with_retry_after_is_retried_no_sooner_and_the_step_completes)
+{
+        char bob[64], mal[64];
+        add_user("t5-bob", bob);
+        add_user("t5-" MALLORY, mal);
+        write_config("t5-");
+        size_t before = log_lines();
+        cr_assert_eq(ob_test_scim_throttle(&scim, 1, 2), 0);
+        offboard("reconcile", NULL);
+        expect_user(bob, 0, 0);
+        expect_user(mal, 0, 0);
+        struct entry *v;
+        size_t n = read_log(before, &v);
+        cr_assert_geq(n, 1);
+        /* The first request got the 429; the same request came again later. */
+        const struct entry *again = NULL;
+        for (size_t i = 1; i < n && !again; i++)
+                if (strcmp(v[i].method, v[0].method) == 0 && strcmp(v[i].url, v[0].url) == 0)
+                        again = &v[i];
+        cr_assert_not_null(again, "%s %s was not sent again", v[0].method, v[0].url);
+        cr_assert_geq(again->time - v[0].time, 1.95, "retried %.3f s after a Retry-After of 2 s",
+                      again->time - v[0].time);
+        free(v);
+}
+
+Test(scim_e2e, the_delete_stage_deletes_the_user_with_if_match)
+{
+        char erin[64];
+        add_user("t6-erin", erin);
+        write_config("t6-");
+        size_t before = log_lines();
+        offboard("reconcile", NULL);
+        int a, g;
+        cr_assert_eq(ob_test_scim_user_state(&scim, erin, &a, &g), -ENOENT, "erin is still there");
+        struct entry *v;
+        size_t n = read_log(before, &v);
+        char url[128];
+        snprintf(url, sizeof(url), "/scim/v2/Users/%s", erin);
+        const struct entry *d = find(v, n, "DELETE", url);
+        cr_assert_not_null(d);
+        cr_assert_str_eq(d->if_match, "W/\"1\"");
+        free(v);
+}
+
+/* ---- one step against answers no SCIM server should give (recorder.py) ---- */
+
+struct step_out {
+        struct ob_loop *loop;
+        int calls;
+        struct ob_response resp;
+};
+
+static void on_step_done(const struct ob_response *resp, void *ud)
+{
+        struct step_out *o = ud;
+        o->calls++;
+        o->resp = *resp;
+        ob_loop_stop(o->loop);
+}
+
+static void on_late(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)t;
+        *(bool *)ud = true;
+        ob_loop_stop(l);
+}
+
+/* Runs one disable step against the recorder with rules; its response. */
+static struct ob_response run_step(const char *rules, struct ob_test_recorder *rec)
+{
+        cr_assert_eq(ob_test_recorder_start(rec, rules, false), 0);
+        struct ob_loop *loop;
+        cr_assert_eq(ob_loop_new(&loop), 0);
+        char base[200], lookup[300];
+        snprintf(base, sizeof(base), "%s/scim/v2", rec->base_url);
+        snprintf(lookup, sizeof(lookup), "%s/Users?filter=userName%%20eq%%20%%22bob%%22", base);
+        struct ob_scim_connector sc = {.http = {.base_url = base, .tls_verify = true}};
+        struct ob_connector k = {.name = "t", .kind = &ob_scim_kind, .settings = &sc, .timeout_ms = 5000,
+                                 .concurrency = 1};
+        void *c = NULL;
+        cr_assert_eq(ob_scim_new(loop, &k, &c), 0);
+        struct ob_scim_rendered q = {.op = OB_SCIM_DISABLE, .attribute = "userName", .value = "bob",
+                                     .filter = "userName eq \"bob\"", .lookup_url = lookup};
+        struct ob_step s = {.rendered = &q};
+        struct step_out out = {.loop = loop};
+        cr_assert_eq(ob_scim_start(c, &s, on_step_done, &out), 0);
+        cr_assert_eq(out.calls, 0, "the callback ran inside start()");
+        bool late = false;
+        struct ob_timer *safety;
+        cr_assert_eq(ob_loop_timer(loop, 20000, on_late, &late, &safety), 0);
+        cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert_not(late, "the step never finished");
+        cr_assert_eq(out.calls, 1);
+        ob_loop_timer_cancel(loop, safety);
+        ob_scim_free(c);
+        ob_loop_free(loop);
+        return out.resp;
+}
+
+Test(scim_e2e, an_answer_over_a_mebibyte_fails_the_step_and_nothing_is_changed)
+{
+        struct ob_buf rules;
+        ob_buf_init(&rules);
+        cr_assert_eq(ob_buf_adds(&rules, "[{\"match\": \"^/scim/v2/Users\\\\?\", \"body\": \"{\\\"pad\\\": \\\""), 0);
+        /* One assertion, not one per byte: --full-stats records each. */
+        size_t big = 1100 * 1024;
+        cr_assert_eq(ob_buf_reserve(&rules, big), 0);
+        memset(rules.data + rules.len, 'x', big);
+        rules.len += big;
+        rules.data[rules.len] = '\0';
+        cr_assert_eq(ob_buf_adds(&rules, "\\\"}\"}]"), 0);
+        struct ob_test_recorder rec = {0};
+        struct ob_response r = run_step(rules.data, &rec);
+        ob_buf_free(&rules);
+        cr_assert_lt(r.result, 0);
+        cr_assert_str_eq(r.error, "looking up the user: the answer is larger than 1 MiB");
+        cr_assert_eq(ob_test_recorder_count(&rec), 1, "something was sent after the lookup");
+        ob_test_recorder_stop(&rec);
+}
+
+Test(scim_e2e, a_filter_that_matches_two_users_fails_and_changes_neither)
+{
+        struct ob_test_recorder rec = {0};
+        struct ob_response r = run_step(
+                "[{\"match\": \"^/scim/v2/Users\\\\?\", \"body\": \"{\\\"totalResults\\\": 2, \\\"Resources\\\": "
+                "[{\\\"id\\\": \\\"a\\\"}, {\\\"id\\\": \\\"b\\\"}]}\"}]",
+                &rec);
+        cr_assert_lt(r.result, 0);
+        cr_assert_str_eq(r.error, "2 users match userName eq \"bob\" downstream; expected one");
+        cr_assert_eq(ob_test_recorder_count(&rec), 1, "something was sent after the lookup");
+        ob_test_recorder_stop(&rec);
+}
+
+Test(scim_e2e, an_id_from_the_server_stays_one_path_segment)
+{
+        struct ob_test_recorder rec = {0};
+        struct ob_response r = run_step(
+                "[{\"match\": \"^/scim/v2/Users\\\\?\", \"body\": \"{\\\"totalResults\\\": 1, \\\"Resources\\\": "
+                "[{\\\"id\\\": \\\"../Groups/x?y\\\"}]}\"}]",
+                &rec);
+        cr_assert_eq(r.result, 0, "%s", r.error);
+        struct ob_test_request *q;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        cr_assert_eq(n, 2);
+        cr_assert_str_eq(q[1].method, "PATCH");
+        cr_assert_str_eq(q[1].path, "/scim/v2/Users/..%2FGroups%2Fx%3Fy");
+        ob_test_requests_free(q, n);
+        ob_test_recorder_stop(&rec);
+}

@@ -1,0 +1,304 @@
+/* scim_server.c: the test SCIM server (scim_server.h). */
+#define _GNU_SOURCE
+#include "scim_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "run.h"
+
+#define OB_TEST_SCIM_TOKEN "scim-test-token-Q7xv"
+#define OB_TEST_SCIM_START_S 180 /* the first start runs npm ci */
+
+static void sleep_ms(long ms)
+{
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+}
+
+static int write_file(const char *path, const char *text)
+{
+        FILE *f = fopen(path, "we");
+        if (!f)
+                return -errno;
+        fputs(text, f);
+        return fclose(f) == 0 ? 0 : -EIO;
+}
+
+/* Fills the URLs from dir's portfile. */
+static int load(struct ob_test_scim *s, const char *dir)
+{
+        char path[300];
+        if (dir != s->dir)
+                snprintf(s->dir, sizeof(s->dir), "%s", dir);
+        snprintf(path, sizeof(path), "%s/port", dir);
+        char *port = ob_test_read_file(path);
+        if (!port)
+                return -ENOENT;
+        int p = atoi(port);
+        free(port);
+        if (p <= 0 || p > 65535)
+                return -EINVAL;
+        snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%d/scim/v2", p);
+        snprintf(s->control_url, sizeof(s->control_url), "http://127.0.0.1:%d/_test", p);
+        snprintf(s->token_file, sizeof(s->token_file), "%s/token", dir);
+        snprintf(path, sizeof(path), "%s/pid", dir);
+        char *pid = ob_test_read_file(path);
+        s->pid = pid ? atoi(pid) : 0;
+        free(pid);
+        return 0;
+}
+
+static void stop(struct ob_test_scim *s)
+{
+        if (s->pid > 0) {
+                kill(s->pid, SIGTERM);
+                for (int i = 0; i < 300; i++) {
+                        if (waitpid(s->pid, NULL, WNOHANG) != 0)
+                                break;
+                        if (i == 299)
+                                kill(s->pid, SIGKILL);
+                        sleep_ms(10);
+                }
+                waitpid(s->pid, NULL, WNOHANG);
+                s->pid = 0;
+        }
+        if (s->dir[0] && !getenv("OB_TEST_KEEP")) {
+                const char *argv[] = {"/bin/rm", "-rf", s->dir, NULL};
+                char *out = NULL, *err = NULL;
+                ob_test_run(argv, 30, &out, &err);
+                free(out);
+                free(err);
+        }
+        s->dir[0] = '\0';
+}
+
+static int start(struct ob_test_scim *s)
+{
+        char path[300], portfile[300], logfile[300];
+        memset(s, 0, sizeof(*s));
+        snprintf(s->dir, sizeof(s->dir), "/tmp/ob-test-scim-XXXXXX");
+        if (!mkdtemp(s->dir))
+                return -errno;
+        snprintf(path, sizeof(path), "%s/token", s->dir);
+        int r = write_file(path, OB_TEST_SCIM_TOKEN "\n");
+        if (r < 0)
+                return r;
+        snprintf(portfile, sizeof(portfile), "%s/port", s->dir);
+        snprintf(logfile, sizeof(logfile), "%s/server.log", s->dir);
+        char watch[32];
+        snprintf(watch, sizeof(watch), "%d", (int)getpid());
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                int fd = open(logfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+                        _exit(127);
+                setenv("OB_WATCH_PID", watch, 1);
+                setenv("OB_MAX_LIFETIME_S", "600", 1);
+                execl("/bin/sh", "sh", OB_SOURCE_DIR "/tests/harness/scim/start.sh", OB_BINARY_DIR "/scim-server",
+                      portfile, OB_TEST_SCIM_TOKEN, (char *)NULL);
+                _exit(127);
+        }
+        s->pid = pid;
+        snprintf(path, sizeof(path), "%s/pid", s->dir);
+        snprintf(watch, sizeof(watch), "%d\n", (int)pid);
+        if ((r = write_file(path, watch)) < 0)
+                return r;
+        for (int i = 0; i < OB_TEST_SCIM_START_S * 20; i++) {
+                if (access(portfile, F_OK) == 0)
+                        return load(s, s->dir);
+                if (waitpid(pid, NULL, WNOHANG) == pid) {
+                        s->pid = 0;
+                        char *log = ob_test_read_file(logfile);
+                        fprintf(stderr, "the SCIM server did not start:\n%s\n", log ? log : "");
+                        free(log);
+                        return -ECHILD;
+                }
+                sleep_ms(50);
+        }
+        return -ETIMEDOUT;
+}
+
+static struct ob_test_scim shared;
+
+int ob_test_scim_share(void)
+{
+        int r = start(&shared);
+        if (r < 0) {
+                fprintf(stderr, "ob_test_scim_share: %s\n", strerror(-r));
+                stop(&shared);
+                unsetenv("OB_TEST_SCIM_DIR");
+                return r;
+        }
+        return setenv("OB_TEST_SCIM_DIR", shared.dir, 1) < 0 ? -errno : 0;
+}
+
+int ob_test_scim_attach(struct ob_test_scim *s)
+{
+        const char *dir = getenv("OB_TEST_SCIM_DIR");
+        memset(s, 0, sizeof(*s));
+        if (!dir || !*dir)
+                return -ENOENT;
+        return load(s, dir);
+}
+
+void ob_test_scim_unshare(void)
+{
+        stop(&shared);
+        unsetenv("OB_TEST_SCIM_DIR");
+}
+
+int ob_test_scim_request(const struct ob_test_scim *s, const char *method, const char *path, const char *body,
+                         char **ret_body)
+{
+        char url[1024], auth[128];
+        if (strncmp(path, "http", 4) == 0)
+                snprintf(url, sizeof(url), "%s", path);
+        else
+                snprintf(url, sizeof(url), "%s%s", s->base_url, path);
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", OB_TEST_SCIM_TOKEN);
+        const char *argv[20];
+        size_t n = 0;
+        argv[n++] = "/usr/bin/curl";
+        argv[n++] = "-sS";
+        argv[n++] = "--max-time";
+        argv[n++] = "10";
+        argv[n++] = "-X";
+        argv[n++] = method;
+        argv[n++] = "-H";
+        argv[n++] = auth;
+        argv[n++] = "-H";
+        argv[n++] = "Content-Type: application/scim+json";
+        if (body) {
+                argv[n++] = "--data-binary";
+                argv[n++] = body;
+        }
+        argv[n++] = "-w";
+        argv[n++] = "\n%{http_code}";
+        argv[n++] = url;
+        argv[n] = NULL;
+        char *out = NULL, *err = NULL;
+        int rc = ob_test_run(argv, 20, &out, &err);
+        free(err);
+        if (rc != 0 || !out) {
+                free(out);
+                return -EIO;
+        }
+        char *nl = strrchr(out, '\n');
+        int status = nl ? atoi(nl + 1) : 0;
+        if (nl)
+                *nl = '\0';
+        if (ret_body)
+                *ret_body = out;
+        else
+                free(out);
+        return status;
+}
+
+/* POSTs body to path and copies the new resource's id. */
+static int create(const struct ob_test_scim *s, const char *path, json_t *doc, char ret_id[64])
+{
+        char *text = json_dumps(doc, JSON_COMPACT);
+        json_decref(doc);
+        if (!text)
+                return -ENOMEM;
+        char *answer = NULL;
+        int st = ob_test_scim_request(s, "POST", path, text, &answer);
+        free(text);
+        int r = st == 201 ? 0 : st < 0 ? st : -EIO;
+        json_t *got = r == 0 ? json_loads(answer, 0, NULL) : NULL;
+        const char *id = json_string_value(json_object_get(got, "id"));
+        if (r == 0 && (!id || strlen(id) >= 64))
+                r = -EIO;
+        if (r == 0)
+                snprintf(ret_id, 64, "%s", id);
+        else
+                fprintf(stderr, "SCIM POST %s: %d %s\n", path, st, answer ? answer : "");
+        json_decref(got);
+        free(answer);
+        return r;
+}
+
+int ob_test_scim_add_user(const struct ob_test_scim *s, const char *user_name, const char *external_id,
+                          char ret_id[64])
+{
+        json_t *doc = json_pack("{s:[s],s:s,s:b}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:User",
+                                "userName", user_name, "active", 1);
+        if (doc && external_id)
+                json_object_set_new(doc, "externalId", json_string(external_id));
+        return doc ? create(s, "/Users", doc, ret_id) : -ENOMEM;
+}
+
+int ob_test_scim_add_group(const struct ob_test_scim *s, const char *display_name, const char *const *members,
+                           char ret_id[64])
+{
+        json_t *m = json_array();
+        for (size_t i = 0; m && members && members[i]; i++)
+                json_array_append_new(m, json_pack("{s:s}", "value", members[i]));
+        json_t *doc = m ? json_pack("{s:[s],s:s,s:o}", "schemas", "urn:ietf:params:scim:schemas:core:2.0:Group",
+                                    "displayName", display_name, "members", m)
+                        : NULL;
+        return doc ? create(s, "/Groups", doc, ret_id) : -ENOMEM;
+}
+
+int ob_test_scim_user_state(const struct ob_test_scim *s, const char *id, int *ret_active, int *ret_ngroups)
+{
+        char path[128], *answer = NULL;
+        snprintf(path, sizeof(path), "/Users/%s", id);
+        int st = ob_test_scim_request(s, "GET", path, NULL, &answer);
+        int r = st == 200 ? 0 : st == 404 ? -ENOENT : st < 0 ? st : -EIO;
+        json_t *doc = r == 0 ? json_loads(answer, 0, NULL) : NULL;
+        json_t *active = json_object_get(doc, "active");
+        if (r == 0 && !json_is_boolean(active))
+                r = -EIO;
+        if (r == 0) {
+                *ret_active = json_is_true(active);
+                *ret_ngroups = (int)json_array_size(json_object_get(doc, "groups"));
+        }
+        json_decref(doc);
+        free(answer);
+        return r;
+}
+
+int ob_test_scim_throttle(const struct ob_test_scim *s, int count, int retry_after_s)
+{
+        char url[256], body[64];
+        snprintf(url, sizeof(url), "%s/throttle", s->control_url);
+        snprintf(body, sizeof(body), "{\"count\":%d,\"retry_after\":%d}", count, retry_after_s);
+        const char *argv[] = {"/usr/bin/curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                              "-H", "Content-Type: application/json", "--data-binary", body, url, NULL};
+        char *out = NULL, *err = NULL;
+        int rc = ob_test_run(argv, 20, &out, &err);
+        int r = rc == 0 && out && strcmp(out, "200") == 0 ? 0 : -EIO;
+        free(out);
+        free(err);
+        return r;
+}
+
+char *ob_test_scim_log(const struct ob_test_scim *s)
+{
+        char url[256];
+        snprintf(url, sizeof(url), "%s/log", s->control_url);
+        const char *argv[] = {"/usr/bin/curl", "-sS", "--max-time", "10", url, NULL};
+        char *out = NULL, *err = NULL;
+        int rc = ob_test_run(argv, 20, &out, &err);
+        free(err);
+        if (rc != 0) {
+                free(out);
+                return NULL;
+        }
+        return out;
+}
