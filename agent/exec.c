@@ -3,8 +3,10 @@
  * A run is spawned with posix_spawn(): argv and environment as given (never
  * a shell), every other file descriptor closed, a process group of its own,
  * signals unblocked and at their defaults (the agent blocks the ones its
- * signalfd owns and ignores SIGPIPE; a child must not inherit that), stdin
- * from /dev/null or from a pipe that already holds the rendered stdin
+ * signalfd owns and ignores SIGPIPE; a child must not inherit that; only
+ * glibc's two internal signals stay ignored, as glibc's posix_spawn() leaves
+ * them, and glibc sets their handlers before it uses them), stdin from
+ * /dev/null or from a pipe that already holds the rendered stdin
  * (at most OB_EXEC_MAX_STDIN, a pipe's buffer, so writing it cannot block),
  * stdout and stderr into one pipe. The loop watches that pipe and a pidfd of
  * the child: no SIGCHLD handler, no blocking wait. The first

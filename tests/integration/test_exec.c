@@ -61,6 +61,7 @@ static const char script_text[] =
         "  tempfail) echo 'app busy, try later'; exit 75;;\n"
         "  hang) echo $$ > \"$d/hang.pid\"; trap '' TERM; sleep 60 & echo $! > \"$d/sleep.pid\"; wait; exit 0;;\n"
         "  noisy) echo \"token=$APP_TOKEN\"; head -c 300000 /dev/zero | tr '\\000' x; exit 1;;\n"
+        "  polite) trap 'echo term > \"$d/got-term\"; exit 0' TERM; sleep 60 & wait; exit 0;;\n"
         "  signal) kill -9 $$;;\n"
         "  slow) echo start >> \"$d/slots\"; sleep 0.3; echo end >> \"$d/slots\";;\n"
         "  cat) cat \"$d/stdin.txt\"; exit 0;;\n"
@@ -309,6 +310,38 @@ Test(exec, at_most_concurrency_programs_run_at_once_and_every_run_reports_once)
         cr_assert_eq(ob_test_count(log, "start"), 5);
         cr_assert_leq(most, 2, "%d programs ran at once:\n%s", most, log);
         free(log);
+        ob_exec_free(c);
+}
+
+static void on_signal(struct ob_loop *l, int signo, void *userdata)
+{
+        (void)l;
+        (void)signo;
+        (void)userdata;
+}
+
+/* offboard blocks the signals its signalfd takes and ignores SIGPIPE; a
+ * child inheriting that would not stop on SIGTERM nor die on a closed pipe. */
+Test(exec, the_child_starts_with_no_signal_blocked_or_ignored)
+{
+        cr_assert_eq(ob_loop_signal(loop, SIGTERM, on_signal, NULL), 0);
+        cr_assert_eq(ob_loop_signal(loop, SIGINT, on_signal, NULL), 0);
+        cr_assert_neq(signal(SIGPIPE, SIG_IGN), SIG_ERR);
+        void *c = new_runner("/bin/grep", 1, 10000);
+        const char *argv[] = {"/bin/grep", "^Sig[BI]", "/proc/self/status", NULL};
+        struct ob_exec_request req = {.argv = argv, .idempotency_key = "k"};
+        struct batch b = {1, 0};
+        struct slot s = {&b, {0}};
+        cr_assert_eq(ob_exec_start(c, &req, on_done, &s), 0);
+        run_until_done(&b);
+        cr_assert_eq(s.out.resp.result, 0, "%s", s.out.resp.error);
+        cr_assert(strstr(s.out.resp.excerpt, "SigBlk:\t0000000000000000\n"), "%s", s.out.resp.excerpt);
+        /* glibc's posix_spawn leaves its own two internal signals (32 and
+         * 33, bits 31 and 32) ignored; they are no signal anyone sends */
+        const char *ign = strstr(s.out.resp.excerpt, "SigIgn:\t");
+        cr_assert_not_null(ign, "%s", s.out.resp.excerpt);
+        unsigned long long mask = strtoull(ign + 8, NULL, 16);
+        cr_assert_eq(mask & ~(3ULL << 31), 0, "ignored in the child: %llx", mask);
         ob_exec_free(c);
 }
 
@@ -593,4 +626,23 @@ Test(exec, a_program_past_its_timeout_is_killed_with_its_group_and_fails)
                 usleep(20000);
         cr_assert(gone_or_zombie(sl), "its child still runs");
         cr_assert_eq((size_t)runs(), owing(), "every other account was served");
+}
+
+/* At the timeout SIGTERM comes first: a program that cleans up on it can. */
+Test(exec, a_program_past_its_timeout_gets_sigterm_first_and_may_clean_up)
+{
+        write_config("1s", 1);
+        set_mode("polite", "bob");
+        char *out, *err;
+        int rc = offboard("reconcile", &out, &err);
+        cr_assert_eq(rc, 1, "stdout: %.2000s", out);
+        cr_assert(strstr(out, "timed out after 1s"), "an exit after the timeout is still a timeout:\n%s", out);
+        free(out);
+        free(err);
+        char path[300];
+        snprintf(path, sizeof(path), "%s/got-term", dir);
+        char *got = ob_test_read_file(path);
+        cr_assert_not_null(got, "the program never saw SIGTERM");
+        cr_assert_str_eq(got, "term\n");
+        free(got);
 }
