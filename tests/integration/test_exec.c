@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +344,27 @@ Test(exec, the_child_starts_with_no_signal_blocked_or_ignored)
         unsigned long long mask = strtoull(ign + 8, NULL, 16);
         cr_assert_eq(mask & ~(3ULL << 31), 0, "ignored in the child: %llx", mask);
         ob_exec_free(c);
+}
+
+/* A descriptor offboard holds without O_CLOEXEC (a library's socket, a
+ * file) does not reach the program: it sees 0, 1, 2 and what it opens. */
+Test(exec, the_child_gets_stdin_stdout_and_stderr_and_no_other_descriptor)
+{
+        int leak = open("/dev/null", O_RDONLY); /* no O_CLOEXEC, on purpose */
+        cr_assert_geq(leak, 3);
+        void *c = new_runner("/bin/ls", 1, 10000);
+        const char *argv[] = {"/bin/ls", "-1", "/proc/self/fd", NULL};
+        struct ob_exec_request req = {.argv = argv, .idempotency_key = "k"};
+        struct batch b = {1, 0};
+        struct slot s = {&b, {0}};
+        cr_assert_eq(ob_exec_start(c, &req, on_done, &s), 0);
+        run_until_done(&b);
+        cr_assert_eq(s.out.resp.result, 0, "%s", s.out.resp.error);
+        /* ls's own directory descriptor is 3 */
+        cr_assert_str_eq(s.out.resp.excerpt, "0\n1\n2\n3\n", "the child holds:\n%s(offboard's extra one: %d)",
+                         s.out.resp.excerpt, leak);
+        ob_exec_free(c);
+        close(leak);
 }
 
 static bool gone_or_zombie(pid_t pid)
