@@ -2040,11 +2040,11 @@ static int set_source(struct pctx *p, const yaml_node_t *n, char **ret)
 }
 
 /* Keys every action has; the rest are its connector kind's. */
-static const char ob_action_generic_keys[] = "connector, when, after, security, grace";
+static const char ob_action_generic_keys[] = "connector, when, after, security, grace, restored_by";
 
 /* First pass over an action: everything but `after`, which needs all names. */
 static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_action *a, yaml_node_t **ret_after,
-                        struct keyed *kd)
+                        yaml_node_t **ret_restored, struct keyed *kd)
 {
         char section[160];
         snprintf(section, sizeof(section), "actions.%s", scalar(k));
@@ -2090,6 +2090,8 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
                         r = h_bool(p, what, vv, &a->security);
                 else if (strcmp(ks, "grace") == 0)
                         r = h_duration(p, what, vv, &a->grace_ms);
+                else if (strcmp(ks, "restored_by") == 0)
+                        *ret_restored = vv;
                 else
                         r = kind_key(p, section, ob_action_generic_keys, kk, vv, specs, a->settings, kd->nodes);
                 if (r < 0)
@@ -2105,11 +2107,13 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
         return kind->check_action ? kind->check_action(&ck, a) : 0;
 }
 
-static int parse_after(struct pctx *p, yaml_node_t *v, struct ob_action *a)
+/* An action's list of other actions (after:, restored_by:), by name. */
+static int parse_action_list(struct pctx *p, yaml_node_t *v, struct ob_action *a, const char *key,
+                             struct ob_action ***list, size_t *n)
 {
         char **names = NULL;
         char what[200];
-        snprintf(what, sizeof(what), "actions.%s.after", a->name);
+        snprintf(what, sizeof(what), "actions.%s.%s", a->name, key);
         int r = get_strlist(p, what, v, &names, false);
         if (r < 0)
                 return r;
@@ -2120,16 +2124,16 @@ static int parse_after(struct pctx *p, yaml_node_t *v, struct ob_action *a)
                         break;
                 }
                 if (dep == a) {
-                        r = fail(p, v, "%s: an action cannot run after itself", what);
+                        r = fail(p, v, "%s: an action cannot name itself", what);
                         break;
                 }
-                struct ob_action **n = realloc(a->after, (a->nafter + 1) * sizeof(*n));
-                if (!n) {
+                struct ob_action **nl = realloc(*list, (*n + 1) * sizeof(*nl));
+                if (!nl) {
                         r = -ENOMEM;
                         break;
                 }
-                a->after = n;
-                a->after[a->nafter++] = dep;
+                *list = nl;
+                nl[(*n)++] = dep;
         }
         ob_strv_free(names);
         return r;
@@ -2869,9 +2873,11 @@ static int load_main(struct pctx *p)
                 size_t n = (size_t)(sec[7]->data.mapping.pairs.top - sec[7]->data.mapping.pairs.start);
                 c->actions = calloc(n ? n : 1, sizeof(*c->actions));
                 yaml_node_t **after = calloc(n ? n : 1, sizeof(*after));
+                yaml_node_t **restored = calloc(n ? n : 1, sizeof(*restored));
                 p->action_keyed = calloc(n ? n : 1, sizeof(*p->action_keyed));
-                if (!c->actions || !after || !p->action_keyed) {
+                if (!c->actions || !after || !restored || !p->action_keyed) {
                         free(after);
+                        free(restored);
                         return -ENOMEM;
                 }
                 p->naction_keyed = n;
@@ -2886,13 +2892,20 @@ static int load_main(struct pctx *p)
                         }
                         c->nactions++;
                         r = parse_action(p, k, node(p, pr->value), &c->actions[c->nactions - 1],
-                                         &after[c->nactions - 1], &p->action_keyed[c->nactions - 1]);
+                                         &after[c->nactions - 1], &restored[c->nactions - 1],
+                                         &p->action_keyed[c->nactions - 1]);
                         if (r < 0)
                                 break;
                 }
-                for (size_t i = 0; r == 0 && i < c->nactions; i++)
+                for (size_t i = 0; r == 0 && i < c->nactions; i++) {
+                        struct ob_action *a = &c->actions[i];
                         if (after[i])
-                                r = parse_after(p, after[i], &c->actions[i]);
+                                r = parse_action_list(p, after[i], a, "after", &a->after, &a->nafter);
+                        if (r == 0 && restored[i])
+                                r = parse_action_list(p, restored[i], a, "restored_by", &a->restored_by,
+                                                      &a->nrestored_by);
+                }
+                free(restored);
                 size_t bad = 0;
                 if (r == 0 && (r = find_after_cycle(c, &bad)) > 0)
                         r = fail(p, after[bad], "actions.%s.after: the after: lists form a cycle",
@@ -3060,6 +3073,7 @@ void ob_config_free(struct ob_config *c)
                 free(a->settings);
                 ob_cond_free(a->when);
                 free(a->after);
+                free(a->restored_by);
         }
         free(c->actions);
         for (size_t i = 0; i < c->nconnectors; i++) {

@@ -217,6 +217,11 @@ struct ob_action {
          * after its transition began; the due time is recorded then, kept
          * across restarts and never moved (0: at once). */
         int64_t grace_ms;
+        /* restored_by: the actions (of a reactivation) that put back what
+         * this one takes away; a reactivation reports the others as not
+         * restored (seed 001). */
+        size_t nrestored_by;
+        struct ob_action **restored_by;
 };
 
 struct ob_transition {

@@ -55,6 +55,7 @@ void ob_account_plan_free(struct ob_account_plan *p)
         }
         free(p->guards);
         free(p->blocked);
+        ob_strv_free(p->not_restored);
         free(p);
 }
 
@@ -209,6 +210,33 @@ static int render_step(struct lookup_ctx *l, struct ob_step *s)
         return a->connector->kind->render(a, lookup, l, s);
 }
 
+/* Seed 001: a reactivation says what it does not give back. The last
+ * transition's records (in->actions) say what it did. */
+static int list_not_restored(const struct ob_config *c, const struct ob_plan_input *in, struct ob_account_plan *p)
+{
+        for (size_t i = 0; i < in->nactions; i++) {
+                const struct ob_action_record *ar = &in->actions[i];
+                if (ar->outcome != OB_OUTCOME_DONE)
+                        continue;
+                const struct ob_action *a = NULL;
+                for (size_t k = 0; k < c->nactions && !a; k++)
+                        if (strcmp(c->actions[k].name, ar->action) == 0)
+                                a = &c->actions[k];
+                if (a && a->security)
+                        continue; /* sessions and tokens are not given back: a new login makes new ones */
+                bool restored = false;
+                for (size_t k = 0; a && k < a->nrestored_by && !restored; k++)
+                        for (size_t t = 0; t < p->transition->nactions && !restored; t++)
+                                restored = p->transition->actions[t] == a->restored_by[k];
+                if (!restored) {
+                        int r = ob_strv_add_unique_ci(&p->not_restored, ar->action);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
 /* ---- transitions and ordering ---------------------------------------------- */
 
 static const struct ob_transition *find_transition(const struct ob_config *c, enum ob_status from, enum ob_status to,
@@ -333,6 +361,8 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
         if (from != p->status)
                 p->transition = find_transition(c, from, p->status, &ctx);
         p->continuing = continuing && p->transition;
+        if (p->transition && p->status == OB_STATUS_ACTIVE && (r = list_not_restored(c, in, p)) < 0)
+                goto fail;
         p->generation = p->transition ? gen : (rec ? rec->generation : 0);
 
         if (in->transfer.target) {

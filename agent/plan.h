@@ -107,6 +107,10 @@ struct ob_account_plan {
         size_t nguards; /* the guards that apply, blocking or warning */
         struct ob_plan_guard *guards;
         char *blocked; /* "guard NAME: reason" of the first blocking guard when it holds steps, else NULL */
+        /* A reactivation: what the deactivation did that no action of this
+         * transition puts back (restored_by), security actions aside; NULL-
+         * terminated or NULL. */
+        char **not_restored;
         bool writeback; /* the entry's status attributes must be (re)written */
         bool deleted;
 };

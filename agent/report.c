@@ -169,6 +169,14 @@ static void json_item(FILE *f, const struct ob_report_item *it)
         }
         fputc(']', f);
         jfield(f, &first, "blocked", p->blocked);
+        jkey(f, &first, "not_restored");
+        fputc('[', f);
+        for (size_t k = 0; p->not_restored && p->not_restored[k]; k++) {
+                if (k)
+                        fputc(',', f);
+                jstr(f, p->not_restored[k]);
+        }
+        fputc(']', f);
         jbool(f, &first, "writeback", p->writeback);
         if (it->results)
                 jfield(f, &first, "writeback_result",
@@ -522,6 +530,12 @@ static void text_item(FILE *f, const struct ob_config *c, const struct ob_report
                         p->transfer_dn, p->transfer_via);
         else if (c->uses_transfer && ob_account_plan_wants_transfer(p))
                 tprintf(f, "  transfer:   no target\n");
+        if (p->not_restored) {
+                tprintf(f, "  not restored:");
+                for (size_t k = 0; p->not_restored[k]; k++)
+                        tprintf(f, "%s %s", k ? "," : "", p->not_restored[k]);
+                tprintf(f, " (what the deactivation did that no action of this transition puts back)\n");
+        }
         for (size_t g = 0; g < p->nguards; g++)
                 tprintf(f, "  guard:      %s: %s (%s)\n", p->guards[g].name, p->guards[g].reason ? p->guards[g].reason : "",
                         !p->guards[g].block ? "warning only" : p->blocked ? "holds all but security actions" : "no transition to hold");

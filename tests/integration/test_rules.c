@@ -700,3 +700,78 @@ Test(rules, a_locked_or_ended_account_then_deleted_gets_what_it_still_owes_as_de
         cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/endy"), 1);
         ob_test_recorder_stop(&rec);
 }
+
+/* ---- reactivation (seed 001) ------------------------------------------------------ */
+
+Test(rules, a_reactivation_runs_once_and_reports_what_it_does_not_restore)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  starttls: true\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  filter: '(uid=rea)'\n"
+                "writeback: {enabled: false}\n"
+                "state: {path: state.db}\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  apps: {type: http, base_url: '%s/api', timeout: 5s}\n"
+                "actions:\n"
+                "  revoke: {connector: apps, security: true, method: POST, url: '/users/{{ account.uid }}/revoke'}\n"
+                "  cancel-subscriptions: {connector: apps, method: DELETE, url: '/users/{{ account.uid }}/subs'}\n"
+                "  remove-groups:\n"
+                "    {connector: apps, method: POST, url: '/users/{{ account.uid }}/groups/remove',\n"
+                "     restored_by: [restore-groups]}\n"
+                "  free-license: {connector: apps, method: DELETE, url: '/licenses/{{ account.uid }}'}\n"
+                "  reactivate: {connector: apps, method: POST, url: '/users/{{ account.uid }}/reactivate'}\n"
+                "  restore-groups: {connector: apps, method: POST, url: '/users/{{ account.uid }}/groups/restore'}\n"
+                "transitions:\n"
+                "  deactivate:\n"
+                "    to: [inactive, deleted]\n"
+                "    actions: [revoke, cancel-subscriptions, remove-groups, free-license]\n"
+                "  reactivate:\n"
+                "    from: [inactive]\n"
+                "    to: active\n"
+                "    actions: [reactivate, restore-groups]\n",
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, rec.base_url);
+        fclose(f);
+        const char add[] = "dn: uid=rea," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: rea\ncn: Rea Back\n"
+                           "sn: Back\nemployeeType: Inactive\n";
+        cr_assert_eq(ob_test_ldapmodify(&srv, add), 0);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/rea"), 1);
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=rea," PEOPLE "\nchangetype: modify\nreplace: employeeType\n"
+                                              "employeeType: employee\n"),
+                     0);
+        const char *argv[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, "--format", "json", NULL};
+        char *out = NULL, *err = NULL;
+        int rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        const char *checks[] = {
+                "[a['transition'] for a in d['accounts']] == ['reactivate']",
+                "d['accounts'][0]['not_restored'] == ['cancel-subscriptions', 'free-license']",
+        };
+        ob_test_json_check(dir, out, true, checks, 2);
+        free(out);
+        free(err);
+        const char *text[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, NULL};
+        rc = ob_test_run(text, 60, &out, &err);
+        cr_assert(strstr(out, "not restored: cancel-subscriptions, free-license"), "%s", out);
+        free(out);
+        free(err);
+        reconcile_ok();
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/rea/reactivate"), 1, "the reactivate set runs once");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/rea/groups/restore"), 1);
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=rea," PEOPLE "\nchangetype: delete\n"), 0);
+        ob_test_recorder_stop(&rec);
+}

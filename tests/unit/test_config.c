@@ -37,6 +37,8 @@ static const struct bad bad_cases[] = {
         {"bad-password-inline.yaml", NULL, 5, 18, "secrets are never written in the configuration"},
         {"bad-unknown-connector.yaml", NULL, 11, 16, "unknown connector 'ap'"},
         {"bad-unknown-action.yaml", NULL, 16, 14, "unknown action 'cancel'"},
+        {"bad-restored-by.yaml", NULL, 13, 18, "actions.remove-groups.restored_by: unknown action 'restore-groups'"},
+        {"bad-grace-security.yaml", NULL, 14, 12, "actions.revoke.grace: a security action never waits"},
         {"bad-template-field.yaml", NULL, 12, 20, "unknown template field 'account.usrname'"},
         {"bad-connector-type.yaml", NULL, 7, 5, "unknown connector type 'smtp'"},
         {"bad-status.yaml", NULL, 15, 20, "unknown status 'gone'"},
