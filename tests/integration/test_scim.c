@@ -373,6 +373,39 @@ Test(scim_e2e, the_delete_stage_deletes_the_user_with_if_match)
         free(v);
 }
 
+Test(scim_e2e, a_user_changed_between_lookup_and_patch_is_looked_up_again_and_patched_at_its_new_version)
+{
+        char bob[64];
+        add_user("t7-bob", bob);
+        write_config("t7-");
+        size_t before = log_lines();
+        cr_assert_eq(ob_test_scim_stale(&scim, 1), 0);
+        offboard("reconcile", NULL);
+        expect_user(bob, 0, 0);
+        struct entry *v;
+        size_t n = read_log(before, &v);
+        char url[128];
+        snprintf(url, sizeof(url), "/scim/v2/Users/%s", bob);
+        const struct entry *first = NULL, *second = NULL;
+        size_t lookups = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (strcmp(v[i].method, "GET") == 0 && strstr(v[i].url, "userName eq \"t7-bob\""))
+                        lookups++;
+                if (strcmp(v[i].method, "PATCH") == 0 && strcmp(v[i].url, url) == 0) {
+                        if (!first)
+                                first = &v[i];
+                        else if (!second)
+                                second = &v[i];
+                }
+        }
+        cr_assert_not_null(second, "the PATCH that got 412 was not sent again");
+        cr_assert_str_eq(first->if_match, "W/\"1\"");
+        cr_assert_str_eq(second->if_match, "W/\"2\"", "the second PATCH did not use the version read again");
+        /* disable: before and after the 412; remove_groups: once */
+        cr_assert_eq(lookups, 3, "the user was looked up %zu times", lookups);
+        free(v);
+}
+
 /* ---- one step against answers no SCIM server should give (recorder.py) ---- */
 
 struct step_out {

@@ -273,11 +273,11 @@ int ob_test_scim_user_state(const struct ob_test_scim *s, const char *id, int *r
         return r;
 }
 
-int ob_test_scim_throttle(const struct ob_test_scim *s, int count, int retry_after_s)
+/* POSTs a JSON body to a test control (/_test/NAME). */
+static int control(const struct ob_test_scim *s, const char *name, const char *body)
 {
-        char url[256], body[64];
-        snprintf(url, sizeof(url), "%s/throttle", s->control_url);
-        snprintf(body, sizeof(body), "{\"count\":%d,\"retry_after\":%d}", count, retry_after_s);
+        char url[256];
+        snprintf(url, sizeof(url), "%s/%s", s->control_url, name);
         const char *argv[] = {"/usr/bin/curl", "-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
                               "-H", "Content-Type: application/json", "--data-binary", body, url, NULL};
         char *out = NULL, *err = NULL;
@@ -286,6 +286,20 @@ int ob_test_scim_throttle(const struct ob_test_scim *s, int count, int retry_aft
         free(out);
         free(err);
         return r;
+}
+
+int ob_test_scim_throttle(const struct ob_test_scim *s, int count, int retry_after_s)
+{
+        char body[64];
+        snprintf(body, sizeof(body), "{\"count\":%d,\"retry_after\":%d}", count, retry_after_s);
+        return control(s, "throttle", body);
+}
+
+int ob_test_scim_stale(const struct ob_test_scim *s, int count)
+{
+        char body[32];
+        snprintf(body, sizeof(body), "{\"count\":%d}", count);
+        return control(s, "stale", body);
 }
 
 char *ob_test_scim_log(const struct ob_test_scim *s)

@@ -44,6 +44,9 @@ int ob_test_scim_add_group(const struct ob_test_scim *s, const char *display_nam
 int ob_test_scim_user_state(const struct ob_test_scim *s, const char *id, int *ret_active, int *ret_ngroups);
 /* The next count SCIM requests get 429 with Retry-After: retry_after_s. */
 int ob_test_scim_throttle(const struct ob_test_scim *s, int count, int retry_after_s);
+/* The next count PATCH or DELETE requests with If-Match find their
+ * resource changed just before (a write in between: 412). */
+int ob_test_scim_stale(const struct ob_test_scim *s, int count);
 /* Every SCIM request the server received, as JSON lines {method, url,
  * if_match, body, time} (malloc'd), or NULL. */
 char *ob_test_scim_log(const struct ob_test_scim *s);

@@ -9,6 +9,9 @@
 // outside /scim/v2):
 //   POST /_test/throttle {"count": N, "retry_after": S}: the next N SCIM
 //        requests get 429 with Retry-After: S
+//   POST /_test/stale {"count": N}: the next N PATCH or DELETE requests
+//        with If-Match find their resource changed just before (its
+//        version goes up by one), as if someone else had written it
 //   GET  /_test/log: every SCIM request so far as JSON lines
 //        {method, url, if_match, body, time} (time: seconds since the epoch)
 // A PATCH or DELETE with If-Match that is not the resource's meta.version
@@ -34,7 +37,7 @@ if (!portFile || !token) {
 }
 
 const users = new Map(), groups = new Map();
-let nextId = 1, throttle = {count: 0, retryAfter: 0};
+let nextId = 1, throttle = {count: 0, retryAfter: 0}, stale = 0;
 const log = [];
 const newId = () => `${(nextId++).toString(16).padStart(8, "0")}-5c1e-4e00-8000-00000000aaaa`;
 const etag = (r) => `W/"${r.version}"`;
@@ -106,6 +109,10 @@ app.post("/_test/throttle", express.json(), (req, res) => {
         throttle = {count: req.body.count ?? 1, retryAfter: req.body.retry_after ?? 1};
         res.json(throttle);
 });
+app.post("/_test/stale", express.json(), (req, res) => {
+        stale = req.body.count ?? 1;
+        res.json({stale});
+});
 app.get("/_test/log", (req, res) => res.type("text/plain").send(log.map((l) => JSON.stringify(l) + "\n").join("")));
 app.use("/scim/v2", express.text({type: "*/*"}), (req, res, next) => {
         log.push({method: req.method, url: req.originalUrl, if_match: req.get("If-Match") ?? null,
@@ -124,6 +131,10 @@ app.use("/scim/v2", express.text({type: "*/*"}), (req, res, next) => {
         const want = req.get("If-Match");
         if (m && want && (req.method === "PATCH" || req.method === "DELETE")) {
                 const r = (m[1] === "Users" ? users : groups).get(decodeURIComponent(m[2]));
+                if (r && stale > 0) {
+                        stale--;
+                        r.version++;
+                }
                 if (r && want !== "*" && want !== etag(r)) {
                         res.status(412).type("application/scim+json").send(JSON.stringify({
                                 schemas: ["urn:ietf:params:scim:api:messages:2.0:Error"], status: "412",
