@@ -79,6 +79,7 @@ static int ob_ldap_open(struct ob_ldap *c)
                 return -EINVAL;
         /* ob_dir_open copies what it keeps: a changed copy of the section will do. */
         struct ob_directory_config d = *l->directory;
+        d.timeout_ms = c->cfg->timeout_ms; /* the connector's timeout: (each request, the bind included) */
         if (l->uri)
                 d.uri = l->uri;
         if (l->bind_dn) {
