@@ -157,8 +157,13 @@ Test(ldap_connector, leavers_leave_every_group_are_marked_and_moved_once)
         write_config();
         char *out, *err;
 
+        int rc = offboard("validate", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+
         /* The plan says what each step will do, with the DNs as the server has them. */
-        int rc = offboard("plan", NULL, NULL, &out, &err);
+        rc = offboard("plan", NULL, NULL, &out, &err);
         cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
         cr_assert(strstr(out, "LDAP remove_from_groups " UNAL_TXT "," PEOPLE), "%s", out);
         cr_assert(strstr(out, "memberUid: lc-unal"), "%s", out);
