@@ -13,6 +13,7 @@
 #include "agent.h"
 #include "config.h"
 #include "directory.h"
+#include "explain.h"
 #include "log.h"
 #include "metrics.h"
 #include "reconcile.h"
@@ -50,6 +51,9 @@ static void usage(FILE *f)
                 "                      (exit 1 when something needs a human)\n"
                 "  retry [TARGET]      release parked actions (of an account or of an action; all by default)\n"
                 "                      for the next pass\n"
+                "  explain ACCOUNT     one account from every side: its plan (even when nothing is owed),\n"
+                "                      the attribute values the rules read, what the state store records\n"
+                "                      and every transition's actions with attempts, results and keys\n"
                 "\n"
                 "Options:\n"
                 "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
@@ -186,6 +190,44 @@ static int state_command(const struct ob_config *c, bool retry, const char *targ
         return ret;
 }
 
+/* offboard explain ACCOUNT: the plan of that account alone, kept whatever it
+ * owes, then what the rules read and what the state store records. */
+static int explain(const struct ob_config *c, struct ob_run_options *o, const char *username)
+{
+        struct ob_explain x = {0};
+        char *report = NULL;
+        size_t len = 0;
+        FILE *out = open_memstream(&report, &len);
+        if (!out) {
+                fprintf(stderr, "offboard: out of memory\n");
+                return OB_EXIT_FAILED;
+        }
+        o->dry_run = true;
+        o->account = username;
+        o->explain = &x;
+        o->out = out;
+        struct ob_agent *ag = NULL;
+        int ret = ob_agent_open(c, false, false, &ag);
+        if (ret == OB_EXIT_OK)
+                ret = ob_agent_pass(ag, o);
+        ob_agent_free(ag);
+        fclose(out);
+        if (ret == OB_EXIT_OK || ret == OB_EXIT_FAILED) {
+                struct ob_state *s = NULL;
+                if (ob_state_open(c->state_path, true, &s) < 0) {
+                        fprintf(stderr, "offboard: %s\n", ob_state_open_errmsg());
+                        ret = OB_EXIT_CONFIG;
+                } else if (ob_explain_print(stdout, o->format == OB_FORMAT_JSON, report, &x, username, s) < 0) {
+                        fprintf(stderr, "offboard: %s\n", ob_state_errmsg(s));
+                        ret = OB_EXIT_CONFIG;
+                }
+                ob_state_free(s);
+        }
+        free(report);
+        ob_explain_clear(&x);
+        return ret;
+}
+
 int main(int argc, char **argv)
 {
         no_core_dumps();
@@ -241,7 +283,7 @@ int main(int argc, char **argv)
         }
         const char *cmd = argv[optind++];
         const char *target = NULL; /* retry [ACCOUNT|ACTION] */
-        if (strcmp(cmd, "retry") == 0 && optind < argc)
+        if ((strcmp(cmd, "retry") == 0 || strcmp(cmd, "explain") == 0) && optind < argc)
                 target = argv[optind++];
         if (optind < argc) {
                 fprintf(stderr, "offboard: unexpected argument '%s'\n", argv[optind]);
@@ -253,9 +295,16 @@ int main(int argc, char **argv)
         }
         bool is_plan = strcmp(cmd, "plan") == 0, is_reconcile = strcmp(cmd, "reconcile") == 0,
              is_validate = strcmp(cmd, "validate") == 0, is_status = strcmp(cmd, "status") == 0,
-             is_retry = strcmp(cmd, "retry") == 0, is_run = strcmp(cmd, "run") == 0;
-        if (!is_plan && !is_reconcile && !is_validate && !is_status && !is_retry && !is_run) {
+             is_retry = strcmp(cmd, "retry") == 0, is_run = strcmp(cmd, "run") == 0,
+             is_explain = strcmp(cmd, "explain") == 0;
+        if (!is_plan && !is_reconcile && !is_validate && !is_status && !is_retry && !is_run && !is_explain) {
                 fprintf(stderr, "offboard: unknown command '%s' (try offboard --help)\n", cmd);
+                return OB_EXIT_CONFIG;
+        }
+        if (is_explain && (!target || o.account || o.check || o.force || o.adopt || o.wait || o.summary)) {
+                fprintf(stderr, "offboard: %s\n",
+                        !target ? "explain needs an account: offboard explain USERNAME"
+                                : "explain takes only --config and --format");
                 return OB_EXIT_CONFIG;
         }
         if (o.check && !is_plan) {
@@ -319,6 +368,8 @@ int main(int argc, char **argv)
                 printf(" %s\n", cfg->directory.id_attribute);
                 if (online)
                         ret = validate_online(cfg);
+        } else if (is_explain) {
+                ret = explain(cfg, &o, target);
         } else {
                 o.dry_run = is_plan;
                 const char *now = getenv("OFFBOARD_NOW");

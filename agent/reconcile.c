@@ -26,6 +26,7 @@
 
 #include "cond.h"
 #include "escape.h"
+#include "explain.h"
 #include "guard.h"
 #include "log.h"
 #include "loop.h"
@@ -442,7 +443,8 @@ static int on_entry(const struct ob_account *a, void *ud)
                 e->seen = true;
         }
         bool mismatch = writeback_mismatch(r, a, ev.status);
-        if (e && !e->pending && !e->writeback_owed && e->status == (int)ev.status && !mismatch) {
+        bool keep = r->o->explain != NULL; /* explain plans the account whatever it owes */
+        if (e && !e->pending && !e->writeback_owed && e->status == (int)ev.status && !mismatch && !keep) {
                 /* Nothing owed. Keep the snapshot fresh for a later deletion. */
                 if (r->o->dry_run || e->digest == ob_account_digest(a, r->skip))
                         return 0;
@@ -459,7 +461,7 @@ static int on_entry(const struct ob_account *a, void *ud)
                 if (k < 0)
                         return k;
         }
-        if (!e && ev.status == OB_STATUS_ACTIVE && !mismatch) {
+        if (!e && ev.status == OB_STATUS_ACTIVE && !mismatch && !keep) {
                 /* First sighting of an active account: nothing to do but remember it. */
                 r->sum.accounts_new++;
                 if (r->o->dry_run)
@@ -501,7 +503,7 @@ static int on_entry(const struct ob_account *a, void *ud)
                 }
                 counted = true;
                 ob_account_plan_free(p);
-                if (idle) {
+                if (idle && !keep) {
                         if (!r->o->dry_run) {
                                 if (rec.status != (int)st)
                                         rec.status_since = r->now;
@@ -1423,7 +1425,8 @@ static void report_finish(struct run *r, struct ob_report_writer *w)
 static void report_window(struct run *r, struct ob_report_writer *w, struct ob_report_item *items, size_t n)
 {
         for (size_t i = 0; i < n; i++)
-                if (ob_account_plan_owed(items[i].plan) || items[i].plan->writeback || items[i].plan->transition)
+                if (ob_account_plan_owed(items[i].plan) || items[i].plan->writeback || items[i].plan->transition ||
+                    r->o->explain)
                         ob_report_add(w, &items[i], &r->sum);
 }
 
@@ -1451,6 +1454,9 @@ static int pass_window(struct run *r, size_t first, size_t n, bool acting, struc
         }
         for (size_t i = 0; i < r->ncands; i++) {
                 k = plan_cand(r, &r->cands[i], &items[nitems]);
+                if (k == 0 && r->o->explain && !r->cands[i].deleted &&
+                    (k = ob_explain_note(r->o->explain, r->c, r->cands[i].account, items[nitems].plan)) < 0)
+                        nitems++; /* freed with the others */
                 if (k < 0) {
                         ob_log(OB_LOG_ERROR, "event=plan_failed account=%s error=%s", ob_log_quote(r->cands[i].account->id),
                                ob_log_quote(ob_strerror(k)));
@@ -1837,7 +1843,8 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 /* Only the accounts named: no sweep, and nothing to compare
                  * with a complete pass. */
         } else if (o->account) {
-                if (count == 0) {
+                /* explain goes on: it says what the store records of the name. */
+                if (count == 0 && !o->explain) {
                         fprintf(stderr, "offboard: no account with %s=%s in %s %s\n", c->directory.username_attribute,
                                 o->account, c->directory.base, c->directory.filter);
                         ret = OB_EXIT_DIRECTORY;

@@ -76,6 +76,9 @@ struct ob_run_options {
         bool wait;          /* reconcile: queue behind a pass that holds the state store */
         bool adopt;         /* record every account's current status as applied, running nothing */
         const char *account; /* only this username (no deletion sweep) */
+        /* explain: the account is planned and reported even when nothing is
+         * owed, and what the pass read of it is kept here (explain.h) */
+        struct ob_explain *explain;
         /* only these accounts (`run`: what a change feed heard of; distinct
          * ids), no deletion sweep but of the deletions named */
         const struct ob_change *changes;

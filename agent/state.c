@@ -65,6 +65,7 @@ enum {
         ST_DUE,
         ST_HAS_STATUS,
         ST_DELETED_USERNAME,
+        ST_ID_OF,
         _ST_MAX,
 };
 
@@ -127,6 +128,8 @@ static const char *const state_sql[_ST_MAX] = {
         /* Seed 000: a deleted account's username on a new entry. */
         [ST_DELETED_USERNAME] = "SELECT id FROM accounts WHERE username = ?1 COLLATE NOCASE "
                                 "AND (status = ?2 OR pending_to = ?2) AND id != ?3 LIMIT 1",
+        /* explain: the account a username names, the latest first. */
+        [ST_ID_OF] = "SELECT id FROM accounts WHERE username = ?1 COLLATE NOCASE ORDER BY status_since DESC LIMIT 1",
 };
 
 /* A version 1 store opened read-only cannot be upgraded: the same reads,
@@ -1273,6 +1276,22 @@ int ob_state_has_status(struct ob_state *s, int status)
         if (rc != SQLITE_ROW)
                 return state_fail(s, rc, "looking for a status");
         return sqlite3_column_int(st, 0) != 0;
+}
+
+int ob_state_id_of(struct ob_state *s, const char *username, char **ret_id)
+{
+        *ret_id = NULL;
+        if (!s->db || !username)
+                return 0;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_ID_OF];
+        sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_DONE)
+                return 0;
+        if (rc != SQLITE_ROW)
+                return state_fail(s, rc, "looking for a username");
+        int r = col_strdup(st, 0, ret_id);
+        return r < 0 ? r : 1;
 }
 
 int ob_state_deleted_username(struct ob_state *s, const char *username, const char *id, int deleted_status,

@@ -157,10 +157,13 @@ int ob_state_action_due(struct ob_state *s, const char *id, int64_t generation, 
 /* Whether some account is recorded with status, or on its way to it: 1, 0,
  * or a negative code. */
 int ob_state_has_status(struct ob_state *s, int status);
+/* The id of the account recorded with username (without ASCII case; the
+ * latest status change first): 1 and *ret_id (free it), 0, or a negative
+ * code. */
+int ob_state_id_of(struct ob_state *s, const char *username, char **ret_id);
 /* A recorded account other than id, with deleted_status (or on its way to
- * it), that had username
- * (compared without ASCII case): 1 and its id in *ret_id (free it), 0, or a
- * negative code. */
+ * it), that had username (compared without ASCII case): 1 and its id in
+ * *ret_id (free it), 0, or a negative code. */
 int ob_state_deleted_username(struct ob_state *s, const char *username, const char *id, int deleted_status,
                               char **ret_id);
 

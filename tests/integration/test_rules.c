@@ -775,3 +775,59 @@ Test(rules, a_reactivation_runs_once_and_reports_what_it_does_not_restore)
         cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=rea," PEOPLE "\nchangetype: delete\n"), 0);
         ob_test_recorder_stop(&rec);
 }
+
+/* ---- explain ------------------------------------------------------------------------ */
+
+static char *explain(const char *user, bool json, int *rc)
+{
+        const char *argv[] = {OB_OFFBOARD_BIN, "explain", user, "--config", cfgpath, json ? "--format" : NULL, "json",
+                              NULL};
+        char *out = NULL, *err = NULL;
+        *rc = ob_test_run(argv, 60, &out, &err);
+        free(err);
+        return out;
+}
+
+Test(rules, explain_shows_an_account_its_rule_inputs_and_its_recorded_history_even_when_nothing_is_owed)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        write_config_for(&rec, "(|(uid=stan)(uid=dora))", "locked, inactive, ended");
+        int rc;
+        /* An active account nothing is owed for: still its status, rule inputs and record. */
+        char *out = explain("dora", false, &rc);
+        cr_assert_eq(rc, 0, "%s", out);
+        cr_assert(strstr(out, "dora"), "%s", out);
+        cr_assert(strstr(out, "active"), "%s", out);
+        cr_assert(strstr(out, "What the rules read:"), "%s", out);
+        cr_assert(strstr(out, "  employeeType: employee\n"), "%s", out);
+        cr_assert(strstr(out, "  pwdAccountLockedTime: (absent)\n"), "%s", out);
+        cr_assert(strstr(out, "Recorded: nothing"), "%s", out);
+        free(out);
+        reconcile_ok();
+        out = explain("stan", true, &rc);
+        cr_assert_eq(rc, 0, "%s", out);
+        const char *checks[] = {
+                "d['kind'] == 'explain' and d['account'] == 'stan' and d['seen']",
+                "[a['username'] for a in d['plan']['accounts']] == ['stan']",
+                "d['attributes']['employeeType'] == 'Inactive'",
+                "d['record']['pending_to'] == 'inactive' and d['record']['generation'] == 1",
+                "{h['action']: h['outcome'] for h in d['history']} == {'revoke-sessions': 'done', 'delete-user': 'none'}",
+                "all(h['idempotency_key'].endswith('-deactivate-1-revoke-sessions') for h in d['history'] "
+                "if h['action'] == 'revoke-sessions')",
+                "[h['due'] is not None for h in d['history'] if h['action'] == 'delete-user'] == [True]",
+        };
+        ob_test_json_check(dir, out, true, checks, sizeof(checks) / sizeof(checks[0]));
+        free(out);
+        out = explain("stan", false, &rc);
+        cr_assert(strstr(out, "Recorded: no status fully applied yet, generation 1, on its way to inactive"), "%s",
+                  out);
+        cr_assert(strstr(out, "revoke-sessions: done, 1 attempt, HTTP 200"), "%s", out);
+        cr_assert(strstr(out, "key: offboard-"), "%s", out);
+        free(out);
+        out = explain("nobody", false, &rc);
+        cr_assert_eq(rc, 0, "%s", out);
+        cr_assert(strstr(out, "nobody: not in the directory's scope now"), "%s", out);
+        free(out);
+        ob_test_recorder_stop(&rec);
+}
