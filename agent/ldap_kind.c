@@ -42,7 +42,10 @@ static const char *const ob_ldap_operations[] = {"remove_from_groups", "move", "
 /* attributes:, set: and clear: are YAML trees (lists, a mapping) read as
  * text templates; the checks below say which shapes each may take. */
 static const struct ob_key_spec ob_ldap_action_keys[] = {
-        {.name = "operation", .type = OB_KEY_CHOICE, .offset = A(operation), .required = true,
+        {.name = "operation",
+         .type = OB_KEY_CHOICE,
+         .offset = A(operation),
+         .required = true,
          .choices = ob_ldap_operations},
         {.name = "attributes", .type = OB_KEY_BODY, .offset = A(attributes), .tpl = OB_TPL_TEXT},
         {.name = "new_parent", .type = OB_KEY_STRING, .offset = A(new_parent)},
@@ -82,19 +85,16 @@ static int ob_ldap_check_connector(struct ob_config_check *ck, struct ob_connect
 {
         struct ob_ldap_connector *l = c->settings;
         if (l->groups_base && !ob_dn_syntax_ok(l->groups_base))
-                return ob_config_fail_connector(ck, c, "groups_base", "connectors.%s.groups_base is not a DN",
-                                                c->name);
+                return ob_config_fail_connector(ck, c, "groups_base", "connectors.%s.groups_base is not a DN", c->name);
         if (l->bind_dn && !ob_dn_syntax_ok(l->bind_dn))
                 return ob_config_fail_connector(ck, c, "bind_dn", "connectors.%s.bind_dn is not a DN", c->name);
         if (!!l->bind_dn != !!l->bind_password_file)
                 return ob_config_fail_connector(ck, c, l->bind_dn ? "bind_dn" : "bind_password_file",
-                                                "connectors.%s: bind_dn and bind_password_file go together",
-                                                c->name);
+                                                "connectors.%s: bind_dn and bind_password_file go together", c->name);
         if (l->uri && strncmp(l->uri, "ldap://", 7) != 0 && strncmp(l->uri, "ldaps://", 8) != 0 &&
             strncmp(l->uri, "ldapi://", 8) != 0)
-                return ob_config_fail_connector(ck, c, "uri",
-                                                "connectors.%s.uri must start with ldap://, ldaps:// or ldapi://",
-                                                c->name);
+                return ob_config_fail_connector(
+                        ck, c, "uri", "connectors.%s.uri must start with ldap://, ldaps:// or ldapi://", c->name);
         return 0;
 }
 
@@ -119,8 +119,9 @@ static int ob_ldap_check_remove(struct ob_config_check *ck, struct ob_action *a,
                         return ob_config_fail_action(ck, a, "attributes",
                                                      "actions.%s.attributes: '%s' is not one of member, uniqueMember "
                                                      "or memberUid",
-                                                     a->name, t->children[i]->tpl ? ob_tpl_source(t->children[i]->tpl)
-                                                                                  : "(a list or mapping)");
+                                                     a->name,
+                                                     t->children[i]->tpl ? ob_tpl_source(t->children[i]->tpl)
+                                                                         : "(a list or mapping)");
                 l->group_attrs |= 1u << k;
         }
         return 0;
@@ -144,9 +145,8 @@ static int ob_ldap_check_modify(struct ob_config_check *ck, struct ob_action *a,
                 for (size_t k = 0; ok && v->kind == OB_JSON_ARRAY && k < v->nchildren; k++)
                         ok = v->children[k]->kind == OB_JSON_STRING;
                 if (!ok)
-                        return ob_config_fail_action(ck, a, "set",
-                                                     "actions.%s.set.%s must be a value or a list of values",
-                                                     a->name, v->key);
+                        return ob_config_fail_action(
+                                ck, a, "set", "actions.%s.set.%s must be a value or a list of values", a->name, v->key);
         }
         if (c && (c->kind != OB_JSON_ARRAY || c->nchildren == 0))
                 return ob_config_fail_action(ck, a, "clear", "actions.%s.clear must be a list of attribute names",
@@ -158,8 +158,8 @@ static int ob_ldap_check_modify(struct ob_config_check *ck, struct ob_action *a,
                                                      "actions.%s.clear must be a list of attribute names", a->name);
                 for (size_t k = 0; s && k < s->nchildren; k++)
                         if (ob_streq_ci(n, s->children[k]->key))
-                                return ob_config_fail_action(ck, a, "clear",
-                                                             "actions.%s: %s is both set and cleared", a->name, n);
+                                return ob_config_fail_action(ck, a, "clear", "actions.%s: %s is both set and cleared",
+                                                             a->name, n);
         }
         return 0;
 }
@@ -184,17 +184,15 @@ static int ob_ldap_check_action(struct ob_config_check *ck, struct ob_action *a)
         const bool given[] = {l->attributes.tree, l->new_parent, l->set.tree, l->clear.tree};
         for (size_t i = 0; i < OB_ELEMENTSOF(owner); i++)
                 if (given[i] && owner[i].op != l->op)
-                        return ob_config_fail_action(ck, a, owner[i].key, "actions.%s.%s does not apply to %s",
-                                                     a->name, owner[i].key, l->operation);
+                        return ob_config_fail_action(ck, a, owner[i].key, "actions.%s.%s does not apply to %s", a->name,
+                                                     owner[i].key, l->operation);
         switch (l->op) {
         case OB_LDAP_REMOVE_FROM_GROUPS: return ob_ldap_check_remove(ck, a, l);
         case OB_LDAP_MOVE:
                 if (!l->new_parent)
-                        return ob_config_fail_action(ck, a, "operation", "actions.%s: move needs new_parent:",
-                                                     a->name);
+                        return ob_config_fail_action(ck, a, "operation", "actions.%s: move needs new_parent:", a->name);
                 if (!ob_dn_syntax_ok(l->new_parent))
-                        return ob_config_fail_action(ck, a, "new_parent", "actions.%s.new_parent is not a DN",
-                                                     a->name);
+                        return ob_config_fail_action(ck, a, "new_parent", "actions.%s.new_parent is not a DN", a->name);
                 return 0;
         case OB_LDAP_MODIFY: return ob_ldap_check_modify(ck, a, l);
         }

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "escape.h"
 #include "connector.h"
+#include "escape.h"
 #include "ldap_conn.h"
 #include "loop.h"
 #include "plan.h"
@@ -153,8 +153,8 @@ Test(ldap_ad, a_leaver_whose_dn_needs_escaping_leaves_an_ad_group_once)
                 "  deactivate:\n"
                 "    to: inactive\n"
                 "    actions: [leave, park]\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, srv.admin_dn, srv.admin_pw_file,
-                ou, ou);
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, srv.admin_dn, srv.admin_pw_file, ou,
+                ou);
         fclose(f);
         struct ob_config *cfg;
         struct ob_config_error cerr;

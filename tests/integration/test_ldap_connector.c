@@ -321,11 +321,11 @@ Test(ldap_connector, the_outcome_says_what_was_removed_and_a_second_run_removes_
 
         /* A groupOfNames must keep a member: the last one cannot go, and
          * the step fails with the server's word, after what it did remove. */
-        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: cn=duo," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
-                                              "cn: duo\nmember: uid=solo-sam," PEOPLE "\nmember: uid=lc-keep," PEOPLE
-                                              "\n\n"
-                                              "dn: cn=solo," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
-                                              "cn: solo\nmember: uid=solo-sam," PEOPLE "\n"),
+        cr_assert_eq(ob_test_ldapmodify(&srv,
+                                        "dn: cn=duo," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                        "cn: duo\nmember: uid=solo-sam," PEOPLE "\nmember: uid=lc-keep," PEOPLE "\n\n"
+                                        "dn: cn=solo," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                        "cn: solo\nmember: uid=solo-sam," PEOPLE "\n"),
                      0);
         struct ob_ldap_rendered solo = {
                 .op = OB_LDAP_REMOVE_FROM_GROUPS,
@@ -336,7 +336,8 @@ Test(ldap_connector, the_outcome_says_what_was_removed_and_a_second_run_removes_
         o = run_step(cfg, "leave-groups", &solo);
         cr_assert_eq(o.resp.result, -OB_EDIRECTORY);
         cr_assert(strstr(o.resp.error, "removing member from cn=solo," GROUPS), "%s", o.resp.error);
-        cr_assert_str_eq(o.resp.excerpt, "removed member from cn=duo," GROUPS, "slapd sends the groups in the order they were added");
+        cr_assert_str_eq(o.resp.excerpt, "removed member from cn=duo," GROUPS,
+                         "slapd sends the groups in the order they were added");
 
         /* A groups_base that is not there is no "listed nowhere". */
         q.groups_base = "ou=nowhere,dc=example,dc=org";
@@ -362,12 +363,12 @@ Test(ldap_connector, the_outcome_says_what_was_removed_and_a_second_run_removes_
  * is still calling: the connector goes on the next loop turn, cleanly. */
 Test(ldap_connector, a_connector_paused_by_its_failures_is_freed_safely)
 {
-        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=pause-pia," PEOPLE "\nchangetype: add\n"
-                                              "objectClass: inetOrgPerson\ncn: Pia\nsn: Pia\nuid: pause-pia\n"
-                                              "employeeType: Inactive\n\n"
-                                              "dn: cn=pia," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
-                                              "cn: pia\nmember: uid=pause-pia," PEOPLE "\nmember: uid=lc-keep," PEOPLE
-                                              "\n"),
+        cr_assert_eq(ob_test_ldapmodify(&srv,
+                                        "dn: uid=pause-pia," PEOPLE "\nchangetype: add\n"
+                                        "objectClass: inetOrgPerson\ncn: Pia\nsn: Pia\nuid: pause-pia\n"
+                                        "employeeType: Inactive\n\n"
+                                        "dn: cn=pia," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                        "cn: pia\nmember: uid=pause-pia," PEOPLE "\nmember: uid=lc-keep," PEOPLE "\n"),
                      0);
         /* As the service account, which may read the groups but not change them. */
         write_config_with("(uid=pause-pia)", false, "{attempts: 1, pause_after: 1}");

@@ -175,8 +175,7 @@ Test(ldap_kind, key_errors_say_what_is_wrong_and_where)
                           cases[i].needle);
                 char pos[32];
                 snprintf(pos, sizeof(pos), ":%d:", cases[i].line);
-                cr_assert(strstr(err.message, pos), "case %zu: '%s' is not on line %d", i, err.message,
-                          cases[i].line);
+                cr_assert(strstr(err.message, pos), "case %zu: '%s' is not on line %d", i, err.message, cases[i].line);
         }
 }
 
