@@ -1,10 +1,16 @@
 /* log.c: structured lines on stderr. */
+#define _GNU_SOURCE
 #include "log.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 static enum ob_log_level ob_log_max = OB_LOG_INFO;
 
@@ -20,20 +26,77 @@ void ob_log_set_quiet(bool quiet)
         ob_log_quiet = quiet;
 }
 
+/* Where to cut s (longer than n) at most n bytes in, never inside a UTF-8
+ * character: back from s[n] to the byte that starts one. */
+static size_t utf8_cut(const char *s, size_t n)
+{
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+                n--;
+        return n;
+}
+
+/* A random id for this process's lines: what one run said, together. */
+static const char *run_id(void)
+{
+        static char id[9];
+        if (!id[0]) {
+                unsigned char b[4] = {0};
+                if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+                        unsigned v = (unsigned)getpid() ^ (unsigned)time(NULL);
+                        memcpy(b, &v, sizeof(b));
+                }
+                snprintf(id, sizeof(id), "%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
+        }
+        return id;
+}
+
+/* Whether stderr is journald's stream (systemd.exec(5), JOURNAL_STREAM):
+ * then a "<N>" prefix gives each line its priority and journald stamps it. */
+static bool to_journal(void)
+{
+        static int known = -1;
+        if (known < 0) {
+                known = 0;
+                const char *js = getenv("JOURNAL_STREAM");
+                unsigned long long dev, ino;
+                struct stat st;
+                if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+                    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
+                        known = 1;
+        }
+        return known == 1;
+}
+
 void ob_log(enum ob_log_level level, const char *fmt, ...)
 {
         static const char *const names[] = {"error", "warning", "info", "debug"};
+        static const int priorities[] = {3, 4, 6, 7}; /* syslog: err, warning, info, debug */
         if (ob_log_quiet && level < OB_LOG_INFO)
                 level = OB_LOG_DEBUG;
         if (level > ob_log_max)
                 return;
         char line[2048];
-        int n = snprintf(line, sizeof(line), "level=%s ", names[level]);
+        int n;
+        if (to_journal()) {
+                n = snprintf(line, sizeof(line), "<%d>run=%s level=%s ", priorities[level], run_id(), names[level]);
+        } else {
+                struct timespec ts;
+                struct tm tm;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                gmtime_r(&ts.tv_sec, &tm);
+                n = snprintf(line, sizeof(line), "time=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ run=%s level=%s ",
+                             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                             ts.tv_nsec / 1000000, run_id(), names[level]);
+        }
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+        int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
         va_end(ap);
-        fprintf(stderr, "offboard: %s\n", line);
+        size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
+        if (len >= sizeof(line))
+                len = utf8_cut(line, sizeof(line) - 1); /* a long line loses its end, never half a character */
+        line[len] = '\n';
+        fwrite(line, 1, len + 1, stderr);
 }
 
 const char *ob_log_quote(const char *s)
@@ -44,8 +107,12 @@ const char *ob_log_quote(const char *s)
         which = (which + 1) % 4;
         size_t o = 0;
         out[o++] = '"';
-        for (size_t i = 0; s && s[i] && o < 240; i++) {
+        size_t i = 0;
+        for (; s && s[i] && o < 240; i++) {
                 unsigned char c = (unsigned char)s[i];
+                /* Cut before a character that would not fit whole. */
+                if (c >= 0xC0 && o + (c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2) > 240)
+                        break;
                 if (c == '"' || c == '\\') {
                         out[o++] = '\\';
                         out[o++] = (char)c;
@@ -55,7 +122,7 @@ const char *ob_log_quote(const char *s)
                         out[o++] = (char)c;
                 }
         }
-        if (s && strlen(s) > 200 && o >= 240) {
+        if (s && s[i]) {
                 memcpy(out + o, "...", 3);
                 o += 3;
         }

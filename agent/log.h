@@ -2,8 +2,13 @@
  *
  *   ob_log(OB_LOG_WARNING, "event=bind_failed uri=%s error=\"%s\"", ...)
  *
- * Lines are "level=... " followed by the caller's key=value pairs. Values that
- * come from outside go through ob_log_quote(). Secrets are never passed here.
+ * Lines are logfmt: "time=RFC3339 run=ID level=... " followed by the
+ * caller's key=value pairs; run is random per process, so one run's lines
+ * can be found together. Under journald (JOURNAL_STREAM names stderr) the
+ * time is journald's and a "<N>" prefix gives the line its syslog priority
+ * (journalctl -p warning). A line over 2 KiB loses its end, never half a
+ * UTF-8 character. Values that come from outside go through
+ * ob_log_quote(). Secrets are never passed here.
  */
 #ifndef OB_LOG_H
 #define OB_LOG_H
@@ -18,8 +23,9 @@ void ob_log_set_level(enum ob_log_level level);
 void ob_log_set_quiet(bool quiet);
 void ob_log(enum ob_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Quotes a value for a log line: "..." with \" \\ and control characters as
- * \xNN; truncated to 200 bytes. Returns a pointer into one of 4 rotating
- * static buffers (valid for the current log call). */
+ * \xNN; truncated after about 240 bytes (with "..."), on a UTF-8 boundary.
+ * Returns a pointer into one of 4 rotating static buffers (valid for the
+ * current log call). */
 const char *ob_log_quote(const char *s);
 
 #endif
