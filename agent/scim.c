@@ -191,13 +191,19 @@ static int ob_scim_send(struct ob_scim_job *j, const char *method, const char *u
         return ob_http_start(j->sc->http, &req, ob_scim_on_http, j);
 }
 
-/* A request that could not start, from inside a callback: the step fails. */
+/* A request that could not start, from inside a callback: the step fails
+ * as one without an answer does (http.c's own "cannot start"), so it is
+ * tried again. */
 static void ob_scim_send_or_fail(struct ob_scim_job *j, const char *method, const char *url, json_t *body,
                                  const char *version)
 {
         int r = ob_scim_send(j, method, url, body, version);
-        if (r < 0)
-                ob_scim_fail(j, r, 0, "cannot send %s: %s", method, ob_strerror(r));
+        if (r < 0) {
+                struct ob_response resp = {.result = -OB_EHTTP, .duration_ms = j->duration_ms, .retry_after_s = -1,
+                                           .transport = true};
+                snprintf(resp.error, sizeof(resp.error), "cannot send %s: %s", method, ob_strerror(r));
+                ob_scim_finish(j, &resp);
+        }
 }
 
 /* base_url/Users/{id} (or Groups), the id one escaped path segment. */
