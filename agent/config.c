@@ -1857,6 +1857,67 @@ static int specs_foreach_tpl(const struct ob_key_spec *specs, const void *base,
         return r;
 }
 
+/* Every file a kind's keys name: OB_KEY_PATH rows and value_file headers. */
+static int specs_foreach_file(const struct ob_key_spec *specs, const void *base, const char *what,
+                              ob_config_file_fn fn, void *ud)
+{
+        int r = 0;
+        if (!base)
+                return 0;
+        for (size_t i = 0; r == 0 && specs[i].name; i++) {
+                const void *src = (const char *)base + specs[i].offset;
+                char key[256];
+                snprintf(key, sizeof(key), "%s.%s", what, specs[i].name);
+                switch (specs[i].type) {
+                case OB_KEY_PATH: {
+                        const char *path = *(char *const *)src;
+                        /* Credentials are read from files named *password_file, *token_file, *key_file. */
+                        bool secret = strstr(specs[i].name, "password") || strstr(specs[i].name, "token") ||
+                                      strstr(specs[i].name, "key_file");
+                        if (path)
+                                r = fn(key, path, secret, ud);
+                        break;
+                }
+                case OB_KEY_HEADERS: {
+                        const struct ob_header_list *l = src;
+                        for (size_t h = 0; r == 0 && h < l->n; h++)
+                                if (l->v[h].secret_file) {
+                                        char hk[400];
+                                        snprintf(hk, sizeof(hk), "%s.%s", key, l->v[h].name);
+                                        r = fn(hk, l->v[h].secret_file, true, ud);
+                                }
+                        break;
+                }
+                case OB_KEY_SECTION: r = specs_foreach_file(specs[i].sub, base, key, fn, ud); break;
+                default: break;
+                }
+        }
+        return r;
+}
+
+int ob_config_foreach_file(const struct ob_config *c, ob_config_file_fn fn, void *ud)
+{
+        const struct ob_directory_config *d = &c->directory;
+        int r = 0;
+        if (d->bind_password_file)
+                r = fn("directory.bind_password_file", d->bind_password_file, true, ud);
+        if (r == 0 && d->ca_file)
+                r = fn("directory.ca_file", d->ca_file, false, ud);
+        for (size_t i = 0; r == 0 && i < c->nconnectors; i++) {
+                const struct ob_connector *k = &c->connectors[i];
+                char what[200];
+                snprintf(what, sizeof(what), "connectors.%s", k->name);
+                r = specs_foreach_file(k->kind->connector_keys, k->settings, what, fn, ud);
+        }
+        for (size_t i = 0; r == 0 && i < c->nactions; i++) {
+                const struct ob_action *a = &c->actions[i];
+                char what[200];
+                snprintf(what, sizeof(what), "actions.%s", a->name);
+                r = specs_foreach_file(a->connector->kind->action_keys, a->settings, what, fn, ud);
+        }
+        return r;
+}
+
 /* The node of key in what kd recorded, or its mapping. */
 static yaml_node_t *keyed_node(const struct keyed *kd, const struct ob_key_spec *specs, const char *key)
 {

@@ -326,6 +326,11 @@ struct ob_config_error {
 };
 
 int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_error *err);
+/* Calls fn for every file the configuration names (what: its key, such as
+ * "connectors.apps.auth.token_file"; secret: it holds a credential), until
+ * fn returns non-zero, which is returned. */
+typedef int (*ob_config_file_fn)(const char *what, const char *path, bool secret, void *ud);
+int ob_config_foreach_file(const struct ob_config *c, ob_config_file_fn fn, void *ud);
 void ob_config_free(struct ob_config *c);
 /* Prints the error as "message\n  line\n  ^" to f. */
 void ob_config_error_print(const struct ob_config_error *err, FILE *f);

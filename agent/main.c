@@ -1,6 +1,7 @@
 /* main.c: the command line. The only place that decides the process's exit
  * status; every module below returns errors instead of exiting. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -190,6 +192,33 @@ static int state_command(const struct ob_config *c, bool retry, const char *targ
         return ret;
 }
 
+/* validate: the files the configuration names exist, can be read and are
+ * regular files; a credential readable by every user is a warning. */
+struct file_check {
+        const char *config;
+        int problems;
+};
+
+static int check_file(const char *what, const char *path, bool secret, void *ud)
+{
+        struct file_check *fc = ud;
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0) {
+                fprintf(stderr, "%s: %s: %s: %s\n", fc->config, what, path, strerror(errno));
+                fc->problems++;
+        } else if (!S_ISREG(st.st_mode)) {
+                fprintf(stderr, "%s: %s: %s: not a regular file\n", fc->config, what, path);
+                fc->problems++;
+        } else if (secret && (st.st_mode & S_IROTH)) {
+                fprintf(stderr, "%s: warning: %s: %s holds a credential and every user can read it (chmod o-rwx)\n",
+                        fc->config, what, path);
+        }
+        if (fd >= 0)
+                close(fd);
+        return 0;
+}
+
 /* offboard explain ACCOUNT: the plan of that account alone, kept whatever it
  * owes, then what the rules read and what the state store records. */
 static int explain(const struct ob_config *c, struct ob_run_options *o, const char *username)
@@ -360,6 +389,15 @@ int main(int argc, char **argv)
                 }
                 ret = state_command(cfg, is_retry, target, o.format == OB_FORMAT_JSON);
         } else if (is_validate) {
+                /* Every file it names, each problem said, before "valid". */
+                struct file_check fc = {.config = cfg->path};
+                ob_config_foreach_file(cfg, check_file, &fc);
+                if (fc.problems) {
+                        fprintf(stderr, "offboard: %d file%s the configuration names cannot be used\n", fc.problems,
+                                fc.problems == 1 ? "" : "s");
+                        ob_config_free(cfg);
+                        return OB_EXIT_CONFIG;
+                }
                 printf("%s: valid: %zu mapping rules, %zu connectors, %zu actions, %zu transitions\n", cfg->path,
                        cfg->nrules, cfg->nconnectors, cfg->nactions, cfg->ntransitions);
                 printf("attributes requested:");

@@ -33,7 +33,7 @@ mkdir -p "$run"
 echo $! > "$run/recorder.pid"
 for _ in $(seq 100); do [ -s "$run/recorder.port" ] && break; sleep 0.05; done
 port=$(cat "$run/recorder.port")
-echo "demo-token" > "$run/apps.token"
+(umask 077 && echo "demo-token" > "$run/apps.token")
 
 sed -e "s|@LDAP_URI@|$OB_LDAP_URI|" -e "s|@CA_FILE@|$OB_CA_FILE|" -e "s|@BIND_DN@|$OB_BIND_DN|" \
     -e "s|@BIND_PW_FILE@|$OB_BIND_PW_FILE|" -e "s|@BASE@|$OB_BASE|" -e "s|@API@|http://127.0.0.1:$port|" \

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -830,4 +831,54 @@ Test(rules, explain_shows_an_account_its_rule_inputs_and_its_recorded_history_ev
         cr_assert(strstr(out, "nobody: not in the directory's scope now"), "%s", out);
         free(out);
         ob_test_recorder_stop(&rec);
+}
+
+/* ---- validate (issue 15) ------------------------------------------------------------- */
+
+Test(rules, validate_names_every_file_it_cannot_use_and_warns_of_a_credential_anyone_can_read)
+{
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        char tok[300];
+        snprintf(tok, sizeof(tok), "%s/apps.token", dir);
+        FILE *f = fopen(tok, "w");
+        cr_assert_not_null(f);
+        fputs("t0ken\n", f);
+        fclose(f);
+        cr_assert_eq(chmod(tok, 0644), 0);
+        f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  ca_file: /etc\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: missing-password\n"
+                "  base: %s\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  apps:\n"
+                "    type: http\n"
+                "    base_url: https://apps.example.org\n"
+                "    auth: {type: bearer, token_file: apps.token}\n"
+                "    headers: {X-Key: {value_file: missing-key}}\n"
+                "actions:\n"
+                "  revoke: {connector: apps, url: '/users/{{ account.uid }}'}\n"
+                "transitions:\n"
+                "  deactivate: {to: inactive, actions: [revoke]}\n",
+                srv.ldaps_uri, srv.bind_dn, srv.base);
+        fclose(f);
+        const char *argv[] = {OB_OFFBOARD_BIN, "validate", "--config", cfgpath, NULL};
+        char *out = NULL, *err = NULL;
+        int rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 2, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_null(strstr(out, "valid"), "nothing is called valid: %s", out);
+        cr_assert(strstr(err, "directory.bind_password_file: ") && strstr(err, "missing-password: No such file"), "%s",
+                  err);
+        cr_assert(strstr(err, "directory.ca_file: /etc: not a regular file"), "%s", err);
+        cr_assert(strstr(err, "connectors.apps.headers.X-Key: ") && strstr(err, "missing-key: No such file"), "%s",
+                  err);
+        cr_assert(strstr(err, "warning: connectors.apps.auth.token_file: "), "%s", err);
+        cr_assert(strstr(err, "3 files the configuration names cannot be used"), "%s", err);
+        free(out);
+        free(err);
 }
