@@ -149,9 +149,29 @@ static const char state_upgrade_v2[] = "BEGIN IMMEDIATE;"
                                        "PRAGMA user_version = 2;"
                                        "COMMIT;";
 
+/* For an administrator with sqlite3: the tables with names and times, not
+ * integers (the store's statuses and outcomes are enum values). */
+#define STATE_STATUS_NAME(col)                                                                                      \
+        "CASE " col " WHEN 0 THEN 'none' WHEN 1 THEN 'active' WHEN 2 THEN 'locked' WHEN 3 THEN 'inactive' "        \
+        "WHEN 4 THEN 'ended' WHEN 5 THEN 'deleted' ELSE 'unknown' END"
+#define STATE_TIME(col) "CASE WHEN " col " > 0 THEN datetime(" col ", 'unixepoch') END"
+#define STATE_VIEWS                                                                                                 \
+        "CREATE VIEW IF NOT EXISTS accounts_named AS SELECT id, dn, username, " STATE_STATUS_NAME("status")          \
+        " AS status, " STATE_TIME("status_since") " AS status_since, generation, "                                 \
+        "CASE WHEN pending_to != 0 THEN " STATE_STATUS_NAME("pending_from") " END AS pending_from, "              \
+        "CASE WHEN pending_to != 0 THEN " STATE_STATUS_NAME("pending_to") " END AS pending_to, "                  \
+        "writeback_owed != 0 AS writeback_owed FROM accounts;"                                                    \
+        "CREATE VIEW IF NOT EXISTS actions_named AS SELECT a.username, x.account_id, x.generation, x.action, "    \
+        "CASE x.outcome WHEN 0 THEN 'none' WHEN 1 THEN 'intent' WHEN 2 THEN 'done' WHEN 3 THEN 'failed' "          \
+        "WHEN 4 THEN 'skipped' WHEN 5 THEN 'blocked' ELSE 'unknown' END AS outcome, x.attempts, x.http_status, "  \
+        "x.error, x.idempotency_key, " STATE_TIME("x.updated") " AS updated, " STATE_TIME("x.not_before")         \
+        " AS not_before, x.parked != 0 AS parked, " STATE_TIME("x.due") " AS due "                                \
+        "FROM actions AS x LEFT JOIN accounts AS a ON a.id = x.account_id;"
+
 static const char state_upgrade_v3[] = "BEGIN IMMEDIATE;"
                                        "ALTER TABLE actions ADD COLUMN due INTEGER NOT NULL DEFAULT 0;"
                                        "CREATE INDEX IF NOT EXISTS accounts_username ON accounts(username COLLATE NOCASE);"
+                                       STATE_VIEWS
                                        "UPDATE meta SET value = '3' WHERE key = 'version';"
                                        "PRAGMA user_version = 3;"
                                        "COMMIT;";
@@ -195,6 +215,7 @@ static const char state_schema[] =
         " PRIMARY KEY(account_id, generation, action)) WITHOUT ROWID;"
         /* A username a deleted account had, found when a new entry shows it. */
         "CREATE INDEX IF NOT EXISTS accounts_username ON accounts(username COLLATE NOCASE);"
+        STATE_VIEWS
         "COMMIT;";
 
 struct ob_state {

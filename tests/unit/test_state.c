@@ -971,7 +971,8 @@ Test(state, a_version_1_store_is_read_as_is_and_upgraded_when_written)
         cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 100), 0);
         ob_state_free(s);
         /* What a version 1 store looked like. */
-        sql(path, "DROP INDEX accounts_username; ALTER TABLE actions DROP COLUMN due; "
+        sql(path, "DROP VIEW actions_named; DROP VIEW accounts_named; DROP INDEX accounts_username; "
+                  "ALTER TABLE actions DROP COLUMN due; "
                   "ALTER TABLE actions DROP COLUMN parked; "
                   "ALTER TABLE actions DROP COLUMN not_before; "
                   "UPDATE meta SET value = '1' WHERE key = 'version'; PRAGMA user_version = 1;");
@@ -1006,7 +1007,8 @@ Test(state, a_version_2_store_is_read_as_is_and_gains_stage_due_times_when_writt
         cr_assert_eq(ob_state_put(s, &rec, NULL), 0);
         cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 100), 0);
         ob_state_free(s);
-        sql(path, "DROP INDEX accounts_username; ALTER TABLE actions DROP COLUMN due; "
+        sql(path, "DROP VIEW actions_named; DROP VIEW accounts_named; DROP INDEX accounts_username; "
+                  "ALTER TABLE actions DROP COLUMN due; "
                   "UPDATE meta SET value = '2' WHERE key = 'version'; "
                   "PRAGMA user_version = 2;");
         s = open_store(path, true);
@@ -1057,6 +1059,37 @@ Test(state, a_deleted_accounts_username_is_found_without_case_for_another_id_onl
         cr_assert_eq(ob_state_deleted_username(s, "ANN", "u9", OB_STATUS_DELETED, &id), 1);
         free(id);
         ob_state_free(s);
+}
+
+Test(state, the_named_views_show_statuses_outcomes_and_times_as_words_for_sqlite3)
+{
+        const char *path = path_in("state.db");
+        struct ob_state *s = open_store(path, false);
+        struct ob_record rec = {.id = "u1", .dn = "uid=a", .username = "alice", .status = OB_STATUS_ACTIVE,
+                                .status_since = 1700000000, .generation = 1, .pending_from = OB_STATUS_ACTIVE,
+                                .pending_to = OB_STATUS_INACTIVE};
+        cr_assert_eq(ob_state_put(s, &rec, NULL), 0);
+        cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 1700000001), 0);
+        cr_assert_eq(ob_state_action_outcome(s, "u1", 1, "revoke", OB_OUTCOME_DONE, 200, NULL, 1700000002), 0);
+        ob_state_free(s);
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        cr_assert_eq(sqlite3_prepare_v2(db,
+                                        "SELECT a.status, a.status_since, a.pending_to, x.username, x.outcome, "
+                                        "x.updated FROM accounts_named AS a JOIN actions_named AS x ON "
+                                        "x.account_id = a.id",
+                                        -1, &st, NULL),
+                     SQLITE_OK, "%s", sqlite3_errmsg(db));
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "active");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 1), "2023-11-14 22:13:20");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 2), "inactive");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 3), "alice");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 4), "done");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 5), "2023-11-14 22:13:22");
+        sqlite3_finalize(st);
+        sqlite3_close(db);
 }
 
 Test(state, outcome_names_are_stable)
