@@ -257,6 +257,50 @@ static int explain(const struct ob_config *c, struct ob_run_options *o, const ch
         return ret;
 }
 
+/* offboard VERB --help: that verb's synopsis, what it does and its options. */
+static const struct verb_help {
+        const char *verb, *synopsis, *text;
+} verb_helps[] = {
+        {"validate", "offboard validate [--config FILE] [--online]",
+         "Check the configuration and every mapping file it names (each problem as file:line:col), and\n"
+         "every file it names (missing, unreadable, a credential anyone can read). --online also\n"
+         "connects: TLS and CA, bind, server capabilities, base, teams search, transfer.fallback.\n"},
+        {"plan", "offboard plan [--config FILE] [--format text|json] [--account UID] [--check] [--summary]\n"
+                 "              [--adopt]",
+         "Show what would be done to whom and why; changes nothing. --check exits 1 when anything is\n"
+         "owed; --summary prints only the summary and the safety verdict; --adopt shows what a first\n"
+         "deployment would record.\n"},
+        {"reconcile", "offboard reconcile [--config FILE] [--format text|json] [--account UID] [--force]\n"
+                      "                   [--wait] [--summary] [--adopt]",
+         "Do what is owed: run the actions, record them, write back. --force releases a plan the\n"
+         "safety threshold would park; --wait queues behind a pass that holds the state store;\n"
+         "--adopt records every account's current status as done, running nothing.\n"},
+        {"run", "offboard run [--config FILE]",
+         "The service: a whole pass at start and every service.full_pass_interval, a pass over each\n"
+         "account a change feed names, /healthz and /metrics at service.listen, systemd notify;\n"
+         "SIGHUP reloads a valid configuration, SIGTERM drains.\n"},
+        {"status", "offboard status [--config FILE] [--format text|json]",
+         "What the state store holds back (failed, parked, waiting, owed write-backs), and whether the\n"
+         "service runs and what its /healthz says. Exit 1 when something needs a human.\n"},
+        {"retry", "offboard retry [--config FILE] [ACCOUNT|ACTION]",
+         "Release parked and waiting actions (of an account, of an action, or all) for the next pass.\n"},
+        {"explain", "offboard explain [--config FILE] [--format text|json] ACCOUNT",
+         "One account from every side: its plan (even when nothing is owed), the values the rules\n"
+         "read, what the state store records and every transition's actions. Changes nothing.\n"},
+};
+
+static bool verb_usage(const char *verb, FILE *f)
+{
+        for (size_t i = 0; i < sizeof(verb_helps) / sizeof(verb_helps[0]); i++)
+                if (strcmp(verb_helps[i].verb, verb) == 0) {
+                        fprintf(f, "Usage: %s\n\n%s\nCommon options: -c/--config FILE (default " DEFAULT_CONFIG
+                                   "), -v/--verbose, -q/--quiet.\nSee offboard --help and offboard(1).\n",
+                                verb_helps[i].synopsis, verb_helps[i].text);
+                        return true;
+                }
+        return false;
+}
+
 int main(int argc, char **argv)
 {
         no_core_dumps();
@@ -278,8 +322,10 @@ int main(int argc, char **argv)
         const char *config = DEFAULT_CONFIG;
         struct ob_run_options o = {.out = stdout, .format = OB_FORMAT_TEXT};
         bool online = false; /* validate --online */
+        bool help = false;
         int c;
-        while ((c = getopt_long(argc, argv, "c:f:a:vqhV", opts, NULL)) != -1) {
+        opterr = 0; /* our own message, without the program's full path */
+        while ((c = getopt_long(argc, argv, ":c:f:a:vqhV", opts, NULL)) != -1) {
                 switch (c) {
                 case 'c': config = optarg; break;
                 case 'f':
@@ -292,7 +338,15 @@ int main(int argc, char **argv)
                                 return OB_EXIT_CONFIG;
                         }
                         break;
-                case 'a': o.account = optarg; break;
+                case 'a':
+                        if (o.account) {
+                                fprintf(stderr, "offboard: --account is given twice ('%s', '%s'): one account at a "
+                                                "time\n",
+                                        o.account, optarg);
+                                return OB_EXIT_CONFIG;
+                        }
+                        o.account = optarg;
+                        break;
                 case 'k': o.check = true; break;
                 case 'F': o.force = true; break;
                 case 'W': o.wait = true; break;
@@ -301,10 +355,26 @@ int main(int argc, char **argv)
                 case 'S': o.summary = true; break;
                 case 'v': ob_log_set_level(OB_LOG_DEBUG); break;
                 case 'q': ob_log_set_level(OB_LOG_ERROR); break;
-                case 'h': usage(stdout); return OB_EXIT_OK;
+                case 'h': help = true; break;
+                case ':':
+                        fprintf(stderr, "offboard: %s needs a value (try offboard --help)\n", argv[optind - 1]);
+                        return OB_EXIT_CONFIG;
+                case '?':
+                        if (optopt)
+                                fprintf(stderr, "offboard: unknown option '-%c' (try offboard --help)\n", optopt);
+                        else
+                                fprintf(stderr, "offboard: unknown option '%s' (try offboard --help)\n",
+                                        argv[optind - 1]);
+                        return OB_EXIT_CONFIG;
                 case 'V': printf("offboard %s\n", OFFBOARD_VERSION); return OB_EXIT_OK;
                 default: usage(stderr); return OB_EXIT_CONFIG;
                 }
+        }
+        if (help) {
+                /* offboard VERB --help: the verb's own; else everything. */
+                if (optind >= argc || !verb_usage(argv[optind], stdout))
+                        usage(stdout);
+                return OB_EXIT_OK;
         }
         if (optind >= argc) {
                 usage(stderr);
@@ -354,6 +424,10 @@ int main(int argc, char **argv)
         }
         if (o.adopt && (o.force || o.account)) {
                 fprintf(stderr, "offboard: --adopt records every account as it is; it takes no --force or --account\n");
+                return OB_EXIT_CONFIG;
+        }
+        if (is_validate && o.format == OB_FORMAT_JSON) {
+                fprintf(stderr, "offboard: validate has no --format: its errors are file:line:col lines\n");
                 return OB_EXIT_CONFIG;
         }
         if (online && !is_validate) {
