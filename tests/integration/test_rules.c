@@ -882,3 +882,60 @@ Test(rules, validate_names_every_file_it_cannot_use_and_warns_of_a_credential_an
         free(out);
         free(err);
 }
+
+/* ---- "allow reactivation" (seed 001) ----------------------------------------------- */
+
+Test(rules, an_account_not_allowed_back_has_its_mail_put_on_the_block_list_and_one_allowed_back_does_not)
+{
+        /* Seed 001: unless "allow reactivation" is chosen, the leaver's mail
+         * goes on a block list. The choice is an attribute of the entry
+         * (businessCategory here); the action's when: reads it. */
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  starttls: true\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  filter: '(|(uid=ally)(uid=bart))'\n"
+                "writeback: {enabled: false}\n"
+                "state: {path: state.db}\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  apps: {type: http, base_url: '%s/api', timeout: 5s}\n"
+                "actions:\n"
+                "  revoke: {connector: apps, security: true, method: POST, url: '/users/{{ account.uid }}/revoke'}\n"
+                "  block-mail:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /blocklist\n"
+                "    json: {email: '{{ account.mail }}'}\n"
+                "    when: {not: {attribute: businessCategory, equals: allow-reactivation}}\n"
+                "transitions:\n"
+                "  deactivate: {to: [inactive, deleted], actions: [revoke, block-mail]}\n",
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, rec.base_url);
+        fclose(f);
+        const char add[] = "dn: uid=ally," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: ally\ncn: Ally\n"
+                           "sn: Ally\nmail: ally@example.org\nemployeeType: Inactive\n"
+                           "businessCategory: allow-reactivation\n\n"
+                           "dn: uid=bart," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: bart\ncn: Bart\n"
+                           "sn: Bart\nmail: bart@example.org\nemployeeType: Inactive\n";
+        cr_assert_eq(ob_test_ldapmodify(&srv, add), 0);
+        reconcile_ok();
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/ally/revoke"), 1);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/bart/revoke"), 1);
+        cr_assert_eq(count_req(&rec, "POST", "/api/blocklist"), 1, "only bart's mail is blocked");
+        char body[256];
+        cr_assert_str_eq(body_of(&rec, "/api/blocklist", body, sizeof(body)), "{\"email\":\"bart@example.org\"}");
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=ally," PEOPLE "\nchangetype: delete\n\n"
+                                              "dn: uid=bart," PEOPLE "\nchangetype: delete\n"),
+                     0);
+        ob_test_recorder_stop(&rec);
+}
