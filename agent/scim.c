@@ -320,7 +320,10 @@ static void ob_scim_next_group(struct ob_scim_job *j, long status)
                 r = -ENOMEM;
         if (r < 0)
                 return ob_scim_fail(j, r, 0, "cannot remove the user from a group: %s", ob_strerror(r));
-        ob_scim_send_or_fail(j, "PATCH", url, body, g->version);
+        /* No If-Match here: removing one member by a value filter cannot
+         * overwrite anyone else's change, and leavers leaving one big group
+         * at once would only make each other's versions stale (412). */
+        ob_scim_send_or_fail(j, "PATCH", url, body, NULL);
 }
 
 /* The user is known: act on it. */
@@ -397,7 +400,7 @@ static void ob_scim_on_groups(struct ob_scim_job *j, const struct ob_response *r
                                             "listing the user's groups: a group has no id");
                 j->ngroups++;
         }
-        /* A page that brings nothing new ends the list, whatever the total. */
+        /* A page that brings nothing ends the list, whatever the total. */
         if (n > 0 && j->ngroups < total)
                 return ob_scim_groups_page(j);
         j->igroup = 0;

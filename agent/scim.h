@@ -10,9 +10,11 @@
  *   delete         DELETE /Users/{id}
  *
  * A user that is not there downstream is done for disable, remove_groups
- * and delete (nothing to take away), and a failure for enable. A resource
- * that carries meta.version is changed with If-Match: that version; a 412
- * (it changed in between) looks the user up again, twice at most.
+ * and delete (nothing to take away), and a failure for enable. A user
+ * that carries meta.version is changed or deleted with If-Match: that
+ * version; a 412 (it changed in between) looks it up again, twice at most.
+ * A group is not: removing one member by a value filter overwrites nothing,
+ * and many leavers leaving one group at once would only 412 each other.
  *
  * scim_kind.c holds what needs no network (keys, checks, rendering, reports);
  * scim.c runs a step: a few requests one after another through http.c

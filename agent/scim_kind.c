@@ -213,7 +213,8 @@ static void ob_scim_describe_text(const struct ob_step *s, FILE *f)
         ob_scim_plan_lines(q, lines);
         for (size_t i = 0; lines[i]; i++)
                 ob_report_printf(f, "       %s\n", lines[i]);
-        ob_report_printf(f, "       If-Match: the resource's meta.version, where it has one\n");
+        if (q->op != OB_SCIM_REMOVE_GROUPS)
+                ob_report_printf(f, "       If-Match: the user's meta.version, where it has one\n");
 }
 
 static void ob_scim_describe_json(const struct ob_step *s, struct ob_report_json *j)
