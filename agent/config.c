@@ -2759,6 +2759,18 @@ static int uses_transfer_cb(const struct ob_tpl *t, void *ud)
         return 0;
 }
 
+struct uses_lists {
+        bool teams, groups;
+};
+
+static int uses_lists_cb(const struct ob_tpl *t, void *ud)
+{
+        struct uses_lists *u = ud;
+        u->teams = u->teams || ob_tpl_uses_prefix(t, "account.teams");
+        u->groups = u->groups || ob_tpl_uses_prefix(t, "account.groups");
+        return 0;
+}
+
 /* Every attribute the rules, conditions and templates read is requested. */
 static int collect_attributes(struct ob_config *c)
 {
@@ -2800,6 +2812,20 @@ static int collect_attributes(struct ob_config *c)
                                       l);
         for (size_t i = 0; r == 0 && i < c->ntransitions; i++)
                 r = ob_cond_attributes(c->transitions[i].when, l);
+        /* account.teams reads the teams search; account.groups the entry's memberOf. */
+        struct uses_lists u = {0};
+        for (size_t i = 0; r == 0 && i < c->nactions; i++) {
+                struct ob_action *a = &c->actions[i];
+                struct uses_lists ua = {0};
+                specs_foreach_tpl(a->connector->kind->action_keys, a->settings, uses_lists_cb, &ua);
+                specs_foreach_tpl(a->connector->kind->connector_keys, a->connector->settings, uses_lists_cb, &ua);
+                a->uses_teams = ua.teams;
+                u.teams = u.teams || ua.teams;
+                u.groups = u.groups || ua.groups;
+        }
+        c->uses_teams = u.teams;
+        if (r == 0 && u.groups)
+                r = ob_strv_add_unique_ci(l, "memberOf");
         return r;
 }
 
@@ -3079,6 +3105,11 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         }
         if (r == 0)
                 r = collect_attributes(c);
+        if (r == 0 && c->uses_teams && !c->directory.teams_base) {
+                snprintf(err->message, sizeof(err->message),
+                         "%s: a template reads account.teams or account.teams_led, which need directory.teams", path);
+                r = -OB_ECONFIG;
+        }
         for (size_t i = 0; r == 0 && i < c->nactions; i++) {
                 struct ob_action *a = &c->actions[i];
                 const struct ob_connector *k = a->connector;

@@ -213,6 +213,7 @@ struct ob_action {
         struct ob_action **after;
         bool security;      /* revokes sessions or tokens: runs first */
         bool uses_transfer; /* a template reads transfer_to.* */
+        bool uses_teams;    /* a template reads account.teams or account.teams_led */
         /* grace: a stage (delete after a grace period). Not before this long
          * after its transition began; the due time is recorded then, kept
          * across restarts and never moved (0: at once). */
@@ -276,6 +277,7 @@ struct ob_config {
          * unreadable (held, never evaluated); NULL-terminated or NULL. */
         char **required_attributes;
         bool uses_transfer; /* some template reads transfer_to.* */
+        bool uses_teams;    /* some template reads account.teams or account.teams_led */
         size_t nguards; /* guards:, in the configuration's order */
         struct ob_guard *guards;
         size_t npolicies; /* policies: (configuration and mappings) */

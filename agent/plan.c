@@ -108,11 +108,33 @@ struct lookup_ctx {
         const struct ob_account_plan *p;
         const struct ob_action *action;
         const char *idempotency_key;
+        char *groups; /* account.groups, made at the first use */
 };
+
+/* account.groups: the DNs in memberOf, as a list (template.h), made once. */
+static const char *groups_of(struct lookup_ctx *l)
+{
+        if (l->groups)
+                return l->groups;
+        const struct ob_attr *m = ob_account_attr(l->in->account, "memberOf");
+        struct ob_buf b;
+        ob_buf_init(&b);
+        int r = ob_buf_adds(&b, "");
+        for (size_t i = 0; r == 0 && m && i < m->nvals; i++) {
+                if (i)
+                        r = ob_buf_addc(&b, OB_TPL_LIST_SEP);
+                for (const char *c = m->vals[i].data; r == 0 && *c; c++)
+                        r = ob_buf_addc(&b, *c == OB_TPL_LIST_SEP ? '?' : *c);
+        }
+        if (r == 0)
+                r = ob_buf_steal(&b, &l->groups);
+        ob_buf_free(&b);
+        return r == 0 ? l->groups : NULL;
+}
 
 static const char *lookup(const char *field, void *ud)
 {
-        const struct lookup_ctx *l = ud;
+        struct lookup_ctx *l = ud;
         const struct ob_account *a = l->in->account;
         const struct ob_directory_config *d = &l->c->directory;
         if (strncmp(field, "account.", 8) == 0) {
@@ -131,6 +153,12 @@ static const char *lookup(const char *field, void *ud)
                         return ob_account_get(a, d->manager_attribute);
                 if (strncmp(f, "attr.", 5) == 0)
                         return ob_account_get(a, f + 5);
+                if (strcmp(f, "teams") == 0)
+                        return l->in->teams;
+                if (strcmp(f, "teams_led") == 0)
+                        return l->in->teams_led;
+                if (strcmp(f, "groups") == 0)
+                        return groups_of(l);
                 return NULL;
         }
         if (strcmp(field, "status.name") == 0)
@@ -478,6 +506,13 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                         if (r == 0 && s->state == OB_STEP_OWED && p->blocked && !order[i]->security &&
                             !s->hold_reason && !(s->hold_reason = strdup(p->blocked)))
                                 r = -ENOMEM;
+                        /* Teams that could not be read are not "no teams". */
+                        if (r == 0 && s->state == OB_STEP_OWED && order[i]->uses_teams && in->teams_error &&
+                            !s->hold_reason &&
+                            asprintf(&s->hold_reason, "teams lookup failed: %s", in->teams_error) < 0) {
+                                s->hold_reason = NULL;
+                                r = -ENOMEM;
+                        }
                         /* No target, no request: a transfer to nobody would
                          * be recorded done and the records lost. */
                         if (r == 0 && s->state == OB_STEP_OWED && order[i]->uses_transfer && !in->transfer.target &&
@@ -494,6 +529,7 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                         }
                 }
                 free(order);
+                free(l.groups);
                 if (r < 0)
                         goto fail;
         }

@@ -78,6 +78,11 @@ struct ob_plan_input {
          * the security ones. */
         const struct ob_guard_verdict *guards;
         size_t nguards;
+        /* account.teams and account.teams_led (template.h's list form), read
+         * when a template wants them; NULL: none. */
+        const char *teams;
+        const char *teams_led;
+        const char *teams_error; /* the teams could not be read: why (steps that read them are held) */
 };
 
 /* A guard's verdict as the plan keeps it, for reports. */

@@ -35,6 +35,7 @@
 #include "plan.h"
 #include "policy.h"
 #include "snapshot.h"
+#include "template.h"
 #include "util.h"
 
 /* DNs and attribute names compare case-insensitively: keys are lower-cased. */
@@ -938,6 +939,44 @@ static int read_active_uncached(struct run *r, const char *dn, const char *role,
         return judge_target(r, dn, role, k == 0 ? a : NULL, k, ret, why, whylen);
 }
 
+/* account.teams and account.teams_led: the names (cn, else the DN) of the
+ * teams found, as a template list (template.h). */
+static int team_name_cb(const struct ob_account *g, void *ud)
+{
+        struct ob_buf *b = ud;
+        const char *name = ob_account_get(g, "cn");
+        if (!name)
+                name = g->dn ? g->dn : "";
+        int r = b->len ? ob_buf_addc(b, OB_TPL_LIST_SEP) : 0;
+        for (const char *c = name; r == 0 && *c; c++)
+                r = ob_buf_addc(b, *c == OB_TPL_LIST_SEP ? '?' : *c);
+        return r;
+}
+
+static int read_team_lists(struct run *r, const struct ob_account *a, char **teams, char **led, char *why,
+                           size_t whylen)
+{
+        struct ob_buf t, l;
+        ob_buf_init(&t);
+        ob_buf_init(&l);
+        int k = ob_dir_search_teams(r->dir, a->dn, team_name_cb, &t);
+        if (k == 0)
+                k = ob_dir_search_teams_owned(r->dir, a->dn, team_name_cb, &l);
+        if (k < 0 && k != -ENOMEM)
+                snprintf(why, whylen, "searching the teams of %s: %s", a->dn, ob_strerror(k));
+        if (k == 0)
+                k = ob_buf_adds(&t, "");
+        if (k == 0)
+                k = ob_buf_adds(&l, "");
+        if (k == 0)
+                k = ob_buf_steal(&t, teams);
+        if (k == 0)
+                k = ob_buf_steal(&l, led);
+        ob_buf_free(&t);
+        ob_buf_free(&l);
+        return k;
+}
+
 /* The owners of transfer.leader_of's teams, read for an account that got this far. */
 static int leader_owners(struct run *r, const char *account_dn, struct team_ctx *t, char *why, size_t whylen)
 {
@@ -1041,6 +1080,8 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
         struct ob_account *target = NULL;
         char why[512] = "";
         bool again = false;
+        char *teams = NULL, *teams_led = NULL;
+        struct ob_guard_verdict *verdicts = NULL;
         if (ob_account_plan_wants_transfer(p)) {
                 if (resolve_transfer(r, cd->account, &target, &in.transfer.via, why, sizeof(why)) < 0) {
                         ob_log(OB_LOG_WARNING, "event=transfer_lookup_failed account=%s error=%s",
@@ -1050,7 +1091,21 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
                 in.transfer.target = target;
                 again = true;
         }
-        struct ob_guard_verdict *verdicts = NULL;
+        if (r->c->uses_teams && ob_account_plan_owed(p) > 0 && cd->account->dn) {
+                char twhy[512] = "";
+                if ((k = read_team_lists(r, cd->account, &teams, &teams_led, twhy, sizeof(twhy))) == -ENOMEM)
+                        goto out;
+                if (k < 0) {
+                        /* Not "no teams": what cannot be read holds the steps that read it. */
+                        ob_log(OB_LOG_WARNING, "event=teams_lookup_failed account=%s error=%s",
+                               ob_log_quote(p->username ? p->username : p->id), ob_log_quote(twhy));
+                        in.teams_error = twhy;
+                        k = 0;
+                }
+                in.teams = teams;
+                in.teams_led = teams_led;
+                again = true;
+        }
         if (r->c->nguards > 0 && ob_account_plan_wants_guards(p)) {
                 if (!r->guards && (k = ob_guards_new(r->c, r->dir, &r->guards)) < 0)
                         goto out;
@@ -1073,6 +1128,8 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
                        ob_log_quote(p->blocked));
 out:
         ob_account_free(target);
+        free(teams);
+        free(teams_led);
         ob_guard_verdicts_free(verdicts, in.nguards);
         if (k < 0) {
                 ob_account_plan_free(p);

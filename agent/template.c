@@ -30,8 +30,18 @@ static const char *const ob_tpl_fields[] = {
         "account.id", "account.dn", "account.uid", "account.mail", "account.name", "account.manager",
         "status.name", "status.reason", "status.rule", "status.previous", "transition.name",
         "transfer_to.uid", "transfer_to.mail", "transfer_to.name", "transfer_to.dn", "transfer_to.id",
-        "transfer_to.via", "action.name", "idempotency_key", NULL,
+        "transfer_to.via", "action.name", "idempotency_key", "account.teams", "account.teams_led",
+        "account.groups", NULL,
 };
+
+/* Fields whose value is a list, its items separated by OB_TPL_LIST_SEP: in
+ * text they read "a, b"; a JSON string that is the field alone becomes an
+ * array of strings. */
+static bool list_field(const char *f)
+{
+        return strcmp(f, "account.teams") == 0 || strcmp(f, "account.teams_led") == 0 ||
+               strcmp(f, "account.groups") == 0;
+}
 
 static bool field_known(const char *f)
 {
@@ -142,7 +152,8 @@ int ob_tpl_parse(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, 
                                  "account.dn, account.id, account.manager, account.attr.NAME, status.name, "
                                  "status.reason, status.rule, status.previous, transition.name, transfer_to.uid, "
                                  "transfer_to.mail, transfer_to.name, transfer_to.dn, transfer_to.id, "
-                                 "transfer_to.via, action.name, idempotency_key)",
+                                 "transfer_to.via, action.name, idempotency_key, account.teams, "
+                                 "account.teams_led, account.groups)",
                                  name);
                         *ret_offset = (size_t)(f - src);
                         ob_tpl_free(t);
@@ -170,6 +181,17 @@ int ob_tpl_render(const struct ob_tpl *t, ob_tpl_lookup_fn lookup, void *userdat
                         const char *v = lookup(p->text, userdata);
                         if (!v)
                                 v = "";
+                        struct ob_buf items;
+                        ob_buf_init(&items);
+                        if (list_field(p->text) && strchr(v, OB_TPL_LIST_SEP)) {
+                                for (const char *c = v; *c; c++)
+                                        if ((r = *c == OB_TPL_LIST_SEP ? ob_buf_adds(&items, ", ")
+                                                                       : ob_buf_addc(&items, *c)) < 0) {
+                                                ob_buf_free(&items);
+                                                return r;
+                                        }
+                                v = items.data;
+                        }
                         size_t n = strlen(v);
                         switch (p->ctx) {
                         case OB_TPL_URL:
@@ -181,6 +203,7 @@ int ob_tpl_render(const struct ob_tpl *t, ob_tpl_lookup_fn lookup, void *userdat
                         case OB_TPL_TEXT:
                         default: r = ob_buf_add(out, v, n); break;
                         }
+                        ob_buf_free(&items);
                 }
                 if (r < 0)
                         return r;
@@ -228,6 +251,25 @@ int ob_json_tpl_render(const struct ob_json_tpl *j, ob_tpl_lookup_fn lookup, voi
         case OB_JSON_LITERAL:
                 return ob_buf_adds(out, j->literal);
         case OB_JSON_STRING:
+                if (j->tpl->nparts == 1 && j->tpl->parts[0].kind == PART_FIELD && list_field(j->tpl->parts[0].text)) {
+                        /* "{{ account.teams }}" alone: an array of its items. */
+                        const char *v = lookup(j->tpl->parts[0].text, userdata);
+                        r = ob_buf_addc(out, '[');
+                        for (const char *it = v && *v ? v : NULL; r == 0 && it;) {
+                                const char *end = strchr(it, OB_TPL_LIST_SEP);
+                                size_t n = end ? (size_t)(end - it) : strlen(it);
+                                if (it != v)
+                                        r = ob_buf_addc(out, ',');
+                                if (r == 0)
+                                        r = ob_buf_addc(out, '"');
+                                if (r == 0)
+                                        r = ob_escape_json(out, it, n);
+                                if (r == 0)
+                                        r = ob_buf_addc(out, '"');
+                                it = end ? end + 1 : NULL;
+                        }
+                        return r == 0 ? ob_buf_addc(out, ']') : r;
+                }
                 r = ob_buf_addc(out, '"');
                 if (r == 0)
                         r = ob_tpl_render(j->tpl, lookup, userdata, out);

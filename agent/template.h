@@ -9,7 +9,11 @@
  * account.manager account.attr.NAME status.name status.reason status.rule
  * status.previous transition.name transfer_to.uid transfer_to.mail
  * transfer_to.name transfer_to.dn transfer_to.id transfer_to.via action.name
- * idempotency_key
+ * idempotency_key, and the lists account.teams (the teams the account is a
+ * member of, by name), account.teams_led (those it owns) and account.groups
+ * (the DNs in its memberOf). A list field's lookup returns its items
+ * separated by OB_TPL_LIST_SEP (items never hold it); it reads "a, b" in
+ * text, and a JSON string that is the field alone renders as an array.
  */
 #ifndef OB_TEMPLATE_H
 #define OB_TEMPLATE_H
@@ -18,6 +22,8 @@
 #include <stddef.h>
 
 #include "util.h"
+
+#define OB_TPL_LIST_SEP '\x1f'
 
 enum ob_tpl_context {
         OB_TPL_TEXT,   /* reports, write-back: copied as is */

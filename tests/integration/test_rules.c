@@ -939,3 +939,67 @@ Test(rules, an_account_not_allowed_back_has_its_mail_put_on_the_block_list_and_o
                      0);
         ob_test_recorder_stop(&rec);
 }
+
+/* ---- account.teams in templates (issue 14) ------------------------------------------- */
+
+Test(rules, templates_get_the_teams_an_account_is_a_member_of_and_those_it_leads)
+{
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  starttls: true\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: %s\n"
+                "  filter: '(|(uid=olga)(uid=pete))'\n"
+                "  teams: {base: '" TEAMS "'}\n"
+                "state: {path: state.db}\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  apps: {type: http, base_url: 'http://127.0.0.1:9/api'}\n"
+                "actions:\n"
+                "  notify-leads:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /notify\n"
+                "    json: {teams: '{{ account.teams }}', led: '{{ account.teams_led }}',\n"
+                "           text: '{{ account.uid }} left: {{ account.teams }}'}\n"
+                "transitions:\n"
+                "  deactivate: {to: [inactive, deleted], actions: [notify-leads]}\n",
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base);
+        fclose(f);
+        const char *checks[] = {
+                "exec(\"b = lambda u: json.loads(next(a for a in d['accounts'] if a['username'] == u)"
+                "['actions'][0]['request']['body'])\") is None",
+                "b('olga') == {'teams': ['r-a', 'r-b', 'r-c', 'r-d'], 'led': ['r-a'], "
+                "'text': 'olga left: r-a, r-b, r-c, r-d'}",
+                "b('pete') == {'teams': [], 'led': [], 'text': 'pete left: '}",
+        };
+        plan_check(checks, 3);
+        /* Without directory.teams there are no teams to read: a load error. */
+        f = fopen(cfgpath, "r+");
+        cr_assert_not_null(f);
+        char *text = NULL;
+        size_t len = 0;
+        cr_assert_gt(getdelim(&text, &len, '\0', f), 0);
+        fclose(f);
+        char *t = strstr(text, "  teams: {base:");
+        cr_assert_not_null(t);
+        memmove(t, strchr(t, '\n') + 1, strlen(strchr(t, '\n') + 1) + 1);
+        f = fopen(cfgpath, "w");
+        fputs(text, f);
+        fclose(f);
+        free(text);
+        const char *argv[] = {OB_OFFBOARD_BIN, "validate", "--config", cfgpath, NULL};
+        char *out = NULL, *err = NULL;
+        cr_assert_eq(ob_test_run(argv, 60, &out, &err), 2, "%s", out);
+        cr_assert(strstr(err, "a template reads account.teams or account.teams_led, which need directory.teams"), "%s",
+                  err);
+        free(out);
+        free(err);
+}

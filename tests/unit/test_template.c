@@ -17,6 +17,10 @@ static const char *vals(const char *field, void *ud)
                 return "line\r\nX-Injected: 1";
         if (strcmp(field, "account.attr.description") == 0)
                 return "say \"hi\"";
+        if (strcmp(field, "account.teams") == 0)
+                return "sales" "\x1f" "r&d \"x\"";
+        if (strcmp(field, "account.teams_led") == 0)
+                return "";
         return NULL;
 }
 
@@ -106,4 +110,40 @@ Test(template, attributes_used_are_reported_for_the_search)
         cr_assert_not(ob_tpl_uses_prefix(t, "transfer_to."));
         ob_tpl_free(t);
         ob_strv_free(list);
+}
+
+Test(template, a_list_field_reads_a_comma_list_in_text_and_is_an_array_alone_in_json)
+{
+        int r;
+        char *s = render("teams: {{ account.teams }}", OB_TPL_TEXT, &r);
+        cr_assert_eq(r, 0);
+        cr_assert_str_eq(s, "teams: sales, r&d \"x\"");
+        free(s);
+        s = render("/t/{{ account.teams }}", OB_TPL_URL, &r);
+        cr_assert_eq(r, 0);
+        cr_assert_str_eq(s, "/t/sales%2C%20r%26d%20%22x%22");
+        free(s);
+        struct ob_json_tpl j = {.kind = OB_JSON_STRING};
+        char err[256];
+        size_t off;
+        cr_assert_eq(ob_tpl_parse("{{ account.teams }}", OB_TPL_JSON, &j.tpl, err, sizeof(err), &off), 0);
+        struct ob_buf b;
+        ob_buf_init(&b);
+        cr_assert_eq(ob_json_tpl_render(&j, vals, NULL, &b), 0);
+        cr_assert_str_eq(b.data, "[\"sales\",\"r&d \\\"x\\\"\"]");
+        ob_buf_free(&b);
+        ob_tpl_free(j.tpl);
+        /* An empty list is an empty array; with other text it is a string. */
+        cr_assert_eq(ob_tpl_parse("{{ account.teams_led }}", OB_TPL_JSON, &j.tpl, err, sizeof(err), &off), 0);
+        ob_buf_init(&b);
+        cr_assert_eq(ob_json_tpl_render(&j, vals, NULL, &b), 0);
+        cr_assert_str_eq(b.data, "[]");
+        ob_buf_free(&b);
+        ob_tpl_free(j.tpl);
+        cr_assert_eq(ob_tpl_parse("led {{ account.teams_led }}", OB_TPL_JSON, &j.tpl, err, sizeof(err), &off), 0);
+        ob_buf_init(&b);
+        cr_assert_eq(ob_json_tpl_render(&j, vals, NULL, &b), 0);
+        cr_assert_str_eq(b.data, "\"led \"");
+        ob_buf_free(&b);
+        ob_tpl_free(j.tpl);
 }
