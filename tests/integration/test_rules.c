@@ -123,9 +123,10 @@ static void teardown(void)
 
 TestSuite(rules, .init = setup, .fini = teardown, .timeout = 60);
 
-/* The configuration, with `transfer:` as given. Nothing is sent: the tests
- * plan. */
-static void write_config(const char *transfer)
+/* Opens cfgpath and writes its directory section (the harness slapd over
+ * StartTLS; the accounts filter matches; directory.teams if teams); the
+ * caller writes the rest and closes it. */
+static FILE *config_open(const char *filter, bool teams)
 {
         snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
         FILE *f = fopen(cfgpath, "w");
@@ -138,9 +139,19 @@ static void write_config(const char *transfer)
                 "  bind_dn: %s\n"
                 "  bind_password_file: %s\n"
                 "  base: %s\n"
-                "  filter: (objectClass=inetOrgPerson)\n"
-                "  teams:\n"
-                "    base: " TEAMS "\n"
+                "  filter: '%s'\n"
+                "%s",
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, filter,
+                teams ? "  teams: {base: '" TEAMS "'}\n" : "");
+        return f;
+}
+
+/* The configuration, with `transfer:` as given. Nothing is sent: the tests
+ * plan. */
+static void write_config(const char *transfer)
+{
+        FILE *f = config_open("(objectClass=inetOrgPerson)", true);
+        fprintf(f,
                 "state:\n"
                 "  path: state.db\n"
                 "transfer:\n"
@@ -159,7 +170,7 @@ static void write_config(const char *transfer)
                 "  deactivate:\n"
                 "    to: [inactive, ended, deleted]\n"
                 "    actions: [transfer-records]\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, transfer);
+                transfer);
         fclose(f);
 }
 
@@ -248,20 +259,8 @@ static const char guards_yaml[] =
  * and a license, sent to the recorder, with write-back. */
 static void write_guard_config(const struct ob_test_recorder *rec, const char *guards)
 {
-        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
-        FILE *f = fopen(cfgpath, "w");
-        cr_assert_not_null(f);
+        FILE *f = config_open("(objectClass=inetOrgPerson)", true);
         fprintf(f,
-                "directory:\n"
-                "  uri: %s\n"
-                "  starttls: true\n"
-                "  ca_file: %s\n"
-                "  bind_dn: %s\n"
-                "  bind_password_file: %s\n"
-                "  base: %s\n"
-                "  filter: (objectClass=inetOrgPerson)\n"
-                "  teams:\n"
-                "    base: " TEAMS "\n"
                 "writeback: {object_class: offboardAccount}\n"
                 "state:\n"
                 "  path: state.db\n"
@@ -292,7 +291,7 @@ static void write_guard_config(const struct ob_test_recorder *rec, const char *g
                 "  deactivate:\n"
                 "    to: [inactive, ended, deleted]\n"
                 "    actions: [revoke-sessions, transfer-records, free-license]\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, man->fallback, guards,
+                man->fallback, guards,
                 rec->base_url);
         fclose(f);
 }
@@ -422,18 +421,8 @@ Test(rules, a_guarded_account_is_revoked_at_once_written_back_as_blocked_and_rel
  * transition began. Only stan, stu and del are read. */
 static void write_config_for(const struct ob_test_recorder *rec, const char *filter, const char *reactivate_from)
 {
-        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
-        FILE *f = fopen(cfgpath, "w");
-        cr_assert_not_null(f);
+        FILE *f = config_open(filter, false);
         fprintf(f,
-                "directory:\n"
-                "  uri: %s\n"
-                "  starttls: true\n"
-                "  ca_file: %s\n"
-                "  bind_dn: %s\n"
-                "  bind_password_file: %s\n"
-                "  base: %s\n"
-                "  filter: '%s'\n"
                 "writeback: {enabled: false}\n"
                 "state:\n"
                 "  path: state.db\n"
@@ -465,7 +454,7 @@ static void write_config_for(const struct ob_test_recorder *rec, const char *fil
                 "    from: [%s]\n"
                 "    to: active\n"
                 "    actions: [reactivate]\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, filter, rec->base_url,
+                rec->base_url,
                 reactivate_from);
         fclose(f);
 }
@@ -643,18 +632,8 @@ Test(rules, a_locked_or_ended_account_then_deleted_gets_what_it_still_owes_as_de
 {
         struct ob_test_recorder rec = {0};
         cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
-        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
-        FILE *f = fopen(cfgpath, "w");
-        cr_assert_not_null(f);
+        FILE *f = config_open("(|(uid=lok)(uid=endy)(uid=stan))", false);
         fprintf(f,
-                "directory:\n"
-                "  uri: %s\n"
-                "  starttls: true\n"
-                "  ca_file: %s\n"
-                "  bind_dn: %s\n"
-                "  bind_password_file: %s\n"
-                "  base: %s\n"
-                "  filter: '(|(uid=lok)(uid=endy)(uid=stan))'\n"
                 "writeback: {enabled: false}\n"
                 "state: {path: state.db}\n"
                 "transfer: {fallback: '%s'}\n"
@@ -674,7 +653,7 @@ Test(rules, a_locked_or_ended_account_then_deleted_gets_what_it_still_owes_as_de
                 "  lock: {to: locked, actions: [revoke-sessions]}\n"
                 "  end: {to: ended, actions: [revoke-sessions, transfer-records]}\n"
                 "  deactivate: {to: [inactive, deleted], actions: [revoke-sessions, transfer-records, free-license]}\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, man->fallback, rec.base_url);
+                man->fallback, rec.base_url);
         fclose(f);
         const char add[] = "dn: uid=lok," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: lok\ncn: Lok Locked\n"
                            "sn: Locked\nemployeeType: Locked\n\n"
@@ -708,18 +687,8 @@ Test(rules, a_reactivation_runs_once_and_reports_what_it_does_not_restore)
 {
         struct ob_test_recorder rec = {0};
         cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
-        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
-        FILE *f = fopen(cfgpath, "w");
-        cr_assert_not_null(f);
+        FILE *f = config_open("(uid=rea)", false);
         fprintf(f,
-                "directory:\n"
-                "  uri: %s\n"
-                "  starttls: true\n"
-                "  ca_file: %s\n"
-                "  bind_dn: %s\n"
-                "  bind_password_file: %s\n"
-                "  base: %s\n"
-                "  filter: '(uid=rea)'\n"
                 "writeback: {enabled: false}\n"
                 "state: {path: state.db}\n"
                 "safety: {max_accounts: 0, max_percent: 0}\n"
@@ -743,7 +712,7 @@ Test(rules, a_reactivation_runs_once_and_reports_what_it_does_not_restore)
                 "    from: [inactive]\n"
                 "    to: active\n"
                 "    actions: [reactivate, restore-groups]\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, rec.base_url);
+                rec.base_url);
         fclose(f);
         const char add[] = "dn: uid=rea," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: rea\ncn: Rea Back\n"
                            "sn: Back\nemployeeType: Inactive\n";
@@ -892,18 +861,8 @@ Test(rules, an_account_not_allowed_back_has_its_mail_put_on_the_block_list_and_o
          * (businessCategory here); the action's when: reads it. */
         struct ob_test_recorder rec = {0};
         cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
-        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
-        FILE *f = fopen(cfgpath, "w");
-        cr_assert_not_null(f);
+        FILE *f = config_open("(|(uid=ally)(uid=bart))", false);
         fprintf(f,
-                "directory:\n"
-                "  uri: %s\n"
-                "  starttls: true\n"
-                "  ca_file: %s\n"
-                "  bind_dn: %s\n"
-                "  bind_password_file: %s\n"
-                "  base: %s\n"
-                "  filter: '(|(uid=ally)(uid=bart))'\n"
                 "writeback: {enabled: false}\n"
                 "state: {path: state.db}\n"
                 "safety: {max_accounts: 0, max_percent: 0}\n"
@@ -920,7 +879,7 @@ Test(rules, an_account_not_allowed_back_has_its_mail_put_on_the_block_list_and_o
                 "    when: {not: {attribute: businessCategory, equals: allow-reactivation}}\n"
                 "transitions:\n"
                 "  deactivate: {to: [inactive, deleted], actions: [revoke, block-mail]}\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, rec.base_url);
+                rec.base_url);
         fclose(f);
         const char add[] = "dn: uid=ally," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\nuid: ally\ncn: Ally\n"
                            "sn: Ally\nmail: ally@example.org\nemployeeType: Inactive\n"
@@ -944,19 +903,8 @@ Test(rules, an_account_not_allowed_back_has_its_mail_put_on_the_block_list_and_o
 
 Test(rules, templates_get_the_teams_an_account_is_a_member_of_and_those_it_leads)
 {
-        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
-        FILE *f = fopen(cfgpath, "w");
-        cr_assert_not_null(f);
+        FILE *f = config_open("(|(uid=olga)(uid=pete))", true);
         fprintf(f,
-                "directory:\n"
-                "  uri: %s\n"
-                "  starttls: true\n"
-                "  ca_file: %s\n"
-                "  bind_dn: %s\n"
-                "  bind_password_file: %s\n"
-                "  base: %s\n"
-                "  filter: '(|(uid=olga)(uid=pete))'\n"
-                "  teams: {base: '" TEAMS "'}\n"
                 "state: {path: state.db}\n"
                 "safety: {max_accounts: 0, max_percent: 0}\n"
                 "mappings: [openldap]\n"
@@ -970,8 +918,7 @@ Test(rules, templates_get_the_teams_an_account_is_a_member_of_and_those_it_leads
                 "    json: {teams: '{{ account.teams }}', led: '{{ account.teams_led }}',\n"
                 "           text: '{{ account.uid }} left: {{ account.teams }}'}\n"
                 "transitions:\n"
-                "  deactivate: {to: [inactive, deleted], actions: [notify-leads]}\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base);
+                "  deactivate: {to: [inactive, deleted], actions: [notify-leads]}\n");
         fclose(f);
         const char *checks[] = {
                 "exec(\"b = lambda u: json.loads(next(a for a in d['accounts'] if a['username'] == u)"
