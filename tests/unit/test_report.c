@@ -288,7 +288,7 @@ static void in_order(const char *out, const char *const *lines, size_t n)
         for (size_t i = 0; i < n; i++) {
                 const char *at = line_at(out, lines[i]);
                 cr_assert_not_null(at, "no line starts with '%s':\n%s", lines[i], out);
-                cr_assert(!prev || at > prev, "'%s' is not after '%s':\n%s", lines[i], lines[i - 1], out);
+                cr_assert(!prev || at > prev, "'%s' is not after '%s':\n%s", lines[i], i ? lines[i - 1] : "", out);
                 prev = at;
         }
 }
