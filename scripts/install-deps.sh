@@ -13,7 +13,9 @@ pkgs=(build-essential cmake pkg-config libldap-dev libyaml-dev libcurl4-openssl-
       curl
       # The scim connector reads SCIM answers with jansson (agent/scim.c); its
       # tests run a real SCIM server on node (tests/harness/scim).
-      libjansson-dev nodejs)
+      libjansson-dev nodejs
+      # tests/integration/test_schema.c checks the JSON documents against schemas/*.schema.json.
+      python3-jsonschema)
 # npm installs that server's pinned packages (once, into the build tree). A
 # node from elsewhere (NodeSource) brings its own npm and conflicts with
 # Debian's, so only a missing command asks for the package.
