@@ -541,6 +541,8 @@ Test(status, a_version_1_store_opened_read_only_is_reported_as_it_is)
         sqlite3 *db = NULL;
         cr_assert_eq(sqlite3_open(p, &db), SQLITE_OK);
         cr_assert_eq(sqlite3_exec(db,
+                                  "DROP VIEW actions_named; DROP VIEW accounts_named; DROP INDEX accounts_username; "
+                                  "ALTER TABLE actions DROP COLUMN due; "
                                   "ALTER TABLE actions DROP COLUMN parked; ALTER TABLE actions DROP COLUMN "
                                   "not_before; UPDATE meta SET value = '1' WHERE key = 'version'; "
                                   "PRAGMA user_version = 1;",
