@@ -67,17 +67,20 @@ Test(loop, run_returns_at_once_when_nothing_is_watched_or_pending)
 Test(loop, timers_fire_in_deadline_order_not_creation_order)
 {
         struct trace tr = {0};
-        struct tagged a = { &tr, 30 }, b = { &tr, 10 }, c = { &tr, 20 }, d = { &tr, 0 };
-        cr_assert_eq(ob_loop_timer(loop, 30, on_tagged_timer, &a, NULL), 0);
-        cr_assert_eq(ob_loop_timer(loop, 10, on_tagged_timer, &b, NULL), 0);
-        cr_assert_eq(ob_loop_timer(loop, 20, on_tagged_timer, &c, NULL), 0);
+        /* 100 ms apart: the four calls would have to take that long, on a
+         * loaded CI machine, for creation to overtake the deadlines (10 ms
+         * did: a run saw the 10 ms timer before the one due at once). */
+        struct tagged a = { &tr, 300 }, b = { &tr, 100 }, c = { &tr, 200 }, d = { &tr, 0 };
+        cr_assert_eq(ob_loop_timer(loop, 300, on_tagged_timer, &a, NULL), 0);
+        cr_assert_eq(ob_loop_timer(loop, 100, on_tagged_timer, &b, NULL), 0);
+        cr_assert_eq(ob_loop_timer(loop, 200, on_tagged_timer, &c, NULL), 0);
         cr_assert_eq(ob_loop_timer(loop, 0, on_tagged_timer, &d, NULL), 0);
         cr_assert_eq(ob_loop_run(loop), 0);
         cr_assert_eq(tr.n, 4);
         cr_assert_eq(tr.ids[0], 0);
-        cr_assert_eq(tr.ids[1], 10);
-        cr_assert_eq(tr.ids[2], 20);
-        cr_assert_eq(tr.ids[3], 30);
+        cr_assert_eq(tr.ids[1], 100);
+        cr_assert_eq(tr.ids[2], 200);
+        cr_assert_eq(tr.ids[3], 300);
 }
 
 Test(loop, timers_with_the_same_deadline_fire_in_creation_order)
