@@ -389,7 +389,9 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
         if (from != p->status)
                 p->transition = find_transition(c, from, p->status, &ctx);
         p->continuing = continuing && p->transition;
-        if (p->transition && p->status == OB_STATUS_ACTIVE && (r = list_not_restored(c, in, p)) < 0)
+        /* Continuing, in->actions are the reactivation's own: the list was
+         * made when it began. */
+        if (p->transition && p->status == OB_STATUS_ACTIVE && !p->continuing && (r = list_not_restored(c, in, p)) < 0)
                 goto fail;
         p->generation = p->transition ? gen : (rec ? rec->generation : 0);
 
