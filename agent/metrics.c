@@ -516,57 +516,60 @@ static long line_at(const char *s, size_t n, size_t *ret_next)
         return (long)len;
 }
 
+int ob_metrics_parse_request(const char *buf, size_t len, size_t max, bool *ret_head, const char **ret_path,
+                             size_t *ret_plen)
+{
+        size_t next;
+        long rl = line_at(buf, len, &next);
+        size_t mlen = 0;
+        while (mlen < len && tchar(buf[mlen]))
+                mlen++;
+        if (rl < 0 && mlen < len && (mlen == 0 || buf[mlen] != ' '))
+                return 400; /* not a method: TLS, or noise */
+        if (rl < 0)
+                return len < max ? 0 : 431;
+        const char *method, *target;
+        size_t tlen;
+        if (parse_request_line(buf, (size_t)rl, &method, &mlen, &target, &tlen) < 0)
+                return 400;
+        /* The headers, to the blank line. */
+        size_t at = next;
+        for (;;) {
+                long hl = line_at(buf + at, len - at, &next);
+                if (hl < 0)
+                        return len < max ? 0 : 431;
+                if (hl == 0)
+                        break;
+                if (!header_ok(buf + at, (size_t)hl))
+                        return 400;
+                at += next;
+        }
+        bool head = mlen == 4 && memcmp(method, "HEAD", 4) == 0;
+        if (!head && !(mlen == 3 && memcmp(method, "GET", 3) == 0))
+                return 405;
+        size_t plen = 0;
+        while (plen < tlen && target[plen] != '?')
+                plen++;
+        *ret_head = head;
+        *ret_path = target;
+        *ret_plen = plen;
+        return 200;
+}
+
 /* Answers when the request is complete or cannot be one. Returns whether it
  * answered. */
 static bool conn_try_request(struct conn *c)
 {
-        size_t next;
-        long rl = line_at(c->in, c->nin, &next);
-        size_t mlen = 0;
-        while (mlen < c->nin && tchar(c->in[mlen]))
-                mlen++;
-        if (rl < 0 && mlen < c->nin && (mlen == 0 || c->in[mlen] != ' ')) {
-                conn_answer(c, 400, NULL, NULL, false); /* not a method: TLS, or noise */
+        bool head;
+        const char *target;
+        size_t plen;
+        int code = ob_metrics_parse_request(c->in, c->nin, sizeof(c->in), &head, &target, &plen);
+        if (code == 0)
+                return false;
+        if (code != 200) {
+                conn_answer(c, code, NULL, NULL, false);
                 return true;
         }
-        if (rl < 0) {
-                if (c->nin < sizeof(c->in))
-                        return false;
-                conn_answer(c, 431, NULL, NULL, false);
-                return true;
-        }
-        const char *method, *target;
-        size_t tlen;
-        if (parse_request_line(c->in, (size_t)rl, &method, &mlen, &target, &tlen) < 0) {
-                conn_answer(c, 400, NULL, NULL, false);
-                return true;
-        }
-        /* The headers, to the blank line. */
-        size_t at = next;
-        for (;;) {
-                long hl = line_at(c->in + at, c->nin - at, &next);
-                if (hl < 0) {
-                        if (c->nin < sizeof(c->in))
-                                return false;
-                        conn_answer(c, 431, NULL, NULL, false);
-                        return true;
-                }
-                if (hl == 0)
-                        break;
-                if (!header_ok(c->in + at, (size_t)hl)) {
-                        conn_answer(c, 400, NULL, NULL, false);
-                        return true;
-                }
-                at += next;
-        }
-        bool head = mlen == 4 && memcmp(method, "HEAD", 4) == 0;
-        if (!head && !(mlen == 3 && memcmp(method, "GET", 3) == 0)) {
-                conn_answer(c, 405, NULL, NULL, false);
-                return true;
-        }
-        size_t plen = 0;
-        while (plen < tlen && target[plen] != '?')
-                plen++;
         struct ob_buf body;
         ob_buf_init(&body);
         if (plen == 8 && memcmp(target, "/metrics", 8) == 0) {

@@ -100,6 +100,17 @@ void ob_metrics_request_left(struct ob_metrics *m);
 /* Appends what /metrics serves to b. Returns 0 or -ENOMEM. */
 int ob_metrics_render(const struct ob_metrics *m, struct ob_buf *b);
 
+/* The request parser of the endpoint, for the tests and the fuzzer: the
+ * bytes read so far from a connection, buf[0..len), len <= max (the size of
+ * its buffer). Returns 0 while the request is incomplete and more may come
+ * (len < max), or the status to answer: 400 (not an HTTP/1.x request line,
+ * or a bad header), 431 (no end of the line or of the headers within max
+ * bytes), 405 (neither GET nor HEAD), or 200 with whether it is a HEAD and
+ * the path asked for (the target up to its '?', pointing into buf); which
+ * paths exist (404) is the server's business. */
+int ob_metrics_parse_request(const char *buf, size_t len, size_t max, bool *ret_head, const char **ret_path,
+                             size_t *ret_plen);
+
 /* `offboard status`: GET path from the service listening at listen (the
  * service.listen syntax), within timeout_ms: 0 with the HTTP status and the
  * body (malloc'd, NUL-terminated), or -errno (-ECONNREFUSED, -ENOENT: no

@@ -1085,3 +1085,29 @@ Test(metrics, the_latency_runs_from_a_change_heard_to_the_first_request_of_the_p
         ob_metrics_feed_event(NULL, false);
         ob_metrics_request_left(NULL);
 }
+
+Test(metrics, the_request_parser_waits_for_the_blank_line_and_decides_at_the_bound)
+{
+        static const char req[] = "HEAD /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /other HTTP/1.1\r\n\r\n";
+        size_t end = strlen("HEAD /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+        bool head = false;
+        const char *path = NULL;
+        size_t plen = 0;
+        /* Every prefix short of the blank line waits; from it on, the answer
+         * is the same whatever follows. */
+        for (size_t n = 0; n < end; n++)
+                cr_expect_eq(ob_metrics_parse_request(req, n, OB_METRICS_REQUEST_MAX, &head, &path, &plen), 0,
+                             "%zu bytes", n);
+        for (size_t n = end; n <= strlen(req); n++) {
+                cr_assert_eq(ob_metrics_parse_request(req, n, OB_METRICS_REQUEST_MAX, &head, &path, &plen), 200);
+                cr_expect(head);
+                cr_expect_eq(path, req + 5);
+                cr_expect_eq(plen, 8);
+        }
+        /* A full buffer without a line end, or without the headers' end. */
+        cr_expect_eq(ob_metrics_parse_request(req, 10, 10, &head, &path, &plen), 431);
+        cr_expect_eq(ob_metrics_parse_request(req, end - 2, end - 2, &head, &path, &plen), 431);
+        cr_expect_eq(ob_metrics_parse_request("\x16\x03\x01", 3, OB_METRICS_REQUEST_MAX, &head, &path, &plen), 400);
+        cr_expect_eq(ob_metrics_parse_request("PUT / HTTP/1.1\n\n", 16, OB_METRICS_REQUEST_MAX, &head, &path, &plen),
+                     405);
+}
