@@ -1026,29 +1026,34 @@ static int search_on_msg(struct ob_dir *d, struct dir_search *s, LDAPMessage *m)
                 }
                 LDAPControl *dc = s->dirsync ? ldap_control_find(OB_OID_AD_DIRSYNC, rctrls, NULL) : NULL;
                 if (s->dirsync) {
-                        /* {moreResults, unused, cookie}: more asks again with
-                         * the cookie; the last one is the caller's. */
-                        ber_int_t more = 0, unused = 0;
-                        struct berval *c = NULL;
-                        BerElement *ber = dc ? ber_init(&dc->ldctl_value) : NULL;
-                        if (!ber || ber_scanf(ber, "{iiO}", &more, &unused, &c) == LBER_ERROR) {
+                        /* More asks again with the cookie; the last one is
+                         * the caller's. */
+                        bool more = false;
+                        const char *c = NULL;
+                        size_t clen = 0;
+                        int k = dc ? ob_dir_dirsync_parse_reply(dc->ldctl_value.bv_val, dc->ldctl_value.bv_len, &more,
+                                                                &c, &clen)
+                                   : -EBADMSG;
+                        if (k == -ENOMEM) {
+                                r = -ENOMEM;
+                        } else if (k < 0) {
                                 ob_log(OB_LOG_ERROR, "event=ldap_dirsync_failed base=%s note=\"the answer carries no "
                                                      "usable DirSync control\"",
                                        ob_log_quote(s->base));
                                 r = -OB_EDIRECTORY;
-                        } else if (more && c && c->bv_len) {
-                                s->cookie = TAKE_PTR(c);
-                        } else if (s->info && c) {
+                        } else if (more && clen) {
+                                struct berval bv = {clen, (char *)c};
+                                if (!(s->cookie = ber_bvdup(&bv)))
+                                        r = -ENOMEM;
+                        } else if (s->info) {
                                 free(s->info->dirsync_cookie);
-                                s->info->dirsync_cookie = malloc(c->bv_len ? c->bv_len : 1);
+                                s->info->dirsync_cookie = malloc(clen ? clen : 1);
                                 if (!s->info->dirsync_cookie)
                                         r = -ENOMEM;
                                 else
-                                        memcpy(s->info->dirsync_cookie, c->bv_val, c->bv_len);
-                                s->info->dirsync_cookie_len = c->bv_len;
+                                        memcpy(s->info->dirsync_cookie, c, clen);
+                                s->info->dirsync_cookie_len = clen;
                         }
-                        ber_bvfree(c);
-                        ber_free(ber, 1);
                 }
                 LDAPControl *pc = s->dirsync ? NULL : ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, rctrls, NULL);
                 if (pc) {
@@ -1925,6 +1930,30 @@ int ob_dir_sync_parse_state(const void *buf, size_t len, int *ret_state, const u
                 *ret_state = state;
                 *ret_uuid = (const unsigned char *)buf + (uuid.bv_val - tmp);
                 *ret_cookie = cookie.bv_val ? (const char *)buf + (cookie.bv_val - tmp) : NULL;
+                *ret_cookie_len = cookie.bv_len;
+        }
+        free(tmp);
+        return r;
+}
+
+/* AD's DirSync response control's value (MS-ADTS 3.1.1.3.4.1.3): SEQUENCE
+ * {moreResults INTEGER, unused INTEGER, cookie OCTET STRING}. */
+int ob_dir_dirsync_parse_reply(const void *buf, size_t len, bool *ret_more, const char **ret_cookie,
+                               size_t *ret_cookie_len)
+{
+        char *tmp;
+        BerElement *ber;
+        if (!buf)
+                return -EBADMSG; /* a control without a value */
+        if (ber_over_copy(buf, len, &tmp, &ber) < 0)
+                return -ENOMEM;
+        ber_int_t more = 0, unused = 0;
+        struct berval cookie = {0, NULL};
+        int r = ber_scanf(ber, "{iim}", &more, &unused, &cookie) == LBER_ERROR ? -EBADMSG : 0;
+        ber_free(ber, 0); /* the element only: the buffer is tmp */
+        if (r == 0) {
+                *ret_more = more != 0;
+                *ret_cookie = (const char *)buf + (cookie.bv_val - tmp);
                 *ret_cookie_len = cookie.bv_len;
         }
         free(tmp);

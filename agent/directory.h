@@ -232,6 +232,11 @@ int ob_dir_sync_parse_info(const void *buf, size_t len, struct ob_sync_info *ret
  * of the entryUUID and the cookie (NULL if none), pointing into buf. */
 int ob_dir_sync_parse_state(const void *buf, size_t len, int *ret_state, const unsigned char **ret_uuid,
                             const char **ret_cookie, size_t *ret_cookie_len);
+/* AD's DirSync response control's value: whether more results follow (ask
+ * again with this cookie) and the cookie (possibly empty), pointing into
+ * buf. -EBADMSG if it does not parse, -ENOMEM. */
+int ob_dir_dirsync_parse_reply(const void *buf, size_t len, bool *ret_more, const char **ret_cookie,
+                               size_t *ret_cookie_len);
 
 /* Reads many entries by DN as ob_dir_read_account does, up to 32 on the wire
  * at once: fn gets each one's index, the account (borrowed), or NULL with

@@ -3,14 +3,15 @@
 #
 #   scripts/fuzz.sh [SECONDS] [NAME...]
 #
-# SECONDS per harness (default 60); NAME: config escape plan scrub snapshot
-# timeparse (default: every tests/fuzz/fuzz_*.c). Builds with clang and
-# OFFBOARD_FUZZ=ON into build-fuzz/ (OFFBOARD_FUZZ_BUILD overrides), installs
-# clang first if it is missing. Each harness reads tests/fuzz/corpus/NAME/ and
-# writes what it finds to build-fuzz/fuzz-out/NAME/ (new inputs in corpus/,
-# crashes as crash-* etc.), never into the committed corpus: copy a
-# reproducer into tests/fuzz/corpus/NAME/ by hand, with the fix. Stops by
-# itself; exits 1 if any harness crashed or an oracle failed.
+# SECONDS per harness (default 60); NAME: config dirsync escape metrics plan
+# scrub snapshot sync timeparse (default: every tests/fuzz/fuzz_*.c). Builds
+# with clang and OFFBOARD_FUZZ=ON into build-fuzz/ (OFFBOARD_FUZZ_BUILD
+# overrides), installs clang first if it is missing. Each harness reads
+# tests/fuzz/corpus/NAME/ and writes what it finds to
+# build-fuzz/fuzz-out/NAME/ (new inputs in corpus/, crashes as crash-* etc.),
+# never into the committed corpus: copy a reproducer into
+# tests/fuzz/corpus/NAME/ by hand, with the fix. Stops by itself; exits 1 if
+# any harness crashed or an oracle failed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 seconds=${1:-60}

@@ -198,3 +198,53 @@ put('sync', 'info-idset-deletes', b'\x00' + tlv(0xa3, tlv(0x04, COOKIE) + tlv(0x
                                                tlv(0x31, tlv(0x04, UUID) + tlv(0x04, UUID[::-1]))))
 put('sync', 'info-idset-bad-uuid', b'\x00' + tlv(0xa3, tlv(0x31, tlv(0x04, UUID) + tlv(0x04, b'short'))))
 put('sync', 'info-truncated', b'\x00' + tlv(0xa3, tlv(0x04, COOKIE))[:-5])
+
+
+# ---- metrics: byte 0 bit 0 = the buffer is full, bits 1-7 = a prefix to parse too
+def metrics(name, req, full=False, split=64):
+    put('metrics', name, bytes([(split << 1) | full]) + (req.encode() if isinstance(req, str) else req))
+metrics('curl', 'GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9464\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n')
+metrics('prometheus', 'GET /metrics HTTP/1.1\r\nHost: localhost:9464\r\nUser-Agent: Prometheus/2.45.0\r\n'
+        'Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,'
+        'text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\nAccept-Encoding: gzip\r\n'
+        'X-Prometheus-Scrape-Timeout-Seconds: 10\r\n\r\n', split=100)
+metrics('offboard-status', 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')
+metrics('head-healthz-1.0', 'HEAD /healthz HTTP/1.0\r\n\r\n', split=127)
+metrics('query', 'GET /metrics?name[]=up HTTP/1.1\r\nHost: x\r\n\r\n')
+metrics('lf-only', 'GET /healthz HTTP/1.1\nHost: x\n\n')
+metrics('not-found', 'GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n')
+metrics('post', 'POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc')
+metrics('http2-preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
+metrics('tls-hello', b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' + bytes(32))
+metrics('half-line', 'GET /metr', split=32)
+metrics('half-headers', 'GET /metrics HTTP/1.1\r\nHost: x\r\n', split=100)
+metrics('header-no-colon', 'GET /metrics HTTP/1.1\r\nHost x\r\n\r\n')
+metrics('header-obs-fold', 'GET /metrics HTTP/1.1\r\nX-A: 1\r\n  2\r\n\r\n')
+metrics('header-nul', b'GET /metrics HTTP/1.1\r\nX-A: a\0b\r\n\r\n')
+metrics('header-tab', 'GET /metrics HTTP/1.1\r\nX-A:\tb\r\n\r\n')
+metrics('absolute-target', 'GET http://x/metrics HTTP/1.1\r\n\r\n')
+metrics('http-0.9', 'GET /metrics\r\n\r\n')
+metrics('two-spaces', 'GET  /metrics HTTP/1.1\r\n\r\n')
+metrics('pipelined', 'GET /healthz HTTP/1.1\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n', split=127)
+metrics('full-line', 'GET /' + 'a' * 8186, full=True)
+metrics('full-headers', 'GET /metrics HTTP/1.1\r\n' + ('X-Pad: ' + 'p' * 90 + '\r\n') * 82, full=True, split=127)
+metrics('full-exact', 'GET /metrics HTTP/1.1\r\nX: y\r\n\r\n', full=True, split=127)
+
+
+# ---- dirsync: the DirSync response control's value ------------------------------
+# SEQUENCE {moreResults INTEGER, unused INTEGER, cookie OCTET STRING}
+# (MS-ADTS 3.1.1.3.4.1.3). The cookie's shape is AD's: "MSDS" and a
+# version, then the replication vector (opaque to offboard).
+def ber_int(v):
+    b = v.to_bytes(max(1, (v.bit_length() + 8) // 8), 'big', signed=True)
+    return tlv(0x02, b)
+AD_COOKIE = b'MSDS\x03\x00\x00\x00' + bytes(range(0x20, 0x70)) + b'\x00' * 16
+put('dirsync', 'more', tlv(0x30, ber_int(1) + ber_int(0) + tlv(0x04, AD_COOKIE)))
+put('dirsync', 'last', tlv(0x30, ber_int(0) + ber_int(0) + tlv(0x04, AD_COOKIE)))
+put('dirsync', 'empty-cookie', tlv(0x30, ber_int(0) + ber_int(0) + tlv(0x04, b'')))
+put('dirsync', 'big-cookie', tlv(0x30, ber_int(1) + ber_int(0) + tlv(0x04, AD_COOKIE * 40)))
+put('dirsync', 'no-cookie', tlv(0x30, ber_int(1) + ber_int(0)))
+put('dirsync', 'int-too-long', tlv(0x30, tlv(0x02, b'\x01' * 9) + ber_int(0) + tlv(0x04, AD_COOKIE)))
+put('dirsync', 'cookie-past-end', tlv(0x30, ber_int(0) + ber_int(0) + tlv(0x04, AD_COOKIE))[:-10])
+put('dirsync', 'request-shape', tlv(0x30, ber_int(1) + ber_int(1 << 20) + tlv(0x04, b'')))
+put('dirsync', 'set-not-sequence', tlv(0x31, ber_int(0) + ber_int(0) + tlv(0x04, AD_COOKIE)))
