@@ -1734,6 +1734,12 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
         int ret = OB_EXIT_OK;
         int k;
 
+        /* A pass's first and last log lines: what ran, and what came of it. */
+        const char *kind = o->explain ? "explain" : o->dry_run ? "plan" : "reconcile";
+        const char *scope = o->changes ? "changes" : o->account ? "account" : "whole";
+        int64_t t_start = ob_loop_now_ms();
+        ob_log(OB_LOG_INFO, "event=pass_start kind=%s scope=%s", kind, scope);
+
         r.spill_fd = -1;
         r.window = OB_PASS_WINDOW;
         const char *wenv = getenv("OFFBOARD_PASS_WINDOW");
@@ -2036,6 +2042,12 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 ret = OB_EXIT_FAILED;
 out:
         ob_progress_clear(&r.progress);
+        ob_log(OB_LOG_INFO,
+               "event=pass_end kind=%s scope=%s exit=%d duration_ms=%lld accounts_read=%zu candidates=%zu owed=%zu "
+               "done=%zu failed=%zu held=%zu writebacks_failed=%zu unreadable=%zu parked=%s",
+               kind, scope, ret, (long long)(ob_loop_now_ms() - t_start), r.sum.accounts_read, r.nrefs,
+               r.sum.steps_owed, r.sum.steps_done, r.sum.steps_failed, r.sum.steps_held, r.sum.writebacks_failed,
+               r.sum.unreadable, r.sum.parked ? "yes" : "no");
         r.dir_failed = ret == OB_EXIT_DIRECTORY;
         ag->dir_used_ms = ob_loop_now_ms();
         if (o->result)

@@ -469,6 +469,11 @@ static void reconcile_ok(void)
         char *out = NULL, *err = NULL;
         int rc = offboard("reconcile", &out, &err);
         cr_assert(rc == 0 || rc == 1, "rc %d\nstdout: %s\nstderr: %s", rc, out, err);
+        /* Issue 15: a pass's first and last lines say what ran and what came of it. */
+        char end[80];
+        snprintf(end, sizeof(end), "level=info event=pass_end kind=reconcile scope=whole exit=%d duration_ms=", rc);
+        cr_assert(strstr(err, "level=info event=pass_start kind=reconcile scope=whole\n") && strstr(err, end), "%s",
+                  err);
         free(out);
         free(err);
 }
