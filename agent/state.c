@@ -1299,13 +1299,10 @@ int ob_state_has_status(struct ob_state *s, int status)
         return sqlite3_column_int(st, 0) != 0;
 }
 
-int ob_state_id_of(struct ob_state *s, const char *username, char **ret_id)
+/* The id in the first row of a bound query by username: 1 and *ret_id, 0
+ * when there is none, or a negative code. */
+static int state_first_id(struct ob_state *s, sqlite3_stmt *st, char **ret_id)
 {
-        *ret_id = NULL;
-        if (!s->db || !username)
-                return 0;
-        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_ID_OF];
-        sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
                 return 0;
@@ -1313,6 +1310,16 @@ int ob_state_id_of(struct ob_state *s, const char *username, char **ret_id)
                 return state_fail(s, rc, "looking for a username");
         int r = col_strdup(st, 0, ret_id);
         return r < 0 ? r : 1;
+}
+
+int ob_state_id_of(struct ob_state *s, const char *username, char **ret_id)
+{
+        *ret_id = NULL;
+        if (!s->db || !username)
+                return 0;
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_ID_OF];
+        sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
+        return state_first_id(s, st, ret_id);
 }
 
 int ob_state_deleted_username(struct ob_state *s, const char *username, const char *id, int deleted_status,
@@ -1325,13 +1332,7 @@ int ob_state_deleted_username(struct ob_state *s, const char *username, const ch
         sqlite3_bind_text(st, 1, username, -1, SQLITE_STATIC);
         sqlite3_bind_int(st, 2, deleted_status);
         sqlite3_bind_text(st, 3, id ? id : "", -1, SQLITE_STATIC);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_DONE)
-                return 0;
-        if (rc != SQLITE_ROW)
-                return state_fail(s, rc, "looking for a username");
-        int r = col_strdup(st, 0, ret_id);
-        return r < 0 ? r : 1;
+        return state_first_id(s, st, ret_id);
 }
 
 /* ---- index ----
