@@ -85,13 +85,7 @@ static const char rules_ldif[] =
 ReportHook(PRE_ALL)(struct criterion_test_set *t)
 {
         (void)t;
-        struct ob_test_slapd s;
-        if (ob_test_slapd_share(0) < 0 || ob_test_slapd_attach(&s) < 0) {
-                fprintf(stderr, "could not start slapd\n");
-                return;
-        }
-        if (ob_test_ldapmodify(&s, rules_ldif) != 0)
-                fprintf(stderr, "could not add the rules' entries\n");
+        ob_test_slapd_share_with(0, rules_ldif);
 }
 
 ReportHook(POST_ALL)(struct criterion_global_stats *s)
@@ -102,23 +96,12 @@ ReportHook(POST_ALL)(struct criterion_global_stats *s)
 
 static void setup(void)
 {
-        cr_assert_eq(ob_test_slapd_attach(&srv), 0, "slapd is not running");
-        cr_assert_eq(ob_test_manifest_load(srv.manifest, &man), 0);
-        snprintf(dir, sizeof(dir), "/tmp/ob-rules-XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
-        char now[64];
-        snprintf(now, sizeof(now), "%lld", man->today_days * 86400 + 43200);
-        setenv("OFFBOARD_NOW", now, 1);
-        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        ob_test_case_begin(&srv, &man, "rules", dir, sizeof(dir));
 }
 
 static void teardown(void)
 {
-        ob_test_manifest_free(man);
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-                fprintf(stderr, "could not remove %s\n", dir);
+        ob_test_case_end(man, dir);
 }
 
 TestSuite(rules, .init = setup, .fini = teardown, .timeout = 60);

@@ -47,24 +47,13 @@ ReportHook(POST_ALL)(struct criterion_global_stats *s)
 
 static void setup(void)
 {
-        cr_assert_eq(ob_test_slapd_attach(&srv), 0, "slapd is not running");
+        ob_test_case_begin(&srv, &man, "scim-e2e", dir, sizeof(dir));
         cr_assert_eq(ob_test_scim_attach(&scim), 0, "the SCIM server is not running");
-        cr_assert_eq(ob_test_manifest_load(srv.manifest, &man), 0);
-        snprintf(dir, sizeof(dir), "/tmp/ob-scim-e2e-XXXXXX");
-        cr_assert_not_null(mkdtemp(dir));
-        char now[64];
-        snprintf(now, sizeof(now), "%lld", man->today_days * 86400 + 43200);
-        setenv("OFFBOARD_NOW", now, 1);
-        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
 }
 
 static void teardown(void)
 {
-        ob_test_manifest_free(man);
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-        if (system(cmd) != 0)
-                fprintf(stderr, "could not remove %s\n", dir);
+        ob_test_case_end(man, dir);
 }
 
 TestSuite(scim_e2e, .init = setup, .fini = teardown, .timeout = 120);

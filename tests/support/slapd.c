@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "slapd.h"
 
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -588,4 +589,36 @@ size_t ob_test_manifest_count(const struct ob_test_manifest *m, const char *name
                 if (strcmp(by_rule ? m->people[i].rule : m->people[i].status, name) == 0)
                         n++;
         return n;
+}
+
+/* ---- a test case's share of the server ------------------------------------------------------ */
+
+void ob_test_slapd_share_with(int nusers, const char *ldif)
+{
+        struct ob_test_slapd s;
+        if (ob_test_slapd_share(nusers) < 0 || ob_test_slapd_attach(&s) < 0) {
+                fprintf(stderr, "could not start slapd\n");
+                return;
+        }
+        if (ldif && ob_test_ldapmodify(&s, ldif) != 0)
+                fprintf(stderr, "could not add the test's entries\n");
+}
+
+void ob_test_case_begin(struct ob_test_slapd *s, struct ob_test_manifest **man, const char *name, char *dir,
+                        size_t len)
+{
+        cr_assert_eq(ob_test_slapd_attach(s), 0, "slapd is not running");
+        cr_assert_eq(ob_test_manifest_load(s->manifest, man), 0);
+        snprintf(dir, len, "/tmp/ob-%s-XXXXXX", name);
+        cr_assert_not_null(mkdtemp(dir));
+        char now[64];
+        snprintf(now, sizeof(now), "%lld", (*man)->today_days * 86400 + 43200);
+        setenv("OFFBOARD_NOW", now, 1);
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+}
+
+void ob_test_case_end(struct ob_test_manifest *man, const char *dir)
+{
+        ob_test_manifest_free(man);
+        rm_rf(dir);
 }

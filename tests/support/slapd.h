@@ -85,4 +85,17 @@ const struct ob_test_person *ob_test_manifest_find(const struct ob_test_manifest
 /* Number of people whose status (or rule, if by_rule) equals name. */
 size_t ob_test_manifest_count(const struct ob_test_manifest *m, const char *name, int by_rule);
 
+/* For a test executable's ReportHook(PRE_ALL): shares a server with nusers
+ * generated users and adds the entries of ldif (ldapmodify records, may be
+ * NULL). Says on stderr what failed; the tests then fail in their set-up. */
+void ob_test_slapd_share_with(int nusers, const char *ldif);
+
+/* A test's own case: attaches s to the shared server, loads its manifest
+ * into *man, makes dir (/tmp/ob-NAME-XXXXXX, dir of len bytes) and sets
+ * OFFBOARD_NOW (noon of the manifest's day) and OFFBOARD_MAPPINGS_DIR
+ * (the source tree's). Asserts. ob_test_case_end frees and removes them. */
+void ob_test_case_begin(struct ob_test_slapd *s, struct ob_test_manifest **man, const char *name, char *dir,
+                        size_t len);
+void ob_test_case_end(struct ob_test_manifest *man, const char *dir);
+
 #endif
