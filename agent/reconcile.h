@@ -28,8 +28,6 @@ enum ob_exit {
         OB_EXIT_INTERRUPTED = 5, /* SIGTERM/SIGINT: drained; what did not run is still owed */
 };
 
-enum ob_format { OB_FORMAT_TEXT, OB_FORMAT_JSON };
-
 /* What a pass did, for `run` to log and tell systemd (the report has it all). */
 struct ob_pass_result {
         int64_t next_change; /* the earliest instant (seconds) a status changes by time alone, or INT64_MAX */

@@ -1,4 +1,5 @@
-/* report.c: text and JSON reports of a plan or a reconcile. */
+/* report.c: text and JSON reports of a plan or a reconcile (and the JSON
+ * that report_html.c puts in a page). */
 #define _GNU_SOURCE /* O_TMPFILE */
 #include "report.h"
 
@@ -965,17 +966,23 @@ static void text_summary(struct ob_report_writer *w, const struct ob_report_summ
 
 /* ---- the report as the pass goes ------------------------------------------ */
 
-void ob_report_start(struct ob_report_writer *w, FILE *f, bool json, const struct ob_config *c,
+void ob_report_start(struct ob_report_writer *w, FILE *f, enum ob_format format, const struct ob_config *c,
                      const struct ob_report_summary *s)
 {
-        *w = (struct ob_report_writer){.f = f, .json = json, .c = c};
-        if (json)
-                json_start(f, s);
+        *w = (struct ob_report_writer){.f = f, .json = format != OB_FORMAT_TEXT, .c = c};
+        if (format == OB_FORMAT_HTML) {
+                w->html = f;
+                w->f = ob_report_html_begin(f);
+        }
+        if (w->json && w->f)
+                json_start(w->f, s);
 }
 
 void ob_report_add(struct ob_report_writer *w, const struct ob_report_item *it, const struct ob_report_summary *s)
 {
-        if (w->json) {
+        if (!w->f) {
+                /* html without its JSON stream: the page says so. */
+        } else if (w->json) {
                 if (w->n)
                         fputc(',', w->f);
                 json_item(w->f, it);
@@ -995,7 +1002,13 @@ void ob_report_add(struct ob_report_writer *w, const struct ob_report_item *it, 
 void ob_report_finish(struct ob_report_writer *w, const struct ob_report_summary *s)
 {
         if (w->json) {
-                json_finish(w->f, w->n, s);
+                if (w->f)
+                        json_finish(w->f, w->n, s);
+                if (w->html) {
+                        ob_report_html_end(w->f, w->html);
+                        w->f = w->html;
+                        w->html = NULL;
+                }
         } else if (w->spool && w->spool->tmp) {
                 text_summary(w, s);
                 if (w->n)
@@ -1050,7 +1063,7 @@ void ob_progress_clear(struct ob_progress *p)
 void ob_report_json(FILE *f, const struct ob_report_item *items, size_t n, const struct ob_report_summary *s)
 {
         struct ob_report_writer w;
-        ob_report_start(&w, f, true, NULL, s);
+        ob_report_start(&w, f, OB_FORMAT_JSON, NULL, s);
         for (size_t i = 0; i < n; i++)
                 ob_report_add(&w, &items[i], s);
         ob_report_finish(&w, s);
@@ -1060,7 +1073,7 @@ void ob_report_text(FILE *f, const struct ob_config *c, const struct ob_report_i
                     const struct ob_report_summary *s)
 {
         struct ob_report_writer w;
-        ob_report_start(&w, f, false, c, s);
+        ob_report_start(&w, f, OB_FORMAT_TEXT, c, s);
         for (size_t i = 0; i < n; i++)
                 ob_report_add(&w, &items[i], s);
         ob_report_finish(&w, s);

@@ -1,6 +1,7 @@
-/* report.h: what a plan or a reconcile did, as text for people or JSON for
- * tools. The JSON form is documented in README.md ("JSON report") and keeps
- * its field names within a "version": 1 document. Secrets never reach here:
+/* report.h: what a plan or a reconcile did, as text for people, JSON for
+ * tools, or one HTML page for a browser (report_html.c). The JSON form is
+ * documented in README.md ("JSON report") and keeps its field names within
+ * a "version": 1 document. Secrets never reach here:
  * requests are rendered without credentials and the report shows the
  * connector's auth scheme as "<scheme> ***".
  */
@@ -75,6 +76,10 @@ struct ob_report_summary {
 
 struct ob_report_spool; /* report.c */
 
+/* How a report is written: html is the JSON document inside one
+ * self-contained page (report_html.c). */
+enum ob_format { OB_FORMAT_TEXT, OB_FORMAT_JSON, OB_FORMAT_HTML };
+
 /* A report written as the pass goes, so that it never holds every account:
  * start, then one add per account that owes something (or did something),
  * then finish with the summary. JSON has "accounts", then
@@ -84,8 +89,9 @@ struct ob_report_spool; /* report.c */
  * configuration's order, write-back only), sorted by username in a group:
  * until finish their text waits in a temporary file, not in memory. */
 struct ob_report_writer {
-        FILE *f;
-        bool json;
+        FILE *f;   /* html: the JSON going into the page; NULL: no report can be written */
+        FILE *html; /* html: the page (report_html.c), else NULL */
+        bool json; /* json and html */
         const struct ob_config *c;
         size_t n; /* accounts added */
         /* Text: the summary and the verdict only (--summary); set before the
@@ -95,10 +101,20 @@ struct ob_report_writer {
         bool spool_failed;             /* out of memory: the accounts are written as added */
 };
 
-void ob_report_start(struct ob_report_writer *w, FILE *f, bool json, const struct ob_config *c,
+void ob_report_start(struct ob_report_writer *w, FILE *f, enum ob_format format, const struct ob_config *c,
                      const struct ob_report_summary *s);
 void ob_report_add(struct ob_report_writer *w, const struct ob_report_item *it, const struct ob_report_summary *s);
 void ob_report_finish(struct ob_report_writer *w, const struct ob_report_summary *s);
+
+/* report_html.c: the page around the JSON report. begin writes the page's
+ * head to out and returns a stream for the JSON document that writes it on
+ * into out with '<', '>' and '&' as \u003c, \u003e and \u0026 (the same
+ * JSON, which can then never end the script element it is in); NULL (and
+ * errno) when no stream can be had: the page written then says so, whole.
+ * end closes that stream and writes the rest of the page (the script that
+ * draws the report) to out. */
+FILE *ob_report_html_begin(FILE *out);
+void ob_report_html_end(FILE *json, FILE *out);
 
 /* For a connector kind's describe hooks (connector.h). */
 
