@@ -1985,7 +1985,7 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
         /* Window after window: plan (the managers read many at once), carry
          * out, write back, record, report; then let the window go. */
         struct ob_report_writer w;
-        ob_report_start(&w, o->out, o->format == OB_FORMAT_JSON, c, &r.sum);
+        ob_report_start(&w, o->out, o->format, c, &r.sum);
         w.summary_only = o->summary;
         for (size_t first = 0; first < r.nrefs && ret == OB_EXIT_OK;) {
                 size_t n = r.nrefs - first < r.window ? r.nrefs - first : r.window;
