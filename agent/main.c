@@ -59,7 +59,8 @@ static void usage(FILE *f)
                 "\n"
                 "Options:\n"
                 "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
-                "  -f, --format FMT    report format: text (default) or json\n"
+                "  -f, --format FMT    report format: text (default) or json; plan and reconcile also\n"
+                "                      html (one self-contained page with filters, for a browser)\n"
                 "  -a, --account UID   only this account (no deletion sweep)\n"
                 "      --check         plan: exit 1 when anything is owed (for monitoring)\n"
                 "      --summary       plan, reconcile: print only the summary and the safety verdict, not\n"
@@ -265,13 +266,13 @@ static const struct verb_help {
          "Check the configuration and every mapping file it names (each problem as file:line:col), and\n"
          "every file it names (missing, unreadable, a credential anyone can read). --online also\n"
          "connects: TLS and CA, bind, server capabilities, base, teams search, transfer.fallback.\n"},
-        {"plan", "offboard plan [--config FILE] [--format text|json] [--account UID] [--check] [--summary]\n"
-                 "              [--adopt]",
+        {"plan", "offboard plan [--config FILE] [--format text|json|html] [--account UID] [--check]\n"
+                 "              [--summary] [--adopt]",
          "Show what would be done to whom and why; changes nothing. --check exits 1 when anything is\n"
          "owed; --summary prints only the summary and the safety verdict; --adopt shows what a first\n"
          "deployment would record.\n"},
-        {"reconcile", "offboard reconcile [--config FILE] [--format text|json] [--account UID] [--force]\n"
-                      "                   [--wait] [--summary] [--adopt]",
+        {"reconcile", "offboard reconcile [--config FILE] [--format text|json|html] [--account UID]\n"
+                      "                   [--force] [--wait] [--summary] [--adopt]",
          "Do what is owed: run the actions, record them, write back. --force releases a plan the\n"
          "safety threshold would park; --wait queues behind a pass that holds the state store;\n"
          "--adopt records every account's current status as done, running nothing.\n"},
@@ -333,8 +334,10 @@ int main(int argc, char **argv)
                                 o.format = OB_FORMAT_JSON;
                         else if (strcmp(optarg, "text") == 0)
                                 o.format = OB_FORMAT_TEXT;
+                        else if (strcmp(optarg, "html") == 0)
+                                o.format = OB_FORMAT_HTML;
                         else {
-                                fprintf(stderr, "offboard: --format must be text or json, not '%s'\n", optarg);
+                                fprintf(stderr, "offboard: --format must be text, json or html, not '%s'\n", optarg);
                                 return OB_EXIT_CONFIG;
                         }
                         break;
@@ -412,6 +415,10 @@ int main(int argc, char **argv)
         }
         if (o.summary && ((!is_plan && !is_reconcile) || o.format == OB_FORMAT_JSON)) {
                 fprintf(stderr, "offboard: --summary goes with plan or reconcile and the text report\n");
+                return OB_EXIT_CONFIG;
+        }
+        if (o.format == OB_FORMAT_HTML && ((!is_plan && !is_reconcile) || o.summary)) {
+                fprintf(stderr, "offboard: --format html goes with plan or reconcile, without --summary\n");
                 return OB_EXIT_CONFIG;
         }
         if (o.force && !is_reconcile) {
