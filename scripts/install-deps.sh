@@ -15,7 +15,9 @@ pkgs=(build-essential cmake pkg-config libldap-dev libyaml-dev libcurl4-openssl-
       # tests run a real SCIM server on node (tests/harness/scim).
       libjansson-dev nodejs
       # tests/integration/test_schema.c checks the JSON documents against schemas/*.schema.json.
-      python3-jsonschema)
+      python3-jsonschema
+      # tests/integration/test_html.c loads the HTML report in a headless Chromium.
+      chromium)
 # npm installs that server's pinned packages (once, into the build tree). A
 # node from elsewhere (NodeSource) brings its own npm and conflicts with
 # Debian's, so only a missing command asks for the package.
