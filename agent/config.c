@@ -53,13 +53,29 @@ int ob_status_from_name(const char *name, enum ob_status *ret)
 
 /* ---- parse context and errors ------------------------------------------ */
 
+/* One load, across the configuration and its mapping files: the errors, and
+ * which parts failed, so that the checks that depend on them are skipped
+ * rather than reporting a consequence as another mistake. */
+struct loader {
+        struct ob_config_errors *errs;
+        bool full;             /* errs reached its cap: every walker stops */
+        bool unknown_section;  /* a misspelt section: what it would define may be missing */
+        bool directory_failed; /* directory: absent or refused */
+        bool policies_failed;  /* a policies: entry was refused (configuration or mapping) */
+        bool writeback_failed;
+        bool connectors_unknowable; /* no usable connectors: section, and a reason for it */
+        bool actions_unknowable;
+        bool transitions_unknowable;
+};
+
 struct pctx {
         const char *file;
         char *dir; /* directory of file, for relative paths */
         char *text;
         yaml_document_t doc;
         bool have_doc;
-        struct ob_config_error *err;
+        struct loader *ld;
+        size_t unknown_keys; /* said so far: a missing key may be the one misspelt */
         struct ob_config *cfg;
         yaml_node_t *safety_transitions; /* safety.transitions, resolved after transitions: */
         struct keyed *conn_keyed;        /* per connector */
@@ -72,6 +88,7 @@ struct pctx {
 struct keyed {
         yaml_node_t *map;
         yaml_node_t **nodes; /* per row of the kind's table; NULL: absent */
+        bool failed;         /* an error was reported in it: the checks across it are skipped */
 };
 
 struct ob_config_check {
@@ -145,14 +162,75 @@ static void copy_line(struct pctx *p, size_t line0, struct ob_config_error *err)
         mask_secrets(err->line, sizeof(err->line));
 }
 
+/* A new entry at the end of the list: 0 and *ret, 0 and NULL when the list
+ * is full (then truncated: the load stops), or -ENOMEM. */
+static int new_error(struct loader *ld, struct ob_config_error **ret)
+{
+        struct ob_config_errors *e = ld->errs;
+        *ret = NULL;
+        if (e->n >= OB_CONFIG_MAX_ERRORS) {
+                e->truncated = true;
+                ld->full = true;
+                return 0;
+        }
+        if ((e->n & (e->n - 1)) == 0) { /* 0, 1, 2, 4, ...: grow */
+                struct ob_config_error *v = realloc(e->v, (e->n ? e->n * 2 : 1) * sizeof(*v));
+                if (!v)
+                        return -ENOMEM;
+                e->v = v;
+        }
+        *ret = &e->v[e->n++];
+        **ret = (struct ob_config_error){0};
+        return 0;
+}
+
+/* An error without a position: "message" as it is. */
+__attribute__((format(printf, 2, 3))) static int fail_loader(struct loader *ld, const char *fmt, ...)
+{
+        struct ob_config_error *e;
+        int r = new_error(ld, &e);
+        if (r < 0)
+                return r;
+        if (e) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(e->message, sizeof(e->message), fmt, ap);
+                va_end(ap);
+        }
+        return -OB_ECONFIG;
+}
+
+/* The error just reported, to amend; NULL if it was not kept (too many). */
+static struct ob_config_error *last_error(struct pctx *p)
+{
+        return p->ld->full || p->ld->errs->n == 0 ? NULL : &p->ld->errs->v[p->ld->errs->n - 1];
+}
+
 static int failv(struct pctx *p, size_t line0, size_t col0, const char *fmt, va_list ap)
 {
+        struct ob_config_error *e;
+        int r = new_error(p->ld, &e);
+        if (r < 0)
+                return r;
+        if (!e)
+                return -OB_ECONFIG;
         char msg[768];
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        snprintf(p->err->message, sizeof(p->err->message), "%s:%zu:%zu: %s", p->file, line0 + 1, col0 + 1, msg);
-        copy_line(p, line0, p->err);
-        p->err->column = (int)col0 + 1;
+        snprintf(e->message, sizeof(e->message), "%s:%zu:%zu: %s", p->file, line0 + 1, col0 + 1, msg);
+        copy_line(p, line0, e);
+        e->column = (int)col0 + 1;
         return -OB_ECONFIG;
+}
+
+/* After a failed key, item or section (r < 0): true to go on to the next
+ * one, *bad remembering the failure; false to stop (out of memory, or the
+ * list of errors is full). */
+static bool go_on(const struct pctx *p, int r, int *bad)
+{
+        if (r != -OB_ECONFIG || p->ld->full)
+                return false;
+        *bad = r;
+        return true;
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(struct pctx *p, const yaml_node_t *n, const char *fmt, ...)
@@ -178,17 +256,14 @@ __attribute__((format(printf, 4, 5))) static int fail_off(struct pctx *p, const 
         return r;
 }
 
-static int fail_plain(struct pctx *p, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static int fail_plain(struct pctx *p, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);
         char msg[768];
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
-        snprintf(p->err->message, sizeof(p->err->message), "%s: %s", p->file, msg);
-        p->err->line[0] = '\0';
-        p->err->column = 0;
-        return -OB_ECONFIG;
+        return fail_loader(p->ld, "%s: %s", p->file, msg);
 }
 
 static const char *node_type_name(const yaml_node_t *n)
@@ -502,16 +577,21 @@ static int h_reject_secret(struct pctx *p, const char *key, yaml_node_t *v, void
                      "%s: secrets are never written in the configuration; put it in a file (mode 0600, or a "
                      "systemd credential) and name the file with %s_file",
                      key, key);
-        size_t col = p->err->column > 0 ? (size_t)p->err->column - 1 : 0;
-        if (col + 4 > sizeof(p->err->line))
-                col = sizeof(p->err->line) - 4;
-        if (col <= strlen(p->err->line))
-                strcpy(p->err->line + col, "***");
+        struct ob_config_error *e = r == -OB_ECONFIG ? last_error(p) : NULL;
+        if (!e)
+                return r;
+        size_t col = e->column > 0 ? (size_t)e->column - 1 : 0;
+        if (col + 4 > sizeof(e->line))
+                col = sizeof(e->line) - 4;
+        if (col <= strlen(e->line))
+                strcpy(e->line + col, "***");
         return r;
 }
 
 /* Walks a mapping with a handler table. Unknown keys, duplicates and missing
- * required keys are errors. */
+ * required keys are errors; each is reported, and the walk goes on to the
+ * next key. A key whose value was refused counts as present; a missing one
+ * is not said when an unknown key (perhaps it, misspelt) was. */
 static int walk(struct pctx *p, yaml_node_t *map, const char *section, const struct field *fields, void *base)
 {
         int r = expect(p, map, YAML_MAPPING_NODE, section);
@@ -520,11 +600,15 @@ static int walk(struct pctx *p, yaml_node_t *map, const char *section, const str
         size_t nfields = 0;
         while (fields[nfields].key)
                 nfields++;
-        bool seen[64] = {0};
+        bool seen[64] = {0}, unknown = false;
+        int bad = 0;
         for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key), *v = node(p, pr->value);
-                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
-                        return r;
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0) {
+                        if (!go_on(p, r, &bad))
+                                return r;
+                        continue;
+                }
                 size_t i;
                 for (i = 0; i < nfields; i++)
                         if (strcmp(fields[i].key, scalar(k)) == 0)
@@ -537,21 +621,34 @@ static int walk(struct pctx *p, yaml_node_t *map, const char *section, const str
                                 strncat(known, j ? ", " : "", sizeof(known) - strlen(known) - 1);
                                 strncat(known, fields[j].key, sizeof(known) - strlen(known) - 1);
                         }
-                        return fail(p, k, "unknown key '%s' in %s (expected one of: %s)", scalar(k), section, known);
+                        r = fail(p, k, "unknown key '%s' in %s (expected one of: %s)", scalar(k), section, known);
+                        p->unknown_keys++;
+                        unknown = true;
+                        if (!go_on(p, r, &bad))
+                                return r;
+                        continue;
                 }
-                if (seen[i])
-                        return fail(p, k, "duplicate key '%s' in %s", scalar(k), section);
+                if (seen[i]) {
+                        r = fail(p, k, "duplicate key '%s' in %s", scalar(k), section);
+                        if (!go_on(p, r, &bad))
+                                return r;
+                        continue;
+                }
                 seen[i] = true;
                 char what[160];
                 snprintf(what, sizeof(what), "%s.%s", section, scalar(k));
                 r = fields[i].fn(p, what, v, (char *)base + fields[i].offset);
-                if (r < 0)
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
         for (size_t i = 0; i < nfields; i++)
-                if (fields[i].required && !seen[i])
-                        return fail(p, map, "%s: missing required key '%s'", section, fields[i].key);
-        return 0;
+                if (fields[i].required && !seen[i]) {
+                        r = unknown ? -OB_ECONFIG
+                                    : fail(p, map, "%s: missing required key '%s'", section, fields[i].key);
+                        if (!go_on(p, r, &bad))
+                                return r;
+                }
+        return bad;
 }
 
 /* ---- conditions ---------------------------------------------------------- */
@@ -958,13 +1055,21 @@ static int parse_policies(struct pctx *p, yaml_node_t *v)
         int r = expect(p, v, YAML_MAPPING_NODE, "policies");
         if (r < 0)
                 return r;
+        int bad = 0;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
-                if ((r = expect(p, k, YAML_SCALAR_NODE, "a policy name")) < 0)
-                        return r;
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a policy name")) < 0) {
+                        if (!go_on(p, r, &bad))
+                                return r;
+                        continue;
+                }
                 const char *name = scalar(k);
-                if (!policy_name_ok(name, strlen(name)))
-                        return fail(p, k, "policy names use letters, digits, '-' and '_': '%s'", name);
+                if (!policy_name_ok(name, strlen(name))) {
+                        r = fail(p, k, "policy names use letters, digits, '-' and '_': '%s'", name);
+                        if (!go_on(p, r, &bad))
+                                return r;
+                        continue;
+                }
                 struct ob_policy *pol = NULL;
                 for (size_t i = 0; i < c->npolicies && !pol; i++)
                         if (strcmp(c->policies[i].name, name) == 0)
@@ -998,19 +1103,32 @@ static int parse_policies(struct pctx *p, yaml_node_t *v)
                         r = ob_strv_add_unique_ci(&pol->attributes, t.attributes[i]);
                 free(t.dn);
                 ob_strv_free(t.attributes);
-                if (r < 0)
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
-        return 0;
+        return bad;
 }
 
 struct bound_check {
         struct ob_config *c;
-        struct ob_config_error *err;
+        struct loader *ld;
+        bool no_dn_said[64]; /* per policy (at most 64): its missing dn is reported once */
+        int bad;
 };
 
+/* After a failed bound: 0 to go on to the next, or r to stop. */
+static int bound_go_on(struct bound_check *bc, int r)
+{
+        if (r != -OB_ECONFIG || bc->ld->full)
+                return r;
+        bc->bad = r;
+        return 0;
+}
+
 /* Every policy a condition names exists and has a DN; its attribute is
- * added to what the pass reads (and requires) of that policy's entry. */
+ * added to what the pass reads (and requires) of that policy's entry. Each
+ * unknown name is reported where it is written, and each policy without a
+ * dn once. */
 static int resolve_bound(struct ob_bound *b, void *ud)
 {
         struct bound_check *bc = ud;
@@ -1019,10 +1137,14 @@ static int resolve_bound(struct ob_bound *b, void *ud)
                 if (strcmp(pol->name, b->policy) != 0)
                         continue;
                 if (!pol->dn) {
-                        snprintf(bc->err->message, sizeof(bc->err->message),
-                                 "%s: policy '%s' has no dn: set policies.%s.dn in the configuration", pol->source,
-                                 pol->name, pol->name);
-                        return -OB_ECONFIG;
+                        if (i < OB_ELEMENTSOF(bc->no_dn_said) && bc->no_dn_said[i])
+                                return bound_go_on(bc, -OB_ECONFIG);
+                        if (i < OB_ELEMENTSOF(bc->no_dn_said))
+                                bc->no_dn_said[i] = true;
+                        return bound_go_on(bc, fail_loader(bc->ld,
+                                                           "%s: policy '%s' has no dn: set policies.%s.dn in the "
+                                                           "configuration",
+                                                           pol->source, pol->name, pol->name));
                 }
                 b->policy_index = i;
                 return ob_strv_add_unique_ci(&pol->attributes, b->attribute);
@@ -1032,15 +1154,14 @@ static int resolve_bound(struct ob_bound *b, void *ud)
                 strncat(known, i ? ", " : "", sizeof(known) - strlen(known) - 1);
                 strncat(known, bc->c->policies[i].name, sizeof(known) - strlen(known) - 1);
         }
-        snprintf(bc->err->message, sizeof(bc->err->message), "%s: unknown policy '%s' (%s%s)", b->where, b->policy,
-                 bc->c->npolicies ? "policies: " : "no policies: section defines one",
-                 bc->c->npolicies ? known : "");
-        return -OB_ECONFIG;
+        return bound_go_on(bc, fail_loader(bc->ld, "%s: unknown policy '%s' (%s%s)", b->where, b->policy,
+                                           bc->c->npolicies ? "policies: " : "no policies: section defines one",
+                                           bc->c->npolicies ? known : ""));
 }
 
-static int resolve_policies(struct ob_config *c, struct ob_config_error *err)
+static int resolve_policies(struct ob_config *c, struct loader *ld)
 {
-        struct bound_check bc = {.c = c, .err = err};
+        struct bound_check bc = {.c = c, .ld = ld};
         int r = 0;
         for (size_t i = 0; r == 0 && i < c->nrules; i++)
                 r = ob_cond_foreach_bound(c->rules[i].when, resolve_bound, &bc);
@@ -1049,13 +1170,13 @@ static int resolve_policies(struct ob_config *c, struct ob_config_error *err)
         for (size_t i = 0; r == 0 && i < c->ntransitions; i++)
                 r = ob_cond_foreach_bound(c->transitions[i].when, resolve_bound, &bc);
         for (size_t i = 0; r == 0 && i < c->npolicies; i++)
-                if (!c->policies[i].dn) {
-                        snprintf(err->message, sizeof(err->message),
-                                 "%s: policy '%s' has no dn: set policies.%s.dn in the configuration",
-                                 c->policies[i].source, c->policies[i].name, c->policies[i].name);
-                        r = -OB_ECONFIG;
-                }
-        return r;
+                if (!c->policies[i].dn && !(i < OB_ELEMENTSOF(bc.no_dn_said) && bc.no_dn_said[i]))
+                        r = bound_go_on(&bc,
+                                        fail_loader(ld,
+                                                    "%s: policy '%s' has no dn: set policies.%s.dn in the "
+                                                    "configuration",
+                                                    c->policies[i].source, c->policies[i].name, c->policies[i].name));
+        return r < 0 ? r : bc.bad;
 }
 
 /* ---- templates ------------------------------------------------------------ */
@@ -1443,6 +1564,50 @@ static int h_guard_role(struct pctx *p, const char *key, yaml_node_t *v, void *d
         return fail(p, find_value(p, v, "above"), "%s.above: '%s' is not one of ranks", key, g->role_above);
 }
 
+/* One guard's keys, then what they must be together (skipped when a key
+ * was refused). */
+static int parse_guard(struct pctx *p, yaml_node_t *k, yaml_node_t *val, struct ob_guard *g)
+{
+        if (!(g->name = strdup(scalar(k))) || set_source(p, k, &g->source) < 0)
+                return -ENOMEM;
+        char section[100];
+        snprintf(section, sizeof(section), "guards.%s", g->name);
+        const struct field f[] = {
+                {"owns_team_with_members", h_bool, offsetof(struct ob_guard, owns_team), false},
+                {"role", h_guard_role, 0, false},
+                {"member_of", h_dn, offsetof(struct ob_guard, group), false},
+                {"sole_member_of", h_dn, offsetof(struct ob_guard, sole_member_of), false},
+                {"member_attribute", h_attr, offsetof(struct ob_guard, member_attribute), false},
+                {"warn", h_bool, offsetof(struct ob_guard, warn), false},
+                {NULL},
+        };
+        int r = walk(p, val, section, f, g);
+        if (r < 0)
+                return r;
+        bool has_role = g->role_attribute != NULL, has_sole = g->sole_member_of != NULL;
+        int kinds = g->owns_team + has_role + (g->group != NULL) + has_sole;
+        if (kinds != 1)
+                return fail(p, kinds ? val : k,
+                            "%s: %s (owns_team_with_members: true, role:, member_of: or sole_member_of:)", section,
+                            kinds ? "one condition per guard" : "a guard needs a condition");
+        g->kind = g->owns_team ? OB_GUARD_OWNS_TEAM
+                  : has_role   ? OB_GUARD_ROLE
+                  : has_sole   ? OB_GUARD_SOLE_MEMBER_OF
+                               : OB_GUARD_MEMBER_OF;
+        if (has_sole)
+                g->group = TAKE_PTR(g->sole_member_of);
+        if (g->member_attribute && !g->group)
+                return fail(p, find_value(p, val, "member_attribute"),
+                            "%s.member_attribute: only member_of and sole_member_of read a group", section);
+        if (g->group && !g->member_attribute && !(g->member_attribute = strdup("member")))
+                return -ENOMEM;
+        /* A refused directory: section may be why directory.teams is missing. */
+        if (g->owns_team && !p->cfg->directory.teams_base && !p->ld->directory_failed)
+                return fail(p, find_value(p, val, "owns_team_with_members"),
+                            "%s: owns_team_with_members needs directory.teams", section);
+        return 0;
+}
+
 /* guards: NAME: {owns_team_with_members: true | role: {...} | member_of: DN |
  * sole_member_of: DN, member_attribute: ATTR, warn: BOOL} */
 static int parse_guards(struct pctx *p, yaml_node_t *v)
@@ -1457,53 +1622,20 @@ static int parse_guards(struct pctx *p, yaml_node_t *v)
         c->guards = calloc(n ? n : 1, sizeof(*c->guards));
         if (!c->guards)
                 return -ENOMEM;
+        int bad = 0;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
-                if ((r = expect(p, k, YAML_SCALAR_NODE, "a guard name")) < 0)
-                        return r;
-                if (!name_ok(scalar(k)))
-                        return fail(p, k, "guard names use letters, digits, '-' and '_' (at most 64): '%s'", scalar(k));
-                for (size_t i = 0; i < c->nguards; i++)
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a guard name")) == 0 && !name_ok(scalar(k)))
+                        r = fail(p, k, "guard names use letters, digits, '-' and '_' (at most 64): '%s'", scalar(k));
+                for (size_t i = 0; r == 0 && i < c->nguards; i++)
                         if (strcmp(c->guards[i].name, scalar(k)) == 0)
-                                return fail(p, k, "duplicate guard '%s'", scalar(k));
-                struct ob_guard *g = &c->guards[c->nguards++];
-                if (!(g->name = strdup(scalar(k))) || set_source(p, k, &g->source) < 0)
-                        return -ENOMEM;
-                char section[100];
-                snprintf(section, sizeof(section), "guards.%s", g->name);
-                const struct field f[] = {
-                        {"owns_team_with_members", h_bool, offsetof(struct ob_guard, owns_team), false},
-                        {"role", h_guard_role, 0, false},
-                        {"member_of", h_dn, offsetof(struct ob_guard, group), false},
-                        {"sole_member_of", h_dn, offsetof(struct ob_guard, sole_member_of), false},
-                        {"member_attribute", h_attr, offsetof(struct ob_guard, member_attribute), false},
-                        {"warn", h_bool, offsetof(struct ob_guard, warn), false},
-                        {NULL},
-                };
-                if ((r = walk(p, val, section, f, g)) < 0)
+                                r = fail(p, k, "duplicate guard '%s'", scalar(k));
+                if (r == 0)
+                        r = parse_guard(p, k, val, &c->guards[c->nguards++]);
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
-                bool has_role = g->role_attribute != NULL, has_sole = g->sole_member_of != NULL;
-                int kinds = g->owns_team + has_role + (g->group != NULL) + has_sole;
-                if (kinds != 1)
-                        return fail(p, kinds ? val : k,
-                                    "%s: %s (owns_team_with_members: true, role:, member_of: or sole_member_of:)", section,
-                                    kinds ? "one condition per guard" : "a guard needs a condition");
-                g->kind = g->owns_team ? OB_GUARD_OWNS_TEAM
-                          : has_role   ? OB_GUARD_ROLE
-                          : has_sole   ? OB_GUARD_SOLE_MEMBER_OF
-                                       : OB_GUARD_MEMBER_OF;
-                if (has_sole)
-                        g->group = TAKE_PTR(g->sole_member_of);
-                if (g->member_attribute && !g->group)
-                        return fail(p, find_value(p, val, "member_attribute"),
-                                    "%s.member_attribute: only member_of and sole_member_of read a group", section);
-                if (g->group && !g->member_attribute && !(g->member_attribute = strdup("member")))
-                        return -ENOMEM;
-                if (g->owns_team && !c->directory.teams_base)
-                        return fail(p, find_value(p, val, "owns_team_with_members"),
-                                    "%s: owns_team_with_members needs directory.teams", section);
         }
-        return 0;
+        return bad;
 }
 
 /* safety.transitions: kept until the transitions are parsed. */
@@ -1692,6 +1824,7 @@ static int kind_key(struct pctx *p, const char *section, const char *generic, ya
         if (!specs[i].name) {
                 char known[512];
                 spec_names(specs, spec_is_listed, NULL, ", ", known, sizeof(known));
+                p->unknown_keys++;
                 return fail(p, kk, "unknown key '%s' in %s (expected one of: %s%s%s)", ks, section,
                             generic ? generic : "", generic && known[0] ? ", " : "", known);
         }
@@ -1733,21 +1866,24 @@ static int spec_default(const struct ob_key_spec *spec, void *base)
         }
 }
 
-/* After the keys: the missing ones are an error if required, else get
- * their defaults. */
+/* After the keys: the missing ones are an error if required (each one
+ * reported, unless an unknown key was since unknown0: perhaps it,
+ * misspelt), else get their defaults. */
 static int keys_finish(struct pctx *p, const char *section, yaml_node_t *map, const struct ob_key_spec *specs,
-                       void *base, yaml_node_t **nodes)
+                       void *base, yaml_node_t **nodes, size_t unknown0)
 {
+        int bad = 0;
         for (size_t i = 0; specs[i].name; i++) {
                 if (nodes[i])
                         continue;
-                if (specs[i].required)
-                        return fail(p, map, "%s: missing required key '%s'", section, specs[i].name);
-                int r = spec_default(&specs[i], base);
-                if (r < 0)
+                int r = !specs[i].required ? spec_default(&specs[i], base)
+                        : p->unknown_keys > unknown0
+                                ? -OB_ECONFIG
+                                : fail(p, map, "%s: missing required key '%s'", section, specs[i].name);
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
-        return 0;
+        return bad;
 }
 
 /* A mapping of a kind's keys only (a section such as auth:). */
@@ -1760,17 +1896,20 @@ static int walk_specs(struct pctx *p, yaml_node_t *map, const char *section, con
         yaml_node_t **nodes = calloc(spec_count(specs) + 1, sizeof(*nodes));
         if (!nodes)
                 return -ENOMEM;
-        for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; r == 0 && pr < map->data.mapping.pairs.top;
-             pr++) {
+        size_t unknown0 = p->unknown_keys;
+        int bad = 0;
+        for (yaml_node_pair_t *pr = map->data.mapping.pairs.start; pr < map->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key);
                 r = expect(p, k, YAML_SCALAR_NODE, "a key");
                 if (r == 0)
                         r = kind_key(p, section, NULL, k, node(p, pr->value), specs, base, nodes);
+                if (r < 0 && !go_on(p, r, &bad))
+                        goto out;
         }
-        if (r == 0)
-                r = keys_finish(p, section, map, specs, base, nodes);
+        r = keys_finish(p, section, map, specs, base, nodes, unknown0);
+out:
         free(nodes);
-        return r;
+        return r < 0 ? r : bad;
 }
 
 static void specs_free(const struct ob_key_spec *specs, void *base)
@@ -2038,12 +2177,17 @@ static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struc
         const struct ob_key_spec *specs = c->kind->connector_keys;
         c->settings = calloc(1, c->kind->connector_size ? c->kind->connector_size : 1);
         kd->nodes = calloc(spec_count(specs) + 1, sizeof(*kd->nodes));
+        size_t unknown0 = p->unknown_keys;
         if (!c->settings || !kd->nodes)
                 return -ENOMEM;
+        int bad = 0;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *kk = node(p, pr->key), *vv = node(p, pr->value);
-                if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0)
-                        return r;
+                if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0) {
+                        if (!go_on(p, r, &bad))
+                                return r;
+                        continue;
+                }
                 const char *ks = scalar(kk);
                 snprintf(what, sizeof(what), "%s.%s", section, ks);
                 if (strcmp(ks, "type") == 0)
@@ -2056,11 +2200,13 @@ static int parse_connector(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struc
                         r = parse_retry(p, what, vv, &c->retry);
                 else
                         r = kind_key(p, section, ob_connector_generic_keys, kk, vv, specs, c->settings, kd->nodes);
-                if (r < 0)
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
-        if ((r = keys_finish(p, section, v, specs, c->settings, kd->nodes)) < 0)
+        if ((r = keys_finish(p, section, v, specs, c->settings, kd->nodes, unknown0)) < 0)
                 return r;
+        if (bad) /* the kind's checks across keys would read what was refused */
+                return bad;
         struct ob_config_check ck = {p};
         return c->kind->check_connector ? c->kind->check_connector(&ck, c) : 0;
 }
@@ -2103,19 +2249,24 @@ static int set_source(struct pctx *p, const yaml_node_t *n, char **ret)
 /* Keys every action has; the rest are its connector kind's. */
 static const char ob_action_generic_keys[] = "connector, when, after, security, grace, restored_by";
 
-/* First pass over an action: everything but `after`, which needs all names. */
+/* First pass over an action: everything but `after`, which needs all names.
+ * An action whose connector was refused is checked for its own keys if the
+ * connector's kind is known, never against the connector's settings. */
 static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct ob_action *a, yaml_node_t **ret_after,
                         yaml_node_t **ret_restored, struct keyed *kd)
 {
         char section[160];
         snprintf(section, sizeof(section), "actions.%s", scalar(k));
-        if (!name_ok(scalar(k)))
-                return fail(p, k, "action names use letters, digits, '-' and '_' (at most 64): '%s'", scalar(k));
+        /* Named even when the name is refused: after: and transitions find it. */
         a->name = strdup(scalar(k));
         if (!a->name || set_source(p, k, &a->source) < 0)
                 return -ENOMEM;
-        int r = expect(p, v, YAML_MAPPING_NODE, section);
-        if (r < 0)
+        int bad = 0, r = 0;
+        if (!name_ok(scalar(k)) &&
+            !go_on(p, r = fail(p, k, "action names use letters, digits, '-' and '_' (at most 64): '%s'", scalar(k)),
+                   &bad))
+                return r;
+        if ((r = expect(p, v, YAML_MAPPING_NODE, section)) < 0)
                 return r;
         kd->map = v;
         /* The connector first: its kind says what the other keys may be. */
@@ -2126,19 +2277,31 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
         snprintf(what, sizeof(what), "%s.connector", section);
         if ((r = expect(p, conn, YAML_SCALAR_NODE, what)) < 0)
                 return r;
-        a->connector = find_connector(p->cfg, scalar(conn));
-        if (!a->connector)
+        struct ob_connector *ck_conn = find_connector(p->cfg, scalar(conn));
+        if (!ck_conn) {
+                /* No connectors: section to look in (refused, or perhaps misspelt): said already. */
+                if (p->ld->connectors_unknowable)
+                        return -OB_ECONFIG;
                 return fail(p, conn, "%s: unknown connector '%s' (define it under connectors:)", what, scalar(conn));
+        }
+        const struct keyed *conn_kd = &p->conn_keyed[ck_conn - p->cfg->connectors];
+        if (!ck_conn->kind || !ck_conn->settings) /* its type was refused: said there */
+                return -OB_ECONFIG;
+        a->connector = ck_conn;
         const struct ob_connector_kind *kind = a->connector->kind;
         const struct ob_key_spec *specs = kind->action_keys;
         a->settings = calloc(1, kind->action_size ? kind->action_size : 1);
         kd->nodes = calloc(spec_count(specs) + 1, sizeof(*kd->nodes));
+        size_t unknown0 = p->unknown_keys;
         if (!a->settings || !kd->nodes)
                 return -ENOMEM;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *kk = node(p, pr->key), *vv = node(p, pr->value);
-                if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0)
-                        return r;
+                if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0) {
+                        if (!go_on(p, r, &bad))
+                                return r;
+                        continue;
+                }
                 const char *ks = scalar(kk);
                 snprintf(what, sizeof(what), "%s.%s", section, ks);
                 if (strcmp(ks, "connector") == 0)
@@ -2155,15 +2318,19 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
                         *ret_restored = vv;
                 else
                         r = kind_key(p, section, ob_action_generic_keys, kk, vv, specs, a->settings, kd->nodes);
-                if (r < 0)
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
-        if ((r = keys_finish(p, section, v, specs, a->settings, kd->nodes)) < 0)
+        if ((r = keys_finish(p, section, v, specs, a->settings, kd->nodes, unknown0)) < 0)
                 return r;
+        if (bad)
+                return bad;
         if (a->security && a->grace_ms > 0)
                 return fail(p, value_of(p, v, "grace"),
                             "%s.grace: a security action never waits (sessions and tokens are revoked at once)",
                             section);
+        if (conn_kd->failed) /* the kind's checks read the connector's settings */
+                return 0;
         struct ob_config_check ck = {p};
         return kind->check_action ? kind->check_action(&ck, a) : 0;
 }
@@ -2178,15 +2345,15 @@ static int parse_action_list(struct pctx *p, yaml_node_t *v, struct ob_action *a
         int r = get_strlist(p, what, v, &names, false);
         if (r < 0)
                 return r;
+        int bad = 0;
         for (size_t i = 0; names && names[i]; i++) {
                 struct ob_action *dep = find_action(p->cfg, names[i]);
-                if (!dep) {
-                        r = fail(p, v, "%s: unknown action '%s'", what, names[i]);
-                        break;
-                }
-                if (dep == a) {
-                        r = fail(p, v, "%s: an action cannot name itself", what);
-                        break;
+                if (!dep || dep == a) {
+                        r = !dep ? fail(p, v, "%s: unknown action '%s'", what, names[i])
+                                 : fail(p, v, "%s: an action cannot name itself", what);
+                        if (!go_on(p, r, &bad))
+                                break;
+                        continue;
                 }
                 struct ob_action **nl = realloc(*list, (*n + 1) * sizeof(*nl));
                 if (!nl) {
@@ -2195,9 +2362,10 @@ static int parse_action_list(struct pctx *p, yaml_node_t *v, struct ob_action *a
                 }
                 *list = nl;
                 nl[(*n)++] = dep;
+                r = 0;
         }
         ob_strv_free(names);
-        return r;
+        return r < 0 ? r : bad;
 }
 
 /* A depth-first search in three colours over the after: edges, each action
@@ -2253,19 +2421,25 @@ static int parse_transition(struct pctx *p, yaml_node_t *k, yaml_node_t *v, stru
 {
         char section[160];
         snprintf(section, sizeof(section), "transitions.%s", scalar(k));
-        if (!name_ok(scalar(k)))
-                return fail(p, k, "transition names use letters, digits, '-' and '_' (at most 64): '%s'", scalar(k));
+        /* Named even when the name is refused: safety.transitions finds it. */
         t->name = strdup(scalar(k));
         if (!t->name || set_source(p, k, &t->source) < 0)
                 return -ENOMEM;
-        int r = expect(p, v, YAML_MAPPING_NODE, section);
-        if (r < 0)
+        int bad = 0, r = 0;
+        if (!name_ok(scalar(k)) &&
+            !go_on(p, r = fail(p, k, "transition names use letters, digits, '-' and '_' (at most 64): '%s'", scalar(k)),
+                   &bad))
                 return r;
-        bool have_actions = false;
+        if ((r = expect(p, v, YAML_MAPPING_NODE, section)) < 0)
+                return r;
+        bool have_actions = false, have_to = false, unknown = false;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *kk = node(p, pr->key), *vv = node(p, pr->value);
-                if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0)
-                        return r;
+                if ((r = expect(p, kk, YAML_SCALAR_NODE, "a key")) < 0) {
+                        if (!go_on(p, r, &bad))
+                                return r;
+                        continue;
+                }
                 const char *ks = scalar(kk);
                 char what[200];
                 snprintf(what, sizeof(what), "%s.%s", section, ks);
@@ -2273,17 +2447,25 @@ static int parse_transition(struct pctx *p, yaml_node_t *k, yaml_node_t *v, stru
                         r = parse_status_list(p, what, vv, &t->from_mask, true);
                 } else if (strcmp(ks, "to") == 0) {
                         r = parse_status_list(p, what, vv, &t->to_mask, false);
+                        have_to = true;
                 } else if (strcmp(ks, "when") == 0) {
                         r = parse_cond(p, vv, true, &t->when);
                 } else if (strcmp(ks, "actions") == 0) {
                         char **names = NULL; /* get_strlist leaves it alone on failure */
                         r = get_strlist(p, what, vv, &names, false);
+                        /* Each unknown name; none when there was no actions: section to look in. */
                         for (size_t i = 0; r == 0 && names && names[i]; i++) {
                                 struct ob_action *a = find_action(p->cfg, names[i]);
+                                if (!a && p->ld->actions_unknowable) {
+                                        bad = -OB_ECONFIG;
+                                        continue;
+                                }
                                 if (!a) {
-                                        r = fail(p, vv, "%s: unknown action '%s' (define it under actions:)", what,
-                                                 names[i]);
-                                        break;
+                                        int e = fail(p, vv, "%s: unknown action '%s' (define it under actions:)", what,
+                                                     names[i]);
+                                        if (!go_on(p, e, &bad))
+                                                r = e;
+                                        continue;
                                 }
                                 struct ob_action **n = realloc(t->actions, (t->nactions + 1) * sizeof(*n));
                                 if (!n) {
@@ -2298,14 +2480,20 @@ static int parse_transition(struct pctx *p, yaml_node_t *k, yaml_node_t *v, stru
                 } else {
                         r = fail(p, kk, "unknown key '%s' in %s (expected one of: from, to, when, actions)", ks,
                                  section);
+                        unknown = true;
                 }
-                if (r < 0)
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
+        /* A missing key is not said when an unknown one (perhaps it, misspelt) was. */
+        if (!have_to && !unknown && !go_on(p, r = fail(p, v, "%s: missing required key 'to'", section), &bad))
+                return r;
+        if (!have_actions && !unknown && !go_on(p, r = fail(p, v, "%s: missing required key 'actions'", section), &bad))
+                return r;
+        if (bad)
+                return bad;
         if (!t->to_mask)
                 return fail(p, v, "%s: missing required key 'to'", section);
-        if (!have_actions)
-                return fail(p, v, "%s: missing required key 'actions'", section);
         /* Every action a transition runs must have what it runs after. */
         for (size_t i = 0; i < t->nactions; i++)
                 for (size_t j = 0; j < t->actions[i]->nafter; j++) {
@@ -2346,12 +2534,16 @@ static int syntax_error(struct pctx *p, const yaml_parser_t *parser)
 {
         if (parser->error == YAML_MEMORY_ERROR)
                 return -ENOMEM;
-        snprintf(p->err->message, sizeof(p->err->message), "%s:%zu:%zu: YAML syntax error: %s%s%s", p->file,
+        struct ob_config_error *e;
+        int r = new_error(p->ld, &e);
+        if (r < 0 || !e)
+                return r < 0 ? r : -OB_ECONFIG;
+        snprintf(e->message, sizeof(e->message), "%s:%zu:%zu: YAML syntax error: %s%s%s", p->file,
                  parser->problem_mark.line + 1, parser->problem_mark.column + 1,
                  parser->problem ? parser->problem : "unknown", parser->context ? " " : "",
                  parser->context ? parser->context : "");
-        copy_line(p, parser->problem_mark.line, p->err);
-        p->err->column = (int)parser->problem_mark.column + 1;
+        copy_line(p, parser->problem_mark.line, e);
+        e->column = (int)parser->problem_mark.column + 1;
         return -OB_ECONFIG;
 }
 
@@ -2439,7 +2631,8 @@ struct frame {
  * or a few hundred bytes that expand to gigabytes), at most
  * OB_CONFIG_MAX_DEPTH nested collections and OB_CONFIG_MAX_NODES nodes, one
  * document, and no mapping anywhere with the same key twice. Memory is
- * linear in the file's size. */
+ * linear in the file's size. Every duplicate key is reported; any other
+ * error stops the reading. Either way the document is not built. */
 static int prepass(struct pctx *p, size_t len)
 {
         yaml_parser_t parser;
@@ -2448,7 +2641,7 @@ static int prepass(struct pctx *p, size_t len)
         yaml_parser_set_input_string(&parser, (const unsigned char *)p->text, len);
         struct frame stack[OB_CONFIG_MAX_DEPTH] = {0};
         size_t depth = 0, nodes = 0, docs = 0;
-        int r = 0;
+        int r = 0, bad = 0;
         bool done = false;
         while (r == 0 && !done) {
                 yaml_event_t ev;
@@ -2499,8 +2692,11 @@ static int prepass(struct pctx *p, size_t len)
                                 int d = keyset_add(&f->keys, k, kn);
                                 if (d < 0)
                                         r = d;
-                                else if (d > 0)
+                                else if (d > 0) {
                                         r = fail_mark(p, m, "duplicate key '%.*s'", kn > 200 ? 200 : (int)kn, k);
+                                        if (go_on(p, r, &bad))
+                                                r = 0; /* reported: on to the next */
+                                }
                         }
                         f->want_key = !f->want_key;
                 }
@@ -2516,9 +2712,11 @@ static int prepass(struct pctx *p, size_t len)
         while (depth > 0)
                 keyset_done(&stack[--depth].keys);
         yaml_parser_delete(&parser);
-        return r;
+        return r < 0 ? r : bad;
 }
 
+/* Reads and parses one file. An error here stops the file's checks: there
+ * is no document to walk. */
 static int pctx_load(struct pctx *p, const char *path)
 {
         p->file = path;
@@ -2629,9 +2827,72 @@ static int mapping_directory(struct pctx *p, yaml_node_t *v)
         return r;
 }
 
-static int load_mapping(struct ob_config *cfg, const char *path, struct ob_config_error *err)
+/* One mapping rule: its keys (each checked), then what they must be
+ * together, skipped when one of them was refused. */
+static int parse_rule(struct pctx *p, yaml_node_t *rn, struct ob_rule *rule)
 {
-        struct pctx p = {.err = err, .cfg = cfg};
+        int r = set_source(p, rn, &rule->source);
+        if (r < 0)
+                return r;
+        if ((r = expect(p, rn, YAML_MAPPING_NODE, "a rule")) < 0)
+                return r;
+        char *status = NULL;
+        yaml_node_t *when = NULL;
+        int bad = 0;
+        for (yaml_node_pair_t *pr = rn->data.mapping.pairs.start; pr < rn->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *v = node(p, pr->value);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0) {
+                        if (!go_on(p, r, &bad))
+                                goto out;
+                        continue;
+                }
+                const char *ks = scalar(k);
+                if (strcmp(ks, "name") == 0) {
+                        r = h_nonempty(p, "rules.name", v, &rule->name);
+                        if (r == 0 && !name_ok(rule->name))
+                                r = fail(p, v, "rule names use letters, digits, '-' and '_'");
+                } else if (strcmp(ks, "status") == 0)
+                        r = h_nonempty(p, "rules.status", v, &status);
+                else if (strcmp(ks, "when") == 0)
+                        when = v;
+                else if (strcmp(ks, "reason") == 0)
+                        r = h_str(p, "rules.reason", v, &rule->reason);
+                else if (strcmp(ks, "reason_attribute") == 0)
+                        r = h_attr(p, "rules.reason_attribute", v, &rule->reason_attribute);
+                else
+                        r = fail(p, k,
+                                 "unknown key '%s' in a rule (expected one of: name, status, when, reason, "
+                                 "reason_attribute)",
+                                 ks);
+                if (r < 0 && !go_on(p, r, &bad))
+                        goto out;
+        }
+        r = bad;
+        if (r == 0 && !rule->name)
+                r = fail(p, rn, "a rule needs a name");
+        if (r == 0 && !status)
+                r = fail(p, rn, "rule '%s' needs a status", rule->name);
+        if (r == 0 && (ob_status_from_name(status, &rule->status) < 0 || rule->status == OB_STATUS_DELETED ||
+                       rule->status == OB_STATUS_ACTIVE))
+                r = fail(p, rn,
+                         "rule '%s': status must be locked, inactive or ended (active is what no rule "
+                         "matches; deleted comes from the directory), not '%s'",
+                         rule->name, status);
+        if (r == 0 && !when)
+                r = fail(p, rn, "rule '%s' needs a when: condition", rule->name);
+        if (r == 0)
+                r = parse_cond(p, when, false, &rule->when);
+out:
+        free(status);
+        return r;
+}
+
+/* A mapping file: each of its sections and rules checked, whatever the
+ * others' errors. */
+static int load_mapping(struct loader *ld, struct ob_config *cfg, const char *path)
+{
+        struct pctx p = {.ld = ld, .cfg = cfg};
+        int bad = 0;
         int r = pctx_load(&p, path);
         if (r < 0)
                 goto out;
@@ -2641,28 +2902,29 @@ static int load_mapping(struct ob_config *cfg, const char *path, struct ob_confi
         yaml_node_t *rules = NULL;
         for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(&p, pr->key);
-                if ((r = expect(&p, k, YAML_SCALAR_NODE, "a key")) < 0)
-                        goto out;
+                if ((r = expect(&p, k, YAML_SCALAR_NODE, "a key")) < 0) {
+                        if (!go_on(&p, r, &bad))
+                                goto out;
+                        continue;
+                }
                 if (strcmp(scalar(k), "rules") == 0)
                         rules = node(&p, pr->value);
-                else if (strcmp(scalar(k), "required_attributes") == 0) {
-                        if ((r = h_attrlist(&p, "required_attributes", node(&p, pr->value),
-                                            &cfg->required_attributes)) < 0)
-                                goto out;
-                } else if (strcmp(scalar(k), "directory") == 0) {
-                        if ((r = mapping_directory(&p, node(&p, pr->value))) < 0)
-                                goto out;
-                } else if (strcmp(scalar(k), "policies") == 0) {
-                        if ((r = parse_policies(&p, node(&p, pr->value))) < 0)
-                                goto out;
-                } else if (strcmp(scalar(k), "description") != 0) {
+                else if (strcmp(scalar(k), "required_attributes") == 0)
+                        r = h_attrlist(&p, "required_attributes", node(&p, pr->value), &cfg->required_attributes);
+                else if (strcmp(scalar(k), "directory") == 0)
+                        r = mapping_directory(&p, node(&p, pr->value));
+                else if (strcmp(scalar(k), "policies") == 0) {
+                        r = parse_policies(&p, node(&p, pr->value));
+                        ld->policies_failed = ld->policies_failed || r < 0;
+                } else if (strcmp(scalar(k), "description") != 0)
                         r = fail(&p, k,
                                  "unknown key '%s' in a mapping file (expected one of: description, directory, "
                                  "policies, required_attributes, rules)",
                                  scalar(k));
+                if (r < 0 && !go_on(&p, r, &bad))
                         goto out;
-                }
         }
+        r = 0;
         if (!rules) {
                 r = fail(&p, root, "a mapping file needs rules:");
                 goto out;
@@ -2670,7 +2932,6 @@ static int load_mapping(struct ob_config *cfg, const char *path, struct ob_confi
         if ((r = expect(&p, rules, YAML_SEQUENCE_NODE, "rules")) < 0)
                 goto out;
         for (yaml_node_item_t *i = rules->data.sequence.items.start; i < rules->data.sequence.items.top; i++) {
-                yaml_node_t *rn = node(&p, *i);
                 struct ob_rule *n = realloc(cfg->rules, (cfg->nrules + 1) * sizeof(*n));
                 if (!n) {
                         r = -ENOMEM;
@@ -2679,58 +2940,13 @@ static int load_mapping(struct ob_config *cfg, const char *path, struct ob_confi
                 cfg->rules = n;
                 struct ob_rule *rule = &cfg->rules[cfg->nrules++];
                 *rule = (struct ob_rule){0};
-                if ((r = set_source(&p, rn, &rule->source)) < 0)
-                        goto out;
-                char *status = NULL;
-                yaml_node_t *when = NULL;
-                if ((r = expect(&p, rn, YAML_MAPPING_NODE, "a rule")) < 0)
-                        goto out;
-                for (yaml_node_pair_t *pr = rn->data.mapping.pairs.start; pr < rn->data.mapping.pairs.top; pr++) {
-                        yaml_node_t *k = node(&p, pr->key), *v = node(&p, pr->value);
-                        if ((r = expect(&p, k, YAML_SCALAR_NODE, "a key")) < 0)
-                                break;
-                        const char *ks = scalar(k);
-                        if (strcmp(ks, "name") == 0) {
-                                r = h_nonempty(&p, "rules.name", v, &rule->name);
-                                if (r == 0 && !name_ok(rule->name))
-                                        r = fail(&p, v, "rule names use letters, digits, '-' and '_'");
-                        } else if (strcmp(ks, "status") == 0)
-                                r = h_nonempty(&p, "rules.status", v, &status);
-                        else if (strcmp(ks, "when") == 0)
-                                when = v;
-                        else if (strcmp(ks, "reason") == 0)
-                                r = h_str(&p, "rules.reason", v, &rule->reason);
-                        else if (strcmp(ks, "reason_attribute") == 0)
-                                r = h_attr(&p, "rules.reason_attribute", v, &rule->reason_attribute);
-                        else
-                                r = fail(&p, k,
-                                         "unknown key '%s' in a rule (expected one of: name, status, when, reason, "
-                                         "reason_attribute)",
-                                         ks);
-                        if (r < 0)
-                                break;
-                }
-                if (r == 0 && !rule->name)
-                        r = fail(&p, rn, "a rule needs a name");
-                if (r == 0 && !status)
-                        r = fail(&p, rn, "rule '%s' needs a status", rule->name);
-                if (r == 0 && (ob_status_from_name(status, &rule->status) < 0 || rule->status == OB_STATUS_DELETED ||
-                               rule->status == OB_STATUS_ACTIVE))
-                        r = fail(&p, rn,
-                                 "rule '%s': status must be locked, inactive or ended (active is what no rule "
-                                 "matches; deleted comes from the directory), not '%s'",
-                                 rule->name, status);
-                free(status);
-                if (r == 0 && !when)
-                        r = fail(&p, rn, "rule '%s' needs a when: condition", rule->name);
-                if (r == 0)
-                        r = parse_cond(&p, when, false, &rule->when);
-                if (r < 0)
+                if ((r = parse_rule(&p, node(&p, *i), rule)) < 0 && !go_on(&p, r, &bad))
                         goto out;
         }
+        r = 0;
 out:
         pctx_done(&p);
-        return r;
+        return r < 0 ? r : bad;
 }
 
 static void set_default(char **s, const char *v, int *r)
@@ -2832,34 +3048,197 @@ static int collect_attributes(struct ob_config *c)
 static int parse_safety_transitions(struct pctx *p, yaml_node_t *v)
 {
         struct ob_config *c = p->cfg;
+        int bad = 0;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key);
                 int r = expect(p, k, YAML_SCALAR_NODE, "a transition name");
-                if (r < 0)
-                        return r;
                 struct ob_transition *t = NULL;
-                for (size_t i = 0; !t && i < c->ntransitions; i++)
+                for (size_t i = 0; r == 0 && !t && i < c->ntransitions; i++)
                         if (strcmp(c->transitions[i].name, scalar(k)) == 0)
                                 t = &c->transitions[i];
-                if (!t)
-                        return fail(p, k, "safety.transitions: unknown transition '%s' (define it under transitions:)",
-                                    scalar(k));
-                char what[200];
-                snprintf(what, sizeof(what), "safety.transitions.%s", scalar(k));
-                const struct field f[] = {
-                        {"max_accounts", h_size, offsetof(struct ob_transition, max_accounts), false},
-                        {"max_percent", h_percent, offsetof(struct ob_transition, max_percent), false},
-                        {NULL},
-                };
-                if ((r = walk(p, node(p, pr->value), what, f, t)) < 0)
+                if (r == 0 && !t)
+                        r = fail(p, k, "safety.transitions: unknown transition '%s' (define it under transitions:)",
+                                 scalar(k));
+                if (r == 0) {
+                        char what[200];
+                        snprintf(what, sizeof(what), "safety.transitions.%s", scalar(k));
+                        const struct field f[] = {
+                                {"max_accounts", h_size, offsetof(struct ob_transition, max_accounts), false},
+                                {"max_percent", h_percent, offsetof(struct ob_transition, max_percent), false},
+                                {NULL},
+                        };
+                        r = walk(p, node(p, pr->value), what, f, t);
+                }
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
-        return 0;
+        return bad;
 }
 
+/* mappings: each file found, and the list of them in c->mapping_files. */
+static int parse_mapping_list(struct pctx *p, yaml_node_t *m)
+{
+        struct ob_config *c = p->cfg;
+        if (m->type != YAML_SEQUENCE_NODE || m->data.sequence.items.top == m->data.sequence.items.start)
+                return fail(p, m, "mappings must be a non-empty list of mapping files or names");
+        int r, bad = 0;
+        for (yaml_node_item_t *i = m->data.sequence.items.start; i < m->data.sequence.items.top; i++) {
+                yaml_node_t *e = node(p, *i);
+                char *path = NULL;
+                if ((r = expect(p, e, YAML_SCALAR_NODE, "mappings")) == 0)
+                        r = resolve_mapping(p, scalar(e), &path);
+                if (r == -ENOENT)
+                        r = fail(p, e, "mapping '%s' not found (looked in $OFFBOARD_MAPPINGS_DIR, %s/mappings and %s)",
+                                 scalar(e), p->dir, OFFBOARD_DATADIR "/mappings");
+                if (r == 0)
+                        r = ob_strv_add_unique_ci(&c->mapping_files, path);
+                free(path);
+                if (r < 0 && !go_on(p, r, &bad))
+                        return r;
+        }
+        return bad;
+}
+
+static int parse_connectors(struct pctx *p, yaml_node_t *v)
+{
+        struct ob_config *c = p->cfg;
+        int r = expect(p, v, YAML_MAPPING_NODE, "connectors");
+        if (r < 0)
+                return r;
+        size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        c->connectors = calloc(n ? n : 1, sizeof(*c->connectors));
+        p->conn_keyed = calloc(n ? n : 1, sizeof(*p->conn_keyed));
+        if (!c->connectors || !p->conn_keyed)
+                return -ENOMEM;
+        p->nconn_keyed = n;
+        int bad = 0;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a connector name")) == 0 && find_connector(c, scalar(k)))
+                        r = fail(p, k, "duplicate connector '%s'", scalar(k));
+                if (r < 0) {
+                        if (!go_on(p, r, &bad))
+                                return r;
+                        continue;
+                }
+                size_t at = c->nconnectors++;
+                bool named = name_ok(scalar(k));
+                if (!named)
+                        r = fail(p, k, "connector names use letters, digits, '-' and '_': '%s'", scalar(k));
+                /* Read even with a refused name: its actions find it, and its own mistakes are said. */
+                if (named || go_on(p, r, &bad))
+                        r = parse_connector(p, k, node(p, pr->value), &c->connectors[at], &p->conn_keyed[at]);
+                p->conn_keyed[at].failed = !named || r < 0;
+                if (r < 0 && !go_on(p, r, &bad))
+                        return r;
+        }
+        return bad;
+}
+
+static int parse_actions(struct pctx *p, yaml_node_t *v)
+{
+        struct ob_config *c = p->cfg;
+        int r = expect(p, v, YAML_MAPPING_NODE, "actions");
+        if (r < 0)
+                return r;
+        size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        c->actions = calloc(n ? n : 1, sizeof(*c->actions));
+        yaml_node_t **after = calloc(n ? n : 1, sizeof(*after));
+        yaml_node_t **restored = calloc(n ? n : 1, sizeof(*restored));
+        p->action_keyed = calloc(n ? n : 1, sizeof(*p->action_keyed));
+        int bad = 0;
+        if (!c->actions || !after || !restored || !p->action_keyed) {
+                r = -ENOMEM;
+                goto out;
+        }
+        p->naction_keyed = n;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "an action name")) == 0 && find_action(c, scalar(k)))
+                        r = fail(p, k, "duplicate action '%s'", scalar(k));
+                if (r == 0) {
+                        size_t at = c->nactions++;
+                        r = parse_action(p, k, node(p, pr->value), &c->actions[at], &after[at], &restored[at],
+                                         &p->action_keyed[at]);
+                        p->action_keyed[at].failed = r < 0;
+                }
+                if (r < 0 && !go_on(p, r, &bad))
+                        goto out;
+        }
+        /* The names in after: and restored_by:, each unknown one said. */
+        int lists_bad = 0;
+        for (size_t i = 0; i < c->nactions; i++) {
+                struct ob_action *a = &c->actions[i];
+                if (after[i] && (r = parse_action_list(p, after[i], a, "after", &a->after, &a->nafter)) < 0 &&
+                    !go_on(p, r, &lists_bad))
+                        goto out;
+                if (restored[i] &&
+                    (r = parse_action_list(p, restored[i], a, "restored_by", &a->restored_by, &a->nrestored_by)) < 0 &&
+                    !go_on(p, r, &lists_bad))
+                        goto out;
+        }
+        size_t cyc = 0;
+        r = lists_bad ? 0 : find_after_cycle(c, &cyc);
+        if (r > 0)
+                r = fail(p, after[cyc], "actions.%s.after: the after: lists form a cycle", c->actions[cyc].name);
+        if (r < 0 && !go_on(p, r, &bad))
+                goto out;
+        r = bad ? bad : lists_bad;
+out:
+        free(after);
+        free(restored);
+        return r;
+}
+
+/* The kinds' rules across a connector and the actions that use it. They
+ * read every action, its after: list and the directory: section, so they
+ * run only when all of those were read without an error. */
+static int check_uses(struct pctx *p)
+{
+        struct ob_config *c = p->cfg;
+        int r, bad = 0;
+        for (size_t i = 0; i < c->nconnectors; i++) {
+                const struct ob_connector *k = &c->connectors[i];
+                struct ob_config_check ck = {p};
+                if (k->kind->check_uses && (r = k->kind->check_uses(&ck, c, k)) < 0 && !go_on(p, r, &bad))
+                        return r;
+        }
+        return bad;
+}
+
+static int parse_transitions(struct pctx *p, yaml_node_t *v)
+{
+        struct ob_config *c = p->cfg;
+        int r = expect(p, v, YAML_MAPPING_NODE, "transitions");
+        if (r < 0)
+                return r;
+        size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        c->transitions = calloc(n ? n : 1, sizeof(*c->transitions));
+        if (!c->transitions)
+                return -ENOMEM;
+        int bad = 0;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key);
+                r = expect(p, k, YAML_SCALAR_NODE, "a transition name");
+                for (size_t i = 0; r == 0 && i < c->ntransitions; i++)
+                        if (strcmp(c->transitions[i].name, scalar(k)) == 0)
+                                r = fail(p, k, "duplicate transition '%s'", scalar(k));
+                if (r == 0) {
+                        c->ntransitions++;
+                        r = parse_transition(p, k, node(p, pr->value), &c->transitions[c->ntransitions - 1]);
+                }
+                if (r < 0 && !go_on(p, r, &bad))
+                        return r;
+        }
+        return bad;
+}
+
+/* The configuration file. Each section is read whatever the others' errors;
+ * a check that needs another section is skipped when that one failed. */
 static int load_main(struct pctx *p)
 {
         struct ob_config *c = p->cfg;
+        struct loader *ld = p->ld;
         int r = pctx_load(p, c->path);
         if (r < 0)
                 return r;
@@ -2870,176 +3249,103 @@ static int load_main(struct pctx *p)
                                                "mappings",  "connectors", "actions", "transitions", "service",
                                                "policies",  "guards",     NULL};
         yaml_node_t *sec[12] = {0};
+        int bad = 0;
         for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key);
-                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
-                        return r;
-                size_t i;
-                for (i = 0; sections[i]; i++)
-                        if (strcmp(sections[i], scalar(k)) == 0)
-                                break;
-                if (!sections[i])
-                        return fail(p, k,
-                                    "unknown section '%s' (expected one of: directory, writeback, state, transfer, "
-                                    "safety, mappings, connectors, actions, transitions, service, policies, guards)",
-                                    scalar(k));
-                if (sec[i])
-                        return fail(p, k, "duplicate section '%s'", scalar(k));
+                size_t i = 0;
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) == 0) {
+                        while (sections[i] && strcmp(sections[i], scalar(k)) != 0)
+                                i++;
+                        if (!sections[i]) {
+                                ld->unknown_section = true;
+                                r = fail(p, k,
+                                         "unknown section '%s' (expected one of: directory, writeback, state, "
+                                         "transfer, safety, mappings, connectors, actions, transitions, service, "
+                                         "policies, guards)",
+                                         scalar(k));
+                        } else if (sec[i])
+                                r = fail(p, k, "duplicate section '%s'", scalar(k));
+                }
+                if (r < 0) {
+                        if (!go_on(p, r, &bad))
+                                return r;
+                        continue;
+                }
                 sec[i] = node(p, pr->value);
         }
-        if (!sec[0])
-                return fail(p, root, "missing required section 'directory'");
-        if (!sec[5])
-                return fail(p, root, "missing required section 'mappings' (for example: mappings: [openldap])");
-        if ((r = parse_directory(p, sec[0])) < 0)
+        if (!sec[0] && !go_on(p, r = fail(p, root, "missing required section 'directory'"), &bad))
                 return r;
-        if (sec[1] && (r = parse_writeback(p, sec[1])) < 0)
+        if (!sec[5] &&
+            !go_on(p, r = fail(p, root, "missing required section 'mappings' (for example: mappings: [openldap])"),
+                   &bad))
                 return r;
-        if (sec[2] && (r = parse_state(p, sec[2])) < 0)
-                return r;
-        if (sec[3] && (r = parse_transfer(p, sec[3])) < 0)
-                return r;
-        if (sec[4] && (r = parse_safety(p, sec[4])) < 0)
-                return r;
-        if (sec[9] && (r = parse_service(p, sec[9])) < 0)
-                return r;
-        if (sec[10] && (r = parse_policies(p, sec[10])) < 0)
-                return r;
-        if (sec[11] && (r = parse_guards(p, sec[11])) < 0)
-                return r;
-        /* mappings */
-        yaml_node_t *m = sec[5];
-        if (m->type != YAML_SEQUENCE_NODE || m->data.sequence.items.top == m->data.sequence.items.start)
-                return fail(p, m, "mappings must be a non-empty list of mapping files or names");
-        for (yaml_node_item_t *i = m->data.sequence.items.start; i < m->data.sequence.items.top; i++) {
-                yaml_node_t *e = node(p, *i);
-                if ((r = expect(p, e, YAML_SCALAR_NODE, "mappings")) < 0)
-                        return r;
-                char *path;
-                r = resolve_mapping(p, scalar(e), &path);
-                if (r == -ENOENT)
-                        return fail(p, e, "mapping '%s' not found (looked in $OFFBOARD_MAPPINGS_DIR, %s/mappings and %s)",
-                                    scalar(e), p->dir, OFFBOARD_DATADIR "/mappings");
-                if (r < 0)
-                        return r;
-                if ((r = ob_strv_add_unique_ci(&c->mapping_files, path)) < 0) {
-                        free(path);
-                        return r;
-                }
-                free(path);
-        }
-        /* connectors */
-        if (sec[6]) {
-                if ((r = expect(p, sec[6], YAML_MAPPING_NODE, "connectors")) < 0)
-                        return r;
-                size_t n = (size_t)(sec[6]->data.mapping.pairs.top - sec[6]->data.mapping.pairs.start);
-                c->connectors = calloc(n ? n : 1, sizeof(*c->connectors));
-                p->conn_keyed = calloc(n ? n : 1, sizeof(*p->conn_keyed));
-                if (!c->connectors || !p->conn_keyed)
-                        return -ENOMEM;
-                p->nconn_keyed = n;
-                for (yaml_node_pair_t *pr = sec[6]->data.mapping.pairs.start; pr < sec[6]->data.mapping.pairs.top;
-                     pr++) {
-                        yaml_node_t *k = node(p, pr->key);
-                        if ((r = expect(p, k, YAML_SCALAR_NODE, "a connector name")) < 0)
-                                return r;
-                        if (!name_ok(scalar(k)))
-                                return fail(p, k, "connector names use letters, digits, '-' and '_': '%s'", scalar(k));
-                        if (find_connector(c, scalar(k)))
-                                return fail(p, k, "duplicate connector '%s'", scalar(k));
-                        c->nconnectors++;
-                        if ((r = parse_connector(p, k, node(p, pr->value), &c->connectors[c->nconnectors - 1],
-                                                 &p->conn_keyed[c->nconnectors - 1])) < 0)
-                                return r;
-                }
-        }
-        /* actions */
-        if (sec[7]) {
-                if ((r = expect(p, sec[7], YAML_MAPPING_NODE, "actions")) < 0)
-                        return r;
-                size_t n = (size_t)(sec[7]->data.mapping.pairs.top - sec[7]->data.mapping.pairs.start);
-                c->actions = calloc(n ? n : 1, sizeof(*c->actions));
-                yaml_node_t **after = calloc(n ? n : 1, sizeof(*after));
-                yaml_node_t **restored = calloc(n ? n : 1, sizeof(*restored));
-                p->action_keyed = calloc(n ? n : 1, sizeof(*p->action_keyed));
-                if (!c->actions || !after || !restored || !p->action_keyed) {
-                        free(after);
-                        free(restored);
-                        return -ENOMEM;
-                }
-                p->naction_keyed = n;
-                for (yaml_node_pair_t *pr = sec[7]->data.mapping.pairs.start; pr < sec[7]->data.mapping.pairs.top;
-                     pr++) {
-                        yaml_node_t *k = node(p, pr->key);
-                        if ((r = expect(p, k, YAML_SCALAR_NODE, "an action name")) < 0)
-                                break;
-                        if (find_action(c, scalar(k))) {
-                                r = fail(p, k, "duplicate action '%s'", scalar(k));
-                                break;
-                        }
-                        c->nactions++;
-                        r = parse_action(p, k, node(p, pr->value), &c->actions[c->nactions - 1],
-                                         &after[c->nactions - 1], &restored[c->nactions - 1],
-                                         &p->action_keyed[c->nactions - 1]);
-                        if (r < 0)
-                                break;
-                }
-                for (size_t i = 0; r == 0 && i < c->nactions; i++) {
-                        struct ob_action *a = &c->actions[i];
-                        if (after[i])
-                                r = parse_action_list(p, after[i], a, "after", &a->after, &a->nafter);
-                        if (r == 0 && restored[i])
-                                r = parse_action_list(p, restored[i], a, "restored_by", &a->restored_by,
-                                                      &a->nrestored_by);
-                }
-                free(restored);
-                size_t bad = 0;
-                if (r == 0 && (r = find_after_cycle(c, &bad)) > 0)
-                        r = fail(p, after[bad], "actions.%s.after: the after: lists form a cycle",
-                                 c->actions[bad].name);
-                free(after);
-                if (r < 0)
+        ld->directory_failed = !sec[0];
+        if (sec[0]) {
+                r = parse_directory(p, sec[0]);
+                ld->directory_failed = r < 0;
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
-        /* Rules across a connector and the actions that use it. */
-        for (size_t i = 0; i < c->nconnectors; i++) {
-                struct ob_config_check ck = {p};
-                const struct ob_connector *k = &c->connectors[i];
-                if (k->kind->check_uses && (r = k->kind->check_uses(&ck, c, k)) < 0)
+        if (sec[1]) {
+                r = parse_writeback(p, sec[1]);
+                ld->writeback_failed = r < 0;
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
-        /* transitions */
-        if (sec[8]) {
-                if ((r = expect(p, sec[8], YAML_MAPPING_NODE, "transitions")) < 0)
-                        return r;
-                size_t n = (size_t)(sec[8]->data.mapping.pairs.top - sec[8]->data.mapping.pairs.start);
-                c->transitions = calloc(n ? n : 1, sizeof(*c->transitions));
-                if (!c->transitions)
-                        return -ENOMEM;
-                for (yaml_node_pair_t *pr = sec[8]->data.mapping.pairs.start; pr < sec[8]->data.mapping.pairs.top;
-                     pr++) {
-                        yaml_node_t *k = node(p, pr->key);
-                        if ((r = expect(p, k, YAML_SCALAR_NODE, "a transition name")) < 0)
-                                return r;
-                        for (size_t i = 0; i < c->ntransitions; i++)
-                                if (strcmp(c->transitions[i].name, scalar(k)) == 0)
-                                        return fail(p, k, "duplicate transition '%s'", scalar(k));
-                        c->ntransitions++;
-                        if ((r = parse_transition(p, k, node(p, pr->value), &c->transitions[c->ntransitions - 1])) < 0)
-                                return r;
-                }
-        }
-        if (p->safety_transitions && (r = parse_safety_transitions(p, p->safety_transitions)) < 0)
+        if (sec[2] && (r = parse_state(p, sec[2])) < 0 && !go_on(p, r, &bad))
                 return r;
-        return 0;
+        if (sec[3] && (r = parse_transfer(p, sec[3])) < 0 && !go_on(p, r, &bad))
+                return r;
+        if (sec[4] && (r = parse_safety(p, sec[4])) < 0 && !go_on(p, r, &bad))
+                return r;
+        if (sec[9] && (r = parse_service(p, sec[9])) < 0 && !go_on(p, r, &bad))
+                return r;
+        if (sec[10]) {
+                r = parse_policies(p, sec[10]);
+                ld->policies_failed = ld->policies_failed || r < 0;
+                if (r < 0 && !go_on(p, r, &bad))
+                        return r;
+        }
+        if (sec[11] && (r = parse_guards(p, sec[11])) < 0 && !go_on(p, r, &bad))
+                return r;
+        if (sec[5] && (r = parse_mapping_list(p, sec[5])) < 0 && !go_on(p, r, &bad))
+                return r;
+        /* A section that is not a mapping, or absent beside a misspelt one,
+         * defines nothing: names looked up in it are not said unknown. */
+        ld->connectors_unknowable = sec[6] ? sec[6]->type != YAML_MAPPING_NODE : ld->unknown_section;
+        ld->actions_unknowable = sec[7] ? sec[7]->type != YAML_MAPPING_NODE : ld->unknown_section;
+        ld->transitions_unknowable = sec[8] ? sec[8]->type != YAML_MAPPING_NODE : ld->unknown_section;
+        int uses_bad = ld->directory_failed ? -OB_ECONFIG : 0;
+        if (sec[6] && (r = parse_connectors(p, sec[6])) < 0 && !go_on(p, r, &uses_bad))
+                return r;
+        if (sec[7] && (r = parse_actions(p, sec[7])) < 0 && !go_on(p, r, &uses_bad))
+                return r;
+        if (!uses_bad && (r = check_uses(p)) < 0 && !go_on(p, r, &bad))
+                return r;
+        bad = bad ? bad : uses_bad;
+        if (sec[8] && (r = parse_transitions(p, sec[8])) < 0 && !go_on(p, r, &bad))
+                return r;
+        if (p->safety_transitions && !ld->transitions_unknowable &&
+            (r = parse_safety_transitions(p, p->safety_transitions)) < 0 && !go_on(p, r, &bad))
+                return r;
+        return bad;
 }
 
-int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_error *err)
+/* r is 0, or errors that let the checks go on (not out of memory, not too many). */
+static bool still(const struct loader *ld, int r)
 {
-        *err = (struct ob_config_error){0};
+        return r == 0 || (r == -OB_ECONFIG && !ld->full);
+}
+
+int ob_config_load_all(const char *path, struct ob_config **ret, struct ob_config_errors *errs)
+{
+        *errs = (struct ob_config_errors){0};
+        struct loader ld = {.errs = errs};
         struct ob_config *c = calloc(1, sizeof(*c));
-        if (!c)
+        if (!c) {
+                fail_loader(&ld, "%s: out of memory", path);
                 return -ENOMEM;
+        }
         c->path = strdup(path);
         c->directory.starttls = true;
         c->directory.tls_verify = true;
@@ -3056,13 +3362,21 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         c->drain_timeout_ms = 10000;
         c->full_pass_interval_ms = 3600 * 1000;
         c->poll_interval_ms = 1000;
-        struct pctx p = {.err = err, .cfg = c};
+        struct pctx p = {.ld = &ld, .cfg = c};
         int r = c->path ? load_main(&p) : -ENOMEM;
         pctx_done(&p);
-        for (size_t i = 0; r == 0 && c->mapping_files && c->mapping_files[i]; i++)
-                r = load_mapping(c, c->mapping_files[i], err);
-        if (r == 0)
-                r = resolve_policies(c, err);
+        /* Each mapping file is its own: read whatever the configuration's errors. */
+        for (size_t i = 0; still(&ld, r) && c->mapping_files && c->mapping_files[i]; i++) {
+                int k = load_mapping(&ld, c, c->mapping_files[i]);
+                r = k < 0 ? k : r;
+        }
+        /* Policies are named across files; none is said unknown or without a
+         * dn when a policies: entry, or perhaps a misspelt section, failed. */
+        if (r == 0 || (still(&ld, r) && !ld.policies_failed && !ld.unknown_section)) {
+                int k = resolve_policies(c, &ld);
+                r = k < 0 ? k : r;
+        }
+        /* The checks below read every section: after an error, they are skipped. */
         struct ob_directory_config *d = &c->directory;
         set_default(&d->filter, "(objectClass=inetOrgPerson)", &r);
         set_default(&d->id_attribute, "entryUUID", &r);
@@ -3084,11 +3398,8 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
                 set_default(&w->reason_attribute, "offboardReason", &r);
                 set_default(&w->actions_attribute, "offboardAction", &r);
         }
-        if (r == 0 && w->enabled && !w->status_attribute) {
-                snprintf(err->message, sizeof(err->message),
-                         "%s: writeback: status_attribute is required when attributes are mapped", path);
-                r = -OB_ECONFIG;
-        }
+        if (r == 0 && w->enabled && !w->status_attribute)
+                r = fail_loader(&ld, "%s: writeback: status_attribute is required when attributes are mapped", path);
         if (w->enabled) {
                 d->writeback_time_attribute = w->time_attribute;
                 d->writeback_assertion_attribute = w->assertion_attribute;
@@ -3105,11 +3416,11 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
         }
         if (r == 0)
                 r = collect_attributes(c);
-        if (r == 0 && c->uses_teams && !c->directory.teams_base) {
-                snprintf(err->message, sizeof(err->message),
-                         "%s: a template reads account.teams or account.teams_led, which need directory.teams", path);
-                r = -OB_ECONFIG;
-        }
+        if (r == 0 && c->uses_teams && !c->directory.teams_base)
+                r = fail_loader(&ld,
+                                "%s: a template reads account.teams or account.teams_led, which need "
+                                "directory.teams",
+                                path);
         for (size_t i = 0; r == 0 && i < c->nactions; i++) {
                 struct ob_action *a = &c->actions[i];
                 const struct ob_connector *k = a->connector;
@@ -3118,13 +3429,41 @@ int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_er
                 c->uses_transfer = c->uses_transfer || a->uses_transfer;
         }
         if (r < 0) {
-                if (r == -ENOMEM && !err->message[0])
-                        snprintf(err->message, sizeof(err->message), "%s: out of memory", path);
+                if (r == -ENOMEM)
+                        fail_loader(&ld, "%s: out of memory", path);
+                else if (errs->n == 0 && !errs->truncated) /* never a failure without a message */
+                        fail_loader(&ld, "%s: %s", path, ob_strerror(r));
                 ob_config_free(c);
                 return r == -ENOMEM ? r : -OB_ECONFIG;
         }
         *ret = c;
         return 0;
+}
+
+int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_error *err)
+{
+        struct ob_config_errors errs;
+        int r = ob_config_load_all(path, ret, &errs);
+        *err = errs.n > 0 ? errs.v[0] : (struct ob_config_error){0};
+        if (r < 0 && !err->message[0])
+                snprintf(err->message, sizeof(err->message), "%s: %s", path,
+                         r == -ENOMEM ? "out of memory" : ob_strerror(r));
+        ob_config_errors_clear(&errs);
+        return r;
+}
+
+void ob_config_errors_clear(struct ob_config_errors *errs)
+{
+        free(errs->v);
+        *errs = (struct ob_config_errors){0};
+}
+
+void ob_config_errors_print(const struct ob_config_errors *errs, FILE *f)
+{
+        for (size_t i = 0; i < errs->n; i++)
+                fprintf(f, "%s\n", errs->v[i].message);
+        if (errs->truncated)
+                fprintf(f, "too many errors, stopping\n");
 }
 
 void ob_config_free(struct ob_config *c)

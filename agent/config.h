@@ -5,6 +5,13 @@
  * it lives until ob_config_free(). On error it returns -OB_ECONFIG and fills
  * an ob_config_error with "file:line:col: message", the offending line and a
  * caret. It never exits and never returns a partial configuration.
+ *
+ * The loader does not stop at the first error: it goes on to the next key,
+ * section, connector, action, rule or transition, and skips only the checks
+ * that depend on what failed (a key whose value was refused, an action whose
+ * connector was refused), so that each independent mistake is reported once
+ * and none is a consequence of another. ob_config_load() gives the first of
+ * them; ob_config_load_all() (validate) gives them all, in the order found.
  */
 #ifndef OB_CONFIG_H
 #define OB_CONFIG_H
@@ -327,7 +334,25 @@ struct ob_config_error {
         int column;         /* 1-based, for the caret; 0 when unknown */
 };
 
+/* More errors than this, and the load stops (truncated). */
+#define OB_CONFIG_MAX_ERRORS 100
+
+/* Every error of one load, in the order found. The caller owns it; it lives
+ * until ob_config_errors_clear(). */
+struct ob_config_errors {
+        struct ob_config_error *v;
+        size_t n;
+        bool truncated; /* there were more than OB_CONFIG_MAX_ERRORS: the load stopped there */
+};
+
 int ob_config_load(const char *path, struct ob_config **ret, struct ob_config_error *err);
+/* As ob_config_load(), with every error in *errs (written, also on success:
+ * then empty). On failure there is at least one. */
+int ob_config_load_all(const char *path, struct ob_config **ret, struct ob_config_errors *errs);
+void ob_config_errors_clear(struct ob_config_errors *errs);
+/* One line "file:line:col: message" per error, then "too many errors,
+ * stopping" if truncated. */
+void ob_config_errors_print(const struct ob_config_errors *errs, FILE *f);
 /* Calls fn for every file the configuration names (what: its key, such as
  * "connectors.apps.auth.token_file"; secret: it holds a credential), until
  * fn returns non-zero, which is returned. */

@@ -638,3 +638,378 @@ Test(config, the_configurations_policy_dn_wins_and_the_compared_attributes_are_r
         cr_assert_null(c->policies[0].attributes[1]);
         ob_config_free(c);
 }
+
+/* ---- every error of a file (issue 15) --------------------------------------------- */
+
+/* Loads text as a configuration with every error; the file is removed. */
+static int load_all_text(const char *text, struct ob_config_errors *errs)
+{
+        char path[] = "/tmp/ob-test-errors-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        FILE *f = fdopen(fd, "w");
+        cr_assert_not_null(f);
+        fputs(text, f);
+        fclose(f);
+        struct ob_config *c = (struct ob_config *)0x1;
+        int r = ob_config_load_all(path, &c, errs);
+        unlink(path);
+        if (r == 0)
+                ob_config_free(c);
+        else
+                cr_assert_eq(c, (struct ob_config *)0x1, "ret was written on failure");
+        /* The file name is gone: keep "LINE:COL: message" to compare. */
+        for (size_t i = 0; i < errs->n; i++) {
+                char *m = errs->v[i].message;
+                cr_assert(strncmp(m, path, strlen(path)) == 0 && m[strlen(path)] == ':', "error %zu: '%s'", i, m);
+                memmove(m, m + strlen(path) + 1, strlen(m + strlen(path) + 1) + 1);
+        }
+        return r;
+}
+
+/* Every error as "LINE:COL: message" lines, for a failing assertion's message. */
+static const char *listed(const struct ob_config_errors *errs)
+{
+        static char buf[8192];
+        buf[0] = '\0';
+        for (size_t i = 0; i < errs->n; i++)
+                snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "\n  %s", errs->v[i].message);
+        return buf;
+}
+
+static void assert_errors(const struct ob_config_errors *errs, const char *const want[], size_t n)
+{
+        cr_assert_eq(errs->n, n, "%zu errors, not %zu:%s", errs->n, n, listed(errs));
+        for (size_t i = 0; i < n; i++)
+                cr_assert(strncmp(errs->v[i].message, want[i], strlen(want[i])) == 0, "error %zu is not '%s':%s", i,
+                          want[i], listed(errs));
+        cr_assert_not(errs->truncated);
+}
+
+static const char head[] = "directory:\n"                          /* 1 */
+                           "  uri: ldaps://127.0.0.1:636\n"        /* 2 */
+                           "  base: ou=people,dc=example,dc=org\n" /* 3 */
+                           "mappings: [openldap]\n";               /* 4 */
+
+Test(config, validate_reports_every_independent_mistake_with_its_line)
+{
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "%s"
+                 "writeback:\n"                             /* 5 */
+                 "  colour: blue\n"                         /* 6 */
+                 "connectors:\n"                            /* 7 */
+                 "  apps:\n"                                /* 8 */
+                 "    type: http\n"                         /* 9 */
+                 "    base_url: https://apps.example.org\n" /* 10 */
+                 "    timeout: soon\n"                      /* 11 */
+                 "actions:\n"                               /* 12 */
+                 "  revoke:\n"                              /* 13 */
+                 "    connector: apps\n"                    /* 14 */
+                 "    url: /users/{{ account.uid }}\n"      /* 15 */
+                 "transitions:\n"                           /* 16 */
+                 "  leave:\n"                               /* 17 */
+                 "    to: inactive\n"                       /* 18 */
+                 "    actions: [revoke, cancel]\n",         /* 19 */
+                 head);
+        struct ob_config_errors errs;
+        cr_assert_eq(load_all_text(text, &errs), -OB_ECONFIG);
+        static const char *const want[] = {
+                "6:3: unknown key 'colour' in writeback",
+                "11:14: connectors.apps.timeout must be a duration",
+                "19:14: transitions.leave.actions: unknown action 'cancel'",
+        };
+        assert_errors(&errs, want, 3);
+        cr_assert_neq(errs.v[1].line[0], '\0', "the offending line is kept");
+        cr_assert_eq(errs.v[1].column, 14);
+        ob_config_errors_clear(&errs);
+}
+
+/* ob_config_load() (plan, reconcile, run, a reload) still fails with the
+ * first of them. */
+Test(config, the_single_error_load_gives_the_first_of_several)
+{
+        char path[] = "/tmp/ob-test-first-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        FILE *f = fdopen(fd, "w");
+        fprintf(f, "%swriteback:\n  colour: blue\nservice:\n  feed: carrier-pigeon\n", head);
+        fclose(f);
+        struct ob_config *c = (struct ob_config *)0x1;
+        struct ob_config_error err;
+        int r = ob_config_load(path, &c, &err);
+        unlink(path);
+        cr_assert_eq(r, -OB_ECONFIG);
+        cr_assert_eq(c, (struct ob_config *)0x1);
+        char want[128];
+        snprintf(want, sizeof(want), "%s:6:3: unknown key 'colour' in writeback", path);
+        cr_assert(strncmp(err.message, want, strlen(want)) == 0, "%s", err.message);
+        cr_assert_str_eq(err.line, "  colour: blue");
+}
+
+Test(config, an_unknown_key_and_a_bad_value_in_two_actions_are_both_reported)
+{
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "%s"
+                 "connectors:\n"                             /* 5 */
+                 "  apps:\n"                                 /* 6 */
+                 "    type: http\n"                          /* 7 */
+                 "    base_url: https://apps.example.org\n"  /* 8 */
+                 "actions:\n"                                /* 9 */
+                 "  revoke:\n"                               /* 10 */
+                 "    connector: apps\n"                     /* 11 */
+                 "    url: /users/{{ account.uid }}\n"       /* 12 */
+                 "    colour: blue\n"                        /* 13 */
+                 "  disable:\n"                              /* 14 */
+                 "    connector: apps\n"                     /* 15 */
+                 "    url: /users/{{ account.uid }}\n"       /* 16 */
+                 "    security: maybe\n"                     /* 17 */
+                 "  notify:\n"                               /* 18 */
+                 "    connector: apps\n"                     /* 19 */
+                 "    url: /users/{{ account.uid }}\n"       /* 20 */
+                 "transitions:\n"                            /* 21 */
+                 "  leave:\n"                                /* 22 */
+                 "    to: inactive\n"                        /* 23 */
+                 "    actions: [revoke, disable, notify]\n", /* 24 */
+                 head);
+        struct ob_config_errors errs;
+        cr_assert_eq(load_all_text(text, &errs), -OB_ECONFIG);
+        static const char *const want[] = {
+                "13:5: unknown key 'colour' in actions.revoke",
+                "17:15: actions.disable.security must be true or false, not 'maybe'",
+        };
+        assert_errors(&errs, want, 2);
+        ob_config_errors_clear(&errs);
+}
+
+/* No cascade: a connector whose type is refused is said once; the actions
+ * that use it are not said to name an unknown connector, and what cannot be
+ * checked without its kind is not checked. A connector with a known kind
+ * and a bad value still lets its actions' own keys be checked; a misspelt
+ * key is not said missing as well. */
+Test(config, a_refused_connector_is_said_once_and_not_again_by_each_action_using_it)
+{
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "%s"
+                 "connectors:\n"                                            /* 5 */
+                 "  mail:\n"                                                /* 6 */
+                 "    type: smtp\n"                                         /* 7 */
+                 "  apps:\n"                                                /* 8 */
+                 "    type: http\n"                                         /* 9 */
+                 "    base_url: https://apps.example.org\n"                 /* 10 */
+                 "    concurrency: many\n"                                  /* 11 */
+                 "actions:\n"                                               /* 12 */
+                 "  tell-manager:\n"                                        /* 13 */
+                 "    connector: mail\n"                                    /* 14 */
+                 "    to: \"{{ manager.mail }}\"\n"                         /* 15 */
+                 "  tell-hr:\n"                                             /* 16 */
+                 "    connector: mail\n"                                    /* 17 */
+                 "  revoke:\n"                                              /* 18 */
+                 "    connector: apps\n"                                    /* 19 */
+                 "    url: /users/{{ account.uid }}\n"                      /* 20 */
+                 "  disable:\n"                                             /* 21 */
+                 "    connector: apps\n"                                    /* 22 */
+                 "    urll: /users/{{ account.uid }}\n"                     /* 23 */
+                 "transitions:\n"                                           /* 24 */
+                 "  leave:\n"                                               /* 25 */
+                 "    to: inactive\n"                                       /* 26 */
+                 "    actions: [tell-manager, tell-hr, revoke, disable]\n", /* 27 */
+                 head);
+        struct ob_config_errors errs;
+        cr_assert_eq(load_all_text(text, &errs), -OB_ECONFIG);
+        static const char *const want[] = {
+                "7:5: connectors.mail: unknown connector type 'smtp'",
+                "11:18: connectors.apps.concurrency must be a whole number",
+                "23:5: unknown key 'urll' in actions.disable",
+        };
+        assert_errors(&errs, want, 3);
+        ob_config_errors_clear(&errs);
+}
+
+/* A misspelt section defines nothing: the names it would have defined are
+ * not each said unknown. */
+Test(config, a_misspelt_section_is_said_once_and_its_names_are_not_said_unknown)
+{
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "%s"
+                 "connectrs:\n"                             /* 5 */
+                 "  apps:\n"                                /* 6 */
+                 "    type: http\n"                         /* 7 */
+                 "    base_url: https://apps.example.org\n" /* 8 */
+                 "actions:\n"                               /* 9 */
+                 "  revoke:\n"                              /* 10 */
+                 "    connector: apps\n"                    /* 11 */
+                 "    url: /users/{{ account.uid }}\n"      /* 12 */
+                 "  disable:\n"                             /* 13 */
+                 "    connector: apps\n"                    /* 14 */
+                 "    url: /users/{{ account.uid }}\n"      /* 15 */
+                 "safety:\n"                                /* 16 */
+                 "  max_percent: 200\n",                    /* 17 */
+                 head);
+        struct ob_config_errors errs;
+        cr_assert_eq(load_all_text(text, &errs), -OB_ECONFIG);
+        static const char *const want[] = {
+                "5:1: unknown section 'connectrs'",
+                "17:16: safety.max_percent must be a whole number from 0 to 100",
+        };
+        assert_errors(&errs, want, 2);
+        ob_config_errors_clear(&errs);
+}
+
+/* A key whose value is refused is there: it is not said missing too, and
+ * the checks across the section's keys (which would read it) are skipped. */
+Test(config, a_refused_required_key_is_not_also_said_missing)
+{
+        struct ob_config_errors errs;
+        cr_assert_eq(load_all_text("directory:\n"
+                                   "  uri: [ldaps://127.0.0.1]\n"
+                                   "  base: ou=people,dc=example,dc=org\n"
+                                   "  scope: deep\n"
+                                   "mappings: [openldap]\n",
+                                   &errs),
+                     -OB_ECONFIG);
+        static const char *const want[] = {
+                "2:8: directory.uri must be a scalar",
+                "4:10: directory.scope must be base, one or sub, not 'deep'",
+        };
+        assert_errors(&errs, want, 2);
+        ob_config_errors_clear(&errs);
+}
+
+/* Each mapping rule is checked, whatever the rule before it. */
+Test(config, mistakes_in_two_mapping_rules_are_both_reported_with_the_mapping_file)
+{
+        char dir[] = "/tmp/ob-test-rules-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char mpath[128], cpath[128];
+        snprintf(mpath, sizeof(mpath), "%s/site.yaml", dir);
+        snprintf(cpath, sizeof(cpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(mpath, "w");
+        cr_assert_not_null(f);
+        fputs("rules:\n"                                                     /* 1 */
+              "  - name: locked\n"                                           /* 2 */
+              "    status: gone\n"                                           /* 3 */
+              "    when: {attribute: pwdAccountLockedTime, present: true}\n" /* 4 */
+              "  - name: ended\n"                                            /* 5 */
+              "    status: ended\n"                                          /* 6 */
+              "    when: {attribute: contractEnd, passed: soon}\n"           /* 7 */
+              "  - name: hidden\n"                                           /* 8 */
+              "    status: inactive\n"                                       /* 9 */
+              "    colour: blue\n"                                           /* 10 */
+              "    when: {attribute: x, present: true}\n",                   /* 11 */
+              f);
+        fclose(f);
+        f = fopen(cpath, "w");
+        cr_assert_not_null(f);
+        fputs("directory:\n  uri: ldaps://127.0.0.1:636\n  base: dc=example,dc=org\n  page_size: 0\n"
+              "mappings: [site.yaml]\n",
+              f);
+        fclose(f);
+        struct ob_config *c = NULL;
+        struct ob_config_errors errs;
+        cr_assert_eq(ob_config_load_all(cpath, &c, &errs), -OB_ECONFIG);
+        char want[4][300];
+        snprintf(want[0], sizeof(want[0]), "%s:4:14: directory.page_size must be", cpath);
+        snprintf(want[1], sizeof(want[1]), "%s:2:5: rule 'locked': status must be locked, inactive or ended", mpath);
+        snprintf(want[2], sizeof(want[2]), "%s:7:44: passed must name the time format", mpath);
+        snprintf(want[3], sizeof(want[3]), "%s:10:5: unknown key 'colour' in a rule", mpath);
+        cr_assert_eq(errs.n, 4, "%zu errors:%s", errs.n, listed(&errs));
+        for (size_t i = 0; i < 4; i++)
+                cr_assert(strncmp(errs.v[i].message, want[i], strlen(want[i])) == 0, "error %zu is not '%s':%s", i,
+                          want[i], listed(&errs));
+        ob_config_errors_clear(&errs);
+        unlink(mpath);
+        unlink(cpath);
+        rmdir(dir);
+}
+
+/* Every key said twice, each once; the document is not walked after. */
+Test(config, every_duplicate_key_is_reported)
+{
+        struct ob_config_errors errs;
+        cr_assert_eq(load_all_text("directory:\n"
+                                   "  uri: ldaps://127.0.0.1:636\n"
+                                   "  base: ou=people,dc=example,dc=org\n"
+                                   "  base: dc=example,dc=org\n"
+                                   "  page_size: nope\n"
+                                   "mappings: [openldap]\n"
+                                   "mappings: [freeipa]\n",
+                                   &errs),
+                     -OB_ECONFIG);
+        static const char *const want[] = {
+                "4:3: duplicate key 'base'",
+                "7:1: duplicate key 'mappings'",
+        };
+        assert_errors(&errs, want, 2);
+        ob_config_errors_clear(&errs);
+}
+
+/* A YAML syntax error ends the reading: nothing after it is a finding. */
+Test(config, a_yaml_syntax_error_is_the_only_error)
+{
+        struct ob_config_errors errs;
+        cr_assert_eq(load_all_text("directory:\n  uri: ldaps://x\n  page_size: nope\n  base: [unclosed\n"
+                                   "mappings: [openldap]\nbogus: 1\n",
+                                   &errs),
+                     -OB_ECONFIG);
+        cr_assert_eq(errs.n, 1, "%zu errors:%s", errs.n, listed(&errs));
+        cr_assert(strstr(errs.v[0].message, "YAML syntax error"), "%s", errs.v[0].message);
+        ob_config_errors_clear(&errs);
+}
+
+/* Each fixture holds one mistake (bad-guard-two.yaml two: its team-owner
+ * guard lacks directory.teams too): one error, the one ob_config_load()
+ * gives, and no consequence of it. */
+Test(config, every_bad_fixture_reports_its_one_mistake_and_nothing_else)
+{
+        for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+                char path[512];
+                snprintf(path, sizeof(path), FIX "%s", bad_cases[i].file);
+                struct ob_config *c = NULL;
+                struct ob_config_errors errs;
+                cr_assert_eq(ob_config_load_all(path, &c, &errs), -OB_ECONFIG, "%s", bad_cases[i].file);
+                size_t want = strcmp(bad_cases[i].file, "bad-guard-two.yaml") == 0 ? 2 : 1;
+                cr_expect_eq(errs.n, want, "%s: %zu errors:%s", bad_cases[i].file, errs.n, listed(&errs));
+                cr_expect(errs.n > 0 && strstr(errs.v[0].message, bad_cases[i].needle), "%s:%s", bad_cases[i].file,
+                          listed(&errs));
+                ob_config_errors_clear(&errs);
+        }
+}
+
+/* Past OB_CONFIG_MAX_ERRORS the load stops, and says so once. */
+Test(config, after_a_hundred_errors_the_load_stops_and_says_so)
+{
+        for (int extra = 0; extra <= 1; extra++) {
+                size_t size = 64 * 1024, len = 0;
+                char *text = malloc(size);
+                cr_assert_not_null(text);
+                len += (size_t)snprintf(text + len, size - len, "%s", head);
+                len += (size_t)snprintf(text + len, size - len, "service:\n");
+                for (int i = 0; i < OB_CONFIG_MAX_ERRORS + extra * 50; i++)
+                        len += (size_t)snprintf(text + len, size - len, "  key%d: 1\n", i);
+                struct ob_config_errors errs;
+                cr_assert_eq(load_all_text(text, &errs), -OB_ECONFIG);
+                free(text);
+                cr_assert_eq(errs.n, OB_CONFIG_MAX_ERRORS, "%zu errors", errs.n);
+                cr_assert_eq(errs.truncated, extra == 1, "with %d more: truncated %d", extra * 50, errs.truncated);
+                cr_assert(strncmp(errs.v[99].message, "105:3: unknown key 'key99' in service", 37) == 0, "%s",
+                          errs.v[99].message);
+                char *buf = NULL;
+                size_t blen = 0;
+                FILE *f = open_memstream(&buf, &blen);
+                ob_config_errors_print(&errs, f);
+                fclose(f);
+                size_t lines = 0;
+                for (char *s = buf; *s; s++)
+                        lines += *s == '\n';
+                cr_assert_eq(lines, OB_CONFIG_MAX_ERRORS + (size_t)extra, "%zu lines", lines);
+                const char *tail = "\ntoo many errors, stopping\n";
+                bool has_tail = blen >= strlen(tail) && strcmp(buf + blen - strlen(tail), tail) == 0;
+                cr_assert_eq(has_tail, extra == 1, "%s", buf + (blen > 200 ? blen - 200 : 0));
+                free(buf);
+                ob_config_errors_clear(&errs);
+        }
+}
