@@ -448,7 +448,20 @@ int main(int argc, char **argv)
 
         struct ob_config *cfg = NULL;
         struct ob_config_error err;
-        if (ob_config_load(config, &cfg, &err) < 0) {
+        if (is_validate) {
+                /* validate: every error of the configuration and its mapping
+                 * files, one "file:line:col: message" line each, as a compiler. */
+                struct ob_config_errors errs;
+                int r = ob_config_load_all(config, &cfg, &errs);
+                ob_config_errors_print(&errs, stderr);
+                if (r < 0 && errs.truncated)
+                        fprintf(stderr, "offboard: the configuration has more than %zu errors\n", errs.n);
+                else if (r < 0)
+                        fprintf(stderr, "offboard: the configuration has %zu error%s\n", errs.n, errs.n == 1 ? "" : "s");
+                ob_config_errors_clear(&errs);
+                if (r < 0)
+                        return OB_EXIT_CONFIG;
+        } else if (ob_config_load(config, &cfg, &err) < 0) {
                 ob_config_error_print(&err, stderr);
                 return OB_EXIT_CONFIG;
         }
