@@ -457,7 +457,8 @@ int main(int argc, char **argv)
                 if (r < 0 && errs.truncated)
                         fprintf(stderr, "offboard: the configuration has more than %zu errors\n", errs.n);
                 else if (r < 0)
-                        fprintf(stderr, "offboard: the configuration has %zu error%s\n", errs.n, errs.n == 1 ? "" : "s");
+                        fprintf(stderr, "offboard: the configuration has %zu error%s\n", errs.n,
+                                errs.n == 1 ? "" : "s");
                 ob_config_errors_clear(&errs);
                 if (r < 0)
                         return OB_EXIT_CONFIG;
