@@ -65,3 +65,62 @@ Test(cli, options_that_do_not_apply_are_refused)
         free(out);
         free(err);
 }
+
+/* validate says every error of the configuration, each on its own
+ * "file:line:col: message" line, then how many; plan refuses with the first,
+ * its line and a caret. Both exit 2. */
+Test(cli, validate_prints_every_error_one_per_line_and_plan_the_first)
+{
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        char path[] = "/tmp/ob-test-cli-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        FILE *f = fdopen(fd, "w");
+        cr_assert_not_null(f);
+        fputs("directory:\n"                            /* 1 */
+              "  uri: ldaps://127.0.0.1:636\n"          /* 2 */
+              "  base: ou=people,dc=example,dc=org\n"   /* 3 */
+              "  page_size: lots\n"                     /* 4 */
+              "mappings: [openldap]\n"                  /* 5 */
+              "connectors:\n"                           /* 6 */
+              "  apps:\n"                               /* 7 */
+              "    type: http\n"                        /* 8 */
+              "    base_url: https://apps.example.org\n" /* 9 */
+              "actions:\n"                              /* 10 */
+              "  revoke:\n"                             /* 11 */
+              "    connector: apps\n"                   /* 12 */
+              "    url: /users/{{ account.uid }}\n"     /* 13 */
+              "    colour: blue\n"                      /* 14 */
+              "transitions:\n"                          /* 15 */
+              "  leave:\n"                              /* 16 */
+              "    to: inactive\n"                      /* 17 */
+              "    actions: [revoke, cancel]\n",        /* 18 */
+              f);
+        fclose(f);
+        char *out, *err;
+        int rc = cli("validate", "--config", path, NULL, &out, &err);
+        cr_assert_eq(rc, 2, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_str_eq(out, "");
+        char want[1024];
+        snprintf(want, sizeof(want),
+                 "%s:4:14: directory.page_size must be a whole number from 1 to 10000, not 'lots'\n"
+                 "%s:14:5: unknown key 'colour' in actions.revoke (expected one of: connector, when, after, "
+                 "security, grace, restored_by, method, url, headers, json, form, ok_status)\n"
+                 "%s:18:14: transitions.leave.actions: unknown action 'cancel' (define it under actions:)\n"
+                 "offboard: the configuration has 3 errors\n",
+                 path, path, path);
+        cr_assert_str_eq(err, want);
+        free(out);
+        free(err);
+        rc = cli("plan", "--config", path, NULL, &out, &err);
+        remove(path);
+        cr_assert_eq(rc, 2, "stdout: %s\nstderr: %s", out, err);
+        snprintf(want, sizeof(want),
+                 "%s:4:14: directory.page_size must be a whole number from 1 to 10000, not 'lots'\n"
+                 "    page_size: lots\n"
+                 "               ^\n",
+                 path);
+        cr_assert_str_eq(err, want);
+        free(out);
+        free(err);
+}
