@@ -4,6 +4,10 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libldap-dev libyaml-dev libcurl4-openssl-dev libsqlite3-dev
       libcriterion-dev slapd ldap-utils python3 openssl ca-certificates
+      # scripts/deb-check.sh (ctest package_debian) builds and lints the Debian
+      # package (debian/); it installs nothing here. Its opt-in chroot install
+      # (OFFBOARD_DEB_CHROOT=1) also needs debootstrap, not installed by default.
+      dpkg-dev debhelper lintian
       # The AD and 389-DS integration tests run a real Samba AD DC and a real
       # 389 Directory Server (tests/harness/samba.sh, ds389.sh).
       samba samba-ad-dc samba-ad-provision ldb-tools 389-ds-base libnss3-tools
