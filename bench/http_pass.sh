@@ -14,6 +14,8 @@
 # Printed, one line each:
 #   - wrk POST at concurrency 16 (-t 2) and 1 (-t 1) against the same server
 #     (and, for reference, at 16 against a second server block without log);
+#   - libcurl's multi interface alone (bench/curl_floor.c) sending the same
+#     requests at concurrency 16: the ceiling for a libcurl client here;
 #   - offboard reconcile, first pass (all owed) and second pass (nothing owed):
 #     wall time, requests, requests/s over the pass and over its HTTP phase,
 #     time before the first and after the last request, user/system CPU, peak
@@ -283,6 +285,13 @@ wrk16n=$(wrk_rate 16 2 "$port_nolog")
 printf '%-58s %9.0f req/s\n' "wrk POST c=16 t=2 ${wrk_s}s (server without log):" "$wrk16n"
 rotate wrk
 rm -f "$work/wrk.log"
+# libcurl's multi interface alone, the same request mix, nothing else: the
+# ceiling for a client built on it (bench/curl_floor.c).
+cc -O2 -o "$work/curl_floor" "$root/bench/curl_floor.c" -lcurl
+floor16=$(timeout 150 "$work/curl_floor" "$api" "$((owing * 3))" 16 | awk '{print $(NF-4)}')
+printf '%-58s %9.0f req/s\n' "libcurl multi alone c=16, $((owing * 3)) requests (curl_floor):" "$floor16"
+rotate floor
+rm -f "$work/floor.log"
 
 # --- 4b. offboard --------------------------------------------------------------
 umask 077
@@ -476,5 +485,7 @@ r1=$(calc "$first_hrate / $wrk16")
 r2=$(calc "$first_rate / $seq_rate")
 peak=$(calc "max($first_peak, $second_peak)")
 printf '%-58s %5.2f (target >= 0.70: %s)\n' "ratio offboard HTTP-phase rate / wrk c=16:" "$r1" "$(verdict "$r1 >= 0.70")"
+printf '%-58s %5.2f (and libcurl alone / wrk c=16: %.2f)\n' "ratio offboard HTTP-phase rate / libcurl alone c=16:" \
+        "$(calc "$first_hrate / $floor16")" "$(calc "$floor16 / $wrk16")"
 printf '%-58s %5.2f (target >= 3: %s)\n' "ratio offboard whole-pass rate / sequential:" "$r2" "$(verdict "$r2 >= 3")"
 printf '%-58s %5.1f MB (target < 64 MB: %s)\n' "offboard peak RSS (both passes):" "$peak" "$(verdict "$peak < 64")"
