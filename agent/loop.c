@@ -46,6 +46,7 @@
 
 struct ob_io {
         unsigned events; /* 0: not watched */
+        bool lazy;       /* not watched, still in the epoll set until the next wait */
         uint32_t gen;
         ob_io_fn fn;
         void *userdata;
@@ -76,6 +77,8 @@ struct ob_loop {
         size_t nio_alloc;
         size_t nwatched;
         uint32_t next_gen;
+        int *dels; /* fds unwatched since the last wait (see ob_loop_io_remove) */
+        size_t ndels, dels_alloc;
 
         struct ob_timer **heap;
         size_t nheap;
@@ -121,6 +124,7 @@ void ob_loop_free(struct ob_loop *l)
                 free(l->heap[i]);
         free(l->heap);
         free(l->io);
+        free(l->dels);
         if (l->sigfd >= 0) {
                 struct signalfd_siginfo si;
                 while (read(l->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
@@ -160,19 +164,54 @@ static int ob_loop_io_grow(struct ob_loop *l, int fd)
         return 0;
 }
 
+/* Unwatching leaves the fd in the epoll set until the next wait: a
+ * connection unwatched when its answer is read and watched again when the
+ * next request goes out (libcurl does that for every request on a kept
+ * connection) then costs one EPOLL_CTL_MOD instead of a DEL and an ADD.
+ * Events that arrive for it meanwhile are dropped (events == 0). */
 static int ob_loop_io_remove(struct ob_loop *l, int fd)
 {
         if ((size_t)fd >= l->nio_alloc || l->io[fd].events == 0)
                 return 0;
-        /* The fd may already be closed (the kernel then dropped it from the
-         * epoll set itself): EBADF and ENOENT are not errors here. */
-        if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != EBADF && errno != ENOENT)
-                return -errno;
+        if (!l->io[fd].lazy) {
+                if (l->ndels == l->dels_alloc) {
+                        size_t n = l->dels_alloc ? l->dels_alloc * 2 : 16;
+                        int *d = realloc(l->dels, n * sizeof(*d));
+                        if (!d) {
+                                /* No room to remember it: take it out now. */
+                                if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != EBADF &&
+                                    errno != ENOENT)
+                                        return -errno;
+                                goto out;
+                        }
+                        l->dels = d;
+                        l->dels_alloc = n;
+                }
+                l->dels[l->ndels++] = fd;
+                l->io[fd].lazy = true;
+        }
+out:
         l->io[fd].events = 0;
         l->io[fd].fn = NULL;
         l->io[fd].userdata = NULL;
         l->nwatched--;
         return 0;
+}
+
+/* Takes the fds still unwatched out of the epoll set. One may have been
+ * closed meanwhile (the kernel then dropped it itself) and its number taken
+ * by a file that is not in the set: no error is an error here. */
+static void ob_loop_io_flush(struct ob_loop *l)
+{
+        for (size_t i = 0; i < l->ndels; i++) {
+                int fd = l->dels[i];
+                if (!l->io[fd].lazy)
+                        continue;
+                l->io[fd].lazy = false;
+                if (l->io[fd].events == 0)
+                        (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+        }
+        l->ndels = 0;
 }
 
 int ob_loop_io(struct ob_loop *l, int fd, unsigned events, ob_io_fn fn, void *userdata)
@@ -197,7 +236,10 @@ int ob_loop_io(struct ob_loop *l, int fd, unsigned events, ob_io_fn fn, void *us
                 .events = ob_io_epoll_events(events),
                 .data.u64 = ((uint64_t)gen << 32) | (uint32_t)fd,
         };
-        int op = watched ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        /* Unwatched since the last wait: probably still in the set (MOD),
+         * unless it was closed and its number reused (ENOENT: ADD). */
+        int op = watched || w->lazy ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+        w->lazy = false;
         if (epoll_ctl(l->epfd, op, fd, &ev) < 0) {
                 /* MOD on an fd that was closed and reopened under the same
                  * number, or ADD on one still registered: switch. */
@@ -439,6 +481,7 @@ int ob_loop_run(struct ob_loop *l)
         while (!l->stop) {
                 if (l->nwatched == 0 && l->nheap == 0)
                         break;
+                ob_loop_io_flush(l);
                 int n = epoll_wait(l->epfd, events, OB_LOOP_BATCH, ob_loop_timeout(l));
                 if (n < 0) {
                         if (errno == EINTR)

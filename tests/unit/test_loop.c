@@ -465,3 +465,99 @@ Test(loop, running_is_true_only_inside_run)
         cr_assert_eq(inside, 1);
         cr_assert_not(ob_loop_running(loop), "false again once run returned");
 }
+
+/* Unwatching leaves the fd in the epoll set until the next wait (one MOD
+ * instead of a DEL and an ADD when it is watched again in the same turn). */
+struct rewatch {
+        int fd;          /* the fd of the first watch */
+        int pipe_w;      /* write end of the pipe whose read end is watched now */
+        bool reopen;     /* close the first fd and watch a new pipe under the same number */
+        int first_calls, second_calls;
+        char got[8];
+};
+
+static void on_rewatch_second(struct ob_loop *l, int fd, unsigned events, void *userdata)
+{
+        struct rewatch *rw = userdata;
+        cr_assert(events & OB_IO_READ);
+        rw->second_calls++;
+        ssize_t n = read(fd, rw->got, sizeof(rw->got) - 1);
+        cr_assert_gt(n, 0);
+        ob_loop_io(l, fd, 0, NULL, NULL);
+}
+
+static void on_rewatch_first(struct ob_loop *l, int fd, unsigned events, void *userdata)
+{
+        (void)events;
+        struct rewatch *rw = userdata;
+        rw->first_calls++;
+        char c;
+        cr_assert_eq(read(fd, &c, 1), 1);
+        cr_assert_eq(ob_loop_io(l, fd, 0, NULL, NULL), 0);
+        if (rw->reopen) {
+                int old_w = rw->pipe_w;
+                close(fd);
+                int p[2];
+                cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+                cr_assert_eq(p[0], fd, "the new pipe should take the closed number");
+                close(old_w);
+                rw->pipe_w = p[1];
+        }
+        cr_assert_eq(ob_loop_io(l, fd, OB_IO_READ, on_rewatch_second, rw), 0);
+        cr_assert_eq(write(rw->pipe_w, "second", 6), 6);
+}
+
+Test(loop, an_fd_unwatched_and_watched_again_in_one_turn_gets_its_next_events)
+{
+        int p[2];
+        cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+        struct rewatch rw = {.fd = p[0], .pipe_w = p[1]};
+        cr_assert_eq(ob_loop_io(loop, p[0], OB_IO_READ, on_rewatch_first, &rw), 0);
+        cr_assert_eq(write(p[1], "1", 1), 1);
+        cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert_eq(rw.first_calls, 1);
+        cr_assert_eq(rw.second_calls, 1);
+        cr_assert_str_eq(rw.got, "second");
+        close(p[0]);
+        close(rw.pipe_w);
+}
+
+Test(loop, an_fd_unwatched_closed_and_its_number_reused_in_one_turn_is_watched_anew)
+{
+        int p[2];
+        cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+        struct rewatch rw = {.fd = p[0], .pipe_w = p[1], .reopen = true};
+        cr_assert_eq(ob_loop_io(loop, p[0], OB_IO_READ, on_rewatch_first, &rw), 0);
+        cr_assert_eq(write(p[1], "1", 1), 1);
+        cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert_eq(rw.first_calls, 1);
+        cr_assert_eq(rw.second_calls, 1, "the reused number was never added to the epoll set");
+        cr_assert_str_eq(rw.got, "second");
+        close(rw.fd);
+        close(rw.pipe_w);
+}
+
+static void on_unwatch_unread(struct ob_loop *l, int fd, unsigned events, void *userdata)
+{
+        (void)events;
+        int *calls = userdata;
+        (*calls)++;
+        ob_loop_io(l, fd, 0, NULL, NULL); /* leaves its data unread */
+}
+
+Test(loop, an_fd_unwatched_with_data_left_unread_is_not_called_again)
+{
+        int p[2];
+        cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+        int calls = 0;
+        bool fired = false;
+        struct ob_timer *t;
+        cr_assert_eq(ob_loop_io(loop, p[0], OB_IO_READ, on_unwatch_unread, &calls), 0);
+        cr_assert_eq(ob_loop_timer(loop, 50, on_stop_timer, &fired, &t), 0);
+        cr_assert_eq(write(p[1], "x", 1), 1);
+        cr_assert_eq(ob_loop_run(loop), 0);
+        cr_assert(fired);
+        cr_assert_eq(calls, 1);
+        close(p[0]);
+        close(p[1]);
+}
