@@ -61,8 +61,7 @@ struct loader {
         bool full;             /* errs reached its cap: every walker stops */
         bool unknown_section;  /* a misspelt section: what it would define may be missing */
         bool directory_failed; /* directory: absent or refused */
-        bool policies_failed;  /* a policies: entry was refused (configuration or mapping) */
-        bool writeback_failed;
+        bool policies_failed;  /* a policies: entry, or a mapping file that may hold some, was refused */
         bool connectors_unknowable; /* no usable connectors: section, and a reason for it */
         bool actions_unknowable;
         bool transitions_unknowable;
@@ -2893,12 +2892,15 @@ static int load_mapping(struct loader *ld, struct ob_config *cfg, const char *pa
 {
         struct pctx p = {.ld = ld, .cfg = cfg};
         int bad = 0;
+        /* Until its policies: are read, the policies its rules name are unknown. */
+        bool policies_read = false;
         int r = pctx_load(&p, path);
         if (r < 0)
                 goto out;
         yaml_node_t *root = yaml_document_get_root_node(&p.doc);
         if ((r = expect(&p, root, YAML_MAPPING_NODE, "a mapping file")) < 0)
                 goto out;
+        policies_read = true; /* unless a misspelt key below was them */
         yaml_node_t *rules = NULL;
         for (yaml_node_pair_t *pr = root->data.mapping.pairs.start; pr < root->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(&p, pr->key);
@@ -2916,11 +2918,13 @@ static int load_mapping(struct loader *ld, struct ob_config *cfg, const char *pa
                 else if (strcmp(scalar(k), "policies") == 0) {
                         r = parse_policies(&p, node(&p, pr->value));
                         ld->policies_failed = ld->policies_failed || r < 0;
-                } else if (strcmp(scalar(k), "description") != 0)
+                } else if (strcmp(scalar(k), "description") != 0) {
                         r = fail(&p, k,
                                  "unknown key '%s' in a mapping file (expected one of: description, directory, "
                                  "policies, required_attributes, rules)",
                                  scalar(k));
+                        policies_read = false;
+                }
                 if (r < 0 && !go_on(&p, r, &bad))
                         goto out;
         }
@@ -2945,6 +2949,7 @@ static int load_mapping(struct loader *ld, struct ob_config *cfg, const char *pa
         }
         r = 0;
 out:
+        ld->policies_failed = ld->policies_failed || !policies_read;
         pctx_done(&p);
         return r < 0 ? r : bad;
 }
@@ -3286,12 +3291,8 @@ static int load_main(struct pctx *p)
                 if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
-        if (sec[1]) {
-                r = parse_writeback(p, sec[1]);
-                ld->writeback_failed = r < 0;
-                if (r < 0 && !go_on(p, r, &bad))
-                        return r;
-        }
+        if (sec[1] && (r = parse_writeback(p, sec[1])) < 0 && !go_on(p, r, &bad))
+                return r;
         if (sec[2] && (r = parse_state(p, sec[2])) < 0 && !go_on(p, r, &bad))
                 return r;
         if (sec[3] && (r = parse_transfer(p, sec[3])) < 0 && !go_on(p, r, &bad))

@@ -1013,3 +1013,40 @@ Test(config, after_a_hundred_errors_the_load_stops_and_says_so)
                 ob_config_errors_clear(&errs);
         }
 }
+
+/* A misspelt policies: in a mapping file defines nothing: the rules that
+ * name its policies are not each said to name an unknown one. */
+Test(config, a_misspelt_policies_key_is_said_once_and_its_policies_are_not_said_unknown)
+{
+        char dir[] = "/tmp/ob-test-policies-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char mpath[128], cpath[128];
+        snprintf(mpath, sizeof(mpath), "%s/site.yaml", dir);
+        snprintf(cpath, sizeof(cpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(mpath, "w");
+        cr_assert_not_null(f);
+        fputs("policys:\n"                                                                   /* 1 */
+              "  lockout: {dn: \"cn=lockout,dc=example,dc=org\"}\n"                          /* 2 */
+              "rules:\n"                                                                     /* 3 */
+              "  - name: locked\n"                                                           /* 4 */
+              "    status: locked\n"                                                         /* 5 */
+              "    when: {attribute: badPwdCount, at_least: {policy: lockout.threshold}}\n", /* 6 */
+              f);
+        fclose(f);
+        f = fopen(cpath, "w");
+        cr_assert_not_null(f);
+        fputs("directory:\n  uri: ldaps://127.0.0.1:636\n  base: dc=example,dc=org\nmappings: [site.yaml]\n", f);
+        fclose(f);
+        struct ob_config *c = NULL;
+        struct ob_config_errors errs;
+        int r = ob_config_load_all(cpath, &c, &errs);
+        unlink(mpath);
+        unlink(cpath);
+        rmdir(dir);
+        cr_assert_eq(r, -OB_ECONFIG);
+        char want[300];
+        snprintf(want, sizeof(want), "%s:1:1: unknown key 'policys' in a mapping file", mpath);
+        cr_assert_eq(errs.n, 1, "%zu errors:%s", errs.n, listed(&errs));
+        cr_assert(strncmp(errs.v[0].message, want, strlen(want)) == 0, "%s", errs.v[0].message);
+        ob_config_errors_clear(&errs);
+}
