@@ -169,9 +169,19 @@ for u in "$root"/lib/systemd/system/*; do
         while read -r path; do
                 check "$n: ExecStart= $path is in the package" has "$path"
         done < <(sed -n 's/^ExecStart=[-@:+!]*\([^ ]*\).*/\1/p' "$u")
-        while read -r path; do
-                check "$n: Documentation= $path is in the package" has "$path"
-        done < <(sed -n 's,^Documentation=file://\([^ ]*\).*,\1,p' "$u")
+        # shellcheck disable=SC2013 # Documentation= holds URIs separated by spaces
+        for doc in $(sed -n 's/^Documentation=//p' "$u"); do
+                case $doc in
+                file://*) path=${doc#file://} ;;
+                man:*\(*\)) # man:NAME(SECTION)
+                        m=${doc#man:} sect=${doc##*\(}
+                        sect=${sect%\)}
+                        path=/usr/share/man/man${sect:0:1}/${m%%\(*}.$sect.gz
+                        ;;
+                *) continue ;;
+                esac
+                check "$n: Documentation= $doc is in the package ($path)" has "$path"
+        done
 done
 say "the maintainer scripts"
 install_scripts=() all_scripts=()
