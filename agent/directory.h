@@ -270,6 +270,11 @@ int ob_dir_search_listing_start(struct ob_dir *d, const char *base, const char *
  * it, a value already gone is success. */
 int ob_dir_delete_value_start(struct ob_dir *d, const char *dn, const char *attr, const char *value,
                               ob_dir_modify_done_fn done, void *userdata);
+/* The same adding exactly one value (LDAP_MOD_ADD): where the server knows
+ * the control, a value already there is success. -OB_ENOTFOUND: dn (the
+ * group) does not exist. */
+int ob_dir_add_value_start(struct ob_dir *d, const char *dn, const char *attr, const char *value,
+                           ob_dir_modify_done_fn done, void *userdata);
 /* Moves dn under new_parent, keeping its RDN (a modify DN with a new
  * superior). -OB_ENOTFOUND: dn does not exist (moved already, perhaps:
  * ob_dn_moved says where it would be). -EINVAL when a DN does not parse. */
