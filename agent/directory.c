@@ -2768,7 +2768,8 @@ int ob_dir_search_listing_start(struct ob_dir *d, const char *base, const char *
         return 0;
 }
 
-int ob_dir_delete_value_start(struct ob_dir *d, const char *dn, const char *attr, const char *value,
+/* One modify deleting (or adding) one value: modify_value_start. */
+static int modify_value_start(struct ob_dir *d, const char *dn, const char *attr, const char *value, int mod_op,
                               ob_dir_modify_done_fn done, void *userdata)
 {
         if (!d || !d->loop || !dn || !*dn || !valid_attr_name(attr) || !value || !*value || !done)
@@ -2777,11 +2778,12 @@ int ob_dir_delete_value_start(struct ob_dir *d, const char *dn, const char *attr
                 return -OB_EDIRECTORY;
         struct berval bv = {strlen(value), (char *)value};
         struct berval *bvs[] = {&bv, NULL};
-        LDAPMod mod = {.mod_op = LDAP_MOD_DELETE | LDAP_MOD_BVALUES, .mod_type = (char *)attr, .mod_bvalues = bvs};
+        LDAPMod mod = {.mod_op = mod_op | LDAP_MOD_BVALUES, .mod_type = (char *)attr, .mod_bvalues = bvs};
         LDAPMod *mods[] = {&mod, NULL};
-        /* Not critical: where the server knows it, a value gone meanwhile is
-         * no error (the delete is done); elsewhere that is an error the next
-         * pass, which no longer finds the group, settles. */
+        /* Not critical: where the server knows it, a value gone meanwhile
+         * (or, added, already there) is no error: the change is done
+         * (modify_value_start); elsewhere that is an error the next pass,
+         * which no longer finds the group, settles. */
         LDAPControl permissive = {.ldctl_oid = OB_OID_PERMISSIVE_MODIFY, .ldctl_iscritical = 0};
         LDAPControl *sctrls[] = {&permissive, NULL};
         struct dir_op *op = op_new(DIR_OP_MODIFY, dn, userdata);
@@ -2796,6 +2798,18 @@ int ob_dir_delete_value_start(struct ob_dir *d, const char *dn, const char *attr
         }
         op_add(d, op);
         return 0;
+}
+
+int ob_dir_delete_value_start(struct ob_dir *d, const char *dn, const char *attr, const char *value,
+                              ob_dir_modify_done_fn done, void *userdata)
+{
+        return modify_value_start(d, dn, attr, value, LDAP_MOD_DELETE, done, userdata);
+}
+
+int ob_dir_add_value_start(struct ob_dir *d, const char *dn, const char *attr, const char *value,
+                           ob_dir_modify_done_fn done, void *userdata)
+{
+        return modify_value_start(d, dn, attr, value, LDAP_MOD_ADD, done, userdata);
 }
 
 /* The first RDN of dn in RFC 4514 form (libldap escapes what needs it), or
