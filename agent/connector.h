@@ -38,6 +38,12 @@ struct ob_response {
         int64_t duration_ms;
         int64_t retry_after_s; /* the answer's Retry-After in seconds (an HTTP-date converted), -1: none */
         bool transport;        /* no answer: refused, reset, timed out, TLS failed */
+        /* What the step did that a later step needs, kept with its outcome
+         * in the state store (ob_state_action_outcome_detail: JSON, at most
+         * OB_STATE_DETAIL_MAX bytes), done or failed; NULL: nothing. The
+         * ldap kind's remove_from_groups lists the memberships it removed.
+         * Borrowed: valid during the done callback. */
+        const char *detail;
 };
 
 typedef void (*ob_connector_done_fn)(const struct ob_response *resp, void *userdata);
@@ -60,6 +66,10 @@ struct ob_connector_kind {
         int (*check_connector)(struct ob_config_check *ck, struct ob_connector *c);
         int (*check_action)(struct ob_config_check *ck, struct ob_action *a);
         int (*check_uses)(struct ob_config_check *ck, const struct ob_config *cfg, const struct ob_connector *c);
+        /* Whether action a (of this kind) puts back what action undone
+         * did, as undone's restored_by: would say (plan.c leaves undone out
+         * of a reactivation's "not restored" when a is in it). NULL: never. */
+        bool (*restores)(const struct ob_action *a, const struct ob_action *undone);
         /* The connector does not check its server's certificate
          * (tls_verify: false): a pass warns about it. NULL: never. */
         bool (*tls_unverified)(const struct ob_connector *c);

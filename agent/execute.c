@@ -205,10 +205,11 @@ static void journal_flush(struct exec *x)
         }
 }
 
-/* Records an attempt's outcome durably; final: no retry follows in this
- * pass, so it counts in the summary. */
+/* Records an attempt's outcome durably, with what the connector says it
+ * did (detail, ob_response.detail, or NULL); final: no retry follows in
+ * this pass, so it counts in the summary. */
 static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long status, const char *error,
-                              int64_t duration, bool final)
+                              const char *detail, int64_t duration, bool final)
 {
         struct run *r = j->x->r;
         struct ob_account_plan *p = j->item->plan;
@@ -225,6 +226,7 @@ static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long s
                              .outcome = o,
                              .http_status = status,
                              .error = (char *)error,
+                             .detail = (char *)detail,
                              .at = ob_now()};
         int k = batch_add(j->x, &w);
         if (k < 0) {
@@ -252,7 +254,7 @@ static void record_outcome_ex(struct job *j, size_t i, enum ob_outcome o, long s
 static void record_outcome(struct job *j, size_t i, enum ob_outcome o, long status, const char *error,
                            int64_t duration)
 {
-        record_outcome_ex(j, i, o, status, error, duration, true);
+        record_outcome_ex(j, i, o, status, error, NULL, duration, true);
 }
 
 struct pending_req {
@@ -317,7 +319,7 @@ static void on_done(const struct ob_response *resp, void *ud)
         if (resp->result == 0) { /* the kind counts what else is done (an HTTP ok_status) */
                 x->fails[ci] = 0;
                 j->tries = 0;
-                record_outcome(j, i, OB_OUTCOME_DONE, resp->status, NULL, resp->duration_ms);
+                record_outcome_ex(j, i, OB_OUTCOME_DONE, resp->status, NULL, resp->detail, resp->duration_ms, true);
         } else {
                 char err[OB_EXCERPT_MAX + 300];
                 if (resp->excerpt[0])
@@ -332,7 +334,7 @@ static void on_done(const struct ob_response *resp, void *ud)
                         delay = ra_ms; /* never undercut the server */
                 bool again = retryable(resp) && j->tries < rp->attempts && !r->signo && !x->paused[ci] &&
                              (!rp->park_after || total < rp->park_after) && delay <= rp->max_backoff_ms;
-                record_outcome_ex(j, i, OB_OUTCOME_FAILED, resp->status, err, resp->duration_ms, !again);
+                record_outcome_ex(j, i, OB_OUTCOME_FAILED, resp->status, err, resp->detail, resp->duration_ms, !again);
                 bool park = !retryable(resp) || (rp->park_after && total >= rp->park_after);
                 if (!again && (park || ra_ms > 0)) {
                         int64_t nb = ra_ms > 0 ? ob_now() + (ra_ms + 999) / 1000 : 0;

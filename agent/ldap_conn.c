@@ -12,12 +12,20 @@
  * A step of remove_from_groups searches, one attribute after the other,
  * for the groups that list the account, then deletes the value from each,
  * one at a time. What it removed is logged (event=ldap_group_removed) and
- * written in the outcome's excerpt, done or failed half-way. Finding no
- * group is done only once groups_base is read: a base that is not there
- * (a typo, an ACL) must not pass for "listed nowhere".
+ * written in the outcome's excerpt and its detail (the state store keeps
+ * it: ob_response.detail), done or failed half-way. Finding no group is
+ * done only once groups_base is read: a base that is not there (a typo, an
+ * ACL) must not pass for "listed nowhere".
+ *
+ * A step of restore_groups adds each recorded value back to its group, one
+ * at a time: a value already there is done (permissive modify), a group
+ * that no longer exists is reported (excerpt, event=ldap_group_gone) and
+ * the others go on; any other failure fails the step, whose detail keeps
+ * the whole list for its next attempt (which adds again what is there).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +39,10 @@
 
 /* Groups one step may remove the account from; more fails the step. */
 #define OB_LDAP_MAX_GROUPS 10000
+/* Memberships a step's detail lists: the state store keeps 256 per step
+ * (state.h), and the detail stays under OB_STATE_DETAIL_MAX bytes; the rest
+ * are counted in its "cut", so the records say the list is incomplete. */
+#define OB_LDAP_DETAIL_MEMBERSHIPS 256
 
 struct ob_ldap_job;
 
@@ -68,6 +80,15 @@ struct ob_ldap_job {
         char *new_dn;
         struct ob_buf what; /* the excerpt: what was done */
         char error[200];
+        /* The detail: memberships removed (remove_from_groups) or to put
+         * back (restore_groups); NULL until the first. */
+        json_t *detail;
+        int64_t detail_cut;
+        size_t detail_bytes;
+        bool has_detail; /* the step answers with a detail (even empty) */
+        struct ob_ldap_membership *restore; /* restore_groups: the recorded list */
+        size_t nrestore;
+        size_t gone; /* groups that no longer exist */
 };
 
 /* ---- the session ----------------------------------------------------------- */
@@ -135,6 +156,8 @@ static void ob_ldap_job_free(struct ob_ldap_job *j)
         free(j->new_parent);
         free(j->new_dn);
         ob_buf_free(&j->what);
+        json_decref(j->detail);
+        ob_ldap_memberships_free(j->restore, j->nrestore);
         free(j);
 }
 
@@ -180,6 +203,25 @@ static void ob_ldap_answer(struct ob_ldap_job *j, int result)
                  * server, the connection, a timeout) may pass. */
                 resp.transport = result != -OB_ENOTFOUND && result != -EINVAL && result != -OB_ELIMIT;
         }
+        /* The detail as JSON, {"memberships": [...], "cut": N}: it dies
+         * with the call. */
+        _cleanup_free_ char *detail = NULL;
+        if (j->has_detail) {
+                json_t *o = json_pack("{s:O?,s:I}", "memberships", j->detail, "cut", (json_int_t)j->detail_cut);
+                if (o && json_is_null(json_object_get(o, "memberships")))
+                        json_object_set_new(o, "memberships", json_array());
+                detail = o ? json_dumps(o, JSON_COMPACT) : NULL;
+                json_decref(o);
+                if (!detail && !resp.error[0]) {
+                        /* No memory to say what was done: the step cannot be
+                         * recorded done without it. */
+                        resp.result = -OB_EDIRECTORY;
+                        snprintf(resp.error, sizeof(resp.error), "LDAP: recording what was done: %s",
+                                 ob_strerror(-ENOMEM));
+                        resp.transport = true;
+                }
+                resp.detail = detail;
+        }
         ob_connector_done_fn done = j->done;
         void *ud = j->userdata;
         ob_ldap_job_free(j);
@@ -213,6 +255,32 @@ static void ob_ldap_finish(struct ob_ldap_job *j, int result)
                 ob_ldap_job_free(j);
         else if (ob_ldap_finish_later(j, result) < 0)
                 ob_ldap_answer(j, result); /* no memory for a timer: at once, at the session's risk */
+}
+
+/* The bytes s takes as a JSON string (jansson writes UTF-8 as it is). */
+static size_t ob_ldap_json_len(const char *s)
+{
+        size_t n = 2;
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+                n += *p == '"' || *p == '\\' ? 2 : *p < 0x20 ? 6 : 1;
+        return n;
+}
+
+/* Adds one membership to the step's detail, or counts it as cut beyond
+ * OB_LDAP_DETAIL_MEMBERSHIPS or the size a detail may take. */
+static void ob_ldap_detail_add(struct ob_ldap_job *j, const char *group, const char *attr, const char *value)
+{
+        size_t bytes = ob_ldap_json_len(group) + ob_ldap_json_len(attr) + ob_ldap_json_len(value) + 5;
+        json_t *e = NULL;
+        if (!j->detail)
+                j->detail = json_array();
+        if (!j->detail || json_array_size(j->detail) >= OB_LDAP_DETAIL_MEMBERSHIPS ||
+            j->detail_bytes + bytes > OB_STATE_DETAIL_MAX - 64 || !(e = json_pack("[sss]", group, attr, value)) ||
+            json_array_append_new(j->detail, e) < 0) {
+                j->detail_cut++;
+                return;
+        }
+        j->detail_bytes += bytes;
 }
 
 __attribute__((format(printf, 2, 3))) static void ob_ldap_what(struct ob_ldap_job *j, const char *fmt, ...)
@@ -324,6 +392,7 @@ static void ob_ldap_on_deleted(int result, void *ud)
                 result = 0; /* the group is gone: it lists no one */
         } else if (result == 0) {
                 ob_ldap_what(j, "removed %s from %s", attr, g->dn);
+                ob_ldap_detail_add(j, g->dn, attr, ob_ldap_value(j, g->attr));
                 if (!j->c->closing)
                         ob_log(OB_LOG_INFO, "event=ldap_group_removed connector=%s dn=%s attribute=%s group=%s",
                                j->c->cfg->name, ob_log_quote(j->dn), attr, ob_log_quote(g->dn));
@@ -439,6 +508,81 @@ static int ob_ldap_start_modify(struct ob_ldap_job *j, const struct ob_ldap_rend
         return r == 1 ? ob_ldap_finish_later(j, 0) : r;
 }
 
+/* ---- restore_groups ------------------------------------------------------------ */
+
+static void ob_ldap_add_next(struct ob_ldap_job *j);
+
+static void ob_ldap_on_added(int result, void *ud)
+{
+        struct ob_ldap_job *j = ud;
+        const struct ob_ldap_membership *m = &j->restore[j->next_group];
+        const char *attr = ob_ldap_group_attr_name(m->attr);
+        if (result == -OB_ENOTFOUND) {
+                /* The group is gone: nothing to put back into; the others go on. */
+                j->gone++;
+                ob_ldap_what(j, "not restored: %s no longer exists", m->group);
+                if (!j->c->closing)
+                        ob_log(OB_LOG_WARNING, "event=ldap_group_gone connector=%s dn=%s attribute=%s group=%s",
+                               j->c->cfg->name, ob_log_quote(j->dn), attr, ob_log_quote(m->group));
+        } else if (result == 0) {
+                ob_ldap_what(j, "restored %s to %s", attr, m->group);
+                if (!j->c->closing)
+                        ob_log(OB_LOG_INFO, "event=ldap_group_restored connector=%s dn=%s attribute=%s group=%s",
+                               j->c->cfg->name, ob_log_quote(j->dn), attr, ob_log_quote(m->group));
+        } else {
+                snprintf(j->error, sizeof(j->error), "restoring %s to %s", attr, m->group);
+                ob_ldap_finish(j, result);
+                return;
+        }
+        j->next_group++;
+        ob_ldap_add_next(j);
+}
+
+static void ob_ldap_add_next(struct ob_ldap_job *j)
+{
+        if (j->next_group == j->nrestore) {
+                if (j->nrestore == 0)
+                        ob_ldap_what(j, "no membership recorded to restore");
+                ob_ldap_finish(j, 0);
+                return;
+        }
+        const struct ob_ldap_membership *m = &j->restore[j->next_group];
+        int r = ob_dir_add_value_start(j->c->dir, m->group, ob_ldap_group_attr_name(m->attr), m->value,
+                                       ob_ldap_on_added, j);
+        if (r < 0) {
+                snprintf(j->error, sizeof(j->error), "restoring %s to %s", ob_ldap_group_attr_name(m->attr),
+                         m->group);
+                ob_ldap_finish(j, r);
+        }
+}
+
+/* The list comes with the step (rendered from the records); it is also the
+ * step's detail, done or failed, so a later attempt finds it among the
+ * transition's own records. */
+static int ob_ldap_start_restore(struct ob_ldap_job *j, const struct ob_ldap_rendered *q)
+{
+        j->has_detail = true;
+        j->detail_cut = q->cut;
+        if (q->nmemberships && !(j->restore = calloc(q->nmemberships, sizeof(*j->restore))))
+                return -ENOMEM;
+        for (size_t i = 0; i < q->nmemberships; i++) {
+                const struct ob_ldap_membership *m = &q->memberships[i];
+                struct ob_ldap_membership *d = &j->restore[j->nrestore++];
+                d->attr = m->attr;
+                if (!(d->group = strdup(m->group)) || !(d->value = strdup(m->value)))
+                        return -ENOMEM;
+                ob_ldap_detail_add(j, m->group, ob_ldap_group_attr_name(m->attr), m->value);
+        }
+        if (q->cut > 0)
+                ob_ldap_what(j, "%lld not recorded (the list was cut): not restored", (long long)q->cut);
+        if (j->nrestore == 0) {
+                ob_ldap_what(j, "no membership recorded to restore");
+                return ob_ldap_finish_later(j, 0);
+        }
+        ob_ldap_add_next(j);
+        return 0;
+}
+
 /* ---- start -------------------------------------------------------------------- */
 
 int ob_ldap_start(void *p, const struct ob_step *s, ob_connector_done_fn done, void *userdata)
@@ -474,11 +618,14 @@ int ob_ldap_start(void *p, const struct ob_step *s, ob_connector_done_fn done, v
                 r = ob_ldap_start_move(j, q);
         else if (q->op == OB_LDAP_MODIFY)
                 r = ob_ldap_start_modify(j, q);
+        else if (q->op == OB_LDAP_RESTORE_GROUPS)
+                r = ob_ldap_start_restore(j, q);
         else if (!q->groups_base)
                 r = -EINVAL;
         else if (!(j->groups_base = strdup(q->groups_base)))
                 r = -ENOMEM;
         else {
+                j->has_detail = true;
                 j->group_attrs = q->group_attrs;
                 while (j->attr < OB_LDAP_GROUP_ATTRS &&
                        (!(j->group_attrs & (1u << j->attr)) || !ob_ldap_value(j, j->attr)))

@@ -9,7 +9,15 @@
  *                       Each group is found by a search (the value escaped
  *                       into the filter, RFC 4515) and loses exactly that
  *                       value (a modify deleting one value), so a second run
- *                       finds nothing and changes nothing.
+ *                       finds nothing and changes nothing. What it removed
+ *                       (group DN, attribute, value) goes with its outcome
+ *                       into the state store (ob_response.detail).
+ *   restore_groups      puts back what a remove_from_groups action (from:)
+ *                       recorded for the account in the transition before
+ *                       (a reactivation's): each value added to its group
+ *                       (a modify adding one value; one already there is
+ *                       done); a group gone meanwhile is reported, and the
+ *                       others are restored.
  *   move                moves the entry under new_parent, keeping its RDN.
  *   modify              replaces attributes with rendered values (set:) and
  *                       deletes others (clear:); an empty value is left out,
@@ -57,6 +65,7 @@ enum ob_ldap_operation {
         OB_LDAP_REMOVE_FROM_GROUPS,
         OB_LDAP_MOVE,
         OB_LDAP_MODIFY,
+        OB_LDAP_RESTORE_GROUPS,
 };
 
 /* The membership attributes remove_from_groups knows, as bits. */
@@ -76,10 +85,26 @@ struct ob_ldap_action {
         char *new_parent;              /* move: a DN */
         struct ob_body_tpl set;        /* modify: NAME: template, or NAME: [templates] */
         struct ob_body_tpl clear;      /* modify: a list of names */
+        char *from;                    /* restore_groups: a remove_from_groups action */
         /* Filled by the kind's check_action. */
         enum ob_ldap_operation op;
         unsigned group_attrs; /* OB_LDAP_MEMBER ... */
 };
+
+/* One membership a remove_from_groups step removed, as the state store
+ * keeps it (ob_action_record.detail: {"memberships": [[group DN,
+ * attribute, value], ...], "cut": N}). */
+struct ob_ldap_membership {
+        char *group;
+        size_t attr; /* index of the membership attribute (ob_ldap_group_attr_name) */
+        char *value;
+};
+
+/* A detail's memberships (entries whose attribute is not one of the three,
+ * or that are not three strings, count in *ret_cut with the detail's own
+ * cut). NULL detail: none. 0, -EINVAL (not such JSON) or -ENOMEM. */
+int ob_ldap_memberships_parse(const char *detail, struct ob_ldap_membership **ret, size_t *ret_n, int64_t *ret_cut);
+void ob_ldap_memberships_free(struct ob_ldap_membership *m, size_t n);
 
 /* One attribute that a modify replaces; values NULL-terminated (empty:
  * the attribute is deleted). */
@@ -101,6 +126,13 @@ struct ob_ldap_rendered {
         size_t nset;
         const char **clear; /* modify; borrowed names */
         size_t nclear;
+        /* restore_groups: what from (borrowed name) recorded; records: whose
+         * records they are (from, or the step's own earlier attempt). */
+        const char *from;
+        struct ob_ldap_membership *memberships;
+        size_t nmemberships;
+        int64_t cut; /* removed but not recorded: not restored */
+        bool recorded; /* some record was found (false: nothing recorded to restore) */
 };
 
 /* Execution (ldap_conn.c). */

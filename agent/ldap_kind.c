@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,7 @@ static const struct ob_key_spec ob_ldap_connector_keys[] = {
         {NULL},
 };
 
-static const char *const ob_ldap_operations[] = {"remove_from_groups", "move", "modify", NULL};
+static const char *const ob_ldap_operations[] = {"remove_from_groups", "move", "modify", "restore_groups", NULL};
 
 /* attributes:, set: and clear: are YAML trees (lists, a mapping) read as
  * text templates; the checks below say which shapes each may take. */
@@ -51,6 +52,7 @@ static const struct ob_key_spec ob_ldap_action_keys[] = {
         {.name = "new_parent", .type = OB_KEY_STRING, .offset = A(new_parent)},
         {.name = "set", .type = OB_KEY_BODY, .offset = A(set), .tpl = OB_TPL_TEXT},
         {.name = "clear", .type = OB_KEY_BODY, .offset = A(clear), .tpl = OB_TPL_TEXT},
+        {.name = "from", .type = OB_KEY_STRING, .offset = A(from)},
         {NULL},
 };
 
@@ -171,6 +173,8 @@ static int ob_ldap_check_action(struct ob_config_check *ck, struct ob_action *a)
                 l->op = OB_LDAP_REMOVE_FROM_GROUPS;
         else if (strcmp(l->operation, "move") == 0)
                 l->op = OB_LDAP_MOVE;
+        else if (strcmp(l->operation, "restore_groups") == 0)
+                l->op = OB_LDAP_RESTORE_GROUPS;
         else
                 l->op = OB_LDAP_MODIFY;
         /* Each key belongs to one operation: one given to another is a mistake. */
@@ -180,8 +184,9 @@ static int ob_ldap_check_action(struct ob_config_check *ck, struct ob_action *a)
         } owner[] = {{"attributes", OB_LDAP_REMOVE_FROM_GROUPS},
                      {"new_parent", OB_LDAP_MOVE},
                      {"set", OB_LDAP_MODIFY},
-                     {"clear", OB_LDAP_MODIFY}};
-        const bool given[] = {l->attributes.tree, l->new_parent, l->set.tree, l->clear.tree};
+                     {"clear", OB_LDAP_MODIFY},
+                     {"from", OB_LDAP_RESTORE_GROUPS}};
+        const bool given[] = {l->attributes.tree, l->new_parent, l->set.tree, l->clear.tree, l->from};
         for (size_t i = 0; i < OB_ELEMENTSOF(owner); i++)
                 if (given[i] && owner[i].op != l->op)
                         return ob_config_fail_action(ck, a, owner[i].key, "actions.%s.%s does not apply to %s", a->name,
@@ -195,8 +200,24 @@ static int ob_ldap_check_action(struct ob_config_check *ck, struct ob_action *a)
                         return ob_config_fail_action(ck, a, "new_parent", "actions.%s.new_parent is not a DN", a->name);
                 return 0;
         case OB_LDAP_MODIFY: return ob_ldap_check_modify(ck, a, l);
+        case OB_LDAP_RESTORE_GROUPS:
+                if (!l->from)
+                        return ob_config_fail_action(ck, a, "operation",
+                                                     "actions.%s: restore_groups needs from: (the remove_from_groups "
+                                                     "action whose records it puts back)",
+                                                     a->name);
+                return 0;
         }
         return 0;
+}
+
+/* The action named name, or NULL. */
+static const struct ob_action *ob_ldap_action_named(const struct ob_config *cfg, const char *name)
+{
+        for (size_t i = 0; i < cfg->nactions; i++)
+                if (strcmp(cfg->actions[i].name, name) == 0)
+                        return &cfg->actions[i];
+        return NULL;
 }
 
 /* Whether b is in a's after: list, directly or through others (the lists
@@ -220,6 +241,21 @@ static int ob_ldap_check_uses(struct ob_config_check *ck, const struct ob_config
         l->directory = &cfg->directory;
         if (!l->groups_base && cfg->directory.base && !(l->groups_base = strdup(cfg->directory.base)))
                 return -ENOMEM;
+        /* restore_groups: from names a remove_from_groups action (of any
+         * ldap connector: the records are the account's, not the server's). */
+        for (size_t i = 0; i < cfg->nactions; i++) {
+                const struct ob_action *r = &cfg->actions[i];
+                const struct ob_ldap_action *rl = r->settings;
+                if (r->connector != c || rl->op != OB_LDAP_RESTORE_GROUPS)
+                        continue;
+                const struct ob_action *f = ob_ldap_action_named(cfg, rl->from);
+                if (!f || f->connector->kind != c->kind ||
+                    ((const struct ob_ldap_action *)f->settings)->op != OB_LDAP_REMOVE_FROM_GROUPS)
+                        return ob_config_fail_action(ck, r, "from",
+                                                     "actions.%s.from: '%s' is not a remove_from_groups action of an "
+                                                     "ldap connector",
+                                                     r->name, rl->from);
+        }
         for (size_t i = 0; i < cfg->nactions; i++) {
                 const struct ob_action *m = &cfg->actions[i];
                 if (m->connector != c || ((const struct ob_ldap_action *)m->settings)->op != OB_LDAP_MOVE)
@@ -251,7 +287,93 @@ static void ob_ldap_free_rendered(void *p)
                 ob_strv_free(q->set[i].values);
         free(q->set);
         free(q->clear);
+        ob_ldap_memberships_free(q->memberships, q->nmemberships);
         free(q);
+}
+
+/* ---- recorded memberships ----------------------------------------------------- */
+
+void ob_ldap_memberships_free(struct ob_ldap_membership *m, size_t n)
+{
+        for (size_t i = 0; m && i < n; i++) {
+                free(m[i].group);
+                free(m[i].value);
+        }
+        free(m);
+}
+
+int ob_ldap_memberships_parse(const char *detail, struct ob_ldap_membership **ret, size_t *ret_n, int64_t *ret_cut)
+{
+        struct ob_ldap_membership *m = NULL;
+        size_t n = 0;
+        int64_t cut = 0;
+        int r = 0;
+        json_t *root = NULL;
+        if (detail) {
+                root = json_loads(detail, JSON_REJECT_DUPLICATES, NULL);
+                json_t *list = root ? json_object_get(root, "memberships") : NULL;
+                json_t *c = root ? json_object_get(root, "cut") : NULL;
+                if (!json_is_object(root) || !json_is_array(list) || (c && !json_is_integer(c))) {
+                        json_decref(root);
+                        return -EINVAL;
+                }
+                cut = c && json_integer_value(c) > 0 ? json_integer_value(c) : 0;
+                size_t len = json_array_size(list);
+                if (len && !(m = calloc(len, sizeof(*m))))
+                        r = -ENOMEM;
+                for (size_t i = 0; r == 0 && i < len; i++) {
+                        json_t *e = json_array_get(list, i);
+                        const char *g = json_string_value(json_array_get(e, 0));
+                        const char *a = json_string_value(json_array_get(e, 1));
+                        const char *v = json_string_value(json_array_get(e, 2));
+                        size_t k = 0;
+                        while (a && k < OB_LDAP_GROUP_ATTRS && !ob_streq_ci(a, ob_ldap_group_attrs[k]))
+                                k++;
+                        if (!json_is_array(e) || json_array_size(e) != 3 || !g || !*g || !v || !*v ||
+                            k == OB_LDAP_GROUP_ATTRS) {
+                                cut++;
+                                continue;
+                        }
+                        m[n].attr = k;
+                        if (!(m[n].group = strdup(g)) || !(m[n].value = strdup(v))) {
+                                n++;
+                                r = -ENOMEM;
+                                break;
+                        }
+                        n++;
+                }
+        }
+        json_decref(root);
+        if (r < 0) {
+                ob_ldap_memberships_free(m, n);
+                return r;
+        }
+        *ret = m;
+        *ret_n = n;
+        *ret_cut = cut;
+        return 0;
+}
+
+/* restore_groups: the records of the step's own earlier attempt in this
+ * transition (it keeps the list it was given), or else those from: left in
+ * the transition before. */
+static int ob_ldap_render_restore(const struct ob_action *a, const struct ob_ldap_action *la, ob_tpl_lookup_fn lookup,
+                                  void *ud, struct ob_step *s, struct ob_ldap_rendered *q)
+{
+        q->from = la->from;
+        const char *names[] = {a->name, la->from};
+        const char *detail = NULL;
+        for (size_t i = 0; i < 2 && !detail; i++) {
+                _cleanup_free_ char *key = NULL;
+                if (asprintf(&key, "recorded.%s.detail", names[i]) < 0)
+                        return -ENOMEM;
+                detail = lookup(key, ud);
+        }
+        q->recorded = detail != NULL;
+        int r = ob_ldap_memberships_parse(detail, &q->memberships, &q->nmemberships, &q->cut);
+        if (r == -EINVAL)
+                return ob_step_render_error(s, "the memberships recorded by %s cannot be read", la->from);
+        return r;
 }
 
 /* Where the first RDN of an RFC 4514 DN ends (its ',' or the end). For
@@ -351,8 +473,15 @@ static int ob_ldap_render(const struct ob_action *a, ob_tpl_lookup_fn lookup, vo
                 }
                 return 0;
         case OB_LDAP_MODIFY: return ob_ldap_render_set(la, lookup, ud, q);
+        case OB_LDAP_RESTORE_GROUPS: return ob_ldap_render_restore(a, la, lookup, ud, s, q);
         }
         return 0;
+}
+
+static bool ob_ldap_restores(const struct ob_action *a, const struct ob_action *undone)
+{
+        const struct ob_ldap_action *la = a->settings;
+        return la->op == OB_LDAP_RESTORE_GROUPS && la->from && strcmp(la->from, undone->name) == 0;
 }
 
 /* ---- reports ---------------------------------------------------------------- */
@@ -363,6 +492,7 @@ static const char *ob_ldap_op_name(enum ob_ldap_operation op)
         case OB_LDAP_REMOVE_FROM_GROUPS: return "remove_from_groups";
         case OB_LDAP_MOVE: return "move";
         case OB_LDAP_MODIFY: return "modify";
+        case OB_LDAP_RESTORE_GROUPS: return "restore_groups";
         }
         return "?";
 }
@@ -409,6 +539,19 @@ static void ob_ldap_describe_text(const struct ob_step *s, FILE *f)
                 }
                 for (size_t i = 0; i < q->nclear; i++)
                         ob_report_printf(f, "       clear %s\n", q->clear[i]);
+                break;
+        case OB_LDAP_RESTORE_GROUPS:
+                if (!q->recorded) {
+                        ob_report_printf(f, "       memberships to restore: none recorded by %s\n", q->from);
+                        break;
+                }
+                ob_report_printf(f, "       memberships to restore: %zu (recorded by %s)\n", q->nmemberships, q->from);
+                for (size_t i = 0; i < q->nmemberships; i++)
+                        ob_report_printf(f, "       %s: %s in %s\n", ob_ldap_group_attrs[q->memberships[i].attr],
+                                         q->memberships[i].value, q->memberships[i].group);
+                if (q->cut > 0)
+                        ob_report_printf(f, "       not recorded (the list was cut), not restored: %lld\n",
+                                         (long long)q->cut);
                 break;
         }
 }
@@ -458,6 +601,21 @@ static void ob_ldap_describe_json(const struct ob_step *s, struct ob_report_json
                         ob_report_json_list_item(j, q->clear[i]);
                 ob_report_json_list_end(j);
                 break;
+        case OB_LDAP_RESTORE_GROUPS:
+                ob_report_json_string(j, "from", q->from);
+                /* "attribute: value in group" for each membership put back */
+                ob_report_json_list_begin(j, "restore");
+                for (size_t i = 0; i < q->nmemberships; i++) {
+                        ob_buf_reset(&b);
+                        if (ob_buf_printf(&b, "%s: %s in %s", ob_ldap_group_attrs[q->memberships[i].attr],
+                                          q->memberships[i].value, q->memberships[i].group) == 0)
+                                ob_report_json_list_item(j, b.data);
+                }
+                ob_report_json_list_end(j);
+                ob_buf_reset(&b);
+                if (ob_buf_printf(&b, "%lld", (long long)q->cut) == 0)
+                        ob_report_json_string(j, "not_recorded", b.data);
+                break;
         }
 }
 
@@ -475,6 +633,7 @@ const struct ob_connector_kind ob_ldap_kind = {
         .headline_text = ob_ldap_headline_text,
         .describe_text = ob_ldap_describe_text,
         .describe_json = ob_ldap_describe_json,
+        .restores = ob_ldap_restores,
         .new = ob_ldap_new,
         .start = ob_ldap_start,
         .free = ob_ldap_free,

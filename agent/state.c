@@ -35,7 +35,15 @@
 
 #define OB_STATE_APPLICATION_ID 0x6f666662 /* 'offb' */
 #define OB_STATE_FORMAT "offboard-state"
-#define OB_STATE_VERSION 3 /* 2: actions.not_before and actions.parked; 3: actions.due */
+#define OB_STATE_VERSION 4 /* 2: actions.not_before and actions.parked; 3: actions.due; 4: memberships */
+/* Memberships kept per (account, generation, action): a step's records are
+ * read whole by every plan of the account, so they stay small; 256 rows of
+ * a group DN, an attribute name and a value, each at most
+ * OB_STATE_MEMBERSHIP_FIELD_MAX bytes, are under 1 MiB, and a leaver in more
+ * groups is rare. Beyond it (or a longer field), the rows are not kept and
+ * actions.memberships_cut counts them: the list says it was cut. */
+#define OB_STATE_MEMBERSHIPS_MAX 256
+#define OB_STATE_MEMBERSHIP_FIELD_MAX 1024
 /* Error excerpts kept per action, in bytes (cut on a UTF-8 boundary). */
 #define OB_STATE_ERROR_MAX 1024
 #define OB_STATE_MSG_MAX (PATH_MAX + 768)
@@ -66,6 +74,11 @@ enum {
         ST_HAS_STATUS,
         ST_DELETED_USERNAME,
         ST_ID_OF,
+        ST_MEMBERSHIPS_COUNT,
+        ST_MEMBERSHIPS_OFFER,
+        ST_MEMBERSHIPS_ADD,
+        ST_MEMBERSHIPS_MARK,
+        ST_MEMBERSHIPS_CARRY,
         _ST_MAX,
 };
 
@@ -88,8 +101,14 @@ static const char *const state_sql[_ST_MAX] = {
          * order, so this ORDER BY costs no sort. */
         [ST_INDEX] = "SELECT id, digest, status, pending_to, writeback_owed FROM accounts ORDER BY id",
         [ST_INDEX_ONE] = "SELECT id, digest, status, pending_to, writeback_owed FROM accounts WHERE id = ?1",
+        /* The memberships a record stands for (memberships_in: the
+         * generation whose rows they are), as JSON: ldap_conn.h's detail. */
         [ST_ACTIONS] = "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, "
-                       "not_before, parked, due FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action",
+                       "not_before, parked, due, CASE WHEN x.memberships_in IS NOT NULL THEN json_object("
+                       "'memberships', json(COALESCE((SELECT json_group_array(json_array(m.group_dn, m.attribute, "
+                       "m.value)) FROM memberships AS m WHERE m.account_id = x.account_id AND m.generation = "
+                       "x.memberships_in AND m.action = x.action), '[]')), 'cut', x.memberships_cut) END "
+                       "FROM actions AS x WHERE account_id = ?1 AND generation = ?2 ORDER BY action",
         /* A new intent keeps http_status and error: they describe the last
          * attempt that came back, which `offboard status` still wants to show
          * while the next one is in flight. */
@@ -107,6 +126,38 @@ static const char *const state_sql[_ST_MAX] = {
                        "ON CONFLICT(account_id, generation, action) DO UPDATE SET "
                        "outcome = excluded.outcome, http_status = excluded.http_status, "
                        "error = excluded.error, updated = excluded.updated",
+        /* A step's memberships (ob_state_action_outcome_detail): rows added
+         * to those of earlier attempts (a removal that failed half-way, then
+         * finished, recorded all it removed), up to the cap. */
+        [ST_MEMBERSHIPS_COUNT] = "SELECT count(*) FROM memberships WHERE account_id = ?1 AND generation = ?2 "
+                                 "AND action = ?3",
+        /* How many the detail offers, how many it says it left out, and how
+         * many of those offered do not fit (not text, or longer than ?2). */
+        [ST_MEMBERSHIPS_OFFER] = "SELECT json_array_length(?1, '$.memberships'), COALESCE(json_extract(?1, "
+                                 "'$.cut'), 0), (SELECT count(*) FROM json_each(?1, '$.memberships') WHERE NOT ("
+                                 "typeof(json_extract(value, '$[0]')) = 'text' AND typeof(json_extract(value, "
+                                 "'$[1]')) = 'text' AND typeof(json_extract(value, '$[2]')) = 'text' AND length("
+                                 "CAST(json_extract(value, '$[0]') AS BLOB)) <= ?2 AND length(CAST(json_extract("
+                                 "value, '$[1]') AS BLOB)) <= ?2 AND length(CAST(json_extract(value, '$[2]') AS "
+                                 "BLOB)) <= ?2))",
+        [ST_MEMBERSHIPS_ADD] = "INSERT OR IGNORE INTO memberships(account_id, generation, action, group_dn, "
+                               "attribute, value) SELECT ?1, ?2, ?3, g, a, v FROM (SELECT json_extract(value, "
+                               "'$[0]') AS g, json_extract(value, '$[1]') AS a, json_extract(value, '$[2]') AS v "
+                               "FROM json_each(?4, '$.memberships')) WHERE typeof(g) = 'text' AND typeof(a) = "
+                               "'text' AND typeof(v) = 'text' AND length(CAST(g AS BLOB)) <= ?6 AND "
+                               "length(CAST(a AS BLOB)) <= ?6 AND length(CAST(v AS BLOB)) <= ?6 LIMIT ?5",
+        [ST_MEMBERSHIPS_MARK] = "UPDATE actions SET memberships_in = ?2, memberships_cut = memberships_cut + ?4 "
+                                "WHERE account_id = ?1 AND generation = ?2 AND action = ?3",
+        /* A step done by an earlier transition is recorded done in the
+         * next one without a detail (reconcile.c: carried): it stands for
+         * the memberships its last record stood for. A step that removed
+         * memberships always comes with its detail, and then says so. */
+        [ST_MEMBERSHIPS_CARRY] = "UPDATE actions SET memberships_in = (SELECT p.memberships_in FROM actions AS p "
+                                 "WHERE p.account_id = ?1 AND p.action = ?3 AND p.generation < ?2 "
+                                 "ORDER BY p.generation DESC LIMIT 1), memberships_cut = COALESCE((SELECT "
+                                 "p.memberships_cut FROM actions AS p WHERE p.account_id = ?1 AND p.action = ?3 "
+                                 "AND p.generation < ?2 ORDER BY p.generation DESC LIMIT 1), 0) "
+                                 "WHERE account_id = ?1 AND generation = ?2 AND action = ?3 AND memberships_in IS NULL",
         [ST_BEGIN] = "BEGIN IMMEDIATE",
         [ST_COMMIT] = "COMMIT",
         [ST_ROLLBACK] = "ROLLBACK",
@@ -135,12 +186,16 @@ static const char *const state_sql[_ST_MAX] = {
 /* A version 1 store opened read-only cannot be upgraded: the same reads,
  * with the columns version 2 added as constants. */
 static const char state_actions_v1[] =
-        "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, 0, 0, 0 "
+        "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, 0, 0, 0, NULL "
         "FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action";
 /* And a version 2 store opened read-only, without version 3's due. */
 static const char state_actions_v2[] =
-        "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, not_before, parked, 0 "
+        "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, not_before, parked, 0, NULL "
         "FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action";
+/* And a version 3 store opened read-only: no memberships yet. */
+static const char state_actions_v3[] =
+        "SELECT action, outcome, attempts, http_status, error, idempotency_key, updated, not_before, parked, due, "
+        "NULL FROM actions WHERE account_id = ?1 AND generation = ?2 ORDER BY action";
 
 static const char state_upgrade_v2[] = "BEGIN IMMEDIATE;"
                                        "ALTER TABLE actions ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;"
@@ -167,6 +222,31 @@ static const char state_upgrade_v2[] = "BEGIN IMMEDIATE;"
         "x.error, x.idempotency_key, " STATE_TIME("x.updated") " AS updated, " STATE_TIME("x.not_before")         \
         " AS not_before, x.parked != 0 AS parked, " STATE_TIME("x.due") " AS due "                                \
         "FROM actions AS x LEFT JOIN accounts AS a ON a.id = x.account_id;"
+#define STATE_VIEWS_V4                                                                                              \
+        "CREATE VIEW IF NOT EXISTS memberships_named AS SELECT a.username, m.account_id, m.generation, m.action, "  \
+        "m.group_dn, m.attribute, m.value FROM memberships AS m LEFT JOIN accounts AS a ON a.id = m.account_id;"
+
+/* Version 4: the memberships a step removed (remove_from_groups) or is to
+ * put back (restore_groups), one row each; actions.memberships_in says which
+ * generation's rows a record stands for (its own, or, carried, an earlier
+ * one), memberships_cut how many were not kept (beyond the cap). */
+#define STATE_MEMBERSHIPS_TABLE                                                                                     \
+        "CREATE TABLE memberships("                                                                                \
+        " account_id TEXT NOT NULL,"                                                                               \
+        " generation INTEGER NOT NULL,"                                                                            \
+        " action TEXT NOT NULL,"                                                                                   \
+        " group_dn TEXT NOT NULL,"                                                                                 \
+        " attribute TEXT NOT NULL,"                                                                                \
+        " value TEXT NOT NULL,"                                                                                    \
+        " PRIMARY KEY(account_id, generation, action, group_dn, attribute, value)) WITHOUT ROWID;"
+static const char state_upgrade_v4[] = "BEGIN IMMEDIATE;"
+                                       "ALTER TABLE actions ADD COLUMN memberships_in INTEGER;"
+                                       "ALTER TABLE actions ADD COLUMN memberships_cut INTEGER NOT NULL DEFAULT 0;"
+                                       STATE_MEMBERSHIPS_TABLE
+                                       STATE_VIEWS_V4
+                                       "UPDATE meta SET value = '4' WHERE key = 'version';"
+                                       "PRAGMA user_version = 4;"
+                                       "COMMIT;";
 
 static const char state_upgrade_v3[] = "BEGIN IMMEDIATE;"
                                        "ALTER TABLE actions ADD COLUMN due INTEGER NOT NULL DEFAULT 0;"
@@ -179,9 +259,9 @@ static const char state_upgrade_v3[] = "BEGIN IMMEDIATE;"
 static const char state_schema[] =
         "BEGIN;"
         "PRAGMA application_id = 1868981858;" /* 0x6f666662 */
-        "PRAGMA user_version = 3;"
+        "PRAGMA user_version = 4;"
         "CREATE TABLE meta(key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);"
-        "INSERT INTO meta(key, value) VALUES('format', 'offboard-state'), ('version', '3');"
+        "INSERT INTO meta(key, value) VALUES('format', 'offboard-state'), ('version', '4');"
         "CREATE TABLE accounts("
         " id TEXT PRIMARY KEY NOT NULL,"
         " dn TEXT,"
@@ -212,10 +292,14 @@ static const char state_schema[] =
         " not_before INTEGER NOT NULL DEFAULT 0,"
         " parked INTEGER NOT NULL DEFAULT 0,"
         " due INTEGER NOT NULL DEFAULT 0,"
+        " memberships_in INTEGER,"
+        " memberships_cut INTEGER NOT NULL DEFAULT 0,"
         " PRIMARY KEY(account_id, generation, action)) WITHOUT ROWID;"
+        STATE_MEMBERSHIPS_TABLE
         /* A username a deleted account had, found when a new entry shows it. */
         "CREATE INDEX IF NOT EXISTS accounts_username ON accounts(username COLLATE NOCASE);"
         STATE_VIEWS
+        STATE_VIEWS_V4
         "COMMIT;";
 
 struct ob_state {
@@ -720,10 +804,20 @@ int ob_state_open(const char *path, bool readonly, struct ob_state **ret)
                 }
                 s->version = 3;
         }
+        if (!readonly && s->version < 4) {
+                r = state_exec(s, state_upgrade_v4, "upgrading it to format version 4");
+                if (r < 0) {
+                        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                        goto fail;
+                }
+                s->version = 4;
+        }
         for (size_t i = 0; i < _ST_MAX; i++) {
                 const char *sql = state_sql[i];
-                if (s->version < 3 && i == ST_ACTIONS)
-                        sql = s->version < 2 ? state_actions_v1 : state_actions_v2;
+                if (s->version < 4 && i == ST_ACTIONS)
+                        sql = s->version < 2 ? state_actions_v1 : s->version < 3 ? state_actions_v2 : state_actions_v3;
+                else if (s->version < 4 && i >= ST_MEMBERSHIPS_COUNT && i <= ST_MEMBERSHIPS_CARRY)
+                        continue; /* read-only: never written */
                 else if (s->version < 3 && i == ST_DUE)
                         continue; /* read-only: never written */
                 else if (s->version < 2 && (i == ST_DEFER || i == ST_INTENT))
@@ -1109,6 +1203,7 @@ void ob_action_record_clear(struct ob_action_record *a)
         free(a->action);
         free(a->error);
         free(a->idempotency_key);
+        free(a->detail);
         *a = (struct ob_action_record){0};
 }
 
@@ -1154,6 +1249,8 @@ int ob_state_actions(struct ob_state *s, const char *id, int64_t generation, str
                 r = col_strdup(st, 0, &a->action);
                 if (r >= 0)
                         r = col_strdup(st, 4, &a->error);
+                if (r >= 0)
+                        r = col_strdup(st, 10, &a->detail);
                 if (r >= 0)
                         r = col_strdup(st, 5, &a->idempotency_key);
                 if (r < 0)
@@ -1229,6 +1326,84 @@ static size_t utf8_prefix(const char *s, size_t max)
 int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generation, const char *action,
                             enum ob_outcome outcome, long http_status, const char *error, int64_t now)
 {
+        return ob_state_action_outcome_detail(s, id, generation, action, outcome, http_status, error, NULL, now);
+}
+
+/* The step's memberships (detail, JSON), added to those of its earlier
+ * attempts up to the cap; without a detail, a step recorded done stands for
+ * what its last record stood for (a carried step). */
+static int state_memberships(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                             enum ob_outcome outcome, const char *detail)
+{
+        if (s->version < 4)
+                return 0;
+        if (!detail) {
+                if (outcome != OB_OUTCOME_DONE)
+                        return 0;
+                _cleanup_reset_ sqlite3_stmt *st = s->st[ST_MEMBERSHIPS_CARRY];
+                sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, generation);
+                sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+                int rc = sqlite3_step(st);
+                return rc == SQLITE_DONE ? 0 : state_fail(s, rc, "recording an outcome");
+        }
+        if (strlen(detail) > OB_STATE_DETAIL_MAX)
+                return -EINVAL;
+        int64_t have = 0, offered = 0, unfit = 0, cut = 0;
+        {
+                _cleanup_reset_ sqlite3_stmt *st = s->st[ST_MEMBERSHIPS_COUNT];
+                sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, generation);
+                sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+                int rc = sqlite3_step(st);
+                if (rc != SQLITE_ROW)
+                        return state_fail(s, rc, "recording memberships");
+                have = sqlite3_column_int64(st, 0);
+        }
+        /* What the detail offers and says it left out, read by SQLite's own
+         * JSON functions (a detail that is not JSON is an error). */
+        {
+                _cleanup_reset_ sqlite3_stmt *st = s->st[ST_MEMBERSHIPS_OFFER];
+                sqlite3_bind_text(st, 1, detail, -1, SQLITE_STATIC);
+                sqlite3_bind_int(st, 2, OB_STATE_MEMBERSHIP_FIELD_MAX);
+                int rc = sqlite3_step(st);
+                if (rc != SQLITE_ROW)
+                        return state_fail(s, rc, "recording memberships (is the detail JSON?)");
+                offered = sqlite3_column_int64(st, 0);
+                cut = sqlite3_column_int64(st, 1);
+                unfit = sqlite3_column_int64(st, 2);
+        }
+        int64_t room = have < OB_STATE_MEMBERSHIPS_MAX ? OB_STATE_MEMBERSHIPS_MAX - have : 0;
+        {
+                _cleanup_reset_ sqlite3_stmt *st = s->st[ST_MEMBERSHIPS_ADD];
+                sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 2, generation);
+                sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+                sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
+                sqlite3_bind_int64(st, 5, room);
+                sqlite3_bind_int(st, 6, OB_STATE_MEMBERSHIP_FIELD_MAX);
+                int rc = sqlite3_step(st);
+                if (rc != SQLITE_DONE)
+                        return state_fail(s, rc, "recording memberships");
+        }
+        /* Not kept: a row that does not fit, and fit ones beyond the room
+         * left (a duplicate of an earlier attempt's row there counts too:
+         * the cut is at least this). */
+        int64_t fit = offered - unfit;
+        int64_t dropped = unfit + (fit > room ? fit - room : 0);
+        _cleanup_reset_ sqlite3_stmt *st = s->st[ST_MEMBERSHIPS_MARK];
+        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, generation);
+        sqlite3_bind_text(st, 3, action, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (cut > 0 ? cut : 0) + dropped);
+        int rc = sqlite3_step(st);
+        return rc == SQLITE_DONE ? 0 : state_fail(s, rc, "recording memberships");
+}
+
+int ob_state_action_outcome_detail(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                                   enum ob_outcome outcome, long http_status, const char *error, const char *detail,
+                                   int64_t now)
+{
         int r = state_action_check(s, id, action, "record an outcome");
         if (r < 0)
                 return r;
@@ -1248,7 +1423,7 @@ int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generati
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return state_fail(s, rc, "recording an outcome");
-        return 0;
+        return state_memberships(s, id, generation, action, outcome, detail);
 }
 
 int ob_state_action_defer(struct ob_state *s, const char *id, int64_t generation, const char *action,

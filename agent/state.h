@@ -131,6 +131,13 @@ struct ob_action_record {
         int64_t not_before; /* not to be tried before (seconds since 1970; 0: any time) */
         bool parked;        /* failed for good (attempts or age): waits for `offboard retry` */
         int64_t due;        /* a stage (actions.X.grace): not before this, whatever happens (0: none) */
+        /* The memberships the step removed (remove_from_groups) or is to put
+         * back (restore_groups), as JSON: {"memberships": [[group DN,
+         * attribute, value], ...], "cut": N}, N the number not kept (beyond
+         * the store's cap); NULL when the step recorded none. A step
+         * recorded done by a later transition without doing it again
+         * (carried) shows those of its last record. */
+        char *detail;
 };
 
 void ob_action_record_clear(struct ob_action_record *a);
@@ -170,6 +177,18 @@ int ob_state_deleted_username(struct ob_state *s, const char *username, const ch
 /* Records the outcome (durable as intents are). error may be NULL. */
 int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generation, const char *action,
                             enum ob_outcome outcome, long http_status, const char *error, int64_t now);
+
+/* The longest detail an outcome takes (bytes); a longer one is -EINVAL. */
+#define OB_STATE_DETAIL_MAX 65536
+/* The same, with the memberships the attempt removed or is to put back
+ * (detail: the JSON of ob_action_record.detail, or NULL). They are added to
+ * those of the step's earlier attempts in this generation, 256 at most per
+ * step (each field at most 1 KiB): the rest are counted in "cut". A detail
+ * that is not JSON fails (-OB_ESTATE). Without a detail, a step recorded
+ * done stands for what its record in the generation before stood for. */
+int ob_state_action_outcome_detail(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                                   enum ob_outcome outcome, long http_status, const char *error, const char *detail,
+                                   int64_t now);
 
 /* ---- what needs a human: `offboard status` and `offboard retry` ---- */
 

@@ -21,16 +21,23 @@ int ob_write_batch_add(struct ob_write_batch *b, const struct ob_write *w)
                 b->cap = cap;
         }
         struct ob_write c = *w;
+        c.detail = NULL;
         if (w->error && !(c.error = strdup(w->error)))
                 return -ENOMEM;
+        if (w->detail && !(c.detail = strdup(w->detail))) {
+                free(c.error);
+                return -ENOMEM;
+        }
         b->w[b->n++] = c;
         return 0;
 }
 
 void ob_write_batch_clear(struct ob_write_batch *b)
 {
-        for (size_t i = 0; i < b->n; i++)
+        for (size_t i = 0; i < b->n; i++) {
                 free(b->w[i].error);
+                free(b->w[i].detail);
+        }
         b->n = 0;
 }
 
@@ -53,8 +60,9 @@ int ob_write_batch_apply(struct ob_state *s, const struct ob_write_batch *b)
                         k = ob_state_action_intent(s, w->id, w->generation, w->action, w->key, w->at);
                         break;
                 case OB_WRITE_OUTCOME:
-                        k = ob_state_action_outcome(s, w->id, w->generation, w->action, (enum ob_outcome)w->outcome,
-                                                    w->http_status, w->error, w->at);
+                        k = ob_state_action_outcome_detail(s, w->id, w->generation, w->action,
+                                                           (enum ob_outcome)w->outcome, w->http_status, w->error,
+                                                           w->detail, w->at);
                         break;
                 case OB_WRITE_DEFER:
                         k = ob_state_action_defer(s, w->id, w->generation, w->action, w->not_before, w->parked);

@@ -22,7 +22,7 @@
 enum ob_write_op { OB_WRITE_INTENT, OB_WRITE_OUTCOME, OB_WRITE_DEFER };
 
 /* One record. id, action and key are borrowed (they must outlive the batch);
- * error is owned by the batch. */
+ * error and detail are owned by the batch. */
 struct ob_write {
         enum ob_write_op op;
         const char *id;
@@ -32,6 +32,7 @@ struct ob_write {
         int outcome;       /* outcome: enum ob_outcome */
         long http_status;  /* outcome */
         char *error;       /* outcome, or NULL */
+        char *detail;      /* outcome, or NULL (ob_response.detail) */
         int64_t at;        /* intent, outcome: when */
         int64_t not_before; /* defer */
         bool parked;       /* defer */
@@ -42,7 +43,7 @@ struct ob_write_batch {
         size_t n, cap;
 };
 
-/* Appends a copy of w (error duplicated). 0 or -ENOMEM. */
+/* Appends a copy of w (error and detail duplicated). 0 or -ENOMEM. */
 int ob_write_batch_add(struct ob_write_batch *b, const struct ob_write *w);
 void ob_write_batch_clear(struct ob_write_batch *b); /* empty, capacity kept */
 void ob_write_batch_free(struct ob_write_batch *b);

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,7 @@ Test(ldap_connector, leavers_leave_every_group_are_marked_and_moved_once)
 struct outcome {
         int calls;
         struct ob_response resp;
+        char detail[OB_STATE_DETAIL_MAX + 1]; /* resp.detail, which dies with the call */
 };
 
 static void on_done(const struct ob_response *resp, void *ud)
@@ -270,9 +272,11 @@ static void on_done(const struct ob_response *resp, void *ud)
         struct outcome *o = ud;
         o->calls++;
         o->resp = *resp;
+        snprintf(o->detail, sizeof(o->detail), "%s", resp->detail ? resp->detail : "");
+        o->resp.detail = resp->detail ? o->detail : NULL;
 }
 
-static struct outcome run_step(const struct ob_config *cfg, const char *action, struct ob_ldap_rendered *q)
+static struct outcome *run_step_p(const struct ob_config *cfg, const char *action, struct ob_ldap_rendered *q)
 {
         const struct ob_action *a = NULL;
         for (size_t i = 0; i < cfg->nactions; i++)
@@ -284,13 +288,21 @@ static struct outcome run_step(const struct ob_config *cfg, const char *action, 
         void *c = NULL;
         cr_assert_eq(ob_connector_new(loop, a->connector, &c), 0);
         struct ob_step s = {.action = a, .state = OB_STEP_OWED, .rendered = q};
-        struct outcome o = {0};
+        static struct outcome o;
+        memset(&o, 0, sizeof(o));
         cr_assert_eq(ob_connector_start(a->connector, c, &s, on_done, &o), 0);
         cr_assert_eq(o.calls, 0, "the outcome came inside start");
         cr_assert_eq(ob_loop_run(loop), 0);
         cr_assert_eq(o.calls, 1);
         ob_connector_free(a->connector, c);
         ob_loop_free(loop);
+        return &o;
+}
+
+/* The response by value (its detail in the static outcome, valid until the next step). */
+static struct outcome run_step(const struct ob_config *cfg, const char *action, struct ob_ldap_rendered *q)
+{
+        struct outcome o = *run_step_p(cfg, action, q);
         return o;
 }
 
@@ -355,6 +367,292 @@ Test(ldap_connector, the_outcome_says_what_was_removed_and_a_second_run_removes_
         cr_assert_eq(o.resp.result, -OB_EDIRECTORY);
         cr_assert(strstr(o.resp.error, "neither there nor at uid=lc-nobody," DISABLED), "%s", o.resp.error);
         cr_assert(!o.resp.transport, "a missing entry is not worth a retry");
+        ob_config_free(cfg);
+}
+
+/* ---- recorded memberships, and restoring them ---- */
+
+/* Deactivation removes from groups (leave-groups); reactivation puts back
+ * what it recorded (regain-groups, restore_groups from leave-groups). */
+static void write_restore_config(const char *filter)
+{
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        FILE *f = fopen(cfgpath, "w");
+        cr_assert_not_null(f);
+        fprintf(f,
+                "directory:\n"
+                "  uri: %s\n"
+                "  starttls: true\n"
+                "  ca_file: %s\n"
+                "  bind_dn: %s\n"
+                "  bind_password_file: %s\n"
+                "  base: " PEOPLE "\n"
+                "  filter: \"%s\"\n"
+                "  timeout: 10s\n"
+                "writeback:\n"
+                "  object_class: offboardAccount\n"
+                "  assertion_attribute: entryCSN\n"
+                "state:\n"
+                "  path: %s/state.db\n"
+                "safety:\n"
+                "  max_accounts: 0\n"
+                "  max_percent: 0\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  dir:\n"
+                "    type: ldap\n"
+                "    bind_dn: %s\n"
+                "    bind_password_file: %s\n"
+                "    groups_base: " GROUPS "\n"
+                "    timeout: 10s\n"
+                "    retry: {attempts: 1}\n"
+                "actions:\n"
+                "  leave-groups:\n"
+                "    connector: dir\n"
+                "    operation: remove_from_groups\n"
+                "  regain-groups:\n"
+                "    connector: dir\n"
+                "    operation: restore_groups\n"
+                "    from: leave-groups\n"
+                "transitions:\n"
+                "  deactivate:\n"
+                "    to: [inactive, ended, deleted]\n"
+                "    actions: [leave-groups]\n"
+                "  reactivate:\n"
+                "    from: [locked, inactive, ended]\n"
+                "    to: [active]\n"
+                "    actions: [regain-groups]\n",
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, filter, dir, srv.admin_dn,
+                srv.admin_pw_file);
+        fclose(f);
+}
+
+/* The rows of memberships_named for action, "attribute value group" each,
+ * in order, read with SQLite as an administrator would. */
+static char *recorded_rows(const char *action)
+{
+        char path[400], *out = NULL;
+        size_t len = 0;
+        snprintf(path, sizeof(path), "%s/state.db", dir);
+        sqlite3 *db = NULL;
+        cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        sqlite3_stmt *st = NULL;
+        cr_assert_eq(sqlite3_prepare_v2(db,
+                                        "SELECT attribute, value, group_dn FROM memberships_named WHERE action = ?1 "
+                                        "ORDER BY group_dn, attribute",
+                                        -1, &st, NULL),
+                     SQLITE_OK, "%s", sqlite3_errmsg(db));
+        sqlite3_bind_text(st, 1, action, -1, SQLITE_STATIC);
+        FILE *f = open_memstream(&out, &len);
+        while (sqlite3_step(st) == SQLITE_ROW)
+                fprintf(f, "%s %s %s\n", sqlite3_column_text(st, 0), sqlite3_column_text(st, 1),
+                        sqlite3_column_text(st, 2));
+        fclose(f);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return out;
+}
+
+Test(ldap_connector, reactivation_restores_exactly_the_memberships_the_removal_recorded)
+{
+        cr_assert_eq(ob_test_ldapmodify(
+                             &srv,
+                             "dn: uid=rs-rita," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\n"
+                             "cn: Rita\nsn: Rita\nuid: rs-rita\n\n"
+                             "dn: cn=rs-names," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                             "cn: rs-names\nmember: uid=rs-rita," PEOPLE "\nmember: uid=lc-keep," PEOPLE "\n\n"
+                             "dn: cn=rs-posix," GROUPS "\nchangetype: add\nobjectClass: posixGroup\n"
+                             "cn: rs-posix\ngidNumber: 7001\nmemberUid: rs-rita\nmemberUid: lc-keep\n\n"
+                             "dn: cn=rs-byhand," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                             "cn: rs-byhand\nmember: uid=rs-rita," PEOPLE "\nmember: uid=lc-keep," PEOPLE "\n\n"
+                             "dn: cn=rs-never," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                             "cn: rs-never\nmember: uid=lc-keep," PEOPLE "\n"),
+                     0);
+        write_restore_config("(uid=rs-rita)");
+        char *out, *err;
+        /* First sighting, active: nothing to do. */
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+        /* An administrator takes her out of one group by hand, then she leaves. */
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: cn=rs-byhand," GROUPS "\nchangetype: modify\ndelete: member\n"
+                                              "member: uid=rs-rita," PEOPLE "\n\n"
+                                              "dn: uid=rs-rita," PEOPLE "\nchangetype: modify\n"
+                                              "replace: employeeType\nemployeeType: Inactive\n"),
+                     0);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_eq(ob_test_count(err, "event=ldap_group_removed"), 2, "%s", err);
+        free(out);
+        free(err);
+        /* The store says what was removed, by name, after the process is gone. */
+        char *rows = recorded_rows("leave-groups");
+        cr_assert_str_eq(rows, "member uid=rs-rita," PEOPLE " cn=rs-names," GROUPS "\n"
+                               "memberUid rs-rita cn=rs-posix," GROUPS "\n");
+        free(rows);
+
+        /* She comes back: the plan (another process) shows what will be put back,
+         * and lists no lost memberships. */
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=rs-rita," PEOPLE "\nchangetype: modify\n"
+                                              "delete: employeeType\n"),
+                     0);
+        rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "LDAP restore_groups uid=rs-rita," PEOPLE), "%s", out);
+        cr_assert(strstr(out, "memberships to restore: 2 (recorded by leave-groups)"), "%s", out);
+        cr_assert(strstr(out, "member: uid=rs-rita," PEOPLE " in cn=rs-names," GROUPS), "%s", out);
+        cr_assert(strstr(out, "memberUid: rs-rita in cn=rs-posix," GROUPS), "%s", out);
+        cr_assert_null(strstr(out, "not restored"), "%s", out);
+        free(out);
+        free(err);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_eq(ob_test_count(err, "event=ldap_group_restored"), 2, "%s", err);
+        free(out);
+        free(err);
+        char *g = search(GROUPS, "(cn=rs-names)", "member");
+        cr_assert(strstr(g, "member: uid=rs-rita," PEOPLE), "%s", g);
+        free(g);
+        g = search(GROUPS, "(cn=rs-posix)", "memberUid");
+        cr_assert(strstr(g, "memberUid: rs-rita"), "%s", g);
+        free(g);
+        /* Not what an administrator removed before offboard ran, nor a group
+         * she was never in. */
+        g = search(GROUPS, "(cn=rs-byhand)", "member");
+        cr_assert_null(strstr(g, "rs-rita"), "%s", g);
+        free(g);
+        g = search(GROUPS, "(cn=rs-never)", "member");
+        cr_assert_null(strstr(g, "rs-rita"), "%s", g);
+        free(g);
+        /* Nothing more to do. */
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stderr: %s", err);
+        cr_assert_null(strstr(err, "event=ldap_"), "%s", err);
+        free(out);
+        free(err);
+}
+
+Test(ldap_connector, without_a_restore_the_reactivation_lists_the_removed_memberships_as_not_restored)
+{
+        cr_assert_eq(ob_test_ldapmodify(&srv,
+                                        "dn: uid=rs-nora," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\n"
+                                        "cn: Nora\nsn: Nora\nuid: rs-nora\nemployeeType: Inactive\n\n"
+                                        "dn: cn=rs-nora," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                        "cn: rs-nora\nmember: uid=rs-nora," PEOPLE
+                                        "\nmember: uid=lc-keep," PEOPLE "\n"),
+                     0);
+        write_restore_config("(uid=rs-nora)");
+        /* The same configuration, the reactivation without regain-groups. */
+        char *cfg = ob_test_read_file(cfgpath);
+        cr_assert_not_null(cfg);
+        char *at = strstr(cfg, "    actions: [regain-groups]\n");
+        cr_assert_not_null(at);
+        memcpy(at, "    actions: []             \n", strlen("    actions: []             \n"));
+        FILE *f = fopen(cfgpath, "w");
+        fputs(cfg, f);
+        fclose(f);
+        free(cfg);
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=rs-nora," PEOPLE "\nchangetype: modify\n"
+                                              "delete: employeeType\n"),
+                     0);
+        rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "not restored: leave-groups"), "%s", out);
+        free(out);
+        free(err);
+}
+
+Test(ldap_connector, a_group_deleted_meanwhile_is_reported_and_the_others_are_restored)
+{
+        write_config();
+        struct ob_config *cfg;
+        struct ob_config_error cerr;
+        cr_assert_eq(ob_config_load(cfgpath, &cfg, &cerr), 0, "%s", cerr.message);
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: cn=rs-back," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                              "cn: rs-back\nmember: uid=lc-keep," PEOPLE "\n\n"
+                                              "dn: cn=rs-there," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                              "cn: rs-there\nmember: uid=rs-gus," PEOPLE "\n"),
+                     0);
+        struct ob_ldap_membership m[] = {
+                {.group = (char *)"cn=rs-gone," GROUPS, .attr = 0, .value = (char *)"uid=rs-gus," PEOPLE},
+                {.group = (char *)"cn=rs-back," GROUPS, .attr = 0, .value = (char *)"uid=rs-gus," PEOPLE},
+                /* already there again (an administrator was quicker): done */
+                {.group = (char *)"cn=rs-there," GROUPS, .attr = 0, .value = (char *)"uid=rs-gus," PEOPLE},
+        };
+        struct ob_ldap_rendered q = {
+                .op = OB_LDAP_RESTORE_GROUPS,
+                .dn = (char *)"uid=rs-gus," PEOPLE,
+                .from = "leave-groups",
+                .memberships = m,
+                .nmemberships = 3,
+                .recorded = true,
+        };
+        const struct ob_action *a = NULL;
+        for (size_t i = 0; i < cfg->nactions; i++)
+                if (strcmp(cfg->actions[i].name, "leave-groups") == 0)
+                        a = &cfg->actions[i];
+        struct outcome *o = run_step_p(cfg, "leave-groups", &q); /* any action of the connector will do */
+        (void)a;
+        cr_assert_eq(o->resp.result, 0, "%s", o->resp.error);
+        cr_assert(strstr(o->resp.excerpt, "not restored: cn=rs-gone," GROUPS " no longer exists"), "%s",
+                  o->resp.excerpt);
+        cr_assert(strstr(o->resp.excerpt, "restored member to cn=rs-back," GROUPS), "%s", o->resp.excerpt);
+        cr_assert(strstr(o->resp.excerpt, "restored member to cn=rs-there," GROUPS), "%s", o->resp.excerpt);
+        /* The step keeps its list, for a later attempt. */
+        cr_assert_not_null(o->resp.detail);
+        cr_assert(strstr(o->resp.detail, "cn=rs-back," GROUPS), "%s", o->resp.detail);
+        char *g = search(GROUPS, "(cn=rs-back)", "member");
+        cr_assert(strstr(g, "member: uid=rs-gus," PEOPLE), "%s", g);
+        free(g);
+        g = search(GROUPS, "(cn=rs-there)", "member");
+        cr_assert_eq(ob_test_count(g, "member:"), 1, "%s", g);
+        free(g);
+        ob_config_free(cfg);
+}
+
+Test(ldap_connector, a_removal_from_more_groups_than_the_records_keep_says_its_list_was_cut)
+{
+        write_config();
+        struct ob_config *cfg;
+        struct ob_config_error cerr;
+        cr_assert_eq(ob_config_load(cfgpath, &cfg, &cerr), 0, "%s", cerr.message);
+        char *ldif = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&ldif, &len);
+        for (int i = 0; i < 260; i++)
+                fprintf(f, "dn: cn=rs-many-%03d," GROUPS "\nchangetype: add\nobjectClass: posixGroup\n"
+                           "cn: rs-many-%03d\ngidNumber: %d\nmemberUid: rs-many\n\n",
+                        i, i, 8000 + i);
+        fclose(f);
+        cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0);
+        free(ldif);
+        struct ob_ldap_rendered q = {
+                .op = OB_LDAP_REMOVE_FROM_GROUPS,
+                .dn = (char *)"uid=rs-many," PEOPLE,
+                .uid = (char *)"rs-many",
+                .groups_base = GROUPS,
+                .group_attrs = OB_LDAP_MEMBER_UID,
+        };
+        struct outcome *o = run_step_p(cfg, "leave-groups", &q);
+        cr_assert_eq(o->resp.result, 0, "%s", o->resp.error);
+        cr_assert_not_null(o->resp.detail);
+        struct ob_ldap_membership *m = NULL;
+        size_t n = 0;
+        int64_t cut = 0;
+        cr_assert_eq(ob_ldap_memberships_parse(o->resp.detail, &m, &n, &cut), 0);
+        cr_assert_eq(n, 256);
+        cr_assert_eq(cut, 4, "the 4 beyond the cap are counted");
+        cr_assert_str_eq(m[0].value, "rs-many");
+        ob_ldap_memberships_free(m, n);
+        char *g = search(GROUPS, "(memberUid=rs-many)", "cn");
+        cr_assert_eq(ob_test_count(g, "cn:"), 0, "all 260 removed all the same: %s", g);
+        free(g);
         ob_config_free(cfg);
 }
 

@@ -163,6 +163,17 @@ Test(ldap_kind, key_errors_say_what_is_wrong_and_where)
                  "  b: {connector: dir, operation: move, new_parent: \"ou=x,dc=y\", after: [c]}\n"
                  "  d: {connector: dir, operation: move, new_parent: \"ou=z,dc=y\", after: [b]}\n",
                  "actions.b moves the entry, which changes the DN that action d acts on", 10},
+                /* restore_groups */
+                {"  a: {connector: dir, operation: restore_groups}\n",
+                 "actions.a: restore_groups needs from: (the remove_from_groups action whose records it puts back)",
+                 8},
+                {"  a: {connector: dir, operation: remove_from_groups, from: b}\n",
+                 "actions.a.from does not apply to remove_from_groups", 8},
+                {"  a: {connector: dir, operation: modify, clear: [title]}\n"
+                 "  b: {connector: dir, operation: restore_groups, from: a}\n",
+                 "actions.b.from: 'a' is not a remove_from_groups action of an ldap connector", 9},
+                {"  b: {connector: dir, operation: restore_groups, from: nobody}\n",
+                 "actions.b.from: 'nobody' is not a remove_from_groups action of an ldap connector", 8},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 char tail[1024];
@@ -190,6 +201,27 @@ Test(ldap_kind, a_move_after_every_other_ldap_action_loads)
                           "  b: {connector: dir, operation: move, new_parent: \"ou=x,dc=y\", after: [c]}\n",
                           &c, &err),
                      0, "%s", err.message);
+        ob_config_free(c);
+}
+
+Test(ldap_kind, a_restore_from_a_removal_loads_and_puts_that_removal_back)
+{
+        struct ob_config *c;
+        struct ob_config_error err;
+        cr_assert_eq(load("connectors:\n  dir: {type: ldap}\n  other: {type: ldap}\nactions:\n"
+                          "  leave: {connector: dir, operation: remove_from_groups}\n"
+                          "  other-leave: {connector: dir, operation: remove_from_groups}\n"
+                          "  back: {connector: other, operation: restore_groups, from: leave}\n",
+                          &c, &err),
+                     0, "%s", err.message);
+        const struct ob_action *back = action(c, "back");
+        const struct ob_ldap_action *l = back->settings;
+        cr_assert_eq(l->op, OB_LDAP_RESTORE_GROUPS);
+        cr_assert_str_eq(l->from, "leave");
+        cr_assert_not_null(ob_ldap_kind.restores);
+        cr_assert(ob_ldap_kind.restores(back, action(c, "leave")));
+        cr_assert_not(ob_ldap_kind.restores(back, action(c, "other-leave")));
+        cr_assert_not(ob_ldap_kind.restores(action(c, "leave"), action(c, "leave")), "a removal restores nothing");
         ob_config_free(c);
 }
 
@@ -275,6 +307,75 @@ Test(ldap_kind, steps_render_with_the_accounts_values_and_read_in_a_report)
         d = describe(&s);
         cr_assert(strstr(d, "new DN: cn=\\\\2C Ann\\\\+x,ou=disabled,dc=example,dc=org\n"), "%s", d);
         free(d);
+        ob_ldap_kind.free_rendered(s.rendered);
+        ob_config_free(c);
+}
+
+/* The records a reactivation plans with: leave's detail, or the restore's own. */
+static const char *records_own;
+static const char *lookup_records(const char *field, void *ud)
+{
+        if (strcmp(field, "recorded.leave.detail") == 0)
+                return "{\"memberships\":[[\"cn=a\\\\2C b,ou=groups,dc=x\",\"member\",\"uid=ann,dc=x\"],"
+                       "[\"cn=p,ou=groups,dc=x\",\"memberUID\",\"ann\"],[\"cn=q,dc=x\",\"owner\",\"ann\"]],"
+                       "\"cut\":2}";
+        if (strcmp(field, "recorded.back.detail") == 0)
+                return records_own;
+        return lookup(field, ud);
+}
+
+Test(ldap_kind, a_restore_renders_the_memberships_its_removal_recorded_and_reads_them_in_a_report)
+{
+        struct ob_config *c;
+        struct ob_config_error err;
+        cr_assert_eq(load("connectors:\n  dir: {type: ldap}\nactions:\n"
+                          "  leave: {connector: dir, operation: remove_from_groups}\n"
+                          "  back: {connector: dir, operation: restore_groups, from: leave}\n",
+                          &c, &err),
+                     0, "%s", err.message);
+        struct ob_step s = {.action = action(c, "back"), .state = OB_STEP_OWED};
+        records_own = NULL;
+        cr_assert_eq(ob_ldap_kind.render(s.action, lookup_records, NULL, &s), 0);
+        cr_assert_null(s.render_error, "%s", s.render_error);
+        const struct ob_ldap_rendered *q = s.rendered;
+        cr_assert_eq(q->op, OB_LDAP_RESTORE_GROUPS);
+        cr_assert_eq(q->nmemberships, 2, "an attribute not one of the three is not restored");
+        cr_assert_eq(q->cut, 3, "the 2 the records cut and the one not restored");
+        cr_assert_str_eq(q->memberships[0].group, "cn=a\\2C b,ou=groups,dc=x");
+        cr_assert_eq(q->memberships[1].attr, 2, "memberUid, whatever its case");
+        char *d = describe(&s);
+        cr_assert_str_eq(d, "  LDAP restore_groups cn=\\\\2C Ann\\\\+x,ou=people,dc=example,dc=org\n"
+                            "       memberships to restore: 2 (recorded by leave)\n"
+                            "       member: uid=ann,dc=x in cn=a\\\\2C b,ou=groups,dc=x\n"
+                            "       memberUid: ann in cn=p,ou=groups,dc=x\n"
+                            "       not recorded (the list was cut), not restored: 3\n");
+        free(d);
+        ob_ldap_kind.free_rendered(s.rendered);
+
+        /* A retry in the reactivation reads the restore's own records first. */
+        records_own = "{\"memberships\":[[\"cn=z,dc=x\",\"uniqueMember\",\"uid=ann,dc=x\"]],\"cut\":0}";
+        s = (struct ob_step){.action = action(c, "back"), .state = OB_STEP_OWED};
+        cr_assert_eq(ob_ldap_kind.render(s.action, lookup_records, NULL, &s), 0);
+        q = s.rendered;
+        cr_assert_eq(q->nmemberships, 1);
+        cr_assert_str_eq(q->memberships[0].group, "cn=z,dc=x");
+        ob_ldap_kind.free_rendered(s.rendered);
+
+        /* Nothing recorded: nothing to restore, and the report says so. */
+        s = (struct ob_step){.action = action(c, "back"), .state = OB_STEP_OWED};
+        cr_assert_eq(ob_ldap_kind.render(s.action, lookup, NULL, &s), 0);
+        cr_assert_null(s.render_error);
+        d = describe(&s);
+        cr_assert(strstr(d, "memberships to restore: none recorded by leave\n"), "%s", d);
+        free(d);
+        ob_ldap_kind.free_rendered(s.rendered);
+
+        /* Records that cannot be read fail the step without a request. */
+        records_own = "{\"memberships\": 7}";
+        s = (struct ob_step){.action = action(c, "back"), .state = OB_STEP_OWED};
+        cr_assert_eq(ob_ldap_kind.render(s.action, lookup_records, NULL, &s), 0);
+        cr_assert_not_null(s.render_error);
+        free(s.render_error);
         ob_ldap_kind.free_rendered(s.rendered);
         ob_config_free(c);
 }

@@ -500,9 +500,9 @@ Test(state, a_new_store_is_private_wal_and_marked_as_offboard)
         cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
         cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
         cr_assert_eq(sqlite3_column_int64(st, 1), 0x6f666662);
-        cr_assert_eq(sqlite3_column_int(st, 2), 3);
+        cr_assert_eq(sqlite3_column_int(st, 2), 4);
         cr_assert_str_eq((const char *)sqlite3_column_text(st, 3), "offboard-state");
-        cr_assert_str_eq((const char *)sqlite3_column_text(st, 4), "3");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 4), "4");
         sqlite3_finalize(st);
         sqlite3_close(db);
 }
@@ -957,9 +957,14 @@ Test(state, a_store_written_by_a_newer_version_is_refused)
 {
         const char *path = path_in("state.db");
         ob_state_free(open_store(path, false));
-        sql(path, "UPDATE meta SET value = '4' WHERE key = 'version'");
+        sql(path, "UPDATE meta SET value = '5' WHERE key = 'version'");
         assert_refused(path, "newer offboard");
 }
+
+/* What version 4 added, taken away to make an older store. */
+#define V4_DROP                                                                                                     \
+        "DROP VIEW memberships_named; DROP TABLE memberships; ALTER TABLE actions DROP COLUMN memberships_cut; "    \
+        "ALTER TABLE actions DROP COLUMN memberships_in; "
 
 Test(state, a_version_1_store_is_read_as_is_and_upgraded_when_written)
 {
@@ -971,7 +976,7 @@ Test(state, a_version_1_store_is_read_as_is_and_upgraded_when_written)
         cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 100), 0);
         ob_state_free(s);
         /* What a version 1 store looked like. */
-        sql(path, "DROP VIEW actions_named; DROP VIEW accounts_named; DROP INDEX accounts_username; "
+        sql(path, V4_DROP "DROP VIEW actions_named; DROP VIEW accounts_named; DROP INDEX accounts_username; "
                   "ALTER TABLE actions DROP COLUMN due; "
                   "ALTER TABLE actions DROP COLUMN parked; "
                   "ALTER TABLE actions DROP COLUMN not_before; "
@@ -1007,7 +1012,7 @@ Test(state, a_version_2_store_is_read_as_is_and_gains_stage_due_times_when_writt
         cr_assert_eq(ob_state_put(s, &rec, NULL), 0);
         cr_assert_eq(ob_state_action_intent(s, "u1", 1, "revoke", "key-1", 100), 0);
         ob_state_free(s);
-        sql(path, "DROP VIEW actions_named; DROP VIEW accounts_named; DROP INDEX accounts_username; "
+        sql(path, V4_DROP "DROP VIEW actions_named; DROP VIEW accounts_named; DROP INDEX accounts_username; "
                   "ALTER TABLE actions DROP COLUMN due; "
                   "UPDATE meta SET value = '2' WHERE key = 'version'; "
                   "PRAGMA user_version = 2;");
@@ -1249,5 +1254,180 @@ Test(state, a_batch_the_writer_cannot_commit_is_rolled_back_and_its_error_return
         cr_assert_eq(n, 0, "nothing of a failed batch is kept (%zu records)", n);
         ob_action_records_free(a, n);
         ob_write_batch_free(&b);
+        ob_state_free(s);
+}
+
+/* ---- memberships (format version 4) ---- */
+
+static char *detail_of(struct ob_state *s, const char *id, int64_t gen, const char *action)
+{
+        struct ob_action_record *a = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_state_actions(s, id, gen, &a, &n), 0, "%s", ob_state_errmsg(s));
+        char *d = NULL;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(a[i].action, action) == 0 && a[i].detail)
+                        d = strdup(a[i].detail);
+        ob_action_records_free(a, n);
+        return d;
+}
+
+Test(state, the_memberships_a_step_removed_are_kept_with_its_outcome_and_each_attempt_adds_to_them)
+{
+        struct ob_state *s = open_store(path_in("state.db"), false);
+        struct ob_record rec = {.id = "u1", .username = "ann", .status = 1, .generation = 1, .pending_to = 3};
+        cr_assert_eq(ob_state_put(s, &rec, NULL), 0);
+        cr_assert_eq(ob_state_action_intent(s, "u1", 1, "groups", "k", 100), 0);
+        /* Half-way, then failed: what it removed is kept all the same. */
+        cr_assert_eq(ob_state_action_outcome_detail(s, "u1", 1, "groups", OB_OUTCOME_FAILED, 0, "LDAP: refused",
+                                                    "{\"memberships\":[[\"cn=a,dc=x\",\"member\",\"uid=ann,dc=x\"]],"
+                                                    "\"cut\":0}",
+                                                    101),
+                     0, "%s", ob_state_errmsg(s));
+        cr_assert_eq(ob_state_action_outcome_detail(s, "u1", 1, "groups", OB_OUTCOME_DONE, 0, NULL,
+                                                    "{\"memberships\":[[\"cn=b,dc=x\",\"memberUid\",\"ann\"]],"
+                                                    "\"cut\":0}",
+                                                    102),
+                     0, "%s", ob_state_errmsg(s));
+        char *d = detail_of(s, "u1", 1, "groups");
+        cr_assert_not_null(d);
+        cr_assert(strstr(d, "[\"cn=a,dc=x\",\"member\",\"uid=ann,dc=x\"]"), "%s", d);
+        cr_assert(strstr(d, "[\"cn=b,dc=x\",\"memberUid\",\"ann\"]"), "%s", d);
+        cr_assert(strstr(d, "\"cut\":0"), "%s", d);
+        free(d);
+        /* Another action, and an outcome without a detail, have none. */
+        cr_assert_eq(ob_state_action_outcome(s, "u1", 1, "mail", OB_OUTCOME_DONE, 204, NULL, 103), 0);
+        cr_assert_null(detail_of(s, "u1", 1, "mail"));
+        /* Not JSON: refused, nothing half-written. */
+        cr_assert_lt(ob_state_action_outcome_detail(s, "u1", 1, "x", OB_OUTCOME_DONE, 0, NULL, "{nope", 104), 0);
+        ob_state_free(s);
+}
+
+Test(state, a_step_keeps_at_most_256_memberships_and_counts_the_rest_as_cut)
+{
+        struct ob_state *s = open_store(path_in("state.db"), false);
+        struct ob_buf b;
+        ob_buf_init(&b);
+        cr_assert_eq(ob_buf_adds(&b, "{\"memberships\":["), 0);
+        for (int i = 0; i < 300; i++)
+                cr_assert_eq(ob_buf_printf(&b, "%s[\"cn=g%d,dc=x\",\"member\",\"uid=ann\"]", i ? "," : "", i), 0);
+        /* and one whose group DN is longer than a field may be */
+        cr_assert_eq(ob_buf_adds(&b, ",[\""), 0);
+        for (int i = 0; i < 1100; i++)
+                cr_assert_eq(ob_buf_addc(&b, 'x'), 0);
+        cr_assert_eq(ob_buf_adds(&b, "\",\"member\",\"uid=ann\"]],\"cut\":5}"), 0);
+        cr_assert_eq(ob_state_action_outcome_detail(s, "u1", 1, "groups", OB_OUTCOME_DONE, 0, NULL, b.data, 1), 0,
+                     "%s", ob_state_errmsg(s));
+        ob_buf_free(&b);
+        char *d = detail_of(s, "u1", 1, "groups");
+        cr_assert_not_null(d);
+        /* 300 offered + 1 too long: 256 kept, 44 + 1 + the 5 the detail cut. */
+        cr_assert(strstr(d, "\"cut\":50"), "%.200s", d + strlen(d) - 20);
+        size_t rows = 0;
+        for (const char *p = d; (p = strstr(p, "\"member\"")); p++)
+                rows++;
+        cr_assert_eq(rows, 256);
+        free(d);
+        /* A detail larger than a detail may be is refused. */
+        char *big = malloc(OB_STATE_DETAIL_MAX + 2);
+        memset(big, ' ', OB_STATE_DETAIL_MAX + 1);
+        big[OB_STATE_DETAIL_MAX + 1] = '\0';
+        cr_assert_eq(ob_state_action_outcome_detail(s, "u1", 1, "g2", OB_OUTCOME_DONE, 0, NULL, big, 1), -EINVAL);
+        free(big);
+        ob_state_free(s);
+}
+
+Test(state, a_step_carried_into_the_next_transition_stands_for_the_memberships_it_removed_before)
+{
+        struct ob_state *s = open_store(path_in("state.db"), false);
+        cr_assert_eq(ob_state_action_outcome_detail(s, "u1", 1, "groups", OB_OUTCOME_DONE, 0, NULL,
+                                                    "{\"memberships\":[[\"cn=a,dc=x\",\"member\",\"uid=ann\"]],"
+                                                    "\"cut\":2}",
+                                                    1),
+                     0);
+        /* locked -> inactive: done before, recorded done again without a detail */
+        cr_assert_eq(ob_state_action_outcome(s, "u1", 2, "groups", OB_OUTCOME_DONE, 0, NULL, 2), 0);
+        char *d = detail_of(s, "u1", 2, "groups");
+        cr_assert_not_null(d);
+        cr_assert(strstr(d, "cn=a,dc=x") && strstr(d, "\"cut\":2"), "%s", d);
+        free(d);
+        /* A step that removed nothing this time says so: it is not the old list. */
+        cr_assert_eq(ob_state_action_outcome_detail(s, "u1", 4, "groups", OB_OUTCOME_DONE, 0, NULL,
+                                                    "{\"memberships\":[],\"cut\":0}", 3),
+                     0);
+        d = detail_of(s, "u1", 4, "groups");
+        cr_assert_str_eq(d, "{\"memberships\":[],\"cut\":0}");
+        free(d);
+        /* Skipped or failed without a detail: nothing carried. */
+        cr_assert_eq(ob_state_action_outcome(s, "u1", 5, "groups", OB_OUTCOME_SKIPPED, 0, NULL, 4), 0);
+        cr_assert_null(detail_of(s, "u1", 5, "groups"));
+        ob_state_free(s);
+}
+
+Test(state, a_version_3_store_is_read_as_is_and_migrated_to_version_4_with_memberships_when_written)
+{
+        const char *path = path_in("state.db");
+        struct ob_state *s = open_store(path, false);
+        struct ob_record rec = {.id = "u1", .username = "ann", .status = 3, .generation = 1};
+        cr_assert_eq(ob_state_put(s, &rec, NULL), 0);
+        cr_assert_eq(ob_state_action_outcome(s, "u1", 1, "groups", OB_OUTCOME_DONE, 0, NULL, 100), 0);
+        ob_state_free(s);
+        sql(path, V4_DROP "UPDATE meta SET value = '3' WHERE key = 'version'; PRAGMA user_version = 3;");
+        s = open_store(path, true); /* plan: read as it is, no memberships */
+        struct ob_action_record *a = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_state_actions(s, "u1", 1, &a, &n), 0, "%s", ob_state_errmsg(s));
+        cr_assert_eq(n, 1);
+        cr_assert_eq(a[0].outcome, OB_OUTCOME_DONE);
+        cr_assert_null(a[0].detail);
+        ob_action_records_free(a, n);
+        ob_state_free(s);
+        s = open_store(path, false); /* reconcile: migrated */
+        cr_assert_null(detail_of(s, "u1", 1, "groups"), "a record of version 3 has no memberships");
+        cr_assert_eq(ob_state_action_outcome_detail(s, "u1", 2, "groups", OB_OUTCOME_DONE, 0, NULL,
+                                                    "{\"memberships\":[[\"cn=a,dc=x\",\"memberUid\",\"ann\"]]}", 200),
+                     0, "%s", ob_state_errmsg(s));
+        char *d = detail_of(s, "u1", 2, "groups");
+        cr_assert_str_eq(d, "{\"memberships\":[[\"cn=a,dc=x\",\"memberUid\",\"ann\"]],\"cut\":0}");
+        free(d);
+        ob_state_free(s);
+        /* sqlite3 reads it by name, and the file says version 4. */
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        cr_assert_eq(sqlite3_prepare_v2(db,
+                                        "SELECT username, generation, action, group_dn, attribute, value, "
+                                        "(SELECT value FROM meta WHERE key = 'version'), "
+                                        "(SELECT user_version FROM pragma_user_version) FROM memberships_named",
+                                        -1, &st, NULL),
+                     SQLITE_OK, "%s", sqlite3_errmsg(db));
+        cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "ann");
+        cr_assert_eq(sqlite3_column_int(st, 1), 2);
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 2), "groups");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 3), "cn=a,dc=x");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 4), "memberUid");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 5), "ann");
+        cr_assert_str_eq((const char *)sqlite3_column_text(st, 6), "4");
+        cr_assert_eq(sqlite3_column_int(st, 7), 4);
+        cr_assert_eq(sqlite3_step(st), SQLITE_DONE);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+}
+
+Test(state, a_batch_carries_an_outcomes_memberships_to_the_store)
+{
+        struct ob_state *s = open_store(path_in("state.db"), false);
+        struct ob_write_batch b = {0};
+        char detail[] = "{\"memberships\":[[\"cn=a,dc=x\",\"member\",\"uid=ann\"]],\"cut\":0}";
+        struct ob_write w = {.op = OB_WRITE_OUTCOME, .id = "u1", .generation = 1, .action = "groups",
+                             .outcome = OB_OUTCOME_DONE, .detail = detail, .at = 5};
+        cr_assert_eq(ob_write_batch_add(&b, &w), 0);
+        detail[3] = 'X'; /* the batch has its own copy */
+        cr_assert_eq(ob_write_batch_apply(s, &b), 0, "%s", ob_state_errmsg(s));
+        ob_write_batch_free(&b);
+        char *d = detail_of(s, "u1", 1, "groups");
+        cr_assert(d && strstr(d, "cn=a,dc=x"), "%s", d ? d : "(null)");
+        free(d);
         ob_state_free(s);
 }
