@@ -175,6 +175,19 @@ static const char *lookup(const char *field, void *ud)
                 return l->action ? l->action->name : NULL;
         if (strcmp(field, "idempotency_key") == 0)
                 return l->idempotency_key;
+        /* recorded.ACTION.detail: what the records at hand (the transition
+         * in progress, or the one before) keep of ACTION's doing (state.h),
+         * for a kind's render (restore_groups); not a template field. */
+        if (strncmp(field, "recorded.", 9) == 0) {
+                const char *name = field + 9, *end = strrchr(name, '.');
+                if (!end || strcmp(end, ".detail") != 0)
+                        return NULL;
+                for (size_t i = 0; i < l->in->nactions; i++)
+                        if (strncmp(l->in->actions[i].action, name, (size_t)(end - name)) == 0 &&
+                            l->in->actions[i].action[end - name] == '\0')
+                                return l->in->actions[i].detail;
+                return NULL;
+        }
         if (strncmp(field, "transfer_to.", 12) == 0) {
                 const char *f = field + 12;
                 const struct ob_account *t = l->in->transfer.target;
@@ -256,6 +269,12 @@ static int list_not_restored(const struct ob_config *c, const struct ob_plan_inp
                 for (size_t k = 0; a && k < a->nrestored_by && !restored; k++)
                         for (size_t t = 0; t < p->transition->nactions && !restored; t++)
                                 restored = p->transition->actions[t] == a->restored_by[k];
+                /* Or an action whose kind says it puts back what a did
+                 * (restore_groups with from: a). */
+                for (size_t t = 0; a && t < p->transition->nactions && !restored; t++) {
+                        const struct ob_action *x = p->transition->actions[t];
+                        restored = x->connector->kind->restores && x->connector->kind->restores(x, a);
+                }
                 if (!restored) {
                         int r = ob_strv_add_unique_ci(&p->not_restored, ar->action);
                         if (r < 0)
