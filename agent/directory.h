@@ -146,6 +146,13 @@ int ob_dir_search_changed_start(struct ob_dir *d, const char *extra, char **attr
  * with their id alone. */
 int ob_dir_search_deleted_start(struct ob_dir *d, const char *base, const char *extra, ob_dir_entry_fn fn,
                                 ob_dir_search_done_fn done, void *userdata);
+/* A change log's records (389-DS's Retro Changelog, cn=changelog): the
+ * entries right under base that match filter (the caller's, built from
+ * server values), with only attrs (at most OB_DIR_CHANGED_MAX_ATTRS), each
+ * delivered with its DN as its id. Records the account cannot read are not
+ * returned by the server: finding nothing proves nothing about rights. */
+int ob_dir_search_changelog_start(struct ob_dir *d, const char *base, const char *filter, char **attrs,
+                                  ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata);
 /* Active Directory's DirSync (MS-ADTS 3.1.1.3.4.1.3, with object security:
  * no replication right needed): what changed in the naming context nc since
  * cookie (NULL: everything, once), accounts and tombstones (isDeleted),
@@ -154,6 +161,10 @@ int ob_dir_dirsync_start(struct ob_dir *d, const char *nc, const char *cookie, s
                          ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata);
 /* Whether dn lies in the accounts' base and scope. */
 bool ob_dir_in_scope(const struct ob_dir *d, const char *dn);
+/* The attribute whose value is an account's id (the configuration's
+ * id_attribute; entryUUID when unset), for a feed that names accounts by
+ * another attribute (a change log: the changelog uses nsUniqueId). */
+const char *ob_dir_id_attribute(const struct ob_dir *d);
 /* Whether the server says it is Active Directory (or Samba AD). */
 bool ob_dir_is_ad(const struct ob_dir *d);
 
