@@ -2560,6 +2560,54 @@ int ob_dir_search_deleted_start(struct ob_dir *d, const char *base, const char *
         return search_start(d, base, extra, attrs, SEARCH_TOMBSTONES, NULL, fn, done, userdata);
 }
 
+int ob_dir_search_changelog_start(struct ob_dir *d, const char *base, const char *filter, char **attrs,
+                                  ob_dir_entry_fn fn, ob_dir_search_done_fn done, void *userdata)
+{
+        if (!d || !d->loop || !base || !*base || !filter || filter[0] != '(' || !attrs || !fn || !done)
+                return -EINVAL;
+        if (d->lost)
+                return -OB_EDIRECTORY;
+        size_t n = 0;
+        while (attrs[n] && n < OB_DIR_CHANGED_MAX_ATTRS)
+                n++;
+        if (attrs[n])
+                return -EINVAL;
+        struct dir_op *op = op_new(DIR_OP_SEARCH, base, userdata);
+        char *f = strdup(filter);
+        if (!op || !f || !(op->owned_attrs = calloc(n + 1, sizeof(char *)))) {
+                free(f);
+                if (op)
+                        op_free(op);
+                return -ENOMEM;
+        }
+        memcpy(op->owned_attrs, attrs, n * sizeof(char *));
+        op->search_done = done;
+        /* Not the accounts' base, and finding nothing is an answer. */
+        op->base_checked = true;
+        op->s = (struct dir_search){.base = op->dn,
+                                    .scope = LDAP_SCOPE_ONELEVEL,
+                                    .filter = f,
+                                    .attrs = op->owned_attrs,
+                                    .need_id = false,
+                                    .fn = fn,
+                                    .userdata = userdata,
+                                    .info = &op->info,
+                                    .deadline = monotonic_ms() + d->search_deadline_ms};
+        int k = search_send_page(d, &op->s);
+        if (k < 0) {
+                op_free(op);
+                return k;
+        }
+        op->msgid = op->s.msgid;
+        op_add(d, op);
+        return 0;
+}
+
+const char *ob_dir_id_attribute(const struct ob_dir *d)
+{
+        return d ? d->id_attr : NULL;
+}
+
 bool ob_dir_is_ad(const struct ob_dir *d)
 {
         return d && d->is_ad;
