@@ -48,10 +48,22 @@ struct ob_poll {
         int64_t newest; /* seconds; INT64_MIN: none seen yet */
         struct seen *seen; /* [0, nsorted) sorted by (id, at) */
         size_t nseen, nsorted, seen_cap;
+        /* 389-DS's Retro Changelog (modifyTimestamp polling sees no
+         * deletion): after each modifyTimestamp question, the deletions
+         * logged since cl_next, by the nsUniqueId of the entry. */
+        enum { CL_UNKNOWN, CL_NONE, CL_READY } cl;
+        char *cl_dn;                /* the root DSE's changelog: "cn=changelog" */
+        uint64_t cl_next;           /* the first changeNumber not read yet */
+        uint64_t cl_upto;           /* this question's last */
+        uint64_t cl_first, cl_last; /* the root DSE's, while the changelog's entry is read */
+        uint64_t cl_resume;         /* from a stored position (ob_poll_cookie), or 0 */
+        bool cl_named;              /* the accounts' id is the nsUniqueId the records carry */
+        bool cl_unnamed;            /* a record in scope named no account: a whole pass */
         int err; /* the question's failure, reported when it ends */
 };
 
 static void poll_cycle(struct ob_poll *p);
+static void ask_changelog_root(struct ob_poll *p);
 
 static void seen_clear(struct ob_poll *p)
 {
@@ -67,6 +79,7 @@ static void poll_destroy(struct ob_poll *p)
         seen_clear(p);
         free(p->invocation);
         free(p->naming_context);
+        free(p->cl_dn);
         free(p->cookie);
         free(p);
 }
@@ -226,8 +239,12 @@ static void on_stamped_done(int result, struct ob_dir_search_info *info, void *u
                 return;
         }
         seen_prune(p);
-        went_live(p);
-        cycle_done(p);
+        if (p->cl == CL_NONE) {
+                went_live(p);
+                cycle_done(p);
+                return;
+        }
+        ask_changelog_root(p);
 }
 
 static void ask_stamped(struct ob_poll *p)
@@ -244,6 +261,194 @@ static void ask_stamped(struct ob_poll *p)
         char *attrs[] = {"modifyTimestamp", "modifiersName", NULL};
         int k = ob_dir_search_changed_start(p->d, filter, attrs, on_stamped, on_stamped_done, p);
         asked(p, k);
+}
+
+/* ---- 389-DS's Retro Changelog: deletions --------------------------------- */
+
+/* The changelog is not used (why says it): deletions are left to the whole
+ * passes, as before; said once, when the feed starts. */
+static void changelog_none(struct ob_poll *p, int level, const char *why)
+{
+        p->cl = CL_NONE;
+        ob_log(level, "event=feed_changelog state=unused reason=%s note=\"deletions are found by the whole passes "
+                      "only\"",
+               ob_log_quote(why));
+}
+
+/* The position to resume from, as ob_poll_cookie keeps it. */
+static void changelog_position(struct ob_poll *p)
+{
+        free(p->cookie);
+        p->cookie = NULL;
+        p->cookie_len = 0;
+        if (p->cl == CL_READY && asprintf(&p->cookie, "changelog:%" PRIu64, p->cl_next) >= 0)
+                p->cookie_len = strlen(p->cookie);
+        else
+                p->cookie = NULL;
+}
+
+static int on_changelog_record(const struct ob_account *a, void *ud)
+{
+        struct ob_poll *p = ud;
+        const char *id = ob_account_get(a, "targetUniqueId");
+        const char *target = ob_account_get(a, "targetDn");
+        if (target && !ob_dir_in_scope(p->d, target))
+                return 0; /* not an account offboard judges (a group, another subtree) */
+        if (!p->cl_named || !id || !*id) {
+                /* An account deleted that cannot be named (another id, or
+                 * the plugin maps no nsuniqueid:targetUniqueId): a whole
+                 * pass finds it. */
+                p->cl_unnamed = true;
+                return 0;
+        }
+        p->ops.change(NULL, id, NULL, p->ud);
+        return p->dead ? -ECANCELED : 0;
+}
+
+static void on_changelog_done(int result, struct ob_dir_search_info *info, void *ud)
+{
+        struct ob_poll *p = ud;
+        (void)info;
+        if (!answer_ok(p, result))
+                return;
+        p->cl_next = p->cl_upto + 1;
+        changelog_position(p);
+        if (p->cl_unnamed) {
+                p->cl_unnamed = false;
+                p->ops.resync(p->cl_named ? "the changelog logged a deletion without targetUniqueId (the Retro "
+                                            "Changelog Plugin needs nsslapd-attribute: nsuniqueid:targetUniqueId)"
+                                          : "the changelog logged a deletion, and the accounts' id is not nsUniqueId",
+                              p->ud);
+        }
+        cycle_done(p);
+}
+
+/* What the root DSE says of the changelog (first and last changeNumber):
+ * the deletions since cl_next, at most OB_POLL_CHANGELOG_BATCH a question. */
+static void ask_changelog(struct ob_poll *p, uint64_t first, uint64_t last)
+{
+        if (!p->started) {
+                /* From now on; or from a stored position the changelog
+                 * still holds (what it no longer holds, the whole pass that
+                 * going live asks for finds). */
+                p->cl_next = last + 1;
+                if (p->cl_resume && p->cl_resume >= first && p->cl_resume <= last + 1)
+                        p->cl_next = p->cl_resume;
+                changelog_position(p);
+                went_live(p);
+                cycle_done(p);
+                return;
+        }
+        const char *why = NULL;
+        if (last + 1 < p->cl_next)
+                why = "the changelog's lastchangenumber went back (a new changelog)";
+        else if (first > p->cl_next && p->cl_next <= last)
+                why = "the changelog was trimmed past records not read yet";
+        if (why) {
+                ob_log(OB_LOG_WARNING, "event=feed_resync feed=poll kind=timestamp reason=%s", ob_log_quote(why));
+                p->cl_next = last + 1;
+                changelog_position(p);
+                p->ops.resync(why, p->ud);
+                cycle_done(p);
+                return;
+        }
+        if (last < p->cl_next) {
+                cycle_done(p); /* nothing logged since */
+                return;
+        }
+        p->cl_upto = last - p->cl_next >= OB_POLL_CHANGELOG_BATCH ? p->cl_next + OB_POLL_CHANGELOG_BATCH - 1 : last;
+        char filter[128];
+        snprintf(filter, sizeof(filter), "(&(changeType=delete)(changeNumber>=%" PRIu64 ")(changeNumber<=%" PRIu64 "))",
+                 p->cl_next, p->cl_upto);
+        char *attrs[] = {"targetUniqueId", "targetDn", "changeNumber", NULL};
+        asked(p, ob_dir_search_changelog_start(p->d, p->cl_dn, filter, attrs, on_changelog_record,
+                                                on_changelog_done, p));
+}
+
+/* The changelog's entry itself, read once: whether the service account may
+ * read it (389-DS lets only Directory Manager by default, and a record it
+ * cannot read is not returned at all: no answer would ever say so). */
+static void on_changelog_base(const char *dn, const struct ob_account *a, int err, void *ud)
+{
+        (void)dn;
+        (void)a;
+        struct ob_poll *p = ud;
+        if (!answered(p))
+                return;
+        if (err == -OB_ENOTFOUND) {
+                changelog_none(p, OB_LOG_WARNING,
+                               "the server has a changelog the service account cannot read (an ACI on it "
+                               "allowing read and search is needed)");
+                went_live(p);
+                cycle_done(p);
+                return;
+        }
+        if (err < 0) {
+                cycle_failed(p, err); /* an error is an error: never "no changelog" */
+                return;
+        }
+        p->cl = CL_READY;
+        ob_log(OB_LOG_INFO, "event=feed_changelog state=used base=%s named=%s note=\"deletions are read from it "
+                            "after each poll\"",
+               ob_log_quote(p->cl_dn), p->cl_named ? "yes" : "no");
+        ask_changelog(p, p->cl_first, p->cl_last);
+}
+
+static void on_changelog_root(const char *dn, const struct ob_account *a, int err, void *ud)
+{
+        (void)dn;
+        struct ob_poll *p = ud;
+        if (!answered(p))
+                return;
+        if (err < 0 && err != -OB_ENOTFOUND) {
+                cycle_failed(p, err);
+                return;
+        }
+        /* A root DSE the account cannot read names no changelog. */
+        const char *cl = a ? ob_account_get(a, "changelog") : NULL;
+        const char *f = a ? ob_account_get(a, "firstchangenumber") : NULL;
+        const char *l = a ? ob_account_get(a, "lastchangenumber") : NULL;
+        uint64_t first = 0, last = 0;
+        if (!cl || !*cl) {
+                if (p->cl == CL_READY) {
+                        /* Turned off meanwhile: what it may have missed, a
+                         * whole pass finds. */
+                        changelog_none(p, OB_LOG_WARNING, "the root DSE no longer names a changelog");
+                        changelog_position(p);
+                        p->ops.resync("the changelog went away", p->ud);
+                } else {
+                        changelog_none(p, OB_LOG_INFO, "the root DSE names no changelog (389-DS: the Retro "
+                                                       "Changelog Plugin is off)");
+                        went_live(p);
+                }
+                cycle_done(p);
+                return;
+        }
+        if ((f && ob_parse_u64(f, &first) < 0) || (l && ob_parse_u64(l, &last) < 0)) {
+                ob_log(OB_LOG_ERROR, "event=poll_failed kind=timestamp note=\"the root DSE's first or "
+                                     "lastchangenumber is not a number\"");
+                cycle_failed(p, -OB_EDIRECTORY);
+                return;
+        }
+        if (p->cl == CL_UNKNOWN) {
+                free(p->cl_dn);
+                if (!(p->cl_dn = strdup(cl))) {
+                        cycle_failed(p, -ENOMEM);
+                        return;
+                }
+                p->cl_first = first;
+                p->cl_last = last;
+                char *attrs[] = {"objectClass", NULL};
+                asked(p, ob_dir_read_start(p->d, p->cl_dn, attrs, on_changelog_base, p));
+                return;
+        }
+        ask_changelog(p, first, last);
+}
+
+static void ask_changelog_root(struct ob_poll *p)
+{
+        char *attrs[] = {"changelog", "firstchangenumber", "lastchangenumber", NULL};
+        asked(p, ob_dir_read_start(p->d, "", attrs, on_changelog_root, p));
 }
 
 /* ---- uSNChanged ------------------------------------------------------------ */
@@ -446,6 +651,16 @@ int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool
                 return -EINVAL;
         struct ob_poll *p = calloc(1, sizeof(*p));
         char *c = dirsync && cookie && cookie_len ? malloc(cookie_len) : NULL;
+        /* modifyTimestamp polling's changelog position ("changelog:N"). */
+        uint64_t resume = 0;
+        char pos[32];
+        if (!dirsync && !ob_dir_is_ad(d) && cookie && cookie_len > 10 && cookie_len < sizeof(pos) &&
+            memcmp(cookie, "changelog:", 10) == 0) {
+                memcpy(pos, cookie + 10, cookie_len - 10);
+                pos[cookie_len - 10] = '\0';
+                if (ob_parse_u64(pos, &resume) < 0)
+                        resume = 0;
+        }
         if (!p || (dirsync && cookie && cookie_len && !c)) {
                 free(p);
                 free(c);
@@ -463,7 +678,9 @@ int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool
                               .cookie = c,
                               .cookie_len = c ? cookie_len : 0,
                               .resuming = c != NULL,
-                              .newest = INT64_MIN};
+                              .newest = INT64_MIN,
+                              .cl_resume = resume,
+                              .cl_named = strcasecmp(ob_dir_id_attribute(d), "nsUniqueId") == 0};
         *ret = p;
         /* The first question from the loop, not from inside the caller. */
         if (ob_loop_timer(l, 0, on_tick, p, &p->timer) < 0) {

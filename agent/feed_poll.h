@@ -14,8 +14,17 @@
  *     not ours), with an overlap window and de-duplication by (id, time).
  * A change is an account's DN and id, as a pass reads them. On AD the
  * accounts deleted within the same USNs are read too, from their
- * tombstones (show-deleted control), by id; elsewhere deletions are left to
- * the whole passes.
+ * tombstones (show-deleted control), by id. Elsewhere, when the root DSE
+ * names a changelog the service account can read (389-DS's Retro Changelog
+ * Plugin), each modifyTimestamp question is followed by one for the
+ * deletions logged since the last changeNumber read, "(changeType=delete)"
+ * between it and the root DSE's lastchangenumber, each named by its
+ * targetUniqueId (the plugin's nsslapd-attribute: nsuniqueid:targetUniqueId),
+ * which is the account's id when id_attribute is nsUniqueId (else, or
+ * without targetUniqueId, a deletion in scope asks for a whole pass). A
+ * changelog trimmed past records not read, or renumbered, asks for a whole
+ * pass; an error reading it fails the poll (never "deleted"). Without one
+ * (absent, or unreadable: said once) deletions are left to the whole passes.
  */
 #ifndef OB_FEED_POLL_H
 #define OB_FEED_POLL_H
@@ -29,6 +38,8 @@
 /* How far back each modifyTimestamp question reaches beyond the newest
  * time seen: commits that came late, and clocks with a second's grain. */
 #define OB_POLL_OVERLAP_S 10
+/* At most this many changeNumbers of the changelog a question. */
+#define OB_POLL_CHANGELOG_BATCH 1000
 
 struct ob_poll;
 
@@ -50,11 +61,15 @@ struct ob_poll_ops {
  * every interval_ms; by uSNChanged when d is Active Directory, else by
  * modifyTimestamp; by DirSync when dirsync (Active Directory only), from
  * cookie (cookie_len bytes, a stored ob_poll_cookie) or, NULL, from an
- * answer of everything that only finds where to resume from. */
+ * answer of everything that only finds where to resume from. By
+ * modifyTimestamp, cookie (a stored ob_poll_cookie, or NULL) is where the
+ * changelog is read from, when it still holds it; anything else is ignored. */
 int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool dirsync, const char *cookie,
                   size_t cookie_len, const struct ob_poll_ops *ops, void *ud, struct ob_poll **ret);
-/* DirSync's newest cookie (borrowed), to resume from after a restart; NULL
- * for the other kinds or before the first answer. */
+/* DirSync's newest cookie, or modifyTimestamp polling's changelog position
+ * ("changelog:N", the first changeNumber not read) (borrowed), to resume
+ * from after a restart; NULL for the USN kind, before the first answer, or
+ * without a changelog. */
 const char *ob_poll_cookie(const struct ob_poll *p, size_t *ret_len);
 /* Stops polling (nothing is called after); the connection stays the
  * caller's. */
