@@ -478,8 +478,9 @@ static void feed_start(struct service *s)
                                                        .resync = on_poll_resync,
                                                        .failed = on_poll_failed};
                 bool dirsync = s->cfg->feed == OB_FEED_DIRSYNC;
-                k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms, dirsync, dirsync ? s->cookie : NULL,
-                                  s->cookie_len, &ops, s, &s->poll);
+                /* DirSync's cookie, or where 389-DS's changelog was read to. */
+                k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms, dirsync, s->cookie, s->cookie_len,
+                                  &ops, s, &s->poll);
                 if (k < 0)
                         feed_retry(s, k);
                 else
