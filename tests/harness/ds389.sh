@@ -142,6 +142,25 @@ lines += ["nsslapd-listenhost: 127.0.0.1", "nsslapd-securelistenhost: 127.0.0.1"
           "passwordMaxFailure: 3", f"passwordLockoutDuration: {duration}", "passwordUnlock: on"]
 open(path, "w").write(head + sep + "\n".join(lines) + sep2 + tail)
 EOF
+        # The Retro Changelog (cn=changelog), where deletions are seen: each
+        # record carries the deleted entry's nsUniqueId as targetUniqueId;
+        # only the accounts' subtrees are logged, a week at most. Enabled
+        # before the first start: no restart.
+        "$PYTHON" - "$conf/dse.ldif" "ou=people,$SUFFIX" "ou=ipa,$SUFFIX" <<'EOF'
+import sys
+path, includes = sys.argv[1], sys.argv[2:]
+text = open(path).read()
+head, sep, rest = text.partition("dn: cn=Retro Changelog Plugin,cn=plugins,cn=config\n")
+if not sep:
+    sys.exit("ds389.sh: no Retro Changelog Plugin entry in dse.ldif")
+block, sep2, tail = rest.partition("\n\n")
+drop = ("nsslapd-pluginenabled:", "nsslapd-pluginEnabled:", "nsslapd-attribute:", "nsslapd-include-suffix:",
+        "nsslapd-changelogmaxage:")
+lines = [l for l in block.split("\n") if not l.startswith(drop)]
+lines += ["nsslapd-pluginEnabled: on", "nsslapd-attribute: nsuniqueid:targetUniqueId",
+          "nsslapd-changelogmaxage: 7d"] + [f"nsslapd-include-suffix: {s}" for s in includes]
+open(path, "w").write(head + sep + "\n".join(lines) + sep2 + tail)
+EOF
         # Our own CA and a certificate for 127.0.0.1 (tls.sh) in place of the
         # self-signed one dscreate made for "localhost", which libldap never
         # matches (it checks a localhost URI against the machine's name).
@@ -207,6 +226,12 @@ changetype: modify
 add: aci
 aci: (targetattr="* || nsAccountLock || nsUniqueId || nsRole || nsRoleDN || accountUnlockTime || passwordRetryCount || retryCountResetTime || modifyTimestamp || entryUUID")(version 3.0; acl "offboard reads"; allow (read, search, compare) userdn="ldap:///cn=offboard,ou=services,$SUFFIX";)
 aci: (targetattr="objectClass || offboardStatus || offboardStatusTime || offboardReason || offboardAction")(version 3.0; acl "offboard writes back"; allow (write) userdn="ldap:///cn=offboard,ou=services,$SUFFIX";)
+-
+
+dn: cn=changelog
+changetype: modify
+add: aci
+aci: (targetattr != "changes || aci")(version 3.0; acl "offboard reads deletions"; allow (read, search, compare) userdn="ldap:///cn=offboard,ou=services,$SUFFIX";)
 -
 EOF
         # Per-user password policies, the way an administrator sets them

@@ -54,7 +54,9 @@ static void setup(void)
         ob_test_case_open(&tc, &srv, "389t");
 }
 
-static bool service_changed; /* the service test locked sam and ended tom: put them back */
+static bool service_changed;    /* the service test locked sam and ended tom: put them back */
+static bool added_people;       /* the deletion tests added dora and dirk: gone again */
+static char changelog_aci[600]; /* taken from cn=changelog by a test: given back */
 
 static void teardown(void)
 {
@@ -68,6 +70,26 @@ static void teardown(void)
                 snprintf(tom, sizeof(tom), "replace: shadowExpire\nshadowExpire: %lld\n-\n",
                          (long long)(time(NULL) / 86400 + 365));
                 ob_test_dirsrv_put_back(&srv, dn, tom);
+        }
+        if (added_people) {
+                added_people = false;
+                for (int i = 0; i < 2; i++) {
+                        char ldif[300];
+                        snprintf(ldif, sizeof(ldif), "dn: uid=%s,%s\nchangetype: delete\n", i ? "dirk" : "dora",
+                                 srv.base);
+                        char *err = NULL;
+                        ob_test_dirsrv_modify(&srv, ldif, &err); /* gone already, when the test got that far */
+                        free(err);
+                }
+        }
+        if (changelog_aci[0]) {
+                char ldif[800], *err = NULL;
+                snprintf(ldif, sizeof(ldif), "dn: cn=changelog\nchangetype: modify\nadd: aci\naci: %s\n-\n",
+                         changelog_aci);
+                changelog_aci[0] = '\0';
+                if (ob_test_dirsrv_modify(&srv, ldif, &err) != 0)
+                        fprintf(stderr, "teardown: the changelog's ACI was not given back: %s\n", err);
+                free(err);
         }
         ob_test_manifest_free(man);
         man = NULL;
@@ -561,5 +583,129 @@ Test(ds389, the_service_hears_a_lock_by_polling_modifytimestamp_and_passes_over_
         e = admin_search("(uid=tom)", "offboardStatus");
         cr_assert_not_null(strstr(e, "offboardStatus: ended\n"), "not written back: %s", e);
         free(e);
+        ob_test_case_stop_service(&tc);
+}
+
+/* A person of the test's own under ou=people, active (no other test judges
+ * it; teardown deletes it if the test did not). */
+static void add_person(const char *uid)
+{
+        char ldif[400];
+        snprintf(ldif, sizeof(ldif),
+                 "dn: uid=%s,%s\nobjectClass: top\nobjectClass: person\nobjectClass: organizationalPerson\n"
+                 "objectClass: inetOrgPerson\nuid: %s\ncn: %s\nsn: %s\n",
+                 uid, srv.base, uid, uid, uid);
+        added_people = true;
+        admin_modify(ldif);
+}
+
+static void delete_person(const char *uid)
+{
+        char ldif[300];
+        snprintf(ldif, sizeof(ldif), "dn: uid=%s,%s\nchangetype: delete\n", uid, srv.base);
+        admin_modify(ldif);
+}
+
+static int64_t now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The service's log once it holds what (a pass logs its line after its
+ * requests), or as it is after timeout_ms. */
+static char *service_log_with(const char *what, int timeout_ms)
+{
+        int64_t end = now_ms() + timeout_ms;
+        for (;;) {
+                char *log = ob_test_case_service_log(&tc);
+                if (!log || strstr(log, what) || now_ms() >= end)
+                        return log;
+                free(log);
+                usleep(20000);
+        }
+}
+
+/* modifyTimestamp polling sees no deletion; the Retro Changelog (enabled
+ * by ds389.sh with nsslapd-attribute: nsuniqueid:targetUniqueId, and an ACI
+ * for the service account) names the deleted entry by its nsUniqueId, the
+ * 389 mapping's id. The whole pass is an hour away: only the feed can find
+ * it. */
+Test(ds389, a_deletion_reaches_the_service_through_the_changelog_within_a_second_without_a_whole_pass)
+{
+        add_person("dora");
+        write_config(NULL, NULL, NULL, NULL, "service:\n  full_pass_interval: 1h\n  poll_interval: 100ms\n");
+        ob_test_case_start_service(&tc, "poll kind=timestamp");
+        char *log = ob_test_case_service_log(&tc);
+        cr_assert(strstr(log, "event=feed_changelog state=used base=\"cn=changelog\" named=yes "), "%s", log);
+        int whole = ob_test_count(log, "event=pass ");
+        free(log);
+
+        int64_t t0 = now_ms();
+        delete_person("dora");
+        int n = ob_test_case_wait_requests(&tc, "/api/users/dora/sessions/revoke", 1, 10000);
+        int64_t ms = now_ms() - t0;
+        n += ob_test_case_wait_requests(&tc, "/api/users/dora/transfer", 1, 5000);
+        log = service_log_with("event=change_pass number=1 ", 5000);
+        cr_assert_eq(n, 2, "dora's deletion was not acted on (%d requests):\n%s", n, log);
+        cr_assert_lt(ms, 1000, "dora's deletion took %lld ms to reach the connector:\n%s", (long long)ms, log);
+        cr_assert_eq(ob_test_count(log, "event=pass "), whole, "a whole pass for a deletion:\n%s", log);
+        cr_assert(strstr(log, "event=change_pass number=1 changes=1 exit=0 "), "not a pass over the change:\n%s",
+                  log);
+        cr_assert_null(strstr(log, "level=warning"), "polling is quiet:\n%s", log);
+        free(log);
+
+        /* Stopped and started again: it resumes from the changeNumber the
+         * last whole pass covered; what it reads again owes nothing. */
+        ob_test_case_stop_service(&tc);
+        ob_test_case_start_service(&tc, "poll kind=timestamp");
+        usleep(500000);
+        n = ob_test_case_wait_requests(&tc, "/api/users/dora/sessions/revoke", 2, 20);
+        log = ob_test_case_service_log(&tc);
+        cr_assert(strstr(log, "event=feed_cookie_loaded "), "the changelog's position was not kept:\n%s", log);
+        cr_assert_eq(n, 1, "dora's deletion was acted on again:\n%s", log);
+        free(log);
+        ob_test_case_stop_service(&tc);
+}
+
+/* Without the right to read cn=changelog (389-DS's default: Directory
+ * Manager only) the feed says so once and goes on polling modifyTimestamp;
+ * a deletion is then found by a whole pass, never guessed. */
+Test(ds389, without_a_readable_changelog_a_deletion_is_found_by_a_whole_pass)
+{
+        char *e = ob_test_dirsrv_search(&srv, "cn=changelog", "(cn=changelog)", "aci");
+        cr_assert_not_null(e);
+        const char *a = strstr(e, "\naci: ");
+        cr_assert_not_null(a, "no ACI on cn=changelog (ds389.sh gives one): %s", e);
+        a += strlen("\naci: ");
+        size_t len = strcspn(a, "\n");
+        cr_assert_lt(len, sizeof(changelog_aci));
+        char ldif[800];
+        snprintf(ldif, sizeof(ldif), "dn: cn=changelog\nchangetype: modify\ndelete: aci\naci: %.*s\n-\n", (int)len, a);
+        admin_modify(ldif);
+        memcpy(changelog_aci, a, len); /* teardown gives it back */
+        changelog_aci[len] = '\0';
+        free(e);
+
+        add_person("dirk");
+        write_config(NULL, NULL, NULL, NULL, "service:\n  full_pass_interval: 2s\n  poll_interval: 100ms\n");
+        ob_test_case_start_service(&tc, "poll kind=timestamp");
+        char *log = ob_test_case_service_log(&tc);
+        cr_assert(strstr(log, "event=feed_changelog state=unused reason=\"the server has a changelog the service "
+                              "account cannot read"),
+                  "%s", log);
+        int whole = ob_test_count(log, "event=pass ");
+        free(log);
+        delete_person("dirk");
+        int n = ob_test_case_wait_requests(&tc, "/api/users/dirk/sessions/revoke", 1, 15000);
+        char pass[40];
+        snprintf(pass, sizeof(pass), "event=pass number=%d ", whole + 1);
+        log = service_log_with(pass, 5000);
+        cr_assert_eq(n, 1, "dirk's deletion was not found:\n%s", log);
+        cr_assert_gt(ob_test_count(log, "event=pass "), whole, "not by a whole pass:\n%s", log);
+        cr_assert_null(strstr(log, "event=change_pass "), "a pass over a change no feed could name:\n%s", log);
+        cr_assert_eq(ob_test_count(log, "event=feed_changelog "), 1, "said more than once:\n%s", log);
+        free(log);
         ob_test_case_stop_service(&tc);
 }
