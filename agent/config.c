@@ -349,6 +349,8 @@ static int resolve_path(struct pctx *p, const char *path, char **ret)
         return 0;
 }
 
+#define OB_CREDENTIALS_PREFIX "${CREDENTIALS_DIRECTORY}/"
+
 static int h_path(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         int r = h_nonempty(p, key, v, dst);
@@ -356,6 +358,24 @@ static int h_path(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
                 return r;
         char **s = dst;
         char *abs;
+        /* systemd's LoadCredential= puts the secrets in a directory of the
+         * unit's own (/run/credentials/UNIT/) and names it in the
+         * environment: one configuration serves offboard.service,
+         * offboard-reconcile.service and a run by hand. */
+        if (strncmp(*s, OB_CREDENTIALS_PREFIX, strlen(OB_CREDENTIALS_PREFIX)) == 0) {
+                const char *dir = getenv("CREDENTIALS_DIRECTORY");
+                if (!dir || dir[0] != '/')
+                        return fail(p, v,
+                                    "%s names ${CREDENTIALS_DIRECTORY}, which is not set: systemd sets it for a "
+                                    "unit with LoadCredential=; by hand, set it to the directory holding the "
+                                    "credentials (CREDENTIALS_DIRECTORY=/etc/offboard/credentials)",
+                                    key);
+                if (asprintf(&abs, "%s/%s", dir, *s + strlen(OB_CREDENTIALS_PREFIX)) < 0)
+                        return -ENOMEM;
+                free(*s);
+                *s = abs;
+                return 0;
+        }
         r = resolve_path(p, *s, &abs);
         if (r < 0)
                 return r;

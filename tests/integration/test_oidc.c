@@ -129,7 +129,7 @@ static void write_config(const char *prefix, const char *state_name, const char 
         free(file);
         preset = replace_once(preset, "${AUTH_HOST}", oidc.host);
         preset = replace_once(preset, "${CLIENT_ID}", client);
-        preset = replace_once(preset, "/run/credentials/offboard.service/oauth-client-secret", secret_file);
+        preset = replace_once(preset, "${CREDENTIALS_DIRECTORY}/oauth-client-secret", secret_file);
         preset = replace_once(preset, "url: /revoke\n", "url: /token/revocation\n"); /* the server's endpoint */
         /* Loopback only: no TLS. */
         preset = replace_once(preset, "base_url: https://", "base_url: http://");

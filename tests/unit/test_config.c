@@ -163,7 +163,10 @@ Test(config, the_example_configuration_loads_and_requests_every_attribute_it_rea
 {
         struct ob_config *c = NULL;
         struct ob_config_error err;
+        /* As under offboard.service: its secrets are systemd credentials. */
+        setenv("CREDENTIALS_DIRECTORY", "/run/credentials/offboard.service", 1);
         cr_assert_eq(ob_config_load(OB_SOURCE_DIR "/examples/offboard.yaml", &c, &err), 0, "%s", err.message);
+        cr_assert_str_eq(c->directory.bind_password_file, "/run/credentials/offboard.service/ldap-password");
         const char *want[] = {"uid", "mail", "cn", "manager", "employeeType", "description", "shadowExpire",
                               "pwdAccountLockedTime", "offboardStatus", "entryCSN"};
         for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -1049,4 +1052,38 @@ Test(config, a_misspelt_policies_key_is_said_once_and_its_policies_are_not_said_
         cr_assert_eq(errs.n, 1, "%zu errors:%s", errs.n, listed(&errs));
         cr_assert(strncmp(errs.v[0].message, want, strlen(want)) == 0, "%s", errs.v[0].message);
         ob_config_errors_clear(&errs);
+}
+
+/* ---- ${CREDENTIALS_DIRECTORY} (systemd's LoadCredential=) ------------------------ */
+
+Test(config, a_path_under_credentials_directory_resolves_to_the_units_own_directory)
+{
+        setenv("CREDENTIALS_DIRECTORY", "/run/credentials/offboard-reconcile.service", 1);
+        FILE *f;
+        char *path = start_generated(&f, "  bind_dn: cn=offboard,dc=x\n"
+                                         "  bind_password_file: ${CREDENTIALS_DIRECTORY}/ldap-password\n"
+                                         "  ca_file: relative/ca.pem\n");
+        fclose(f);
+        struct ob_config *c;
+        struct ob_config_error err;
+        cr_assert_eq(load_generated_config(path, &c, &err), 0, "%s", err.message);
+        cr_assert_str_eq(c->directory.bind_password_file, "/run/credentials/offboard-reconcile.service/ldap-password");
+        /* Other paths are untouched: relative to the configuration's directory. */
+        cr_assert_str_eq(c->directory.ca_file, "/tmp/relative/ca.pem");
+        ob_config_free(c);
+        unsetenv("CREDENTIALS_DIRECTORY");
+}
+
+Test(config, a_path_under_credentials_directory_without_it_set_says_how_to_set_it)
+{
+        unsetenv("CREDENTIALS_DIRECTORY");
+        FILE *f;
+        char *path = start_generated(&f, "  bind_dn: cn=offboard,dc=x\n"
+                                         "  bind_password_file: ${CREDENTIALS_DIRECTORY}/ldap-password\n");
+        fclose(f);
+        struct ob_config_error err;
+        cr_assert_lt(load_generated(path, &err), 0);
+        cr_assert_not_null(strstr(err.message, "CREDENTIALS_DIRECTORY"), "%s", err.message);
+        cr_assert_not_null(strstr(err.message, "LoadCredential="), "%s", err.message);
+        cr_assert_not_null(strstr(err.message, ":6:23:"), "the error names the line and column: %s", err.message);
 }

@@ -113,6 +113,8 @@ static char tmpdir[] = "/tmp/ob-presets-XXXXXX";
 static void setup(void)
 {
         setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        /* The presets name their secrets as systemd's credentials. */
+        setenv("CREDENTIALS_DIRECTORY", "/run/credentials/offboard.service", 1);
         cr_assert_not_null(mkdtemp(tmpdir));
 }
 
@@ -158,7 +160,11 @@ static char *fill(const char *src, const char *file)
                 const char *e = strchr(d, '}');
                 cr_assert_not_null(e, "%s: unterminated ${", file);
                 const char *v = NULL;
-                for (size_t i = 0; i < sizeof(fills) / sizeof(fills[0]); i++)
+                /* Not a placeholder: systemd's credentials, resolved by the loader. */
+                if ((size_t)(e - d + 1) == strlen("${CREDENTIALS_DIRECTORY}") &&
+                    !strncmp(d, "${CREDENTIALS_DIRECTORY}", (size_t)(e - d + 1)))
+                        v = "${CREDENTIALS_DIRECTORY}";
+                for (size_t i = 0; !v && i < sizeof(fills) / sizeof(fills[0]); i++)
                         if (strlen(fills[i].name) == (size_t)(e - d - 2) && !strncmp(d + 2, fills[i].name, e - d - 2))
                                 v = fills[i].value;
                 cr_assert_not_null(v, "%s: placeholder %.*s is not listed in the test", file, (int)(e - d + 1), d);
