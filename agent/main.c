@@ -295,7 +295,7 @@ static bool verb_usage(const char *verb, FILE *f)
         for (size_t i = 0; i < sizeof(verb_helps) / sizeof(verb_helps[0]); i++)
                 if (strcmp(verb_helps[i].verb, verb) == 0) {
                         fprintf(f, "Usage: %s\n\n%s\nCommon options: -c/--config FILE (default " DEFAULT_CONFIG
-                                   "), -v/--verbose, -q/--quiet.\nSee offboard --help and offboard(1).\n",
+                                   "), -v/--verbose, -q/--quiet.\nSee offboard --help and offboard(8).\n",
                                 verb_helps[i].synopsis, verb_helps[i].text);
                         return true;
                 }
