@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cond.h"
+#include "ldap_conn.h"
 #include "report.h"
 #include "timeparse.h"
 #include "util.h"
@@ -71,6 +72,23 @@ static const char *when(int64_t t, char buf[21])
         return buf;
 }
 
+/* The memberships an ldap step recorded (removed, or to put back). */
+static void history_memberships(FILE *f, const char *detail)
+{
+        struct ob_ldap_membership *m = NULL;
+        size_t n = 0;
+        int64_t cut = 0;
+        if (!detail || ob_ldap_memberships_parse(detail, &m, &n, &cut) < 0)
+                return;
+        ob_report_printf(f, "      memberships: %zu%s\n", n, cut > 0 ? " (the list was cut)" : "");
+        for (size_t i = 0; i < n; i++)
+                ob_report_printf(f, "        %s: %s in %s\n", ob_ldap_group_attr_name(m[i].attr), m[i].value,
+                                 m[i].group);
+        if (cut > 0)
+                ob_report_printf(f, "        and %lld not recorded\n", (long long)cut);
+        ob_ldap_memberships_free(m, n);
+}
+
 /* The record and the actions of its latest generations, as text or JSON. */
 static int history(FILE *f, bool json, struct ob_state *s, const char *id)
 {
@@ -130,6 +148,9 @@ static int history(FILE *f, bool json, struct ob_state *s, const char *id)
                                 ob_report_json_string(&j, "updated", when(a[i].updated, u));
                                 ob_report_json_string(&j, "not_before", when(a[i].not_before, nb));
                                 ob_report_json_string(&j, "due", when(a[i].due, due));
+                                /* The memberships it removed or put back (state.h: JSON already). */
+                                if (a[i].detail)
+                                        fprintf(f, ",\"detail\":%s", a[i].detail);
                                 fprintf(f, ",\"parked\":%s}", a[i].parked ? "true" : "false");
                         } else {
                                 ob_report_printf(f, "    %s: %s, %d attempt%s", a[i].action,
@@ -150,6 +171,7 @@ static int history(FILE *f, bool json, struct ob_state *s, const char *id)
                                         ob_report_printf(f, "      key: %s\n", a[i].idempotency_key);
                                 if (a[i].error && *a[i].error)
                                         ob_report_printf(f, "      error: %s\n", a[i].error);
+                                history_memberships(f, a[i].detail);
                         }
                 }
                 ob_action_records_free(a, n);

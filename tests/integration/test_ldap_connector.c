@@ -491,6 +491,16 @@ Test(ldap_connector, reactivation_restores_exactly_the_memberships_the_removal_r
         cr_assert_str_eq(rows, "member uid=rs-rita," PEOPLE " cn=rs-names," GROUPS "\n"
                                "memberUid rs-rita cn=rs-posix," GROUPS "\n");
         free(rows);
+        /* explain shows them with the step's record. */
+        rc = offboard("explain", "rs-rita", NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "    leave-groups: done, 1 attempt"), "%s", out);
+        cr_assert(strstr(out, "      memberships: 2\n"
+                              "        member: uid=rs-rita," PEOPLE " in cn=rs-names," GROUPS "\n"
+                              "        memberUid: rs-rita in cn=rs-posix," GROUPS "\n"),
+                  "%s", out);
+        free(out);
+        free(err);
 
         /* She comes back: the plan (another process) shows what will be put back,
          * and lists no lost memberships. */
