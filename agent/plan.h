@@ -44,6 +44,11 @@ struct ob_step {
         void *rendered;
         char *idempotency_key;
         char *render_error; /* a value could not be placed safely: the step fails without a request */
+        /* What the step's intent keeps in the state store, set by a kind's
+         * render (ob_state_action_memberships' JSON; restore_groups: the
+         * list it puts back, so an attempt cut short by a crash finds it
+         * among its own records); NULL: nothing. */
+        char *intent_detail;
         char *hold_reason;  /* owed, but it must not run now (no transfer target, a lookup failed): why */
         int64_t due;        /* a stage (actions.X.grace): not before this (0: none) */
 };
