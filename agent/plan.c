@@ -33,6 +33,7 @@ static void step_clear(struct ob_step *s)
         free(s->idempotency_key);
         free(s->render_error);
         free(s->hold_reason);
+        free(s->intent_detail);
 }
 
 void ob_account_plan_free(struct ob_account_plan *p)
