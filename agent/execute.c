@@ -429,6 +429,7 @@ static void job_advance(struct job *j)
                                      .generation = p->generation,
                                      .action = s->action->name,
                                      .key = s->idempotency_key,
+                                     .detail = s->intent_detail, /* kept with the intent (plan.h) */
                                      .at = ob_now()};
                 int k = batch_add(x, &w);
                 struct pending_req *pr = k == 0 ? malloc(sizeof(*pr)) : NULL;

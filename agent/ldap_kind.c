@@ -373,6 +373,10 @@ static int ob_ldap_render_restore(const struct ob_action *a, const struct ob_lda
         int r = ob_ldap_memberships_parse(detail, &q->memberships, &q->nmemberships, &q->cut);
         if (r == -EINVAL)
                 return ob_step_render_error(s, "the memberships recorded by %s cannot be read", la->from);
+        /* Kept with the intent: an attempt cut short (a crash before its
+         * outcome) leaves the list among the reactivation's own records. */
+        if (r == 0 && detail && !(s->intent_detail = strdup(detail)))
+                return -ENOMEM;
         return r;
 }
 

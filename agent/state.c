@@ -146,7 +146,11 @@ static const char *const state_sql[_ST_MAX] = {
                                "FROM json_each(?4, '$.memberships')) WHERE typeof(g) = 'text' AND typeof(a) = "
                                "'text' AND typeof(v) = 'text' AND length(CAST(g AS BLOB)) <= ?6 AND "
                                "length(CAST(a AS BLOB)) <= ?6 AND length(CAST(v AS BLOB)) <= ?6 LIMIT ?5",
-        [ST_MEMBERSHIPS_MARK] = "UPDATE actions SET memberships_in = ?2, memberships_cut = memberships_cut + ?4 "
+        /* The cut is the most any attempt reported: at least that many
+         * are missing (an attempt that repeats the list, as a restore's
+         * intent and outcome do, must not count them again). */
+        [ST_MEMBERSHIPS_MARK] = "UPDATE actions SET memberships_in = ?2, "
+                                "memberships_cut = max(memberships_cut, ?4) "
                                 "WHERE account_id = ?1 AND generation = ?2 AND action = ?3",
         /* A step done by an earlier transition is recorded done in the
          * next one without a detail (reconcile.c: carried): it stands for
@@ -1387,8 +1391,7 @@ static int state_memberships(struct ob_state *s, const char *id, int64_t generat
                         return state_fail(s, rc, "recording memberships");
         }
         /* Not kept: a row that does not fit, and fit ones beyond the room
-         * left (a duplicate of an earlier attempt's row there counts too:
-         * the cut is at least this). */
+         * left (a duplicate of an earlier attempt's row there counts too). */
         int64_t fit = offered - unfit;
         int64_t dropped = unfit + (fit > room ? fit - room : 0);
         _cleanup_reset_ sqlite3_stmt *st = s->st[ST_MEMBERSHIPS_MARK];
@@ -1398,6 +1401,17 @@ static int state_memberships(struct ob_state *s, const char *id, int64_t generat
         sqlite3_bind_int64(st, 4, (cut > 0 ? cut : 0) + dropped);
         int rc = sqlite3_step(st);
         return rc == SQLITE_DONE ? 0 : state_fail(s, rc, "recording memberships");
+}
+
+int ob_state_action_memberships(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                                const char *detail)
+{
+        int r = state_action_check(s, id, action, "record memberships");
+        if (r < 0)
+                return r;
+        if (!detail)
+                return 0;
+        return state_memberships(s, id, generation, action, OB_OUTCOME_INTENT, detail);
 }
 
 int ob_state_action_outcome_detail(struct ob_state *s, const char *id, int64_t generation, const char *action,

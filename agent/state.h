@@ -180,15 +180,22 @@ int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generati
 
 /* The longest detail an outcome takes (bytes); a longer one is -EINVAL. */
 #define OB_STATE_DETAIL_MAX 65536
-/* The same, with the memberships the attempt removed or is to put back
- * (detail: the JSON of ob_action_record.detail, or NULL). They are added to
- * those of the step's earlier attempts in this generation, 256 at most per
- * step (each field at most 1 KiB): the rest are counted in "cut". A detail
- * that is not JSON fails (-OB_ESTATE). Without a detail, a step recorded
- * done stands for what its record in the generation before stood for. */
+/* ob_state_action_outcome with the memberships the attempt removed or is
+ * to put back (detail: the JSON of ob_action_record.detail, or NULL). They
+ * are added to those of the step's earlier attempts in this generation, 256
+ * at most per step (each field at most 1 KiB): the rest are counted in
+ * "cut" (the most any attempt left out: at least that many are missing). A
+ * detail that is not JSON fails (-OB_ESTATE). Without a detail, a step
+ * recorded done stands for what its record in the generation before stood
+ * for. */
 int ob_state_action_outcome_detail(struct ob_state *s, const char *id, int64_t generation, const char *action,
                                    enum ob_outcome outcome, long http_status, const char *error, const char *detail,
                                    int64_t now);
+/* Adds detail's memberships (as ob_state_action_outcome_detail does) to
+ * those recorded for (id, generation, action), whose record must exist (an
+ * intent was recorded): a step keeps them before its request leaves. */
+int ob_state_action_memberships(struct ob_state *s, const char *id, int64_t generation, const char *action,
+                                const char *detail);
 
 /* ---- what needs a human: `offboard status` and `offboard retry` ---- */
 

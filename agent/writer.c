@@ -58,6 +58,8 @@ int ob_write_batch_apply(struct ob_state *s, const struct ob_write_batch *b)
                 switch (w->op) {
                 case OB_WRITE_INTENT:
                         k = ob_state_action_intent(s, w->id, w->generation, w->action, w->key, w->at);
+                        if (k == 0 && w->detail)
+                                k = ob_state_action_memberships(s, w->id, w->generation, w->action, w->detail);
                         break;
                 case OB_WRITE_OUTCOME:
                         k = ob_state_action_outcome_detail(s, w->id, w->generation, w->action,

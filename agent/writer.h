@@ -32,7 +32,7 @@ struct ob_write {
         int outcome;       /* outcome: enum ob_outcome */
         long http_status;  /* outcome */
         char *error;       /* outcome, or NULL */
-        char *detail;      /* outcome, or NULL (ob_response.detail) */
+        char *detail;      /* intent (ob_step.intent_detail), outcome (ob_response.detail), or NULL */
         int64_t at;        /* intent, outcome: when */
         int64_t not_before; /* defer */
         bool parked;       /* defer */

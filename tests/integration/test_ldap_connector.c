@@ -374,7 +374,7 @@ Test(ldap_connector, the_outcome_says_what_was_removed_and_a_second_run_removes_
 
 /* Deactivation removes from groups (leave-groups); reactivation puts back
  * what it recorded (regain-groups, restore_groups from leave-groups). */
-static void write_restore_config(const char *filter)
+static void write_restore_config_as(const char *filter, bool admin)
 {
         snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
         FILE *f = fopen(cfgpath, "w");
@@ -422,9 +422,14 @@ static void write_restore_config(const char *filter)
                 "    from: [locked, inactive, ended]\n"
                 "    to: [active]\n"
                 "    actions: [regain-groups]\n",
-                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, filter, dir, srv.admin_dn,
-                srv.admin_pw_file);
+                srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, filter, dir,
+                admin ? srv.admin_dn : srv.bind_dn, admin ? srv.admin_pw_file : srv.bind_pw_file);
         fclose(f);
+}
+
+static void write_restore_config(const char *filter)
+{
+        write_restore_config_as(filter, true);
 }
 
 /* The rows of memberships_named for action, "attribute value group" each,
@@ -541,6 +546,51 @@ Test(ldap_connector, reactivation_restores_exactly_the_memberships_the_removal_r
         cr_assert_null(strstr(err, "event=ldap_"), "%s", err);
         free(out);
         free(err);
+}
+
+Test(ldap_connector, a_restore_that_failed_puts_back_the_same_memberships_when_the_reactivation_continues)
+{
+        cr_assert_eq(ob_test_ldapmodify(&srv,
+                                        "dn: uid=rs-otto," PEOPLE "\nchangetype: add\nobjectClass: inetOrgPerson\n"
+                                        "cn: Otto\nsn: Otto\nuid: rs-otto\nemployeeType: Inactive\n\n"
+                                        "dn: cn=rs-otto," GROUPS "\nchangetype: add\nobjectClass: groupOfNames\n"
+                                        "cn: rs-otto\nmember: uid=rs-otto," PEOPLE
+                                        "\nmember: uid=lc-keep," PEOPLE "\n"),
+                     0);
+        write_restore_config("(uid=rs-otto)");
+        char *out, *err;
+        int rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_eq(ob_test_count(err, "event=ldap_group_removed"), 1, "%s", err);
+        free(out);
+        free(err);
+        /* Back, but the connector now binds as the service account, which
+         * may not write groups: the restore fails. */
+        cr_assert_eq(ob_test_ldapmodify(&srv, "dn: uid=rs-otto," PEOPLE "\nchangetype: modify\n"
+                                              "delete: employeeType\n"),
+                     0);
+        write_restore_config_as("(uid=rs-otto)", false);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_neq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(err, "restoring member to cn=rs-otto," GROUPS), "%s", err);
+        free(out);
+        free(err);
+        /* The reactivation continues (its own records, not the deactivation's,
+         * are at hand now): the restore still knows what to put back. */
+        write_restore_config("(uid=rs-otto)");
+        rc = offboard("plan", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "memberships to restore: 1 (recorded by leave-groups)"), "%s", out);
+        free(out);
+        free(err);
+        rc = offboard("reconcile", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_eq(ob_test_count(err, "event=ldap_group_restored"), 1, "%s", err);
+        free(out);
+        free(err);
+        char *g = search(GROUPS, "(cn=rs-otto)", "member");
+        cr_assert(strstr(g, "member: uid=rs-otto," PEOPLE), "%s", g);
+        free(g);
 }
 
 Test(ldap_connector, without_a_restore_the_reactivation_lists_the_removed_memberships_as_not_restored)

@@ -343,6 +343,9 @@ Test(ldap_kind, a_restore_renders_the_memberships_its_removal_recorded_and_reads
         cr_assert_eq(q->cut, 3, "the 2 the records cut and the one not restored");
         cr_assert_str_eq(q->memberships[0].group, "cn=a\\2C b,ou=groups,dc=x");
         cr_assert_eq(q->memberships[1].attr, 2, "memberUid, whatever its case");
+        cr_assert_not_null(s.intent_detail, "the list goes with the intent");
+        cr_assert(strstr(s.intent_detail, "cn=p,ou=groups,dc=x"), "%s", s.intent_detail);
+        free(s.intent_detail);
         char *d = describe(&s);
         cr_assert_str_eq(d, "  LDAP restore_groups cn=\\\\2C Ann\\\\+x,ou=people,dc=example,dc=org\n"
                             "       memberships to restore: 2 (recorded by leave)\n"
@@ -359,12 +362,14 @@ Test(ldap_kind, a_restore_renders_the_memberships_its_removal_recorded_and_reads
         q = s.rendered;
         cr_assert_eq(q->nmemberships, 1);
         cr_assert_str_eq(q->memberships[0].group, "cn=z,dc=x");
+        free(s.intent_detail);
         ob_ldap_kind.free_rendered(s.rendered);
 
         /* Nothing recorded: nothing to restore, and the report says so. */
         s = (struct ob_step){.action = action(c, "back"), .state = OB_STEP_OWED};
         cr_assert_eq(ob_ldap_kind.render(s.action, lookup, NULL, &s), 0);
         cr_assert_null(s.render_error);
+        cr_assert_null(s.intent_detail);
         d = describe(&s);
         cr_assert(strstr(d, "memberships to restore: none recorded by leave\n"), "%s", d);
         free(d);

@@ -1415,6 +1415,33 @@ Test(state, a_version_3_store_is_read_as_is_and_migrated_to_version_4_with_membe
         sqlite3_close(db);
 }
 
+Test(state, an_intent_keeps_the_list_its_step_restores_before_the_request_leaves)
+{
+        struct ob_state *s = open_store(path_in("state.db"), false);
+        struct ob_write_batch b = {0};
+        char detail[] = "{\"memberships\":[[\"cn=a,dc=x\",\"member\",\"uid=ann\"]],\"cut\":1}";
+        struct ob_write w = {.op = OB_WRITE_INTENT, .id = "u1", .generation = 3, .action = "back", .key = "k",
+                             .detail = detail, .at = 5};
+        cr_assert_eq(ob_write_batch_add(&b, &w), 0);
+        cr_assert_eq(ob_write_batch_apply(s, &b), 0, "%s", ob_state_errmsg(s));
+        ob_write_batch_free(&b);
+        /* No outcome came (a crash): the record has the list all the same. */
+        char *d = detail_of(s, "u1", 3, "back");
+        cr_assert_str_eq(d, "{\"memberships\":[[\"cn=a,dc=x\",\"member\",\"uid=ann\"]],\"cut\":1}");
+        free(d);
+        /* The next attempt's intent and its outcome add nothing twice. */
+        cr_assert_eq(ob_state_action_intent(s, "u1", 3, "back", "k", 6), 0);
+        cr_assert_eq(ob_state_action_memberships(s, "u1", 3, "back", detail), 0);
+        cr_assert_eq(ob_state_action_outcome_detail(s, "u1", 3, "back", OB_OUTCOME_DONE, 0, NULL,
+                                                    "{\"memberships\":[[\"cn=a,dc=x\",\"member\",\"uid=ann\"]]}", 7),
+                     0);
+        d = detail_of(s, "u1", 3, "back");
+        cr_assert(strstr(d, "\"memberships\":[[\"cn=a,dc=x\",\"member\",\"uid=ann\"]]"), "%s", d);
+        cr_assert(strstr(d, "\"cut\":1}"), "the cut is not counted twice: %s", d);
+        free(d);
+        ob_state_free(s);
+}
+
 Test(state, a_batch_carries_an_outcomes_memberships_to_the_store)
 {
         struct ob_state *s = open_store(path_in("state.db"), false);
