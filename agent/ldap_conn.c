@@ -18,7 +18,9 @@
  * ACL) must not pass for "listed nowhere".
  *
  * A step of restore_groups adds each recorded value back to its group, one
- * at a time: a value already there is done (permissive modify), a group
+ * at a time: a value already there is done (permissive modify; where the
+ * server refuses it all the same, as Samba does, a search of the group for
+ * the value decides), a group
  * that no longer exists is reported (excerpt, event=ldap_group_gone) and
  * the others go on; any other failure fails the step, whose detail keeps
  * the whole list for its next attempt (which adds again what is there).
@@ -89,6 +91,8 @@ struct ob_ldap_job {
         struct ob_ldap_membership *restore; /* restore_groups: the recorded list */
         size_t nrestore;
         size_t gone; /* groups that no longer exist */
+        int add_error; /* restore: the add's error, while a search checks whether the value is there */
+        bool listed;   /* ... and the search found the group listing it */
 };
 
 /* ---- the session ----------------------------------------------------------- */
@@ -511,12 +515,40 @@ static int ob_ldap_start_modify(struct ob_ldap_job *j, const struct ob_ldap_rend
 /* ---- restore_groups ------------------------------------------------------------ */
 
 static void ob_ldap_add_next(struct ob_ldap_job *j);
+static void ob_ldap_on_added(int result, void *ud);
+
+static int ob_ldap_on_listing(const struct ob_account *a, void *ud)
+{
+        struct ob_ldap_job *j = ud;
+        j->listed = j->listed || a->dn;
+        return 0;
+}
+
+/* The add failed: where the server does not know the permissive modify
+ * control (Samba answers entryAlreadyExists), a value already there is
+ * refused. A search of the group for the value says whether it is. */
+static void ob_ldap_on_checked(int result, struct ob_dir_search_info *info, void *ud)
+{
+        (void)info;
+        struct ob_ldap_job *j = ud;
+        int err = j->add_error;
+        ob_ldap_on_added(result == 0 && j->listed ? 0 : err, j);
+}
 
 static void ob_ldap_on_added(int result, void *ud)
 {
         struct ob_ldap_job *j = ud;
         const struct ob_ldap_membership *m = &j->restore[j->next_group];
         const char *attr = ob_ldap_group_attr_name(m->attr);
+        if (result < 0 && result != -OB_ENOTFOUND && !j->add_error && !j->c->closing) {
+                j->add_error = result;
+                j->listed = false;
+                int r = ob_dir_search_listing_start(j->c->dir, m->group, attr, m->value, ob_ldap_on_listing,
+                                                    ob_ldap_on_checked, j);
+                if (r == 0)
+                        return;
+        }
+        j->add_error = 0;
         if (result == -OB_ENOTFOUND) {
                 /* The group is gone: nothing to put back into; the others go on. */
                 j->gone++;

@@ -9,6 +9,8 @@
  * a group's size plays no part. (Samba returns every value at once, and
  * adding thousands of members takes it minutes: the test keeps the group
  * small.) The entries are this test's own, under OU=LdapConnector.
+ * What the removal recorded is put back by restore_groups, and a group
+ * deleted meanwhile is reported while the others are restored.
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
@@ -75,6 +77,7 @@ static void admin_modify(const char *ldif)
 struct outcome {
         int calls;
         struct ob_response resp;
+        char detail[8192]; /* resp.detail's start (it dies with the call); "" if none */
 };
 
 static void on_done(const struct ob_response *resp, void *ud)
@@ -82,6 +85,8 @@ static void on_done(const struct ob_response *resp, void *ud)
         struct outcome *o = ud;
         o->calls++;
         o->resp = *resp;
+        o->resp.detail = NULL;
+        snprintf(o->detail, sizeof(o->detail), "%s", resp->detail ? resp->detail : "");
 }
 
 static struct outcome run_step(const struct ob_action *a, struct ob_ldap_rendered *q)
@@ -173,6 +178,13 @@ Test(ldap_ad, a_leaver_whose_dn_needs_escaping_leaves_an_ad_group_once)
         char want[400];
         snprintf(want, sizeof(want), "removed member from CN=big,%s", ou);
         cr_assert_str_eq(o.resp.excerpt, want);
+        /* What it removed, as the state store will keep it. */
+        struct ob_ldap_membership *rm = NULL;
+        size_t nrm = 0;
+        int64_t cut = 0;
+        cr_assert_eq(ob_ldap_memberships_parse(o.detail, &rm, &nrm, &cut), 0, "%s", o.detail);
+        cr_assert_eq(nrm, 1, "%s", o.detail);
+        cr_assert_eq(cut, 0);
 
         /* The group lists the leaver no more and everyone else still. */
         char filter[400];
@@ -198,6 +210,33 @@ Test(ldap_ad, a_leaver_whose_dn_needs_escaping_leaves_an_ad_group_once)
         cr_assert_eq(o.resp.result, 0, "%s", o.resp.error);
         snprintf(want, sizeof(want), "listed in no group under %s", ou);
         cr_assert_str_eq(o.resp.excerpt, want);
+
+        /* Reactivated: restore_groups puts back exactly what was recorded;
+         * a group deleted meanwhile is reported and the others restored. */
+        struct ob_ldap_membership back[2] = {rm[0], rm[0]};
+        char gone[300];
+        snprintf(gone, sizeof(gone), "CN=gone,%s", ou);
+        back[0].group = gone;
+        struct ob_ldap_rendered r = {
+                .op = OB_LDAP_RESTORE_GROUPS,
+                .dn = user,
+                .from = "leave",
+                .memberships = back,
+                .nmemberships = 2,
+                .recorded = true,
+        };
+        o = run_step(a, &r);
+        cr_assert_eq(o.resp.result, 0, "%s", o.resp.error);
+        cr_assert(strstr(o.resp.excerpt, "no longer exists"), "%s", o.resp.excerpt);
+        snprintf(want, sizeof(want), "restored member to CN=big,%s", ou);
+        cr_assert(strstr(o.resp.excerpt, want), "%s", o.resp.excerpt);
+        s = ob_test_dirsrv_search(&srv, ou, esc, "cn");
+        cr_assert(s && strstr(s, "cn: big"), "not a member again: %s", s);
+        free(s);
+        /* Again: a value already there is done. */
+        o = run_step(a, &r);
+        cr_assert_eq(o.resp.result, 0, "%s", o.resp.error);
+        ob_ldap_memberships_free(rm, nrm);
         free(esc);
 
         /* The entry moves with its RDN as it was; moving it again is done. */
