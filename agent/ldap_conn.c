@@ -20,10 +20,10 @@
  * A step of restore_groups adds each recorded value back to its group, one
  * at a time: a value already there is done (permissive modify; where the
  * server refuses it all the same, as Samba does, a search of the group for
- * the value decides), a group
- * that no longer exists is reported (excerpt, event=ldap_group_gone) and
- * the others go on; any other failure fails the step, whose detail keeps
- * the whole list for its next attempt (which adds again what is there).
+ * the value decides), a group that no longer exists is reported (excerpt,
+ * event=ldap_group_gone) and the others go on; any other failure fails the
+ * step, whose detail keeps the whole list for its next attempt (which adds
+ * again what is there).
  */
 #define _GNU_SOURCE
 #include <errno.h>
