@@ -1337,12 +1337,14 @@ int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generati
  * attempts up to the cap; without a detail, a step recorded done stands for
  * what its last record stood for (a carried step). */
 static int state_memberships(struct ob_state *s, const char *id, int64_t generation, const char *action,
-                             enum ob_outcome outcome, const char *detail)
+                             enum ob_outcome outcome, long http_status, const char *detail)
 {
         if (s->version < 4)
                 return 0;
         if (!detail) {
-                if (outcome != OB_OUTCOME_DONE)
+                /* A carried step is recorded with no status: an HTTP step
+                 * done now (2xx) costs no statement. */
+                if (outcome != OB_OUTCOME_DONE || http_status != 0)
                         return 0;
                 _cleanup_reset_ sqlite3_stmt *st = s->st[ST_MEMBERSHIPS_CARRY];
                 sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -1411,7 +1413,7 @@ int ob_state_action_memberships(struct ob_state *s, const char *id, int64_t gene
                 return r;
         if (!detail)
                 return 0;
-        return state_memberships(s, id, generation, action, OB_OUTCOME_INTENT, detail);
+        return state_memberships(s, id, generation, action, OB_OUTCOME_INTENT, 0, detail);
 }
 
 int ob_state_action_outcome_detail(struct ob_state *s, const char *id, int64_t generation, const char *action,
@@ -1437,7 +1439,7 @@ int ob_state_action_outcome_detail(struct ob_state *s, const char *id, int64_t g
         int rc = sqlite3_step(st);
         if (rc != SQLITE_DONE)
                 return state_fail(s, rc, "recording an outcome");
-        return state_memberships(s, id, generation, action, outcome, detail);
+        return state_memberships(s, id, generation, action, outcome, http_status, detail);
 }
 
 int ob_state_action_defer(struct ob_state *s, const char *id, int64_t generation, const char *action,

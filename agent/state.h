@@ -186,8 +186,8 @@ int ob_state_action_outcome(struct ob_state *s, const char *id, int64_t generati
  * at most per step (each field at most 1 KiB): the rest are counted in
  * "cut" (the most any attempt left out: at least that many are missing). A
  * detail that is not JSON fails (-OB_ESTATE). Without a detail, a step
- * recorded done stands for what its record in the generation before stood
- * for. */
+ * recorded done with no status (carried: done by the transition before)
+ * stands for what its record in the generation before stood for. */
 int ob_state_action_outcome_detail(struct ob_state *s, const char *id, int64_t generation, const char *action,
                                    enum ob_outcome outcome, long http_status, const char *error, const char *detail,
                                    int64_t now);
