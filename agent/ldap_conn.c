@@ -87,10 +87,10 @@ struct ob_ldap_job {
         json_t *detail;
         int64_t detail_cut;
         size_t detail_bytes;
-        bool has_detail; /* the step answers with a detail (even empty) */
+        bool has_detail;                    /* the step answers with a detail (even empty) */
         struct ob_ldap_membership *restore; /* restore_groups: the recorded list */
         size_t nrestore;
-        size_t gone; /* groups that no longer exist */
+        size_t gone;   /* groups that no longer exist */
         int add_error; /* restore: the add's error, while a search checks whether the value is there */
         bool listed;   /* ... and the search found the group listing it */
 };
@@ -582,8 +582,7 @@ static void ob_ldap_add_next(struct ob_ldap_job *j)
         int r = ob_dir_add_value_start(j->c->dir, m->group, ob_ldap_group_attr_name(m->attr), m->value,
                                        ob_ldap_on_added, j);
         if (r < 0) {
-                snprintf(j->error, sizeof(j->error), "restoring %s to %s", ob_ldap_group_attr_name(m->attr),
-                         m->group);
+                snprintf(j->error, sizeof(j->error), "restoring %s to %s", ob_ldap_group_attr_name(m->attr), m->group);
                 ob_ldap_finish(j, r);
         }
 }
