@@ -14,13 +14,17 @@
 
 #include <errno.h>
 #include <ldap.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "escape.h"
 #include "log.h"
@@ -474,9 +478,13 @@ void ob_dir_free(struct ob_dir *d)
  * code)" on the handle when a TLS handshake or the certificate check fails;
  * what failed is only in its debug output. While a connection is set up,
  * that output is collected (the TLS lines only, bounded) and read by
- * explain_connect(). The agent has one thread; the previous print function
- * and level are restored. */
+ * explain_connect(). The previous print function and level are restored.
+ * Connections are set up one at a time (tls_diag_lock: ob_dir_open_on runs
+ * them on a thread of their own), and only the lines of the thread setting
+ * one up are kept: the loop's thread may use other connections meanwhile. */
+static pthread_mutex_t tls_diag_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
+        pthread_t owner;
         bool on;
         size_t len;
         char text[2048];
@@ -486,7 +494,7 @@ static struct {
 
 static void tls_diag_print(const char *line)
 {
-        if (!tls_diag.on || strncmp(line, "TLS", 3) != 0)
+        if (!tls_diag.on || !pthread_equal(tls_diag.owner, pthread_self()) || strncmp(line, "TLS", 3) != 0)
                 return;
         size_t n = strlen(line), room = sizeof(tls_diag.text) - 1 - tls_diag.len;
         if (n > room)
@@ -507,6 +515,7 @@ static void tls_diag_start(void)
         ldap_get_option(NULL, LDAP_OPT_DEBUG_LEVEL, &tls_diag.old_level);
         if (ber_set_option(NULL, LBER_OPT_LOG_PRINT_FN, (void *)tls_diag_print) != LBER_OPT_SUCCESS)
                 return;
+        tls_diag.owner = pthread_self();
         tls_diag.on = true;
         ldap_set_option(NULL, LDAP_OPT_DEBUG_LEVEL, &level);
 }
@@ -642,7 +651,7 @@ static int check_caps(struct ob_dir *d, const struct ob_directory_config *cfg)
         return 0;
 }
 
-int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret)
+static int dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret)
 {
         bool plain;
         int r;
@@ -724,6 +733,92 @@ int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret)
 fail:
         ob_dir_free(d);
         return r;
+}
+
+int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret)
+{
+        pthread_mutex_lock(&tls_diag_lock);
+        int r = dir_open(cfg, ret);
+        pthread_mutex_unlock(&tls_diag_lock);
+        return r;
+}
+
+/* ---- connecting without stopping the loop ------------------------------------------ */
+
+/* The connect, StartTLS and bind of ob_dir_open are libldap's synchronous
+ * calls, each bounded by directory.timeout: against a server that does not
+ * answer, up to three timeouts. On the loop's thread that would stop the
+ * watchdog, /healthz, /metrics and the signals for as long. So the service
+ * connects on a thread of its own and keeps turning the loop meanwhile;
+ * the connection is handed over when it is set up (the eventfd orders it). */
+struct opening {
+        const struct ob_directory_config *cfg;
+        bool quiet; /* the caller's ob_log_set_quiet, for the thread's lines */
+        int efd;
+        int result;
+        struct ob_dir *d;
+        bool done;
+};
+
+static void *opening_main(void *arg)
+{
+        struct opening *op = arg;
+        ob_log_set_quiet(op->quiet);
+        op->result = ob_dir_open(op->cfg, &op->d);
+        uint64_t one = 1;
+        while (write(op->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+                ;
+        return NULL;
+}
+
+static void on_opened(struct ob_loop *l, int fd, unsigned events, void *ud)
+{
+        (void)events;
+        struct opening *op = ud;
+        uint64_t v;
+        if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+                return; /* not yet (EAGAIN) */
+        op->done = true;
+        ob_loop_io(l, fd, 0, NULL, NULL);
+        ob_loop_stop(l);
+}
+
+int ob_dir_open_on(struct ob_loop *l, const struct ob_directory_config *cfg, struct ob_dir **ret)
+{
+        if (!l)
+                return ob_dir_open(cfg, ret);
+        struct opening op = {.cfg = cfg, .quiet = ob_log_is_quiet(), .result = -EINTR};
+        op.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (op.efd < 0)
+                return -errno;
+        int k = ob_loop_io(l, op.efd, OB_IO_READ, on_opened, &op);
+        if (k < 0) {
+                close(op.efd);
+                return k;
+        }
+        /* The loop takes the signals (signalfd): none for this thread. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
+        pthread_t th;
+        int e = pthread_create(&th, NULL, opening_main, &op);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (e != 0) {
+                ob_loop_io(l, op.efd, 0, NULL, NULL);
+                close(op.efd);
+                return -e;
+        }
+        /* Callbacks may stop the loop meanwhile (a signal, a pass falling
+         * due): they leave flags that the caller reads once this returns. */
+        while (!op.done && ob_loop_run(l) >= 0)
+                ;
+        pthread_join(th, NULL); /* at once, unless the loop failed */
+        if (!op.done)
+                ob_loop_io(l, op.efd, 0, NULL, NULL);
+        close(op.efd);
+        if (op.result == 0)
+                *ret = op.d;
+        return op.result;
 }
 
 /* ---- entries ------------------------------------------------------------------------ */

@@ -28,6 +28,12 @@ struct ob_dir;
  * when sasl_external, anonymous otherwise. Plain ldap:// without StartTLS
  * (anonymous included) is refused with -OB_EINSECURE unless allow_insecure. */
 int ob_dir_open(const struct ob_directory_config *cfg, struct ob_dir **ret);
+struct ob_loop;
+
+/* The same, on a thread of its own while l turns (l NULL: ob_dir_open):
+ * timers, signals and other fds are served until the connection is set up
+ * or has failed. Callbacks that stop l meanwhile do not end the wait. */
+int ob_dir_open_on(struct ob_loop *l, const struct ob_directory_config *cfg, struct ob_dir **ret);
 void ob_dir_free(struct ob_dir *d);
 
 /* What `validate --online` checks once ob_dir_open() succeeded (which

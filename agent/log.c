@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "log.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,11 +20,18 @@ void ob_log_set_level(enum ob_log_level level)
         ob_log_max = level;
 }
 
-static bool ob_log_quiet;
+/* Per thread: a connection set up on a thread of its own (directory.c)
+ * says its failures as quietly as the caller asked. */
+static _Thread_local bool ob_log_quiet;
 
 void ob_log_set_quiet(bool quiet)
 {
         ob_log_quiet = quiet;
+}
+
+bool ob_log_is_quiet(void)
+{
+        return ob_log_quiet;
 }
 
 /* Where to cut s (longer than n) at most n bytes in, never inside a UTF-8
@@ -35,19 +43,25 @@ static size_t utf8_cut(const char *s, size_t n)
         return n;
 }
 
-/* A random id for this process's lines: what one run said, together. */
+static char run_id_text[9];
+
+static void run_id_init(void)
+{
+        unsigned char b[4] = {0};
+        if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
+                unsigned v = (unsigned)getpid() ^ (unsigned)time(NULL);
+                memcpy(b, &v, sizeof(b));
+        }
+        snprintf(run_id_text, sizeof(run_id_text), "%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
+}
+
+/* A random id for this process's lines: what one run said, together (the
+ * same on every thread). */
 static const char *run_id(void)
 {
-        static char id[9];
-        if (!id[0]) {
-                unsigned char b[4] = {0};
-                if (getrandom(b, sizeof(b), GRND_NONBLOCK) != (ssize_t)sizeof(b)) {
-                        unsigned v = (unsigned)getpid() ^ (unsigned)time(NULL);
-                        memcpy(b, &v, sizeof(b));
-                }
-                snprintf(id, sizeof(id), "%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
-        }
-        return id;
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, run_id_init);
+        return run_id_text;
 }
 
 /* Whether stderr is journald's stream (systemd.exec(5), JOURNAL_STREAM):
@@ -101,8 +115,8 @@ void ob_log(enum ob_log_level level, const char *fmt, ...)
 
 const char *ob_log_quote(const char *s)
 {
-        static char bufs[4][256];
-        static int which;
+        static _Thread_local char bufs[4][256]; /* per thread: see ob_dir_open_on */
+        static _Thread_local int which;
         char *out = bufs[which];
         which = (which + 1) % 4;
         size_t o = 0;

@@ -20,7 +20,8 @@ enum ob_log_level { OB_LOG_ERROR, OB_LOG_WARNING, OB_LOG_INFO, OB_LOG_DEBUG };
 void ob_log_set_level(enum ob_log_level level);
 /* While quiet, errors and warnings are logged as debug: what a retry of an
  * outage already logged once says again (the service's feed). */
-void ob_log_set_quiet(bool quiet);
+void ob_log_set_quiet(bool quiet); /* for the calling thread */
+bool ob_log_is_quiet(void);
 void ob_log(enum ob_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Quotes a value for a log line: "..." with \" \\ and control characters as
  * \xNN; truncated after about 240 bytes (with "..."), on a UTF-8 boundary.

@@ -1824,7 +1824,9 @@ int ob_agent_pass(struct ob_agent *ag, const struct ob_run_options *o)
                 r.dir = ag->dir;
                 k = 0;
         } else {
-                k = ob_dir_open(&dcfg, &r.dir);
+                /* On the loop when there is one: `run` keeps feeding its
+                 * watchdog and answering /healthz while a server is slow. */
+                k = ob_dir_open_on(ag->loop, &dcfg, &r.dir);
                 if (k == 0 && !o->account)
                         ag->dir = r.dir;
         }

@@ -450,7 +450,7 @@ static void feed_start(struct service *s)
         }
         /* During an outage each try would say again what its first said. */
         ob_log_set_quiet(s->feed_failures > 0);
-        int k = ob_dir_open(&s->cfg->directory, &s->feed);
+        int k = ob_dir_open_on(s->ag->loop, &s->cfg->directory, &s->feed);
         ob_log_set_quiet(false);
         if (k == 0)
                 k = ob_dir_attach(s->feed, s->ag->loop);

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "directory.h"
@@ -361,6 +364,77 @@ static void seen_free(struct seen *s)
         free(s->ids);
         ob_account_free(s->alice);
         ob_account_free(s->mallory);
+}
+
+/* ---- connecting while the loop turns (ob_dir_open_on) ------------------------- */
+
+static void on_tick(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)t;
+        struct ob_timer **self = ((void **)ud)[0];
+        int *ticks = ((void **)ud)[1];
+        (*ticks)++;
+        if (ob_loop_timer(l, 10, on_tick, ud, self) < 0)
+                *self = NULL;
+}
+
+/* Opens c with ob_dir_open_on while a 10 ms timer counts the loop's turns. */
+static int open_on_counting(const struct ob_directory_config *c, struct ob_loop *l, struct ob_dir **d, int *ticks)
+{
+        struct ob_timer *t = NULL;
+        void *ud[2] = {&t, ticks};
+        cr_assert_eq(ob_loop_timer(l, 10, on_tick, ud, &t), 0);
+        int r = ob_dir_open_on(l, c, d);
+        if (t)
+                ob_loop_timer_cancel(l, t);
+        return r;
+}
+
+Test(directory, a_server_that_accepts_and_never_answers_does_not_stop_the_loop_while_connecting)
+{
+        /* A listener that never reads: the TCP connect succeeds (the
+         * kernel's backlog), StartTLS waits for an answer that never comes. */
+        int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(lfd, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+        cr_assert_eq(listen(lfd, 4), 0);
+        socklen_t al = sizeof(a);
+        cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+        char uri[64];
+        snprintf(uri, sizeof(uri), "ldap://127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+        struct ob_directory_config c = config();
+        c.uri = uri;
+        c.timeout_ms = 1000;
+        struct ob_loop *l;
+        cr_assert_eq(ob_loop_new(&l), 0);
+        struct ob_dir *d = (struct ob_dir *)0x1;
+        int ticks = 0;
+        int r = open_on_counting(&c, l, &d, &ticks);
+        cr_assert_eq(r, -OB_EDIRECTORY, "got %s", ob_strerror(r));
+        cr_assert_eq(d, (struct ob_dir *)0x1, "ret_dir written on failure");
+        /* ob_dir_open on the loop's thread would have let no timer fire. */
+        cr_assert_gt(ticks, 0, "the loop did not turn while the connection waited");
+        close(lfd);
+        ob_loop_free(l);
+}
+
+Test(directory, a_connection_set_up_while_the_loop_turns_is_handed_over_and_searches)
+{
+        struct ob_directory_config c = config();
+        struct ob_loop *l;
+        cr_assert_eq(ob_loop_new(&l), 0);
+        struct ob_dir *d = NULL;
+        int ticks = 0;
+        int r = open_on_counting(&c, l, &d, &ticks);
+        cr_assert_eq(r, 0, "ob_dir_open_on: %s", ob_strerror(r));
+        struct seen s = {0};
+        size_t n = 0;
+        cr_assert_eq(search_accounts(d, on_account, &s, &n), 0);
+        cr_assert_eq(s.n, man->npeople, "delivered %zu, the manifest lists %zu", s.n, man->npeople);
+        seen_free(&s);
+        ob_dir_free(d);
+        ob_loop_free(l);
 }
 
 Test(directory, paged_search_delivers_every_person_of_the_manifest_once)
