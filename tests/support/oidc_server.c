@@ -16,29 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "node_server.h"
 #include "run.h"
 
 #define OB_TEST_OIDC_START_S 180 /* the first start runs npm ci */
-
-static void sleep_ms(long ms)
-{
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-}
-
-static int write_file(const char *path, const char *text)
-{
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd < 0)
-                return -errno;
-        FILE *f = fdopen(fd, "w");
-        if (!f) {
-                close(fd);
-                return -errno;
-        }
-        fputs(text, f);
-        return fclose(f) == 0 ? 0 : -EIO;
-}
 
 bool ob_test_oidc_have_node(void)
 {
@@ -53,56 +34,27 @@ bool ob_test_oidc_have_node(void)
 /* Fills the URLs and file names from dir's portfile. */
 static int load(struct ob_test_oidc *s, const char *dir)
 {
-        char path[300];
         if (dir != s->dir)
                 snprintf(s->dir, sizeof(s->dir), "%s", dir);
-        snprintf(path, sizeof(path), "%s/port", dir);
-        char *port = ob_test_read_file(path);
-        if (!port)
-                return -ENOENT;
-        int p = atoi(port);
-        free(port);
-        if (p <= 0 || p > 65535)
-                return -EINVAL;
+        int p, r = ob_test_node_load(dir, &p, &s->pid);
+        if (r < 0)
+                return r;
         snprintf(s->host, sizeof(s->host), "127.0.0.1:%d", p);
         snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%d", p);
         snprintf(s->secret_file, sizeof(s->secret_file), "%s/secret", dir);
         snprintf(s->reserved_secret_file, sizeof(s->reserved_secret_file), "%s/reserved-secret", dir);
         snprintf(s->reserved_raw_secret_file, sizeof(s->reserved_raw_secret_file), "%s/reserved-raw-secret", dir);
-        snprintf(path, sizeof(path), "%s/pid", dir);
-        char *pid = ob_test_read_file(path);
-        s->pid = pid ? atoi(pid) : 0;
-        free(pid);
         return 0;
 }
 
 static void stop(struct ob_test_oidc *s)
 {
-        if (s->pid > 0) {
-                kill(s->pid, SIGTERM);
-                for (int i = 0; i < 300; i++) {
-                        if (waitpid(s->pid, NULL, WNOHANG) != 0)
-                                break;
-                        if (i == 299)
-                                kill(s->pid, SIGKILL);
-                        sleep_ms(10);
-                }
-                waitpid(s->pid, NULL, WNOHANG);
-                s->pid = 0;
-        }
-        if (s->dir[0] && !getenv("OB_TEST_KEEP")) {
-                const char *argv[] = {"/bin/rm", "-rf", s->dir, NULL};
-                char *out = NULL, *err = NULL;
-                ob_test_run(argv, 30, &out, &err);
-                free(out);
-                free(err);
-        }
-        s->dir[0] = '\0';
+        ob_test_node_stop(&s->pid, s->dir);
 }
 
 static int start(struct ob_test_oidc *s)
 {
-        char path[300], portfile[300], logfile[300];
+        char path[300];
         memset(s, 0, sizeof(*s));
         snprintf(s->dir, sizeof(s->dir), "/tmp/ob-test-oidc-XXXXXX");
         if (!mkdtemp(s->dir))
@@ -114,49 +66,15 @@ static int start(struct ob_test_oidc *s)
                 {"reserved-secret", OB_TEST_OIDC_SECRET OB_TEST_OIDC_RESERVED_ENCODED "\n"},
                 {"reserved-raw-secret", OB_TEST_OIDC_SECRET OB_TEST_OIDC_RESERVED_SUFFIX "\n"},
         };
-        int r;
-        for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+        int r = 0;
+        for (size_t i = 0; r == 0 && i < sizeof(secrets) / sizeof(secrets[0]); i++) {
                 snprintf(path, sizeof(path), "%s/%s", s->dir, secrets[i].name);
-                if ((r = write_file(path, secrets[i].text)) < 0)
-                        return r;
+                r = ob_test_node_write_file(path, secrets[i].text);
         }
-        snprintf(portfile, sizeof(portfile), "%s/port", s->dir);
-        snprintf(logfile, sizeof(logfile), "%s/server.log", s->dir);
-        char watch[32];
-        snprintf(watch, sizeof(watch), "%d", (int)getpid());
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                int fd = open(logfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-                int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-                        _exit(127);
-                setenv("OB_WATCH_PID", watch, 1);
-                setenv("OB_MAX_LIFETIME_S", "600", 1);
-                execl("/bin/sh", "sh", OB_SOURCE_DIR "/tests/harness/oidc/start.sh", OB_BINARY_DIR "/oidc-server",
-                      portfile, OB_TEST_OIDC_SECRET, (char *)NULL);
-                _exit(127);
-        }
-        s->pid = pid;
-        snprintf(path, sizeof(path), "%s/pid", s->dir);
-        snprintf(watch, sizeof(watch), "%d\n", (int)pid);
-        if ((r = write_file(path, watch)) < 0)
-                return r;
-        for (int i = 0; i < OB_TEST_OIDC_START_S * 20; i++) {
-                if (access(portfile, F_OK) == 0)
-                        return load(s, s->dir);
-                if (waitpid(pid, NULL, WNOHANG) == pid) {
-                        s->pid = 0;
-                        char *log = ob_test_read_file(logfile);
-                        fprintf(stderr, "the OAuth server did not start:\n%s\n", log ? log : "");
-                        free(log);
-                        return -ECHILD;
-                }
-                sleep_ms(50);
-        }
-        return -ETIMEDOUT;
+        if (r == 0)
+                r = ob_test_node_start(s->dir, "oidc", OB_BINARY_DIR "/oidc-server", OB_TEST_OIDC_SECRET,
+                                       "OAuth server", OB_TEST_OIDC_START_S, &s->pid);
+        return r < 0 ? r : load(s, s->dir);
 }
 
 static struct ob_test_oidc shared;

@@ -23,6 +23,7 @@
 #define OB_TEST_OIDC_SERVER_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #define OB_TEST_OIDC_CLIENT "offboard-test"
 #define OB_TEST_OIDC_RESERVED_CLIENT "offboard-reserved"
@@ -37,7 +38,7 @@ struct ob_test_oidc {
         char secret_file[300];
         char reserved_secret_file[300];     /* form-encoded */
         char reserved_raw_secret_file[300]; /* as the client's secret is */
-        int pid;
+        pid_t pid;
 };
 
 /* Whether node is on PATH (without it the tests skip, saying so). */

@@ -14,122 +14,44 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "node_server.h"
 #include "run.h"
 
 #define OB_TEST_SCIM_TOKEN "scim-test-token-Q7xv"
 #define OB_TEST_SCIM_START_S 180 /* the first start runs npm ci */
 
-static void sleep_ms(long ms)
-{
-        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-}
-
-static int write_file(const char *path, const char *text)
-{
-        FILE *f = fopen(path, "we");
-        if (!f)
-                return -errno;
-        fputs(text, f);
-        return fclose(f) == 0 ? 0 : -EIO;
-}
-
 /* Fills the URLs from dir's portfile. */
 static int load(struct ob_test_scim *s, const char *dir)
 {
-        char path[300];
         if (dir != s->dir)
                 snprintf(s->dir, sizeof(s->dir), "%s", dir);
-        snprintf(path, sizeof(path), "%s/port", dir);
-        char *port = ob_test_read_file(path);
-        if (!port)
-                return -ENOENT;
-        int p = atoi(port);
-        free(port);
-        if (p <= 0 || p > 65535)
-                return -EINVAL;
+        int p, r = ob_test_node_load(dir, &p, &s->pid);
+        if (r < 0)
+                return r;
         snprintf(s->base_url, sizeof(s->base_url), "http://127.0.0.1:%d/scim/v2", p);
         snprintf(s->control_url, sizeof(s->control_url), "http://127.0.0.1:%d/_test", p);
         snprintf(s->token_file, sizeof(s->token_file), "%s/token", dir);
-        snprintf(path, sizeof(path), "%s/pid", dir);
-        char *pid = ob_test_read_file(path);
-        s->pid = pid ? atoi(pid) : 0;
-        free(pid);
         return 0;
 }
 
 static void stop(struct ob_test_scim *s)
 {
-        if (s->pid > 0) {
-                kill(s->pid, SIGTERM);
-                for (int i = 0; i < 300; i++) {
-                        if (waitpid(s->pid, NULL, WNOHANG) != 0)
-                                break;
-                        if (i == 299)
-                                kill(s->pid, SIGKILL);
-                        sleep_ms(10);
-                }
-                waitpid(s->pid, NULL, WNOHANG);
-                s->pid = 0;
-        }
-        if (s->dir[0] && !getenv("OB_TEST_KEEP")) {
-                const char *argv[] = {"/bin/rm", "-rf", s->dir, NULL};
-                char *out = NULL, *err = NULL;
-                ob_test_run(argv, 30, &out, &err);
-                free(out);
-                free(err);
-        }
-        s->dir[0] = '\0';
+        ob_test_node_stop(&s->pid, s->dir);
 }
 
 static int start(struct ob_test_scim *s)
 {
-        char path[300], portfile[300], logfile[300];
+        char path[300];
         memset(s, 0, sizeof(*s));
         snprintf(s->dir, sizeof(s->dir), "/tmp/ob-test-scim-XXXXXX");
         if (!mkdtemp(s->dir))
                 return -errno;
         snprintf(path, sizeof(path), "%s/token", s->dir);
-        int r = write_file(path, OB_TEST_SCIM_TOKEN "\n");
-        if (r < 0)
-                return r;
-        snprintf(portfile, sizeof(portfile), "%s/port", s->dir);
-        snprintf(logfile, sizeof(logfile), "%s/server.log", s->dir);
-        char watch[32];
-        snprintf(watch, sizeof(watch), "%d", (int)getpid());
-        fflush(NULL);
-        pid_t pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                int fd = open(logfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-                int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                if (fd < 0 || null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
-                        _exit(127);
-                setenv("OB_WATCH_PID", watch, 1);
-                setenv("OB_MAX_LIFETIME_S", "600", 1);
-                execl("/bin/sh", "sh", OB_SOURCE_DIR "/tests/harness/scim/start.sh", OB_BINARY_DIR "/scim-server",
-                      portfile, OB_TEST_SCIM_TOKEN, (char *)NULL);
-                _exit(127);
-        }
-        s->pid = pid;
-        snprintf(path, sizeof(path), "%s/pid", s->dir);
-        snprintf(watch, sizeof(watch), "%d\n", (int)pid);
-        if ((r = write_file(path, watch)) < 0)
-                return r;
-        for (int i = 0; i < OB_TEST_SCIM_START_S * 20; i++) {
-                if (access(portfile, F_OK) == 0)
-                        return load(s, s->dir);
-                if (waitpid(pid, NULL, WNOHANG) == pid) {
-                        s->pid = 0;
-                        char *log = ob_test_read_file(logfile);
-                        fprintf(stderr, "the SCIM server did not start:\n%s\n", log ? log : "");
-                        free(log);
-                        return -ECHILD;
-                }
-                sleep_ms(50);
-        }
-        return -ETIMEDOUT;
+        int r = ob_test_node_write_file(path, OB_TEST_SCIM_TOKEN "\n");
+        if (r == 0)
+                r = ob_test_node_start(s->dir, "scim", OB_BINARY_DIR "/scim-server", OB_TEST_SCIM_TOKEN,
+                                       "SCIM server", OB_TEST_SCIM_START_S, &s->pid);
+        return r < 0 ? r : load(s, s->dir);
 }
 
 static struct ob_test_scim shared;

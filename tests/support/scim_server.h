@@ -11,6 +11,8 @@
  * lives as long as it does: tests use names of their own.
  */
 #ifndef OB_TEST_SCIM_SERVER_H
+#include <sys/types.h>
+
 #define OB_TEST_SCIM_SERVER_H
 
 #include <stddef.h>
@@ -20,7 +22,7 @@ struct ob_test_scim {
         char base_url[128];   /* http://127.0.0.1:PORT/scim/v2 */
         char control_url[128]; /* http://127.0.0.1:PORT/_test */
         char token_file[300];
-        int pid;
+        pid_t pid;
 };
 
 int ob_test_scim_share(void);

@@ -1,26 +1,5 @@
 #!/bin/sh
-# start.sh MODULES_DIR PORTFILE SECRET: runs the test OAuth server (server.mjs)
-# with node in the foreground (exec: the caller's child is node itself).
-# Its npm packages are installed once into MODULES_DIR (under the build
-# tree, never the source tree) with `npm ci`, exactly as package-lock.json
-# pins them, and again only when the lock file changes.
-# OB_WATCH_PID and OB_MAX_LIFETIME_S: see server.mjs.
-set -eu
+# start.sh MODULES_DIR PORTFILE SECRET: the test OAuth server (server.mjs), in
+# the foreground, its packages installed as ../node_start.sh says.
 here=$(cd "$(dirname "$0")" && pwd)
-mods=$1
-portfile=$2
-secret=$3
-mkdir -p "$mods"
-(
-        flock 9
-        if ! cmp -s "$here/package-lock.json" "$mods/.installed-lock" || [ ! -d "$mods/node_modules" ]; then
-                rm -f "$mods/.installed-lock"
-                cp "$here/package.json" "$here/package-lock.json" "$mods/"
-                (cd "$mods" && npm ci --no-audit --no-fund --loglevel=error >&2)
-                cp "$here/package-lock.json" "$mods/.installed-lock"
-        fi
-        # ESM imports resolve beside the importing file: the server runs from there.
-        cp "$here/server.mjs" "$mods/server.mjs.tmp"
-        mv "$mods/server.mjs.tmp" "$mods/server.mjs"
-) 9>"$mods/.lock"
-exec node "$mods/server.mjs" "$portfile" "$secret"
+exec /bin/sh "$here/../node_start.sh" "$here" "$@"
