@@ -1,4 +1,4 @@
-/* log.c: structured lines on stderr. */
+/* log.c: structured lines on stderr, or to journald with their fields. */
 #define _GNU_SOURCE
 #include "log.h"
 
@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <systemd/sd-journal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,21 +66,96 @@ static const char *run_id(void)
         return run_id_text;
 }
 
+static int journal_known;
+static bool journal_api; /* journald's native socket is there */
+
+static void journal_detect(void)
+{
+        const char *js = getenv("JOURNAL_STREAM");
+        unsigned long long dev, ino;
+        struct stat st;
+        journal_known = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
+                        (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+        /* libsystemd drops a line silently when the socket is missing: then
+         * the stream it is, with priorities. */
+        journal_api = journal_known && access("/run/systemd/journal/socket", W_OK) == 0;
+}
+
 /* Whether stderr is journald's stream (systemd.exec(5), JOURNAL_STREAM):
- * then a "<N>" prefix gives each line its priority and journald stamps it. */
+ * then each line goes to the journal with its fields (journal_send), or, if
+ * that fails, to stderr with a "<N>" prefix that gives it its priority. */
 static bool to_journal(void)
 {
-        static int known = -1;
-        if (known < 0) {
-                known = 0;
-                const char *js = getenv("JOURNAL_STREAM");
-                unsigned long long dev, ino;
-                struct stat st;
-                if (js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(STDERR_FILENO, &st) == 0 &&
-                    (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino)
-                        known = 1;
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, journal_detect);
+        return journal_known;
+}
+
+#define OB_JOURNAL_FIELDS 40
+
+/* The line's key=value pairs (values bare or "quoted" as ob_log_quote
+ * writes them) as journal fields OFFBOARD_KEY=value, unquoted, beside
+ * MESSAGE (the line), PRIORITY and SYSLOG_IDENTIFIER: `journalctl
+ * OFFBOARD_EVENT=pass_end` finds the passes' ends. 0, or a negative errno
+ * (then the caller writes the line to stderr). */
+static int journal_send(int priority, const char *line, size_t len)
+{
+        struct iovec iov[OB_JOURNAL_FIELDS + 3];
+        char arena[3 * 2048 + 256], head[64], msg[2048 + 8];
+        size_t n = 0, used = 0;
+        int hn = snprintf(head, sizeof(head), "PRIORITY=%d", priority);
+        iov[n++] = (struct iovec){head, (size_t)hn};
+        iov[n++] = (struct iovec){(char *)"SYSLOG_IDENTIFIER=offboard", strlen("SYSLOG_IDENTIFIER=offboard")};
+        memcpy(msg, "MESSAGE=", 8);
+        memcpy(msg + 8, line, len);
+        iov[n++] = (struct iovec){msg, 8 + len};
+        const char *p = line, *end = line + len;
+        while (p < end && n < OB_JOURNAL_FIELDS + 3) {
+                while (p < end && *p == ' ')
+                        p++;
+                const char *k = p;
+                while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+                        p++;
+                size_t klen = (size_t)(p - k);
+                if (p >= end || *p != '=' || klen == 0 || klen > 40) {
+                        while (p < end && *p != ' ') /* not a pair: skip the word */
+                                p++;
+                        continue;
+                }
+                p++;
+                char *f = arena + used;
+                size_t room = sizeof(arena) - used, o = 0;
+                if (room < klen + 16)
+                        break;
+                memcpy(f, "OFFBOARD_", 9);
+                o = 9;
+                for (size_t i = 0; i < klen; i++)
+                        f[o++] = (char)(k[i] >= 'a' && k[i] <= 'z' ? k[i] - 'a' + 'A' : k[i]);
+                f[o++] = '=';
+                if (p < end && *p == '"') {
+                        for (p++; p < end && *p != '"' && o < room; p++) {
+                                if (*p == '\\' && p + 1 < end && p[1] == 'x' && p + 3 < end) {
+                                        unsigned v;
+                                        if (sscanf(p + 2, "%2x", &v) == 1)
+                                                f[o++] = (char)v;
+                                        p += 3;
+                                } else if (*p == '\\' && p + 1 < end) {
+                                        f[o++] = *++p;
+                                } else {
+                                        f[o++] = *p;
+                                }
+                        }
+                        if (p < end)
+                                p++; /* the closing quote */
+                } else {
+                        while (p < end && *p != ' ' && o < room)
+                                f[o++] = *p++;
+                }
+                used += o;
+                iov[n++] = (struct iovec){f, o};
         }
-        return known == 1;
+        int r = sd_journal_sendv(iov, (int)n);
+        return r < 0 ? r : 0;
 }
 
 void ob_log(enum ob_log_level level, const char *fmt, ...)
@@ -91,7 +168,9 @@ void ob_log(enum ob_log_level level, const char *fmt, ...)
                 return;
         char line[2048];
         int n;
-        if (to_journal()) {
+        bool journal = to_journal();
+        if (journal) {
+                /* "<N>" first, in case the journal's socket fails; journald stamps the time. */
                 n = snprintf(line, sizeof(line), "<%d>run=%s level=%s ", priorities[level], run_id(), names[level]);
         } else {
                 struct timespec ts;
@@ -109,6 +188,12 @@ void ob_log(enum ob_log_level level, const char *fmt, ...)
         size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
         if (len >= sizeof(line))
                 len = utf8_cut(line, sizeof(line) - 1); /* a long line loses its end, never half a character */
+        if (journal && journal_api) {
+                const char *gt = memchr(line, '>', len);
+                size_t skip = gt ? (size_t)(gt - line) + 1 : 0;
+                if (journal_send(priorities[level], line + skip, len - skip) == 0)
+                        return;
+        }
         line[len] = '\n';
         fwrite(line, 1, len + 1, stderr);
 }

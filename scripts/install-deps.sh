@@ -18,6 +18,9 @@ pkgs=(build-essential cmake pkg-config libldap-dev libyaml-dev libcurl4-openssl-
       # The scim connector reads SCIM answers with jansson (agent/scim.c); its
       # tests run a real SCIM server on node (tests/harness/scim).
       libjansson-dev nodejs
+      # Under journald the log lines go through libsystemd's journal API with
+      # their fields (agent/log.c).
+      libsystemd-dev
       # tests/integration/test_schema.c checks the JSON documents against schemas/*.schema.json.
       python3-jsonschema
       # tests/integration/test_html.c loads the HTML report in a headless Chromium.

@@ -8,7 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -95,8 +100,79 @@ Test(log, a_line_is_logfmt_with_time_run_and_level_and_no_prefix)
         cr_assert_str_eq(a, b);
 }
 
-Test(log, under_journald_a_line_carries_its_syslog_priority_and_no_time)
+/* A private /run/systemd (a mount namespace of this test's own process):
+ * empty, or with a datagram socket where journald's would be, whose fd is
+ * returned. Skips the test where namespaces are not allowed (not root). */
+static int private_journal(bool with_socket)
 {
+        if (unshare(CLONE_NEWNS) < 0)
+                cr_skip_test("no mount namespace here (%s): run the tests as root", strerror(errno));
+        cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s", strerror(errno));
+        if (mkdir("/run/systemd", 0755) < 0)
+                cr_assert_eq(errno, EEXIST);
+        cr_assert_eq(mount("tmpfs", "/run/systemd", "tmpfs", 0, "mode=0755"), 0, "%s", strerror(errno));
+        if (!with_socket)
+                return -1;
+        cr_assert_eq(mkdir("/run/systemd/journal", 0755), 0);
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        cr_assert_geq(fd, 0);
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        snprintf(a.sun_path, sizeof(a.sun_path), "/run/systemd/journal/socket");
+        cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "%s", strerror(errno));
+        int big = 1 << 20;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+        return fd;
+}
+
+/* The next datagram journald would have read, as text ("KEY=value\n"...). */
+static char *journal_entry(int fd)
+{
+        static char buf[16384];
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+        cr_assert_gt(n, 0, "nothing reached the journal's socket");
+        buf[n] = '\0';
+        return buf;
+}
+
+static bool has_field(const char *entry, const char *field)
+{
+        size_t n = strlen(field);
+        for (const char *p = entry; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+                if (strncmp(p, field, n) == 0 && (p[n] == '\n' || p[n] == '\0'))
+                        return true;
+        return false;
+}
+
+Test(log, under_journald_a_line_goes_to_the_journal_with_its_fields_and_priority)
+{
+        int fd = private_journal(true);
+        begin(true);
+        ob_log(OB_LOG_ERROR, "event=ldap_failed uri=%s error=%s code=-1", ob_log_quote("ldap://dc1"),
+               ob_log_quote("a \"quoted\" \x01 reason"));
+        ob_log(OB_LOG_INFO, "event=pass_end done=3");
+        char *out = end();
+        cr_assert_str_empty(out, "the journal took the lines; stderr got: %s", out);
+        char *e = journal_entry(fd);
+        cr_assert(has_field(e, "PRIORITY=3"), "%s", e);
+        cr_assert(has_field(e, "SYSLOG_IDENTIFIER=offboard"), "%s", e);
+        cr_assert(has_field(e, "OFFBOARD_EVENT=ldap_failed"), "%s", e);
+        cr_assert(has_field(e, "OFFBOARD_URI=ldap://dc1"), "%s", e);
+        cr_assert(has_field(e, "OFFBOARD_LEVEL=error"), "%s", e);
+        cr_assert(has_field(e, "OFFBOARD_CODE=-1"), "%s", e);
+        cr_assert(matches("(^|\n)OFFBOARD_RUN=[0-9a-f]{8}(\n|$)", e), "%s", e);
+        cr_assert(matches("(^|\n)MESSAGE=run=[0-9a-f]{8} level=error event=ldap_failed uri=\"ldap://dc1\" ", e), "%s", e);
+        /* A quoted value arrives unquoted; a control character as itself, not as text. */
+        cr_assert(has_field(e, "OFFBOARD_ERROR=a \"quoted\" \x01 reason"), "%s", e);
+        e = journal_entry(fd);
+        cr_assert(has_field(e, "PRIORITY=6"), "%s", e);
+        cr_assert(has_field(e, "OFFBOARD_EVENT=pass_end"), "%s", e);
+        cr_assert(has_field(e, "OFFBOARD_DONE=3"), "%s", e);
+        close(fd);
+}
+
+Test(log, under_journald_without_its_socket_a_line_carries_its_syslog_priority_and_no_time)
+{
+        private_journal(false);
         begin(true);
         ob_log(OB_LOG_ERROR, "event=e");
         ob_log(OB_LOG_WARNING, "event=w");
