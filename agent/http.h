@@ -41,6 +41,7 @@ struct ob_http_action {
         struct ob_header_list headers;
         struct ob_body_tpl body;    /* json: or form: */
         struct ob_int_list ok_status; /* HTTP statuses outside 2xx that count as done (404, 410 on a delete) */
+        bool secret_body; /* the body carries a secret from the directory (a token): reports show *** */
 };
 
 /* A header whose value is a secret (value_file:): the connector reads the

@@ -59,6 +59,7 @@ static const struct ob_key_spec ob_http_action_keys[] = {
          .hint = ob_http_authorization_hint},
         {.name = "json", .type = OB_KEY_BODY, .offset = A(body), .tpl = OB_TPL_JSON},
         {.name = "form", .type = OB_KEY_BODY, .offset = A(body), .tpl = OB_TPL_FORM},
+        {.name = "secret_body", .type = OB_KEY_BOOL, .offset = A(secret_body), .def = "false"},
         {.name = "ok_status",
          .type = OB_KEY_INT_LIST,
          .offset = A(ok_status),
@@ -345,7 +346,10 @@ static void ob_http_describe_text(const struct ob_step *s, FILE *f)
         for (size_t h = 0; q && h < q->nsecret_headers; h++)
                 ob_report_printf(f, "       %s: " OB_MASK "\n", q->secret_headers[h].name);
         ob_report_printf(f, "       Idempotency-Key: %s\n", s->idempotency_key);
-        if (q && q->body)
+        const struct ob_http_action *ha = s->action->settings;
+        if (q && q->body && ha->secret_body)
+                ob_report_printf(f, "       body: " OB_MASK " (secret_body: %zu bytes)\n", q->body_len);
+        else if (q && q->body)
                 ob_report_printf(f, "       body: %s\n", q->body);
 }
 
@@ -368,7 +372,10 @@ static void ob_http_describe_json(const struct ob_step *s, struct ob_report_json
                 ob_report_json_list_masked(j, q->secret_headers[h].name);
         ob_report_json_list_end(j);
         ob_report_json_string(j, "content_type", q->content_type);
-        ob_report_json_string(j, "body", q->body);
+        /* A body with a secret from the directory (secret_body) is shown as
+         * the masked value, like a value_file: header. */
+        const struct ob_http_action *ha = s->action->settings;
+        ob_report_json_string(j, "body", q->body && ha->secret_body ? OB_MASK : q->body);
         ob_report_json_string(j, "idempotency_key", s->idempotency_key);
 }
 

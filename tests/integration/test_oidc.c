@@ -289,10 +289,24 @@ Test(oidc, a_leavers_token_is_active_before_the_pass_and_revoked_by_it)
         write_config("t1-", "state.db", OB_TEST_OIDC_CLIENT, oidc.secret_file);
         size_t before = log_lines();
 
+        /* The token is valid until the request: the dry run shows its
+         * request with the body masked (the preset's secret_body). */
+        char *pout = NULL, *perr = NULL;
+        const char *plan[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, NULL};
+        int prc = ob_test_run(plan, 60, &pout, &perr);
+        cr_assert_eq(prc, 0, "plan exit %d\n%s%s", prc, pout, perr);
+        cr_assert_not_null(strstr(pout, "oauth-revoke-token"), "%s", pout);
+        cr_assert_not_null(strstr(pout, "body: *** (secret_body:"), "%s", pout);
+        cr_assert_null(strstr(pout, token), "plan printed the leaver's valid token:\n%s", pout);
+        cr_assert_null(strstr(perr, token), "plan logged the leaver's valid token:\n%s", perr);
+        free(pout);
+        free(perr);
+
         json_t *report;
         char *all;
         int rc = reconcile(&report, &all);
         cr_assert_eq(rc, 0, "exit %d\n%.4000s", rc, all);
+        cr_assert_null(strstr(all, token), "the report or the log shows the token:\n%.4000s", all);
         assert_action(report, "oidc-t1-leaver", "done", 200);
         cr_assert_eq(active(OB_TEST_OIDC_CLIENT, token), 0, "the server still holds the token active");
 

@@ -399,7 +399,8 @@ Test(presets, an_account_without_the_id_attribute_fails_the_action_instead_of_ca
 static const char *inline_secret(const char *text, char *line, size_t linesz)
 {
         static const char *const words[] = {"password", "secret", "token", "key", "authorization", "credential"};
-        static const char *const fine[] = {"token_file", "password_file", "value_file", "token_type_hint"};
+        static const char *const fine[] = {"token_file", "password_file", "value_file", "token_type_hint",
+                                           "secret_body"};
         for (const char *p = text; *p;) {
                 const char *nl = strchr(p, '\n');
                 size_t len = nl ? (size_t)(nl - p) : strlen(p);
