@@ -168,7 +168,10 @@ static int ob_loop_io_grow(struct ob_loop *l, int fd)
  * connection unwatched when its answer is read and watched again when the
  * next request goes out (libcurl does that for every request on a kept
  * connection) then costs one EPOLL_CTL_MOD instead of a DEL and an ADD.
- * Events that arrive for it meanwhile are dropped (events == 0). */
+ * Events that arrive for it meanwhile are dropped (events == 0). An fd
+ * closed meanwhile leaves the set with its file, as long as no other
+ * process holds that file: exec.c's children close every fd above 2 before
+ * they run anything (posix_spawn, the loop's thread suspended meanwhile). */
 static int ob_loop_io_remove(struct ob_loop *l, int fd)
 {
         if ((size_t)fd >= l->nio_alloc || l->io[fd].events == 0)
