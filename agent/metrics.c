@@ -1061,6 +1061,16 @@ int ob_metrics_render(const struct ob_metrics *m, struct ob_buf *b)
                "Changes heard through the feed; own=\"true\": the service's own write-backs.");
         ob_buf_printf(b, "offboard_feed_events_total{own=\"false\"} %llu\n", (unsigned long long)m->feed_events[0]);
         ob_buf_printf(b, "offboard_feed_events_total{own=\"true\"} %llu\n", (unsigned long long)m->feed_events[1]);
+        /* The feed's lag: how long the oldest change heard has waited for
+         * the service to act (its pass's first request, or the pass's end
+         * when it caused none); 0 when none waits. */
+        int64_t since = m->pass_heard ? m->pass_heard_at : m->heard ? m->heard_at : -1;
+        if (m->pass_heard && m->heard && m->heard_at < since)
+                since = m->heard_at;
+        int64_t lag = since < 0 ? 0 : ob_loop_now_ms() - since;
+        family(b, "offboard_feed_lag_seconds", "gauge",
+               "Age of the oldest change heard through the feed that no request or finished pass has answered yet.");
+        ob_buf_printf(b, "offboard_feed_lag_seconds %lld.%03lld\n", (long long)(lag / 1000), (long long)(lag % 1000));
         family(b, "offboard_change_to_request_seconds", "histogram",
                "From a change heard to the first request of the pass that acted on it.");
         hist_render(b, "offboard_change_to_request_seconds", "", &m->change_to_request);

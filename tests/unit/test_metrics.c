@@ -1111,3 +1111,34 @@ Test(metrics, the_request_parser_waits_for_the_blank_line_and_decides_at_the_bou
         cr_expect_eq(ob_metrics_parse_request("PUT / HTTP/1.1\n\n", 16, OB_METRICS_REQUEST_MAX, &head, &path, &plen),
                      405);
 }
+
+/* The lag: 0 with nothing heard; the age of the oldest change heard while no
+ * pass has acted on it; 0 again once its pass sent its first request. */
+static double lag_of(void)
+{
+        struct reply r;
+        fetch("/metrics", &r);
+        const char *l = strstr(r.body, "\noffboard_feed_lag_seconds ");
+        cr_assert_not_null(l, "%s", r.body);
+        double v = strtod(l + strlen("\noffboard_feed_lag_seconds "), NULL);
+        assert_exposition(r.body, r.body_len);
+        reply_free(&r);
+        return v;
+}
+
+Test(metrics, the_feed_lag_is_the_age_of_the_oldest_change_not_yet_acted_on)
+{
+        open_tcp();
+        cr_assert_eq(lag_of(), 0.0);
+        ob_metrics_feed_event(m, true); /* the service's own write-back waits for nothing */
+        cr_assert_eq(lag_of(), 0.0);
+        ob_metrics_feed_event(m, false);
+        usleep(300 * 1000);
+        ob_metrics_feed_event(m, false); /* a later one does not make the oldest younger */
+        double waited = lag_of();
+        cr_assert_geq(waited, 0.3, "lag %.3f", waited);
+        ob_metrics_pass_start(m);
+        cr_assert_geq(lag_of(), waited, "a pass over the changes has not answered them yet");
+        ob_metrics_request_left(m);
+        cr_assert_eq(lag_of(), 0.0);
+}
