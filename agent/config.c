@@ -523,6 +523,22 @@ static int h_dn(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
         return 0;
 }
 
+/* A name to bind as: a DN, or what Active Directory also takes for a simple
+ * bind (user@domain, DOMAIN\\user). Anything with '=' must be a DN. */
+static int h_bind_name(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = h_nonempty(p, key, v, dst);
+        if (r < 0)
+                return r;
+        const char *s = *(char **)dst;
+        if (strchr(s, '=') ? ob_dn_syntax_ok(s) : strchr(s, '@') || strchr(s, '\\'))
+                return 0;
+        return fail(p, v,
+                    "%s: '%s' is not a DN (cn=offboard,ou=services,dc=example,dc=org), nor, for Active Directory, "
+                    "user@domain or DOMAIN\\user",
+                    key, s);
+}
+
 static int h_filter(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         int r = h_nonempty(p, key, v, dst);
@@ -1392,7 +1408,7 @@ static int h_teams(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         struct ob_directory_config *d = dst;
         const struct field f[] = {
-                {"base", h_nonempty, offsetof(struct ob_directory_config, teams_base), true},
+                {"base", h_dn, offsetof(struct ob_directory_config, teams_base), true},
                 {"filter", h_filter, offsetof(struct ob_directory_config, teams_filter), false},
                 {"member_attribute", h_attr, offsetof(struct ob_directory_config, teams_member_attribute), false},
                 {"owner_attribute", h_attr, offsetof(struct ob_directory_config, teams_owner_attribute), false},
@@ -1411,11 +1427,11 @@ static int parse_directory(struct pctx *p, yaml_node_t *v)
                 {"tls_verify", h_bool, D(tls_verify), false},
                 {"ca_file", h_path, D(ca_file), false},
                 {"allow_insecure", h_bool, D(allow_insecure), false},
-                {"bind_dn", h_nonempty, D(bind_dn), false},
+                {"bind_dn", h_bind_name, D(bind_dn), false},
                 {"bind_password_file", h_path, D(bind_password_file), false},
                 {"bind_password", h_reject_secret, 0, false},
                 {"sasl_external", h_bool, D(sasl_external), false},
-                {"base", h_nonempty, D(base), true},
+                {"base", h_dn, D(base), true},
                 {"scope", h_scope, D(scope), false},
                 {"filter", h_filter, D(filter), false},
                 {"page_size", h_page_size, D(page_size), false},

@@ -1087,3 +1087,50 @@ Test(config, a_path_under_credentials_directory_without_it_set_says_how_to_set_i
         cr_assert_not_null(strstr(err.message, "LoadCredential="), "%s", err.message);
         cr_assert_not_null(strstr(err.message, ":6:23:"), "the error names the line and column: %s", err.message);
 }
+
+/* ---- DNs (validate checks them, issue 15) ----------------------------------------- */
+
+Test(config, a_base_or_teams_base_that_is_not_a_dn_is_an_error_at_its_line)
+{
+        static const char *const bad[] = {"  base: ou=people,,dc=x\n", "  base: people\n",
+                                          "  teams: {base: \"ou=teams dc=x\"}\n"};
+        for (size_t i = 0; i < OB_ELEMENTSOF(bad); i++) {
+                char *path = strdup("/tmp/ob-test-config-XXXXXX");
+                int fd = mkstemp(path);
+                cr_assert_geq(fd, 0);
+                FILE *f = fdopen(fd, "w");
+                fputs("mappings: [" OB_SOURCE_DIR "/mappings/openldap.yaml]\n", f);
+                fprintf(f, "directory:\n  uri: ldaps://127.0.0.1\n%s%s", strstr(bad[i], "teams") ? "  base: dc=x\n" : "",
+                        bad[i]);
+                fclose(f);
+                struct ob_config_error err;
+                cr_assert_lt(load_generated(path, &err), 0, "%s", bad[i]);
+                cr_assert_not_null(strstr(err.message, "is not a DN"), "%s: %s", bad[i], err.message);
+        }
+}
+
+Test(config, bind_dn_is_a_dn_or_an_active_directory_user_name)
+{
+        static const char *const good[] = {"cn=offboard,ou=services,dc=x", "svc-offboard@corp.example.org",
+                                           "\"CORP\\\\svc-offboard\""};
+        for (size_t i = 0; i < OB_ELEMENTSOF(good); i++) {
+                char tail[200];
+                snprintf(tail, sizeof(tail), "  bind_dn: %s\n  bind_password_file: /etc/offboard/pw\n", good[i]);
+                FILE *f;
+                char *path = start_generated(&f, tail);
+                fclose(f);
+                struct ob_config_error err;
+                cr_assert_eq(load_generated(path, &err), 0, "%s: %s", good[i], err.message);
+        }
+        static const char *const bad[] = {"cn=offboard,,dc=x", "offboard"};
+        for (size_t i = 0; i < OB_ELEMENTSOF(bad); i++) {
+                char tail[200];
+                snprintf(tail, sizeof(tail), "  bind_dn: %s\n  bind_password_file: /etc/offboard/pw\n", bad[i]);
+                FILE *f;
+                char *path = start_generated(&f, tail);
+                fclose(f);
+                struct ob_config_error err;
+                cr_assert_lt(load_generated(path, &err), 0, "%s", bad[i]);
+                cr_assert_not_null(strstr(err.message, "is not a DN"), "%s: %s", bad[i], err.message);
+        }
+}
