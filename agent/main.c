@@ -493,8 +493,10 @@ int main(int argc, char **argv)
                         ob_config_free(cfg);
                         return OB_EXIT_CONFIG;
                 }
-                printf("%s: valid: %zu mapping rules, %zu connectors, %zu actions, %zu transitions\n", cfg->path,
-                       cfg->nrules, cfg->nconnectors, cfg->nactions, cfg->ntransitions);
+                printf("%s: valid: %zu mapping rule%s, %zu connector%s, %zu action%s, %zu transition%s\n", cfg->path,
+                       cfg->nrules, cfg->nrules == 1 ? "" : "s", cfg->nconnectors, cfg->nconnectors == 1 ? "" : "s",
+                       cfg->nactions, cfg->nactions == 1 ? "" : "s", cfg->ntransitions,
+                       cfg->ntransitions == 1 ? "" : "s");
                 printf("attributes requested:");
                 for (size_t i = 0; cfg->directory.attributes && cfg->directory.attributes[i]; i++)
                         printf(" %s", cfg->directory.attributes[i]);

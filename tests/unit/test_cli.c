@@ -124,3 +124,40 @@ Test(cli, validate_prints_every_error_one_per_line_and_plan_the_first)
         free(out);
         free(err);
 }
+
+/* A valid configuration is summed up in words that agree with their counts. */
+Test(cli, validate_counts_one_connector_and_one_action_in_the_singular)
+{
+        setenv("OFFBOARD_MAPPINGS_DIR", OB_SOURCE_DIR "/mappings", 1);
+        char path[] = "/tmp/ob-test-cli-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        FILE *f = fdopen(fd, "w");
+        cr_assert_not_null(f);
+        fputs("directory:\n"
+              "  uri: ldaps://127.0.0.1:636\n"
+              "  base: ou=people,dc=example,dc=org\n"
+              "mappings: [openldap]\n"
+              "connectors:\n"
+              "  apps:\n"
+              "    type: http\n"
+              "    base_url: https://apps.example.org\n"
+              "actions:\n"
+              "  revoke:\n"
+              "    connector: apps\n"
+              "    url: /users/{{ account.uid }}\n"
+              "transitions:\n"
+              "  leave:\n"
+              "    to: inactive\n"
+              "    actions: [revoke]\n",
+              f);
+        fclose(f);
+        char *out, *err;
+        int rc = cli("validate", "--config", path, NULL, &out, &err);
+        remove(path);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_not_null(strstr(out, " 1 connector, 1 action, 1 transition\n"), "%s", out);
+        cr_assert(strstr(out, " mapping rules, "), "the openldap mapping has several rules: %s", out);
+        free(out);
+        free(err);
+}
