@@ -1126,6 +1126,15 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
         if (k == 0 && p->blocked)
                 ob_log(OB_LOG_INFO, "event=guarded account=%s guard=%s", ob_log_quote(p->username ? p->username : p->id),
                        ob_log_quote(p->blocked));
+        /* -v: each decision, with what it rests on (`explain` says more). */
+        if (k == 0)
+                ob_log(OB_LOG_DEBUG,
+                       "event=decision account=%s status=%s rule=%s recorded=%s transition=%s owed=%zu steps=%zu "
+                       "transfer_to=%s via=%s",
+                       ob_log_quote(p->username ? p->username : p->id), ob_status_name(p->status),
+                       ob_log_quote(p->rule ? p->rule->name : ""), ob_status_name(p->recorded),
+                       ob_log_quote(p->transition ? p->transition->name : ""), ob_account_plan_owed(p), p->nsteps,
+                       ob_log_quote(p->transfer_uid ? p->transfer_uid : ""), p->transfer_via ? p->transfer_via : "none");
 out:
         ob_account_free(target);
         free(teams);

@@ -191,6 +191,34 @@ Test(rules, transfer_skips_teams_the_leaver_owns_teams_without_owner_and_teams_w
         plan_check(checks, 1);
 }
 
+/* -v (issue 15): a debug line per decision, with its status, rule,
+ * transition, what is owed and the transfer target; none without -v. */
+Test(rules, verbose_says_each_decision_with_its_rule_transition_and_transfer_target)
+{
+        char transfer[400];
+        snprintf(transfer, sizeof(transfer), "  fallback: %s\n", man->fallback);
+        write_config(transfer);
+        char *out = NULL, *err = NULL;
+        const char *quiet[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, NULL};
+        int rc = ob_test_run(quiet, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert_null(strstr(err, "event=decision"), "without -v: %s", err);
+        free(out);
+        free(err);
+        const char *verbose[] = {OB_OFFBOARD_BIN, "plan", "-v", "--config", cfgpath, NULL};
+        rc = ob_test_run(verbose, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        const char *line = strstr(err, "level=debug event=decision account=\"olga\" ");
+        cr_assert_not_null(line, "%s", err);
+        char one[600];
+        snprintf(one, sizeof(one), "%.*s", (int)strcspn(line, "\n"), line);
+        cr_assert_not_null(strstr(one, " transfer_to=\"dora\" via=team"), "%s", one);
+        cr_assert_not_null(strstr(one, " rule=\""), "%s", one);
+        cr_assert_null(strstr(one, " transition=\"\""), "olga owes a transition: %s", one);
+        free(out);
+        free(err);
+}
+
 Test(rules, transfer_goes_to_the_leader_of_the_first_configured_team_with_an_active_leader)
 {
         /* pete's manager ina left and he has no team: lead-x's leader (ina)
