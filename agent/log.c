@@ -158,14 +158,21 @@ static int journal_send(int priority, const char *line, size_t len)
         return r < 0 ? r : 0;
 }
 
+bool ob_log_enabled(enum ob_log_level level)
+{
+        if (ob_log_quiet && level < OB_LOG_INFO)
+                level = OB_LOG_DEBUG;
+        return level <= ob_log_max;
+}
+
 void ob_log(enum ob_log_level level, const char *fmt, ...)
 {
         static const char *const names[] = {"error", "warning", "info", "debug"};
         static const int priorities[] = {3, 4, 6, 7}; /* syslog: err, warning, info, debug */
+        if (!ob_log_enabled(level))
+                return;
         if (ob_log_quiet && level < OB_LOG_INFO)
                 level = OB_LOG_DEBUG;
-        if (level > ob_log_max)
-                return;
         char line[2048];
         int n;
         bool journal = to_journal();

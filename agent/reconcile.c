@@ -1126,8 +1126,9 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
         if (k == 0 && p->blocked)
                 ob_log(OB_LOG_INFO, "event=guarded account=%s guard=%s", ob_log_quote(p->username ? p->username : p->id),
                        ob_log_quote(p->blocked));
-        /* -v: each decision, with what it rests on (`explain` says more). */
-        if (k == 0)
+        /* -v: each decision, with what it rests on (`explain` says more);
+         * its values are not worked out unless the line is written. */
+        if (k == 0 && ob_log_enabled(OB_LOG_DEBUG))
                 ob_log(OB_LOG_DEBUG,
                        "event=decision account=%s status=%s rule=%s recorded=%s transition=%s owed=%zu steps=%zu "
                        "transfer_to=%s via=%s",

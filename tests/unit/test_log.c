@@ -223,3 +223,17 @@ Test(log, quoting_escapes_quotes_backslashes_and_controls)
         cr_assert_str_eq(ob_log_quote("a\"b\\c\x1b[2J\r\n"), "\"a\\\"b\\\\c\\x1b[2J\\x0d\\x0a\"");
         cr_assert_str_eq(ob_log_quote(NULL), "\"\"");
 }
+
+Test(log, enabled_says_whether_a_line_of_that_level_would_be_written)
+{
+        cr_assert(ob_log_enabled(OB_LOG_INFO));
+        cr_assert_not(ob_log_enabled(OB_LOG_DEBUG), "debug is off unless -v");
+        ob_log_set_quiet(true); /* an outage's retries: errors are said as debug */
+        cr_assert_not(ob_log_enabled(OB_LOG_ERROR));
+        ob_log_set_quiet(false);
+        ob_log_set_level(OB_LOG_DEBUG);
+        cr_assert(ob_log_enabled(OB_LOG_DEBUG));
+        ob_log_set_level(OB_LOG_ERROR);
+        cr_assert_not(ob_log_enabled(OB_LOG_WARNING));
+        cr_assert(ob_log_enabled(OB_LOG_ERROR));
+}
