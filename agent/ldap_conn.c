@@ -27,7 +27,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,10 +40,6 @@
 
 /* Groups one step may remove the account from; more fails the step. */
 #define OB_LDAP_MAX_GROUPS 10000
-/* Memberships a step's detail lists: the state store keeps 256 per step
- * (state.h), and the detail stays under OB_STATE_DETAIL_MAX bytes; the rest
- * are counted in its "cut", so the records say the list is incomplete. */
-#define OB_LDAP_DETAIL_MEMBERSHIPS 256
 
 struct ob_ldap_job;
 
@@ -83,10 +78,8 @@ struct ob_ldap_job {
         struct ob_buf what; /* the excerpt: what was done */
         char error[200];
         /* The detail: memberships removed (remove_from_groups) or to put
-         * back (restore_groups); NULL until the first. */
-        json_t *detail;
-        int64_t detail_cut;
-        size_t detail_bytes;
+         * back (restore_groups). */
+        struct ob_ldap_detail detail;
         bool has_detail;                    /* the step answers with a detail (even empty) */
         struct ob_ldap_membership *restore; /* restore_groups: the recorded list */
         size_t nrestore;
@@ -160,7 +153,7 @@ static void ob_ldap_job_free(struct ob_ldap_job *j)
         free(j->new_parent);
         free(j->new_dn);
         ob_buf_free(&j->what);
-        json_decref(j->detail);
+        ob_ldap_detail_clear(&j->detail);
         ob_ldap_memberships_free(j->restore, j->nrestore);
         free(j);
 }
@@ -211,11 +204,7 @@ static void ob_ldap_answer(struct ob_ldap_job *j, int result)
          * with the call. */
         _cleanup_free_ char *detail = NULL;
         if (j->has_detail) {
-                json_t *o = json_pack("{s:O?,s:I}", "memberships", j->detail, "cut", (json_int_t)j->detail_cut);
-                if (o && json_is_null(json_object_get(o, "memberships")))
-                        json_object_set_new(o, "memberships", json_array());
-                detail = o ? json_dumps(o, JSON_COMPACT) : NULL;
-                json_decref(o);
+                detail = ob_ldap_detail_dump(&j->detail);
                 if (!detail && !resp.error[0]) {
                         /* No memory to say what was done: the step cannot be
                          * recorded done without it. */
@@ -259,32 +248,6 @@ static void ob_ldap_finish(struct ob_ldap_job *j, int result)
                 ob_ldap_job_free(j);
         else if (ob_ldap_finish_later(j, result) < 0)
                 ob_ldap_answer(j, result); /* no memory for a timer: at once, at the session's risk */
-}
-
-/* The bytes s takes as a JSON string (jansson writes UTF-8 as it is). */
-static size_t ob_ldap_json_len(const char *s)
-{
-        size_t n = 2;
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-                n += *p == '"' || *p == '\\' ? 2 : *p < 0x20 ? 6 : 1;
-        return n;
-}
-
-/* Adds one membership to the step's detail, or counts it as cut beyond
- * OB_LDAP_DETAIL_MEMBERSHIPS or the size a detail may take. */
-static void ob_ldap_detail_add(struct ob_ldap_job *j, const char *group, const char *attr, const char *value)
-{
-        size_t bytes = ob_ldap_json_len(group) + ob_ldap_json_len(attr) + ob_ldap_json_len(value) + 5;
-        json_t *e = NULL;
-        if (!j->detail)
-                j->detail = json_array();
-        if (!j->detail || json_array_size(j->detail) >= OB_LDAP_DETAIL_MEMBERSHIPS ||
-            j->detail_bytes + bytes > OB_STATE_DETAIL_MAX - 64 || !(e = json_pack("[sss]", group, attr, value)) ||
-            json_array_append_new(j->detail, e) < 0) {
-                j->detail_cut++;
-                return;
-        }
-        j->detail_bytes += bytes;
 }
 
 __attribute__((format(printf, 2, 3))) static void ob_ldap_what(struct ob_ldap_job *j, const char *fmt, ...)
@@ -396,7 +359,7 @@ static void ob_ldap_on_deleted(int result, void *ud)
                 result = 0; /* the group is gone: it lists no one */
         } else if (result == 0) {
                 ob_ldap_what(j, "removed %s from %s", attr, g->dn);
-                ob_ldap_detail_add(j, g->dn, attr, ob_ldap_value(j, g->attr));
+                ob_ldap_detail_add(&j->detail, g->dn, attr, ob_ldap_value(j, g->attr));
                 if (!j->c->closing)
                         ob_log(OB_LOG_INFO, "event=ldap_group_removed connector=%s dn=%s attribute=%s group=%s",
                                j->c->cfg->name, ob_log_quote(j->dn), attr, ob_log_quote(g->dn));
@@ -593,7 +556,7 @@ static void ob_ldap_add_next(struct ob_ldap_job *j)
 static int ob_ldap_start_restore(struct ob_ldap_job *j, const struct ob_ldap_rendered *q)
 {
         j->has_detail = true;
-        j->detail_cut = q->cut;
+        j->detail.cut = q->cut;
         if (q->nmemberships && !(j->restore = calloc(q->nmemberships, sizeof(*j->restore))))
                 return -ENOMEM;
         for (size_t i = 0; i < q->nmemberships; i++) {
@@ -602,7 +565,7 @@ static int ob_ldap_start_restore(struct ob_ldap_job *j, const struct ob_ldap_ren
                 d->attr = m->attr;
                 if (!(d->group = strdup(m->group)) || !(d->value = strdup(m->value)))
                         return -ENOMEM;
-                ob_ldap_detail_add(j, m->group, ob_ldap_group_attr_name(m->attr), m->value);
+                ob_ldap_detail_add(&j->detail, m->group, ob_ldap_group_attr_name(m->attr), m->value);
         }
         if (q->cut > 0)
                 ob_ldap_what(j, "%lld not recorded (the list was cut): not restored", (long long)q->cut);

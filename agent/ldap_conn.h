@@ -106,6 +106,21 @@ struct ob_ldap_membership {
 int ob_ldap_memberships_parse(const char *detail, struct ob_ldap_membership **ret, size_t *ret_n, int64_t *ret_cut);
 void ob_ldap_memberships_free(struct ob_ldap_membership *m, size_t n);
 
+/* The same detail as it is built, written by ob_ldap_detail_dump (the
+ * format lives beside its parser, in ldap_kind.c). Zeroed: empty. */
+struct ob_ldap_detail {
+        void *list;    /* the memberships so far (the JSON library's array), or NULL */
+        int64_t cut;   /* memberships not kept */
+        size_t bytes;  /* what the kept ones take written */
+};
+
+/* Keeps one membership, or counts it as cut beyond OB_LDAP_DETAIL_MEMBERSHIPS
+ * or the size a detail may take in the store. */
+void ob_ldap_detail_add(struct ob_ldap_detail *d, const char *group, const char *attr, const char *value);
+/* {"memberships": [...], "cut": N}, malloc'd; NULL: no memory. */
+char *ob_ldap_detail_dump(const struct ob_ldap_detail *d);
+void ob_ldap_detail_clear(struct ob_ldap_detail *d);
+
 /* One attribute that a modify replaces; values NULL-terminated (empty:
  * the attribute is deleted). */
 struct ob_ldap_set {

@@ -302,6 +302,51 @@ void ob_ldap_memberships_free(struct ob_ldap_membership *m, size_t n)
         free(m);
 }
 
+/* Memberships a step's detail lists: the state store keeps 256 per step
+ * (state.h), and the detail stays under OB_STATE_DETAIL_MAX bytes; the rest
+ * are counted in its "cut", so the records say the list is incomplete. */
+#define OB_LDAP_DETAIL_MEMBERSHIPS 256
+
+/* The bytes s takes as a JSON string (jansson writes UTF-8 as it is). */
+static size_t ob_ldap_json_len(const char *s)
+{
+        size_t n = 2;
+        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+                n += *p == '"' || *p == '\\' ? 2 : *p < 0x20 ? 6 : 1;
+        return n;
+}
+
+void ob_ldap_detail_add(struct ob_ldap_detail *d, const char *group, const char *attr, const char *value)
+{
+        size_t bytes = ob_ldap_json_len(group) + ob_ldap_json_len(attr) + ob_ldap_json_len(value) + 5;
+        json_t *e = NULL;
+        if (!d->list)
+                d->list = json_array();
+        if (!d->list || json_array_size(d->list) >= OB_LDAP_DETAIL_MEMBERSHIPS ||
+            d->bytes + bytes > OB_STATE_DETAIL_MAX - 64 || !(e = json_pack("[sss]", group, attr, value)) ||
+            json_array_append_new(d->list, e) < 0) {
+                d->cut++;
+                return;
+        }
+        d->bytes += bytes;
+}
+
+char *ob_ldap_detail_dump(const struct ob_ldap_detail *d)
+{
+        json_t *o = json_pack("{s:O?,s:I}", "memberships", (json_t *)d->list, "cut", (json_int_t)d->cut);
+        if (o && json_is_null(json_object_get(o, "memberships")))
+                json_object_set_new(o, "memberships", json_array());
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        return s;
+}
+
+void ob_ldap_detail_clear(struct ob_ldap_detail *d)
+{
+        json_decref(d->list);
+        *d = (struct ob_ldap_detail){0};
+}
+
 int ob_ldap_memberships_parse(const char *detail, struct ob_ldap_membership **ret, size_t *ret_n, int64_t *ret_cut)
 {
         struct ob_ldap_membership *m = NULL;
