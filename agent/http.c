@@ -20,7 +20,9 @@
  * CURLOPT_PASSWORD); a value holding a control character is refused with
  * -EINVAL. Every response body is fed, as it arrives, through a scrubber
  * (scrub.h) that knows every
- * secret the instance holds (and base64("user:password") for basic auth):
+ * secret the instance holds (and base64("user:password") for basic auth, as
+ * sent: with auth encoding: form, RFC 6749 section 2.3.1, both are
+ * form-encoded first, and the encoded password is masked too):
  * the excerpt is its output, and curl's error text goes through the same
  * secrets, so a server that echoes a header back, whole, cut off or encoded,
  * cannot make a log line or the state store carry it. A request may also
@@ -49,6 +51,7 @@
 #include <string.h>
 
 #include "connector.h"
+#include "escape.h"
 #include "http.h"
 #include "loop.h"
 #include "scrub.h"
@@ -110,8 +113,9 @@ struct ob_http {
         struct ob_timer *timer;
 
         enum ob_http_auth_scheme auth;
-        char *username;
-        char *secret; /* wiped on free */
+        char *username;       /* basic: as sent (form-encoded with encoding: form) */
+        char *secret;         /* as the file holds it; wiped on free */
+        char *basic_password; /* basic with encoding: form: the secret form-encoded; wiped on free */
         char *ca_file;
         bool tls_verify;
         bool allow_insecure;
@@ -463,8 +467,10 @@ static int ob_http_scrub_proto(const struct ob_http *h, struct ob_scrub **ret)
                 return r;
         if (h->secret)
                 r = ob_scrub_add_secret(s, h->secret, strlen(h->secret));
+        if (r >= 0 && h->basic_password)
+                r = ob_scrub_add_secret(s, h->basic_password, strlen(h->basic_password));
         if (r >= 0 && h->auth == OB_HTTP_AUTH_BASIC)
-                r = ob_scrub_add_basic(s, h->username, h->secret);
+                r = ob_scrub_add_basic(s, h->username, h->basic_password ? h->basic_password : h->secret);
         for (size_t i = 0; r >= 0 && i < h->nheaders; i++)
                 r = ob_scrub_add_secret(s, h->headers[i].value, strlen(h->headers[i].value));
         for (size_t i = 0; r >= 0 && i < h->nfiles; i++)
@@ -576,7 +582,7 @@ static int ob_http_req_new(struct ob_http *h, const struct ob_request *req, ob_c
         if (h->auth == OB_HTTP_AUTH_BASIC) {
                 OB_SETOPT(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
                 OB_SETOPT(e, CURLOPT_USERNAME, h->username);
-                OB_SETOPT(e, CURLOPT_PASSWORD, h->secret);
+                OB_SETOPT(e, CURLOPT_PASSWORD, h->basic_password ? h->basic_password : h->secret);
         }
 
         /* A body goes through POSTFIELDS (copied by curl), which makes the
@@ -888,6 +894,7 @@ static void ob_http_destroy(struct ob_http *h)
                 ob_scrub_free(h->protos[i]);
         free(h->protos);
         ob_secret_free(h->secret);
+        ob_secret_free(h->basic_password);
         ob_http_secrets_free(h->headers, h->nheaders);
         ob_http_secrets_free(h->files, h->nfiles);
         free(h->username);
@@ -904,6 +911,26 @@ void ob_http_free(void *c)
         if (h->depth > 0)
                 return; /* released by ob_http_after() when the callback returns */
         ob_http_destroy(h);
+}
+
+int ob_http_form_credential(const char *value, char **ret)
+{
+        struct ob_buf b;
+        ob_buf_init(&b);
+        size_t n = strlen(value);
+        /* Room for the worst case first: a buffer that grew would leave
+         * pieces of the secret behind in freed memory. */
+        int r = n > SIZE_MAX / 3 - 1 ? -ENOMEM : ob_buf_reserve(&b, 3 * n + 1);
+        if (r == 0) {
+                b.data[0] = '\0';
+                r = ob_escape_query(&b, value, n);
+        }
+        if (r < 0) {
+                ob_secret_free(b.data);
+                return r == -ENOMEM ? r : -EINVAL;
+        }
+        *ret = b.data;
+        return 0;
 }
 
 static int ob_http_parse_auth(const struct ob_http_connector *cfg, enum ob_http_auth_scheme *ret)
@@ -964,7 +991,11 @@ int ob_http_new(struct ob_loop *loop, const struct ob_connector *k, void **ret)
         const char *secret_file = auth == OB_HTTP_AUTH_BEARER ? cfg->auth.token_file : cfg->auth.password_file;
         if (auth != OB_HTTP_AUTH_NONE && !secret_file)
                 return -EINVAL;
-        if (auth == OB_HTTP_AUTH_BASIC && (!cfg->auth.username || strchr(cfg->auth.username, ':')))
+        bool form = auth == OB_HTTP_AUTH_BASIC && cfg->auth.encoding && strcmp(cfg->auth.encoding, "form") == 0;
+        if (cfg->auth.encoding && !form && strcmp(cfg->auth.encoding, "none") != 0)
+                return -EINVAL;
+        /* Form-encoded, a ':' in the username is %3A: it cannot end it. */
+        if (auth == OB_HTTP_AUTH_BASIC && (!cfg->auth.username || (!form && strchr(cfg->auth.username, ':'))))
                 return -EINVAL;
 
         pthread_once(&ob_http_once, ob_http_global_init);
@@ -999,7 +1030,13 @@ int ob_http_new(struct ob_loop *loop, const struct ob_connector *k, void **ret)
                         }
                 }
         }
-        if (auth == OB_HTTP_AUTH_BASIC && !(h->username = ob_strdup(cfg->auth.username))) {
+        if (form) {
+                /* RFC 6749 section 2.3.1: an OAuth client's id and secret
+                 * are form-encoded before base64, and servers decode them. */
+                if ((r = ob_http_form_credential(cfg->auth.username, &h->username)) < 0 ||
+                    (r = ob_http_form_credential(h->secret, &h->basic_password)) < 0)
+                        goto fail;
+        } else if (auth == OB_HTTP_AUTH_BASIC && !(h->username = ob_strdup(cfg->auth.username))) {
                 r = -ENOMEM;
                 goto fail;
         }

@@ -22,7 +22,13 @@ struct ob_http_auth {
         char *username;      /* basic */
         char *token_file;    /* bearer */
         char *password_file; /* basic */
+        char *encoding;      /* basic: NULL or "none" (as written), or "form": username and
+                              * password each application/x-www-form-urlencoded before base64,
+                              * as RFC 6749 section 2.3.1 wants of an OAuth client */
 };
+
+/* The values of auth encoding (http_kind.c; the scim kind's auth takes it too). */
+extern const char *const ob_http_auth_encodings[];
 
 /* connectors.X for type: http (ob_connector.settings) */
 struct ob_http_connector {
@@ -93,6 +99,13 @@ struct ob_request {
         size_t nok_status;
         struct ob_http_answer *answer; /* NULL: the excerpt is enough */
 };
+
+/* One credential of HTTP Basic with auth encoding: form (RFC 6749 section
+ * 2.3.1, an OAuth client's id or secret): application/x-www-form-urlencoded,
+ * every byte but A-Z a-z 0-9 - . _ ~ as %XX (a space as %20, which form
+ * decoding reads as a space too). *ret (malloc'd) is a secret when value
+ * is: wipe it before free. 0 or -ENOMEM. */
+int ob_http_form_credential(const char *value, char **ret);
 
 /* http.c: cfg->settings is a struct ob_http_connector. */
 int ob_http_new(struct ob_loop *loop, const struct ob_connector *cfg, void **ret);

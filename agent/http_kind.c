@@ -20,11 +20,14 @@
 #define C(x) offsetof(struct ob_http_connector, x)
 #define A(x) offsetof(struct ob_http_action, x)
 
+const char *const ob_http_auth_encodings[] = {"none", "form", NULL};
+
 static const struct ob_key_spec ob_http_auth_keys[] = {
         {.name = "type", .type = OB_KEY_STRING, .offset = C(auth.type), .required = true},
         {.name = "username", .type = OB_KEY_STRING, .offset = C(auth.username)},
         {.name = "token_file", .type = OB_KEY_PATH, .offset = C(auth.token_file)},
         {.name = "password_file", .type = OB_KEY_PATH, .offset = C(auth.password_file)},
+        {.name = "encoding", .type = OB_KEY_CHOICE, .offset = C(auth.encoding), .choices = ob_http_auth_encodings},
         {.name = "token", .type = OB_KEY_SECRET},
         {.name = "password", .type = OB_KEY_SECRET},
         {NULL},
@@ -96,10 +99,9 @@ static int ob_http_check_connector(struct ob_config_check *ck, struct ob_connect
         if (!a->type)
                 return 0;
         if (strcmp(a->type, "bearer") == 0) {
-                if (!a->token_file || a->password_file || a->username)
-                        return ob_config_fail_connector(ck, c, "auth",
-                                                        "connectors.%s.auth: bearer auth takes token_file (only)",
-                                                        c->name);
+                if (!a->token_file || a->password_file || a->username || a->encoding)
+                        return ob_config_fail_connector(
+                                ck, c, "auth", "connectors.%s.auth: bearer auth takes token_file (only)", c->name);
         } else if (strcmp(a->type, "basic") == 0) {
                 if (!a->username || !a->password_file || a->token_file)
                         return ob_config_fail_connector(

@@ -25,6 +25,7 @@ static const struct ob_key_spec ob_scim_auth_keys[] = {
         {.name = "username", .type = OB_KEY_STRING, .offset = C(auth.username)},
         {.name = "token_file", .type = OB_KEY_PATH, .offset = C(auth.token_file)},
         {.name = "password_file", .type = OB_KEY_PATH, .offset = C(auth.password_file)},
+        {.name = "encoding", .type = OB_KEY_CHOICE, .offset = C(auth.encoding), .choices = ob_http_auth_encodings},
         {.name = "token", .type = OB_KEY_SECRET},
         {.name = "password", .type = OB_KEY_SECRET},
         {NULL},

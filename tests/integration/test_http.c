@@ -867,6 +867,53 @@ Test(http, an_echoed_basic_password_never_reaches_the_excerpt_in_any_shape)
         ob_http_free(c);
 }
 
+/* auth encoding: form (RFC 6749 section 2.3.1): what is sent is
+ * base64("app%3A1:p4ss%2Bw%2F0rd%25%26%3D%3Ax-Qq7Zk2"), and an echo of it,
+ * or of the encoded password alone, is masked like the plain ones. */
+#define FORM_USER "app:1"
+#define FORM_SECRET "p4ss+w/0rd%&=:x-Qq7Zk2"
+#define FORM_SECRET_SENT "p4ss%2Bw%2F0rd%25%26%3D%3Ax-Qq7Zk2"
+
+static struct ob_connector form_basic_config(void)
+{
+        struct ob_connector cfg = http_config();
+        HTTP(cfg)->auth.type = "basic";
+        HTTP(cfg)->auth.username = FORM_USER;
+        HTTP(cfg)->auth.encoding = "form";
+        set_secret_file(&cfg, (char *)write_secret(FORM_SECRET "\n"));
+        return cfg;
+}
+
+Test(http, echoed_form_encoded_basic_credentials_are_what_is_sent_and_never_reach_the_excerpt)
+{
+        struct ob_connector cfg = form_basic_config();
+        _cleanup_free_ char *b64 = encode_base64("app%3A1:" FORM_SECRET_SENT, false);
+        _cleanup_free_ char *rules = echo_rules("Authorization", "Basic ");
+        start_tls_recorder(rules, &cfg);
+        void *c = new_connector(&cfg);
+        struct ob_request req = {.method = "GET"};
+        check_echoes(c, b64, &req);
+        size_t n;
+        struct ob_test_request *q = requests(&n);
+        _cleanup_free_ char *want = NULL;
+        cr_assert_gt(asprintf(&want, "Basic %s", b64), 0);
+        cr_assert_str_eq(ob_test_request_header(&q[0], "Authorization"), want);
+        ob_test_requests_free(q, n);
+        ob_http_free(c);
+}
+
+Test(http, an_echoed_form_encoded_basic_password_never_reaches_the_excerpt_in_any_shape)
+{
+        struct ob_connector cfg = form_basic_config();
+        _cleanup_free_ char *rules = echo_rules("X-Echo-Password", "");
+        start_tls_recorder(rules, &cfg);
+        void *c = new_connector(&cfg);
+        static const char *const headers[] = {"X-Echo-Password: " FORM_SECRET_SENT, NULL};
+        struct ob_request req = {.method = "GET", .headers = headers};
+        check_echoes(c, FORM_SECRET_SENT, &req);
+        ob_http_free(c);
+}
+
 #define API_KEY "key_9f8e7d6c5b4a/3210zyxwvu+QpR"
 
 Test(http, a_value_file_header_is_sent_with_its_value_and_never_echoed_back)

@@ -45,8 +45,8 @@ static const struct {
 } people[] = {
         {"oidc-t1-leaver", "Inactive"}, {"oidc-t2-revoked", "Inactive"}, {"oidc-t2-unknown", "Inactive"},
         {"oidc-t3-leaver", "Inactive"}, {"oidc-t4-leaver", "Inactive"},  {"oidc-t4-stays", "Active"},
-        {"oidc-t5-raw", "Inactive"},    {"oidc-t5-encoded", "Inactive"}, {"oidc-t6-leaver", "Inactive"},
-        {"oidc-t7-leaver", "Inactive"}, {"oidc-t8-leaver", "Inactive"},
+        {"oidc-t5-form", "Inactive"},   {"oidc-t5-plain", "Inactive"},   {"oidc-t5-legacy", "Inactive"},
+        {"oidc-t6-leaver", "Inactive"}, {"oidc-t7-leaver", "Inactive"},  {"oidc-t8-leaver", "Inactive"},
 };
 
 static struct ob_test_slapd srv;
@@ -116,8 +116,10 @@ static char *replace_once(char *text, const char *from, const char *to)
 
 /* offboard.yaml: the harness directory (accounts uid=oidc-PREFIX*), the state
  * store state_name, the preset as the administrator fills it in (client and
- * secret file as given), and the transition its header suggests. */
-static void write_config(const char *prefix, const char *state_name, const char *client, const char *secret_file)
+ * secret file as given, auth encoding as encoding says: "form" as the preset
+ * has it, NULL without the line), and the transition its header suggests. */
+static void write_config_encoding(const char *prefix, const char *state_name, const char *client,
+                                  const char *secret_file, const char *encoding)
 {
         char *file = ob_test_read_file(OB_SOURCE_DIR "/connectors/oauth-revoke.yaml");
         cr_assert_not_null(file);
@@ -131,6 +133,10 @@ static void write_config(const char *prefix, const char *state_name, const char 
         preset = replace_once(preset, "${CLIENT_ID}", client);
         preset = replace_once(preset, "${CREDENTIALS_DIRECTORY}/oauth-client-secret", secret_file);
         preset = replace_once(preset, "url: /revoke\n", "url: /token/revocation\n"); /* the server's endpoint */
+        if (!encoding)
+                preset = replace_once(preset, "      encoding: form\n", "");
+        else
+                cr_assert_str_eq(encoding, "form", "the preset's encoding is form");
         /* Loopback only: no TLS. */
         preset = replace_once(preset, "base_url: https://", "base_url: http://");
         preset = replace_once(preset, "    timeout: 10s\n", "    timeout: 10s\n    allow_insecure: true\n");
@@ -161,6 +167,11 @@ static void write_config(const char *prefix, const char *state_name, const char 
                 srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, prefix, state_name, preset);
         fclose(f);
         free(preset);
+}
+
+static void write_config(const char *prefix, const char *state_name, const char *client, const char *secret_file)
+{
+        write_config_encoding(prefix, state_name, client, secret_file, "form");
 }
 
 /* Runs `offboard reconcile --format json`; returns its exit code, the report
@@ -438,35 +449,78 @@ Test(oidc, an_active_accounts_token_stays_active_while_a_leavers_is_revoked)
         free(all);
 }
 
-/* RFC 6749 section 2.3.1: client_id and secret are form-encoded before HTTP
- * Basic, and oidc-provider decodes them. offboard sends the file's content as
- * it is, so the file holds the secret encoded (the preset's header says so). */
-Test(oidc, a_secret_with_reserved_characters_works_when_its_file_holds_it_form_encoded)
+/* Neither the reserved client's secret (as it is, or form-encoded: both
+ * start with OB_TEST_OIDC_SECRET) in what offboard printed nor in its
+ * journal. */
+static void assert_secret_never_shown(const char *all)
 {
-        char raw_token[256], enc_token[256];
-        issue(OB_TEST_OIDC_RESERVED_CLIENT, raw_token);
-        issue(OB_TEST_OIDC_RESERVED_CLIENT, enc_token);
-        give_token("oidc-t5-raw", raw_token);
-        give_token("oidc-t5-encoded", enc_token);
+        char journal[300];
+        snprintf(journal, sizeof(journal), "%s/journal.jsonl", dir);
+        char *j = ob_test_read_file(journal);
+        cr_assert_not_null(j, "no journal at %s", journal);
+        cr_assert_null(strstr(all, OB_TEST_OIDC_SECRET), "the output shows the secret:\n%.4000s", all);
+        cr_assert_null(strstr(j, OB_TEST_OIDC_SECRET), "the journal shows the secret:\n%.4000s", j);
+        cr_assert_null(strstr(all, OB_TEST_OIDC_RESERVED_ENCODED), "the output shows the secret:\n%.4000s", all);
+        cr_assert_null(strstr(j, OB_TEST_OIDC_RESERVED_ENCODED), "the journal shows the secret:\n%.4000s", j);
+        free(j);
+}
 
-        write_config("t5-raw", "raw.db", OB_TEST_OIDC_RESERVED_CLIENT, oidc.reserved_raw_secret_file);
+/* RFC 6749 section 2.3.1: client_id and secret are form-encoded before HTTP
+ * Basic, and oidc-provider decodes them. The preset's auth encoding: form
+ * does that to the secret as the file holds it; without it the server
+ * decodes what was sent as written into another secret (401). A file that
+ * holds the secret encoded by hand still works without the option. */
+Test(oidc, a_secret_with_reserved_characters_works_with_form_encoding_and_is_refused_without_it)
+{
+        char form_token[256], plain_token[256], legacy_token[256];
+        issue(OB_TEST_OIDC_RESERVED_CLIENT, form_token);
+        issue(OB_TEST_OIDC_RESERVED_CLIENT, plain_token);
+        issue(OB_TEST_OIDC_RESERVED_CLIENT, legacy_token);
+        give_token("oidc-t5-form", form_token);
+        give_token("oidc-t5-plain", plain_token);
+        give_token("oidc-t5-legacy", legacy_token);
+
+        /* The preset as it ships, the file holding the secret as it is. */
+        write_config("t5-form", "form.db", OB_TEST_OIDC_RESERVED_CLIENT, oidc.reserved_raw_secret_file);
+        size_t before = log_lines();
         json_t *report;
         char *all;
         int rc = reconcile(&report, &all);
-        cr_assert_eq(rc, 1, "exit %d: the secret as it is worked?\n%.4000s", rc, all);
-        json_t *a = action_of(report, "oidc-t5-raw");
-        cr_assert_not_null(a);
-        cr_assert_eq(json_integer_value(json_object_get(a, "http_status")), 400, "%s", str_of(a, "error"));
-        cr_assert(strstr(str_of(a, "error"), "invalid_request"), "%s", str_of(a, "error"));
-        cr_assert_eq(active(OB_TEST_OIDC_RESERVED_CLIENT, raw_token), 1);
+        cr_assert_eq(rc, 0, "exit %d\n%.4000s", rc, all);
+        assert_action(report, "oidc-t5-form", "done", 200);
+        cr_assert_eq(active(OB_TEST_OIDC_RESERVED_CLIENT, form_token), 0);
+        json_t *log = server_log(before), *e = NULL;
+        cr_assert_eq(requests_naming(log, form_token, &e), 1);
+        json_t *basic = json_object_get(e, "authorization");
+        cr_assert_str_eq(str_of(basic, "id"), OB_TEST_OIDC_RESERVED_CLIENT);
+        cr_assert_eq(json_integer_value(json_object_get(basic, "secret_length")),
+                     strlen(OB_TEST_OIDC_SECRET OB_TEST_OIDC_RESERVED_ENCODED), "the secret was not sent form-encoded");
+        assert_secret_never_shown(all);
+        json_decref(log);
         json_decref(report);
         free(all);
 
-        write_config("t5-encoded", "encoded.db", OB_TEST_OIDC_RESERVED_CLIENT, oidc.reserved_secret_file);
+        /* Without the option: sent as written, decoded into another secret. */
+        write_config_encoding("t5-plain", "plain.db", OB_TEST_OIDC_RESERVED_CLIENT, oidc.reserved_raw_secret_file,
+                              NULL);
+        rc = reconcile(&report, &all);
+        cr_assert_eq(rc, 1, "exit %d: the secret as written worked?\n%.4000s", rc, all);
+        json_t *a = action_of(report, "oidc-t5-plain");
+        cr_assert_not_null(a);
+        cr_assert_eq(json_integer_value(json_object_get(a, "http_status")), 401, "%s", str_of(a, "error"));
+        cr_assert(strstr(str_of(a, "error"), "invalid_client"), "%s", str_of(a, "error"));
+        cr_assert_eq(active(OB_TEST_OIDC_RESERVED_CLIENT, plain_token), 1);
+        assert_secret_never_shown(all);
+        json_decref(report);
+        free(all);
+
+        /* Without the option, the file holding it encoded by hand (as the
+         * preset told administrators before): still works. */
+        write_config_encoding("t5-legacy", "legacy.db", OB_TEST_OIDC_RESERVED_CLIENT, oidc.reserved_secret_file, NULL);
         rc = reconcile(&report, &all);
         cr_assert_eq(rc, 0, "exit %d\n%.4000s", rc, all);
-        assert_action(report, "oidc-t5-encoded", "done", 200);
-        cr_assert_eq(active(OB_TEST_OIDC_RESERVED_CLIENT, enc_token), 0);
+        assert_action(report, "oidc-t5-legacy", "done", 200);
+        cr_assert_eq(active(OB_TEST_OIDC_RESERVED_CLIENT, legacy_token), 0);
         json_decref(report);
         free(all);
 }

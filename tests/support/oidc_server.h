@@ -28,8 +28,11 @@
 #define OB_TEST_OIDC_CLIENT "offboard-test"
 #define OB_TEST_OIDC_RESERVED_CLIENT "offboard-reserved"
 #define OB_TEST_OIDC_SECRET "oidc-test-secret-Hq3v9"
-#define OB_TEST_OIDC_RESERVED_SUFFIX "+/%&=:"              /* appended to the secret for the reserved client */
-#define OB_TEST_OIDC_RESERVED_ENCODED "%2B%2F%25%26%3D%3A" /* the same, form-encoded */
+/* Appended to the secret for the reserved client: + / % & = :, arranged so
+ * that form-decoding it as written gives another secret (a server answers
+ * 401 invalid_client), not an undecodable one (400 invalid_request). */
+#define OB_TEST_OIDC_RESERVED_SUFFIX "+/%26&=:"
+#define OB_TEST_OIDC_RESERVED_ENCODED "%2B%2F%2526%26%3D%3A" /* the same, form-encoded */
 
 struct ob_test_oidc {
         char dir[256];      /* work directory: port, pid, secret files, server.log */

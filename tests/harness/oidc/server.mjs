@@ -9,8 +9,9 @@
 // client_credentials and refresh_token, with client_secret_basic
 // (oidc-provider's default):
 //   offboard-test      secret SECRET
-//   offboard-reserved  secret SECRET + "+/%&=:", characters RFC 6749
+//   offboard-reserved  secret SECRET + "+/%26&=:", characters RFC 6749
 //                      section 2.3.1 has form-encoded before HTTP Basic
+//                      (sent as written, they decode to another secret)
 // oidc-provider lets a client revoke and introspect only the tokens issued
 // to it (the default allowedPolicy). Test controls (no auth):
 //   POST /_test/user_tokens?account=ID: a grant of ID to offboard-test with
@@ -73,7 +74,7 @@ const server = createServer();
 server.listen(0, "127.0.0.1", () => {
         const port = server.address().port;
         const provider = new Provider(`http://127.0.0.1:${port}`, {
-                clients: [client("offboard-test", secret), client("offboard-reserved", `${secret}+/%&=:`)],
+                clients: [client("offboard-test", secret), client("offboard-reserved", `${secret}+/%26&=:`)],
                 features: {
                         clientCredentials: {enabled: true},
                         introspection: {enabled: true},
