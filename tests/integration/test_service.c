@@ -674,6 +674,50 @@ Test(service, the_circuit_breaker_counts_the_changes_of_the_feed_over_a_sliding_
         safety = "  max_accounts: 0\n  max_percent: 0\n";
 }
 
+Test(service, the_circuit_breaker_forgets_the_changes_older_than_its_window)
+{
+        /* At most one status change per 3 s: a service runs for longer than
+         * its window, and what left it no longer counts. */
+        safety = "  max_accounts: 1\n  max_percent: 0\n  window: 3s\n";
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        write_config(false);
+        ob_test_recorder_stop(&rec);
+        char *out = NULL, *err = NULL;
+        const char *adopt[] = {OB_OFFBOARD_BIN, "reconcile", "--adopt", "--config", cfgpath, NULL};
+        int rc = ob_test_run(adopt, 60, &out, &err);
+        cr_assert_eq(rc, 0, "reconcile --adopt: %d\n%s%s", rc, out, err);
+        free(out);
+        free(err);
+        start_live_service();
+
+        const struct ob_test_person *a = an_active_person(9), *b = an_active_person(10);
+        char type_a[64], type_b[64];
+        get_employee_type(a, type_a);
+        get_employee_type(b, type_b);
+        char pa[300], pb[300];
+        snprintf(pa, sizeof(pa), "/api/users/%s/sessions/revoke", a->uid);
+        snprintf(pb, sizeof(pb), "/api/users/%s/sessions/revoke", b->uid);
+        set_employee_type(a, "Inactive");
+        int acted = wait_requests(pa, 1, 20000);
+        char *log = service_log();
+        cr_assert_eq(acted, 1, "the first leaver was not acted on:\n%s", log);
+        free(log);
+        /* Past the window (3 s after the first change was heard), a second
+         * change is within the limit again. */
+        usleep(3500000);
+        set_employee_type(b, "Inactive");
+        acted = wait_requests(pb, 1, 20000);
+        usleep(300000);
+        log = service_log();
+        cr_assert_eq(acted, 1, "a change after the window was not acted on:\n%s", log);
+        cr_assert_null(strstr(log, "event=parked"), "a change after the window was parked:\n%s", log);
+        free(log);
+        stop_service_ok();
+        set_employee_type(a, type_a);
+        set_employee_type(b, type_b);
+        safety = "  max_accounts: 0\n  max_percent: 0\n";
+}
+
 /* GET path from the service's unix socket with curl: the status and body. */
 static int get(const char *sock, const char *path, char **body)
 {
