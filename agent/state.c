@@ -682,6 +682,24 @@ static int state_create(struct ob_state *s)
         return r;
 }
 
+/* path with its directory resolved (links included) and its last name as
+ * it is: "<realpath(dirname)>/<basename>". */
+static int state_real_path(struct ob_state *s, const char *path, char *out, size_t len)
+{
+        _cleanup_free_ char *d = strdup(path), *b = strdup(path);
+        if (!d || !b)
+                return state_msg(s, -ENOMEM, "state store %s: out of memory", s->path);
+        char dir[PATH_MAX];
+        if (!realpath(dirname(d), dir)) {
+                int r = -errno;
+                return state_msg(s, r, "state store %s cannot be opened: its directory: %s", s->path, strerror(-r));
+        }
+        const char *base = basename(b);
+        if (snprintf(out, len, "%s%s%s", dir, strcmp(dir, "/") == 0 ? "" : "/", base) >= (int)len)
+                return state_msg(s, -ENAMETOOLONG, "state store %s: path too long", s->path);
+        return 0;
+}
+
 /* The store decides what is done and what is owed: a file another user can
  * write, or a link to somewhere else, is refused (and left untouched). */
 static int state_check_file(struct ob_state *s, const char *file, const struct stat *sb)
@@ -771,8 +789,17 @@ int ob_state_open(const char *path, bool readonly, struct ob_state **ret)
                 if (lstat(side, &ss) == 0 && (r = state_check_file(s, side, &ss)) < 0)
                         goto fail;
         }
-        r = state_open_db(s, path,
-                          (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW);
+        /* SQLITE_OPEN_NOFOLLOW refuses a link anywhere in the path, and
+         * systemd's StateDirectory= with DynamicUser= is one:
+         * /var/lib/offboard -> private/offboard. The directories are the
+         * administrator's to arrange; the file itself (checked above) and
+         * its sidecars must not be links, so the store is opened by its
+         * directory's real path with the file's own name. */
+        char real[PATH_MAX];
+        r = state_real_path(s, path, real, sizeof(real));
+        if (r < 0)
+                goto fail;
+        r = state_open_db(s, real, (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW);
         if (r < 0)
                 goto fail;
         r = state_verify(s);

@@ -1458,3 +1458,50 @@ Test(state, a_batch_carries_an_outcomes_memberships_to_the_store)
         free(d);
         ob_state_free(s);
 }
+
+Test(state, a_store_in_a_directory_reached_through_a_link_opens_as_systemd_lays_out_a_dynamic_users_state)
+{
+        /* DynamicUser= with StateDirectory=offboard: /var/lib/offboard is a
+         * link to private/offboard, and state.path goes through it. */
+        char priv[600], link_dir[600], path[700];
+        snprintf(priv, sizeof(priv), "%s/private", tmpdir);
+        cr_assert_eq(mkdir(priv, 0700), 0);
+        snprintf(priv, sizeof(priv), "%s/private/offboard", tmpdir);
+        cr_assert_eq(mkdir(priv, 0700), 0);
+        snprintf(link_dir, sizeof(link_dir), "%s/offboard", tmpdir);
+        cr_assert_eq(symlink("private/offboard", link_dir), 0);
+        snprintf(path, sizeof(path), "%s/state.db", link_dir);
+
+        struct ob_state *s = open_store(path, false); /* created, then opened */
+        cr_assert_eq(ob_state_put(s, &(struct ob_record){.id = "x", .status = OB_STATUS_LOCKED}, NULL), 0);
+        ob_state_free(s);
+        s = open_store(path, false); /* opened again, as every pass does */
+        struct ob_record r = {0};
+        cr_assert_eq(ob_state_get(s, "x", &r), 0);
+        cr_assert_eq(r.status, OB_STATUS_LOCKED);
+        ob_record_clear(&r);
+        ob_state_free(s);
+        s = open_store(path, true); /* and read only, as plan does */
+        ob_state_free(s);
+}
+
+Test(state, a_store_that_is_itself_a_link_is_refused_even_in_a_linked_directory)
+{
+        char real[600], link_dir[600], path[700], target[700];
+        snprintf(real, sizeof(real), "%s/real", tmpdir);
+        cr_assert_eq(mkdir(real, 0700), 0);
+        snprintf(link_dir, sizeof(link_dir), "%s/linked", tmpdir);
+        cr_assert_eq(symlink("real", link_dir), 0);
+        /* A real store elsewhere, and state.db a link to it. */
+        snprintf(target, sizeof(target), "%s/other.db", real);
+        ob_state_free(open_store(target, false));
+        snprintf(path, sizeof(path), "%s/state.db", real);
+        cr_assert_eq(symlink("other.db", path), 0);
+        snprintf(path, sizeof(path), "%s/state.db", link_dir);
+
+        struct ob_state *s = NULL;
+        int r = ob_state_open(path, false, &s);
+        cr_assert_lt(r, 0, "a store that is a link was opened");
+        cr_assert_null(s);
+        cr_assert(strstr(ob_state_open_errmsg(), "is a symbolic link"), "%s", ob_state_open_errmsg());
+}
