@@ -43,7 +43,7 @@ static inline void ob_json_decrefp(json_t **p)
 }
 #define _cleanup_json_ _cleanup_(ob_json_decrefp)
 
-enum ob_scim_phase { OB_SCIM_LOOKUP, OB_SCIM_ACT, OB_SCIM_GROUPS, OB_SCIM_GROUP_PATCH };
+enum ob_scim_phase { OB_SCIM_LOOKUP, OB_SCIM_ACT, OB_SCIM_GROUPS, OB_SCIM_GROUP_FIND, OB_SCIM_GROUP_PATCH };
 
 struct ob_scim_ref {
         char *id;      /* as the server wrote it */
@@ -64,6 +64,11 @@ struct ob_scim_job {
         struct ob_scim_ref user;
         struct ob_scim_ref *groups;
         size_t ngroups, igroup;
+        /* groups: or group_ids: the chosen groups' filters (displayName eq
+         * "NAME" or id eq "ID"), looked for one after another: the one at
+         * ichosen, of which nfound have come so far (paged). */
+        char **chosen;
+        size_t nchosen, ichosen, nfound;
         size_t removed;
         int retries;
         int64_t duration_ms;
@@ -100,6 +105,9 @@ static void ob_scim_job_free(struct ob_scim_job *j)
         free(j->filter);
         ob_scim_ref_clear(&j->user);
         ob_scim_groups_clear(j);
+        for (size_t i = 0; i < j->nchosen; i++)
+                free(j->chosen[i]);
+        free(j->chosen);
         ob_buf_free(&j->answer.body);
         free(j);
 }
@@ -298,8 +306,38 @@ static void ob_scim_groups_page(struct ob_scim_job *j)
         ob_scim_send_or_fail(j, "GET", u.data, NULL, NULL);
 }
 
+/* groups: or group_ids: the next page of the chosen group at ichosen, if
+ * it lists the user: filter=CHOSEN and members[value eq "{id}"]. */
+static void ob_scim_chosen_page(struct ob_scim_job *j)
+{
+        _cleanup_buf_ struct ob_buf f, u;
+        ob_buf_init(&f);
+        ob_buf_init(&u);
+        j->phase = OB_SCIM_GROUP_FIND;
+        int r = ob_buf_printf(&f, "%s and members[value eq \"", j->chosen[j->ichosen]);
+        if (r == 0)
+                r = ob_escape_json(&f, j->user.id, strlen(j->user.id));
+        if (r == 0)
+                r = ob_buf_adds(&f, "\"]");
+        if (r == 0)
+                r = ob_buf_printf(&u, "%s/Groups?filter=", j->sc->base_url);
+        if (r == 0)
+                r = ob_escape_query(&u, f.data, f.len);
+        if (r == 0)
+                r = ob_buf_printf(&u, "&excludedAttributes=members&startIndex=%zu&count=%d", j->nfound + 1,
+                                  OB_SCIM_PAGE);
+        if (r < 0)
+                return ob_scim_fail(j, r, 0, "cannot look for a configured group: %s", ob_strerror(r));
+        ob_scim_send_or_fail(j, "GET", u.data, NULL, NULL);
+}
+
 static void ob_scim_next_group(struct ob_scim_job *j, long status)
 {
+        if (j->igroup >= j->ngroups && j->nchosen > 0)
+                return ob_scim_succeed(j, status,
+                                       "removed from %zu of the %zu groups configured (a group not there, or not "
+                                       "listing the user, has nothing to remove)",
+                                       j->removed, j->nchosen);
         if (j->igroup >= j->ngroups)
                 return ob_scim_succeed(j, status, "removed from %zu of %zu groups", j->removed, j->ngroups);
         const struct ob_scim_ref *g = &j->groups[j->igroup];
@@ -329,6 +367,10 @@ static void ob_scim_next_group(struct ob_scim_job *j, long status)
 /* The user is known: act on it. */
 static void ob_scim_act(struct ob_scim_job *j)
 {
+        if (j->op == OB_SCIM_REMOVE_GROUPS && j->nchosen > 0) {
+                j->ichosen = j->nfound = 0;
+                return ob_scim_chosen_page(j);
+        }
         if (j->op == OB_SCIM_REMOVE_GROUPS)
                 return ob_scim_groups_page(j);
         _cleanup_free_ char *url = NULL;
@@ -371,38 +413,90 @@ static void ob_scim_on_lookup(struct ob_scim_job *j, const struct ob_response *r
         ob_scim_act(j);
 }
 
-static void ob_scim_on_groups(struct ob_scim_job *j, const struct ob_response *resp)
+/* A page of groups (what: which request it answers, for the error): their
+ * ids added to j->groups, each once; the number of groups on the page and
+ * the total the answer says in *ret_n and *ret_total. 0, or the step has
+ * failed (-1). */
+static int ob_scim_add_groups(struct ob_scim_job *j, const struct ob_response *resp, const char *what, size_t *ret_n,
+                              size_t *ret_total)
 {
-        if (resp->result < 0)
-                return ob_scim_fail_at(j, resp, "listing the user's groups");
+        if (resp->result < 0) {
+                ob_scim_fail_at(j, resp, what);
+                return -1;
+        }
         _cleanup_json_ json_t *doc = NULL;
         json_t *res = NULL;
         size_t total = 0;
-        if (ob_scim_list(j, &doc, &res, &total) < 0)
-                return ob_scim_fail(j, -OB_EHTTP, resp->status,
-                                    "listing the user's groups: the answer is not a SCIM ListResponse");
+        if (ob_scim_list(j, &doc, &res, &total) < 0) {
+                ob_scim_fail(j, -OB_EHTTP, resp->status, "%s: the answer is not a SCIM ListResponse", what);
+                return -1;
+        }
         size_t n = res ? json_array_size(res) : 0;
-        if (total > OB_SCIM_MAX_GROUPS || j->ngroups + n > OB_SCIM_MAX_GROUPS)
-                return ob_scim_fail(j, -OB_ELIMIT, resp->status, "the user is in more than %d groups",
-                                    OB_SCIM_MAX_GROUPS);
+        if (total > OB_SCIM_MAX_GROUPS || j->ngroups + n > OB_SCIM_MAX_GROUPS) {
+                ob_scim_fail(j, -OB_ELIMIT, resp->status, "the user is in more than %d groups", OB_SCIM_MAX_GROUPS);
+                return -1;
+        }
         if (n > 0) {
                 struct ob_scim_ref *g = realloc(j->groups, (j->ngroups + n) * sizeof(*g));
-                if (!g)
-                        return ob_scim_fail(j, -ENOMEM, 0, "out of memory");
+                if (!g) {
+                        ob_scim_fail(j, -ENOMEM, 0, "out of memory");
+                        return -1;
+                }
                 j->groups = g;
         }
         for (size_t i = 0; i < n; i++) {
                 struct ob_scim_ref *g = &j->groups[j->ngroups];
                 *g = (struct ob_scim_ref){0};
                 int r = ob_scim_ref_set(g, json_array_get(res, i));
-                if (r < 0)
-                        return ob_scim_fail(j, r == -ENOMEM ? r : -OB_EHTTP, resp->status,
-                                            "listing the user's groups: a group has no id");
-                j->ngroups++;
+                if (r < 0) {
+                        ob_scim_fail(j, r == -ENOMEM ? r : -OB_EHTTP, resp->status, "%s: a group has no id", what);
+                        return -1;
+                }
+                /* A group chosen twice (by name and by id) loses the user once. */
+                bool dup = false;
+                for (size_t k = 0; !dup && k < j->ngroups; k++)
+                        dup = strcmp(j->groups[k].id, g->id) == 0;
+                if (dup)
+                        ob_scim_ref_clear(g);
+                else
+                        j->ngroups++;
         }
+        *ret_n = n;
+        *ret_total = total;
+        return 0;
+}
+
+static void ob_scim_on_groups(struct ob_scim_job *j, const struct ob_response *resp)
+{
+        size_t n, total;
+        if (ob_scim_add_groups(j, resp, "listing the user's groups", &n, &total) < 0)
+                return;
         /* A page that brings nothing ends the list, whatever the total. */
         if (n > 0 && j->ngroups < total)
                 return ob_scim_groups_page(j);
+        j->igroup = 0;
+        ob_scim_next_group(j, resp->status);
+}
+
+/* A configured group's page: none is done (the group is not there, or does
+ * not list the user); an answer that is not a list fails the step. */
+static void ob_scim_on_chosen(struct ob_scim_job *j, const struct ob_response *resp)
+{
+        size_t n, total;
+        if (ob_scim_add_groups(j, resp, "looking for a configured group", &n, &total) < 0)
+                return;
+        j->nfound += n;
+        if (n > 0 && j->nfound < total)
+                return ob_scim_chosen_page(j);
+        /* Groups said to be there but not listed: unknown, not "none". */
+        if (j->nfound < total)
+                return ob_scim_fail(j, -OB_EHTTP, resp->status,
+                                    "looking for a configured group: the answer counts %zu groups and lists %zu", total,
+                                    j->nfound);
+        if (++j->ichosen < j->nchosen) {
+                j->nfound = 0;
+                return ob_scim_chosen_page(j);
+        }
         j->igroup = 0;
         ob_scim_next_group(j, resp->status);
 }
@@ -414,6 +508,7 @@ static void ob_scim_on_http(const struct ob_response *resp, void *userdata)
         switch (j->phase) {
         case OB_SCIM_LOOKUP: return ob_scim_on_lookup(j, resp);
         case OB_SCIM_GROUPS: return ob_scim_on_groups(j, resp);
+        case OB_SCIM_GROUP_FIND: return ob_scim_on_chosen(j, resp);
         case OB_SCIM_ACT:
         case OB_SCIM_GROUP_PATCH: break;
         }
@@ -478,9 +573,16 @@ int ob_scim_start(void *c, const struct ob_step *s, ob_connector_done_fn done, v
         j->userdata = userdata;
         j->op = q->op;
         ob_buf_init(&j->answer.body);
-        if (!(j->lookup_url = ob_strdup(q->lookup_url)) || !(j->filter = ob_strdup(q->filter))) {
+        if (!(j->lookup_url = ob_strdup(q->lookup_url)) || !(j->filter = ob_strdup(q->filter)) ||
+            (q->ngroups > 0 && !(j->chosen = calloc(q->ngroups, sizeof(*j->chosen))))) {
                 ob_scim_job_free(j);
                 return -ENOMEM;
+        }
+        for (; j->nchosen < q->ngroups; j->nchosen++) {
+                if (!(j->chosen[j->nchosen] = ob_strdup(q->groups[j->nchosen]))) {
+                        ob_scim_job_free(j);
+                        return -ENOMEM;
+                }
         }
         j->phase = OB_SCIM_LOOKUP;
         int r = ob_scim_send(j, "GET", j->lookup_url, NULL, NULL);

@@ -7,10 +7,16 @@
  *   enable         PATCH /Users/{id}  replace active true
  *   remove_groups  GET /Groups?filter=members[value eq "{id}"], then for
  *                  each group PATCH /Groups/{g}  remove members[value eq "{id}"]
+ *                  With groups: (displayNames) or group_ids: (ids), only
+ *                  those: for each, GET /Groups?filter=displayName eq "NAME"
+ *                  and members[value eq "{id}"] (or id eq "ID" and ...),
+ *                  then the same PATCH for each group found
  *   delete         DELETE /Users/{id}
  *
  * A user that is not there downstream is done for disable, remove_groups
- * and delete (nothing to take away), and a failure for enable. A user
+ * and delete (nothing to take away), and a failure for enable. A
+ * configured group that is not there, or does not list the user, is
+ * nothing to take away either; one that cannot be read fails the step. A user
  * that carries meta.version is changed or deleted with If-Match: that
  * version; a 412 (it changed in between) looks it up again, twice at most.
  * A group is not: removing one member by a value filter overwrites nothing,
@@ -45,8 +51,12 @@ struct ob_scim_action {
         char *operation;      /* disable | enable | remove_groups | delete */
         char *match;          /* userName | externalId */
         struct ob_tpl *value; /* default {{ account.uid }} for userName */
+        struct ob_tpl_list groups;    /* remove_groups: only the groups of these displayNames */
+        struct ob_tpl_list group_ids; /* remove_groups: only the groups of these ids */
         enum ob_scim_op op;   /* from operation, set by the check */
 };
+
+#define OB_SCIM_MAX_CONFIGURED_GROUPS 100 /* in groups:, and in group_ids: */
 
 /* An action rendered for one account (ob_step.rendered). */
 struct ob_scim_rendered {
@@ -55,6 +65,11 @@ struct ob_scim_rendered {
         char *value;           /* as rendered, for reports */
         char *filter;          /* attribute eq "value", the value escaped as a JSON string (RFC 7644 3.4.2.2) */
         char *lookup_url;      /* base_url/Users?filter=..., the filter query-escaped */
+        /* remove_groups with groups: or group_ids: the chosen groups, each
+         * displayName eq "NAME" or id eq "ID" (values escaped as in filter),
+         * the names first; NULL and 0: every group that lists the user. */
+        char **groups;
+        size_t ngroups;
 };
 
 const char *ob_scim_op_name(enum ob_scim_op op);

@@ -48,6 +48,16 @@ static const struct ob_key_spec ob_scim_action_keys[] = {
         {.name = "operation", .type = OB_KEY_CHOICE, .offset = A(operation), .required = true, .choices = ob_scim_ops},
         {.name = "match", .type = OB_KEY_CHOICE, .offset = A(match), .def = "userName", .choices = ob_scim_matches},
         {.name = "value", .type = OB_KEY_TEMPLATE, .offset = A(value), .tpl = OB_TPL_TEXT},
+        {.name = "groups",
+         .type = OB_KEY_TEMPLATE_LIST,
+         .offset = A(groups),
+         .max = OB_SCIM_MAX_CONFIGURED_GROUPS,
+         .tpl = OB_TPL_TEXT},
+        {.name = "group_ids",
+         .type = OB_KEY_TEMPLATE_LIST,
+         .offset = A(group_ids),
+         .max = OB_SCIM_MAX_CONFIGURED_GROUPS,
+         .tpl = OB_TPL_TEXT},
         {NULL},
 };
 
@@ -74,6 +84,11 @@ static int ob_scim_check_action(struct ob_config_check *ck, struct ob_action *a)
         for (size_t i = 0; ob_scim_ops[i]; i++)
                 if (strcmp(s->operation, ob_scim_ops[i]) == 0)
                         s->op = (enum ob_scim_op)i;
+        if ((s->groups.n > 0 || s->group_ids.n > 0) && s->op != OB_SCIM_REMOVE_GROUPS)
+                return ob_config_fail_action(ck, a, s->groups.n > 0 ? "groups" : "group_ids",
+                                             "actions.%s: %s chooses the groups of remove_groups; operation %s "
+                                             "has none",
+                                             a->name, s->groups.n > 0 ? "groups" : "group_ids", s->operation);
         if (s->value)
                 return 0;
         if (strcmp(s->match, "userName") != 0)
@@ -126,7 +141,49 @@ static void ob_scim_free_rendered(void *p)
         free(q->value);
         free(q->filter);
         free(q->lookup_url);
+        for (size_t i = 0; i < q->ngroups; i++)
+                free(q->groups[i]);
+        free(q->groups);
         free(q);
+}
+
+/* One chosen group: ATTRIBUTE eq "VALUE" appended to q->groups. */
+static int ob_scim_render_group(const struct ob_tpl *t, const char *key, size_t i, const char *attribute,
+                                ob_tpl_lookup_fn lookup, void *ud, struct ob_step *s, struct ob_scim_rendered *q)
+{
+        _cleanup_buf_ struct ob_buf v, f;
+        ob_buf_init(&v);
+        ob_buf_init(&f);
+        int r = ob_tpl_render(t, lookup, ud, &v);
+        if (r < 0)
+                return r;
+        if (!v.data || !v.data[0])
+                return ob_step_render_error(s, "%s[%zu]: the value is empty", key, i);
+        r = ob_scim_filter(&f, attribute, v.data);
+        if (r == -OB_ETEMPLATE)
+                return ob_step_render_error(s, "%s[%zu]: the value is not valid UTF-8", key, i);
+        if (r == 0)
+                r = ob_buf_steal(&f, &q->groups[q->ngroups]);
+        if (r == 0)
+                q->ngroups++;
+        return r;
+}
+
+/* remove_groups with groups: or group_ids: the chosen groups' filters. */
+static int ob_scim_render_groups(const struct ob_scim_action *sa, ob_tpl_lookup_fn lookup, void *ud, struct ob_step *s,
+                                 struct ob_scim_rendered *q)
+{
+        size_t n = sa->groups.n + sa->group_ids.n;
+        if (q->op != OB_SCIM_REMOVE_GROUPS || n == 0)
+                return 0;
+        if (!(q->groups = calloc(n, sizeof(*q->groups))))
+                return -ENOMEM;
+        int r = 0;
+        for (size_t i = 0; r == 0 && !s->render_error && i < sa->groups.n; i++)
+                r = ob_scim_render_group(sa->groups.v[i], "groups", i, "displayName", lookup, ud, s, q);
+        for (size_t i = 0; r == 0 && !s->render_error && i < sa->group_ids.n; i++)
+                r = ob_scim_render_group(sa->group_ids.v[i], "group_ids", i, "id", lookup, ud, s, q);
+        return r;
 }
 
 static int ob_scim_render(const struct ob_action *a, ob_tpl_lookup_fn lookup, void *ud, struct ob_step *s)
@@ -163,6 +220,8 @@ static int ob_scim_render(const struct ob_action *a, ob_tpl_lookup_fn lookup, vo
                 r = ob_escape_query(&b, q->filter, strlen(q->filter));
         if (r == 0)
                 r = ob_buf_steal(&b, &q->lookup_url);
+        if (r == 0)
+                r = ob_scim_render_groups(sa, lookup, ud, s, q);
         return r;
 }
 
@@ -176,20 +235,32 @@ static const char *ob_scim_auth_display(const struct ob_connector *k)
         return strcmp(c->http.auth.type, "bearer") == 0 ? "Bearer " OB_MASK : "Basic " OB_MASK;
 }
 
-/* The requests a step sends, {id} and {group} being what the answers say. */
-static void ob_scim_plan_lines(const struct ob_scim_rendered *q, const char *lines[4])
+/* The requests a step sends, {id} and {group} being what the answers say,
+ * one line at a time to emit (NULL: out of memory, the line is left out). */
+typedef void (*ob_scim_line_fn)(const char *line, void *ud);
+
+static void ob_scim_plan_lines(const struct ob_scim_rendered *q, ob_scim_line_fn emit, void *ud)
 {
-        size_t n = 0;
         switch (q->op) {
-        case OB_SCIM_DISABLE: lines[n++] = "PATCH /Users/{id} replace active=false"; break;
-        case OB_SCIM_ENABLE: lines[n++] = "PATCH /Users/{id} replace active=true"; break;
+        case OB_SCIM_DISABLE: emit("PATCH /Users/{id} replace active=false", ud); break;
+        case OB_SCIM_ENABLE: emit("PATCH /Users/{id} replace active=true", ud); break;
         case OB_SCIM_REMOVE_GROUPS:
-                lines[n++] = "GET /Groups?filter=members[value eq \"{id}\"]";
-                lines[n++] = "PATCH /Groups/{group} remove members[value eq \"{id}\"] (each group)";
+                if (q->ngroups == 0) {
+                        emit("GET /Groups?filter=members[value eq \"{id}\"]", ud);
+                        emit("PATCH /Groups/{group} remove members[value eq \"{id}\"] (each group)", ud);
+                        break;
+                }
+                for (size_t i = 0; i < q->ngroups; i++) {
+                        _cleanup_buf_ struct ob_buf b;
+                        ob_buf_init(&b);
+                        if (ob_buf_printf(&b, "GET /Groups?filter=%s and members[value eq \"{id}\"]", q->groups[i]) ==
+                            0)
+                                emit(b.data, ud);
+                }
+                emit("PATCH /Groups/{group} remove members[value eq \"{id}\"] (each group found)", ud);
                 break;
-        case OB_SCIM_DELETE: lines[n++] = "DELETE /Users/{id}"; break;
+        case OB_SCIM_DELETE: emit("DELETE /Users/{id}", ud); break;
         }
-        lines[n] = NULL;
 }
 
 static void ob_scim_headline_text(const struct ob_step *s, FILE *f)
@@ -201,6 +272,11 @@ static void ob_scim_headline_text(const struct ob_step *s, FILE *f)
                                  q->filter ? q->filter : "");
 }
 
+static void ob_scim_text_line(const char *line, void *ud)
+{
+        ob_report_printf(ud, "       %s\n", line);
+}
+
 static void ob_scim_describe_text(const struct ob_step *s, FILE *f)
 {
         const struct ob_scim_rendered *q = s->rendered;
@@ -209,13 +285,20 @@ static void ob_scim_describe_text(const struct ob_step *s, FILE *f)
                 ob_report_printf(f, "       Authorization: %s\n", auth);
         if (!q || !q->filter)
                 return;
+        if (q->op == OB_SCIM_REMOVE_GROUPS) {
+                ob_report_printf(f, "       groups:%s\n", q->ngroups ? "" : " every group that lists the user");
+                for (size_t i = 0; i < q->ngroups; i++)
+                        ob_report_printf(f, "         %s\n", q->groups[i]);
+        }
         ob_report_printf(f, "       GET /Users?filter=%s\n", q->filter);
-        const char *lines[4];
-        ob_scim_plan_lines(q, lines);
-        for (size_t i = 0; lines[i]; i++)
-                ob_report_printf(f, "       %s\n", lines[i]);
+        ob_scim_plan_lines(q, ob_scim_text_line, f);
         if (q->op != OB_SCIM_REMOVE_GROUPS)
                 ob_report_printf(f, "       If-Match: the user's meta.version, where it has one\n");
+}
+
+static void ob_scim_json_line(const char *line, void *ud)
+{
+        ob_report_json_list_item(ud, line);
 }
 
 static void ob_scim_describe_json(const struct ob_step *s, struct ob_report_json *j)
@@ -226,6 +309,13 @@ static void ob_scim_describe_json(const struct ob_step *s, struct ob_report_json
         ob_report_json_string(j, "base_url", c->http.base_url);
         ob_report_json_string(j, "operation", q ? ob_scim_op_name(q->op) : NULL);
         ob_report_json_string(j, "filter", q ? q->filter : NULL);
+        if (q && q->op == OB_SCIM_REMOVE_GROUPS) {
+                /* The chosen groups' filters; empty: every group that lists the user. */
+                ob_report_json_list_begin(j, "groups");
+                for (size_t i = 0; i < q->ngroups; i++)
+                        ob_report_json_list_item(j, q->groups[i]);
+                ob_report_json_list_end(j);
+        }
         ob_report_json_list_begin(j, "headers");
         const char *auth = ob_scim_auth_display(s->action->connector);
         if (auth) {
@@ -240,10 +330,7 @@ static void ob_scim_describe_json(const struct ob_step *s, struct ob_report_json
                 ob_buf_init(&b);
                 if (ob_buf_printf(&b, "GET /Users?filter=%s", q->filter) == 0)
                         ob_report_json_list_item(j, b.data);
-                const char *lines[4];
-                ob_scim_plan_lines(q, lines);
-                for (size_t i = 0; lines[i]; i++)
-                        ob_report_json_list_item(j, lines[i]);
+                ob_scim_plan_lines(q, ob_scim_json_line, j);
         }
         ob_report_json_list_end(j);
 }

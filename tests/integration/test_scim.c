@@ -58,8 +58,9 @@ static void teardown(void)
 
 TestSuite(scim_e2e, .init = setup, .fini = teardown, .timeout = 120);
 
-/* Downstream userNames are prefix + uid. */
-static void write_config(const char *prefix)
+/* Downstream userNames are prefix + uid; choose (YAML, may be "") is added
+ * to the remove_groups action's keys, such as ", groups: [a, b]". */
+static void write_config_choosing(const char *prefix, const char *choose)
 {
         snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
         FILE *f = fopen(cfgpath, "w");
@@ -94,7 +95,7 @@ static void write_config(const char *prefix)
                 "actions:\n"
                 "  scim-disable: {connector: idp, operation: disable, value: \"%s{{ account.uid }}\"}\n"
                 "  scim-groups: {connector: idp, operation: remove_groups, value: \"%s{{ account.uid }}\","
-                " after: [scim-disable]}\n"
+                " after: [scim-disable]%s}\n"
                 "  scim-enable: {connector: idp, operation: enable, value: \"%s{{ account.uid }}\"}\n"
                 "  scim-delete: {connector: idp, operation: delete, value: \"%s{{ account.uid }}\"}\n"
                 "transitions:\n"
@@ -102,8 +103,13 @@ static void write_config(const char *prefix)
                 "  end: {to: ended, actions: [scim-delete]}\n"
                 "  reactivate: {from: [inactive], to: active, actions: [scim-enable]}\n",
                 srv.ldap_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base, scim.base_url, scim.token_file,
-                prefix, prefix, prefix, prefix);
+                prefix, prefix, choose, prefix, prefix);
         fclose(f);
+}
+
+static void write_config(const char *prefix)
+{
+        write_config_choosing(prefix, "");
 }
 
 static void offboard(const char *cmd, char **ret_out)
@@ -125,11 +131,38 @@ static void add_user(const char *name, char id[64])
         cr_assert_eq(r, 0, "seeding %s: %d", name, r);
 }
 
+static void add_group_id(const char *name, const char *const *members, char id[64])
+{
+        int r = ob_test_scim_add_group(&scim, name, members, id);
+        cr_assert_eq(r, 0, "seeding %s: %d", name, r);
+}
+
 static void add_group(const char *name, const char *const *members)
 {
         char id[64];
-        int r = ob_test_scim_add_group(&scim, name, members, id);
-        cr_assert_eq(r, 0, "seeding %s: %d", name, r);
+        add_group_id(name, members, id);
+}
+
+/* The ids of the members of group id, in a string "[id1][id2]...". */
+static void group_members(const char *id, char *out, size_t n)
+{
+        char path[128], *body = NULL;
+        snprintf(path, sizeof(path), "/Groups/%s", id);
+        int st = ob_test_scim_request(&scim, "GET", path, NULL, &body);
+        cr_assert_eq(st, 200, "GET %s: %d %s", path, st, body);
+        json_t *g = json_loads(body, 0, NULL);
+        cr_assert_not_null(g, "%s", body);
+        size_t i, k = 0;
+        json_t *m;
+        out[0] = '\0';
+        json_array_foreach(json_object_get(g, "members"), i, m)
+        {
+                int w = snprintf(out + k, n - k, "[%s]", json_string_value(json_object_get(m, "value")));
+                cr_assert(w > 0 && (size_t)w < n - k);
+                k += (size_t)w;
+        }
+        json_decref(g);
+        free(body);
 }
 
 static void expect_user(const char *id, int active, int ngroups)
@@ -286,6 +319,146 @@ Test(scim_e2e, a_user_name_with_a_quote_and_a_backslash_is_escaped_in_the_filter
         free(v);
 }
 
+/* Runs `offboard plan --format json --account uid`; the scim-groups step's
+ * request as the report describes it (a new reference). */
+static json_t *planned_groups_request(const char *uid)
+{
+        char *out = NULL, *err = NULL;
+        const char *argv[] = {OB_OFFBOARD_BIN, "plan", "--format", "json", "--account", uid, "--config", cfgpath, NULL};
+        int rc = ob_test_run(argv, 60, &out, &err);
+        json_t *report = json_loads(out ? out : "", 0, NULL);
+        cr_assert_not_null(report, "plan: exit %d\nstdout: %.3000s\nstderr: %.3000s", rc, out, err);
+        json_t *req = NULL, *a, *s;
+        size_t i, k;
+        json_array_foreach(json_object_get(report, "accounts"), i, a)
+        {
+                json_array_foreach(json_object_get(a, "actions"), k, s)
+                {
+                        if (strcmp(json_string_value(json_object_get(s, "name")) ?: "", "scim-groups") == 0)
+                                req = json_incref(json_object_get(s, "request"));
+                }
+        }
+        cr_assert_not_null(req, "no scim-groups step in the plan:\n%.4000s", out);
+        json_decref(report);
+        free(out);
+        free(err);
+        return req;
+}
+
+/* The i-th string of list key of o, "" past its end. */
+static const char *item(json_t *o, const char *key, size_t i)
+{
+        const char *v = json_string_value(json_array_get(json_object_get(o, key), i));
+        return v ? v : "";
+}
+
+Test(scim_e2e, only_the_configured_groups_lose_the_user_and_one_absent_or_not_listing_it_is_done)
+{
+        char bob[64], alice[64], eng[64], ops[64], sales[64], other[64];
+        add_user("t8-bob", bob);
+        add_user("t8-alice", alice);
+        add_group_id("t8-engineering", (const char *const[]){bob, alice, NULL}, eng);
+        add_group_id("t8-ops", (const char *const[]){bob, NULL}, ops);
+        add_group_id("t8-sales", (const char *const[]){alice, bob, NULL}, sales);
+        add_group_id("t8-other", (const char *const[]){alice, NULL}, other); /* configured, without bob */
+        /* Two of bob's three groups, one by name and one by id; a name no
+         * group has; a group that does not list him. */
+        char choose[256];
+        snprintf(choose, sizeof(choose), ", groups: [t8-engineering, t8-absent, t8-other], group_ids: [\"%s\"]", ops);
+        write_config_choosing("t8-", choose);
+
+        /* plan shows the chosen groups and the requests for each. */
+        json_t *req = planned_groups_request("bob");
+        cr_assert_str_eq(item(req, "groups", 0), "displayName eq \"t8-engineering\"");
+        cr_assert_str_eq(item(req, "groups", 1), "displayName eq \"t8-absent\"");
+        cr_assert_str_eq(item(req, "groups", 2), "displayName eq \"t8-other\"");
+        char want[256];
+        snprintf(want, sizeof(want), "id eq \"%s\"", ops);
+        cr_assert_str_eq(item(req, "groups", 3), want);
+        cr_assert_str_eq(item(req, "groups", 4), "");
+        cr_assert_str_eq(item(req, "requests", 1),
+                         "GET /Groups?filter=displayName eq \"t8-engineering\" and members[value eq \"{id}\"]");
+        json_decref(req);
+        char *text = NULL;
+        offboard("plan", &text);
+        cr_assert(strstr(text, "groups:\n") && strstr(text, "displayName eq \"t8-absent\""), "%s", text);
+        free(text);
+
+        size_t before = log_lines();
+        offboard("reconcile", NULL);
+        expect_user(bob, 0, 1);
+        expect_user(alice, 1, 3);
+        char m[512];
+        group_members(sales, m, sizeof(m));
+        char still[200];
+        snprintf(still, sizeof(still), "[%s][%s]", alice, bob);
+        cr_assert_str_eq(m, still, "the group not configured changed");
+        group_members(eng, m, sizeof(m));
+        snprintf(still, sizeof(still), "[%s]", alice);
+        cr_assert_str_eq(m, still);
+        group_members(ops, m, sizeof(m));
+        cr_assert_str_eq(m, "");
+        group_members(other, m, sizeof(m));
+        cr_assert_str_eq(m, still);
+
+        struct entry *v;
+        size_t n = read_log(before, &v);
+        cr_assert_null(find(v, n, "GET", "/scim/v2/Groups?filter=members[value eq"), "every group was listed");
+        char url[256];
+        size_t patches = 0;
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(v[i].method, "PATCH") == 0 && strstr(v[i].url, "/Groups/"))
+                        patches++;
+        cr_assert_eq(patches, 2, "%zu groups were changed", patches);
+        snprintf(url, sizeof(url), "/scim/v2/Groups/%s", eng);
+        cr_assert_not_null(find(v, n, "PATCH", url));
+        snprintf(url, sizeof(url), "/scim/v2/Groups/%s", ops);
+        cr_assert_not_null(find(v, n, "PATCH", url));
+        snprintf(url, sizeof(url), "/scim/v2/Groups?filter=displayName eq \"t8-absent\" and members[value eq \"%s\"]",
+                 bob);
+        cr_assert_not_null(find(v, n, "GET", url), "the absent group was not looked for");
+        free(v);
+
+        /* Done, not failed: a second pass sends nothing. */
+        before = log_lines();
+        offboard("reconcile", NULL);
+        cr_assert_eq(log_lines(), before, "a second reconcile sent requests again");
+}
+
+#define HOSTILE_GROUP "t9-ops \"night\" \\ crew"
+
+Test(scim_e2e, a_configured_group_name_with_a_quote_and_a_backslash_is_escaped_in_the_filter)
+{
+        char bob[64], hostile[64], decoy[64];
+        add_user("t9-bob", bob);
+        add_group_id(HOSTILE_GROUP, (const char *const[]){bob, NULL}, hostile);
+        /* What a filter cut at the unescaped quote would name. */
+        add_group_id("t9-ops ", (const char *const[]){bob, NULL}, decoy);
+        /* YAML single quotes: the quote and the backslash are literal. */
+        write_config_choosing("t9-", ", groups: ['" HOSTILE_GROUP "']");
+        json_t *req = planned_groups_request("bob");
+        cr_assert_str_eq(item(req, "groups", 0), "displayName eq \"t9-ops \\\"night\\\" \\\\ crew\"");
+        json_decref(req);
+
+        size_t before = log_lines();
+        offboard("reconcile", NULL);
+        expect_user(bob, 0, 1);
+        char m[200];
+        group_members(hostile, m, sizeof(m));
+        cr_assert_str_eq(m, "", "bob is still in the configured group");
+        struct entry *v;
+        size_t n = read_log(before, &v);
+        char url[256];
+        snprintf(
+                url, sizeof(url),
+                "/scim/v2/Groups?filter=displayName eq \"t9-ops \\\"night\\\" \\\\ crew\" and members[value eq \"%s\"]",
+                bob);
+        cr_assert_not_null(find(v, n, "GET", url), "the group's name was not escaped as a JSON string");
+        snprintf(url, sizeof(url), "/scim/v2/Groups/%s", decoy);
+        cr_assert_null(find(v, n, "PATCH", url), "the decoy group was changed");
+        free(v);
+}
+
 Test(scim_e2e, a_user_missing_downstream_is_done_and_never_asked_for_again)
 {
         write_config("t3-");
@@ -425,8 +598,10 @@ static void on_late(struct ob_loop *l, struct ob_timer *t, void *ud)
         ob_loop_stop(l);
 }
 
-/* Runs one disable step against the recorder with rules; its response. */
-static struct ob_response run_step(const char *rules, struct ob_test_recorder *rec)
+/* Runs one step (q, or a disable of bob when NULL) against the recorder
+ * with rules; its response. */
+static struct ob_response run_step_of(const char *rules, struct ob_test_recorder *rec,
+                                      const struct ob_scim_rendered *rq)
 {
         cr_assert_eq(ob_test_recorder_start(rec, rules, false), 0);
         struct ob_loop *loop;
@@ -441,6 +616,11 @@ static struct ob_response run_step(const char *rules, struct ob_test_recorder *r
         cr_assert_eq(ob_scim_new(loop, &k, &c), 0);
         struct ob_scim_rendered q = {.op = OB_SCIM_DISABLE, .attribute = "userName", .value = "bob",
                                      .filter = "userName eq \"bob\"", .lookup_url = lookup};
+        if (rq) {
+                q.op = rq->op;
+                q.groups = rq->groups;
+                q.ngroups = rq->ngroups;
+        }
         struct ob_step s = {.rendered = &q};
         struct step_out out = {.loop = loop};
         cr_assert_eq(ob_scim_start(c, &s, on_step_done, &out), 0);
@@ -455,6 +635,11 @@ static struct ob_response run_step(const char *rules, struct ob_test_recorder *r
         ob_scim_free(c);
         ob_loop_free(loop);
         return out.resp;
+}
+
+static struct ob_response run_step(const char *rules, struct ob_test_recorder *rec)
+{
+        return run_step_of(rules, rec, NULL);
 }
 
 Test(scim_e2e, an_answer_over_a_mebibyte_fails_the_step_and_nothing_is_changed)
@@ -507,4 +692,45 @@ Test(scim_e2e, an_id_from_the_server_stays_one_path_segment)
         cr_assert_str_eq(q[1].path, "/scim/v2/Users/..%2FGroups%2Fx%3Fy");
         ob_test_requests_free(q, n);
         ob_test_recorder_stop(&rec);
+}
+
+/* A configured group that cannot be read is unknown: the step fails, it is
+ * never "not a member", and nothing is removed. */
+Test(scim_e2e, a_configured_group_that_cannot_be_read_fails_the_step_and_nothing_is_removed)
+{
+        char *groups[] = {"displayName eq \"eng\""};
+        struct ob_scim_rendered q = {.op = OB_SCIM_REMOVE_GROUPS, .groups = groups, .ngroups = 1};
+        static const char user[] = "{\"match\": \"^/scim/v2/Users\\\\?\", \"body\": \"{\\\"totalResults\\\": 1, "
+                                   "\\\"Resources\\\": [{\\\"id\\\": \\\"u1\\\"}]}\"}";
+        static const struct {
+                const char *group_rule, *error;
+                long status;
+        } cases[] = {
+                {"{\"match\": \"^/scim/v2/Groups\\\\?\", \"status\": 500, \"body\": \"down\", "
+                 "\"content_type\": \"text/plain\"}",
+                 "looking for a configured group: ", 500},
+                {"{\"match\": \"^/scim/v2/Groups\\\\?\", \"body\": \"{\\\"detail\\\": \\\"no\\\"}\"}",
+                 "looking for a configured group: the answer is not a SCIM ListResponse", 200},
+                {"{\"match\": \"^/scim/v2/Groups\\\\?\", \"body\": \"{\\\"totalResults\\\": 1, "
+                 "\\\"Resources\\\": []}\"}",
+                 "looking for a configured group: the answer counts 1 groups and lists 0", 200},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char rules[1024];
+                snprintf(rules, sizeof(rules), "[%s, %s]", user, cases[i].group_rule);
+                struct ob_test_recorder rec = {0};
+                struct ob_response r = run_step_of(rules, &rec, &q);
+                cr_assert_lt(r.result, 0, "case %zu: done: %s", i, r.excerpt);
+                cr_assert_eq(r.status, cases[i].status, "case %zu: %s", i, r.error);
+                cr_assert(strncmp(r.error, cases[i].error, strlen(cases[i].error)) == 0, "case %zu: %s", i, r.error);
+                struct ob_test_request *sent;
+                size_t n;
+                cr_assert_eq(ob_test_recorder_requests(&rec, &sent, &n), 0);
+                cr_assert_eq(n, 2, "case %zu: %zu requests", i, n);
+                cr_assert_str_eq(sent[1].method, "GET");
+                cr_assert(strstr(sent[1].path, "/scim/v2/Groups?filter=displayName%20eq%20%22eng%22%20and%20members"),
+                          "%s", sent[1].path);
+                ob_test_requests_free(sent, n);
+                ob_test_recorder_stop(&rec);
+        }
 }

@@ -146,6 +146,15 @@ Test(scim, wrong_keys_are_errors_at_their_place)
                 {"connectors:\n  idp: {type: scim, base_url: \"https://x\"}\nactions:\n"
                  "  a: {connector: idp, operation: disable, url: /x}\n",
                  "unknown key 'url' in actions.a"},
+                {"connectors:\n  idp: {type: scim, base_url: \"https://x\"}\nactions:\n"
+                 "  a: {connector: idp, operation: disable, groups: [eng]}\n",
+                 "actions.a: groups chooses the groups of remove_groups; operation disable has none"},
+                {"connectors:\n  idp: {type: scim, base_url: \"https://x\"}\nactions:\n"
+                 "  a: {connector: idp, operation: delete, group_ids: [\"1\"]}\n",
+                 "actions.a: group_ids chooses the groups of remove_groups"},
+                {"connectors:\n  idp: {type: scim, base_url: \"https://x\"}\nactions:\n"
+                 "  a: {connector: idp, operation: remove_groups, groups: eng}\n",
+                 "must be a list of strings"},
         };
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 struct ob_config *c;
@@ -246,6 +255,52 @@ Test(scim, an_empty_value_fails_the_step_without_a_request)
         cr_assert_eq(ob_plan_account(c, &in, &p), 0);
         cr_assert_eq(p->nsteps, 1);
         cr_assert_str_eq(p->steps[0].render_error, "externalId: the value is empty");
+        ob_account_plan_free(p);
+        ob_account_free(a);
+        ob_config_free(c);
+}
+
+Test(scim, chosen_groups_are_rendered_escaped_and_listed_in_the_dry_run)
+{
+        struct ob_config *c;
+        struct ob_config_error err;
+        cr_assert_eq(load("connectors:\n  idp: {type: scim, base_url: \"https://x\"}\n"
+                          "actions:\n  a: {connector: idp, operation: remove_groups,"
+                          " groups: ['ops \"night\" \\ crew', \"{{ account.uid }}-team\"], group_ids: [\"g/1\"]}\n"
+                          "  b: {connector: idp, operation: remove_groups,"
+                          " groups: [eng, \"{{ account.attr.employeeNumber }}\"]}\n"
+                          "transitions:\n  deactivate: {to: inactive, actions: [a, b]}\n",
+                          &c, &err),
+                     0, "%s", err.message);
+        struct ob_account *a = person("o\"b");
+        struct ob_plan_input in = {.account = a, .now = NOW};
+        struct ob_account_plan *p = NULL;
+        cr_assert_eq(ob_plan_account(c, &in, &p), 0);
+        cr_assert_eq(p->nsteps, 2);
+        cr_assert_null(p->steps[0].render_error);
+        const struct ob_scim_rendered *q = p->steps[0].rendered;
+        cr_assert_eq(q->ngroups, 3);
+        cr_assert_str_eq(q->groups[0], "displayName eq \"ops \\\"night\\\" \\\\ crew\"");
+        cr_assert_str_eq(q->groups[1], "displayName eq \"o\\\"b-team\"");
+        cr_assert_str_eq(q->groups[2], "id eq \"g/1\"");
+        /* An empty name is not "every group": the step fails. */
+        cr_assert_str_eq(p->steps[1].render_error, "groups[1]: the value is empty");
+
+        char *text = report(c, p, false);
+        cr_assert(strstr(text, "       groups:\n"
+                               "         displayName eq \"ops \\\\\"night\\\\\" \\\\\\\\ crew\"\n"
+                               "         displayName eq \"o\\\\\"b-team\"\n"
+                               "         id eq \"g/1\"\n"),
+                  "%s", text);
+        cr_assert(strstr(text, "       GET /Groups?filter=id eq \"g/1\" and members[value eq \"{id}\"]\n"
+                               "       PATCH /Groups/{group} remove members[value eq \"{id}\"] (each group found)\n"),
+                  "%s", text);
+        free(text);
+        char *json = report(c, p, true);
+        cr_assert(strstr(json, "\"groups\":[\"displayName eq \\\"ops \\\\\\\"night\\\\\\\" \\\\\\\\ crew\\\"\","
+                               "\"displayName eq \\\"o\\\\\\\"b-team\\\"\",\"id eq \\\"g/1\\\"\"]"),
+                  "%s", json);
+        free(json);
         ob_account_plan_free(p);
         ob_account_free(a);
         ob_config_free(c);

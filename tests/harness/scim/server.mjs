@@ -21,7 +21,9 @@
 // unescapes it (`userName eq "a\"b"` is a syntax error, `"a\\b"` never
 // matches a\b), so a filter of one `ATTR eq "JSON string"` is decoded here,
 // as RFC 7644 section 3.4.2.2 defines it, and matched exactly (userName and
-// displayName case-insensitively, RFC 7643); anything else goes to scimmy.
+// displayName case-insensitively, RFC 7643), and so is one of
+// `ATTR eq "JSON string" and members[value eq "JSON string"]` (a configured
+// group, if it lists a user); anything else goes to scimmy.
 // It stops by itself when the process named by OB_WATCH_PID is gone, and
 // after OB_MAX_LIFETIME_S seconds (default 600), so a crashed test leaves
 // nothing behind.
@@ -82,7 +84,9 @@ function fetch(map, type, resource, ctx) {
                 const {attr, value} = ctx.exact;
                 const fold = ["username", "displayname"].includes(attr.toLowerCase());
                 const eq = (v) => typeof v === "string" && (fold ? v.toLowerCase() === value.toLowerCase() : v === value);
-                return all.filter((r) => eq(Object.entries(r).find(([k]) => k.toLowerCase() === attr.toLowerCase())?.[1]));
+                const member = ctx.exact.member;
+                return all.filter((r) => eq(Object.entries(r).find(([k]) => k.toLowerCase() === attr.toLowerCase())?.[1]) &&
+                                  (member === undefined || (r.members ?? []).some((m) => m.value === member)));
         }
         return resource.filter ? resource.filter.match(all) : all;
 }
@@ -142,10 +146,12 @@ app.use("/scim/v2", express.text({type: "*/*"}), (req, res, next) => {
                         return;
                 }
         }
-        const f = typeof req.query.filter === "string" && /^\s*(\w+)\s+eq\s+("(?:[^"\\]|\\.)*")\s*$/i.exec(req.query.filter);
+        const str = String.raw`("(?:[^"\\]|\\.)*")`;
+        const exact = new RegExp(String.raw`^\s*(\w+)\s+eq\s+${str}(?:\s+and\s+members\[\s*value\s+eq\s+${str}\s*\])?\s*$`, "i");
+        const f = typeof req.query.filter === "string" && exact.exec(req.query.filter);
         if (f) {
                 try {
-                        req.exact = {attr: f[1], value: JSON.parse(f[2])};
+                        req.exact = {attr: f[1], value: JSON.parse(f[2]), member: f[3] === undefined ? undefined : JSON.parse(f[3])};
                         delete req.query.filter;
                 } catch {
                         // not a JSON string: scimmy answers it (with invalidFilter)
