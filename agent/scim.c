@@ -62,8 +62,9 @@ struct ob_scim_job {
         char *lookup_url;
         char *filter; /* for the excerpt when no user matches */
         struct ob_scim_ref user;
-        struct ob_scim_ref *groups;
+        struct ob_scim_ref *groups; /* each once */
         size_t ngroups, igroup;
+        size_t nlisted; /* every group: groups the pages so far brought, repeats included (paging) */
         /* groups: or group_ids: the chosen groups' filters (displayName eq
          * "NAME" or id eq "ID"), looked for one after another: the one at
          * ichosen, of which nfound have come so far (paged). */
@@ -94,7 +95,7 @@ static void ob_scim_groups_clear(struct ob_scim_job *j)
                 ob_scim_ref_clear(&j->groups[i]);
         free(j->groups);
         j->groups = NULL;
-        j->ngroups = j->igroup = 0;
+        j->ngroups = j->igroup = j->nlisted = 0;
 }
 
 static void ob_scim_job_free(struct ob_scim_job *j)
@@ -299,7 +300,7 @@ static void ob_scim_groups_page(struct ob_scim_job *j)
         if (r == 0)
                 r = ob_escape_query(&u, f.data, f.len);
         if (r == 0)
-                r = ob_buf_printf(&u, "&excludedAttributes=members&startIndex=%zu&count=%d", j->ngroups + 1,
+                r = ob_buf_printf(&u, "&excludedAttributes=members&startIndex=%zu&count=%d", j->nlisted + 1,
                                   OB_SCIM_PAGE);
         if (r < 0)
                 return ob_scim_fail(j, r, 0, "cannot list the user's groups: %s", ob_strerror(r));
@@ -471,8 +472,10 @@ static void ob_scim_on_groups(struct ob_scim_job *j, const struct ob_response *r
         size_t n, total;
         if (ob_scim_add_groups(j, resp, "listing the user's groups", &n, &total) < 0)
                 return;
-        /* A page that brings nothing ends the list, whatever the total. */
-        if (n > 0 && j->ngroups < total)
+        /* A page that brings nothing ends the list, whatever the total.
+         * Pages go by what was listed: a group listed twice is one. */
+        j->nlisted += n;
+        if (n > 0 && j->nlisted < total)
                 return ob_scim_groups_page(j);
         j->igroup = 0;
         ob_scim_next_group(j, resp->status);

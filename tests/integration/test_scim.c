@@ -734,3 +734,31 @@ Test(scim_e2e, a_configured_group_that_cannot_be_read_fails_the_step_and_nothing
                 ob_test_recorder_stop(&rec);
         }
 }
+
+/* A group a server lists twice (paging that shifted under it) loses the
+ * user once, and the next page starts after what was listed. */
+Test(scim_e2e, a_group_listed_twice_is_patched_once_and_paging_goes_on_after_it)
+{
+        struct ob_scim_rendered q = {.op = OB_SCIM_REMOVE_GROUPS};
+        struct ob_test_recorder rec = {0};
+        struct ob_response r = run_step_of(
+                "[{\"match\": \"^/scim/v2/Users\\\\?\", \"body\": \"{\\\"totalResults\\\": 1, "
+                "\\\"Resources\\\": [{\\\"id\\\": \\\"u1\\\"}]}\"}, "
+                "{\"match\": \"^/scim/v2/Groups\\\\?.*&startIndex=1&\", \"body\": \"{\\\"totalResults\\\": 3, "
+                "\\\"Resources\\\": [{\\\"id\\\": \\\"g1\\\"}, {\\\"id\\\": \\\"g1\\\"}]}\"}, "
+                "{\"match\": \"^/scim/v2/Groups\\\\?.*&startIndex=3&\", \"body\": \"{\\\"totalResults\\\": 3, "
+                "\\\"Resources\\\": [{\\\"id\\\": \\\"g2\\\"}]}\"}]",
+                &rec, &q);
+        cr_assert_eq(r.result, 0, "%s", r.error);
+        cr_assert_str_eq(r.excerpt, "removed from 2 of 2 groups");
+        struct ob_test_request *sent;
+        size_t n;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &sent, &n), 0);
+        cr_assert_eq(n, 5, "%zu requests", n);
+        cr_assert_str_eq(sent[3].method, "PATCH");
+        cr_assert_str_eq(sent[3].path, "/scim/v2/Groups/g1");
+        cr_assert_str_eq(sent[4].method, "PATCH");
+        cr_assert_str_eq(sent[4].path, "/scim/v2/Groups/g2");
+        ob_test_requests_free(sent, n);
+        ob_test_recorder_stop(&rec);
+}
