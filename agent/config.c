@@ -1200,8 +1200,11 @@ static int resolve_policies(struct ob_config *c, struct loader *ld)
         int r = 0;
         for (size_t i = 0; r == 0 && i < c->nrules; i++)
                 r = ob_cond_foreach_bound(c->rules[i].when, resolve_bound, &bc);
-        for (size_t i = 0; r == 0 && i < c->nactions; i++)
+        for (size_t i = 0; r == 0 && i < c->nactions; i++) {
                 r = ob_cond_foreach_bound(c->actions[i].when, resolve_bound, &bc);
+                for (size_t m = 0; r == 0 && m < c->actions[i].nmodules; m++)
+                        r = ob_cond_foreach_bound(c->actions[i].modules[m].when, resolve_bound, &bc);
+        }
         for (size_t i = 0; r == 0 && i < c->ntransitions; i++)
                 r = ob_cond_foreach_bound(c->transitions[i].when, resolve_bound, &bc);
         for (size_t i = 0; r == 0 && i < c->npolicies; i++)
@@ -2282,7 +2285,187 @@ static int set_source(struct pctx *p, const yaml_node_t *n, char **ret)
 }
 
 /* Keys every action has; the rest are its connector kind's. */
-static const char ob_action_generic_keys[] = "connector, when, after, security, grace, restored_by";
+static const char ob_action_generic_keys[] = "connector, when, after, security, grace, restored_by, modules";
+
+/* Appends s to a NULL-terminated list, duplicates kept. */
+static int strv_push(char ***list, const char *s)
+{
+        size_t n = 0;
+        while (*list && (*list)[n])
+                n++;
+        char **l = realloc(*list, (n + 2) * sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        *list = l;
+        if (!(l[n] = strdup(s)))
+                return -ENOMEM;
+        l[n + 1] = NULL;
+        return 0;
+}
+
+/* actions.X.modules.M.is (or is_not): FIELD: VALUE or [VALUE...], plain
+ * data for the downstream API, as written. */
+static int parse_module_criteria(struct pctx *p, const char *key, yaml_node_t *v, struct ob_transfer_module *m)
+{
+        if (v->type != YAML_MAPPING_NODE || v->data.mapping.pairs.top == v->data.mapping.pairs.start)
+                return fail(p, v, "%s: empty criteria: name at least one field, such as {status: open}", key);
+        if (v->data.mapping.pairs.top - v->data.mapping.pairs.start > OB_CONFIG_MAX_LIST)
+                return fail(p, v, "%s: more than %d fields", key, OB_CONFIG_MAX_LIST);
+        m->criteria = calloc((size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start), sizeof(*m->criteria));
+        if (!m->criteria)
+                return -ENOMEM;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
+                int r = expect(p, k, YAML_SCALAR_NODE, key);
+                if (r < 0)
+                        return r;
+                if (!*scalar(k))
+                        return fail(p, k, "%s: a field needs a name", key);
+                for (size_t i = 0; i < m->ncriteria; i++)
+                        if (strcmp(m->criteria[i].field, scalar(k)) == 0)
+                                return fail(p, k, "%s: field '%s' twice", key, scalar(k));
+                struct ob_module_criterion *cr = &m->criteria[m->ncriteria++];
+                if (!(cr->field = strdup(scalar(k))))
+                        return -ENOMEM;
+                yaml_node_item_t one[1], *start = one, *top = one + 1;
+                if (val->type == YAML_SEQUENCE_NODE) {
+                        cr->list = true;
+                        start = val->data.sequence.items.start;
+                        top = val->data.sequence.items.top;
+                        if (start == top)
+                                return fail(p, val, "%s.%s: an empty list matches nothing; say none instead", key,
+                                            scalar(k));
+                        if (top - start > OB_CONFIG_MAX_LIST)
+                                return fail(p, val, "%s.%s: more than %d values", key, scalar(k), OB_CONFIG_MAX_LIST);
+                } else if (val->type == YAML_SCALAR_NODE) {
+                        one[0] = pr->value;
+                } else {
+                        return fail(p, val, "%s.%s must be a value or a list of values, not %s", key, scalar(k),
+                                    node_type_name(val));
+                }
+                for (yaml_node_item_t *i = start; i < top; i++) {
+                        yaml_node_t *e = node(p, *i);
+                        char what[300];
+                        snprintf(what, sizeof(what), "%s.%s", key, scalar(k));
+                        if ((r = expect(p, e, YAML_SCALAR_NODE, what)) < 0)
+                                return r;
+                        /* Sent as written: a template here would reach the
+                         * downstream API unrendered. */
+                        const char *t = strstr(scalar(e), "{{");
+                        if (t)
+                                return fail_off(p, e, (size_t)(t - scalar(e)),
+                                                "%s: criteria are plain data, not templates", what);
+                        if ((r = strv_push(&cr->values, scalar(e))) < 0)
+                                return r;
+                }
+        }
+        return 0;
+}
+
+/* actions.X.modules.M: all, none, or {records: all|none, is: {...},
+ * is_not: {...}, when: COND} with exactly one of records, is and is_not. */
+static int parse_module(struct pctx *p, const char *key, yaml_node_t *v, struct ob_transfer_module *m)
+{
+        static const char choices[] = "all, none, or a mapping of records (all or none), is, is_not and when";
+        if (v->type == YAML_SCALAR_NODE) {
+                if (strcmp(scalar(v), "all") == 0)
+                        m->records = OB_RECORDS_ALL;
+                else if (strcmp(scalar(v), "none") == 0)
+                        m->records = OB_RECORDS_NONE;
+                else
+                        return fail(p, v, "%s: unknown choice '%s' (expected one of: %s)", key, scalar(v), choices);
+                return 0;
+        }
+        if (v->type != YAML_MAPPING_NODE)
+                return fail(p, v, "%s must be %s, not %s", key, choices, node_type_name(v));
+        yaml_node_t *chosen = NULL;
+        const char *chosen_key = NULL;
+        char what[300];
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
+                int r = expect(p, k, YAML_SCALAR_NODE, "a key");
+                if (r < 0)
+                        return r;
+                const char *ks = scalar(k);
+                snprintf(what, sizeof(what), "%s.%s", key, ks);
+                if (strcmp(ks, "when") == 0) {
+                        if (m->when)
+                                return fail(p, k, "%s: twice", what);
+                        if ((r = parse_cond(p, val, true, &m->when)) < 0)
+                                return r;
+                        continue;
+                }
+                if (strcmp(ks, "records") != 0 && strcmp(ks, "is") != 0 && strcmp(ks, "is_not") != 0)
+                        return fail(p, k, "unknown key '%s' in %s (expected one of: records, is, is_not, when)", ks,
+                                    key);
+                if (chosen)
+                        return fail(p, k, "%s: '%s' and '%s' together; a module takes one of records, is and is_not",
+                                    key, chosen_key, ks);
+                chosen = val;
+                chosen_key = ks;
+                if (strcmp(ks, "records") == 0) {
+                        if ((r = expect(p, val, YAML_SCALAR_NODE, what)) < 0)
+                                return r;
+                        if (strcmp(scalar(val), "all") == 0)
+                                m->records = OB_RECORDS_ALL;
+                        else if (strcmp(scalar(val), "none") == 0)
+                                m->records = OB_RECORDS_NONE;
+                        else
+                                return fail(p, val,
+                                            "%s: unknown choice '%s' (expected one of: all, none; is: or is_not: "
+                                            "for records that meet criteria)",
+                                            what, scalar(val));
+                } else {
+                        m->records = OB_RECORDS_MATCHING;
+                        m->is_not = strcmp(ks, "is_not") == 0;
+                        if ((r = parse_module_criteria(p, what, val, m)) < 0)
+                                return r;
+                }
+        }
+        if (!chosen)
+                return fail(p, v, "%s: say which records: records (all or none), is or is_not", key);
+        return 0;
+}
+
+/* actions.X.modules: MODULE: CHOICE, in order, each module once. */
+static int parse_modules(struct pctx *p, const char *key, yaml_node_t *v, struct ob_action *a)
+{
+        if (a->modules)
+                return fail(p, v, "%s: twice", key);
+        if (v->type != YAML_MAPPING_NODE || v->data.mapping.pairs.top == v->data.mapping.pairs.start)
+                return fail(p, v, "%s must be a mapping of module names to all, none, is or is_not", key);
+        size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        if (n > OB_CONFIG_MAX_LIST)
+                return fail(p, v, "%s: more than %d modules", key, OB_CONFIG_MAX_LIST);
+        if (!(a->modules = calloc(n, sizeof(*a->modules))))
+                return -ENOMEM;
+        int bad = 0;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key);
+                int r = expect(p, k, YAML_SCALAR_NODE, "a module name");
+                if (r == 0 && !*scalar(k))
+                        r = fail(p, k, "%s: a module needs a name", key);
+                for (size_t i = 0; r == 0 && i < a->nmodules; i++)
+                        if (strcmp(a->modules[i].name, scalar(k)) == 0)
+                                r = fail(p, k, "%s: module '%s' twice", key, scalar(k));
+                if (r == 0) {
+                        struct ob_transfer_module *m = &a->modules[a->nmodules++];
+                        char what[300];
+                        snprintf(what, sizeof(what), "%s.%s", key, scalar(k));
+                        r = (m->name = strdup(scalar(k))) ? parse_module(p, what, node(p, pr->value), m) : -ENOMEM;
+                }
+                if (r < 0 && !go_on(p, r, &bad))
+                        return r;
+        }
+        return bad;
+}
+
+static int uses_modules_cb(const struct ob_tpl *t, void *ud)
+{
+        if (ob_tpl_uses_prefix(t, "transfer.modules"))
+                *(bool *)ud = true;
+        return 0;
+}
 
 /* First pass over an action: everything but `after`, which needs all names.
  * An action whose connector was refused is checked for its own keys if the
@@ -2351,6 +2534,8 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
                         r = h_duration(p, what, vv, &a->grace_ms);
                 else if (strcmp(ks, "restored_by") == 0)
                         *ret_restored = vv;
+                else if (strcmp(ks, "modules") == 0)
+                        r = parse_modules(p, what, vv, a);
                 else
                         r = kind_key(p, section, ob_action_generic_keys, kk, vv, specs, a->settings, kd->nodes);
                 if (r < 0 && !go_on(p, r, &bad))
@@ -2364,6 +2549,17 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
                 return fail(p, value_of(p, v, "grace"),
                             "%s.grace: a security action never waits (sessions and tokens are revoked at once)",
                             section);
+        /* modules: is what transfer.modules sends, and nothing else reads it. */
+        bool sends_modules = false;
+        specs_foreach_tpl(specs, a->settings, uses_modules_cb, &sends_modules);
+        specs_foreach_tpl(a->connector->kind->connector_keys, a->connector->settings, uses_modules_cb, &sends_modules);
+        if (a->nmodules && !sends_modules)
+                return fail(p, value_of(p, v, "modules"),
+                            "%s.modules: no template of this action sends them; add \"{{ transfer.modules }}\" "
+                            "to its request",
+                            section);
+        if (sends_modules && !a->nmodules)
+                return fail(p, k, "%s: a template reads transfer.modules, which needs %s.modules", section, section);
         if (conn_kd->failed) /* the kind's checks read the connector's settings */
                 return 0;
         struct ob_config_check ck = {p};
@@ -3060,6 +3256,8 @@ static int collect_attributes(struct ob_config *c)
         for (size_t i = 0; r == 0 && i < c->nactions; i++) {
                 struct ob_action *a = &c->actions[i];
                 r = ob_cond_attributes(a->when, l);
+                for (size_t m = 0; r == 0 && m < a->nmodules; m++)
+                        r = ob_cond_attributes(a->modules[m].when, l);
                 if (r == 0)
                         r = specs_foreach_tpl(a->connector->kind->action_keys, a->settings, add_tpl_attrs, l);
         }
@@ -3542,6 +3740,17 @@ void ob_config_free(struct ob_config *c)
                 ob_cond_free(a->when);
                 free(a->after);
                 free(a->restored_by);
+                for (size_t m = 0; m < a->nmodules; m++) {
+                        struct ob_transfer_module *tm = &a->modules[m];
+                        free(tm->name);
+                        for (size_t k = 0; k < tm->ncriteria; k++) {
+                                free(tm->criteria[k].field);
+                                ob_strv_free(tm->criteria[k].values);
+                        }
+                        free(tm->criteria);
+                        ob_cond_free(tm->when);
+                }
+                free(a->modules);
         }
         free(c->actions);
         for (size_t i = 0; i < c->nconnectors; i++) {

@@ -208,6 +208,31 @@ struct ob_connector {
         struct ob_retry_policy retry;
 };
 
+/* actions.X.modules (seed 000's transfer screen): per module of a
+ * downstream application, which of the leaver's records go to the transfer
+ * target. offboard cannot see those records: the criteria are data for the
+ * downstream API, sent as written (template.h: transfer.modules). */
+enum ob_records {
+        OB_RECORDS_NONE,     /* none: they stay with the leaver */
+        OB_RECORDS_ALL,      /* all: every record of the module assigned to the leaver */
+        OB_RECORDS_MATCHING, /* is / is_not: only those that meet the criteria */
+};
+
+struct ob_module_criterion {
+        char *field;
+        char **values; /* NULL-terminated, as written */
+        bool list;     /* written as a list (one of them): sent as an array */
+};
+
+struct ob_transfer_module {
+        char *name;
+        enum ob_records records;
+        bool is_not; /* MATCHING: the records `is` with the same criteria leaves out */
+        size_t ncriteria;
+        struct ob_module_criterion *criteria; /* MATCHING: at least one; every one must hold */
+        struct ob_cond *when;                 /* NULL: always; false for an account: none */
+};
+
 /* What every action has; the rest is its connector kind's (settings, read
  * with the kind's action_keys). */
 struct ob_action {
@@ -230,6 +255,10 @@ struct ob_action {
          * restored (seed 001). */
         size_t nrestored_by;
         struct ob_action **restored_by;
+        /* modules: the per-module choice a template sends as transfer.modules,
+         * in the configuration's order (0: none configured). */
+        size_t nmodules;
+        struct ob_transfer_module *modules;
 };
 
 struct ob_transition {

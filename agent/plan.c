@@ -34,6 +34,7 @@ static void step_clear(struct ob_step *s)
         free(s->render_error);
         free(s->hold_reason);
         free(s->intent_detail);
+        free(s->modules);
 }
 
 void ob_account_plan_free(struct ob_account_plan *p)
@@ -101,6 +102,109 @@ bool ob_account_plan_is_new_deactivation(const struct ob_account_plan *p)
                (p->from == OB_STATUS_ACTIVE || p->from == OB_STATUS_NONE) && ob_account_plan_owed(p) > 0;
 }
 
+/* ---- transfer.modules -------------------------------------------------------- */
+
+static int json_str(struct ob_buf *out, const char *v)
+{
+        int r = ob_buf_addc(out, '"');
+        if (r == 0)
+                r = ob_escape_json(out, v, strlen(v));
+        return r == 0 ? ob_buf_addc(out, '"') : r;
+}
+
+static int module_json(const struct ob_transfer_module *m, enum ob_records got, struct ob_buf *out)
+{
+        int r = ob_buf_adds(out, "{\"module\":");
+        if (r == 0)
+                r = json_str(out, m->name);
+        if (r == 0)
+                r = ob_buf_printf(out, ",\"records\":\"%s\"",
+                                  got == OB_RECORDS_ALL        ? "all"
+                                  : got == OB_RECORDS_MATCHING ? "matching"
+                                                               : "none");
+        if (r == 0 && got == OB_RECORDS_MATCHING) {
+                r = ob_buf_adds(out, m->is_not ? ",\"is_not\":{" : ",\"is\":{");
+                for (size_t i = 0; r == 0 && i < m->ncriteria; i++) {
+                        const struct ob_module_criterion *c = &m->criteria[i];
+                        if (i)
+                                r = ob_buf_addc(out, ',');
+                        if (r == 0)
+                                r = json_str(out, c->field);
+                        if (r == 0)
+                                r = ob_buf_adds(out, c->list ? ":[" : ":");
+                        for (size_t k = 0; r == 0 && c->values[k]; k++) {
+                                if (k)
+                                        r = ob_buf_addc(out, ',');
+                                if (r == 0)
+                                        r = json_str(out, c->values[k]);
+                        }
+                        if (r == 0 && c->list)
+                                r = ob_buf_addc(out, ']');
+                }
+                if (r == 0)
+                        r = ob_buf_addc(out, '}');
+        }
+        if (r == 0 && got == OB_RECORDS_NONE && m->records != OB_RECORDS_NONE)
+                r = ob_buf_adds(out, ",\"when_false\":true");
+        return r == 0 ? ob_buf_addc(out, '}') : r;
+}
+
+int ob_step_module_text(const struct ob_step *s, size_t i, struct ob_buf *out)
+{
+        const struct ob_transfer_module *m = &s->action->modules[i];
+        if (s->modules[i] == OB_RECORDS_ALL)
+                return ob_buf_adds(out, "all");
+        if (s->modules[i] == OB_RECORDS_NONE)
+                return ob_buf_adds(out, m->records == OB_RECORDS_NONE ? "none" : "none (its when: is false)");
+        int r = ob_buf_adds(out, m->is_not ? "except where " : "where ");
+        for (size_t k = 0; r == 0 && k < m->ncriteria; k++) {
+                const struct ob_module_criterion *c = &m->criteria[k];
+                r = ob_buf_printf(out, "%s%s is ", k ? " and " : "", c->field);
+                for (size_t v = 0; r == 0 && c->values[v]; v++)
+                        r = ob_buf_printf(out, "%s%s", v ? " or " : "", c->values[v]);
+        }
+        return r;
+}
+
+int ob_step_modules_format(const struct ob_step *s, bool json, bool with_none, struct ob_buf *out)
+{
+        int r = json ? ob_buf_addc(out, '[') : ob_buf_adds(out, "");
+        bool first = true;
+        for (size_t i = 0; r == 0 && s->modules && i < s->action->nmodules; i++) {
+                if (!with_none && s->modules[i] == OB_RECORDS_NONE)
+                        continue;
+                if (!first)
+                        r = ob_buf_adds(out, json ? "," : "; ");
+                first = false;
+                if (r == 0 && json)
+                        r = module_json(&s->action->modules[i], s->modules[i], out);
+                else if (r == 0)
+                        r = ob_buf_printf(out, "%s: ", s->action->modules[i].name);
+                if (r == 0 && !json)
+                        r = ob_step_module_text(s, i, out);
+        }
+        return r == 0 && json ? ob_buf_addc(out, ']') : r;
+}
+
+/* How the action's modules fall for the account: each module's records, or
+ * none where its when: is false. Returns whether any has records to move,
+ * or -ENOMEM. */
+static int resolve_modules(struct ob_step *s, const struct ob_cond_ctx *ctx)
+{
+        const struct ob_action *a = s->action;
+        if (!a->nmodules)
+                return 0;
+        if (!(s->modules = calloc(a->nmodules, sizeof(*s->modules))))
+                return -ENOMEM;
+        int some = 0;
+        for (size_t i = 0; i < a->nmodules; i++) {
+                const struct ob_transfer_module *m = &a->modules[i];
+                s->modules[i] = m->when && !ob_cond_eval(m->when, ctx) ? OB_RECORDS_NONE : m->records;
+                some = some || s->modules[i] != OB_RECORDS_NONE;
+        }
+        return some;
+}
+
 /* ---- template values ----------------------------------------------------- */
 
 struct lookup_ctx {
@@ -110,7 +214,24 @@ struct lookup_ctx {
         const struct ob_action *action;
         const char *idempotency_key;
         char *groups; /* account.groups, made at the first use */
+        const struct ob_step *step;        /* the step being rendered */
+        char *modules_text, *modules_json; /* transfer.modules, for step */
 };
+
+/* transfer.modules for the step being rendered, made at the first use. */
+static const char *modules_of(struct lookup_ctx *l, bool json)
+{
+        char **have = json ? &l->modules_json : &l->modules_text;
+        if (*have || !l->step || !l->step->modules)
+                return *have;
+        struct ob_buf b;
+        ob_buf_init(&b);
+        int r = ob_step_modules_format(l->step, json, false, &b);
+        if (r == 0)
+                r = ob_buf_steal(&b, have);
+        ob_buf_free(&b);
+        return r == 0 ? *have : NULL;
+}
 
 /* account.groups: the DNs in memberOf, as a list (template.h), made once. */
 static const char *groups_of(struct lookup_ctx *l)
@@ -176,6 +297,10 @@ static const char *lookup(const char *field, void *ud)
                 return l->action ? l->action->name : NULL;
         if (strcmp(field, "idempotency_key") == 0)
                 return l->idempotency_key;
+        if (strcmp(field, "transfer.modules") == 0)
+                return modules_of(l, false);
+        if (strcmp(field, "transfer.modules" OB_TPL_JSON_FORM) == 0)
+                return modules_of(l, true);
         /* recorded.ACTION.detail: what the records at hand (the transition
          * in progress, or the one before) keep of ACTION's doing (state.h),
          * for a kind's render (restore_groups); not a template field. */
@@ -249,7 +374,13 @@ static int render_step(struct lookup_ctx *l, struct ob_step *s)
                 return r;
         l->idempotency_key = s->idempotency_key;
         l->action = a;
-        return a->connector->kind->render(a, lookup, l, s);
+        l->step = s;
+        r = a->connector->kind->render(a, lookup, l, s);
+        free(l->modules_text);
+        free(l->modules_json);
+        l->modules_text = l->modules_json = NULL;
+        l->step = NULL;
+        return r;
 }
 
 /* Seed 001: a reactivation says what it does not give back. The last
@@ -484,7 +615,13 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
                         } else if (!ob_cond_eval(order[i]->when, &ctx)) {
                                 s->state = OB_STEP_SKIPPED;
                         } else {
-                                s->state = OB_STEP_OWED;
+                                /* Every module none for this account: nothing
+                                 * to transfer, so nothing to send (seed 000). */
+                                int some = resolve_modules(s, &ctx);
+                                if (some < 0)
+                                        r = some;
+                                s->nothing_to_transfer = order[i]->nmodules && some == 0;
+                                s->state = s->nothing_to_transfer ? OB_STEP_SKIPPED : OB_STEP_OWED;
                         }
                         if (r == 0 && s->state == OB_STEP_OWED)
                                 r = render_step(&l, s);

@@ -50,6 +50,12 @@ struct ob_step {
          * among its own records); NULL: nothing. */
         char *intent_detail;
         char *hold_reason;  /* owed, but it must not run now (no transfer target, a lookup failed): why */
+        /* actions.X.modules as they fall for this account, one per module in
+         * the configuration's order: its records, NONE where its when: is
+         * false. NULL when the action has none, or the step was not planned
+         * to run (done, or its when: is false). */
+        enum ob_records *modules;
+        bool nothing_to_transfer; /* skipped: every module is none for this account */
         int64_t due;        /* a stage (actions.X.grace): not before this (0: none) */
 };
 
@@ -131,6 +137,16 @@ int ob_plan_account(const struct ob_config *c, const struct ob_plan_input *in, s
  * Returns 0 or -ENOMEM. */
 __attribute__((format(printf, 2, 3))) int ob_step_render_error(struct ob_step *s, const char *fmt, ...);
 void ob_account_plan_free(struct ob_account_plan *p);
+
+/* A step's modules (s->modules set) as transfer.modules sends them: JSON
+ * (an array of {"module", "records": "all" or "matching", "is" or "is_not":
+ * {FIELD: VALUE or [VALUE...]}}) or text ("cases: where status is open;
+ * ..."). with_none: the modules left with the leaver too ("records":
+ * "none", and "when_false": true where the module's when: is false), for
+ * reports. Returns 0, -ENOMEM, or -OB_ETEMPLATE (a value is not UTF-8). */
+int ob_step_modules_format(const struct ob_step *s, bool json, bool with_none, struct ob_buf *out);
+/* One module's choice as text ("all", "where status is open", "none"). */
+int ob_step_module_text(const struct ob_step *s, size_t i, struct ob_buf *out);
 
 /* Steps still owed. */
 size_t ob_account_plan_owed(const struct ob_account_plan *p);

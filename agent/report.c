@@ -206,6 +206,15 @@ static void json_item(FILE *f, const struct ob_report_item *it)
                 fputc(']', f);
                 jkey(f, &f2, "attempts");
                 fprintf(f, "%d", s->attempts + (it->results && it->results[i].outcome > OB_OUTCOME_INTENT ? 1 : 0));
+                if (s->modules) {
+                        /* Every module, those left with the leaver too (seed 000). */
+                        struct ob_buf b;
+                        ob_buf_init(&b);
+                        jkey(f, &f2, "modules");
+                        fputs(ob_step_modules_format(s, true, true, &b) == 0 ? b.data : "null", f);
+                        ob_buf_free(&b);
+                        jbool(f, &f2, "nothing_to_transfer", s->nothing_to_transfer);
+                }
                 if (s->state == OB_STEP_OWED) {
                         jkey(f, &f2, "request");
                         struct ob_report_json rj = {.f = f, .first = true};
@@ -459,6 +468,18 @@ void ob_report_printf(FILE *f, const char *fmt, ...)
         va_end(ap);
 }
 
+/* An action's modules as they fall for the account, one line each. */
+static void text_modules(FILE *f, const struct ob_step *st)
+{
+        for (size_t i = 0; st->modules && i < st->action->nmodules; i++) {
+                struct ob_buf b;
+                ob_buf_init(&b);
+                int r = ob_step_module_text(st, i, &b);
+                tprintf(f, "       module %s: %s\n", st->action->modules[i].name, r == 0 ? b.data : "?");
+                ob_buf_free(&b);
+        }
+}
+
 static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
 {
         const struct ob_step *st = &it->plan->steps[k];
@@ -478,10 +499,16 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
                         tprintf(f, "  (%lld ms)", (long long)it->results[k].duration_ms);
         }
         fputc('\n', f);
+        if (st->nothing_to_transfer) {
+                tprintf(f, "       nothing to transfer: every module is none for this account\n");
+                text_modules(f, st);
+        }
         if (st->state != OB_STEP_OWED)
                 return;
         if (held) {
                 tprintf(f, "       held: %s\n", st->hold_reason);
+                if (!it->results)
+                        text_modules(f, st);
                 return;
         }
         if (it->results && it->results[k].interrupted) {
@@ -500,6 +527,7 @@ static void text_step(FILE *f, const struct ob_report_item *it, size_t k)
                 return;
         }
         st->action->connector->kind->describe_text(st, f);
+        text_modules(f, st);
         if (st->render_error)
                 tprintf(f, "       error: %s\n", st->render_error);
         else if (st->last_error)

@@ -31,7 +31,7 @@ static const char *const ob_tpl_fields[] = {
         "status.name", "status.reason", "status.rule", "status.previous", "transition.name",
         "transfer_to.uid", "transfer_to.mail", "transfer_to.name", "transfer_to.dn", "transfer_to.id",
         "transfer_to.via", "action.name", "idempotency_key", "account.teams", "account.teams_led",
-        "account.groups", NULL,
+        "account.groups", "transfer.modules", NULL,
 };
 
 /* Fields whose value is a list, its items separated by OB_TPL_LIST_SEP: in
@@ -41,6 +41,13 @@ static bool list_field(const char *f)
 {
         return strcmp(f, "account.teams") == 0 || strcmp(f, "account.teams_led") == 0 ||
                strcmp(f, "account.groups") == 0;
+}
+
+/* Fields with a JSON form (template.h): a JSON string that is the field
+ * alone becomes what the lookup of NAME OB_TPL_JSON_FORM returns. */
+static bool json_field(const char *f)
+{
+        return strcmp(f, "transfer.modules") == 0;
 }
 
 static bool field_known(const char *f)
@@ -153,7 +160,7 @@ int ob_tpl_parse(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, 
                                  "status.reason, status.rule, status.previous, transition.name, transfer_to.uid, "
                                  "transfer_to.mail, transfer_to.name, transfer_to.dn, transfer_to.id, "
                                  "transfer_to.via, action.name, idempotency_key, account.teams, "
-                                 "account.teams_led, account.groups)",
+                                 "account.teams_led, account.groups, transfer.modules)",
                                  name);
                         *ret_offset = (size_t)(f - src);
                         ob_tpl_free(t);
@@ -251,6 +258,15 @@ int ob_json_tpl_render(const struct ob_json_tpl *j, ob_tpl_lookup_fn lookup, voi
         case OB_JSON_LITERAL:
                 return ob_buf_adds(out, j->literal);
         case OB_JSON_STRING:
+                if (j->tpl->nparts == 1 && j->tpl->parts[0].kind == PART_FIELD && json_field(j->tpl->parts[0].text)) {
+                        /* "{{ transfer.modules }}" alone: its JSON form, made
+                         * (and escaped) by the caller. None is an error, never
+                         * an empty list. */
+                        char name[160];
+                        snprintf(name, sizeof(name), "%s%s", j->tpl->parts[0].text, OB_TPL_JSON_FORM);
+                        const char *v = lookup(name, userdata);
+                        return v && *v ? ob_buf_adds(out, v) : -OB_ETEMPLATE;
+                }
                 if (j->tpl->nparts == 1 && j->tpl->parts[0].kind == PART_FIELD && list_field(j->tpl->parts[0].text)) {
                         /* "{{ account.teams }}" alone: an array of its items. */
                         const char *v = lookup(j->tpl->parts[0].text, userdata);

@@ -9,11 +9,18 @@
  * account.manager account.attr.NAME status.name status.reason status.rule
  * status.previous transition.name transfer_to.uid transfer_to.mail
  * transfer_to.name transfer_to.dn transfer_to.id transfer_to.via action.name
- * idempotency_key, and the lists account.teams (the teams the account is a
- * member of, by name), account.teams_led (those it owns) and account.groups
- * (the DNs in its memberOf). A list field's lookup returns its items
+ * idempotency_key transfer.modules, and the lists account.teams (the teams
+ * the account is a member of, by name), account.teams_led (those it owns)
+ * and account.groups (the DNs in its memberOf). A list field's lookup returns its items
  * separated by OB_TPL_LIST_SEP (items never hold it); it reads "a, b" in
  * text, and a JSON string that is the field alone renders as an array.
+ *
+ * transfer.modules (actions.X.modules, seed 000) has a text form, what its
+ * lookup returns, escaped like any value where it lands; and a JSON form: a
+ * JSON string that is the field alone becomes, as it is, what the lookup of
+ * "transfer.modules" OB_TPL_JSON_FORM returns. That text is JSON made by the
+ * caller (plan.c), which escapes every string in it; NULL or "" fails the
+ * render (-OB_ETEMPLATE), never an empty list.
  */
 #ifndef OB_TEMPLATE_H
 #define OB_TEMPLATE_H
@@ -24,6 +31,7 @@
 #include "util.h"
 
 #define OB_TPL_LIST_SEP '\x1f'
+#define OB_TPL_JSON_FORM ":json"
 
 enum ob_tpl_context {
         OB_TPL_TEXT,   /* reports, write-back: copied as is */

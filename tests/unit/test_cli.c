@@ -105,7 +105,7 @@ Test(cli, validate_prints_every_error_one_per_line_and_plan_the_first)
         snprintf(want, sizeof(want),
                  "%s:4:14: directory.page_size must be a whole number from 1 to 10000, not 'lots'\n"
                  "%s:14:5: unknown key 'colour' in actions.revoke (expected one of: connector, when, after, "
-                 "security, grace, restored_by, method, url, headers, json, form, secret_body, ok_status)\n"
+                 "security, grace, restored_by, modules, method, url, headers, json, form, secret_body, ok_status)\n"
                  "%s:18:14: transitions.leave.actions: unknown action 'cancel' (define it under actions:)\n"
                  "offboard: the configuration has 3 errors\n",
                  path, path, path);

@@ -1134,3 +1134,104 @@ Test(config, bind_dn_is_a_dn_or_an_active_directory_user_name)
                 cr_assert_not_null(strstr(err.message, "is not a DN"), "%s: %s", bad[i], err.message);
         }
 }
+
+/* ---- actions.X.modules: seed 000's transfer screen ---------------------------- */
+
+static const char modules_head[] = "connectors:\n"                                    /* 5 */
+                                   "  apps: {type: http, base_url: 'https://apps'}\n" /* 6 */
+                                   "actions:\n"                                       /* 7 */
+                                   "  transfer:\n"                                    /* 8 */
+                                   "    connector: apps\n"                            /* 9 */
+                                   "    url: /t\n"                                    /* 10 */
+                                   "    json: {modules: '{{ transfer.modules }}'}\n"  /* 11 */
+                                   "    modules:\n";                                  /* 12 */
+
+Test(config, modules_keep_each_choice_in_order_with_its_criteria_and_condition)
+{
+        FILE *f;
+        char *path = start_generated(&f, "");
+        fprintf(f, "%s", modules_head);
+        fputs("      opportunities: all\n"
+              "      tasks: none\n"
+              "      cases: {is: {status: open, priority: [high, 'urgent \"now\"']}}\n"
+              "      contacts: {is_not: {region: EMEA}}\n"
+              "      quotes: {records: all, when: {attribute: l, equals: Paris}}\n"
+              "transitions:\n  leave: {to: inactive, actions: [transfer]}\n",
+              f);
+        fclose(f);
+        struct ob_config *c;
+        struct ob_config_error err;
+        cr_assert_eq(load_generated_config(path, &c, &err), 0, "%s", err.message);
+        const struct ob_action *a = action(c, "transfer");
+        cr_assert_eq(a->nmodules, 5);
+        static const char *const names[] = {"opportunities", "tasks", "cases", "contacts", "quotes"};
+        static const enum ob_records records[] = {OB_RECORDS_ALL, OB_RECORDS_NONE, OB_RECORDS_MATCHING,
+                                                  OB_RECORDS_MATCHING, OB_RECORDS_ALL};
+        for (size_t i = 0; i < 5; i++) {
+                cr_assert_str_eq(a->modules[i].name, names[i]);
+                cr_assert_eq(a->modules[i].records, records[i], "%s", names[i]);
+        }
+        const struct ob_transfer_module *cases = &a->modules[2];
+        cr_assert_not(cases->is_not);
+        cr_assert_eq(cases->ncriteria, 2);
+        cr_assert_str_eq(cases->criteria[0].field, "status");
+        cr_assert_not(cases->criteria[0].list);
+        cr_assert_str_eq(cases->criteria[0].values[0], "open");
+        cr_assert_null(cases->criteria[0].values[1]);
+        cr_assert(cases->criteria[1].list);
+        cr_assert_str_eq(cases->criteria[1].values[1], "urgent \"now\"");
+        cr_assert(a->modules[3].is_not);
+        cr_assert_not_null(a->modules[4].when);
+        cr_assert_null(a->modules[0].when);
+        cr_assert(has_ci(c->directory.attributes, "l"), "a module's when: reads l, which must be requested");
+        ob_config_free(c);
+}
+
+Test(config, every_mistake_in_modules_is_reported_at_its_key)
+{
+        char text[4096];
+        snprintf(text, sizeof(text),
+                 "%s%s"
+                 "      a: some\n"                           /* 13 */
+                 "      b: {is: {}}\n"                       /* 14 */
+                 "      c: {is: {x: 1}, is_not: {y: 2}}\n"   /* 15 */
+                 "      d: {records: some}\n"                /* 16 */
+                 "      e: {when: {status: deleted}}\n"      /* 17 */
+                 "      f: {is: {x: '{{ account.uid }}'}}\n" /* 18 */
+                 "      g: {is: {x: {y: 1}}}\n"              /* 19 */
+                 "      h: {is: {x: []}}\n"                  /* 20 */
+                 "      i: {colour: red}\n"                  /* 21 */
+                 "      j: [all]\n"                          /* 22 */
+                 "  nosend:\n"                               /* 23 */
+                 "    connector: apps\n"                     /* 24 */
+                 "    url: /n\n"                             /* 25 */
+                 "    modules: {tasks: all}\n"               /* 26 */
+                 "  nolist:\n"                               /* 27 */
+                 "    connector: apps\n"                     /* 28 */
+                 "    url: /l?m={{ transfer.modules }}\n"    /* 29 */
+                 "  empty:\n"                                /* 30 */
+                 "    connector: apps\n"                     /* 31 */
+                 "    url: /e\n"                             /* 32 */
+                 "    json: {m: '{{ transfer.modules }}'}\n" /* 33 */
+                 "    modules: {}\n",                        /* 34 */
+                 head, modules_head);
+        struct ob_config_errors errs;
+        cr_assert_eq(load_all_text(text, &errs), -OB_ECONFIG);
+        static const char *const want[] = {
+                "13:10: actions.transfer.modules.a: unknown choice 'some' (expected one of: all, none, or a mapping",
+                "14:15: actions.transfer.modules.b.is: empty criteria",
+                "15:23: actions.transfer.modules.c: 'is' and 'is_not' together",
+                "16:20: actions.transfer.modules.d.records: unknown choice 'some'",
+                "17:10: actions.transfer.modules.e: say which records",
+                "18:20: actions.transfer.modules.f.is.x: criteria are plain data, not templates",
+                "19:19: actions.transfer.modules.g.is.x must be a value or a list of values, not a mapping",
+                "20:19: actions.transfer.modules.h.is.x: an empty list matches nothing",
+                "21:11: unknown key 'colour' in actions.transfer.modules.i",
+                "22:10: actions.transfer.modules.j must be all, none, or a mapping",
+                "26:14: actions.nosend.modules: no template of this action sends them",
+                "27:3: actions.nolist: a template reads transfer.modules, which needs actions.nolist.modules",
+                "34:14: actions.empty.modules must be a mapping of module names",
+        };
+        assert_errors(&errs, want, OB_ELEMENTSOF(want));
+        ob_config_errors_clear(&errs);
+}

@@ -227,7 +227,7 @@ Test(connector, a_kinds_key_errors_name_the_position_and_the_kinds_own_keys)
                  "actions.notify: missing required key 'text'", 8, 11},
                 {"connectors:\n  chat: {type: note, channel: \"#ops\"}\nactions:\n"
                  "  notify: {connector: chat, text: hi, url: /x}\n",
-                 "unknown key 'url' in actions.notify (expected one of: connector, when, after, security, grace, restored_by, text, loud)",
+                 "unknown key 'url' in actions.notify (expected one of: connector, when, after, security, grace, restored_by, modules, text, loud)",
                  8, 39},
                 {"connectors:\n  chat: {type: note, channel: \"#ops\"}\nactions:\n"
                  "  notify: {connector: chat, text: hi, loud: very}\n",

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "account.h"
 #include "config.h"
@@ -506,4 +507,99 @@ Test(plan, a_failed_write_back_is_owed_until_it_lands)
         ob_account_free(a);
         ob_account_free(b);
         ob_account_free(c);
+}
+
+/* ---- actions.X.modules (seed 000's transfer screen) ------------------------- */
+
+static struct ob_config *modules_config(void)
+{
+        char path[] = "/tmp/ob-test-modules-XXXXXX";
+        int fd = mkstemp(path);
+        cr_assert_geq(fd, 0);
+        FILE *f = fdopen(fd, "w");
+        fputs("directory: {uri: 'ldaps://127.0.0.1', base: 'ou=people,dc=example,dc=org'}\n"
+              "mappings: [openldap]\n"
+              "connectors:\n  apps: {type: http, base_url: 'https://apps.example.org/api'}\n"
+              "actions:\n"
+              "  transfer-records:\n"
+              "    connector: apps\n"
+              "    method: POST\n"
+              "    url: /users/{{ account.uid }}/transfer\n"
+              "    json: {to: '{{ transfer_to.uid }}', modules: '{{ transfer.modules }}', note: 'm: "
+              "{{ transfer.modules }}'}\n"
+              "    modules:\n"
+              "      opportunities: {records: all, when: {attribute: l, equals: Paris}}\n"
+              "      tasks: none\n"
+              "      cases: {is: {status: open, owner: ['a\"b', 'c\\d']}, when: {attribute: l, equals: Paris}}\n"
+              "      contacts: {is_not: {region: EMEA}, when: {attribute: l, equals: Paris}}\n"
+              "      quotes: {records: all, when: {status: deleted}}\n"
+              "transitions:\n  deactivate: {to: [inactive, deleted], actions: [transfer-records]}\n",
+              f);
+        fclose(f);
+        struct ob_config *c = NULL;
+        struct ob_config_error err;
+        int r = ob_config_load(path, &c, &err);
+        unlink(path);
+        cr_assert_eq(r, 0, "%s", err.message);
+        return c;
+}
+
+Test(plan, transfer_modules_send_each_module_as_configured_and_all_none_sends_nothing)
+{
+        struct ob_config *saved = cfg;
+        cfg = modules_config();
+        struct ob_account *target = person("alice", NULL);
+
+        /* In Paris: all, none, is and is_not; quotes only for a deleted account. */
+        struct ob_account *bob = person("bob", "employeeType", "Inactive", "l", "Paris", NULL);
+        struct ob_account_plan *p = plan_for(bob, NULL, NULL, 0, target);
+        const struct ob_step *s = step(p, "transfer-records");
+        cr_assert_eq(s->state, OB_STEP_OWED);
+        cr_assert_not(s->nothing_to_transfer);
+        cr_assert_str_eq(req(s)->body,
+                         "{\"to\":\"alice\",\"modules\":["
+                         "{\"module\":\"opportunities\",\"records\":\"all\"},"
+                         "{\"module\":\"cases\",\"records\":\"matching\",\"is\":{\"status\":\"open\","
+                         "\"owner\":[\"a\\\"b\",\"c\\\\d\"]}},"
+                         "{\"module\":\"contacts\",\"records\":\"matching\",\"is_not\":{\"region\":\"EMEA\"}}],"
+                         "\"note\":\"m: opportunities: all; cases: where status is open and owner is a\\\"b or "
+                         "c\\\\d; contacts: except where region is EMEA\"}");
+        /* Reports see every module, those left with the leaver too. */
+        struct ob_buf b;
+        ob_buf_init(&b);
+        cr_assert_eq(ob_step_modules_format(s, true, true, &b), 0);
+        cr_assert(strstr(b.data, "{\"module\":\"tasks\",\"records\":\"none\"},"), "%s", b.data);
+        cr_assert(strstr(b.data, "{\"module\":\"quotes\",\"records\":\"none\",\"when_false\":true}]"), "%s", b.data);
+        ob_buf_free(&b);
+        ob_account_plan_free(p);
+
+        /* Elsewhere, inactive: every module is none, nothing is sent, and
+         * no missing target holds what is not owed. */
+        struct ob_account *carol = person("carol", "employeeType", "Inactive", "l", "Oslo", NULL);
+        p = plan_for(carol, NULL, NULL, 0, NULL);
+        s = step(p, "transfer-records");
+        cr_assert_eq(s->state, OB_STEP_SKIPPED);
+        cr_assert(s->nothing_to_transfer);
+        cr_assert_null(s->rendered);
+        cr_assert_null(s->hold_reason);
+        cr_assert_eq(ob_account_plan_owed(p), 0);
+        cr_assert_not(ob_account_plan_wants_transfer(p));
+        ob_account_plan_free(p);
+
+        /* Deleted: quotes' when: holds, so quotes alone go. */
+        struct ob_plan_input in = {.account = carol, .deleted = true, .now = NOW};
+        in.transfer.target = target;
+        in.transfer.via = "manager";
+        cr_assert_eq(ob_plan_account(cfg, &in, &p), 0);
+        s = step(p, "transfer-records");
+        cr_assert_eq(s->state, OB_STEP_OWED);
+        cr_assert(strstr(req(s)->body, "\"modules\":[{\"module\":\"quotes\",\"records\":\"all\"}],"), "%s",
+                  req(s)->body);
+        ob_account_plan_free(p);
+
+        ob_account_free(carol);
+        ob_account_free(bob);
+        ob_account_free(target);
+        ob_config_free(cfg);
+        cfg = saved;
 }

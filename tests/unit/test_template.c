@@ -147,3 +147,56 @@ Test(template, a_list_field_reads_a_comma_list_in_text_and_is_an_array_alone_in_
         ob_buf_free(&b);
         ob_tpl_free(j.tpl);
 }
+
+/* transfer.modules: its JSON form alone in a JSON string, its text form
+ * (escaped where it lands) anywhere else, and no form is no request. */
+static const char *modules_vals(const char *field, void *ud)
+{
+        (void)ud;
+        if (strcmp(field, "transfer.modules") == 0)
+                return "cases: where status is \"open\"";
+        if (strcmp(field, "transfer.modules" OB_TPL_JSON_FORM) == 0)
+                return "[{\"module\":\"cases\",\"records\":\"matching\",\"is\":{\"status\":\"open\"}}]";
+        return NULL;
+}
+
+static int render_json_string(const char *src, ob_tpl_lookup_fn lookup, char **ret)
+{
+        struct ob_json_tpl j = {.kind = OB_JSON_STRING};
+        char err[256];
+        size_t off;
+        cr_assert_eq(ob_tpl_parse(src, OB_TPL_JSON, &j.tpl, err, sizeof(err), &off), 0, "%s", err);
+        struct ob_buf b;
+        ob_buf_init(&b);
+        int r = ob_json_tpl_render(&j, lookup, NULL, &b);
+        ob_tpl_free(j.tpl);
+        *ret = NULL;
+        if (r == 0)
+                ob_buf_steal(&b, ret);
+        ob_buf_free(&b);
+        return r;
+}
+
+Test(template, transfer_modules_alone_in_json_is_its_json_form_and_text_elsewhere)
+{
+        char *s;
+        cr_assert_eq(render_json_string("{{ transfer.modules }}", modules_vals, &s), 0);
+        cr_assert_str_eq(s, "[{\"module\":\"cases\",\"records\":\"matching\",\"is\":{\"status\":\"open\"}}]");
+        free(s);
+        cr_assert_eq(render_json_string("move {{ transfer.modules }}", modules_vals, &s), 0);
+        cr_assert_str_eq(s, "\"move cases: where status is \\\"open\\\"\"");
+        free(s);
+        struct ob_tpl *t = NULL;
+        char err[64];
+        size_t off;
+        cr_assert_eq(ob_tpl_parse("/t?m={{ transfer.modules }}", OB_TPL_URL, &t, err, sizeof(err), &off), 0);
+        struct ob_buf b;
+        ob_buf_init(&b);
+        cr_assert_eq(ob_tpl_render(t, modules_vals, NULL, &b), 0);
+        cr_assert_str_eq(b.data, "/t?m=cases%3A%20where%20status%20is%20%22open%22");
+        ob_buf_free(&b);
+        ob_tpl_free(t);
+        /* A lookup without the JSON form fails the render: never "[]". */
+        cr_assert_eq(render_json_string("{{ transfer.modules }}", vals, &s), -OB_ETEMPLATE);
+        cr_assert_null(s);
+}
