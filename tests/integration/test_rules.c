@@ -966,3 +966,96 @@ Test(rules, templates_get_the_teams_an_account_is_a_member_of_and_those_it_leads
         free(out);
         free(err);
 }
+
+/* ---- seed 000: per module, all, none, or the records that meet criteria ------ */
+
+/* pete (a manager, who left) moves opportunities, open cases and contacts
+ * outside EMEA and APAC; olga (no manager) her quotes alone; stan (neither)
+ * nothing at all. tasks stay with every leaver. */
+Test(rules, transfer_sends_each_module_as_configured_all_none_or_matching)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        FILE *f = config_open("(|(uid=olga)(uid=pete)(uid=stan))", true);
+        fprintf(f,
+                "state: {path: state.db}\n"
+                "transfer: {fallback: '%s'}\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [openldap]\n"
+                "connectors:\n"
+                "  apps: {type: http, base_url: '%s/api', timeout: 5s}\n"
+                "actions:\n"
+                "  transfer-records:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/transfer\n"
+                "    json: {to: '{{ transfer_to.uid }}', modules: '{{ transfer.modules }}'}\n"
+                "    modules:\n"
+                "      opportunities: {records: all, when: {attribute: manager, present: true}}\n"
+                "      tasks: none\n"
+                "      cases: {is: {status: open}, when: {attribute: manager, present: true}}\n"
+                "      contacts: {is_not: {region: [EMEA, APAC]}, when: {attribute: manager, present: true}}\n"
+                "      quotes: {records: all, when: {attribute: cn, equals: Olga Owner}}\n"
+                "transitions:\n"
+                "  deactivate: {to: [inactive, deleted], actions: [transfer-records]}\n",
+                man->fallback, rec.base_url);
+        fclose(f);
+
+        /* The plan shows the choice, per account and module. */
+        const char *checks[] = {
+                "exec(\"s = lambda u: next(a for a in d['accounts'] if a['username'] == u)['actions'][0]\") is None",
+                "[m['records'] for m in s('pete')['modules']] == ['all', 'none', 'matching', 'matching', 'none']",
+                "s('pete')['modules'][2] == {'module': 'cases', 'records': 'matching', 'is': {'status': 'open'}}",
+                "s('pete')['modules'][3]['is_not'] == {'region': ['EMEA', 'APAC']}",
+                "s('pete')['modules'][4] == {'module': 'quotes', 'records': 'none', 'when_false': True}",
+                "s('pete')['state'] == 'owed' and not s('pete')['nothing_to_transfer']",
+                "[m['records'] for m in s('olga')['modules']] == ['none', 'none', 'none', 'none', 'all']",
+                "s('stan')['state'] == 'skipped' and s('stan')['nothing_to_transfer'] and 'request' not in s('stan')",
+                "all(m['records'] == 'none' for m in s('stan')['modules'])",
+        };
+        plan_check(checks, sizeof(checks) / sizeof(checks[0]));
+        const char *text_argv[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, NULL};
+        char *out = NULL, *err = NULL;
+        cr_assert_eq(ob_test_run(text_argv, 60, &out, &err), 0, "%s", err);
+        cr_assert(strstr(out, "       module cases: where status is open\n") &&
+                          strstr(out, "       module contacts: except where region is EMEA or APAC\n") &&
+                          strstr(out, "       module tasks: none\n") &&
+                          strstr(out, "       module quotes: none (its when: is false)\n"),
+                  "%s", out);
+        const char *stan = strstr(out, "stan  uid=stan");
+        cr_assert(stan && strstr(stan, "skipped  apps\n       nothing to transfer: every module is none for this "
+                                       "account\n"),
+                  "%s", out);
+        free(out);
+        free(err);
+        /* explain says it for one account. */
+        int rc;
+        out = explain("stan", false, &rc);
+        cr_assert(out && strstr(out, "nothing to transfer: every module is none for this account\n"), "rc %d: %s", rc,
+                  out);
+        free(out);
+        out = explain("pete", true, &rc);
+        cr_assert(out && strstr(out, "{\"module\":\"cases\",\"records\":\"matching\",\"is\":{\"status\":\"open\"}}"),
+                  "rc %d: %s", rc, out);
+        free(out);
+        cr_assert_eq(ob_test_recorder_count(&rec), 0, "a plan sends nothing");
+
+        /* The requests carry exactly the modules that move; stan's is never sent. */
+        reconcile_ok();
+        char body[2048];
+        cr_assert_str_eq(body_of(&rec, "/api/users/pete/transfer", body, sizeof(body)),
+                         "{\"to\":\"trent\",\"modules\":[{\"module\":\"opportunities\",\"records\":\"all\"},"
+                         "{\"module\":\"cases\",\"records\":\"matching\",\"is\":{\"status\":\"open\"}},"
+                         "{\"module\":\"contacts\",\"records\":\"matching\",\"is_not\":{\"region\":"
+                         "[\"EMEA\",\"APAC\"]}}]}");
+        cr_assert_str_eq(body_of(&rec, "/api/users/olga/transfer", body, sizeof(body)),
+                         "{\"to\":\"dora\",\"modules\":[{\"module\":\"quotes\",\"records\":\"all\"}]}");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/pete/transfer"), 1);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/stan/transfer"), 0, "nothing to transfer, nothing sent");
+        cr_assert_eq(ob_test_recorder_count(&rec), 2);
+
+        /* Recorded as skipped: a second pass owes stan nothing either. */
+        reconcile_ok();
+        cr_assert_eq(ob_test_recorder_count(&rec), 2);
+        ob_test_recorder_stop(&rec);
+}

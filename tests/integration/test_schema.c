@@ -103,7 +103,11 @@ static void start(void)
                 "    method: POST\n"
                 "    url: /users/{{ account.uid }}/transfer\n"
                 "    after: [revoke-sessions]\n"
-                "    json: {to: \"{{ transfer_to.uid }}\", via: \"{{ transfer_to.via }}\"}\n"
+                "    json: {to: \"{{ transfer_to.uid }}\", via: \"{{ transfer_to.via }}\", modules: "
+                "\"{{ transfer.modules }}\"}\n"
+                "    modules: {opportunities: all, tasks: none, cases: {is: {status: open}},\n"
+                "              contacts: {is_not: {region: [EMEA, APAC]}},\n"
+                "              quotes: {records: all, when: {status: deleted}}}\n"
                 "  free-license:\n"
                 "    connector: apps\n"
                 "    method: DELETE\n"
@@ -201,7 +205,9 @@ Test(schema, every_json_document_offboard_prints_matches_its_schema_with_its_opt
         CHECK(plan, "d['kind'] == 'plan'", "any(x['block'] for a in d['accounts'] for x in a['guards'])",
               "any(a['blocked'] for a in d['accounts'])", "any(a['transfer_to'] for a in d['accounts'])",
               "any('due' in s for s in " ACTIONS ")", "any(s.get('hold_reason') for s in " ACTIONS ")",
-              "any(s['request'].get('idempotency_key') for s in " ACTIONS " if 'request' in s)");
+              "any(s['request'].get('idempotency_key') for s in " ACTIONS " if 'request' in s)",
+              "any(m.get('when_false') for s in " ACTIONS " for m in s.get('modules', []))",
+              "any('is_not' in m for s in " ACTIONS " for m in s.get('modules', []))");
         free(plan);
 
         char *reconcile = offboard_json("reconcile", NULL);
