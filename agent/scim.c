@@ -472,11 +472,16 @@ static void ob_scim_on_groups(struct ob_scim_job *j, const struct ob_response *r
         size_t n, total;
         if (ob_scim_add_groups(j, resp, "listing the user's groups", &n, &total) < 0)
                 return;
-        /* A page that brings nothing ends the list, whatever the total.
-         * Pages go by what was listed: a group listed twice is one. */
+        /* Pages go by what was listed: a group listed twice is one. */
         j->nlisted += n;
         if (n > 0 && j->nlisted < total)
                 return ob_scim_groups_page(j);
+        /* A page that brings nothing while groups are still counted: they
+         * are unknown, not "none" (the user would keep them). */
+        if (j->nlisted < total)
+                return ob_scim_fail(j, -OB_EHTTP, resp->status,
+                                    "listing the user's groups: the answer counts %zu groups and lists %zu", total,
+                                    j->nlisted);
         j->igroup = 0;
         ob_scim_next_group(j, resp->status);
 }

@@ -735,6 +735,46 @@ Test(scim_e2e, a_configured_group_that_cannot_be_read_fails_the_step_and_nothing
         }
 }
 
+/* Every group: a page that lists fewer groups than the answer counts
+ * (none at all, or none after the first page) fails the step: the groups
+ * not listed are unknown, and the user would keep them. */
+Test(scim_e2e, groups_counted_but_not_listed_fail_the_step_instead_of_counting_as_none)
+{
+        struct ob_scim_rendered q = {.op = OB_SCIM_REMOVE_GROUPS};
+        static const char user[] = "{\"match\": \"^/scim/v2/Users\\\\?\", \"body\": \"{\\\"totalResults\\\": 1, "
+                                   "\\\"Resources\\\": [{\\\"id\\\": \\\"u1\\\"}]}\"}";
+        static const struct {
+                const char *group_rules, *error;
+                size_t requests;
+        } cases[] = {
+                {"{\"match\": \"^/scim/v2/Groups\\\\?\", \"body\": \"{\\\"totalResults\\\": 2, "
+                 "\\\"Resources\\\": []}\"}",
+                 "listing the user's groups: the answer counts 2 groups and lists 0", 2},
+                {"{\"match\": \"^/scim/v2/Groups\\\\?.*&startIndex=1&\", \"body\": \"{\\\"totalResults\\\": 2, "
+                 "\\\"Resources\\\": [{\\\"id\\\": \\\"g1\\\"}]}\"}, "
+                 "{\"match\": \"^/scim/v2/Groups\\\\?\", \"body\": \"{\\\"totalResults\\\": 2, "
+                 "\\\"Resources\\\": []}\"}",
+                 "listing the user's groups: the answer counts 2 groups and lists 1", 3},
+        };
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char rules[1024];
+                snprintf(rules, sizeof(rules), "[%s, %s]", user, cases[i].group_rules);
+                struct ob_test_recorder rec = {0};
+                struct ob_response r = run_step_of(rules, &rec, &q);
+                cr_assert_lt(r.result, 0, "case %zu: done: %s", i, r.excerpt);
+                cr_assert(strncmp(r.error, cases[i].error, strlen(cases[i].error)) == 0, "case %zu: %s", i, r.error);
+                struct ob_test_request *sent;
+                size_t n;
+                cr_assert_eq(ob_test_recorder_requests(&rec, &sent, &n), 0);
+                /* Nothing was removed: no PATCH went out. */
+                cr_assert_eq(n, cases[i].requests, "case %zu: %zu requests", i, n);
+                for (size_t k = 0; k < n; k++)
+                        cr_assert_str_eq(sent[k].method, "GET", "case %zu: request %zu", i, k);
+                ob_test_requests_free(sent, n);
+                ob_test_recorder_stop(&rec);
+        }
+}
+
 /* A group a server lists twice (paging that shifted under it) loses the
  * user once, and the next page starts after what was listed. */
 Test(scim_e2e, a_group_listed_twice_is_patched_once_and_paging_goes_on_after_it)
