@@ -140,14 +140,14 @@ cp "$OB_CA_FILE" "$etc/ca.pem"
         echo "check-token" >"$etc/credentials/apps-token"
         echo "check-key" >"$etc/credentials/apps-key"
 )
-write_config() { # $1: extra lines at the end
+write_config() {
         sed -e "s|@LDAP_URI@|$OB_LDAP_URI|" -e "s|@CA_FILE@|/etc/offboard/ca.pem|" -e "s|@BIND_DN@|$OB_BIND_DN|" \
                 -e "s|@BIND_PW_FILE@|\${CREDENTIALS_DIRECTORY}/ldap-password|" -e "s|@BASE@|$OB_BASE|" \
                 -e "s|@API@|http://127.0.0.1:$api|" \
                 -e "s|token_file: apps.token|token_file: \"\${CREDENTIALS_DIRECTORY}/apps-token\"|" \
                 -e "s|path: state.db|path: /var/lib/offboard/state.db|" \
                 "$root/demo/offboard.yaml.in" >"$etc/offboard.yaml.new"
-        printf 'service:\n  listen: 127.0.0.1:%s\n  feed: syncrepl\n%s' "$listen" "${1:-}" >>"$etc/offboard.yaml.new"
+        printf 'service:\n  listen: 127.0.0.1:%s\n  feed: syncrepl\n' "$listen" >>"$etc/offboard.yaml.new"
         mv "$etc/offboard.yaml.new" "$etc/offboard.yaml"
 }
 write_config
@@ -176,6 +176,7 @@ printf '[Service]\nWatchdogSec=2s\n' >"$tree/etc/systemd/system/offboard.service
 
 # ---- boot ---------------------------------------------------------------------------
 say "boot systemd in the tree (PID 1 of new PID and mount namespaces)"
+# shellcheck disable=SC2016 # the inner script expands its own $1
 unshare --pid --fork --mount --propagation private /bin/sh -c '
         set -e
         t=$1
@@ -183,7 +184,7 @@ unshare --pid --fork --mount --propagation private /bin/sh -c '
         mount -t proc proc "$t/proc"
         mount --rbind /sys "$t/sys"
         mount --rbind /dev "$t/dev"
-        # The tree becomes the namespace'"'"'s root (pivot_root, not chroot: in
+        # The tree becomes the root of the namespace (pivot_root, not chroot: in
         # a chroot the kernel refuses the user namespace PrivateUsers= needs).
         cd "$t"
         mkdir -p .oldroot
