@@ -1509,6 +1509,17 @@ static int h_feed(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
         return r;
 }
 
+static int h_changelog(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        static const char *const names[] = {"auto", "off", "require", NULL};
+        static const int values[] = {OB_CHANGELOG_AUTO, OB_CHANGELOG_OFF, OB_CHANGELOG_REQUIRE};
+        int x = 0;
+        int r = h_one_of(p, key, v, &x, names, values);
+        if (r == 0)
+                *(enum ob_changelog *)dst = (enum ob_changelog)x;
+        return r;
+}
+
 /* service.listen: the health and metrics endpoint answers on loopback only. */
 static int h_listen(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
@@ -1529,10 +1540,20 @@ static int parse_service(struct pctx *p, yaml_node_t *v)
                 {"full_pass_interval", h_duration, offsetof(struct ob_config, full_pass_interval_ms), false},
                 {"feed", h_feed, offsetof(struct ob_config, feed), false},
                 {"poll_interval", h_duration, offsetof(struct ob_config, poll_interval_ms), false},
+                {"changelog", h_changelog, offsetof(struct ob_config, changelog), false},
                 {"listen", h_listen, offsetof(struct ob_config, listen), false},
                 {NULL},
         };
-        return walk(p, v, "service", f, p->cfg);
+        int r = walk(p, v, "service", f, p->cfg);
+        /* Only the feeds that read a directory's changes can read its
+         * changelog: required with none of them, it could never be. */
+        if (r == 0 && p->cfg->changelog == OB_CHANGELOG_REQUIRE &&
+            (p->cfg->feed == OB_FEED_NONE || p->cfg->feed == OB_FEED_DIRSYNC))
+                return fail(p, find_value(p, v, "changelog"),
+                            "service.changelog: 'require' needs a feed that can read it (service.feed: auto, "
+                            "syncrepl or poll), not '%s'",
+                            p->cfg->feed == OB_FEED_NONE ? "none" : "dirsync");
+        return r;
 }
 
 /* A list of distinguished names, each checked where it stands. */

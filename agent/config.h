@@ -42,6 +42,9 @@ enum ob_scope { OB_SCOPE_BASE, OB_SCOPE_ONE, OB_SCOPE_SUB };
 
 /* service.feed: auto (syncrepl where the server offers it), or forced. */
 enum ob_feed { OB_FEED_AUTO, OB_FEED_SYNCREPL, OB_FEED_POLL, OB_FEED_DIRSYNC, OB_FEED_NONE };
+/* service.changelog: whether the feed reads 389-DS's Retro Changelog for
+ * deletions (auto: where readable; require: its absence stops the feed). */
+enum ob_changelog { OB_CHANGELOG_AUTO, OB_CHANGELOG_OFF, OB_CHANGELOG_REQUIRE };
 
 struct ob_directory_config {
         char *uri;                /* ldap://, ldaps:// or ldapi:// */
@@ -299,6 +302,7 @@ struct ob_config {
         int64_t full_pass_interval_ms; /* service.full_pass_interval: `run` passes over every account this often */
         enum ob_feed feed;             /* service.feed: how `run` hears of changes between passes */
         int64_t poll_interval_ms;      /* service.poll_interval: how often a polling feed asks what changed */
+        enum ob_changelog changelog;   /* service.changelog: deletions from the Retro Changelog */
         char *listen;                  /* service.listen: health and metrics endpoint (NULL: none) */
         size_t nrules;
         struct ob_rule *rules;

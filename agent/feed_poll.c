@@ -31,6 +31,7 @@ struct ob_poll {
         void *ud;
         bool usn;     /* Active Directory: uSNChanged; else modifyTimestamp */
         bool dirsync; /* Active Directory: DirSync, with its cookie */
+        bool deletions; /* the changelog alone, beside an RFC 4533 feed */
         char *cookie; /* DirSync's, or NULL before the first answer */
         size_t cookie_len;
         bool resuming; /* from a stored cookie: the first answer is changes too */
@@ -273,6 +274,8 @@ static void changelog_none(struct ob_poll *p, int level, const char *why)
         ob_log(level, "event=feed_changelog state=unused reason=%s note=\"deletions are found by the whole passes "
                       "only\"",
                ob_log_quote(why));
+        if (p->ops.changelog_unusable)
+                p->ops.changelog_unusable(why, p->ud);
 }
 
 /* The position to resume from, as ob_poll_cookie keeps it. */
@@ -636,6 +639,11 @@ static void poll_cycle(struct ob_poll *p)
                 asked(p, ob_dir_read_start(p->d, "", attrs, on_dirsync_root, p));
                 return;
         }
+        if (p->deletions) {
+                if (p->cl != CL_NONE) /* none: the whole passes find deletions */
+                        ask_changelog_root(p);
+                return;
+        }
         if (!p->usn) {
                 ask_stamped(p);
                 return;
@@ -644,11 +652,16 @@ static void poll_cycle(struct ob_poll *p)
         asked(p, ob_dir_read_start(p->d, "", attrs, on_root, p));
 }
 
-int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool dirsync, const char *cookie,
-                  size_t cookie_len, const struct ob_poll_ops *ops, void *ud, struct ob_poll **ret)
+int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, enum ob_poll_mode mode, bool changelog,
+                  const char *cookie, size_t cookie_len, const struct ob_poll_ops *ops, void *ud,
+                  struct ob_poll **ret)
 {
-        if (!d || !l || !ops || interval_ms <= 0 || (dirsync && !ob_dir_is_ad(d)))
+        bool dirsync = mode == OB_POLL_DIRSYNC, deletions = mode == OB_POLL_DELETIONS;
+        if (!d || !l || !ops || interval_ms <= 0 || (dirsync && !ob_dir_is_ad(d)) ||
+            (deletions && (ob_dir_is_ad(d) || !changelog)))
                 return -EINVAL;
+        if (deletions)
+                cookie = NULL; /* from now on: the whole pass after going live covers the rest */
         struct ob_poll *p = calloc(1, sizeof(*p));
         char *c = dirsync && cookie && cookie_len ? malloc(cookie_len) : NULL;
         /* modifyTimestamp polling's changelog position ("changelog:N"). */
@@ -675,6 +688,8 @@ int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool
                               .ud = ud,
                               .usn = ob_dir_is_ad(d) && !dirsync,
                               .dirsync = dirsync,
+                              .deletions = deletions,
+                              .cl = changelog ? CL_UNKNOWN : CL_NONE,
                               .cookie = c,
                               .cookie_len = c ? cookie_len : 0,
                               .resuming = c != NULL,
@@ -708,7 +723,7 @@ void ob_poll_free(struct ob_poll *p)
 
 const char *ob_poll_kind(const struct ob_poll *p)
 {
-        return p->dirsync ? "dirsync" : p->usn ? "usn" : "timestamp";
+        return p->dirsync ? "dirsync" : p->usn ? "usn" : p->deletions ? "changelog" : "timestamp";
 }
 
 const char *ob_poll_cookie(const struct ob_poll *p, size_t *ret_len)

@@ -25,6 +25,9 @@
  * changelog trimmed past records not read, or renumbered, asks for a whole
  * pass; an error reading it fails the poll (never "deleted"). Without one
  * (absent, or unreadable: said once) deletions are left to the whole passes.
+ * Beside an RFC 4533 feed (389-DS's Content Synchronization plugin), the
+ * same changelog questions alone (OB_POLL_DELETIONS) are a second source of
+ * the deletions that feed pushes: never rely on one alone.
  */
 #ifndef OB_FEED_POLL_H
 #define OB_FEED_POLL_H
@@ -43,6 +46,12 @@
 
 struct ob_poll;
 
+enum ob_poll_mode {
+        OB_POLL_CHANGES,   /* uSNChanged (AD), or modifyTimestamp and the changelog */
+        OB_POLL_DIRSYNC,   /* AD's DirSync */
+        OB_POLL_DELETIONS, /* the changelog's deletions only (beside RFC 4533) */
+};
+
 struct ob_poll_ops {
         /* An account changed: its DN and id; modifiers_name when the server
          * says who changed it (modifyTimestamp polling), else NULL. */
@@ -55,17 +64,25 @@ struct ob_poll_ops {
         /* A question failed (err): the poll has stopped; start another on a
          * new connection. */
         void (*failed)(int err, void *ud);
+        /* The changelog cannot be used (why says it; may be NULL): called
+         * once, when that is found (not with changelog off). Deletions are
+         * then left to the whole passes (OB_POLL_DELETIONS asks nothing
+         * more). */
+        void (*changelog_unusable)(const char *why, void *ud);
 };
 
 /* Starts polling d (attached to l, which it must stay on) at once and then
  * every interval_ms; by uSNChanged when d is Active Directory, else by
- * modifyTimestamp; by DirSync when dirsync (Active Directory only), from
- * cookie (cookie_len bytes, a stored ob_poll_cookie) or, NULL, from an
+ * modifyTimestamp; by DirSync in OB_POLL_DIRSYNC (Active Directory only),
+ * from cookie (cookie_len bytes, a stored ob_poll_cookie) or, NULL, from an
  * answer of everything that only finds where to resume from. By
  * modifyTimestamp, cookie (a stored ob_poll_cookie, or NULL) is where the
- * changelog is read from, when it still holds it; anything else is ignored. */
-int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, bool dirsync, const char *cookie,
-                  size_t cookie_len, const struct ob_poll_ops *ops, void *ud, struct ob_poll **ret);
+ * changelog is read from, when it still holds it; anything else is ignored.
+ * OB_POLL_DELETIONS reads the changelog's deletions alone, from now on (not
+ * on Active Directory). Without changelog the changelog is never read. */
+int ob_poll_start(struct ob_dir *d, struct ob_loop *l, int64_t interval_ms, enum ob_poll_mode mode, bool changelog,
+                  const char *cookie, size_t cookie_len, const struct ob_poll_ops *ops, void *ud,
+                  struct ob_poll **ret);
 /* DirSync's newest cookie, or modifyTimestamp polling's changelog position
  * ("changelog:N", the first changeNumber not read) (borrowed), to resume
  * from after a restart; NULL for the USN kind, before the first answer, or
@@ -74,6 +91,6 @@ const char *ob_poll_cookie(const struct ob_poll *p, size_t *ret_len);
 /* Stops polling (nothing is called after); the connection stays the
  * caller's. */
 void ob_poll_free(struct ob_poll *p);
-const char *ob_poll_kind(const struct ob_poll *p); /* "usn", "timestamp" or "dirsync" */
+const char *ob_poll_kind(const struct ob_poll *p); /* "usn", "timestamp", "dirsync" or "changelog" */
 
 #endif

@@ -27,6 +27,12 @@
  * (its backlog must be cleared soon after): tries at most this (plus 100 ms
  * and jitter) apart, a connection attempt each, one log line per outage. */
 #define OB_FEED_MAX_BACKOFF_MS 500
+/* A deletion heard again within this (the changelog is read every
+ * poll_interval, after the feed pushed it) is the same one. Deletions
+ * remembered at most: more at once are each acted on (a pass that finds
+ * nothing owed does nothing). */
+#define OB_SERVICE_GONE 256
+#define OB_SERVICE_GONE_MS (10 * 60 * 1000)
 
 struct service {
         const char *config_path;
@@ -47,6 +53,18 @@ struct service {
          * syncrepl search on it, or a poll. */
         struct ob_dir *feed;
         struct ob_poll *poll;
+        /* Beside a syncrepl feed, on its connection: the deletions 389-DS's
+         * Retro Changelog logs, a second source of those the feed pushes. */
+        struct ob_poll *deletions;
+        struct ob_timer *refuse_timer; /* service.changelog: require, and it cannot be read */
+        /* The deletions acted on lately (ids), oldest overwritten: one heard
+         * from both sources is acted on once. */
+        struct gone {
+                char *id;
+                int64_t at; /* ob_loop_now_ms */
+        } gone[OB_SERVICE_GONE];
+        size_t gone_next;
+        uint64_t feed_duplicates;
         bool feed_live;        /* the refresh stage ended: events are changes as they happen */
         char *cookie;          /* the newest the server gave, to resume from */
         size_t cookie_len;
@@ -55,7 +73,8 @@ struct service {
         uint64_t feed_events, feed_own; /* changes heard; of them, our own write-backs */
         /* Changes heard and not yet acted on: each is a pass over those
          * accounts alone, right away (the feed names them by entryUUID). */
-        bool targeted;            /* the accounts' id is the entryUUID the feed names */
+        bool targeted;            /* the accounts' id is what the feed names (entryUUID, nsUniqueId) */
+        bool nsuniqueid;          /* 389-DS: the feed's syncUUID is the nsUniqueId's bytes */
         struct ob_change *pending;
         size_t npending, pending_cap;
         uint64_t change_passes;
@@ -282,10 +301,43 @@ static int pending_add(struct service *s, const char *dn, const char *id)
         return 0;
 }
 
+/* Whether the deletion of id was heard lately (from the other source);
+ * else it is remembered as heard now. */
+static bool gone_before(struct service *s, const char *id)
+{
+        int64_t now = ob_loop_now_ms();
+        for (size_t i = 0; i < OB_SERVICE_GONE; i++)
+                if (s->gone[i].id && now - s->gone[i].at < OB_SERVICE_GONE_MS && strcasecmp(s->gone[i].id, id) == 0)
+                        return true;
+        struct gone *g = &s->gone[s->gone_next];
+        char *c = strdup(id);
+        if (!c)
+                return false; /* acted on again: the pass finds nothing owed */
+        free(g->id);
+        *g = (struct gone){.id = c, .at = now};
+        s->gone_next = (s->gone_next + 1) % OB_SERVICE_GONE;
+        return false;
+}
+
+static void gone_free(struct service *s)
+{
+        for (size_t i = 0; i < OB_SERVICE_GONE; i++)
+                free(s->gone[i].id);
+}
+
 /* The account id (entry dn; NULL: deleted) changed: a pass over it now, or
- * right after the pass running. */
+ * right after the pass running. A deletion heard from the feed and from
+ * the changelog is acted on once. */
 static void feed_change(struct service *s, const char *dn, const char *id)
 {
+        if (!dn && gone_before(s, id)) {
+                s->feed_duplicates++;
+                ob_log(OB_LOG_INFO,
+                       "event=feed_duplicate_deletion id=%s note=\"heard from the feed and the changelog: acted on "
+                       "once\"",
+                       ob_log_quote(id));
+                return;
+        }
         if (pending_add(s, dn, id) < 0) {
                 pass_soon(s); /* too many waiting: one whole pass covers them */
                 return;
@@ -305,6 +357,24 @@ static void feed_went_live(struct service *s, const char *feed)
         s->feed_failures = 0;
         /* What changed while the feed was not live is found by a pass. */
         pass_soon(s);
+}
+
+/* 389-DS's syncUUID is the 16 bytes of the entry's nsUniqueId
+ * (sync_nsuniqueid2uuid in its content sync plugin): the text the feed
+ * gives, 8-4-4-4-12 hex digits, becomes nsUniqueId's 8-8-8-8. */
+static void nsuniqueid_of(const char *uuid, char out[37])
+{
+        char hex[33];
+        size_t n = 0;
+        for (const char *p = uuid; *p && n < 32; p++)
+                if (*p != '-')
+                        hex[n++] = *p;
+        hex[n] = '\0';
+        if (n != 32) {
+                snprintf(out, 37, "%s", uuid); /* not one: named as it came, found by no account */
+                return;
+        }
+        snprintf(out, 37, "%.8s-%.8s-%.8s-%.8s", hex, hex + 8, hex + 16, hex + 24);
 }
 
 static void on_feed_event(const struct ob_sync_event *ev, void *ud)
@@ -330,7 +400,12 @@ static void on_feed_event(const struct ob_sync_event *ev, void *ud)
                 pass_soon(s);
                 return;
         }
-        feed_change(s, ev->kind == OB_SYNC_DELETE ? NULL : ev->dn, ev->uuid);
+        char id[37];
+        if (s->nsuniqueid)
+                nsuniqueid_of(ev->uuid, id);
+        else
+                memcpy(id, ev->uuid, sizeof(id));
+        feed_change(s, ev->kind == OB_SYNC_DELETE ? NULL : ev->dn, id);
 }
 
 static void feed_start(struct service *s);
@@ -350,8 +425,8 @@ static void feed_retry(struct service *s, int err)
 {
         s->feed_live = false;
         ob_metrics_feed_state(s->metrics, s->poll ? "poll" : "syncrepl", OB_METRICS_FEED_DOWN);
-        if (s->stopping)
-                return;
+        if (s->stopping || s->feed_timer)
+                return; /* the search and the changelog's questions share the connection: both end with it */
         if (s->feed_failures++ == 0)
                 ob_log(OB_LOG_WARNING,
                        "event=feed_down error=%s note=\"passes go on at their interval; the feed is tried again "
@@ -437,8 +512,55 @@ static void feed_stop(struct service *s)
 {
         ob_poll_free(s->poll); /* first: the connection's end cancels its questions */
         s->poll = NULL;
+        ob_poll_free(s->deletions);
+        s->deletions = NULL;
+        if (s->refuse_timer)
+                ob_loop_timer_cancel(s->ag->loop, s->refuse_timer);
+        s->refuse_timer = NULL;
         ob_dir_free(s->feed);
         s->feed = NULL;
+}
+
+/* service.changelog: require, and the feed cannot read it: the feed stops
+ * (from the loop, not inside its own callback) rather than go on as if
+ * deletions were heard; the passes go on at their interval. */
+static void on_changelog_refused(struct ob_loop *l, struct ob_timer *t, void *ud)
+{
+        (void)l;
+        (void)t;
+        struct service *s = ud;
+        s->refuse_timer = NULL;
+        feed_stop(s);
+        s->feed_live = false;
+        ob_metrics_feed_state(s->metrics, "none", OB_METRICS_FEED_NONE);
+}
+
+static void changelog_refuse(struct service *s, const char *why)
+{
+        ob_log(OB_LOG_ERROR,
+               "event=feed_unavailable feed=changelog reason=%s note=\"service.changelog is require: the feed "
+               "stops (deletions are not heard); passes go on at their interval\"",
+               ob_log_quote(why));
+        if (!s->refuse_timer && ob_loop_timer(s->ag->loop, 0, on_changelog_refused, s, &s->refuse_timer) < 0)
+                s->refuse_timer = NULL;
+}
+
+static void on_changelog_unusable(const char *why, void *ud)
+{
+        struct service *s = ud;
+        if (s->cfg->changelog == OB_CHANGELOG_REQUIRE)
+                changelog_refuse(s, why);
+}
+
+static void on_deletions_live(const char *kind, void *ud)
+{
+        (void)kind;
+        (void)ud; /* the syncrepl feed's refresh says when changes are heard */
+}
+
+static void on_deletions_failed(int err, void *ud)
+{
+        feed_retry(ud, err); /* from the newest cookie: the connection is most likely gone */
 }
 
 static void feed_start(struct service *s)
@@ -454,6 +576,14 @@ static void feed_start(struct service *s)
         ob_log_set_quiet(false);
         if (k == 0)
                 k = ob_dir_attach(s->feed, s->ag->loop);
+        if (k == 0 && s->cfg->changelog == OB_CHANGELOG_REQUIRE && ob_dir_is_ad(s->feed)) {
+                ob_log(OB_LOG_ERROR, "event=feed_unavailable feed=changelog reason=\"Active Directory has no Retro "
+                                     "Changelog\" note=\"service.changelog is require: no feed; passes go on at "
+                                     "their interval\"");
+                feed_stop(s);
+                ob_metrics_feed_state(s->metrics, "none", OB_METRICS_FEED_NONE);
+                return;
+        }
         if (k == 0 && s->cfg->feed == OB_FEED_DIRSYNC && !ob_dir_is_ad(s->feed)) {
                 ob_log(OB_LOG_ERROR, "event=feed_unavailable feed=dirsync note=\"DirSync is Active Directory's; "
                                      "passes go on at their interval\"");
@@ -476,11 +606,13 @@ static void feed_start(struct service *s)
                 static const struct ob_poll_ops ops = {.change = on_poll_change,
                                                        .live = on_poll_live,
                                                        .resync = on_poll_resync,
-                                                       .failed = on_poll_failed};
+                                                       .failed = on_poll_failed,
+                                                       .changelog_unusable = on_changelog_unusable};
                 bool dirsync = s->cfg->feed == OB_FEED_DIRSYNC;
                 /* DirSync's cookie, or where 389-DS's changelog was read to. */
-                k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms, dirsync, s->cookie, s->cookie_len,
-                                  &ops, s, &s->poll);
+                k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms,
+                                  dirsync ? OB_POLL_DIRSYNC : OB_POLL_CHANGES, s->cfg->changelog != OB_CHANGELOG_OFF,
+                                  s->cookie, s->cookie_len, &ops, s, &s->poll);
                 if (k < 0)
                         feed_retry(s, k);
                 else
@@ -492,6 +624,18 @@ static void feed_start(struct service *s)
         char *attrs[] = {"modifiersName", NULL};
         if (k == 0)
                 k = ob_dir_sync_start(s->feed, s->cookie, s->cookie_len, attrs, on_feed_event, on_feed_end, s);
+        /* Deletions have a second source where the server keeps a Retro
+         * Changelog (389-DS): its questions on the same connection. A
+         * server that names none (OpenLDAP) is asked once. */
+        if (k == 0 && s->cfg->changelog != OB_CHANGELOG_OFF) {
+                static const struct ob_poll_ops dops = {.change = on_poll_change,
+                                                        .live = on_deletions_live,
+                                                        .resync = on_poll_resync,
+                                                        .failed = on_deletions_failed,
+                                                        .changelog_unusable = on_changelog_unusable};
+                k = ob_poll_start(s->feed, s->ag->loop, s->cfg->poll_interval_ms, OB_POLL_DELETIONS, true, NULL, 0,
+                                  &dops, s, &s->deletions);
+        }
         if (k < 0)
                 feed_retry(s, k);
         else
@@ -759,7 +903,9 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
 {
         struct service s = {.config_path = config_path,
                             .cfg = cfg,
-                            .targeted = strcasecmp(cfg->directory.id_attribute, "entryUUID") == 0};
+                            .targeted = strcasecmp(cfg->directory.id_attribute, "entryUUID") == 0 ||
+                                        strcasecmp(cfg->directory.id_attribute, "nsUniqueId") == 0,
+                            .nsuniqueid = strcasecmp(cfg->directory.id_attribute, "nsUniqueId") == 0};
         srand((unsigned)getpid() ^ (unsigned)ob_loop_now_ms());
         /* One service per store; a reconcile that holds it is waited for. */
         int ret = ob_agent_open(cfg, true, true, &s.ag);
@@ -799,7 +945,9 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
                         s.ag->reload = false;
                         if (reload(&s)) {
                                 s.pass_due = true; /* the new rules apply now */
-                                s.targeted = strcasecmp(s.cfg->directory.id_attribute, "entryUUID") == 0;
+                                s.nsuniqueid = strcasecmp(s.cfg->directory.id_attribute, "nsUniqueId") == 0;
+                                s.targeted = s.nsuniqueid ||
+                                             strcasecmp(s.cfg->directory.id_attribute, "entryUUID") == 0;
                                 /* The feed under the new directory settings; a
                                  * cookie is only good for the search it came from. */
                                 feed_stop(&s);
@@ -838,6 +986,7 @@ int ob_service_run(const char *config_path, struct ob_config *cfg)
         free(s.cookie);
         pending_clear(&s);
         free(s.pending);
+        gone_free(&s);
         window_free(&s);
         if (s.ag->stop_signal)
                 ob_log(OB_LOG_INFO, "event=service_stopped signal=%s", s.ag->stop_signal == SIGINT ? "SIGINT" : "SIGTERM");

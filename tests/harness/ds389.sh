@@ -161,6 +161,21 @@ lines += ["nsslapd-pluginEnabled: on", "nsslapd-attribute: nsuniqueid:targetUniq
           "nsslapd-changelogmaxage: 7d"] + [f"nsslapd-include-suffix: {s}" for s in includes]
 open(path, "w").write(head + sep + "\n".join(lines) + sep2 + tail)
 EOF
+        # The Content Synchronization plugin (RFC 4533, on the Retro
+        # Changelog), the feed service.feed: auto picks here. Enabled before
+        # the first start too.
+        "$PYTHON" - "$conf/dse.ldif" <<'EOF'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+head, sep, rest = text.partition("dn: cn=Content Synchronization,cn=plugins,cn=config\n")
+if not sep:
+    sys.exit("ds389.sh: no Content Synchronization entry in dse.ldif")
+block, sep2, tail = rest.partition("\n\n")
+lines = [l for l in block.split("\n") if not l.lower().startswith("nsslapd-pluginenabled:")]
+lines += ["nsslapd-pluginEnabled: on"]
+open(path, "w").write(head + sep + "\n".join(lines) + sep2 + tail)
+EOF
         # Our own CA and a certificate for 127.0.0.1 (tls.sh) in place of the
         # self-signed one dscreate made for "localhost", which libldap never
         # matches (it checks a localhost URI against the machine's name).

@@ -539,12 +539,14 @@ Test(ds389, a_missing_base_and_an_empty_password_file_each_say_so)
 
 /* ---- offboard run ------------------------------------------------------------- */
 
-/* 389-DS's content sync plugin is off here (and refreshOnly drops deletes
- * under load): the service asks, every poll_interval, which accounts have a
- * modifyTimestamp from the newest it saw minus an overlap. */
+/* service.feed: poll (389-DS without its content sync plugin, which
+ * service.feed: auto would use): the service asks, every poll_interval,
+ * which accounts have a modifyTimestamp from the newest it saw minus an
+ * overlap. */
 Test(ds389, the_service_hears_a_lock_by_polling_modifytimestamp_and_passes_over_that_account_alone)
 {
-        write_config(NULL, NULL, NULL, NULL, "service:\n  full_pass_interval: 1h\n  poll_interval: 200ms\n");
+        write_config(NULL, NULL, NULL, NULL,
+                     "service:\n  feed: poll\n  full_pass_interval: 1h\n  poll_interval: 200ms\n");
         service_changed = true;
         ob_test_case_start_service(&tc, "poll kind=timestamp");
         char *log = ob_test_case_service_log(&tc);
@@ -635,7 +637,8 @@ static char *service_log_with(const char *what, int timeout_ms)
 Test(ds389, a_deletion_reaches_the_service_through_the_changelog_within_a_second_without_a_whole_pass)
 {
         add_person("dora");
-        write_config(NULL, NULL, NULL, NULL, "service:\n  full_pass_interval: 1h\n  poll_interval: 100ms\n");
+        write_config(NULL, NULL, NULL, NULL,
+                     "service:\n  feed: poll\n  full_pass_interval: 1h\n  poll_interval: 100ms\n");
         ob_test_case_start_service(&tc, "poll kind=timestamp");
         char *log = ob_test_case_service_log(&tc);
         cr_assert(strstr(log, "event=feed_changelog state=used base=\"cn=changelog\" named=yes "), "%s", log);
@@ -672,7 +675,8 @@ Test(ds389, a_deletion_reaches_the_service_through_the_changelog_within_a_second
 /* Without the right to read cn=changelog (389-DS's default: Directory
  * Manager only) the feed says so once and goes on polling modifyTimestamp;
  * a deletion is then found by a whole pass, never guessed. */
-Test(ds389, without_a_readable_changelog_a_deletion_is_found_by_a_whole_pass)
+/* Takes the service account's ACI off cn=changelog (teardown gives it back). */
+static void take_changelog_aci(void)
 {
         char *e = ob_test_dirsrv_search(&srv, "cn=changelog", "(cn=changelog)", "aci");
         cr_assert_not_null(e);
@@ -687,9 +691,14 @@ Test(ds389, without_a_readable_changelog_a_deletion_is_found_by_a_whole_pass)
         memcpy(changelog_aci, a, len); /* teardown gives it back */
         changelog_aci[len] = '\0';
         free(e);
+}
 
+Test(ds389, without_a_readable_changelog_a_deletion_is_found_by_a_whole_pass)
+{
+        take_changelog_aci();
         add_person("dirk");
-        write_config(NULL, NULL, NULL, NULL, "service:\n  full_pass_interval: 2s\n  poll_interval: 100ms\n");
+        write_config(NULL, NULL, NULL, NULL,
+                     "service:\n  feed: poll\n  full_pass_interval: 2s\n  poll_interval: 100ms\n");
         ob_test_case_start_service(&tc, "poll kind=timestamp");
         char *log = ob_test_case_service_log(&tc);
         cr_assert(strstr(log, "event=feed_changelog state=unused reason=\"the server has a changelog the service "
@@ -708,4 +717,197 @@ Test(ds389, without_a_readable_changelog_a_deletion_is_found_by_a_whole_pass)
         cr_assert_eq(ob_test_count(log, "event=feed_changelog "), 1, "said more than once:\n%s", log);
         free(log);
         ob_test_case_stop_service(&tc);
+}
+
+/* ---- offboard run: 389-DS's Content Synchronization plugin -------------------- */
+
+/* ds389.sh enables it (RFC 4533 on the Retro Changelog): service.feed: auto
+ * keeps a refreshAndPersist search open. Its syncUUID is the nsUniqueId's
+ * 16 bytes, so each change names the 389 mapping's id, and the pass over
+ * it reads that account alone. The changelog is asked once at start and
+ * then an hour later: only the content sync can tell these. */
+Test(ds389, a_lock_and_an_end_date_reach_the_service_through_389_content_sync_without_a_whole_pass)
+{
+        write_config(NULL, NULL, NULL, NULL, "service:\n  full_pass_interval: 1h\n  poll_interval: 1h\n");
+        service_changed = true;
+        ob_test_case_start_service(&tc, "syncrepl");
+        char *log = ob_test_case_service_log(&tc);
+        int whole = ob_test_count(log, "event=pass ");
+        cr_assert(strstr(log, "event=feed_changelog state=used "), "the changelog is the deletions' second source:\n%s",
+                  log);
+        free(log);
+
+        char ldif[400];
+        snprintf(ldif, sizeof(ldif), "dn: uid=sam,%s\nchangetype: modify\nreplace: nsAccountLock\nnsAccountLock: true\n-\n",
+                 srv.base);
+        int64_t t0 = now_ms();
+        admin_modify(ldif);
+        int n = ob_test_case_wait_requests(&tc, "/api/users/sam/sessions/revoke", 1, 30000);
+        int64_t lock_ms = now_ms() - t0;
+        log = service_log_with("event=change_pass number=1 ", 5000);
+        cr_assert_eq(n, 1, "sam's lock was not acted on:\n%s", log);
+        cr_assert(strstr(log, "event=change_pass number=1 changes=1 exit=0 "), "not a pass over the change:\n%s", log);
+        free(log);
+
+        snprintf(ldif, sizeof(ldif), "dn: uid=tom,%s\nchangetype: modify\nreplace: shadowExpire\nshadowExpire: %lld\n-\n",
+                 srv.base, (long long)(time(NULL) / 86400 - 1));
+        t0 = now_ms();
+        admin_modify(ldif);
+        n = ob_test_case_wait_requests(&tc, "/api/users/tom/sessions/revoke", 1, 30000);
+        int64_t end_ms = now_ms() - t0;
+        log = service_log_with("event=change_pass number=2 ", 5000);
+        cr_assert_eq(n, 1, "tom's end date was not acted on:\n%s", log);
+        cr_assert(strstr(log, "event=change_pass number=2 changes=1 exit=0 "), "%s", log);
+        free(log);
+        /* The write-backs come back through the feed as the service
+         * account's: no change. */
+        usleep(1000000);
+        log = ob_test_case_service_log(&tc);
+        cr_assert_null(strstr(log, "event=change_pass number=3 "), "a write-back was a change:\n%s", log);
+        cr_assert_eq(ob_test_count(log, "event=pass "), whole, "a whole pass for a change:\n%s", log);
+        cr_assert_null(strstr(log, "level=warning"), "%s", log);
+        cr_assert_null(strstr(log, "level=error"), "%s", log);
+        free(log);
+        char *e = admin_search("(|(uid=sam)(uid=tom))", "offboardStatus");
+        cr_assert_not_null(strstr(e, "offboardStatus: locked\n"), "not written back: %s", e);
+        cr_assert_not_null(strstr(e, "offboardStatus: ended\n"), "not written back: %s", e);
+        free(e);
+        fprintf(stderr, "389 content sync: lock to first request %lld ms, end date %lld ms\n", (long long)lock_ms,
+                (long long)end_ms);
+        ob_test_case_stop_service(&tc);
+}
+
+/* A deletion pushed by the content sync (the changelog's next question is
+ * an hour away); stopped and started again, the feed resumes from the
+ * cookie the last whole pass covered: nothing is acted on again, nothing
+ * is refreshed from the whole content, and what follows is heard. */
+Test(ds389, a_delete_reaches_the_service_through_389_content_sync_and_a_restart_resumes_from_its_cookie)
+{
+        add_person("dora");
+        add_person("dirk");
+        write_config(NULL, NULL, NULL, NULL, "service:\n  full_pass_interval: 1h\n  poll_interval: 1h\n");
+        ob_test_case_start_service(&tc, "syncrepl");
+        char *log = ob_test_case_service_log(&tc);
+        int whole = ob_test_count(log, "event=pass ");
+        free(log);
+
+        int64_t t0 = now_ms();
+        delete_person("dora");
+        int n = ob_test_case_wait_requests(&tc, "/api/users/dora/sessions/revoke", 1, 10000);
+        int64_t ms = now_ms() - t0;
+        n += ob_test_case_wait_requests(&tc, "/api/users/dora/transfer", 1, 5000);
+        log = service_log_with("event=change_pass number=1 ", 5000);
+        cr_assert_eq(n, 2, "dora's deletion was not acted on (%d requests):\n%s", n, log);
+        cr_assert(strstr(log, "event=change_pass number=1 changes=1 exit=0 "), "%s", log);
+        cr_assert_eq(ob_test_count(log, "event=pass "), whole, "a whole pass for a deletion:\n%s", log);
+        free(log);
+        fprintf(stderr, "389 content sync: delete to first request %lld ms\n", (long long)ms);
+
+        ob_test_case_stop_service(&tc);
+        ob_test_case_start_service(&tc, "syncrepl");
+        delete_person("dirk");
+        n = ob_test_case_wait_requests(&tc, "/api/users/dirk/sessions/revoke", 1, 10000);
+        log = service_log_with("event=change_pass number=1 ", 5000);
+        cr_assert_eq(n, 1, "the resumed feed did not hear dirk's deletion:\n%s", log);
+        cr_assert(strstr(log, "event=feed_cookie_loaded "), "the cookie was not kept:\n%s", log);
+        cr_assert_null(strstr(log, "event=feed_refresh_required"), "the cookie was refused:\n%s", log);
+        cr_assert_eq(ob_test_count(log, "event=pass "), 2, "%s", log);
+        n = ob_test_case_wait_requests(&tc, "/api/users/dora/sessions/revoke", 2, 20);
+        cr_assert_eq(n, 1, "dora's deletion was acted on again:\n%s", log);
+        cr_assert_null(strstr(log, "level=warning"), "%s", log);
+        free(log);
+        ob_test_case_stop_service(&tc);
+}
+
+/* The changelog stays a second source of deletions beside the content
+ * sync (never rely on one alone): read every 100 ms, it names the deletion
+ * the feed pushed already, and the account is acted on once. */
+Test(ds389, a_delete_heard_through_content_sync_and_the_changelog_acts_once)
+{
+        add_person("dora");
+        write_config(NULL, NULL, NULL, NULL, "service:\n  full_pass_interval: 1h\n  poll_interval: 100ms\n");
+        ob_test_case_start_service(&tc, "syncrepl");
+        char *log = ob_test_case_service_log(&tc);
+        cr_assert(strstr(log, "event=feed_changelog state=used base=\"cn=changelog\" named=yes "), "%s", log);
+        free(log);
+
+        delete_person("dora");
+        int n = ob_test_case_wait_requests(&tc, "/api/users/dora/sessions/revoke", 1, 10000);
+        log = service_log_with("event=feed_duplicate_deletion ", 5000);
+        cr_assert_eq(n, 1, "dora's deletion was not acted on:\n%s", log);
+        cr_assert_eq(ob_test_count(log, "event=feed_duplicate_deletion "), 1, "not heard from both sources:\n%s", log);
+        free(log);
+        usleep(500000);
+        n = ob_test_case_wait_requests(&tc, "/api/users/dora/sessions/revoke", 2, 20);
+        log = ob_test_case_service_log(&tc);
+        cr_assert_eq(n, 1, "dora's deletion was acted on %d times:\n%s", n, log);
+        cr_assert(strstr(log, "event=change_pass number=1 changes=1 exit=0 "), "%s", log);
+        cr_assert_null(strstr(log, "event=change_pass number=2 "), "a second pass over the same deletion:\n%s", log);
+        free(log);
+        ob_test_case_stop_service(&tc);
+}
+
+/* service.changelog: off: the content sync alone; the changelog is never
+ * asked (no word of it in the log), and a deletion is still heard. */
+Test(ds389, with_service_changelog_off_the_changelog_is_never_read)
+{
+        add_person("dora");
+        write_config(NULL, NULL, NULL, NULL,
+                     "service:\n  full_pass_interval: 1h\n  poll_interval: 100ms\n  changelog: off\n");
+        ob_test_case_start_service(&tc, "syncrepl");
+        delete_person("dora");
+        int n = ob_test_case_wait_requests(&tc, "/api/users/dora/sessions/revoke", 1, 10000);
+        usleep(500000);
+        char *log = ob_test_case_service_log(&tc);
+        cr_assert_eq(n, 1, "dora's deletion was not acted on:\n%s", log);
+        cr_assert_null(strstr(log, "event=feed_changelog"), "the changelog was read:\n%s", log);
+        cr_assert_null(strstr(log, "event=feed_duplicate_deletion"), "%s", log);
+        free(log);
+        ob_test_case_stop_service(&tc);
+}
+
+/* service.changelog: require, and the service account may not read
+ * cn=changelog: an error, once, and the feed stops rather than go on as if
+ * deletions were heard; it is not started again. */
+Test(ds389, a_changelog_required_but_unreadable_stops_the_feed_with_an_error)
+{
+        take_changelog_aci();
+        write_config(NULL, NULL, NULL, NULL,
+                     "service:\n  full_pass_interval: 1h\n  poll_interval: 100ms\n  changelog: require\n");
+        ob_test_case_spawn_service(&tc);
+        char *log = service_log_with("event=feed_unavailable feed=changelog ", 60000);
+        const char *at = strstr(log, "event=feed_unavailable feed=changelog ");
+        cr_assert_not_null(at, "%s", log);
+        cr_assert(strstr(log, "level=error event=feed_unavailable feed=changelog reason=\"the server has a changelog "
+                              "the service account cannot read"),
+                  "%s", log);
+        free(log);
+        usleep(1500000); /* a feed started again would be live by now */
+        log = ob_test_case_service_log(&tc);
+        at = strstr(log, "event=feed_unavailable feed=changelog ");
+        cr_assert_eq(ob_test_count(log, "event=feed_unavailable "), 1, "%s", log);
+        cr_assert_null(strstr(at, "event=feed_live"), "the feed went on:\n%s", log);
+        cr_assert_null(strstr(at, "event=feed_down"), "the feed was started again:\n%s", log);
+        free(log);
+        ob_test_case_stop_service(&tc);
+}
+
+/* require with a feed that never reads the directory's changes is a
+ * configuration error, named where it stands. */
+Test(ds389, a_changelog_required_without_a_feed_that_reads_it_is_a_configuration_error)
+{
+        write_config(NULL, NULL, NULL, NULL, "service:\n  feed: none\n  changelog: require\n");
+        char *out, *err;
+        int rc = offboard("validate", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 2, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(err, "offboard.yaml:11:14: service.changelog: 'require' needs a feed that can read it "
+                              "(service.feed: auto, syncrepl or poll), not 'none'"),
+                  "%s", err);
+        free(out);
+        free(err);
+        write_config(NULL, NULL, NULL, NULL, "service:\n  feed: poll\n  changelog: require\n");
+        rc = offboard("validate", NULL, NULL, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
 }

@@ -171,7 +171,7 @@ static bool wait_service_log(struct ob_test_case *tc, const char *needle, int ti
         return false;
 }
 
-void ob_test_case_start_service(struct ob_test_case *tc, const char *feed)
+void ob_test_case_spawn_service(struct ob_test_case *tc)
 {
         char path[300];
         snprintf(path, sizeof(path), "%s/service.log", tc->dir);
@@ -186,6 +186,11 @@ void ob_test_case_start_service(struct ob_test_case *tc, const char *feed)
         }
         cr_assert_gt(pid, 0);
         tc->service = pid;
+}
+
+void ob_test_case_start_service(struct ob_test_case *tc, const char *feed)
+{
+        ob_test_case_spawn_service(tc);
         char live[100];
         snprintf(live, sizeof(live), "event=feed_live feed=%s", feed);
         bool ok = wait_service_log(tc, live, 60000) && wait_service_log(tc, "event=pass number=2 ", 60000);

@@ -61,6 +61,8 @@ int ob_test_case_offboard(struct ob_test_case *tc, const char *cmd, const char *
  * ("poll kind=usn"). Fails the test otherwise. ob_test_case_stop_service
  * sends SIGTERM and wants exit 0 (both are done by close too). */
 void ob_test_case_start_service(struct ob_test_case *tc, const char *feed);
+/* Starts it and waits for nothing (a service whose feed must not go live). */
+void ob_test_case_spawn_service(struct ob_test_case *tc);
 void ob_test_case_stop_service(struct ob_test_case *tc);
 /* The service's log so far (malloc'd). */
 char *ob_test_case_service_log(struct ob_test_case *tc);
