@@ -211,7 +211,8 @@ struct ob_sync_event {
         bool refreshing;            /* before OB_SYNC_REFRESH_DONE */
         const char *dn;             /* entries (not deletes on every server) */
         const char *modifiers_name; /* the entry's modifiersName, when requested and present */
-        char uuid[37];              /* entries: the entryUUID, lower-case text */
+        char uuid[37];              /* entries: the syncUUID, lower-case text (OpenLDAP: the entryUUID;
+                                     * 389-DS: the nsUniqueId's 16 bytes) */
         size_t nuuids;              /* id sets */
 };
 typedef void (*ob_dir_sync_fn)(const struct ob_sync_event *ev, void *userdata);
