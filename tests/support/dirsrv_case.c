@@ -3,6 +3,7 @@
 #include "dirsrv_case.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -175,15 +176,19 @@ void ob_test_case_spawn_service(struct ob_test_case *tc)
 {
         char path[300];
         snprintf(path, sizeof(path), "%s/service.log", tc->dir);
+        /* Emptied before the service starts: a restarted service's log
+         * must not be read as the last one's. */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
         pid_t pid = fork();
         if (pid == 0) {
-                int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
                 dup2(fd, 1);
                 dup2(fd, 2);
                 unsetenv("NOTIFY_SOCKET");
                 execl(OB_OFFBOARD_BIN, OB_OFFBOARD_BIN, "run", "--config", tc->cfgpath, (char *)NULL);
                 _exit(127);
         }
+        close(fd);
         cr_assert_gt(pid, 0);
         tc->service = pid;
 }
