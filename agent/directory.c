@@ -40,6 +40,8 @@
 #define OB_DIR_DEFAULT_DEADLINE_MS (30 * 60 * 1000)
 #define OB_DIR_DEFAULT_MAX_PAGES 10000
 #define OB_DIR_MAX_REFERENCES 1000
+#define OB_DIR_MAX_RANGE_WAITING 10000  /* entries of one page waiting for their ranges */
+#define OB_DIR_MAX_RANGE_VALUES 1000000 /* values of one attribute read in ranges */
 
 struct ob_dir {
         LDAP *ld;
@@ -67,6 +69,8 @@ struct ob_dir {
         bool has_paging;    /* RFC 2696 paged results control */
         bool has_sync;      /* RFC 4533 content synchronization (OpenLDAP syncprov) */
         bool is_ad;         /* Active Directory or Samba AD (LDAP_CAP_ACTIVE_DIRECTORY_OID) */
+        /* AD: the values of an attribute asked for at a time (ob_dir_set_range_step); 0: the server's. */
+        unsigned long range_step;
         /* On an event loop (ob_dir_attach): the operations in flight. */
         struct ob_loop *loop;
         int fd;
@@ -848,11 +852,148 @@ static int set_unreadable(struct ob_account *a, const char *fmt, ...)
         return 0;
 }
 
+/* ---- range retrieval (Active Directory) -------------------------------------------------------- */
+
+int ob_dir_parse_range(const char *desc, size_t len, struct ob_dir_range *ret)
+{
+        static const char opt[] = ";range=";
+        const size_t olen = sizeof(opt) - 1;
+        size_t at = len;
+        for (size_t i = 0; i + olen <= len; i++)
+                if (strncasecmp(desc + i, opt, olen) == 0) {
+                        if (at != len)
+                                return -EBADMSG; /* two range options */
+                        at = i;
+                }
+        if (at == len)
+                return 0;
+        if (at == 0)
+                return -EBADMSG;
+        struct ob_dir_range r = {.name_len = at};
+        size_t i = at + olen;
+        unsigned long *num[] = {&r.low, &r.high};
+        for (int k = 0; k < 2; k++) {
+                if (k == 1 && i < len && desc[i] == '*') {
+                        r.last = true;
+                        i++;
+                        break;
+                }
+                size_t start = i;
+                unsigned long v = 0;
+                while (i < len && desc[i] >= '0' && desc[i] <= '9') {
+                        if (v > (UINT32_MAX - (unsigned long)(desc[i] - '0')) / 10)
+                                return -EBADMSG; /* AD's indexes are 32-bit */
+                        v = v * 10 + (unsigned long)(desc[i++] - '0');
+                }
+                if (i == start)
+                        return -EBADMSG;
+                *num[k] = v;
+                if (k == 0 && (i >= len || desc[i++] != '-'))
+                        return -EBADMSG;
+        }
+        /* Nothing may follow: AD puts the range option last. */
+        if (i != len || (!r.last && r.high < r.low))
+                return -EBADMSG;
+        *ret = r;
+        return 1;
+}
+
+void ob_dir_set_range_step(struct ob_dir *d, unsigned long step)
+{
+        if (d)
+                d->range_step = step;
+}
+
+/* What an entry still lacks: the attributes the server handed out in part,
+ * each with the index its next range starts at. */
+struct range_todo {
+        char name[256]; /* the attribute description without its range option */
+        unsigned long next;
+        size_t nvals; /* values read so far */
+};
+
+struct ranges {
+        struct range_todo *v;
+        size_t n, i; /* v[i] is being read */
+        size_t bytes; /* of the entry's values so far */
+        bool got;     /* the range read in flight delivered its range */
+        bool lenient; /* a range that cannot be read makes the entry unreadable (an account search), rather
+                       * than failing the operation (a group read: a shorter list could pass a guard) */
+};
+
+static void ranges_clear(struct ranges *rg)
+{
+        free(rg->v);
+        *rg = (struct ranges){0};
+}
+
+static int ranges_add(struct ranges *rg, const char *name, unsigned long next, size_t nvals)
+{
+        struct range_todo *nv = realloc(rg->v, (rg->n + 1) * sizeof(*nv));
+        if (!nv)
+                return -ENOMEM;
+        rg->v = nv;
+        struct range_todo *t = &rg->v[rg->n++];
+        snprintf(t->name, sizeof(t->name), "%s", name);
+        t->next = next;
+        t->nvals = nvals;
+        return 0;
+}
+
+static bool ranges_pending(const struct ranges *rg)
+{
+        return rg && rg->i < rg->n;
+}
+
+/* A range the server gave cannot be used: the entry is unreadable (lenient)
+ * or the operation fails. Logged here. */
+static int range_failed(struct ranges *rg, struct ob_account *a, const char *attr, const char *why)
+{
+        ob_log(OB_LOG_ERROR, "event=ldap_range_failed dn=%s attribute=%s reason=%s", ob_log_quote(a->dn),
+               ob_log_quote(attr), ob_log_quote(why));
+        if (!rg || !rg->lenient)
+                return -OB_EDIRECTORY;
+        return set_unreadable(a, "its %s could not be read whole (range retrieval): %s", attr, why);
+}
+
+/* The attribute list of a request: attrs as given, or, with a range step on
+ * AD, each one asked for in a first range of that many values (how the tests
+ * reach the range path on Samba, which gives ranges only when asked).
+ * *ret_owned is what the caller frees (NULL when attrs was returned). */
+static char **request_attrs(struct ob_dir *d, char **attrs, char ***ret_owned)
+{
+        *ret_owned = NULL;
+        if (!d->is_ad || !d->range_step || !attrs)
+                return attrs;
+        size_t n = 0, bytes = 0;
+        while (attrs[n])
+                bytes += strlen(attrs[n++]) + 32;
+        char **v = malloc((n + 1) * sizeof(char *) + bytes);
+        if (!v)
+                return NULL;
+        char *p = (char *)(v + n + 1);
+        for (size_t i = 0; i < n; i++) {
+                v[i] = p;
+                bool plain = !strcmp(attrs[i], "1.1") || !strcmp(attrs[i], "*") || !strcmp(attrs[i], "+") ||
+                             strchr(attrs[i], ';');
+                int k = plain ? sprintf(p, "%s", attrs[i])
+                              : sprintf(p, "%s;range=0-%lu", attrs[i], d->range_step - 1);
+                p += k + 1;
+        }
+        v[n] = NULL;
+        *ret_owned = v;
+        return v;
+}
+
 /* Builds an account from an entry. need_id: an entry without a usable id is
  * delivered unreadable with a NULL id; otherwise its DN stands in. A value
  * over the limits is left out and makes the account unreadable: one hostile
- * entry holds that account, not every pass. */
-static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, struct ob_account **ret)
+ * entry holds that account, not every pass. An attribute handed out in
+ * ranges (NAME;range=0-1499) is kept under its NAME, and what is still to be
+ * read goes to rg (which the caller reads: ranges_read, or the loop's
+ * operation), with the entry's size so far. */
+static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, struct ob_account **ret,
+                            struct ranges *rg)
 {
         struct ob_account *a = ob_account_new();
         BerElement *ber = NULL;
@@ -893,7 +1034,20 @@ static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, stru
                 }
                 memcpy(name, attr.bv_val, attr.bv_len);
                 name[attr.bv_len] = '\0';
-                for (size_t i = 0; vals && vals[i].bv_val && r == 0; i++) {
+                struct ob_dir_range range;
+                int k = ob_dir_parse_range(name, attr.bv_len, &range);
+                if (k == 1)
+                        name[range.name_len] = '\0';
+                if (k < 0 || (k == 1 && range.low != 0)) {
+                        /* Not a first range: what came before it is missing. */
+                        r = range_failed(rg, a, name, "the server's range option does not parse or does not "
+                                                      "start at 0");
+                        ber_memfree(vals);
+                        vals = NULL;
+                        continue;
+                }
+                size_t nvals = 0;
+                for (size_t i = 0; vals && vals[i].bv_val && r == 0; i++, nvals++) {
                         if (vals[i].bv_len > OB_DIR_MAX_VALUE_BYTES ||
                             bytes + vals[i].bv_len > OB_DIR_MAX_ENTRY_BYTES) {
                                 r = set_unreadable(a,
@@ -908,8 +1062,13 @@ static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, stru
                 }
                 ber_memfree(vals);
                 vals = NULL;
+                if (r == 0 && k == 1 && !range.last)
+                        r = rg ? ranges_add(rg, name, range.high + 1, nvals)
+                               : range_failed(rg, a, name, "handed out in ranges where it cannot be read further");
         }
         ber_free(ber, 0);
+        if (rg)
+                rg->bytes = bytes;
         if (r < 0) {
                 ob_account_free(a);
                 return r;
@@ -942,6 +1101,157 @@ static int entry_to_account(struct ob_dir *d, LDAPMessage *e, bool need_id, stru
         }
         *ret = a;
         return 0;
+}
+
+/* Asks for the next range of rg's attribute in flight (MS-ADTS
+ * 3.1.1.3.1.3.3): a base search of the entry for NAME;range=NEXT-*, or
+ * NEXT-(NEXT+step-1) with a range step. */
+static int range_send(struct ob_dir *d, const struct ranges *rg, const char *dn, int *ret_msgid)
+{
+        const struct range_todo *t = &rg->v[rg->i];
+        char attr[300];
+        if (d->range_step)
+                snprintf(attr, sizeof(attr), "%s;range=%lu-%lu", t->name, t->next, t->next + d->range_step - 1);
+        else
+                snprintf(attr, sizeof(attr), "%s;range=%lu-*", t->name, t->next);
+        char *attrs[] = {attr, NULL};
+        struct timeval tl = ms_to_tv(d->timeout_ms);
+        int rc = ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
+                                 d->timeout_ms >= 1000 ? &tl : NULL, 1, ret_msgid);
+        if (rc != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "read_range", dn, rc, NULL);
+                return -OB_EDIRECTORY;
+        }
+        return 0;
+}
+
+/* The entry a range read returned: the values of the range asked for are
+ * added to a, and rg says where the next one starts (or moves on to the
+ * next attribute after the last). Other attributes are ignored. */
+static int range_on_entry(struct ob_dir *d, struct ranges *rg, struct ob_account *a, LDAPMessage *e)
+{
+        struct range_todo *t = &rg->v[rg->i];
+        BerElement *ber = NULL;
+        struct berval dn = {0}, attr;
+        BerVarray vals = NULL;
+        if (ldap_get_dn_ber(d->ld, e, &ber, &dn) != LDAP_SUCCESS) {
+                dir_log(d, OB_LOG_ERROR, "get_dn", a->dn, handle_errno(d), NULL);
+                ber_free(ber, 0);
+                return -OB_EDIRECTORY;
+        }
+        int r = 0;
+        while (r == 0) {
+                int rc = ldap_get_attribute_ber(d->ld, e, ber, &attr, &vals);
+                if (rc != LDAP_SUCCESS) {
+                        dir_log(d, OB_LOG_ERROR, "get_attribute", a->dn, rc, NULL);
+                        r = -OB_EDIRECTORY;
+                        break;
+                }
+                if (!attr.bv_val)
+                        break;
+                struct ob_dir_range range;
+                int k = ob_dir_parse_range(attr.bv_val, attr.bv_len, &range);
+                if (k != 1 || range.name_len != strlen(t->name) ||
+                    strncasecmp(attr.bv_val, t->name, range.name_len) != 0) {
+                        ber_memfree(vals);
+                        vals = NULL;
+                        continue;
+                }
+                if (rg->got || range.low != t->next) {
+                        r = range_failed(rg, a, t->name, "the server answered another range than the one asked for");
+                } else {
+                        rg->got = true;
+                        size_t n = 0;
+                        for (size_t i = 0; vals && vals[i].bv_val && r == 0; i++, n++) {
+                                if (vals[i].bv_len > OB_DIR_MAX_VALUE_BYTES ||
+                                    rg->bytes + vals[i].bv_len > OB_DIR_MAX_ENTRY_BYTES ||
+                                    t->nvals + n >= OB_DIR_MAX_RANGE_VALUES) {
+                                        ob_log(OB_LOG_ERROR,
+                                               "event=ldap_range_too_large dn=%s attribute=%s values=%zu limits=\"%u "
+                                               "bytes a value, %u bytes an entry, %u values\"",
+                                               ob_log_quote(a->dn), ob_log_quote(t->name), t->nvals + n,
+                                               OB_DIR_MAX_VALUE_BYTES, OB_DIR_MAX_ENTRY_BYTES,
+                                               OB_DIR_MAX_RANGE_VALUES);
+                                        r = -OB_ELIMIT;
+                                        break;
+                                }
+                                rg->bytes += vals[i].bv_len;
+                                r = ob_account_add(a, t->name, vals[i].bv_val, vals[i].bv_len);
+                        }
+                        t->nvals += n;
+                        if (r == 0 && range.last) {
+                                rg->i++;
+                        } else if (r == 0 && n == 0) {
+                                /* No value and not the last range: no progress. */
+                                r = range_failed(rg, a, t->name, "an empty range that is not the last");
+                        } else if (r == 0) {
+                                t->next = range.high + 1;
+                        }
+                }
+                ber_memfree(vals);
+                vals = NULL;
+        }
+        ber_free(ber, 0);
+        return r;
+}
+
+/* The result of a range read: 0 when the entry is whole, 1 when another
+ * range is to be asked for, or the error. An answer without the range asked
+ * for (the entry is gone, or its attribute lost values meanwhile) is an
+ * error: the list would be shorter than it is. */
+static int range_on_result(struct ob_dir *d, struct ranges *rg, struct ob_account *a, LDAPMessage *m)
+{
+        int res;
+        if (parse_result(d, m, "read_range", a->dn, &res, NULL) != LDAP_SUCCESS)
+                return ldap_to_ob(res) == -ENOMEM ? -ENOMEM : -OB_EDIRECTORY;
+        if (!rg->got && rg->i < rg->n) {
+                const char *name = rg->v[rg->i].name;
+                int r = range_failed(rg, a, name, "the next range was not in the answer (the entry changed?)");
+                if (r < 0)
+                        return r;
+                rg->i++; /* lenient: the entry is unreadable; the others are still read */
+        }
+        rg->got = false;
+        return rg->i < rg->n ? 1 : 0;
+}
+
+/* A referral where the entry was: never followed. */
+static int range_referral(struct ob_account *a)
+{
+        ob_log(OB_LOG_ERROR, "event=ldap_reference target=%s note=\"the entry is held by another server\"",
+               ob_log_quote(a->dn));
+        return -OB_EDIRECTORY;
+}
+
+/* Reads what rg says a still lacks, waiting here. */
+static int ranges_read(struct ob_dir *d, struct ranges *rg, struct ob_account *a)
+{
+        int r = 0;
+        while (r == 0 && ranges_pending(rg)) {
+                int msgid = -1;
+                if ((r = range_send(d, rg, a->dn, &msgid)) < 0)
+                        break;
+                for (;;) {
+                        LDAPMessage *m = NULL;
+                        int t = wait_msg(d, msgid, "read_range", a->dn, &m);
+                        if (t < 0) {
+                                r = t; /* abandoned on a timeout */
+                                break;
+                        }
+                        if (t == LDAP_RES_SEARCH_RESULT) {
+                                int k = range_on_result(d, rg, a, m);
+                                ldap_msgfree(m);
+                                r = r < 0 ? r : k < 0 ? k : 0;
+                                break;
+                        }
+                        if (r == 0 && t == LDAP_RES_SEARCH_ENTRY)
+                                r = range_on_entry(d, rg, a, m);
+                        else if (r == 0 && t == LDAP_RES_SEARCH_REFERENCE)
+                                r = range_referral(a);
+                        ldap_msgfree(m);
+                }
+        }
+        return r;
 }
 
 /* ---- paged search ----------------------------------------------------------------------- */
@@ -1022,6 +1332,15 @@ struct dir_search {
         size_t pages;
         int64_t deadline;
         int msgid;
+        /* Entries of the page the server handed out in part (range
+         * retrieval): delivered once their ranges are read, before the next
+         * page is asked for. While ranging, msgid is the range read's. */
+        struct range_wait {
+                struct ob_account *a;
+                struct ranges rg;
+        } *waiting;
+        size_t nwaiting, wi;
+        bool ranging;
 };
 
 static void search_clear(struct dir_search *s)
@@ -1030,6 +1349,14 @@ static void search_clear(struct dir_search *s)
         ber_bvfree(s->cookie);
         s->filter = NULL;
         s->cookie = NULL;
+        for (size_t i = 0; i < s->nwaiting; i++) {
+                ob_account_free(s->waiting[i].a);
+                ranges_clear(&s->waiting[i].rg);
+        }
+        free(s->waiting);
+        s->waiting = NULL;
+        s->nwaiting = s->wi = 0;
+        s->ranging = false;
 }
 
 /* Sends the next page's request (s->cookie, the previous page's). */
@@ -1071,41 +1398,124 @@ static int search_send_page(struct ob_dir *d, struct dir_search *s)
         LDAPControl *sctrls[] = {s->dirsync ? &dirsync : page, s->show_deleted ? &deleted : NULL, NULL};
         struct timeval tl = ms_to_tv(d->timeout_ms);
         s->msgid = -1;
-        rc = ldap_search_ext(d->ld, s->base, s->scope, s->filter, s->attrs, 0, sctrls, NULL,
-                             d->timeout_ms >= 1000 ? &tl : NULL, LDAP_NO_LIMIT, &s->msgid);
+        char **owned = NULL;
+        char **attrs = s->dirsync ? s->attrs : request_attrs(d, s->attrs, &owned);
+        rc = !s->attrs || attrs ? ldap_search_ext(d->ld, s->base, s->scope, s->filter, attrs, 0, sctrls, NULL,
+                                                  d->timeout_ms >= 1000 ? &tl : NULL, LDAP_NO_LIMIT, &s->msgid)
+                                : LDAP_NO_MEMORY;
+        free(owned);
         ldap_control_free(page);
         ber_bvfree(dsv);
         ber_bvfree(s->cookie);
         s->cookie = NULL;
         if (rc != LDAP_SUCCESS) {
                 dir_log(d, OB_LOG_ERROR, "search", s->base, rc, NULL);
-                return ldap_to_ob(rc) == -OB_ESIZELIMIT ? -OB_ESIZELIMIT : -OB_EDIRECTORY;
+                return rc == LDAP_NO_MEMORY                      ? -ENOMEM
+                       : ldap_to_ob(rc) == -OB_ESIZELIMIT ? -OB_ESIZELIMIT
+                                                          : -OB_EDIRECTORY;
         }
         return 0;
 }
 
-/* One message of the page in flight: 0 to go on, 1 when the page ended
- * (s->cookie then says whether another follows), or the error or the
- * callback's non-zero return that ends the search (the request is then
- * abandoned). */
+/* One message of the page in flight (or of a range read after it, which
+ * changes s->msgid): 0 to go on, 1 when the page ended and its entries
+ * were delivered (s->cookie then says whether another follows), or the
+ * error or the callback's non-zero return that ends the search (the
+ * request is then abandoned). */
+static int search_deliver(struct dir_search *s, const struct ob_account *a)
+{
+        if (s->info) {
+                s->info->entries++;
+                s->info->unreadable += a->unreadable != NULL;
+        }
+        if (a->unreadable)
+                ob_log(OB_LOG_WARNING, "event=ldap_entry_unreadable dn=%s reason=%s", ob_log_quote(a->dn),
+                       ob_log_quote(a->unreadable));
+        return s->fn(a, s->userdata);
+}
+
+/* Asks for the next range the waiting entries lack, delivering those that
+ * are whole: 0 when a read is in flight (s->msgid), 1 when every entry of
+ * the page was delivered, or the error or the callback's return. */
+static int search_next_range(struct ob_dir *d, struct dir_search *s)
+{
+        while (s->wi < s->nwaiting) {
+                struct range_wait *w = &s->waiting[s->wi];
+                if (ranges_pending(&w->rg)) {
+                        s->ranging = true;
+                        return range_send(d, &w->rg, w->a->dn, &s->msgid);
+                }
+                int r = search_deliver(s, w->a);
+                ob_account_free(w->a);
+                ranges_clear(&w->rg);
+                w->a = NULL;
+                s->wi++;
+                if (r != 0) {
+                        /* The callback stops the search: no next page. */
+                        ber_bvfree(s->cookie);
+                        s->cookie = NULL;
+                        return r;
+                }
+        }
+        s->ranging = false;
+        free(s->waiting);
+        s->waiting = NULL;
+        s->nwaiting = s->wi = 0;
+        return 1;
+}
+
+/* One message of the range read in flight (search_on_msg's). */
+static int search_on_range_msg(struct ob_dir *d, struct dir_search *s, LDAPMessage *m)
+{
+        struct range_wait *w = &s->waiting[s->wi];
+        int t = ldap_msgtype(m);
+        if (t == LDAP_RES_SEARCH_ENTRY)
+                return range_on_entry(d, &w->rg, w->a, m);
+        if (t == LDAP_RES_SEARCH_REFERENCE)
+                return range_referral(w->a);
+        if (t != LDAP_RES_SEARCH_RESULT)
+                return 0;
+        int k = range_on_result(d, &w->rg, w->a, m);
+        if (k < 0)
+                return k;
+        return search_next_range(d, s);
+}
+
 static int search_on_msg(struct ob_dir *d, struct dir_search *s, LDAPMessage *m)
 {
         int r = 0;
         int t = ldap_msgtype(m);
+        if (s->ranging) {
+                r = search_on_range_msg(d, s, m);
+                if (r != 0 && r != 1)
+                        ldap_abandon_ext(d->ld, s->msgid, NULL, NULL);
+                return r;
+        }
         if (t == LDAP_RES_SEARCH_ENTRY) {
                 struct ob_account *a = NULL;
-                r = entry_to_account(d, m, s->need_id, &a);
-                if (r == 0) {
-                        if (s->info) {
-                                s->info->entries++;
-                                s->info->unreadable += a->unreadable != NULL;
+                struct ranges rg = {.lenient = s->need_id};
+                r = entry_to_account(d, m, s->need_id, &a, &rg);
+                if (r == 0 && ranges_pending(&rg)) {
+                        /* Read the rest once the page is in. */
+                        struct range_wait *nw = s->nwaiting < OB_DIR_MAX_RANGE_WAITING
+                                                        ? realloc(s->waiting, (s->nwaiting + 1) * sizeof(*nw))
+                                                        : NULL;
+                        if (!nw) {
+                                if (s->nwaiting >= OB_DIR_MAX_RANGE_WAITING)
+                                        ob_log(OB_LOG_ERROR, "event=ldap_too_many_ranges base=%s limit=%d",
+                                               ob_log_quote(s->base), OB_DIR_MAX_RANGE_WAITING);
+                                r = s->nwaiting >= OB_DIR_MAX_RANGE_WAITING ? -OB_ELIMIT : -ENOMEM;
+                        } else {
+                                s->waiting = nw;
+                                s->waiting[s->nwaiting++] = (struct range_wait){.a = a, .rg = rg};
+                                a = NULL;
+                                rg = (struct ranges){0};
                         }
-                        if (a->unreadable)
-                                ob_log(OB_LOG_WARNING, "event=ldap_entry_unreadable dn=%s reason=%s",
-                                       ob_log_quote(a->dn), ob_log_quote(a->unreadable));
-                        r = s->fn(a, s->userdata);
-                        ob_account_free(a);
+                } else if (r == 0) {
+                        r = search_deliver(s, a);
                 }
+                ob_account_free(a);
+                ranges_clear(&rg);
         } else if (t == LDAP_RES_SEARCH_RESULT) {
                 LDAPControl **rctrls = NULL;
                 int res;
@@ -1164,6 +1574,13 @@ static int search_on_msg(struct ob_dir *d, struct dir_search *s, LDAPMessage *m)
                 }
                 /* No page control: the server sent everything at once. */
                 ldap_controls_free(rctrls);
+                if (r == 0 && s->nwaiting) {
+                        /* 0: a range read is in flight (s->msgid). */
+                        r = search_next_range(d, s);
+                        if (r < 0 && s->ranging)
+                                ldap_abandon_ext(d->ld, s->msgid, NULL, NULL);
+                        return r;
+                }
                 return r ? r : 1;
         } else if (t == LDAP_RES_SEARCH_REFERENCE) {
                 /* Referrals are not chased: what another server holds was
@@ -1320,13 +1737,18 @@ static int read_entry(struct ob_dir *d, const char *dn, char **attrs, const char
 {
         int msgid = -1;
         struct timeval tl = ms_to_tv(d->timeout_ms);
-        int rc = ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
-                                 d->timeout_ms >= 1000 ? &tl : NULL, 1, &msgid);
+        char **owned = NULL;
+        char **ask = *dn ? request_attrs(d, attrs, &owned) : attrs; /* the root DSE has no ranges */
+        int rc = ask ? ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", ask, 0, NULL, NULL,
+                                       d->timeout_ms >= 1000 ? &tl : NULL, 1, &msgid)
+                     : LDAP_NO_MEMORY;
+        free(owned);
         if (rc != LDAP_SUCCESS) {
                 dir_log(d, OB_LOG_ERROR, op, dn, rc, NULL);
-                return -OB_EDIRECTORY;
+                return rc == LDAP_NO_MEMORY ? -ENOMEM : -OB_EDIRECTORY;
         }
         struct ob_account *found = NULL;
+        struct ranges rg = {0};
         int r = 0;
         for (;;) {
                 LDAPMessage *m = NULL;
@@ -1336,7 +1758,7 @@ static int read_entry(struct ob_dir *d, const char *dn, char **attrs, const char
                         break;
                 }
                 if (t == LDAP_RES_SEARCH_ENTRY && !found && r == 0) {
-                        int k = entry_to_account(d, m, false, &found);
+                        int k = entry_to_account(d, m, false, &found, &rg);
                         if (k < 0)
                                 r = k;
                 } else if (t == LDAP_RES_SEARCH_RESULT) {
@@ -1350,6 +1772,9 @@ static int read_entry(struct ob_dir *d, const char *dn, char **attrs, const char
                 }
                 ldap_msgfree(m);
         }
+        if (r == 0 && found)
+                r = ranges_read(d, &rg, found);
+        ranges_clear(&rg);
         if (r < 0) {
                 ob_account_free(found);
                 return r;
@@ -1801,6 +2226,8 @@ struct dir_op {
         struct dir_search s;            /* search */
         struct ob_dir_search_info info; /* search */
         struct ob_account *found;       /* read */
+        struct ranges rg;               /* read: what found still lacks (range retrieval) */
+        bool ranging;                   /* read: msgid is a range read's */
         int err;                        /* read: what went wrong before the result */
         ob_dir_search_done_fn search_done;
         ob_dir_read_done_fn read_done;
@@ -1822,6 +2249,7 @@ static void op_free(struct dir_op *op)
         search_clear(&op->s);
         ob_dir_search_info_clear(&op->info);
         ob_account_free(op->found);
+        ranges_clear(&op->rg);
         free(op->dn);
         free(op->cookie);
         free(op->owned_attrs);
@@ -2238,6 +2666,7 @@ static void dir_dispatch(struct ob_dir *d, LDAPMessage *m)
         switch (op->kind) {
         case DIR_OP_SEARCH: {
                 int k = search_on_msg(d, &op->s, m);
+                op->msgid = op->s.msgid; /* a range read's, after the page */
                 if (k == 1) {
                         if (!op->s.cookie) {
                                 op_finish(d, op, 0);
@@ -2257,8 +2686,26 @@ static void dir_dispatch(struct ob_dir *d, LDAPMessage *m)
                 return;
         }
         case DIR_OP_READ:
-                if (t == LDAP_RES_SEARCH_ENTRY && !op->found && op->err == 0) {
-                        int k = entry_to_account(d, m, false, &op->found);
+                if (op->ranging) {
+                        /* The rest of found's ranges, one read at a time. */
+                        int k = 0;
+                        if (t == LDAP_RES_SEARCH_ENTRY && op->err == 0)
+                                k = range_on_entry(d, &op->rg, op->found, m);
+                        else if (t == LDAP_RES_SEARCH_REFERENCE && op->err == 0)
+                                k = range_referral(op->found);
+                        else if (t == LDAP_RES_SEARCH_RESULT)
+                                k = range_on_result(d, &op->rg, op->found, m);
+                        if (k < 0 && op->err == 0)
+                                op->err = k;
+                        if (t != LDAP_RES_SEARCH_RESULT)
+                                return;
+                        if (k == 1 && op->err == 0 && (k = range_send(d, &op->rg, op->found->dn, &op->msgid)) == 0)
+                                return;
+                        if (k < 0 && op->err == 0)
+                                op->err = k;
+                        op_finish(d, op, 0);
+                } else if (t == LDAP_RES_SEARCH_ENTRY && !op->found && op->err == 0) {
+                        int k = entry_to_account(d, m, false, &op->found, &op->rg);
                         if (k < 0)
                                 op->err = k;
                 } else if (t == LDAP_RES_SEARCH_RESULT) {
@@ -2269,6 +2716,14 @@ static void dir_dispatch(struct ob_dir *d, LDAPMessage *m)
                                         op->found = NULL;
                                 } else if (op->err == 0)
                                         op->err = ldap_to_ob(res) == -ENOMEM ? -ENOMEM : -OB_EDIRECTORY;
+                        }
+                        if (op->err == 0 && op->found && ranges_pending(&op->rg)) {
+                                int k = range_send(d, &op->rg, op->found->dn, &op->msgid);
+                                if (k == 0) {
+                                        op->ranging = true;
+                                        return;
+                                }
+                                op->err = k;
                         }
                         op_finish(d, op, 0);
                 } else if (t == LDAP_RES_SEARCH_REFERENCE && op->err == 0) {
@@ -2609,8 +3064,12 @@ int ob_dir_read_start(struct ob_dir *d, const char *dn, char **attrs, ob_dir_rea
                 return -ENOMEM;
         op->read_done = done;
         struct timeval tl = ms_to_tv(d->timeout_ms);
-        int rc = ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL, NULL,
-                                 d->timeout_ms >= 1000 ? &tl : NULL, 1, &op->msgid);
+        char **owned = NULL;
+        char **ask = *dn ? request_attrs(d, attrs, &owned) : attrs; /* the root DSE has no ranges */
+        int rc = ask ? ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", ask, 0, NULL, NULL,
+                                       d->timeout_ms >= 1000 ? &tl : NULL, 1, &op->msgid)
+                     : LDAP_NO_MEMORY;
+        free(owned);
         if (rc != LDAP_SUCCESS) {
                 dir_log(d, OB_LOG_ERROR, "read_account", dn, rc, NULL);
                 op_free(op);
@@ -2751,6 +3210,7 @@ struct read_slot {
         int msgid; /* 0: free */
         size_t i;
         struct ob_account *found;
+        struct ranges rg;
         int err;
 };
 
@@ -2763,6 +3223,7 @@ static void read_slot_done(struct read_slot *sl, const char *const *dns, ob_dir_
                 fn(sl->i, sl->found, sl->found ? 0 : -OB_ENOTFOUND, ud);
         (void)dns;
         ob_account_free(sl->found);
+        ranges_clear(&sl->rg);
         *sl = (struct read_slot){0};
 }
 
@@ -2772,6 +3233,10 @@ int ob_dir_read_many(struct ob_dir *d, const char *const *dns, size_t n, ob_dir_
                 return -EINVAL;
         struct read_slot slots[OB_DIR_READS_IN_FLIGHT] = {0};
         size_t busy = 0, next = 0;
+        char **owned = NULL;
+        char **attrs = request_attrs(d, d->attrs, &owned);
+        if (!attrs)
+                return -ENOMEM;
         int r = 0;
         while (r == 0 && (next < n || busy > 0)) {
                 /* Send while there is room. */
@@ -2784,7 +3249,7 @@ int ob_dir_read_many(struct ob_dir *d, const char *const *dns, size_t n, ob_dir_
                         }
                         int msgid = -1;
                         struct timeval tl = ms_to_tv(d->timeout_ms);
-                        int rc = ldap_search_ext(d->ld, dns[i], LDAP_SCOPE_BASE, "(objectClass=*)", d->attrs, 0, NULL,
+                        int rc = ldap_search_ext(d->ld, dns[i], LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, NULL,
                                                  NULL, d->timeout_ms >= 1000 ? &tl : NULL, 1, &msgid);
                         if (rc != LDAP_SUCCESS) {
                                 dir_log(d, OB_LOG_ERROR, "read_account", dns[i], rc, NULL);
@@ -2821,7 +3286,7 @@ int ob_dir_read_many(struct ob_dir *d, const char *const *dns, size_t n, ob_dir_
                 if (!sl)
                         dir_dispatch(d, m); /* an operation on the loop */
                 else if (t == LDAP_RES_SEARCH_ENTRY && !sl->found && sl->err == 0) {
-                        int k = entry_to_account(d, m, false, &sl->found);
+                        int k = entry_to_account(d, m, false, &sl->found, &sl->rg);
                         if (k < 0)
                                 sl->err = k;
                 } else if (t == LDAP_RES_SEARCH_RESULT) {
@@ -2833,11 +3298,16 @@ int ob_dir_read_many(struct ob_dir *d, const char *const *dns, size_t n, ob_dir_
                                 ob_account_free(sl->found);
                                 sl->found = NULL;
                         }
+                        /* The rest of its ranges, here: the other reads'
+                         * answers wait in libldap meanwhile. */
+                        if (sl->err == 0 && sl->found)
+                                sl->err = ranges_read(d, &sl->rg, sl->found);
                         read_slot_done(sl, dns, fn, ud);
                         busy--;
                 }
                 ldap_msgfree(m);
         }
+        free(owned);
         return r;
 }
 

@@ -256,6 +256,31 @@ int ob_dir_sync_parse_state(const void *buf, size_t len, int *ret_state, const u
 int ob_dir_dirsync_parse_reply(const void *buf, size_t len, bool *ret_more, const char **ret_cookie,
                                size_t *ret_cookie_len);
 
+/* Active Directory's range retrieval (MS-ADTS 3.1.1.3.1.3.3): past
+ * MaxValRange values (1500 by default) an attribute comes back as
+ * NAME;range=0-1499 alone, and the rest must be asked for
+ * (NAME;range=1500-*) until a range ends in "*". Every read and search
+ * here does so before it hands out the entry, so an attribute is never
+ * shorter than the directory holds: a range that cannot be read fails the
+ * read (an account of the accounts' searches is delivered unreadable
+ * instead). The parts of an attribute description: */
+struct ob_dir_range {
+        size_t name_len; /* the description before ";range=" */
+        unsigned long low, high;
+        bool last; /* HIGH was "*" (high is then 0) */
+};
+/* 1 and *ret when desc (len bytes) carries a range option (in any case),
+ * 0 when it carries none, -EBADMSG when the option is malformed: not
+ * LOW-HIGH or LOW-* in decimal, HIGH below LOW, more than 32 bits, not the
+ * last option, or twice. */
+int ob_dir_parse_range(const char *desc, size_t len, struct ob_dir_range *ret);
+/* AD: ask for at most step values of an attribute at a time, from the first
+ * request on, as an AD whose MaxValRange is step hands them out (0, the
+ * default: as many as the server gives). Samba gives ranges only when asked
+ * and never cuts an attribute short by itself: this is how tests reach the
+ * range path on it. */
+void ob_dir_set_range_step(struct ob_dir *d, unsigned long step);
+
 /* Reads many entries by DN as ob_dir_read_account does, up to 32 on the wire
  * at once: fn gets each one's index, the account (borrowed), or NULL with
  * -OB_ENOTFOUND (absent, or outside the base and scope) or another error.
