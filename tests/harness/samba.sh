@@ -16,6 +16,11 @@
 #   OB_BIND_DN OB_BIND_PW_FILE OB_ADMIN_DN OB_ADMIN_PW_FILE OB_SAM_LDB
 #   OB_SMB_CONF OB_SAMBA_PID OB_IP
 # and DIR/manifest.json (what the AD mapping must conclude of each person).
+# With OB_SAMBA_CROWD=N (N >= 1) set, start also adds, offline before the
+# server starts, OU=Crowd holding N contacts (crowd-0000...) and the group
+# CN=crowd,OU=Crowd listing them all: a group larger than AD hands out at
+# once (MaxValRange, 1500). Samba adds ~40 contacts/s even offline, so only
+# the tests that need it ask.
 # If OB_SLAPD_WATCH_PID is set, Samba is stopped when that process ends.
 set -euo pipefail
 
@@ -125,6 +130,21 @@ cmd_start() {
                 --service-password-file "$dir/svc.pw" > "$dir/fixture.ldif"
         ldbadd -H "$sam" "$dir/fixture.ldif" > "$dir/fixture.out" 2>&1 ||
                 { cat "$dir/fixture.out" >&2; die "ldbadd of the fixture failed"; }
+        if [ -n "${OB_SAMBA_CROWD:-}" ]; then
+                case $OB_SAMBA_CROWD in *[!0-9]* | 0*) die "OB_SAMBA_CROWD must be a count: '$OB_SAMBA_CROWD'" ;; esac
+                {
+                        printf 'dn: OU=Crowd,%s\nobjectClass: organizationalUnit\n\n' "$SUFFIX"
+                        for ((i = 0; i < OB_SAMBA_CROWD; i++)); do
+                                printf 'dn: CN=crowd-%04d,OU=Crowd,%s\nobjectClass: contact\n\n' "$i" "$SUFFIX"
+                        done
+                        printf 'dn: CN=crowd,OU=Crowd,%s\nobjectClass: group\nsAMAccountName: crowd\n' "$SUFFIX"
+                        for ((i = 0; i < OB_SAMBA_CROWD; i++)); do
+                                printf 'member: CN=crowd-%04d,OU=Crowd,%s\n' "$i" "$SUFFIX"
+                        done
+                } > "$dir/crowd.ldif"
+                ldbadd -H "$sam" "$dir/crowd.ldif" > "$dir/crowd.out" 2>&1 ||
+                        { cat "$dir/crowd.out" >&2; die "ldbadd of the crowd failed"; }
+        fi
         # The domain's lockout policy as an administrator sets it: 3 bad
         # passwords lock for LOCKOUT_DAYS days (minutes here; lockoutDuration
         # becomes minus that many 100 ns intervals). The service account

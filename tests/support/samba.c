@@ -214,6 +214,19 @@ int ob_test_samba_share(void)
         return r;
 }
 
+int ob_test_samba_share_crowd(int members)
+{
+        char n[16];
+        snprintf(n, sizeof(n), "%d", members);
+        setenv("OB_SAMBA_CROWD", n, 1);
+        /* ~40 contacts a second on a loaded machine, on top of the start. */
+        int r = ob_test_dirsrv_share(SAMBA_SH, "samba", SAMBA_ENV, 180 + members / 10);
+        unsetenv("OB_SAMBA_CROWD");
+        if (r < 0)
+                fprintf(stderr, "ob_test_samba_share_crowd: cannot start Samba: %s\n", strerror(-r));
+        return r;
+}
+
 int ob_test_samba_attach(struct ob_test_dirsrv *s)
 {
         return ob_test_dirsrv_attach(SAMBA_ENV, s);

@@ -29,6 +29,10 @@ struct ob_test_dirsrv {
 };
 
 int ob_test_samba_share(void);
+/* The same with the group CN=crowd,OU=Crowd,SUFFIX of members contacts
+ * (samba.sh's OB_SAMBA_CROWD): more than AD hands out at once. Adding them
+ * takes Samba a minute or more. */
+int ob_test_samba_share_crowd(int members);
 int ob_test_samba_attach(struct ob_test_dirsrv *s);
 void ob_test_samba_unshare(void);
 
