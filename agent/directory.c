@@ -1739,9 +1739,9 @@ static int read_entry(struct ob_dir *d, const char *dn, char **attrs, const char
         struct timeval tl = ms_to_tv(d->timeout_ms);
         char **owned = NULL;
         char **ask = *dn ? request_attrs(d, attrs, &owned) : attrs; /* the root DSE has no ranges */
-        int rc = ask ? ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", ask, 0, NULL, NULL,
-                                       d->timeout_ms >= 1000 ? &tl : NULL, 1, &msgid)
-                     : LDAP_NO_MEMORY;
+        int rc = ask || !attrs ? ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", ask, 0, NULL,
+                                                 NULL, d->timeout_ms >= 1000 ? &tl : NULL, 1, &msgid)
+                               : LDAP_NO_MEMORY;
         free(owned);
         if (rc != LDAP_SUCCESS) {
                 dir_log(d, OB_LOG_ERROR, op, dn, rc, NULL);
@@ -3066,9 +3066,9 @@ int ob_dir_read_start(struct ob_dir *d, const char *dn, char **attrs, ob_dir_rea
         struct timeval tl = ms_to_tv(d->timeout_ms);
         char **owned = NULL;
         char **ask = *dn ? request_attrs(d, attrs, &owned) : attrs; /* the root DSE has no ranges */
-        int rc = ask ? ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", ask, 0, NULL, NULL,
-                                       d->timeout_ms >= 1000 ? &tl : NULL, 1, &op->msgid)
-                     : LDAP_NO_MEMORY;
+        int rc = ask || !attrs ? ldap_search_ext(d->ld, dn, LDAP_SCOPE_BASE, "(objectClass=*)", ask, 0, NULL,
+                                                 NULL, d->timeout_ms >= 1000 ? &tl : NULL, 1, &op->msgid)
+                               : LDAP_NO_MEMORY;
         free(owned);
         if (rc != LDAP_SUCCESS) {
                 dir_log(d, OB_LOG_ERROR, "read_account", dn, rc, NULL);
