@@ -779,8 +779,9 @@ Test(ds389, a_lock_and_an_end_date_reach_the_service_through_389_content_sync_wi
 
 /* A deletion pushed by the content sync (the changelog's next question is
  * an hour away); stopped and started again, the feed resumes from the
- * cookie the last whole pass covered: nothing is acted on again, nothing
- * is refreshed from the whole content, and what follows is heard. */
+ * cookie the last whole pass covered: what changed meanwhile is acted on,
+ * nothing is acted on again, nothing is refreshed from the whole content,
+ * and what follows is heard. */
 Test(ds389, a_delete_reaches_the_service_through_389_content_sync_and_a_restart_resumes_from_its_cookie)
 {
         add_person("dora");
@@ -804,7 +805,15 @@ Test(ds389, a_delete_reaches_the_service_through_389_content_sync_and_a_restart_
         fprintf(stderr, "389 content sync: delete to first request %lld ms\n", (long long)ms);
 
         ob_test_case_stop_service(&tc);
+        /* A lock while it is stopped: not lost (the pass at start finds it). */
+        char ldif[400];
+        snprintf(ldif, sizeof(ldif), "dn: uid=sam,%s\nchangetype: modify\nreplace: nsAccountLock\nnsAccountLock: true\n-\n",
+                 srv.base);
+        service_changed = true;
+        admin_modify(ldif);
         ob_test_case_start_service(&tc, "syncrepl");
+        n = ob_test_case_wait_requests(&tc, "/api/users/sam/sessions/revoke", 1, 10000);
+        cr_assert_eq(n, 1, "the lock made while the service was stopped was lost");
         delete_person("dirk");
         n = ob_test_case_wait_requests(&tc, "/api/users/dirk/sessions/revoke", 1, 10000);
         log = service_log_with("event=change_pass number=1 ", 5000);
