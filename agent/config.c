@@ -1623,6 +1623,119 @@ static int h_guard_role(struct pctx *p, const char *key, yaml_node_t *v, void *d
         return fail(p, find_value(p, v, "above"), "%s.above: '%s' is not one of ranks", key, g->role_above);
 }
 
+/* guards.X.connector: an http connector, defined above (connectors and
+ * actions are parsed before guards). */
+static struct ob_connector *find_connector(struct ob_config *c, const char *name);
+static yaml_node_t *value_of(struct pctx *p, yaml_node_t *m, const char *key);
+
+static int h_guard_connector(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        int r = expect(p, v, YAML_SCALAR_NODE, key);
+        if (r < 0)
+                return r;
+        struct ob_connector *k = find_connector(p->cfg, scalar(v));
+        if (!k) {
+                /* No connectors: section to look in (refused, or perhaps misspelt): said already. */
+                if (p->ld->connectors_unknowable)
+                        return -OB_ECONFIG;
+                return fail(p, v, "%s: unknown connector '%s' (define it under connectors:)", key, scalar(v));
+        }
+        if (!k->kind || !k->settings) /* its type was refused: said there */
+                return -OB_ECONFIG;
+        if (k->kind != &ob_http_kind)
+                return fail(p, v, "%s: '%s' is a %s connector; a guard asks an http connector (GET base_url + url)",
+                            key, scalar(v), k->kind->name);
+        *(struct ob_connector **)dst = k;
+        return 0;
+}
+
+/* guards.X.url: a path under the connector's base_url whose fields are the
+ * account's own (account.*, no list): the guard is asked before the
+ * account's teams and transfer target are read. */
+static int h_guard_url(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        struct ob_tpl **t = dst;
+        int r = parse_tpl(p, v, OB_TPL_URL, key, t);
+        if (r < 0)
+                return r;
+        const char *src = ob_tpl_source(*t);
+        if (src[0] != '/')
+                return fail(p, v, "%s must start with '/' (it is appended to the connector's base_url)", key);
+        static const char *const refused[] = {"transfer_to.", "status.", "transition.", "action.", "idempotency_key",
+                                              "account.teams", "account.groups", NULL};
+        for (size_t i = 0; refused[i]; i++) {
+                if (!ob_tpl_uses_prefix(*t, refused[i]))
+                        continue;
+                const char *at = strstr(src, refused[i]);
+                return fail_off(p, v, at ? (size_t)(at - src) : 0,
+                                "%s: a guard's url may use the account's own fields (account.id, account.dn, "
+                                "account.uid, account.mail, account.name, account.manager, account.attr.NAME), not "
+                                "%s",
+                                key, refused[i]);
+        }
+        return 0;
+}
+
+static int h_http_statuses(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        struct ob_int_list *l = dst;
+        if (v->type != YAML_SEQUENCE_NODE)
+                return fail(p, v, "%s must be a list of HTTP statuses, such as [404]", key);
+        for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
+                int64_t n = 0;
+                int r = parse_int(p, key, node(p, *i), 100, 599, &n);
+                if (r < 0)
+                        return r;
+                long *nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                l->v = nv;
+                nv[l->n++] = (long)n;
+        }
+        return 0;
+}
+
+static int h_i64_nonneg(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        return parse_int(p, key, v, 0, INT64_MAX, dst);
+}
+
+/* guards.X.blocks_when: {json: PATH, above: N} or {status: [CODES]}. */
+static int h_guard_blocks_when(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
+{
+        struct ob_guard *g = dst;
+        const struct field f[] = {
+                {"json", h_nonempty, offsetof(struct ob_guard, json), false},
+                {"above", h_i64_nonneg, offsetof(struct ob_guard, json_above), false},
+                {"status", h_http_statuses, offsetof(struct ob_guard, block_status), false},
+                {NULL},
+        };
+        int r = walk(p, v, key, f, g);
+        if (r < 0)
+                return r;
+        bool has_json = g->json != NULL, has_status = value_of(p, v, "status") != NULL;
+        if (has_json == has_status)
+                return fail(p, v, "%s: %s (json: PATH with above: N, or status: [CODES])", key,
+                            has_json ? "one test: json or status" : "a test is needed");
+        if (!has_json && value_of(p, v, "above"))
+                return fail(p, find_value(p, v, "above"), "%s.above: only json: reads a number", key);
+        for (const char *c = g->json; c && *c; c++)
+                if (*c == '.' && (c == g->json || c[1] == '.' || c[1] == '\0'))
+                        return fail(p, find_value(p, v, "json"),
+                                    "%s.json: member names separated by '.', such as open.count", key);
+        return 0;
+}
+
+/* The value of a connector's string key (base_url), read through its kind's
+ * table: config.c knows no kind's struct. */
+static const char *connector_string(const struct ob_connector *k, const char *name)
+{
+        for (const struct ob_key_spec *s = k->kind->connector_keys; s && s->name; s++)
+                if (strcmp(s->name, name) == 0 && s->type == OB_KEY_STRING)
+                        return *(char *const *)((const char *)k->settings + s->offset);
+        return NULL;
+}
+
 /* One guard's keys, then what they must be together (skipped when a key
  * was refused). */
 static int parse_guard(struct pctx *p, yaml_node_t *k, yaml_node_t *val, struct ob_guard *g)
@@ -1637,6 +1750,10 @@ static int parse_guard(struct pctx *p, yaml_node_t *k, yaml_node_t *val, struct 
                 {"member_of", h_dn, offsetof(struct ob_guard, group), false},
                 {"sole_member_of", h_dn, offsetof(struct ob_guard, sole_member_of), false},
                 {"member_attribute", h_attr, offsetof(struct ob_guard, member_attribute), false},
+                {"connector", h_guard_connector, offsetof(struct ob_guard, connector), false},
+                {"url", h_guard_url, offsetof(struct ob_guard, url), false},
+                {"blocks_when", h_guard_blocks_when, 0, false},
+                {"clear_status", h_http_statuses, offsetof(struct ob_guard, clear_status), false},
                 {"warn", h_bool, offsetof(struct ob_guard, warn), false},
                 {NULL},
         };
@@ -1644,15 +1761,33 @@ static int parse_guard(struct pctx *p, yaml_node_t *k, yaml_node_t *val, struct 
         if (r < 0)
                 return r;
         bool has_role = g->role_attribute != NULL, has_sole = g->sole_member_of != NULL;
-        int kinds = g->owns_team + has_role + (g->group != NULL) + has_sole;
+        bool has_conn = g->connector != NULL;
+        int kinds = g->owns_team + has_role + (g->group != NULL) + has_sole + has_conn;
         if (kinds != 1)
                 return fail(p, kinds ? val : k,
-                            "%s: %s (owns_team_with_members: true, role:, member_of: or sole_member_of:)", section,
-                            kinds ? "one condition per guard" : "a guard needs a condition");
+                            "%s: %s (owns_team_with_members: true, role:, member_of:, sole_member_of: or "
+                            "connector:)",
+                            section, kinds ? "one condition per guard" : "a guard needs a condition");
         g->kind = g->owns_team ? OB_GUARD_OWNS_TEAM
                   : has_role   ? OB_GUARD_ROLE
                   : has_sole   ? OB_GUARD_SOLE_MEMBER_OF
+                  : has_conn   ? OB_GUARD_CONNECTOR
                                : OB_GUARD_MEMBER_OF;
+        static const char *const conn_keys[] = {"url", "blocks_when", "clear_status", NULL};
+        for (size_t i = 0; !has_conn && conn_keys[i]; i++)
+                if (value_of(p, val, conn_keys[i]))
+                        return fail(p, find_value(p, val, conn_keys[i]), "%s.%s: only a connector: guard asks an endpoint",
+                                    section, conn_keys[i]);
+        if (has_conn) {
+                for (size_t i = 0; i < 2; i++)
+                        if (!value_of(p, val, conn_keys[i]))
+                                return fail(p, val, "%s: missing required key '%s' (a connector: guard asks GET url)",
+                                            section, conn_keys[i]);
+                if (!connector_string(g->connector, "base_url"))
+                        return fail(p, find_value(p, val, "connector"),
+                                    "%s.connector: connector '%s' has no base_url; the guard's url is appended to it",
+                                    section, g->connector->name);
+        }
         if (has_sole)
                 g->group = TAKE_PTR(g->sole_member_of);
         if (g->member_attribute && !g->group)
@@ -1668,7 +1803,8 @@ static int parse_guard(struct pctx *p, yaml_node_t *k, yaml_node_t *val, struct 
 }
 
 /* guards: NAME: {owns_team_with_members: true | role: {...} | member_of: DN |
- * sole_member_of: DN, member_attribute: ATTR, warn: BOOL} */
+ * sole_member_of: DN, member_attribute: ATTR | connector: NAME, url: PATH,
+ * blocks_when: {...}, clear_status: [...]; warn: BOOL} */
 static int parse_guards(struct pctx *p, yaml_node_t *v)
 {
         struct ob_config *c = p->cfg;
@@ -3266,9 +3402,12 @@ static int collect_attributes(struct ob_config *c)
          * its auxiliary class without reading the entry again. */
         if (r == 0 && c->writeback.enabled && c->writeback.object_class)
                 r = ob_strv_add_unique_ci(l, "objectClass");
-        for (size_t i = 0; r == 0 && i < c->nguards; i++)
+        for (size_t i = 0; r == 0 && i < c->nguards; i++) {
                 if (c->guards[i].role_attribute)
                         r = ob_strv_add_unique_ci(l, c->guards[i].role_attribute);
+                if (r == 0 && c->guards[i].url)
+                        r = add_tpl_attrs(c->guards[i].url, l);
+        }
         for (size_t i = 0; r == 0 && i < c->nrules; i++) {
                 r = ob_cond_attributes(c->rules[i].when, l);
                 if (r == 0 && c->rules[i].reason_attribute)
@@ -3562,8 +3701,6 @@ static int load_main(struct pctx *p)
                 if (r < 0 && !go_on(p, r, &bad))
                         return r;
         }
-        if (sec[11] && (r = parse_guards(p, sec[11])) < 0 && !go_on(p, r, &bad))
-                return r;
         if (sec[5] && (r = parse_mapping_list(p, sec[5])) < 0 && !go_on(p, r, &bad))
                 return r;
         /* A section that is not a mapping, or absent beside a misspelt one,
@@ -3579,6 +3716,9 @@ static int load_main(struct pctx *p)
         if (!uses_bad && (r = check_uses(p)) < 0 && !go_on(p, r, &bad))
                 return r;
         bad = bad ? bad : uses_bad;
+        /* After the connectors: a guard may ask one. */
+        if (sec[11] && (r = parse_guards(p, sec[11])) < 0 && !go_on(p, r, &bad))
+                return r;
         if (sec[8] && (r = parse_transitions(p, sec[8])) < 0 && !go_on(p, r, &bad))
                 return r;
         if (p->safety_transitions && !ld->transitions_unknowable &&
@@ -3806,6 +3946,10 @@ void ob_config_free(struct ob_config *c)
                 ob_strv_free(g->ranks);
                 free(g->role_above);
                 free(g->sole_member_of);
+                ob_tpl_free(g->url);
+                free(g->json);
+                free(g->block_status.v);
+                free(g->clear_status.v);
         }
         free(c->guards);
         ob_strv_free(c->mapping_files);

@@ -343,6 +343,7 @@ enum ob_guard_kind {
         OB_GUARD_ROLE,           /* its role ranks above a limit */
         OB_GUARD_MEMBER_OF,      /* is a member of a group (a portal's administrators) */
         OB_GUARD_SOLE_MEMBER_OF, /* is the only member of a group (the one recipient of an alert) */
+        OB_GUARD_CONNECTOR,      /* an application's endpoint reports open records (seed 002) */
 };
 
 struct ob_guard {
@@ -355,6 +356,15 @@ struct ob_guard {
         char *role_attribute;   /* role */
         char **ranks;           /* role: values from the lowest rank up, NULL-terminated */
         size_t above;           /* role: a rank past ranks[above] blocks */
+        /* connector (seed 002): GET the http connector's base_url + url (its
+         * auth, TLS, headers, timeout and concurrency), a read: no
+         * idempotency key, nothing recorded, not an action. */
+        struct ob_connector *connector;
+        struct ob_tpl *url;            /* starts with '/'; account.* fields, escaped by position */
+        char *json;                    /* blocks_when.json: a dotted member path in a 2xx answer; NULL: by status */
+        int64_t json_above;            /* blocks_when.above: the number there (an array: its length) blocks past it */
+        struct ob_int_list block_status; /* blocks_when.status: answers that mean "has open records" */
+        struct ob_int_list clear_status; /* answers outside 2xx that mean "nothing open" (404: not a user there) */
         /* parsing only */
         bool owns_team;
         char *role_above;

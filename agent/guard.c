@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard_http.h"
 #include "util.h"
 
 /* A group a guard reads, as this pass read it. */
@@ -20,9 +21,11 @@ struct ob_guards {
         const struct ob_config *c;
         struct ob_dir *d;
         struct group_read *groups; /* one per guard (unused for those that read none) */
+        struct ob_guard_http *asks; /* the connector guards' answers (guard_http.h), NULL without them */
 };
 
-int ob_guards_new(const struct ob_config *c, struct ob_dir *d, struct ob_guards **ret)
+int ob_guards_new(const struct ob_config *c, struct ob_dir *d, struct ob_loop *loop, const int *stop,
+                  struct ob_guards **ret)
 {
         struct ob_guards *g = calloc(1, sizeof(*g));
         if (!g)
@@ -30,12 +33,29 @@ int ob_guards_new(const struct ob_config *c, struct ob_dir *d, struct ob_guards 
         g->c = c;
         g->d = d;
         g->groups = calloc(c->nguards ? c->nguards : 1, sizeof(*g->groups));
-        if (!g->groups) {
+        if (!g->groups || (ob_guards_ask_endpoints(c) && ob_guard_http_new(c, loop, stop, &g->asks) < 0)) {
+                free(g->groups);
                 free(g);
                 return -ENOMEM;
         }
         *ret = g;
         return 0;
+}
+
+bool ob_guards_ask_endpoints(const struct ob_config *c)
+{
+        for (size_t i = 0; i < c->nguards; i++)
+                if (c->guards[i].kind == OB_GUARD_CONNECTOR)
+                        return true;
+        return false;
+}
+
+int ob_guards_ask(struct ob_guards *g, const struct ob_account *const *accounts, size_t n)
+{
+        if (!g->asks)
+                return 0;
+        ob_guard_http_forget(g->asks);
+        return ob_guard_http_ask(g->asks, accounts, n);
 }
 
 void ob_guards_free(struct ob_guards *g)
@@ -45,6 +65,7 @@ void ob_guards_free(struct ob_guards *g)
         for (size_t i = 0; i < g->c->nguards; i++)
                 ob_account_free(g->groups[i].g);
         free(g->groups);
+        ob_guard_http_free(g->asks);
         free(g);
 }
 
@@ -141,6 +162,14 @@ static int check_one(struct ob_guards *gs, size_t gi, const struct ob_account *a
                         n = asprintf(reason, "owns the team %s, which has %zu other member%s", o.team, o.others,
                                      o.others == 1 ? "" : "s");
                 free(o.team);
+                break;
+        }
+        case OB_GUARD_CONNECTOR: {
+                /* Asked before the window was planned (ob_guards_ask), or now. */
+                int k = ob_guard_http_verdict(gs->asks, gi, a, reason);
+                if (k <= 0)
+                        return k;
+                n = 0;
                 break;
         }
         case OB_GUARD_MEMBER_OF:

@@ -7,8 +7,12 @@
  * transition except the security ones (session and token revocation are
  * never held), and the report, the write-back and the journal say why.
  *
- * Fail closed: a guard that cannot be checked (its group cannot be read)
- * blocks, and says so. It is never "not guarded".
+ * A connector guard (seed 002) asks an application's endpoint whether the
+ * account still has open records (guard_http.h).
+ *
+ * Fail closed: a guard that cannot be checked (its group cannot be read,
+ * its endpoint does not answer or answers an error) blocks, and says so.
+ * It is never "not guarded".
  */
 #ifndef OB_GUARD_H
 #define OB_GUARD_H
@@ -19,13 +23,28 @@
 #include "account.h"
 #include "config.h"
 #include "directory.h"
+#include "loop.h"
 #include "plan.h"
 
-/* A pass's guards: the groups they read, read once per pass. */
+/* A pass's guards: the groups they read, read once per pass, and what the
+ * connector guards' endpoints said of the window's accounts. */
 struct ob_guards;
 
-int ob_guards_new(const struct ob_config *c, struct ob_dir *d, struct ob_guards **ret);
+/* The connector guards ask on loop (the pass's, which d may share) and stop
+ * waiting when *stop (the pass's first signal) is set. */
+int ob_guards_new(const struct ob_config *c, struct ob_dir *d, struct ob_loop *loop, const int *stop,
+                  struct ob_guards **ret);
 void ob_guards_free(struct ob_guards *g);
+
+/* Whether some guard asks an endpoint (guards.X.connector, seed 002). */
+bool ob_guards_ask_endpoints(const struct ob_config *c);
+/* A window's accounts that want guards (ob_account_plan_wants_guards),
+ * before they are planned: every connector guard's endpoint is asked about
+ * each, all at once on the loop, at most each connector's concurrency in
+ * flight (guard_http.h). The answers replace the last window's; an account
+ * not asked here is asked when checked. 0 or -ENOMEM; an endpoint that
+ * cannot be asked is a blocking verdict, not an error. */
+int ob_guards_ask(struct ob_guards *g, const struct ob_account *const *accounts, size_t n);
 
 /* The guards that apply to a (its DN and username as read), into *ret (*n
  * of them, none: NULL and 0). 0 or -ENOMEM; a failed read is a blocking

@@ -903,6 +903,39 @@ static int prefetch_managers(struct run *r)
         return k == -ENOMEM ? k : 0; /* a failed prefetch leaves the lookups to read_active */
 }
 
+/* Asks the connector guards' endpoints (seed 002) about the window's
+ * accounts that want guards, many at once, before they are planned one by
+ * one: an account that stays active, or owes only its revocation, costs
+ * no request. */
+static int prefetch_guards(struct run *r)
+{
+        const struct ob_account **want = calloc(r->ncands ? r->ncands : 1, sizeof(*want));
+        size_t n = 0;
+        int k = want ? 0 : -ENOMEM;
+        if (k == 0 && !r->guards)
+                k = ob_guards_new(r->c, r->dir, r->loop, &r->signo, &r->guards);
+        for (size_t i = 0; k == 0 && i < r->ncands; i++) {
+                struct cand *cd = &r->cands[i];
+                if (!cd->plan) {
+                        struct ob_plan_input in = {.account = cd->account,
+                                                   .deleted = cd->deleted,
+                                                   .record = cd->have_record ? &cd->rec : NULL,
+                                                   .actions = cd->acts,
+                                                   .nactions = cd->nacts,
+                                                   .now = r->now,
+                                                   .policy = r->policy};
+                        if (ob_plan_account(r->c, &in, &cd->plan) < 0)
+                                continue; /* plan_cand says why */
+                }
+                if (ob_account_plan_wants_guards(cd->plan))
+                        want[n++] = cd->account;
+        }
+        if (k == 0)
+                k = ob_guards_ask(r->guards, want, n);
+        free(want);
+        return k;
+}
+
 /* What one read of dn (a, or the error k) says about it as a transfer
  * target, as read_active returns it; takes a. */
 static int judge_target(struct run *r, const char *dn, const char *role, struct ob_account *a, int k,
@@ -1107,7 +1140,7 @@ static int plan_cand(struct run *r, struct cand *cd, struct ob_report_item *it)
                 again = true;
         }
         if (r->c->nguards > 0 && ob_account_plan_wants_guards(p)) {
-                if (!r->guards && (k = ob_guards_new(r->c, r->dir, &r->guards)) < 0)
+                if (!r->guards && (k = ob_guards_new(r->c, r->dir, r->loop, &r->signo, &r->guards)) < 0)
                         goto out;
                 if ((k = ob_guards_check(r->guards, cd->account, &verdicts, &in.nguards)) < 0)
                         goto out;
@@ -1516,6 +1549,10 @@ static int pass_window(struct run *r, size_t first, size_t n, bool acting, struc
         }
         lookahead_finish(r);
         if (r->c->uses_transfer && prefetch_managers(r) < 0) {
+                ret = OB_EXIT_FAILED;
+                goto out;
+        }
+        if (ob_guards_ask_endpoints(r->c) && prefetch_guards(r) < 0) {
                 ret = OB_EXIT_FAILED;
                 goto out;
         }
