@@ -29,6 +29,10 @@ application/json) are optional. The first matching rule wins. "headers" (an
 object) adds response headers (for example {"Retry-After": "2"}), and
 "reset": true closes the connection without any answer.
 
+The rules file is read again when it is replaced (renamed over: see
+ob_test_recorder_set_rules), so a test can change the answers of a running
+server; the "times" counts then start over.
+
 A rule with "echo_header" plays a server that echoes a request header back
 (to test that a client scrubs secrets from what it reports). Its "body" is
 then a template in which
@@ -60,14 +64,47 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+def load_rules(path):
+    with open(path, encoding="utf-8") as f:
+        rules = json.load(f)
+    if not isinstance(rules, list):
+        sys.exit("recorder: the rules file must hold a JSON list")
+    for r in rules:
+        re.compile(r.get("match", ""))
+        if r.get("echo_header"):
+            encode_echo("", r.get("echo_encode"))
+    return rules
+
+
+def stamp(path):
+    st = os.stat(path)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 class Recorder:
-    def __init__(self, log_path, rules):
+    def __init__(self, log_path, rules, rules_path=None):
         self.lock = threading.Lock()
         self.log = open(log_path, "a", encoding="utf-8")
         self.rules = rules
         self.matched = [0] * len(rules)
         self.seq = 0
         self.inflight = 0
+        self.rules_path = rules_path
+        self.rules_stamp = stamp(rules_path) if rules_path else None
+
+    def reload(self):
+        """Takes the rules file again when it was replaced (a test changes
+        what the server answers); the "times" counts start over."""
+        if not self.rules_path:
+            return
+        try:
+            now = stamp(self.rules_path)
+        except OSError:
+            return
+        if now != self.rules_stamp:
+            self.rules = load_rules(self.rules_path)
+            self.matched = [0] * len(self.rules)
+            self.rules_stamp = now
 
     def arrive(self):
         with self.lock:
@@ -87,6 +124,7 @@ class Recorder:
 
     def rule_for(self, method, path):
         with self.lock:
+            self.reload()
             for i, rule in enumerate(self.rules):
                 m = rule.get("method")
                 if m is not None and m.upper() != method:
@@ -258,19 +296,10 @@ def main():
     ap.add_argument("--tls-key")
     args = ap.parse_args()
 
-    rules = []
-    if args.rules:
-        with open(args.rules, encoding="utf-8") as f:
-            rules = json.load(f)
-        if not isinstance(rules, list):
-            sys.exit("recorder: the rules file must hold a JSON list")
-        for r in rules:
-            re.compile(r.get("match", ""))
-            if r.get("echo_header"):
-                encode_echo("", r.get("echo_encode"))
+    rules = load_rules(args.rules) if args.rules else []
 
     server = Server(("127.0.0.1", 0), Handler)
-    server.recorder = Recorder(args.log, rules)
+    server.recorder = Recorder(args.log, rules, args.rules)
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.tls_cert, args.tls_key)

@@ -1059,3 +1059,361 @@ Test(rules, transfer_sends_each_module_as_configured_all_none_or_matching)
         cr_assert_eq(ob_test_recorder_count(&rec), 2);
         ob_test_recorder_stop(&rec);
 }
+
+/* ---- connector guards (seed 002) ---------------------------------------------- */
+
+/* The guard configuration (revocation, a transfer, a license) for the
+ * accounts filter matches, with guards as given; "inbox" is a second
+ * connector to the recorder whose answers take at most a second. */
+static void write_connector_guard_config(const struct ob_test_recorder *rec, const char *filter, const char *guards)
+{
+        FILE *f = config_open(filter, true);
+        fprintf(f,
+                "writeback: {object_class: offboardAccount}\n"
+                "state:\n"
+                "  path: state.db\n"
+                "transfer: {fallback: '%s'}\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [openldap]\n"
+                "%s"
+                "connectors:\n"
+                "  apps: {type: http, base_url: '%s/api', timeout: 5s, concurrency: 2}\n"
+                "  inbox: {type: http, base_url: '%s/inbox', timeout: 1s}\n"
+                "  closed: {type: http, base_url: 'http://127.0.0.1:9/api', timeout: 5s}\n"
+                "actions:\n"
+                "  revoke-sessions:\n"
+                "    connector: apps\n"
+                "    security: true\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/sessions/revoke\n"
+                "  transfer-records:\n"
+                "    connector: apps\n"
+                "    method: POST\n"
+                "    url: /users/{{ account.uid }}/transfer\n"
+                "    after: [revoke-sessions]\n"
+                "    json: {to: \"{{ transfer_to.uid }}\", via: \"{{ transfer_to.via }}\"}\n"
+                "  free-license:\n"
+                "    connector: apps\n"
+                "    method: DELETE\n"
+                "    url: /licenses/{{ account.uid }}\n"
+                "    after: [transfer-records]\n"
+                "transitions:\n"
+                "  deactivate:\n"
+                "    to: [inactive, ended, deleted]\n"
+                "    actions: [revoke-sessions, transfer-records, free-license]\n",
+                man->fallback, guards, rec->base_url, rec->base_url);
+        fclose(f);
+}
+
+static const char open_records_guard[] =
+        "guards:\n"
+        "  open-records:\n"
+        "    connector: apps\n"
+        "    url: /users/{{ account.uid }}/open-records\n"
+        "    blocks_when: {json: open.count, above: 0}\n";
+
+/* The recorder's answers: uid has n open records, everyone else none. */
+static char *open_records_rules(const char *uid, int n)
+{
+        char *rules = NULL;
+        cr_assert_gt(asprintf(&rules,
+                              "[{\"match\": \"^/api/users/%s/open-records$\", \"method\": \"GET\", "
+                              "\"body\": \"{\\\"open\\\": {\\\"count\\\": %d}}\"},"
+                              " {\"match\": \"/open-records$\", \"method\": \"GET\", "
+                              "\"body\": \"{\\\"open\\\": {\\\"count\\\": 0}}\"}]",
+                              uid, n),
+                     0);
+        return rules;
+}
+
+/* The header of the first request to path, or NULL (the caller frees). */
+static char *header_of(const struct ob_test_recorder *rec, const char *path, const char *name)
+{
+        struct ob_test_request *q = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_test_recorder_requests(rec, &q, &n), 0);
+        char *v = NULL;
+        for (size_t i = 0; i < n && !v; i++)
+                if (strcmp(q[i].path, path) == 0 && ob_test_request_header(&q[i], name))
+                        v = strdup(ob_test_request_header(&q[i], name));
+        ob_test_requests_free(q, n);
+        return v;
+}
+
+Test(rules, a_connector_guard_holds_all_but_revocation_while_the_endpoint_reports_open_records_and_releases_when_it_clears)
+{
+        struct ob_test_recorder rec = {0};
+        char *rules = open_records_rules("gus", 2);
+        cr_assert_eq(ob_test_recorder_start(&rec, rules, false), 0);
+        free(rules);
+        write_connector_guard_config(&rec, "(|(uid=gus)(uid=wes)(uid=dora))", open_records_guard);
+        char *out = NULL, *err = NULL;
+        int rc = offboard("reconcile", &out, &err);
+        cr_assert_eq(rc, 1, "held actions need a human: exit 1\nstdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "open.count is 2, above 0"), "the report says why: %s", out);
+        free(out);
+        free(err);
+        cr_assert_eq(count_req(&rec, "GET", "/api/users/gus/open-records"), 1);
+        cr_assert_eq(count_req(&rec, "GET", "/api/users/wes/open-records"), 1);
+        cr_assert_eq(count_req(&rec, "GET", "/api/users/dora/open-records"), 0, "an active account is not asked");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/sessions/revoke"), 1, "revocation is never held");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/transfer"), 0, "the transfer waits for the guard");
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/gus"), 0);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/wes/transfer"), 1, "wes has nothing open");
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/wes"), 1);
+        /* A read: no idempotency key, nothing recorded as an action. */
+        char *key = header_of(&rec, "/api/users/gus/open-records", "Idempotency-Key");
+        cr_assert_null(key, "a guard's question carries no idempotency key: %s", key);
+        char *e = ob_test_ldapsearch(&srv, PEOPLE, "(uid=gus)", "offboardStatus offboardReason");
+        cr_assert_not_null(e);
+        cr_assert(strstr(e, "offboardStatus: blocked"), "%s", e);
+        cr_assert(strstr(e, "blocked by guard open-records: GET "), "%s", e);
+        cr_assert(strstr(e, "/api/users/gus/open-records: open.count is 2, above 0"), "%s", e);
+        free(e);
+        /* The records are handed over, and gus's manager is now lars: the
+         * next pass sends the rest, naming the target as it is now. */
+        rules = open_records_rules("gus", 0);
+        cr_assert_eq(ob_test_recorder_set_rules(&rec, rules), 0);
+        free(rules);
+        const char change[] = "dn: uid=gus," PEOPLE "\nchangetype: modify\nreplace: manager\nmanager: uid=lars," PEOPLE
+                              "\n";
+        cr_assert_eq(ob_test_ldapmodify(&srv, change), 0);
+        rc = offboard("reconcile", &out, &err);
+        const char back[] = "dn: uid=gus," PEOPLE "\nchangetype: modify\nreplace: manager\nmanager: uid=dora," PEOPLE
+                            "\n";
+        int put_back = ob_test_ldapmodify(&srv, back);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(put_back, 0);
+        cr_assert_eq(count_req(&rec, "GET", "/api/users/gus/open-records"), 2);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/sessions/revoke"), 1, "not revoked again");
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/transfer"), 1);
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/gus"), 1);
+        char body[512];
+        cr_assert_str_eq(body_of(&rec, "/api/users/gus/transfer", body, sizeof(body)),
+                         "{\"to\":\"lars\",\"via\":\"manager\"}");
+        e = ob_test_ldapsearch(&srv, PEOPLE, "(uid=gus)", "offboardStatus offboardReason");
+        cr_assert(strstr(e, "offboardStatus: inactive"), "%s", e);
+        free(e);
+
+        /* Nothing owed, nothing asked. */
+        int before = ob_test_recorder_count(&rec);
+        rc = offboard("reconcile", &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        free(out);
+        free(err);
+        cr_assert_eq(ob_test_recorder_count(&rec), before, "an account with nothing owed costs no request");
+        ob_test_recorder_stop(&rec);
+}
+
+Test(rules, a_connector_guard_that_cannot_be_asked_holds_and_says_why)
+{
+        struct ob_test_recorder rec = {0};
+        const char rules[] =
+                "[{\"match\": \"^/api/users/gus/\", \"status\": 500, \"body\": \"{\\\"open\\\": {\\\"count\\\": 0}}\"},"
+                " {\"match\": \"^/api/users/wes/\", \"status\": 401},"
+                " {\"match\": \"^/api/users/vic/\", \"body\": \"<html>sign in</html>\", \"content_type\": \"text/html\"},"
+                " {\"match\": \"^/api/users/sol/\", \"body\": \"{\\\"open\\\": {}}\"},"
+                " {\"match\": \"^/inbox/users/pam/\", \"delay_ms\": 3000, \"body\": \"{\\\"count\\\": 0}\"},"
+                " {\"match\": \"^/api/\", \"body\": \"{\\\"open\\\": {\\\"count\\\": 0}}\"},"
+                " {\"match\": \"^/inbox/\", \"body\": \"{\\\"count\\\": 0}\"}]";
+        cr_assert_eq(ob_test_recorder_start(&rec, rules, false), 0);
+        write_connector_guard_config(&rec, "(|(uid=gus)(uid=wes)(uid=vic)(uid=sol)(uid=pam)(uid=pete))",
+                                     "guards:\n"
+                                     "  open-records:\n"
+                                     "    connector: apps\n"
+                                     "    url: /users/{{ account.uid }}/open-records\n"
+                                     "    blocks_when: {json: open.count}\n"
+                                     "  inbox:\n"
+                                     "    connector: inbox\n"
+                                     "    url: /users/{{ account.uid }}/alerts\n"
+                                     "    blocks_when: {json: count}\n");
+        const char *checks[] = {
+                /* g(u): {guard: (block, reason)}; h(u): the transfer's hold_reason */
+                "exec(\"def g(u):\\n a = next(a for a in d['accounts'] if a['username'] == u)\\n return "
+                "{x['name']: (x['block'], x['reason']) for x in a['guards']}\") is None",
+                "exec(\"def h(u):\\n a = next(a for a in d['accounts'] if a['username'] == u)\\n return "
+                "{s['name']: s['hold_reason'] for s in a['actions']}\") is None",
+                "g('gus')['open-records'][0] and g('gus')['open-records'][1].startswith('cannot ask: GET http')",
+                "g('gus')['open-records'][1].endswith('/api/users/gus/open-records answered HTTP 500')",
+                "g('wes')['open-records'][1].endswith('/api/users/wes/open-records answered HTTP 401')",
+                "g('vic')['open-records'][1].startswith('cannot read the answer to GET ') and "
+                "g('vic')['open-records'][1].endswith(': not JSON')",
+                "g('sol')['open-records'][1].endswith(': no number or list at open.count')",
+                "g('pam')['inbox'][0] and g('pam')['inbox'][1].startswith('cannot ask: GET ') and 'timed out' in "
+                "g('pam')['inbox'][1].lower()",
+                "'open-records' not in g('pete') and 'inbox' not in g('pete')",
+                "h('gus')['revoke-sessions'] is None and h('gus')['transfer-records'].startswith('guard open-records: "
+                "cannot ask')",
+                "h('pete')['transfer-records'] is None",
+        };
+        char *out = NULL, *err = NULL;
+        const char *argv[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, "--format", "json", NULL};
+        int rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        ob_test_json_check(dir, out, true, checks, sizeof(checks) / sizeof(checks[0]));
+        free(out);
+        free(err);
+        /* plan asks (a read), and sends nothing else. */
+        cr_assert_eq(count_req(&rec, "GET", "/api/users/gus/open-records"), 1);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/pete/sessions/revoke"), 0, "a plan sends nothing");
+
+        /* A connector nobody listens on: closed port, no answer. */
+        write_connector_guard_config(&rec, "(uid=gus)",
+                                     "guards:\n"
+                                     "  down:\n"
+                                     "    connector: closed\n"
+                                     "    url: /users/{{ account.uid }}/open-records\n"
+                                     "    blocks_when: {status: [200]}\n"
+                                     "    clear_status: [404]\n");
+        const char *down[] = {
+                "exec(\"a = next(a for a in d['accounts'] if a['username'] == 'gus')\") is None",
+                "a['blocked'].startswith('guard down: cannot ask: GET http://127.0.0.1:9/api/users/gus/open-records: ')",
+                "[s['hold_reason'] is None for s in a['actions']] == [True, False, False]",
+        };
+        rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        ob_test_json_check(dir, out, true, down, sizeof(down) / sizeof(down[0]));
+        free(out);
+        free(err);
+        /* explain asks too, and says what the guard said and what it holds. */
+        out = explain("gus", false, &rc);
+        cr_assert_eq(rc, 0, "%s", out);
+        cr_assert(strstr(out, "guard:      down: cannot ask: GET http://127.0.0.1:9/api/users/gus/open-records: ") &&
+                          strstr(out, "(holds all but security actions)"),
+                  "%s", out);
+        free(out);
+        ob_test_recorder_stop(&rec);
+}
+
+Test(rules, a_warning_connector_guard_reports_but_does_not_hold)
+{
+        struct ob_test_recorder rec = {0};
+        const char rules[] = "[{\"match\": \"^/api/users/gus/open-records$\", \"body\": \"{\\\"open\\\": "
+                             "{\\\"count\\\": [\\\"task-1\\\", \\\"approval-7\\\"]}}\"},"
+                             " {\"match\": \"^/api/users/wes/open-records$\", \"status\": 503}]";
+        cr_assert_eq(ob_test_recorder_start(&rec, rules, false), 0);
+        write_connector_guard_config(&rec, "(|(uid=gus)(uid=wes))",
+                                     "guards:\n"
+                                     "  open-records:\n"
+                                     "    connector: apps\n"
+                                     "    url: /users/{{ account.uid }}/open-records\n"
+                                     "    blocks_when: {json: open.count, above: 1}\n"
+                                     "    warn: true\n");
+        char *out = NULL, *err = NULL;
+        int rc = offboard("reconcile", &out, &err);
+        cr_assert_eq(rc, 0, "a warning holds nothing\nstdout: %s\nstderr: %s", out, err);
+        const char *checks[] = {
+                "exec(\"g = lambda u: next(a for a in d['accounts'] if a['username'] == u)\") is None",
+                "[(x['name'], x['block']) for x in g('gus')['guards']] == [('open-records', False)]",
+                "g('gus')['guards'][0]['reason'].endswith('/api/users/gus/open-records: open.count is 2, above 1')",
+                "g('gus')['blocked'] is None and g('wes')['blocked'] is None",
+                "g('wes')['guards'][0]['reason'].endswith('answered HTTP 503')",
+        };
+        ob_test_json_check(dir, out, true, checks, sizeof(checks) / sizeof(checks[0]));
+        free(out);
+        free(err);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/transfer"), 1);
+        cr_assert_eq(count_req(&rec, "DELETE", "/api/licenses/gus"), 1);
+        cr_assert_eq(count_req(&rec, "POST", "/api/users/wes/transfer"), 1);
+        char *e = ob_test_ldapsearch(&srv, PEOPLE, "(uid=gus)", "offboardStatus");
+        cr_assert(strstr(e, "offboardStatus: inactive"), "%s", e);
+        free(e);
+        ob_test_recorder_stop(&rec);
+}
+
+/* The window's accounts are asked at once, never more at a time than the
+ * connector's concurrency (2), and never an active one. */
+Test(rules, connector_guards_ask_the_windows_accounts_at_once_within_the_connectors_concurrency)
+{
+        struct ob_test_recorder rec = {0};
+        const char rules[] = "[{\"match\": \"/open-records$\", \"delay_ms\": 200, \"body\": \"{\\\"open\\\": "
+                             "{\\\"count\\\": 0}}\"}]";
+        cr_assert_eq(ob_test_recorder_start(&rec, rules, false), 0);
+        write_connector_guard_config(&rec, "(objectClass=inetOrgPerson)", open_records_guard);
+        char *out = NULL, *err = NULL;
+        const char *argv[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, "--format", "json", NULL};
+        int rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        const char *checks[] = {
+                "exec(\"n = sum(1 for a in d['accounts'] if a['status'] != 'active' and a['actions'])\") is None",
+                "n >= 5",
+                "all(not a['guards'] for a in d['accounts'])",
+        };
+        ob_test_json_check(dir, out, true, checks, sizeof(checks) / sizeof(checks[0]));
+        free(out);
+        free(err);
+        struct ob_test_request *q = NULL;
+        size_t n = 0;
+        cr_assert_eq(ob_test_recorder_requests(&rec, &q, &n), 0);
+        cr_assert_geq(n, 5);
+        for (size_t i = 0; i < n; i++) {
+                cr_assert_str_eq(q[i].method, "GET");
+                cr_assert_null(strstr(q[i].path, "/dora/"), "dora is active: %s", q[i].path);
+                cr_assert_null(strstr(q[i].path, "/lars/"), "lars is active: %s", q[i].path);
+        }
+        ob_test_requests_free(q, n);
+        cr_assert_eq(ob_test_recorder_max_inflight(&rec), 2, "two at a time, as the connector allows");
+        ob_test_recorder_stop(&rec);
+}
+
+/* validate's errors for a connector guard, each at its line and column. */
+Test(rules, a_connector_guards_configuration_errors_name_file_line_and_column)
+{
+        struct {
+                const char *guard;
+                const char *want;
+        } cases[] = {
+                {"    connector: nowhere\n    url: /x\n    blocks_when: {status: [200]}\n",
+                 ":3:16: guards.g.connector: unknown connector 'nowhere' (define it under connectors:)"},
+                {"    connector: dir\n    url: /x\n    blocks_when: {status: [200]}\n",
+                 ":3:16: guards.g.connector: 'dir' is a ldap connector; a guard asks an http connector"},
+                {"    connector: apps\n    url: '/users/{{ transfer_to.uid }}/open'\n    blocks_when: {status: [200]}\n",
+                 ":4:21: guards.g.url: a guard's url may use the account's own fields"},
+                {"    connector: apps\n    url: /users/{{ account.nope }}/open\n    blocks_when: {status: [200]}\n",
+                 ":4:20: guards.g.url: unknown template field 'account.nope'"},
+                {"    connector: apps\n    url: users/{{ account.uid }}\n    blocks_when: {status: [200]}\n",
+                 ":4:10: guards.g.url must start with '/'"},
+                {"    connector: apps\n    url: /x\n    blocks_when: {json: count, status: [200]}\n",
+                 ":5:18: guards.g.blocks_when: one test: json or status"},
+                {"    connector: apps\n    url: /x\n",
+                 ":3:5: guards.g: missing required key 'blocks_when'"},
+                {"    member_of: 'cn=x," GROUPS "'\n    url: /x\n",
+                 ":4:10: guards.g.url: only a connector: guard asks an endpoint"},
+        };
+        snprintf(cfgpath, sizeof(cfgpath), "%s/offboard.yaml", dir);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                FILE *f = fopen(cfgpath, "w");
+                cr_assert_not_null(f);
+                fprintf(f,
+                        "guards:\n"
+                        "  g:\n"
+                        "%s"
+                        "directory:\n"
+                        "  uri: %s\n"
+                        "  ca_file: %s\n"
+                        "  bind_dn: %s\n"
+                        "  bind_password_file: %s\n"
+                        "  base: %s\n"
+                        "mappings: [openldap]\n"
+                        "connectors:\n"
+                        "  apps: {type: http, base_url: 'https://apps.example.org'}\n"
+                        "  dir: {type: ldap, groups_base: '" GROUPS "'}\n"
+                        "actions:\n"
+                        "  revoke: {connector: apps, url: '/users/{{ account.uid }}'}\n"
+                        "transitions:\n"
+                        "  deactivate: {to: inactive, actions: [revoke]}\n",
+                        cases[i].guard, srv.ldaps_uri, srv.ca_file, srv.bind_dn, srv.bind_pw_file, srv.base);
+                fclose(f);
+                const char *argv[] = {OB_OFFBOARD_BIN, "validate", "--config", cfgpath, NULL};
+                char *out = NULL, *err = NULL;
+                int rc = ob_test_run(argv, 60, &out, &err);
+                cr_assert_eq(rc, 2, "case %zu\nstdout: %s\nstderr: %s", i, out, err);
+                char want[512];
+                snprintf(want, sizeof(want), "%s%s", cfgpath, cases[i].want);
+                cr_assert(strstr(err, want), "case %zu: want %s\nstderr: %s", i, want, err);
+                free(out);
+                free(err);
+        }
+}

@@ -205,8 +205,9 @@ int ob_test_recorder_start(struct ob_test_recorder *r, const char *rules_json, b
         snprintf(cert, sizeof(cert), "%s/tls/server.pem", r->dir);
         snprintf(key, sizeof(key), "%s/tls/server.key", r->dir);
 
+        /* Always a rules file: ob_test_recorder_set_rules replaces it. */
         int e;
-        if (rules_json && (e = ob_test_write_file(rules, rules_json)) < 0)
+        if ((e = ob_test_write_file(rules, rules_json ? rules_json : "[]")) < 0)
                 goto fail;
         if (tls) {
                 if ((e = ob_test_run_tls_sh(r->dir)) < 0)
@@ -223,10 +224,8 @@ int ob_test_recorder_start(struct ob_test_recorder *r, const char *rules_json, b
         argv[n++] = r->log;
         argv[n++] = "--portfile";
         argv[n++] = portfile;
-        if (rules_json) {
-                argv[n++] = "--rules";
-                argv[n++] = rules;
-        }
+        argv[n++] = "--rules";
+        argv[n++] = rules;
         if (tls) {
                 argv[n++] = "--tls-cert";
                 argv[n++] = cert;
@@ -282,6 +281,17 @@ fail:;
                 fprintf(stderr, "recorder failed to start: %s\n", err);
         free(err);
         ob_test_recorder_stop(r);
+        return e;
+}
+
+int ob_test_recorder_set_rules(const struct ob_test_recorder *r, const char *rules_json)
+{
+        char path[320], tmp[330];
+        snprintf(path, sizeof(path), "%s/rules.json", r->dir);
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        int e = ob_test_write_file(tmp, rules_json ? rules_json : "[]");
+        if (e == 0 && rename(tmp, path) < 0)
+                e = -errno;
         return e;
 }
 

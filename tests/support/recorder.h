@@ -26,6 +26,9 @@ struct ob_test_recorder {
  * tls); rules_json (a JSON list, see recorder.py) may be NULL. Waits at most
  * 10 s for the server to listen. Returns 0 or a negative errno. */
 int ob_test_recorder_start(struct ob_test_recorder *r, const char *rules_json, bool tls);
+/* Replaces the rules of a running server (atomically): the next request is
+ * answered by them, with their "times" counted afresh. 0 or a negative errno. */
+int ob_test_recorder_set_rules(const struct ob_test_recorder *r, const char *rules_json);
 /* Stops the server and removes its directory. Safe to call twice, or on a
  * recorder that never started (zeroed). */
 void ob_test_recorder_stop(struct ob_test_recorder *r);

@@ -314,6 +314,8 @@ static const struct context {
         {"policies.NAME", {"policies.NAME"}, HEAD "policies: {p: {" BOGUS ": 1}}\n", NULL},
         {"guards.NAME", {"guards.NAME"}, HEAD "guards: {g: {" BOGUS ": 1}}\n", NULL},
         {"guards.NAME.role", {"guards.NAME.role"}, HEAD "guards: {g: {role: {" BOGUS ": 1}}}\n", NULL},
+        {"guards.NAME.blocks_when", {"guards.NAME.blocks_when"}, HEAD "guards: {g: {blocks_when: {" BOGUS ": 1}}}\n",
+         NULL},
         {"an http connector",
          {"connectors.NAME", "http connectors"},
          HEAD "connectors: {h: {type: http, " BOGUS ": 1}}\n",
