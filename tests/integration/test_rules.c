@@ -1197,13 +1197,21 @@ Test(rules, a_connector_guard_holds_all_but_revocation_while_the_endpoint_report
         cr_assert(strstr(e, "offboardStatus: inactive"), "%s", e);
         free(e);
 
-        /* Nothing owed, nothing asked. */
+        /* Nothing owed, nothing asked; nor is wes, back at work (a status
+         * change that deactivates nothing). */
         int before = ob_test_recorder_count(&rec);
+        const char wes_back[] = "dn: uid=wes," PEOPLE "\nchangetype: modify\nreplace: employeeType\nemployeeType: employee\n";
+        cr_assert_eq(ob_test_ldapmodify(&srv, wes_back), 0);
         rc = offboard("reconcile", &out, &err);
+        const char wes_gone[] = "dn: uid=wes," PEOPLE "\nchangetype: modify\nreplace: employeeType\nemployeeType: Inactive\n";
+        put_back = ob_test_ldapmodify(&srv, wes_gone);
         cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "\"username\": \"wes\"") || strstr(out, "\"username\":\"wes\""),
+                  "wes's change is reported: %s", out);
         free(out);
         free(err);
-        cr_assert_eq(ob_test_recorder_count(&rec), before, "an account with nothing owed costs no request");
+        cr_assert_eq(put_back, 0);
+        cr_assert_eq(ob_test_recorder_count(&rec), before, "no request for an account with nothing owed");
         ob_test_recorder_stop(&rec);
 }
 
