@@ -183,7 +183,12 @@ int ob_tpl_render(const struct ob_tpl *t, ob_tpl_lookup_fn lookup, void *userdat
                 const struct ob_tpl_part *p = &t->parts[i];
                 int r;
                 if (p->kind == PART_LITERAL) {
-                        r = ob_buf_adds(out, p->text);
+                        /* The configuration's text around a field is data in
+                         * a JSON string or a form value, not syntax. */
+                        size_t n = strlen(p->text);
+                        r = p->ctx == OB_TPL_JSON   ? ob_escape_json(out, p->text, n)
+                            : p->ctx == OB_TPL_FORM ? ob_escape_query(out, p->text, n)
+                                                    : ob_buf_add(out, p->text, n);
                 } else {
                         const char *v = lookup(p->text, userdata);
                         if (!v)

@@ -200,3 +200,23 @@ Test(template, transfer_modules_alone_in_json_is_its_json_form_and_text_elsewher
         cr_assert_eq(render_json_string("{{ transfer.modules }}", vals, &s), -OB_ETEMPLATE);
         cr_assert_null(s);
 }
+
+/* What the configuration writes around a field is data too: in a JSON
+ * string or a form value it is escaped like the field's value. */
+Test(template, literal_text_in_a_json_string_or_a_form_value_is_escaped_like_a_value)
+{
+        int r;
+        char *s = render("say \"hi\" \\ {{ account.mail }}", OB_TPL_JSON, &r);
+        cr_assert_eq(r, 0);
+        cr_assert_str_eq(s, "say \\\"hi\\\" \\\\ x+y@example.org");
+        free(s);
+        s = render("a&b=c {{ account.mail }}", OB_TPL_FORM, &r);
+        cr_assert_eq(r, 0);
+        cr_assert_str_eq(s, "a%26b%3Dc%20x%2By%40example.org");
+        free(s);
+        /* A URL's literal text is the URL: kept as written. */
+        s = render("/a/b?x=1&y={{ account.mail }}", OB_TPL_URL, &r);
+        cr_assert_eq(r, 0);
+        cr_assert_str_eq(s, "/a/b?x=1&y=x%2By%40example.org");
+        free(s);
+}
