@@ -557,8 +557,17 @@ static int h_filter(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
         return 0;
 }
 
-/* A list of scalars, or a single scalar. */
-static int get_strlist(struct pctx *p, const char *key, yaml_node_t *v, char ***ret, bool attrs)
+/* A check of one entry of a list: 0, or its error. */
+typedef int (*item_check_fn)(struct pctx *p, const char *key, yaml_node_t *e);
+
+static int attr_item(struct pctx *p, const char *key, yaml_node_t *e)
+{
+        return attr_name_ok(scalar(e)) ? 0 : fail(p, e, "%s: '%s' is not an LDAP attribute name", key, scalar(e));
+}
+
+/* A list of scalars, or a single scalar. check (if any) vets each entry of
+ * a list; every bad entry is reported. */
+static int get_strlist(struct pctx *p, const char *key, yaml_node_t *v, char ***ret, item_check_fn check)
 {
         char **list = NULL;
         int r;
@@ -570,17 +579,22 @@ static int get_strlist(struct pctx *p, const char *key, yaml_node_t *v, char ***
                 /* Entries are checked for duplicates one by one: a cap keeps that cheap. */
                 if (v->data.sequence.items.top - v->data.sequence.items.start > OB_CONFIG_MAX_LIST)
                         return fail(p, v, "%s: more than %d entries", key, OB_CONFIG_MAX_LIST);
+                int bad = 0;
                 for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
                         yaml_node_t *e = node(p, *i);
                         r = expect(p, e, YAML_SCALAR_NODE, key);
-                        if (r == 0 && attrs && !attr_name_ok(scalar(e)))
-                                r = fail(p, e, "%s: '%s' is not an LDAP attribute name", key, scalar(e));
-                        if (r == 0)
+                        if (r == 0 && check)
+                                r = check(p, key, e);
+                        if (r == 0 && !bad)
                                 r = ob_strv_add_unique_ci(&list, scalar(e));
-                        if (r < 0) {
+                        if (r < 0 && !go_on(p, r, &bad)) {
                                 ob_strv_free(list);
                                 return r;
                         }
+                }
+                if (bad) {
+                        ob_strv_free(list);
+                        return bad;
                 }
         } else {
                 return fail(p, v, "%s must be a list", key);
@@ -592,7 +606,7 @@ static int get_strlist(struct pctx *p, const char *key, yaml_node_t *v, char ***
 static int h_attrlist(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         char **l = NULL;
-        int r = get_strlist(p, key, v, &l, true);
+        int r = get_strlist(p, key, v, &l, attr_item);
         if (r < 0)
                 return r;
         char ***d = dst;
@@ -704,19 +718,23 @@ static int parse_status_list(struct pctx *p, const char *key, yaml_node_t *v, un
                 }
                 items = buf;
         }
+        int bad = 0;
         for (size_t i = 0; i < n; i++) {
                 int r = expect(p, items[i], YAML_SCALAR_NODE, key);
-                if (r < 0)
-                        return r;
-                enum ob_status s;
-                if (allow_none && strcmp(scalar(items[i]), "none") == 0)
+                enum ob_status s = OB_STATUS_NONE;
+                if (r == 0 && allow_none && strcmp(scalar(items[i]), "none") == 0)
                         s = OB_STATUS_NONE;
-                else if (ob_status_from_name(scalar(items[i]), &s) < 0)
-                        return fail(p, items[i],
-                                    "%s: unknown status '%s' (expected active, locked, inactive, ended or deleted%s)",
-                                    key, scalar(items[i]), allow_none ? ", or none for a first sighting" : "");
-                mask |= 1u << s;
+                else if (r == 0 && ob_status_from_name(scalar(items[i]), &s) < 0)
+                        r = fail(p, items[i],
+                                 "%s: unknown status '%s' (expected active, locked, inactive, ended or deleted%s)", key,
+                                 scalar(items[i]), allow_none ? ", or none for a first sighting" : "");
+                if (r < 0 && !go_on(p, r, &bad))
+                        return r;
+                if (r == 0)
+                        mask |= 1u << s;
         }
+        if (bad)
+                return bad;
         *ret = mask;
         return 0;
 }
@@ -770,7 +788,9 @@ static int parse_policy_ref(struct pctx *p, const char *key, yaml_node_t *v, str
         return b->policy && b->attribute && b->where ? 0 : -ENOMEM;
 }
 
-/* at_least: / below: a whole number, or {policy: NAME.attr, zero: never}. */
+/* at_least: / below: a whole number, or {policy: NAME.attr, zero: never}.
+ * Each bad key is reported; a missing policy: is not said when an unknown
+ * key (perhaps it, misspelt) was. */
 static int parse_count_bound(struct pctx *p, const char *key, yaml_node_t *v, struct ob_bound *b)
 {
         if (v->type == YAML_SCALAR_NODE) {
@@ -784,49 +804,35 @@ static int parse_count_bound(struct pctx *p, const char *key, yaml_node_t *v, st
         if (r < 0)
                 return r;
         yaml_node_t *pol = NULL;
+        bool unknown = false;
+        int bad = 0;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
                 if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
-                        return r;
-                if (strcmp(scalar(k), "policy") == 0)
+                        unknown = true;
+                else if (strcmp(scalar(k), "policy") == 0)
                         pol = val;
                 else if (strcmp(scalar(k), "zero") == 0) {
-                        if ((r = expect(p, val, YAML_SCALAR_NODE, "zero")) < 0)
-                                return r;
-                        if (strcmp(scalar(val), "never") != 0)
-                                return fail(p, val, "%s.zero can only be never (a limit of 0 matches nothing)", key);
-                        b->zero_never = true;
-                } else
-                        return fail(p, k, "unknown key '%s' in %s (expected policy, zero)", scalar(k), key);
+                        if ((r = expect(p, val, YAML_SCALAR_NODE, "zero")) == 0 && strcmp(scalar(val), "never") != 0)
+                                r = fail(p, val, "%s.zero can only be never (a limit of 0 matches nothing)", key);
+                        b->zero_never = r == 0;
+                } else {
+                        r = fail(p, k, "unknown key '%s' in %s (expected policy, zero)", scalar(k), key);
+                        unknown = true;
+                }
+                if (r < 0 && !go_on(p, r, &bad))
+                        return r;
         }
         if (!pol)
-                return fail(p, v, "%s needs policy: NAME.attribute", key);
-        return parse_policy_ref(p, key, pol, b);
+                r = unknown ? -OB_ECONFIG : fail(p, v, "%s needs policy: NAME.attribute", key);
+        else
+                r = parse_policy_ref(p, key, pol, b);
+        return r < 0 ? r : bad;
 }
 
-/* within: {time: FORMAT, duration: 30m | {policy: NAME.attr, unit: seconds|interval, zero: forever}} */
-static int parse_within(struct pctx *p, yaml_node_t *v, struct ob_cond *c)
+/* The duration of within: a duration, or {policy: NAME.attr, unit: seconds|interval, zero: forever}. */
+static int parse_within_duration(struct pctx *p, yaml_node_t *dur, struct ob_bound *b)
 {
-        int r = expect(p, v, YAML_MAPPING_NODE, "within");
-        if (r < 0)
-                return r;
-        yaml_node_t *time = NULL, *dur = NULL;
-        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
-                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
-                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
-                        return r;
-                if (strcmp(scalar(k), "time") == 0)
-                        time = val;
-                else if (strcmp(scalar(k), "duration") == 0)
-                        dur = val;
-                else
-                        return fail(p, k, "unknown key '%s' in within (expected time, duration)", scalar(k));
-        }
-        if (!time || !dur)
-                return fail(p, v, "within needs time: (generalized, filetime or days) and duration:");
-        if ((r = parse_timefmt(p, "within.time", time, &c->timefmt)) < 0)
-                return r;
-        struct ob_bound *b = &c->bound;
         if (dur->type == YAML_SCALAR_NODE) {
                 int64_t ms;
                 if (ob_parse_duration_ms(scalar(dur), &ms) < 0 || ms <= 0)
@@ -838,43 +844,90 @@ static int parse_within(struct pctx *p, yaml_node_t *v, struct ob_cond *c)
                 b->number = ms / 1000;
                 return 0;
         }
-        if ((r = expect(p, dur, YAML_MAPPING_NODE, "within.duration")) < 0)
+        int r = expect(p, dur, YAML_MAPPING_NODE, "within.duration");
+        if (r < 0)
                 return r;
         yaml_node_t *pol = NULL, *unit = NULL;
+        bool unknown = false, zero_bad = false;
+        int bad = 0;
         for (yaml_node_pair_t *pr = dur->data.mapping.pairs.start; pr < dur->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
-                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
-                        return r;
-                const char *ks = scalar(k);
-                if (strcmp(ks, "policy") == 0)
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0) {
+                        unknown = true;
+                } else if (strcmp(scalar(k), "policy") == 0) {
                         pol = val;
-                else if (strcmp(ks, "unit") == 0)
+                } else if (strcmp(scalar(k), "unit") == 0) {
                         unit = val;
-                else if (strcmp(ks, "zero") == 0) {
-                        if ((r = expect(p, val, YAML_SCALAR_NODE, "zero")) < 0)
-                                return r;
-                        if (strcmp(scalar(val), "forever") != 0)
-                                return fail(p, val, "within.duration.zero can only be forever");
-                        b->zero_forever = true;
-                } else
-                        return fail(p, k, "unknown key '%s' in within.duration (expected policy, unit, zero)", ks);
+                } else if (strcmp(scalar(k), "zero") == 0) {
+                        if ((r = expect(p, val, YAML_SCALAR_NODE, "zero")) == 0 && strcmp(scalar(val), "forever") != 0)
+                                r = fail(p, val, "within.duration.zero can only be forever");
+                        b->zero_forever = r == 0;
+                        zero_bad = r < 0;
+                } else {
+                        r = fail(p, k, "unknown key '%s' in within.duration (expected policy, unit, zero)",
+                                 scalar(k));
+                        unknown = true;
+                }
+                if (r < 0 && !go_on(p, r, &bad))
+                        return r;
         }
         if (!pol || !unit)
-                return fail(p, dur, "within.duration needs policy: NAME.attribute and unit: (seconds or interval)");
-        if ((r = expect(p, unit, YAML_SCALAR_NODE, "unit")) < 0)
+                return unknown ? -OB_ECONFIG
+                               : fail(p, dur,
+                                      "within.duration needs policy: NAME.attribute and unit: (seconds or interval)");
+        if ((r = expect(p, unit, YAML_SCALAR_NODE, "unit")) == 0) {
+                if (strcmp(scalar(unit), "seconds") == 0)
+                        b->unit = OB_UNIT_SECONDS;
+                else if (strcmp(scalar(unit), "interval") == 0)
+                        b->unit = OB_UNIT_INTERVAL;
+                else
+                        r = fail(p, unit,
+                                 "unit must be seconds or interval (AD: minus the count of 100 ns intervals), not "
+                                 "'%s'",
+                                 scalar(unit));
+        }
+        /* Said only of a unit and a zero: that were both read. */
+        if (r == 0 && !zero_bad && b->unit == OB_UNIT_INTERVAL && b->zero_forever)
+                r = fail(p, dur, "zero: forever is implied by unit: interval (0 and -9223372036854775808 are "
+                                 "\"until an administrator unlocks\")");
+        if (r < 0 && !go_on(p, r, &bad))
                 return r;
-        if (strcmp(scalar(unit), "seconds") == 0)
-                b->unit = OB_UNIT_SECONDS;
-        else if (strcmp(scalar(unit), "interval") == 0)
-                b->unit = OB_UNIT_INTERVAL;
-        else
-                return fail(p, unit,
-                            "unit must be seconds or interval (AD: minus the count of 100 ns intervals), not '%s'",
-                            scalar(unit));
-        if (b->unit == OB_UNIT_INTERVAL && b->zero_forever)
-                return fail(p, dur, "zero: forever is implied by unit: interval (0 and -9223372036854775808 are "
-                                    "\"until an administrator unlocks\")");
-        return parse_policy_ref(p, "within.duration.policy", pol, b);
+        r = parse_policy_ref(p, "within.duration.policy", pol, b);
+        return r < 0 ? r : bad;
+}
+
+/* within: {time: FORMAT, duration: 30m | {policy: NAME.attr, unit: seconds|interval, zero: forever}} */
+static int parse_within(struct pctx *p, yaml_node_t *v, struct ob_cond *c)
+{
+        int r = expect(p, v, YAML_MAPPING_NODE, "within");
+        if (r < 0)
+                return r;
+        yaml_node_t *time = NULL, *dur = NULL;
+        bool unknown = false;
+        int bad = 0;
+        for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
+                yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0) {
+                        unknown = true;
+                } else if (strcmp(scalar(k), "time") == 0) {
+                        time = val;
+                } else if (strcmp(scalar(k), "duration") == 0) {
+                        dur = val;
+                } else {
+                        r = fail(p, k, "unknown key '%s' in within (expected time, duration)", scalar(k));
+                        unknown = true;
+                }
+                if (r < 0 && !go_on(p, r, &bad))
+                        return r;
+        }
+        if ((!time || !dur) && !unknown &&
+            !go_on(p, r = fail(p, v, "within needs time: (generalized, filetime or days) and duration:"), &bad))
+                return r;
+        if (time && (r = parse_timefmt(p, "within.time", time, &c->timefmt)) < 0 && !go_on(p, r, &bad))
+                return r;
+        if (dur && (r = parse_within_duration(p, dur, &c->bound)) < 0 && !go_on(p, r, &bad))
+                return r;
+        return bad;
 }
 
 /* at_or_after: {attribute: OTHER, time: FORMAT} */
@@ -883,42 +936,140 @@ static int parse_at_or_after(struct pctx *p, yaml_node_t *v, struct ob_cond *c)
         int r = expect(p, v, YAML_MAPPING_NODE, "at_or_after");
         if (r < 0)
                 return r;
-        yaml_node_t *time = NULL;
+        yaml_node_t *time = NULL, *attr = NULL;
+        bool unknown = false;
+        int bad = 0;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
-                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
-                        return r;
-                if (strcmp(scalar(k), "time") == 0)
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0) {
+                        unknown = true;
+                } else if (strcmp(scalar(k), "time") == 0) {
                         time = val;
-                else if (strcmp(scalar(k), "attribute") == 0 && !c->bound.attribute) {
-                        if ((r = h_attr(p, "at_or_after.attribute", val, &c->bound.attribute)) < 0)
-                                return r;
-                } else
-                        return fail(p, k, "unknown key '%s' in at_or_after (expected attribute, time)", scalar(k));
+                } else if (strcmp(scalar(k), "attribute") == 0 && !attr) {
+                        attr = val;
+                        r = h_attr(p, "at_or_after.attribute", val, &c->bound.attribute);
+                } else {
+                        r = fail(p, k, "unknown key '%s' in at_or_after (expected attribute, time)", scalar(k));
+                        unknown = true;
+                }
+                if (r < 0 && !go_on(p, r, &bad))
+                        return r;
         }
-        if (!time || !c->bound.attribute)
-                return fail(p, v, "at_or_after needs attribute: (the other time) and time: (its format)");
+        if ((!time || !attr) && !unknown &&
+            !go_on(p, r = fail(p, v, "at_or_after needs attribute: (the other time) and time: (its format)"), &bad))
+                return r;
         c->bound.kind = OB_BOUND_ATTRIBUTE;
-        return parse_timefmt(p, "at_or_after.time", time, &c->timefmt);
+        if (time && (r = parse_timefmt(p, "at_or_after.time", time, &c->timefmt)) < 0 && !go_on(p, r, &bad))
+                return r;
+        return bad;
 }
 
+/* all: / any: every condition of the list, each one's mistakes reported. */
 static int parse_cond_list(struct pctx *p, yaml_node_t *v, bool allow_status, struct ob_cond *c, const char *key)
 {
         if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start)
                 return fail(p, v, "%s must be a non-empty list of conditions", key);
+        int bad = 0;
         for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
                 struct ob_cond **s = realloc(c->sub, (c->nsub + 1) * sizeof(*s));
                 if (!s)
                         return -ENOMEM;
                 c->sub = s;
                 int r = parse_cond(p, node(p, *i), allow_status, &c->sub[c->nsub]);
-                if (r < 0)
+                if (r < 0 && !go_on(p, r, &bad))
                         return r;
-                c->nsub++;
+                if (r == 0)
+                        c->nsub++;
         }
-        return 0;
+        return bad;
 }
 
+static const char ob_cond_tests[] = "present, equals, bits, passed, at_least, below, within, at_or_after, status, "
+                                    "all, any or not";
+
+/* The value of one test of a condition (ks, known) into c. */
+static int parse_cond_test(struct pctx *p, yaml_node_t *k, yaml_node_t *val, bool allow_status, struct ob_cond *c)
+{
+        const char *ks = scalar(k);
+        int r;
+        if (strcmp(ks, "present") == 0) {
+                bool b = false;
+                r = h_bool(p, "present", val, &b);
+                c->kind = b ? OB_COND_PRESENT : OB_COND_ABSENT;
+                return r;
+        }
+        if (strcmp(ks, "equals") == 0) {
+                c->kind = OB_COND_EQUALS;
+                return get_strlist(p, "equals", val, &c->values, NULL);
+        }
+        if (strcmp(ks, "bits") == 0) {
+                c->kind = OB_COND_BITS;
+                if ((r = expect(p, val, YAML_SCALAR_NODE, "bits")) < 0)
+                        return r;
+                if (ob_parse_u64(scalar(val), &c->bits) < 0 || c->bits == 0)
+                        return fail(p, val, "bits must be a non-zero number such as 0x2, not '%s'", scalar(val));
+                return 0;
+        }
+        if (strcmp(ks, "passed") == 0) {
+                c->kind = OB_COND_PASSED;
+                if ((r = expect(p, val, YAML_SCALAR_NODE, "passed")) < 0)
+                        return r;
+                const char *f = scalar(val);
+                if (strcmp(f, "generalized") == 0)
+                        c->timefmt = OB_TIMEFMT_GENERALIZED;
+                else if (strcmp(f, "filetime") == 0)
+                        c->timefmt = OB_TIMEFMT_FILETIME;
+                else if (strcmp(f, "days") == 0)
+                        c->timefmt = OB_TIMEFMT_DAYS;
+                else
+                        return fail(p, val, "passed must name the time format: generalized, filetime or days, not '%s'",
+                                    f);
+                return 0;
+        }
+        if (strcmp(ks, "at_least") == 0 || strcmp(ks, "below") == 0) {
+                c->kind = ks[0] == 'a' ? OB_COND_AT_LEAST : OB_COND_BELOW;
+                return parse_count_bound(p, ks, val, &c->bound);
+        }
+        if (strcmp(ks, "within") == 0) {
+                c->kind = OB_COND_WITHIN;
+                return parse_within(p, val, c);
+        }
+        if (strcmp(ks, "at_or_after") == 0) {
+                c->kind = OB_COND_AT_OR_AFTER;
+                return parse_at_or_after(p, val, c);
+        }
+        if (strcmp(ks, "status") == 0) {
+                c->kind = OB_COND_STATUS;
+                if (!allow_status)
+                        return fail(p, k, "a mapping rule cannot test the status it derives");
+                return parse_status_list(p, "status", val, &c->status_mask, false);
+        }
+        if (strcmp(ks, "all") == 0 || strcmp(ks, "any") == 0) {
+                c->kind = ks[1] == 'l' ? OB_COND_ALL : OB_COND_ANY;
+                return parse_cond_list(p, val, allow_status, c, ks);
+        }
+        c->kind = OB_COND_NOT;
+        if (!(c->sub = calloc(1, sizeof(*c->sub))))
+                return -ENOMEM;
+        if ((r = parse_cond(p, val, allow_status, &c->sub[0])) == 0)
+                c->nsub = 1;
+        return r;
+}
+
+static bool cond_test_known(const char *ks)
+{
+        static const char *const tests[] = {"present", "equals", "bits",   "passed", "at_least", "below", "within",
+                                            "at_or_after", "status", "all", "any", "not", NULL};
+        for (size_t i = 0; tests[i]; i++)
+                if (strcmp(ks, tests[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* A condition: each of its keys is checked, and each nested condition.
+ * What the keys must be together (one test; an attribute: with the tests
+ * that read one) is not said when an unknown key, perhaps the missing one
+ * misspelt, was. */
 static int parse_cond(struct pctx *p, yaml_node_t *v, bool allow_status, struct ob_cond **ret)
 {
         int r = expect(p, v, YAML_MAPPING_NODE, "a condition (when)");
@@ -929,116 +1080,55 @@ static int parse_cond(struct pctx *p, yaml_node_t *v, bool allow_status, struct 
                 return -ENOMEM;
         yaml_node_t *attr = NULL, *pred = NULL;
         const char *pred_key = NULL;
-        int npred = 0;
+        bool unknown = false;
+        int bad = 0;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key), *val = node(p, pr->value);
-                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0)
-                        goto out;
-                const char *ks = scalar(k);
-                if (strcmp(ks, "attribute") == 0) {
-                        if ((r = h_attr(p, "attribute", val, &c->attribute)) < 0)
-                                goto out;
+                if ((r = expect(p, k, YAML_SCALAR_NODE, "a key")) < 0) {
+                        unknown = true;
+                } else if (strcmp(scalar(k), "attribute") == 0) {
                         attr = val;
-                        continue;
-                }
-                npred++;
-                pred = val;
-                pred_key = ks;
-                if (npred > 1) {
-                        r = fail(p, k, "a condition takes one test (present, equals, bits, passed, at_least, below, "
-                                       "within, at_or_after, status, all, any or not); combine several with all: "
-                                       "or any:");
-                        goto out;
-                }
-                if (strcmp(ks, "present") == 0) {
-                        bool b = false;
-                        if ((r = h_bool(p, "present", val, &b)) < 0)
-                                goto out;
-                        c->kind = b ? OB_COND_PRESENT : OB_COND_ABSENT;
-                } else if (strcmp(ks, "equals") == 0) {
-                        c->kind = OB_COND_EQUALS;
-                        if ((r = get_strlist(p, "equals", val, &c->values, false)) < 0)
-                                goto out;
-                } else if (strcmp(ks, "bits") == 0) {
-                        c->kind = OB_COND_BITS;
-                        if ((r = expect(p, val, YAML_SCALAR_NODE, "bits")) < 0)
-                                goto out;
-                        if (ob_parse_u64(scalar(val), &c->bits) < 0 || c->bits == 0) {
-                                r = fail(p, val, "bits must be a non-zero number such as 0x2, not '%s'", scalar(val));
-                                goto out;
-                        }
-                } else if (strcmp(ks, "passed") == 0) {
-                        c->kind = OB_COND_PASSED;
-                        if ((r = expect(p, val, YAML_SCALAR_NODE, "passed")) < 0)
-                                goto out;
-                        const char *f = scalar(val);
-                        if (strcmp(f, "generalized") == 0)
-                                c->timefmt = OB_TIMEFMT_GENERALIZED;
-                        else if (strcmp(f, "filetime") == 0)
-                                c->timefmt = OB_TIMEFMT_FILETIME;
-                        else if (strcmp(f, "days") == 0)
-                                c->timefmt = OB_TIMEFMT_DAYS;
-                        else {
-                                r = fail(p, val, "passed must name the time format: generalized, filetime or days, not '%s'",
-                                         f);
-                                goto out;
-                        }
-                } else if (strcmp(ks, "at_least") == 0 || strcmp(ks, "below") == 0) {
-                        c->kind = ks[0] == 'a' ? OB_COND_AT_LEAST : OB_COND_BELOW;
-                        if ((r = parse_count_bound(p, ks, val, &c->bound)) < 0)
-                                goto out;
-                } else if (strcmp(ks, "within") == 0) {
-                        c->kind = OB_COND_WITHIN;
-                        if ((r = parse_within(p, val, c)) < 0)
-                                goto out;
-                } else if (strcmp(ks, "at_or_after") == 0) {
-                        c->kind = OB_COND_AT_OR_AFTER;
-                        if ((r = parse_at_or_after(p, val, c)) < 0)
-                                goto out;
-                } else if (strcmp(ks, "status") == 0) {
-                        if (!allow_status) {
-                                r = fail(p, k, "a mapping rule cannot test the status it derives");
-                                goto out;
-                        }
-                        c->kind = OB_COND_STATUS;
-                        if ((r = parse_status_list(p, "status", val, &c->status_mask, false)) < 0)
-                                goto out;
-                } else if (strcmp(ks, "all") == 0 || strcmp(ks, "any") == 0) {
-                        c->kind = ks[1] == 'l' ? OB_COND_ALL : OB_COND_ANY;
-                        if ((r = parse_cond_list(p, val, allow_status, c, ks)) < 0)
-                                goto out;
-                } else if (strcmp(ks, "not") == 0) {
-                        c->kind = OB_COND_NOT;
-                        c->sub = calloc(1, sizeof(*c->sub));
-                        if (!c->sub) {
-                                r = -ENOMEM;
-                                goto out;
-                        }
-                        if ((r = parse_cond(p, val, allow_status, &c->sub[0])) < 0)
-                                goto out;
-                        c->nsub = 1;
-                } else {
+                        r = h_attr(p, "attribute", val, &c->attribute);
+                } else if (!cond_test_known(scalar(k))) {
                         r = fail(p, k,
                                  "unknown key '%s' in a condition (expected attribute with present, equals, bits, "
                                  "passed, at_least, below, within or at_or_after; or status, all, any, not)",
-                                 ks);
-                        goto out;
+                                 scalar(k));
+                        unknown = true;
+                } else if (pred) {
+                        /* One test per condition; the second one's value is checked all the same. */
+                        r = fail(p, k, "a condition takes one test (%s); combine several with all: or any:",
+                                 ob_cond_tests);
+                        if (r == -OB_ECONFIG && !p->ld->full) {
+                                struct ob_cond *extra = calloc(1, sizeof(*extra));
+                                int e = extra ? parse_cond_test(p, k, val, allow_status, extra) : -ENOMEM;
+                                ob_cond_free(extra);
+                                r = e < 0 && e != -OB_ECONFIG ? e : r;
+                        }
+                } else {
+                        pred = val;
+                        pred_key = scalar(k);
+                        r = parse_cond_test(p, k, val, allow_status, c);
                 }
+                if (r < 0 && !go_on(p, r, &bad))
+                        goto out;
         }
         if (!pred) {
-                r = fail(p, v, "a condition needs a test: present, equals, bits, passed, at_least, below, within, "
-                               "at_or_after, status, all, any or not");
+                r = unknown ? -OB_ECONFIG : fail(p, v, "a condition needs a test: %s", ob_cond_tests);
                 goto out;
         }
         bool needs_attr = c->kind == OB_COND_PRESENT || c->kind == OB_COND_ABSENT || c->kind == OB_COND_EQUALS ||
                           c->kind == OB_COND_BITS || c->kind == OB_COND_PASSED || c->kind == OB_COND_AT_LEAST ||
                           c->kind == OB_COND_BELOW || c->kind == OB_COND_WITHIN || c->kind == OB_COND_AT_OR_AFTER;
-        if (needs_attr && !attr) {
+        r = 0;
+        if (needs_attr && !attr && !unknown)
                 r = fail(p, v, "the test '%s' needs an attribute: key", pred_key);
-                goto out;
-        }
-        if (!needs_attr && attr) {
+        if (!needs_attr && attr)
                 r = fail(p, attr, "attribute: has no meaning with '%s'", pred_key);
+        if (r < 0 && !go_on(p, r, &bad))
+                goto out;
+        if (bad) {
+                r = bad;
                 goto out;
         }
         *ret = c;
@@ -1265,8 +1355,10 @@ static int parse_json_tpl(struct pctx *p, yaml_node_t *v, const char *key, enum 
                 }
         } else if (v->type == YAML_SEQUENCE_NODE) {
                 j->kind = OB_JSON_ARRAY;
+                /* A form's list: its items are not read, being out of place. */
                 if (ctx == OB_TPL_FORM)
                         r = fail(p, v, "%s: a form body holds only name: value pairs", key);
+                int bad = 0;
                 for (yaml_node_item_t *i = v->data.sequence.items.start; r == 0 && i < v->data.sequence.items.top;
                      i++) {
                         struct ob_json_tpl **c = realloc(j->children, (j->nchildren + 1) * sizeof(*c));
@@ -1278,18 +1370,23 @@ static int parse_json_tpl(struct pctx *p, yaml_node_t *v, const char *key, enum 
                         r = parse_json_tpl(p, node(p, *i), key, ctx, depth + 1, &j->children[j->nchildren]);
                         if (r == 0)
                                 j->nchildren++;
+                        else if (go_on(p, r, &bad))
+                                r = 0;
                 }
+                r = r < 0 ? r : bad;
         } else if (v->type == YAML_MAPPING_NODE) {
                 j->kind = OB_JSON_OBJECT;
+                int bad = 0;
                 for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; r == 0 && pr < v->data.mapping.pairs.top;
                      pr++) {
                         yaml_node_t *k = node(p, pr->key);
                         r = expect(p, k, YAML_SCALAR_NODE, "a key");
-                        if (r < 0)
-                                break;
-                        if (ctx == OB_TPL_FORM && node(p, pr->value)->type != YAML_SCALAR_NODE) {
+                        if (r == 0 && ctx == OB_TPL_FORM && node(p, pr->value)->type != YAML_SCALAR_NODE)
                                 r = fail(p, node(p, pr->value), "%s: a form value must be a scalar", key);
-                                break;
+                        if (r < 0) {
+                                if (go_on(p, r, &bad))
+                                        r = 0;
+                                continue;
                         }
                         struct ob_json_tpl **c = realloc(j->children, (j->nchildren + 1) * sizeof(*c));
                         if (!c) {
@@ -1303,8 +1400,11 @@ static int parse_json_tpl(struct pctx *p, yaml_node_t *v, const char *key, enum 
                                 j->nchildren++;
                                 if (!j->children[j->nchildren - 1]->key)
                                         r = -ENOMEM;
+                        } else if (go_on(p, r, &bad)) {
+                                r = 0;
                         }
                 }
+                r = r < 0 ? r : bad;
         } else {
                 r = fail(p, v, "%s: unsupported value", key);
         }
@@ -1336,6 +1436,7 @@ static bool header_name_ok(const char *s)
         return true;
 }
 
+/* Each header is checked, whatever the others: its name, then its value. */
 static int parse_headers(struct pctx *p, yaml_node_t *v, const char *key, const struct ob_key_spec *spec,
                          struct ob_header_tpl **ret, size_t *ret_n)
 {
@@ -1344,17 +1445,18 @@ static int parse_headers(struct pctx *p, yaml_node_t *v, const char *key, const 
                 return r;
         size_t n = 0;
         struct ob_header_tpl *h = NULL;
+        int bad = 0;
         for (yaml_node_pair_t *pr = v->data.mapping.pairs.start; pr < v->data.mapping.pairs.top; pr++) {
                 yaml_node_t *k = node(p, pr->key);
-                if ((r = expect(p, k, YAML_SCALAR_NODE, "a header name")) < 0)
-                        break;
-                if (!header_name_ok(scalar(k))) {
+                r = expect(p, k, YAML_SCALAR_NODE, "a header name");
+                if (r == 0 && !header_name_ok(scalar(k)))
                         r = fail(p, k, "%s: '%s' is not a valid header name", key, scalar(k));
-                        break;
-                }
-                if (spec->reject && strcasecmp(scalar(k), spec->reject) == 0) {
+                if (r == 0 && spec->reject && strcasecmp(scalar(k), spec->reject) == 0)
                         r = fail(p, k, "%s: %s", key, spec->hint ? spec->hint : "not allowed here");
-                        break;
+                if (r < 0) {
+                        if (!go_on(p, r, &bad))
+                                break;
+                        continue;
                 }
                 struct ob_header_tpl *nh = realloc(h, (n + 1) * sizeof(*nh));
                 if (!nh) {
@@ -1384,12 +1486,13 @@ static int parse_headers(struct pctx *p, yaml_node_t *v, const char *key, const 
                 } else {
                         r = parse_tpl(p, vv, OB_TPL_HEADER, key, &h[n - 1].value);
                 }
-                if (r < 0)
+                if (r < 0 && !go_on(p, r, &bad))
                         break;
+                r = 0;
         }
-        if (r < 0) {
+        if (r < 0 || bad) {
                 free_headers(h, n);
-                return r;
+                return r < 0 ? r : bad;
         }
         *ret = h;
         *ret_n = n;
@@ -1556,23 +1659,23 @@ static int parse_service(struct pctx *p, yaml_node_t *v)
         return r;
 }
 
+static int dn_item(struct pctx *p, const char *key, yaml_node_t *e)
+{
+        return ob_dn_syntax_ok(scalar(e))
+                       ? 0
+                       : fail(p, e, "%s: '%s' is not a DN (for example cn=it,ou=teams,dc=example,dc=org)", key,
+                              scalar(e));
+}
+
 /* A list of distinguished names, each checked where it stands. */
 static int h_dnlist(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         if (v->type != YAML_SEQUENCE_NODE)
                 return fail(p, v, "%s must be a list of DNs", key);
         char **l = NULL;
-        int r = get_strlist(p, key, v, &l, false);
-        for (yaml_node_item_t *i = v->data.sequence.items.start; r == 0 && i < v->data.sequence.items.top; i++) {
-                yaml_node_t *e = node(p, *i);
-                if (!ob_dn_syntax_ok(scalar(e)))
-                        r = fail(p, e, "%s: '%s' is not a DN (for example cn=it,ou=teams,dc=example,dc=org)", key,
-                                 scalar(e));
-        }
-        if (r < 0) {
-                ob_strv_free(l);
+        int r = get_strlist(p, key, v, &l, dn_item);
+        if (r < 0)
                 return r;
-        }
         ob_strv_free(*(char ***)dst);
         *(char ***)dst = l;
         return 0;
@@ -1595,7 +1698,7 @@ static bool name_ok(const char *s);
 static int h_strlist(struct pctx *p, const char *key, yaml_node_t *v, void *dst)
 {
         char **l = NULL;
-        int r = get_strlist(p, key, v, &l, false);
+        int r = get_strlist(p, key, v, &l, NULL);
         if (r < 0)
                 return r;
         ob_strv_free(*(char ***)dst);
@@ -1957,17 +2060,21 @@ static int spec_set(struct pctx *p, const char *section, yaml_node_t *kk, yaml_n
                 struct ob_int_list *l = dst;
                 if (v->type != YAML_SEQUENCE_NODE)
                         return fail(p, v, "%s must be a list of %s", what, spec->hint ? spec->hint : "numbers");
+                int bad = 0;
                 for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
                         int64_t n = 0;
-                        if ((r = parse_int(p, what, node(p, *i), spec->min, spec->max, &n)) < 0)
-                                return r;
+                        if ((r = parse_int(p, what, node(p, *i), spec->min, spec->max, &n)) < 0) {
+                                if (!go_on(p, r, &bad))
+                                        return r;
+                                continue;
+                        }
                         long *nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
                         if (!nv)
                                 return -ENOMEM;
                         l->v = nv;
                         nv[l->n++] = (long)n;
                 }
-                return 0;
+                return bad;
         }
         case OB_KEY_BODY: {
                 struct ob_body_tpl *b = dst;
@@ -1990,17 +2097,21 @@ static int spec_set(struct pctx *p, const char *section, yaml_node_t *kk, yaml_n
                         return fail(p, v, "%s must be a list of strings", what);
                 if ((size_t)(v->data.sequence.items.top - v->data.sequence.items.start) > max)
                         return fail(p, v, "%s: at most %zu items", what, max);
+                int bad = 0;
                 for (yaml_node_item_t *i = v->data.sequence.items.start; i < v->data.sequence.items.top; i++) {
                         struct ob_tpl **nv = realloc(l->v, (l->n + 1) * sizeof(*nv));
                         if (!nv)
                                 return -ENOMEM;
                         l->v = nv;
                         nv[l->n] = NULL;
-                        if ((r = parse_tpl(p, node(p, *i), spec->tpl, what, &nv[l->n])) < 0)
-                                return r;
+                        if ((r = parse_tpl(p, node(p, *i), spec->tpl, what, &nv[l->n])) < 0) {
+                                if (!go_on(p, r, &bad))
+                                        return r;
+                                continue;
+                        }
                         l->n++;
                 }
-                return 0;
+                return bad;
         }
         }
         return -EINVAL;
@@ -2730,7 +2841,7 @@ static int parse_action_list(struct pctx *p, yaml_node_t *v, struct ob_action *a
         char **names = NULL;
         char what[200];
         snprintf(what, sizeof(what), "actions.%s.%s", a->name, key);
-        int r = get_strlist(p, what, v, &names, false);
+        int r = get_strlist(p, what, v, &names, NULL);
         if (r < 0)
                 return r;
         int bad = 0;
@@ -2840,7 +2951,7 @@ static int parse_transition(struct pctx *p, yaml_node_t *k, yaml_node_t *v, stru
                         r = parse_cond(p, vv, true, &t->when);
                 } else if (strcmp(ks, "actions") == 0) {
                         char **names = NULL; /* get_strlist leaves it alone on failure */
-                        r = get_strlist(p, what, vv, &names, false);
+                        r = get_strlist(p, what, vv, &names, NULL);
                         /* Each unknown name; none when there was no actions: section to look in. */
                         for (size_t i = 0; r == 0 && names && names[i]; i++) {
                                 struct ob_action *a = find_action(p->cfg, names[i]);
@@ -2882,17 +2993,20 @@ static int parse_transition(struct pctx *p, yaml_node_t *k, yaml_node_t *v, stru
                 return bad;
         if (!t->to_mask)
                 return fail(p, v, "%s: missing required key 'to'", section);
-        /* Every action a transition runs must have what it runs after. */
+        /* Every action a transition runs must have what it runs after: each one missing is said. */
         for (size_t i = 0; i < t->nactions; i++)
                 for (size_t j = 0; j < t->actions[i]->nafter; j++) {
                         bool found = false;
                         for (size_t m = 0; m < t->nactions; m++)
                                 found = found || t->actions[m] == t->actions[i]->after[j];
-                        if (!found)
-                                return fail(p, v, "%s: action '%s' runs after '%s', which this transition lacks",
-                                            section, t->actions[i]->name, t->actions[i]->after[j]->name);
+                        if (!found &&
+                            !go_on(p,
+                                   r = fail(p, v, "%s: action '%s' runs after '%s', which this transition lacks",
+                                            section, t->actions[i]->name, t->actions[i]->after[j]->name),
+                                   &bad))
+                                return r;
                 }
-        return 0;
+        return bad;
 }
 
 /* ---- files ---------------------------------------------------------------- */
@@ -3268,8 +3382,11 @@ static int parse_rule(struct pctx *p, yaml_node_t *rn, struct ob_rule *rule)
                          rule->name, status);
         if (r == 0 && !when)
                 r = fail(p, rn, "rule '%s' needs a when: condition", rule->name);
-        if (r == 0)
-                r = parse_cond(p, when, false, &rule->when);
+        /* The condition is checked whatever the rule's other keys. */
+        if (when && (r == 0 || go_on(p, r, &bad))) {
+                int k = parse_cond(p, when, false, &rule->when);
+                r = k < 0 ? k : bad;
+        }
 out:
         free(status);
         return r;

@@ -1054,6 +1054,291 @@ Test(config, a_misspelt_policies_key_is_said_once_and_its_policies_are_not_said_
         ob_config_errors_clear(&errs);
 }
 
+/* ---- every error inside one value, and in the kinds' checks (issue 15) ----------- */
+
+/* Loads text and asserts exactly these errors, in this order. */
+static void assert_load_errors(const char *text, const char *const want[], size_t n)
+{
+        struct ob_config_errors errs;
+        cr_assert_eq(load_all_text(text, &errs), -OB_ECONFIG, "loaded:\n%s", text);
+        assert_errors(&errs, want, n);
+        ob_config_errors_clear(&errs);
+}
+
+static const char http_apps[] = "connectors:\n"                             /* 5 */
+                                "  apps:\n"                                 /* 6 */
+                                "    type: http\n"                          /* 7 */
+                                "    base_url: https://apps.example.org\n"; /* 8 */
+
+/* Each header of a connector is checked whatever the one before it: a bad
+ * name, a value_file mapping with an unknown key, an unknown field. */
+Test(config, every_bad_header_of_a_connector_is_reported)
+{
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "%s%s"
+                 "    headers:\n"                                /* 9 */
+                 "      X Bad: one\n"                            /* 10 */
+                 "      X-Good: offboard\n"                      /* 11 */
+                 "      X-Key: {value_file: /k, bogus: 1}\n"     /* 12 */
+                 "      X-Who: \"{{ account.nope }}\"\n"         /* 13 */
+                 "      Authorization: Bearer x\n"               /* 14 */
+                 "actions:\n"                                    /* 15 */
+                 "  revoke:\n"                                   /* 16 */
+                 "    connector: apps\n"                         /* 17 */
+                 "    url: /users/{{ account.uid }}\n"           /* 18 */
+                 "    headers: {X-A: \"{{ x }}\", \"B C\": d}\n", /* 19 */
+                 head, http_apps);
+        static const char *const want[] = {
+                "10:7: connectors.apps.headers: 'X Bad' is not a valid header name",
+                "12:31: unknown key 'bogus' in connectors.apps.headers.X-Key (expected one of: value_file)",
+                "13:18: connectors.apps.headers: unknown template field 'account.nope'",
+                "14:7: connectors.apps.headers: set credentials with the connector's auth: section",
+                "19:24: actions.revoke.headers: unknown template field 'x'",
+                "19:31: actions.revoke.headers: 'B C' is not a valid header name",
+        };
+        assert_load_errors(text, want, OB_ELEMENTSOF(want));
+
+        /* One mistake: one error. */
+        snprintf(text, sizeof(text), "%s%s    headers:\n      X Bad: one\n      X-Good: offboard\n", head, http_apps);
+        static const char *const one[] = {"10:7: connectors.apps.headers: 'X Bad' is not a valid header name"};
+        assert_load_errors(text, one, 1);
+}
+
+/* Each leaf of a json: body, at any depth, and each value of a form: body. */
+Test(config, every_bad_template_of_a_json_or_form_body_is_reported)
+{
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "%s%s"
+                 "actions:\n"                                         /* 9 */
+                 "  revoke:\n"                                        /* 10 */
+                 "    connector: apps\n"                              /* 11 */
+                 "    url: /users/{{ account.uid }}\n"                /* 12 */
+                 "    json:\n"                                        /* 13 */
+                 "      reason: \"{{ status.nam }}\"\n"               /* 14 */
+                 "      who: \"{{ account.zzz }}\"\n"                 /* 15 */
+                 "      ok: \"{{ status.name }}\"\n"                  /* 16 */
+                 "      what: \"{{ unclosed\"\n"                      /* 17 */
+                 "      deep: {list: [\"{{ a }}\", 1, \"{{ b }}\"]}\n" /* 18 */
+                 "  notify:\n"                                        /* 19 */
+                 "    connector: apps\n"                              /* 20 */
+                 "    url: /notify\n"                                 /* 21 */
+                 "    form:\n"                                        /* 22 */
+                 "      user: \"{{ account.uidd }}\"\n"               /* 23 */
+                 "      list: [a, b]\n"                               /* 24 */
+                 "      why: \"{{ status.reason }}\"\n"               /* 25 */
+                 "      rule: \"{{ status.rul }}\"\n",                /* 26 */
+                 head, http_apps);
+        static const char *const want[] = {
+                "14:19: actions.revoke.json: unknown template field 'status.nam'",
+                "15:16: actions.revoke.json: unknown template field 'account.zzz'",
+                "17:14: actions.revoke.json: unclosed '{{' in template",
+                "18:25: actions.revoke.json: unknown template field 'a'",
+                "18:39: actions.revoke.json: unknown template field 'b'",
+                "23:17: actions.notify.form: unknown template field 'account.uidd'",
+                "24:13: actions.notify.form: a form value must be a scalar",
+                "26:17: actions.notify.form: unknown template field 'status.rul'",
+        };
+        assert_load_errors(text, want, OB_ELEMENTSOF(want));
+
+        snprintf(text, sizeof(text),
+                 "%s%sactions:\n  revoke:\n    connector: apps\n    url: /u\n    json:\n"
+                 "      reason: \"{{ status.nam }}\"\n      ok: \"{{ status.name }}\"\n",
+                 head, http_apps);
+        static const char *const one[] = {"14:19: actions.revoke.json: unknown template field 'status.nam'"};
+        assert_load_errors(text, one, 1);
+}
+
+/* An action's and a transition's when:, each key and each nested
+ * condition; what the keys must be together is not said after an unknown
+ * key (perhaps the missing one, misspelt). */
+Test(config, every_mistake_in_a_condition_and_its_nested_conditions_is_reported)
+{
+        char text[4096];
+        snprintf(text, sizeof(text),
+                 "%s%s"
+                 "actions:\n"                                                    /* 9 */
+                 "  revoke:\n"                                                   /* 10 */
+                 "    connector: apps\n"                                         /* 11 */
+                 "    url: /u\n"                                                 /* 12 */
+                 "    when:\n"                                                   /* 13 */
+                 "      status: [inactive, deletd, gone]\n"                      /* 14 */
+                 "      frob: 1\n"                                               /* 15 */
+                 "      any:\n"                                                  /* 16 */
+                 "        - {attribute: x, passed: soon}\n"                      /* 17 */
+                 "  free:\n"                                                     /* 18 */
+                 "    connector: apps\n"                                         /* 19 */
+                 "    url: /f\n"                                                 /* 20 */
+                 "    when:\n"                                                   /* 21 */
+                 "      all:\n"                                                  /* 22 */
+                 "        - {status: [inactive, deletd]}\n"                      /* 23 */
+                 "        - {frob: 1}\n"                                         /* 24 */
+                 "        - {passed: soon}\n"                                    /* 25 */
+                 "        - not: {attribute: \"a b\", bits: 0}\n"                /* 26 */
+                 "        - {attribute: y, within: {time: never, duration: 0}}\n" /* 27 */
+                 "        - {attribute: z, at_least: {zero: always, colour: red}}\n" /* 28 */
+                 "transitions:\n"                                                /* 29 */
+                 "  leave:\n"                                                    /* 30 */
+                 "    to: inactive\n"                                            /* 31 */
+                 "    actions: [revoke, free]\n"                                 /* 32 */
+                 "    when: {any: [{present: maybe}, {status: locked, attribute: q}]}\n", /* 33 */
+                 head, http_apps);
+        static const char *const want[] = {
+                "14:26: status: unknown status 'deletd'",
+                "14:34: status: unknown status 'gone'",
+                "15:7: unknown key 'frob' in a condition",
+                "16:7: a condition takes one test",
+                "17:34: passed must name the time format: generalized, filetime or days, not 'soon'",
+                "23:31: status: unknown status 'deletd'",
+                "24:12: unknown key 'frob' in a condition",
+                "25:20: passed must name the time format: generalized, filetime or days, not 'soon'",
+                "25:11: the test 'passed' needs an attribute: key",
+                "26:28: attribute: 'a b' is not an LDAP attribute name",
+                "26:41: bits must be a non-zero number such as 0x2, not '0'",
+                "27:41: within.time must name the time format: generalized, filetime or days, not 'never'",
+                "27:58: within.duration must be a duration such as 30m or 1d",
+                "28:43: at_least.zero can only be never",
+                "28:51: unknown key 'colour' in at_least (expected policy, zero)",
+                "33:28: present must be true or false, not 'maybe'",
+                "33:18: the test 'present' needs an attribute: key",
+                "33:64: attribute: has no meaning with 'status'",
+        };
+        assert_load_errors(text, want, OB_ELEMENTSOF(want));
+
+        snprintf(text, sizeof(text),
+                 "%s%sactions:\n  revoke:\n    connector: apps\n    url: /u\n    when:\n"
+                 "      all: [{status: [inactive, deletd]}, {attribute: x, present: true}]\n",
+                 head, http_apps);
+        static const char *const one[] = {"14:33: status: unknown status 'deletd'"};
+        assert_load_errors(text, one, 1);
+}
+
+/* A mapping rule's condition, each nested one, whatever the rule's other keys. */
+Test(config, every_mistake_in_a_mapping_rules_nested_conditions_is_reported)
+{
+        char dir[] = "/tmp/ob-test-conds-XXXXXX";
+        cr_assert_not_null(mkdtemp(dir));
+        char mpath[128], cpath[128];
+        snprintf(mpath, sizeof(mpath), "%s/site.yaml", dir);
+        snprintf(cpath, sizeof(cpath), "%s/offboard.yaml", dir);
+        static const char *const rules[2] = {
+                "rules:\n"                                                            /* 1 */
+                "  - name: locked\n"                                                  /* 2 */
+                "    status: locked\n"                                                /* 3 */
+                "    colour: blue\n"                                                  /* 4 */
+                "    when:\n"                                                         /* 5 */
+                "      any:\n"                                                        /* 6 */
+                "        - {attribute: pwdAccountLockedTime, present: perhaps}\n"     /* 7 */
+                "        - {status: locked}\n"                                        /* 8 */
+                "        - all: [{attribute: a, equals: [x, [y]]}, {attribute: b}]\n" /* 9 */
+                "        - {attribute: c, at_or_after: {time: soon}}\n",              /* 10 */
+                "rules:\n"
+                "  - name: locked\n"
+                "    status: locked\n"
+                "    when:\n"
+                "      any:\n"
+                "        - {attribute: pwdAccountLockedTime, present: perhaps}\n"
+                "        - {attribute: b, present: true}\n",
+        };
+        static const char *const want[] = {
+                "4:5: unknown key 'colour' in a rule",
+                "7:54: present must be true or false, not 'perhaps'",
+                "8:12: a mapping rule cannot test the status it derives",
+                "9:44: equals must be a scalar, not a list",
+                "9:51: a condition needs a test",
+                "10:39: at_or_after needs attribute: (the other time) and time: (its format)",
+                "10:46: at_or_after.time must name the time format: generalized, filetime or days, not 'soon'",
+        };
+        for (size_t t = 0; t < 2; t++) {
+                FILE *f = fopen(mpath, "w");
+                cr_assert_not_null(f);
+                fputs(rules[t], f);
+                fclose(f);
+                f = fopen(cpath, "w");
+                cr_assert_not_null(f);
+                fputs("directory:\n  uri: ldaps://127.0.0.1:636\n  base: dc=example,dc=org\nmappings: [site.yaml]\n",
+                      f);
+                fclose(f);
+                struct ob_config *c = NULL;
+                struct ob_config_errors errs;
+                cr_assert_eq(ob_config_load_all(cpath, &c, &errs), -OB_ECONFIG);
+                size_t n = t == 0 ? OB_ELEMENTSOF(want) : 1;
+                cr_assert_eq(errs.n, n, "%zu errors:%s", errs.n, listed(&errs));
+                for (size_t i = 0; i < n; i++) {
+                        char w[300];
+                        snprintf(w, sizeof(w), "%s:%s", mpath, t == 0 ? want[i] : "6:54: present must be true or false");
+                        cr_assert(strncmp(errs.v[i].message, w, strlen(w)) == 0, "error %zu is not '%s':%s", i, w,
+                                  listed(&errs));
+                }
+                ob_config_errors_clear(&errs);
+        }
+        unlink(mpath);
+        unlink(cpath);
+        rmdir(dir);
+}
+
+/* Each entry of a list: attribute names, DNs, statuses, numbers, the
+ * exec kind's argv templates, action names. */
+Test(config, every_bad_entry_of_a_list_is_reported)
+{
+        char text[4096];
+        snprintf(text, sizeof(text),
+                 "directory:\n"                                                          /* 1 */
+                 "  uri: ldaps://127.0.0.1:636\n"                                        /* 2 */
+                 "  base: ou=people,dc=example,dc=org\n"                                 /* 3 */
+                 "  attributes: [mail, \"user name\", [x], \"a b\"]\n"                  /* 4 */
+                 "mappings: [openldap]\n"                                                /* 5 */
+                 "transfer:\n"                                                           /* 6 */
+                 "  leader_of: [\"cn=it,dc=example,dc=org\", it-team, {x: 1}, hr]\n"    /* 7 */
+                 "connectors:\n"                                                         /* 8 */
+                 "  apps:\n"                                                             /* 9 */
+                 "    type: http\n"                                                      /* 10 */
+                 "    base_url: https://apps.example.org\n"                              /* 11 */
+                 "  tool:\n"                                                             /* 12 */
+                 "    type: exec\n"                                                      /* 13 */
+                 "    program: /bin/true\n"                                              /* 14 */
+                 "actions:\n"                                                            /* 15 */
+                 "  revoke:\n"                                                           /* 16 */
+                 "    connector: apps\n"                                                 /* 17 */
+                 "    url: /u\n"                                                         /* 18 */
+                 "    ok_status: [404, 99, x, 410, 600]\n"                               /* 19 */
+                 "  run:\n"                                                              /* 20 */
+                 "    connector: tool\n"                                                 /* 21 */
+                 "    args: [\"{{ account.uid }}\", \"{{ uid }}\", [a], \"{{ mail\"]\n"  /* 22 */
+                 "    ok_exit: [0, 256, -1]\n"                                           /* 23 */
+                 "transitions:\n"                                                        /* 24 */
+                 "  leave:\n"                                                            /* 25 */
+                 "    from: [active, nobody, none, [x]]\n"                               /* 26 */
+                 "    to: inactive\n"                                                    /* 27 */
+                 "    actions: [revoke, {x: 1}, run, [y]]\n");                           /* 28 */
+        static const char *const want[] = {
+                "4:22: directory.attributes: 'user name' is not an LDAP attribute name",
+                "4:35: directory.attributes must be a scalar, not a list",
+                "4:40: directory.attributes: 'a b' is not an LDAP attribute name",
+                "7:42: transfer.leader_of: 'it-team' is not a DN",
+                "7:51: transfer.leader_of must be a scalar, not a mapping",
+                "7:59: transfer.leader_of: 'hr' is not a DN",
+                "19:22: actions.revoke.ok_status must be a whole number from 100 to 599, not '99'",
+                "19:26: actions.revoke.ok_status must be a whole number from 100 to 599, not 'x'",
+                "19:34: actions.revoke.ok_status must be a whole number from 100 to 599, not '600'",
+                "22:37: actions.run.args: unknown template field 'uid'",
+                "22:46: actions.run.args must be a scalar, not a list",
+                "22:52: actions.run.args: unclosed '{{' in template",
+                "23:18: actions.run.ok_exit must be a whole number from 0 to 255, not '256'",
+                "23:23: actions.run.ok_exit must be a whole number from 0 to 255, not '-1'",
+                "26:20: transitions.leave.from: unknown status 'nobody'",
+                "26:34: transitions.leave.from must be a scalar, not a list",
+                "28:23: transitions.leave.actions must be a scalar, not a mapping",
+                "28:36: transitions.leave.actions must be a scalar, not a list",
+        };
+        assert_load_errors(text, want, OB_ELEMENTSOF(want));
+
+        snprintf(text, sizeof(text), "%stransfer:\n  leader_of: [\"cn=it,dc=example,dc=org\", it-team]\n", head);
+        static const char *const one[] = {"6:42: transfer.leader_of: 'it-team' is not a DN"};
+        assert_load_errors(text, one, 1);
+}
+
 /* ---- ${CREDENTIALS_DIRECTORY} (systemd's LoadCredential=) ------------------------ */
 
 Test(config, a_path_under_credentials_directory_resolves_to_the_units_own_directory)
