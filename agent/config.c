@@ -2427,6 +2427,11 @@ int ob_config_fail_action_at(struct ob_config_check *ck, const struct ob_action 
         return r;
 }
 
+bool ob_config_check_go_on(struct ob_config_check *ck, int r, int *bad)
+{
+        return go_on(ck->p, r, bad);
+}
+
 /* The value of key in mapping m, or NULL. */
 static yaml_node_t *value_of(struct pctx *p, yaml_node_t *m, const char *key)
 {
@@ -2813,25 +2818,34 @@ static int parse_action(struct pctx *p, yaml_node_t *k, yaml_node_t *v, struct o
                 return r;
         if (bad)
                 return bad;
-        if (a->security && a->grace_ms > 0)
-                return fail(p, value_of(p, v, "grace"),
+        if (a->security && a->grace_ms > 0 &&
+            !go_on(p,
+                   r = fail(p, value_of(p, v, "grace"),
                             "%s.grace: a security action never waits (sessions and tokens are revoked at once)",
-                            section);
+                            section),
+                   &bad))
+                return r;
         /* modules: is what transfer.modules sends, and nothing else reads it. */
         bool sends_modules = false;
         specs_foreach_tpl(specs, a->settings, uses_modules_cb, &sends_modules);
         specs_foreach_tpl(a->connector->kind->connector_keys, a->connector->settings, uses_modules_cb, &sends_modules);
-        if (a->nmodules && !sends_modules)
-                return fail(p, value_of(p, v, "modules"),
+        if (a->nmodules && !sends_modules &&
+            !go_on(p,
+                   r = fail(p, value_of(p, v, "modules"),
                             "%s.modules: no template of this action sends them; add \"{{ transfer.modules }}\" "
                             "to its request",
-                            section);
-        if (sends_modules && !a->nmodules)
-                return fail(p, k, "%s: a template reads transfer.modules, which needs %s.modules", section, section);
+                            section),
+                   &bad))
+                return r;
+        if (sends_modules && !a->nmodules &&
+            !go_on(p, r = fail(p, k, "%s: a template reads transfer.modules, which needs %s.modules", section, section),
+                   &bad))
+                return r;
         if (conn_kd->failed) /* the kind's checks read the connector's settings */
-                return 0;
+                return bad;
         struct ob_config_check ck = {p};
-        return kind->check_action ? kind->check_action(&ck, a) : 0;
+        r = kind->check_action ? kind->check_action(&ck, a) : 0;
+        return r < 0 ? r : bad;
 }
 
 /* An action's list of other actions (after:, restored_by:), by name. */

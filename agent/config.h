@@ -190,6 +190,11 @@ __attribute__((format(printf, 4, 5))) int ob_config_fail_action(struct ob_config
 __attribute__((format(printf, 5, 6))) int ob_config_fail_action_at(struct ob_config_check *ck,
                                                                    const struct ob_action *a, const char *key,
                                                                    size_t offset, const char *fmt, ...);
+/* After a check failed with r (< 0): true to go on to the next check that
+ * does not depend on what failed, *bad remembering the failure (a hook
+ * returns *bad at its end); false to return r at once (out of memory, or
+ * the list of errors is full). */
+bool ob_config_check_go_on(struct ob_config_check *ck, int r, int *bad);
 
 /* How a connector retries (connectors.X.retry). */
 struct ob_retry_policy {

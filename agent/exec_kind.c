@@ -60,42 +60,51 @@ static bool ob_exec_env_name_ok(const char *s)
         return true;
 }
 
+/* program: and env: are checked each on its own, and each variable of env:. */
 static int ob_exec_check_connector(struct ob_config_check *ck, struct ob_connector *c)
 {
         const struct ob_exec_connector *x = c->settings;
         struct stat st;
+        int r = 0, bad = 0;
         if (x->program[0] != '/')
-                return ob_config_fail_connector(ck, c, "program",
-                                                "connectors.%s.program must be an absolute path (no PATH lookup)",
-                                                c->name);
-        if (stat(x->program, &st) < 0)
-                return ob_config_fail_connector(ck, c, "program", "connectors.%s.program: %s: %s", c->name,
-                                                x->program, strerror(errno));
-        if (!S_ISREG(st.st_mode) || access(x->program, X_OK) < 0)
-                return ob_config_fail_connector(ck, c, "program",
-                                                "connectors.%s.program: %s is not an executable file", c->name,
-                                                x->program);
+                r = ob_config_fail_connector(ck, c, "program",
+                                             "connectors.%s.program must be an absolute path (no PATH lookup)",
+                                             c->name);
+        else if (stat(x->program, &st) < 0)
+                r = ob_config_fail_connector(ck, c, "program", "connectors.%s.program: %s: %s", c->name, x->program,
+                                             strerror(errno));
+        else if (!S_ISREG(st.st_mode) || access(x->program, X_OK) < 0)
+                r = ob_config_fail_connector(ck, c, "program", "connectors.%s.program: %s is not an executable file",
+                                             c->name, x->program);
+        if (r < 0 && !ob_config_check_go_on(ck, r, &bad))
+                return r;
         if (x->env.n > OB_EXEC_MAX_ENV)
                 return ob_config_fail_connector(ck, c, "env", "connectors.%s.env: at most %d variables", c->name,
                                                 OB_EXEC_MAX_ENV);
         for (size_t i = 0; i < x->env.n; i++) {
                 const char *n = x->env.v[i].name;
+                bool twice = false;
+                for (size_t j = 0; j < i; j++)
+                        twice = twice || strcmp(x->env.v[j].name, n) == 0;
                 if (!ob_exec_env_name_ok(n))
-                        return ob_config_fail_connector(
+                        r = ob_config_fail_connector(
                                 ck, c, "env",
                                 "connectors.%s.env: '%s' is not a variable name (letters, digits and '_')", c->name,
                                 n);
-                if (strcmp(n, OB_EXEC_IDEMPOTENCY_ENV) == 0)
-                        return ob_config_fail_connector(ck, c, "env",
-                                                        "connectors.%s.env: " OB_EXEC_IDEMPOTENCY_ENV
-                                                        " is set by offboard for every run",
-                                                        c->name);
-                for (size_t j = 0; j < i; j++)
-                        if (strcmp(x->env.v[j].name, n) == 0)
-                                return ob_config_fail_connector(ck, c, "env",
-                                                                "connectors.%s.env: '%s' is set twice", c->name, n);
+                else if (strcmp(n, OB_EXEC_IDEMPOTENCY_ENV) == 0)
+                        r = ob_config_fail_connector(ck, c, "env",
+                                                     "connectors.%s.env: " OB_EXEC_IDEMPOTENCY_ENV
+                                                     " is set by offboard for every run",
+                                                     c->name);
+                else if (twice)
+                        r = ob_config_fail_connector(ck, c, "env", "connectors.%s.env: '%s' is set twice", c->name,
+                                                     n);
+                else
+                        r = 0;
+                if (r < 0 && !ob_config_check_go_on(ck, r, &bad))
+                        return r;
         }
-        return 0;
+        return bad;
 }
 
 static int ob_exec_check_action(struct ob_config_check *ck, struct ob_action *a)

@@ -77,27 +77,33 @@ static const struct ob_key_spec ob_http_action_keys[] = {
 
 /* ---- rules across keys ------------------------------------------------------ */
 
+/* base_url and auth are checked each on its own. */
 static int ob_http_check_connector(struct ob_config_check *ck, struct ob_connector *c)
 {
         struct ob_http_connector *h = c->settings;
+        int r, bad = 0;
         if (h->base_url) {
                 char *u = h->base_url;
                 if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
-                        return ob_config_fail_connector(ck, c, "base_url",
-                                                        "connectors.%s.base_url must start with http:// or https://",
-                                                        c->name);
-                if (strchr(u, '{') || strchr(u, '?') || strchr(u, '#'))
-                        return ob_config_fail_connector(
+                        r = ob_config_fail_connector(ck, c, "base_url",
+                                                     "connectors.%s.base_url must start with http:// or https://",
+                                                     c->name);
+                else if (strchr(u, '{') || strchr(u, '?') || strchr(u, '#'))
+                        r = ob_config_fail_connector(
                                 ck, c, "base_url",
                                 "connectors.%s.base_url must be a plain URL prefix (no templates, query or fragment)",
                                 c->name);
+                else
+                        r = 0;
+                if (r < 0 && !ob_config_check_go_on(ck, r, &bad))
+                        return r;
                 size_t n = strlen(u);
-                while (n > 0 && u[n - 1] == '/')
+                while (r == 0 && n > 0 && u[n - 1] == '/')
                         u[--n] = '\0';
         }
         struct ob_http_auth *a = &h->auth;
         if (!a->type)
-                return 0;
+                return bad;
         if (strcmp(a->type, "bearer") == 0) {
                 if (!a->token_file || a->password_file || a->username || a->encoding)
                         return ob_config_fail_connector(
@@ -112,7 +118,7 @@ static int ob_http_check_connector(struct ob_config_check *ck, struct ob_connect
                                                 "connectors.%s.auth: unknown auth type '%s' (expected bearer or basic)",
                                                 c->name, a->type);
         }
-        return 0;
+        return bad;
 }
 
 static int ob_http_check_action(struct ob_config_check *ck, struct ob_action *a)
@@ -180,19 +186,25 @@ static int ob_http_check_uses(struct ob_config_check *ck, const struct ob_config
                                                         c->name);
                 return 0;
         }
+        /* Each action that would send them is said. */
+        int r, bad = 0;
         for (size_t j = 0; j < cfg->nactions; j++) {
                 const struct ob_action *a = &cfg->actions[j];
                 if (a->connector != c)
                         continue;
                 const struct ob_http_action *h = a->settings;
-                if (strncmp(ob_tpl_source(h->url), "http://", 7) == 0)
-                        return ob_config_fail_action(ck, a, "url",
-                                                     "actions.%s.url: connector '%s' sends credentials, which would "
-                                                     "cross the network in clear text over http://; use https:// or "
-                                                     "set allow_insecure: true on the connector",
-                                                     a->name, c->name);
+                if (strncmp(ob_tpl_source(h->url), "http://", 7) == 0 &&
+                    !ob_config_check_go_on(ck,
+                                           r = ob_config_fail_action(
+                                                   ck, a, "url",
+                                                   "actions.%s.url: connector '%s' sends credentials, which would "
+                                                   "cross the network in clear text over http://; use https:// or "
+                                                   "set allow_insecure: true on the connector",
+                                                   a->name, c->name),
+                                           &bad))
+                        return r;
         }
-        return 0;
+        return bad;
 }
 
 static bool ob_http_tls_unverified(const struct ob_connector *c)

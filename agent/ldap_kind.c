@@ -83,23 +83,39 @@ static const char *ob_ldap_plain_name(const struct ob_json_tpl *j)
         return ob_ldap_attr_name_ok(s) ? s : NULL;
 }
 
+/* Each key is checked on its own; every problem is said. */
 static int ob_ldap_check_connector(struct ob_config_check *ck, struct ob_connector *c)
 {
         struct ob_ldap_connector *l = c->settings;
-        if (l->groups_base && !ob_dn_syntax_ok(l->groups_base))
-                return ob_config_fail_connector(ck, c, "groups_base", "connectors.%s.groups_base is not a DN", c->name);
-        if (l->bind_dn && !ob_dn_syntax_ok(l->bind_dn))
-                return ob_config_fail_connector(ck, c, "bind_dn", "connectors.%s.bind_dn is not a DN", c->name);
-        if (!!l->bind_dn != !!l->bind_password_file)
-                return ob_config_fail_connector(ck, c, l->bind_dn ? "bind_dn" : "bind_password_file",
-                                                "connectors.%s: bind_dn and bind_password_file go together", c->name);
+        int r, bad = 0;
+        if (l->groups_base && !ob_dn_syntax_ok(l->groups_base) &&
+            !ob_config_check_go_on(ck,
+                                   r = ob_config_fail_connector(ck, c, "groups_base",
+                                                                "connectors.%s.groups_base is not a DN", c->name),
+                                   &bad))
+                return r;
+        if (l->bind_dn && !ob_dn_syntax_ok(l->bind_dn) &&
+            !ob_config_check_go_on(
+                    ck, r = ob_config_fail_connector(ck, c, "bind_dn", "connectors.%s.bind_dn is not a DN", c->name),
+                    &bad))
+                return r;
+        if (!!l->bind_dn != !!l->bind_password_file &&
+            !ob_config_check_go_on(ck,
+                                   r = ob_config_fail_connector(ck, c, l->bind_dn ? "bind_dn" : "bind_password_file",
+                                                                "connectors.%s: bind_dn and bind_password_file go "
+                                                                "together",
+                                                                c->name),
+                                   &bad))
+                return r;
         if (l->uri && strncmp(l->uri, "ldap://", 7) != 0 && strncmp(l->uri, "ldaps://", 8) != 0 &&
             strncmp(l->uri, "ldapi://", 8) != 0)
                 return ob_config_fail_connector(
                         ck, c, "uri", "connectors.%s.uri must start with ldap://, ldaps:// or ldapi://", c->name);
-        return 0;
+        return bad;
 }
 
+/* attributes: a list whose every entry is one of the group attributes; each
+ * one that is not is said. */
 static int ob_ldap_check_remove(struct ob_config_check *ck, struct ob_action *a, struct ob_ldap_action *l)
 {
         if (!l->attributes.tree) {
@@ -112,60 +128,94 @@ static int ob_ldap_check_remove(struct ob_config_check *ck, struct ob_action *a,
                                              "actions.%s.attributes must be a list of member, uniqueMember or "
                                              "memberUid",
                                              a->name);
+        int r, bad = 0;
         for (size_t i = 0; i < t->nchildren; i++) {
                 const char *n = ob_ldap_plain_name(t->children[i]);
                 size_t k = 0;
                 while (n && k < OB_LDAP_GROUP_ATTRS && !ob_streq_ci(n, ob_ldap_group_attrs[k]))
                         k++;
-                if (!n || k == OB_LDAP_GROUP_ATTRS)
-                        return ob_config_fail_action(ck, a, "attributes",
-                                                     "actions.%s.attributes: '%s' is not one of member, uniqueMember "
-                                                     "or memberUid",
-                                                     a->name,
-                                                     t->children[i]->tpl ? ob_tpl_source(t->children[i]->tpl)
-                                                                         : "(a list or mapping)");
-                l->group_attrs |= 1u << k;
+                if (n && k < OB_LDAP_GROUP_ATTRS) {
+                        l->group_attrs |= 1u << k;
+                        continue;
+                }
+                r = ob_config_fail_action(ck, a, "attributes",
+                                          "actions.%s.attributes: '%s' is not one of member, uniqueMember or "
+                                          "memberUid",
+                                          a->name,
+                                          t->children[i]->tpl ? ob_tpl_source(t->children[i]->tpl)
+                                                              : "(a list or mapping)");
+                if (!ob_config_check_go_on(ck, r, &bad))
+                        return r;
         }
-        return 0;
+        return bad;
 }
 
+/* set: and clear: are each checked, and each entry of them; a shape that
+ * is wrong is said once, its entries not read. */
 static int ob_ldap_check_modify(struct ob_config_check *ck, struct ob_action *a, const struct ob_ldap_action *l)
 {
         if (!l->set.tree && !l->clear.tree)
                 return ob_config_fail_action(ck, a, "operation", "actions.%s: modify takes set:, clear: or both",
                                              a->name);
         const struct ob_json_tpl *s = l->set.tree, *c = l->clear.tree;
-        if (s && (s->kind != OB_JSON_OBJECT || s->nchildren == 0))
-                return ob_config_fail_action(ck, a, "set", "actions.%s.set must be a mapping of attribute: value",
-                                             a->name);
+        int r = 0, bad = 0;
+        if (s && (s->kind != OB_JSON_OBJECT || s->nchildren == 0)) {
+                r = ob_config_fail_action(ck, a, "set", "actions.%s.set must be a mapping of attribute: value",
+                                          a->name);
+                if (!ob_config_check_go_on(ck, r, &bad))
+                        return r;
+                s = NULL;
+        }
         for (size_t i = 0; s && i < s->nchildren; i++) {
                 const struct ob_json_tpl *v = s->children[i];
-                if (!ob_ldap_attr_name_ok(v->key))
-                        return ob_config_fail_action(ck, a, "set", "actions.%s.set: '%s' is not an attribute name",
-                                                     a->name, v->key);
                 bool ok = v->kind == OB_JSON_STRING || (v->kind == OB_JSON_ARRAY && v->nchildren > 0);
                 for (size_t k = 0; ok && v->kind == OB_JSON_ARRAY && k < v->nchildren; k++)
                         ok = v->children[k]->kind == OB_JSON_STRING;
-                if (!ok)
-                        return ob_config_fail_action(
-                                ck, a, "set", "actions.%s.set.%s must be a value or a list of values", a->name, v->key);
+                if (!ob_ldap_attr_name_ok(v->key))
+                        r = ob_config_fail_action(ck, a, "set", "actions.%s.set: '%s' is not an attribute name",
+                                                  a->name, v->key);
+                else if (!ok)
+                        r = ob_config_fail_action(ck, a, "set",
+                                                  "actions.%s.set.%s must be a value or a list of values", a->name,
+                                                  v->key);
+                else
+                        r = 0;
+                if (r < 0 && !ob_config_check_go_on(ck, r, &bad))
+                        return r;
         }
         if (c && (c->kind != OB_JSON_ARRAY || c->nchildren == 0))
                 return ob_config_fail_action(ck, a, "clear", "actions.%s.clear must be a list of attribute names",
                                              a->name);
+        bool said = false; /* an entry that is not a name: the list is said once */
         for (size_t i = 0; c && i < c->nchildren; i++) {
                 const char *n = ob_ldap_plain_name(c->children[i]);
-                if (!n)
-                        return ob_config_fail_action(ck, a, "clear",
-                                                     "actions.%s.clear must be a list of attribute names", a->name);
+                if (!n) {
+                        if (!said && !ob_config_check_go_on(
+                                             ck,
+                                             r = ob_config_fail_action(ck, a, "clear",
+                                                                       "actions.%s.clear must be a list of "
+                                                                       "attribute names",
+                                                                       a->name),
+                                             &bad))
+                                return r;
+                        said = true;
+                        continue;
+                }
                 for (size_t k = 0; s && k < s->nchildren; k++)
-                        if (ob_streq_ci(n, s->children[k]->key))
-                                return ob_config_fail_action(ck, a, "clear", "actions.%s: %s is both set and cleared",
-                                                             a->name, n);
+                        if (ob_streq_ci(n, s->children[k]->key) &&
+                            !ob_config_check_go_on(ck,
+                                                   r = ob_config_fail_action(ck, a, "clear",
+                                                                             "actions.%s: %s is both set and cleared",
+                                                                             a->name, n),
+                                                   &bad))
+                                return r;
         }
-        return 0;
+        return bad;
 }
 
+/* Each key given to an operation it does not belong to is said; the
+ * operation's own needs are checked only when none was (a wrong operation
+ * would make them a consequence). */
 static int ob_ldap_check_action(struct ob_config_check *ck, struct ob_action *a)
 {
         struct ob_ldap_action *l = a->settings;
@@ -187,10 +237,17 @@ static int ob_ldap_check_action(struct ob_config_check *ck, struct ob_action *a)
                      {"clear", OB_LDAP_MODIFY},
                      {"from", OB_LDAP_RESTORE_GROUPS}};
         const bool given[] = {l->attributes.tree, l->new_parent, l->set.tree, l->clear.tree, l->from};
+        int r, bad = 0;
         for (size_t i = 0; i < OB_ELEMENTSOF(owner); i++)
-                if (given[i] && owner[i].op != l->op)
-                        return ob_config_fail_action(ck, a, owner[i].key, "actions.%s.%s does not apply to %s", a->name,
-                                                     owner[i].key, l->operation);
+                if (given[i] && owner[i].op != l->op &&
+                    !ob_config_check_go_on(ck,
+                                           r = ob_config_fail_action(ck, a, owner[i].key,
+                                                                     "actions.%s.%s does not apply to %s", a->name,
+                                                                     owner[i].key, l->operation),
+                                           &bad))
+                        return r;
+        if (bad)
+                return bad;
         switch (l->op) {
         case OB_LDAP_REMOVE_FROM_GROUPS: return ob_ldap_check_remove(ck, a, l);
         case OB_LDAP_MOVE:
@@ -241,6 +298,7 @@ static int ob_ldap_check_uses(struct ob_config_check *ck, const struct ob_config
         l->directory = &cfg->directory;
         if (!l->groups_base && cfg->directory.base && !(l->groups_base = strdup(cfg->directory.base)))
                 return -ENOMEM;
+        int e, bad = 0; /* each action's problem is said */
         /* restore_groups: from names a remove_from_groups action (of any
          * ldap connector: the records are the account's, not the server's). */
         for (size_t i = 0; i < cfg->nactions; i++) {
@@ -249,12 +307,15 @@ static int ob_ldap_check_uses(struct ob_config_check *ck, const struct ob_config
                 if (r->connector != c || rl->op != OB_LDAP_RESTORE_GROUPS)
                         continue;
                 const struct ob_action *f = ob_ldap_action_named(cfg, rl->from);
-                if (!f || f->connector->kind != c->kind ||
-                    ((const struct ob_ldap_action *)f->settings)->op != OB_LDAP_REMOVE_FROM_GROUPS)
-                        return ob_config_fail_action(ck, r, "from",
-                                                     "actions.%s.from: '%s' is not a remove_from_groups action of an "
-                                                     "ldap connector",
-                                                     r->name, rl->from);
+                if ((!f || f->connector->kind != c->kind ||
+                     ((const struct ob_ldap_action *)f->settings)->op != OB_LDAP_REMOVE_FROM_GROUPS) &&
+                    !ob_config_check_go_on(ck,
+                                           e = ob_config_fail_action(ck, r, "from",
+                                                                     "actions.%s.from: '%s' is not a "
+                                                                     "remove_from_groups action of an ldap connector",
+                                                                     r->name, rl->from),
+                                           &bad))
+                        return e;
         }
         for (size_t i = 0; i < cfg->nactions; i++) {
                 const struct ob_action *m = &cfg->actions[i];
@@ -264,13 +325,15 @@ static int ob_ldap_check_uses(struct ob_config_check *ck, const struct ob_config
                         const struct ob_action *o = &cfg->actions[j];
                         if (j == i || o->connector->kind != c->kind || ob_ldap_runs_after(m, o, 0))
                                 continue;
-                        return ob_config_fail_action(ck, m, "operation",
-                                                     "actions.%s moves the entry, which changes the DN that action "
-                                                     "%s acts on: list %s in its after:",
-                                                     m->name, o->name, o->name);
+                        e = ob_config_fail_action(ck, m, "operation",
+                                                  "actions.%s moves the entry, which changes the DN that action "
+                                                  "%s acts on: list %s in its after:",
+                                                  m->name, o->name, o->name);
+                        if (!ob_config_check_go_on(ck, e, &bad))
+                                return e;
                 }
         }
-        return 0;
+        return bad;
 }
 
 /* ---- rendering -------------------------------------------------------------- */

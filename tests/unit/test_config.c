@@ -1339,6 +1339,123 @@ Test(config, every_bad_entry_of_a_list_is_reported)
         assert_load_errors(text, one, 1);
 }
 
+/* The kinds' own checks say each independent problem of a connector or an
+ * action; a problem that follows from another (the operation a key belongs
+ * to) is not said as well. */
+Test(config, the_kinds_checks_report_each_independent_problem)
+{
+        char text[4096];
+        snprintf(text, sizeof(text),
+                 "%s"
+                 "connectors:\n"                                                     /* 5 */
+                 "  apps:\n"                                                         /* 6 */
+                 "    type: http\n"                                                  /* 7 */
+                 "    base_url: ftp://apps.example.org\n"                            /* 8 */
+                 "    auth: {type: bearer, username: u}\n"                           /* 9 */
+                 "  dir:\n"                                                          /* 10 */
+                 "    type: ldap\n"                                                  /* 11 */
+                 "    groups_base: not-a-dn\n"                                       /* 12 */
+                 "    bind_dn: also-not\n"                                           /* 13 */
+                 "    uri: http://x\n"                                               /* 14 */
+                 "  tool:\n"                                                         /* 15 */
+                 "    type: exec\n"                                                  /* 16 */
+                 "    program: bin/true\n"                                           /* 17 */
+                 "    env: {A: \"1\", 9x: \"2\", OFFBOARD_IDEMPOTENCY_KEY: \"3\"}\n" /* 18 */
+                 "  groups:\n"                                                       /* 19 */
+                 "    type: ldap\n"                                                  /* 20 */
+                 "actions:\n"                                                        /* 21 */
+                 "  modify:\n"                                                       /* 22 */
+                 "    connector: groups\n"                                           /* 23 */
+                 "    operation: modify\n"                                           /* 24 */
+                 "    set: {\"a b\": x, title: [], mail: m}\n"                       /* 25 */
+                 "    clear: [mail, \"{{ account.uid }}\", description, [x]]\n"      /* 26 */
+                 "  remove:\n"                                                       /* 27 */
+                 "    connector: groups\n"                                           /* 28 */
+                 "    operation: remove_from_groups\n"                               /* 29 */
+                 "    attributes: [member, owner, memberUid, seeAlso]\n"             /* 30 */
+                 "  moved:\n"                                                        /* 31 */
+                 "    connector: groups\n"                                           /* 32 */
+                 "    operation: move\n"                                             /* 33 */
+                 "    set: {a: b}\n"                                                 /* 34 */
+                 "    from: remove\n",                                               /* 35 */
+                 head);
+        static const char *const want[] = {
+                "8:15: connectors.apps.base_url must start with http:// or https://",
+                "9:11: connectors.apps.auth: bearer auth takes token_file (only)",
+                "12:18: connectors.dir.groups_base is not a DN",
+                "13:14: connectors.dir.bind_dn is not a DN",
+                "13:14: connectors.dir: bind_dn and bind_password_file go together",
+                "14:10: connectors.dir.uri must start with ldap://, ldaps:// or ldapi://",
+                "17:14: connectors.tool.program must be an absolute path",
+                "18:10: connectors.tool.env: '9x' is not a variable name",
+                "18:10: connectors.tool.env: OFFBOARD_IDEMPOTENCY_KEY is set by offboard for every run",
+                "25:10: actions.modify.set: 'a b' is not an attribute name",
+                "25:10: actions.modify.set.title must be a value or a list of values",
+                "26:12: actions.modify: mail is both set and cleared",
+                "26:12: actions.modify.clear must be a list of attribute names",
+                "30:17: actions.remove.attributes: 'owner' is not one of member, uniqueMember or memberUid",
+                "30:17: actions.remove.attributes: 'seeAlso' is not one of member, uniqueMember or memberUid",
+                "34:10: actions.moved.set does not apply to move",
+                "35:11: actions.moved.from does not apply to move",
+        };
+        assert_load_errors(text, want, OB_ELEMENTSOF(want));
+
+        snprintf(text, sizeof(text),
+                 "%sconnectors:\n  apps:\n    type: http\n    base_url: ftp://apps.example.org\n"
+                 "    auth: {type: bearer, token_file: /t}\n",
+                 head);
+        static const char *const one[] = {"8:15: connectors.apps.base_url must start with http:// or https://"};
+        assert_load_errors(text, one, 1);
+}
+
+/* The checks across a connector and the actions that use it: each action
+ * is said. */
+Test(config, the_kinds_checks_across_actions_report_each_action)
+{
+        char text[4096];
+        snprintf(text, sizeof(text),
+                 "%s"
+                 "connectors:\n"                                        /* 5 */
+                 "  plain:\n"                                           /* 6 */
+                 "    type: http\n"                                     /* 7 */
+                 "    headers: {X-Key: {value_file: /k}}\n"             /* 8 */
+                 "  groups:\n"                                          /* 9 */
+                 "    type: ldap\n"                                     /* 10 */
+                 "actions:\n"                                           /* 11 */
+                 "  one:\n"                                             /* 12 */
+                 "    connector: plain\n"                               /* 13 */
+                 "    url: http://a.example.org/x\n"                    /* 14 */
+                 "  two:\n"                                             /* 15 */
+                 "    connector: plain\n"                               /* 16 */
+                 "    url: http://a.example.org/y\n"                    /* 17 */
+                 "  strip:\n"                                           /* 18 */
+                 "    connector: groups\n"                              /* 19 */
+                 "    operation: remove_from_groups\n"                  /* 20 */
+                 "  back:\n"                                            /* 21 */
+                 "    connector: groups\n"                              /* 22 */
+                 "    operation: restore_groups\n"                      /* 23 */
+                 "    from: one\n"                                      /* 24 */
+                 "  back2:\n"                                           /* 25 */
+                 "    connector: groups\n"                              /* 26 */
+                 "    operation: restore_groups\n"                      /* 27 */
+                 "    from: nothing\n"                                  /* 28 */
+                 "  moved:\n"                                           /* 29 */
+                 "    connector: groups\n"                              /* 30 */
+                 "    operation: move\n"                                /* 31 */
+                 "    new_parent: ou=gone,dc=example,dc=org\n"          /* 32 */
+                 "    after: [back]\n",                                 /* 33 */
+                 head);
+        static const char *const want[] = {
+                "14:10: actions.one.url: connector 'plain' sends credentials",
+                "17:10: actions.two.url: connector 'plain' sends credentials",
+                "24:11: actions.back.from: 'one' is not a remove_from_groups action of an ldap connector",
+                "28:11: actions.back2.from: 'nothing' is not a remove_from_groups action of an ldap connector",
+                "31:16: actions.moved moves the entry, which changes the DN that action strip acts on",
+                "31:16: actions.moved moves the entry, which changes the DN that action back2 acts on",
+        };
+        assert_load_errors(text, want, OB_ELEMENTSOF(want));
+}
+
 /* ---- ${CREDENTIALS_DIRECTORY} (systemd's LoadCredential=) ------------------------ */
 
 Test(config, a_path_under_credentials_directory_resolves_to_the_units_own_directory)
