@@ -1309,17 +1309,30 @@ static int resolve_policies(struct ob_config *c, struct loader *ld)
 
 /* ---- templates ------------------------------------------------------------ */
 
+struct tpl_problems {
+        struct pctx *p;
+        yaml_node_t *v;
+        const char *key;
+        int bad;
+};
+
+/* One problem of a template, said where it is in the scalar; 0 to go on. */
+static int tpl_problem(const char *message, size_t offset, void *ud)
+{
+        struct tpl_problems *t = ud;
+        int r = fail_off(t->p, t->v, offset, "%s: %s", t->key, message);
+        return go_on(t->p, r, &t->bad) ? 0 : r;
+}
+
+/* A template: each of its problems is said. */
 static int parse_tpl(struct pctx *p, yaml_node_t *v, enum ob_tpl_context ctx, const char *key, struct ob_tpl **ret)
 {
         int r = expect(p, v, YAML_SCALAR_NODE, key);
         if (r < 0)
                 return r;
-        char msg[512];
-        size_t off = 0;
-        r = ob_tpl_parse(scalar(v), ctx, ret, msg, sizeof(msg), &off);
-        if (r == -OB_ETEMPLATE)
-                return fail_off(p, v, off, "%s: %s", key, msg);
-        return r;
+        struct tpl_problems tp = {.p = p, .v = v, .key = key};
+        r = ob_tpl_parse_each(scalar(v), ctx, ret, tpl_problem, &tp);
+        return r == -OB_ETEMPLATE ? tp.bad : r;
 }
 
 static int parse_json_tpl(struct pctx *p, yaml_node_t *v, const char *key, enum ob_tpl_context ctx, int depth,

@@ -96,8 +96,8 @@ static int add_part(struct ob_tpl *t, enum ob_tpl_part_kind kind, const char *s,
         return 0;
 }
 
-int ob_tpl_parse(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, char *errbuf, size_t errlen,
-                 size_t *ret_offset)
+int ob_tpl_parse_each(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, ob_tpl_problem_fn fn,
+                      void *ud)
 {
         struct ob_tpl *t = calloc(1, sizeof(*t));
         if (!t)
@@ -108,24 +108,24 @@ int ob_tpl_parse(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, 
                 ob_tpl_free(t);
                 return -ENOMEM;
         }
-        bool in_query = false;
+        bool in_query = false, fragment_said = false, bad = false;
         const char *p = src;
-        int r;
-        while (*p) {
+        char msg[640]; /* the longest: an unknown field of 127 bytes */
+        int r = 0;
+        while (*p && r == 0) {
                 const char *open = strstr(p, "{{");
                 const char *lit_end = open ? open : p + strlen(p);
                 if (lit_end > p) {
-                        if (ctx == OB_TPL_URL && memchr(p, '#', (size_t)(lit_end - p))) {
-                                snprintf(errbuf, errlen, "a URL template cannot have a fragment ('#')");
-                                *ret_offset = (size_t)((const char *)memchr(p, '#', (size_t)(lit_end - p)) - src);
-                                ob_tpl_free(t);
-                                return -OB_ETEMPLATE;
+                        const char *hash = ctx == OB_TPL_URL ? memchr(p, '#', (size_t)(lit_end - p)) : NULL;
+                        if (hash && !fragment_said) {
+                                /* Said once: the rest of the URL is the same fragment. */
+                                fragment_said = bad = true;
+                                snprintf(msg, sizeof(msg), "a URL template cannot have a fragment ('#')");
+                                if ((r = fn(msg, (size_t)(hash - src), ud)) < 0)
+                                        break;
                         }
-                        r = add_part(t, PART_LITERAL, p, (size_t)(lit_end - p), in_query);
-                        if (r < 0) {
-                                ob_tpl_free(t);
-                                return r;
-                        }
+                        if ((r = add_part(t, PART_LITERAL, p, (size_t)(lit_end - p), in_query)) < 0)
+                                break;
                         if (ctx == OB_TPL_URL && memchr(p, '?', (size_t)(lit_end - p)))
                                 in_query = true;
                 }
@@ -133,11 +133,13 @@ int ob_tpl_parse(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, 
                         break;
                 const char *close = strstr(open + 2, "}}");
                 if (!close) {
-                        snprintf(errbuf, errlen, "unclosed '{{' in template");
-                        *ret_offset = (size_t)(open - src);
-                        ob_tpl_free(t);
-                        return -OB_ETEMPLATE;
+                        /* The rest is not read: where its fields end is unknown. */
+                        bad = true;
+                        snprintf(msg, sizeof(msg), "unclosed '{{' in template");
+                        r = fn(msg, (size_t)(open - src), ud);
+                        break;
                 }
+                p = close + 2;
                 const char *f = open + 2, *fe = close;
                 while (f < fe && isspace((unsigned char)*f))
                         f++;
@@ -146,15 +148,16 @@ int ob_tpl_parse(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, 
                 char name[128];
                 size_t n = (size_t)(fe - f);
                 if (n == 0 || n >= sizeof(name)) {
-                        snprintf(errbuf, errlen, "empty or overlong field name in template");
-                        *ret_offset = (size_t)(open - src);
-                        ob_tpl_free(t);
-                        return -OB_ETEMPLATE;
+                        bad = true;
+                        snprintf(msg, sizeof(msg), "empty or overlong field name in template");
+                        r = fn(msg, (size_t)(open - src), ud);
+                        continue;
                 }
                 memcpy(name, f, n);
                 name[n] = '\0';
                 if (!field_known(name)) {
-                        snprintf(errbuf, errlen,
+                        bad = true;
+                        snprintf(msg, sizeof(msg),
                                  "unknown template field '%s' (known: account.uid, account.mail, account.name, "
                                  "account.dn, account.id, account.manager, account.attr.NAME, status.name, "
                                  "status.reason, status.rule, status.previous, transition.name, transfer_to.uid, "
@@ -162,19 +165,39 @@ int ob_tpl_parse(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, 
                                  "transfer_to.via, action.name, idempotency_key, account.teams, "
                                  "account.teams_led, account.groups, transfer.modules)",
                                  name);
-                        *ret_offset = (size_t)(f - src);
-                        ob_tpl_free(t);
-                        return -OB_ETEMPLATE;
+                        r = fn(msg, (size_t)(f - src), ud);
+                        continue;
                 }
                 r = add_part(t, PART_FIELD, name, n, in_query);
-                if (r < 0) {
-                        ob_tpl_free(t);
-                        return r;
-                }
-                p = close + 2;
+        }
+        if (r < 0 || bad) {
+                ob_tpl_free(t);
+                return r < 0 ? r : -OB_ETEMPLATE;
         }
         *ret = t;
         return 0;
+}
+
+struct ob_tpl_first {
+        char *buf;
+        size_t len;
+        size_t *offset;
+};
+
+/* The first problem, and stop. */
+static int ob_tpl_first_problem(const char *message, size_t offset, void *ud)
+{
+        struct ob_tpl_first *f = ud;
+        snprintf(f->buf, f->len, "%s", message);
+        *f->offset = offset;
+        return -OB_ETEMPLATE;
+}
+
+int ob_tpl_parse(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, char *errbuf, size_t errlen,
+                 size_t *ret_offset)
+{
+        struct ob_tpl_first f = {errbuf, errlen, ret_offset};
+        return ob_tpl_parse_each(src, ctx, ret, ob_tpl_first_problem, &f);
 }
 
 int ob_tpl_render(const struct ob_tpl *t, ob_tpl_lookup_fn lookup, void *userdata, struct ob_buf *out)

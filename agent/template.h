@@ -47,6 +47,14 @@ struct ob_tpl;
  * offset of the problem in src. */
 int ob_tpl_parse(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, char *errbuf, size_t errlen,
                  size_t *ret_offset);
+/* As ob_tpl_parse(), passing every problem of src to fn in order (each
+ * unknown, empty or overlong field, a URL's fragment; an unclosed '{{' ends
+ * the reading) with its 0-based byte offset. fn returns 0 to go on, or a
+ * negative value that stops the parse and is returned. Else returns 0,
+ * -ENOMEM, or -OB_ETEMPLATE after the problems. */
+typedef int (*ob_tpl_problem_fn)(const char *message, size_t offset, void *ud);
+int ob_tpl_parse_each(const char *src, enum ob_tpl_context ctx, struct ob_tpl **ret, ob_tpl_problem_fn fn,
+                      void *ud);
 void ob_tpl_free(struct ob_tpl *t);
 const char *ob_tpl_source(const struct ob_tpl *t);
 

@@ -1150,6 +1150,37 @@ Test(config, every_bad_template_of_a_json_or_form_body_is_reported)
         assert_load_errors(text, one, 1);
 }
 
+/* Each field of one template: a URL with two unknown fields and a fragment,
+ * a body string with an empty field; an unclosed '{{' ends the reading. */
+Test(config, every_bad_field_of_one_template_is_reported)
+{
+        char text[2048];
+        snprintf(text, sizeof(text),
+                 "%s%s"
+                 "actions:\n"                                                          /* 9 */
+                 "  revoke:\n"                                                         /* 10 */
+                 "    connector: apps\n"                                               /* 11 */
+                 "    url: \"/u/{{ a }}/{{ account.uid }}/{{ b }}#x#y\"\n"             /* 12 */
+                 "    json: {r: \"{{ }} {{ status.name }} {{ c }} {{ d\", s: \"{{ e }}\"}\n", /* 13 */
+                 head, http_apps);
+        static const char *const want[] = {
+                "12:17: actions.revoke.url: unknown template field 'a'",
+                "12:43: actions.revoke.url: unknown template field 'b'",
+                "12:47: actions.revoke.url: a URL template cannot have a fragment ('#')",
+                "13:16: actions.revoke.json: empty or overlong field name in template",
+                "13:43: actions.revoke.json: unknown template field 'c'",
+                "13:48: actions.revoke.json: unclosed '{{' in template",
+                "13:62: actions.revoke.json: unknown template field 'e'",
+        };
+        assert_load_errors(text, want, OB_ELEMENTSOF(want));
+
+        snprintf(text, sizeof(text),
+                 "%s%sactions:\n  revoke:\n    connector: apps\n    url: \"/u/{{ a }}/{{ account.uid }}\"\n", head,
+                 http_apps);
+        static const char *const one[] = {"12:17: actions.revoke.url: unknown template field 'a'"};
+        assert_load_errors(text, one, 1);
+}
+
 /* An action's and a transition's when:, each key and each nested
  * condition; what the keys must be together is not said after an unknown
  * key (perhaps the missing one, misspelt). */
