@@ -84,21 +84,31 @@ static int ob_scim_check_action(struct ob_config_check *ck, struct ob_action *a)
         for (size_t i = 0; ob_scim_ops[i]; i++)
                 if (strcmp(s->operation, ob_scim_ops[i]) == 0)
                         s->op = (enum ob_scim_op)i;
-        if ((s->groups.n > 0 || s->group_ids.n > 0) && s->op != OB_SCIM_REMOVE_GROUPS)
-                return ob_config_fail_action(ck, a, s->groups.n > 0 ? "groups" : "group_ids",
-                                             "actions.%s: %s chooses the groups of remove_groups; operation %s "
-                                             "has none",
-                                             a->name, s->groups.n > 0 ? "groups" : "group_ids", s->operation);
+        /* Each key given to another operation is said, and the match: apart. */
+        const char *const keys[] = {"groups", "group_ids"};
+        const bool given[] = {s->groups.n > 0, s->group_ids.n > 0};
+        int r, bad = 0;
+        for (size_t i = 0; i < OB_ELEMENTSOF(keys); i++)
+                if (given[i] && s->op != OB_SCIM_REMOVE_GROUPS &&
+                    !ob_config_check_go_on(ck,
+                                           r = ob_config_fail_action(ck, a, keys[i],
+                                                                     "actions.%s: %s chooses the groups of "
+                                                                     "remove_groups; operation %s has none",
+                                                                     a->name, keys[i], s->operation),
+                                           &bad))
+                        return r;
         if (s->value)
-                return 0;
+                return bad;
         if (strcmp(s->match, "userName") != 0)
                 return ob_config_fail_action(ck, a, "match",
                                              "actions.%s: match: %s needs a value: template (only userName has a "
                                              "default, {{ account.uid }})",
                                              a->name, s->match);
+        if (bad)
+                return bad;
         char err[256];
         size_t off;
-        int r = ob_tpl_parse("{{ account.uid }}", OB_TPL_TEXT, &s->value, err, sizeof(err), &off);
+        r = ob_tpl_parse("{{ account.uid }}", OB_TPL_TEXT, &s->value, err, sizeof(err), &off);
         return r == -OB_ETEMPLATE ? -EINVAL : r;
 }
 

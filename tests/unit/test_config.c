@@ -1437,6 +1437,28 @@ Test(config, the_kinds_checks_report_each_independent_problem)
                  head);
         static const char *const one[] = {"8:15: connectors.apps.base_url must start with http:// or https://"};
         assert_load_errors(text, one, 1);
+
+        /* The scim kind: the groups of another operation, and a match: without its value:. */
+        snprintf(text, sizeof(text),
+                 "%s"
+                 "connectors:\n"                         /* 5 */
+                 "  idp:\n"                              /* 6 */
+                 "    type: scim\n"                      /* 7 */
+                 "    base_url: https://idp.example.org\n" /* 8 */
+                 "actions:\n"                            /* 9 */
+                 "  off:\n"                              /* 10 */
+                 "    connector: idp\n"                  /* 11 */
+                 "    operation: disable\n"              /* 12 */
+                 "    match: externalId\n"               /* 13 */
+                 "    groups: [staff]\n"                 /* 14 */
+                 "    group_ids: [\"42\"]\n",            /* 15 */
+                 head);
+        static const char *const scim[] = {
+                "14:13: actions.off: groups chooses the groups of remove_groups; operation disable has none",
+                "15:16: actions.off: group_ids chooses the groups of remove_groups; operation disable has none",
+                "13:12: actions.off: match: externalId needs a value: template",
+        };
+        assert_load_errors(text, scim, OB_ELEMENTSOF(scim));
 }
 
 /* The checks across a connector and the actions that use it: each action
