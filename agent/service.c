@@ -380,6 +380,8 @@ static void nsuniqueid_of(const char *uuid, char out[37])
 static void on_feed_event(const struct ob_sync_event *ev, void *ud)
 {
         struct service *s = ud;
+        if (s->refuse_timer)
+                return; /* refused (service.changelog: require): stopped from the loop's next turn */
         if (ev->kind == OB_SYNC_REFRESH_DONE) {
                 feed_went_live(s, "syncrepl");
                 return;
@@ -425,8 +427,10 @@ static void feed_retry(struct service *s, int err)
 {
         s->feed_live = false;
         ob_metrics_feed_state(s->metrics, s->poll ? "poll" : "syncrepl", OB_METRICS_FEED_DOWN);
-        if (s->stopping || s->feed_timer)
-                return; /* the search and the changelog's questions share the connection: both end with it */
+        /* The search and the changelog's questions share the connection:
+         * both end with it. A refused feed is not started again. */
+        if (s->stopping || s->feed_timer || s->refuse_timer)
+                return;
         if (s->feed_failures++ == 0)
                 ob_log(OB_LOG_WARNING,
                        "event=feed_down error=%s note=\"passes go on at their interval; the feed is tried again "
@@ -469,6 +473,8 @@ static void on_feed_end(int result, const char *cookie, size_t cookie_len, void 
 static void on_poll_change(const char *dn, const char *id, const char *modifiers_name, void *ud)
 {
         struct service *s = ud;
+        if (s->refuse_timer)
+                return;
         s->feed_events++;
         bool own = is_own(s, modifiers_name);
         ob_metrics_feed_event(s->metrics, own);
@@ -482,6 +488,8 @@ static void on_poll_change(const char *dn, const char *id, const char *modifiers
 static void on_poll_live(const char *kind, void *ud)
 {
         struct service *s = ud;
+        if (s->refuse_timer)
+                return;
         char feed[32];
         snprintf(feed, sizeof(feed), "poll kind=%s", kind);
         feed_went_live(s, feed);
