@@ -31,7 +31,8 @@
 struct ob_guards;
 
 /* The connector guards ask on loop (the pass's, which d may share) and stop
- * waiting when *stop (the pass's first signal) is set. */
+ * waiting when *stop (the pass's first signal) is set; both may be NULL
+ * when no guard asks an endpoint (ob_guards_ask_endpoints). */
 int ob_guards_new(const struct ob_config *c, struct ob_dir *d, struct ob_loop *loop, const int *stop,
                   struct ob_guards **ret);
 void ob_guards_free(struct ob_guards *g);

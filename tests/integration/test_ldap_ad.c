@@ -425,7 +425,7 @@ Test(ldap_ad, guards_read_every_member_of_a_group_larger_than_ad_hands_out_at_on
                 cr_assert_eq(ob_dir_open(&cfg->directory, &d), 0);
                 ob_dir_set_range_step(d, steps[i]);
                 struct ob_guards *g;
-                cr_assert_eq(ob_guards_new(cfg, d, &g), 0);
+                cr_assert_eq(ob_guards_new(cfg, d, NULL, NULL, &g), 0);
                 struct ob_guard_verdict *v = NULL;
                 size_t nv = 0;
                 cr_assert_eq(ob_guards_check(g, a, &v, &nv), 0);
