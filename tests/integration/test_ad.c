@@ -165,6 +165,102 @@ Test(ad, every_account_of_the_fixture_gets_the_status_its_rule_gives)
         free(err);
 }
 
+/* Issue 14's rules on AD, configured as the shipped mapping does it: teams
+ * are groups (objectClass=group) whose leader is managedBy. In OU=Chain, a
+ * base of this test's own (the fixture's people stay as they are): rex's
+ * manager max has left, so his records go to the owner of his first team
+ * (by DN) that he does not own and whose owner is active: t-a is his own,
+ * t-b's owner nia has left, t-c's is ola. sue has no manager and no team:
+ * transfer.leader_of's first team with an active leader, t-c, gives ola
+ * (via leader; t-b's leader has left). The guards: rex owns t-a,
+ * which has another member (owns_team_with_members); pam is a member of
+ * the portal's administrators (member_of). Accounts are enabled without a
+ * password as an administrator may (userAccountControl 544: PASSWD_NOTREQD),
+ * disabled with 546. */
+Test(ad, records_go_down_the_chain_through_managed_by_teams_and_guards_hold_on_ad_groups)
+{
+        char chain[200], teams[200], ldif[6000];
+        snprintf(chain, sizeof(chain), "OU=Chain,%s", srv.suffix);
+        snprintf(teams, sizeof(teams), "OU=ChainTeams,%s", srv.suffix);
+        struct {
+                const char *cn, *uac, *manager;
+        } people[] = {/* a manager before whom it manages: AD checks the reference */
+                      {"max", "546", NULL}, {"rex", "546", "max"}, {"nia", "546", NULL}, {"ola", "544", NULL},
+                      {"sue", "546", NULL}, {"pam", "546", NULL},  {"ted", "544", NULL}};
+        size_t len = (size_t)snprintf(ldif, sizeof(ldif), "dn: %s\nobjectClass: organizationalUnit\n\n"
+                                                          "dn: %s\nobjectClass: organizationalUnit\n\n",
+                                      chain, teams);
+        for (size_t i = 0; i < sizeof(people) / sizeof(people[0]); i++) {
+                len += (size_t)snprintf(ldif + len, sizeof(ldif) - len,
+                                        "dn: CN=%s,%s\nobjectClass: user\nsAMAccountName: chain-%s\n"
+                                        "userAccountControl: %s\n",
+                                        people[i].cn, chain, people[i].cn, people[i].uac);
+                if (people[i].manager)
+                        len += (size_t)snprintf(ldif + len, sizeof(ldif) - len, "manager: CN=%s,%s\n",
+                                                people[i].manager, chain);
+                len += (size_t)snprintf(ldif + len, sizeof(ldif) - len, "\n");
+        }
+        static const char *const groups[][3] = {{"t-a", "rex", "rex ola"}, {"t-b", "nia", "rex"}, {"t-c", "ola", "rex"}};
+        for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+                len += (size_t)snprintf(ldif + len, sizeof(ldif) - len,
+                                        "dn: CN=%s,%s\nobjectClass: group\nsAMAccountName: chain-%s\n"
+                                        "managedBy: CN=%s,%s\n",
+                                        groups[i][0], teams, groups[i][0], groups[i][1], chain);
+                char members[32];
+                snprintf(members, sizeof(members), "%s", groups[i][2]);
+                for (char *m = strtok(members, " "); m; m = strtok(NULL, " "))
+                        len += (size_t)snprintf(ldif + len, sizeof(ldif) - len, "member: CN=%s,%s\n", m, chain);
+                len += (size_t)snprintf(ldif + len, sizeof(ldif) - len, "\n");
+        }
+        len += (size_t)snprintf(ldif + len, sizeof(ldif) - len,
+                                "dn: CN=portal-admins,%s\nobjectClass: group\nsAMAccountName: chain-portal-admins\n"
+                                "member: CN=pam,%s\n\n",
+                                chain, chain);
+        cr_assert_lt(len, sizeof(ldif));
+        admin_modify(ldif);
+
+        char teams_yaml[300], fallback[300], guards[600], from[400], to[1000];
+        snprintf(teams_yaml, sizeof(teams_yaml), "  teams:\n    base: %s\n", teams);
+        snprintf(fallback, sizeof(fallback), "CN=ted,%s", chain);
+        snprintf(guards, sizeof(guards),
+                 "guards:\n"
+                 "  team-owner: {owns_team_with_members: true}\n"
+                 "  portal-admins: {member_of: 'CN=portal-admins,%s'}\n",
+                 chain);
+        struct ob_test_config c = {.base = chain,
+                                   .mappings = "active-directory",
+                                   .fallback = fallback,
+                                   .directory_extra = teams_yaml,
+                                   .extra = guards};
+        ob_test_case_write_config(&tc, &c);
+        snprintf(from, sizeof(from), "  fallback: %s\n", fallback);
+        snprintf(to, sizeof(to), "  fallback: %s\n  leader_of: ['CN=t-b,%s', 'CN=t-c,%s']\n", fallback, teams, teams);
+        ob_test_case_edit_config(&tc, from, to);
+
+        char *out, *err;
+        int rc = offboard("plan", "--format", "json", &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %.3000s\nstderr: %s", out, err);
+        const char *checks[] = {
+                "exec(\"def t(u):\\n a = next(a for a in d['accounts'] if a['username'] == 'chain-' + u)\\n x = "
+                "a['transfer_to'] or {}\\n return (x.get('via'), x.get('username'))\") is None",
+                "exec(\"def g(u):\\n a = next(a for a in d['accounts'] if a['username'] == 'chain-' + u)\\n return "
+                "({s['name']: s['hold_reason'] for s in a['actions']}, sorted(x['name'] for x in a['guards'] if "
+                "x['block']))\") is None",
+                "t('rex') == ('team', 'chain-ola')",
+                "t('sue') == ('leader', 'chain-ola')",
+                "g('rex')[1] == ['team-owner'] and g('pam')[1] == ['portal-admins']",
+                "g('sue')[1] == []",
+                "g('rex')[0]['revoke-sessions'] is None and g('pam')[0]['revoke-sessions'] is None",
+                "'owns the team CN=t-a,OU=ChainTeams,DC=offboard,DC=test, which has 1 other member' in "
+                "g('rex')[0]['transfer-records']",
+                "'is a member of CN=portal-admins,OU=Chain,DC=offboard,DC=test' in g('pam')[0]['transfer-records']",
+                "g('sue')[0]['transfer-records'] is None",
+        };
+        ob_test_json_check(tc.dir, out, true, checks, sizeof(checks) / sizeof(checks[0]));
+        free(out);
+        free(err);
+}
+
 /* The optional password-expiry mapping, after the AD one: the fixture's
  * people have no password (pwdLastSet 0: must change it at next logon),
  * except leo; the rules of active-directory still come first. */
