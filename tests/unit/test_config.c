@@ -1261,7 +1261,7 @@ Test(config, every_mistake_in_a_mapping_rules_nested_conditions_is_reported)
                 "    when:\n"                                                         /* 5 */
                 "      any:\n"                                                        /* 6 */
                 "        - {attribute: pwdAccountLockedTime, present: perhaps}\n"     /* 7 */
-                "        - {status: locked}\n"                                        /* 8 */
+                "        - {status: locked, attribute: a}\n"                          /* 8 */
                 "        - all: [{attribute: a, equals: [x, [y]]}, {attribute: b}]\n" /* 9 */
                 "        - {attribute: c, at_or_after: {time: soon}}\n",              /* 10 */
                 "rules:\n"
