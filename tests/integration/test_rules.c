@@ -1425,3 +1425,60 @@ Test(rules, a_connector_guards_configuration_errors_name_file_line_and_column)
                 free(err);
         }
 }
+
+/* The guard asks with the connector's credentials, and no output carries
+ * them, even when the endpoint echoes them back. */
+Test(rules, a_connector_guard_asks_with_the_connectors_auth_and_never_shows_it)
+{
+        struct ob_test_recorder rec = {0};
+        const char rules[] = "[{\"match\": \"/open-records$\", \"echo_header\": \"Authorization\", "
+                             "\"body\": \"{\\\"open\\\": {\\\"count\\\": \\\"{echo}\\\"}}\"}]";
+        cr_assert_eq(ob_test_recorder_start(&rec, rules, false), 0);
+        char tok[300];
+        snprintf(tok, sizeof(tok), "%s/apps.token", dir);
+        FILE *t = fopen(tok, "w");
+        cr_assert_not_null(t);
+        fputs("s3cr3t-guard-token\n", t);
+        fclose(t);
+        cr_assert_eq(chmod(tok, 0600), 0);
+        FILE *f = config_open("(uid=gus)", true);
+        fprintf(f,
+                "state: {path: state.db}\n"
+                "transfer: {fallback: '%s'}\n"
+                "safety: {max_accounts: 0, max_percent: 0}\n"
+                "mappings: [openldap]\n"
+                "guards:\n"
+                "  open-records:\n"
+                "    connector: apps\n"
+                "    url: /users/{{ account.uid }}/open-records\n"
+                "    blocks_when: {json: open.count}\n"
+                "connectors:\n"
+                "  apps:\n"
+                "    type: http\n"
+                "    base_url: '%s/api'\n"
+                "    allow_insecure: true\n"
+                "    auth: {type: bearer, token_file: %s}\n"
+                "    headers: {X-Asked-For: '{{ account.uid }}'}\n"
+                "actions:\n"
+                "  free-license: {connector: apps, method: DELETE, url: '/licenses/{{ account.uid }}'}\n"
+                "transitions:\n"
+                "  deactivate: {to: [inactive, ended, deleted], actions: [free-license]}\n",
+                man->fallback, rec.base_url, tok);
+        fclose(f);
+        const char *argv[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, "--format", "json", NULL};
+        char *out = NULL, *err = NULL;
+        int rc = ob_test_run(argv, 60, &out, &err);
+        cr_assert_eq(rc, 0, "stdout: %s\nstderr: %s", out, err);
+        cr_assert(strstr(out, "no number or list at open.count"), "%s", out);
+        cr_assert_null(strstr(out, "s3cr3t"), "%s", out);
+        cr_assert_null(strstr(err, "s3cr3t"), "%s", err);
+        free(out);
+        free(err);
+        char *auth = header_of(&rec, "/api/users/gus/open-records", "Authorization");
+        cr_assert_str_eq(auth ? auth : "", "Bearer s3cr3t-guard-token");
+        free(auth);
+        char *mail = header_of(&rec, "/api/users/gus/open-records", "X-Asked-For");
+        cr_assert_str_eq(mail ? mail : "", "gus", "the connector's headers go with the question");
+        free(mail);
+        ob_test_recorder_stop(&rec);
+}
