@@ -1573,19 +1573,30 @@ static int parse_directory(struct pctx *p, yaml_node_t *v)
         int r = walk(p, v, "directory", f, d);
         if (r < 0)
                 return r;
+        /* Each rule across keys is said; one that rests on a bad uri is not. */
+        int bad = 0;
         yaml_node_t *urin = find_value(p, v, "uri");
-        if (strncmp(d->uri, "ldap://", 7) != 0 && strncmp(d->uri, "ldaps://", 8) != 0 &&
-            strncmp(d->uri, "ldapi://", 8) != 0)
-                return fail(p, urin, "directory.uri must start with ldap://, ldaps:// or ldapi://");
-        if (strncmp(d->uri, "ldap://", 7) == 0 && !d->starttls && !d->allow_insecure)
-                return fail(p, find_value(p, v, "starttls"),
+        bool uri_ok = strncmp(d->uri, "ldap://", 7) == 0 || strncmp(d->uri, "ldaps://", 8) == 0 ||
+                      strncmp(d->uri, "ldapi://", 8) == 0;
+        if (!uri_ok &&
+            !go_on(p, r = fail(p, urin, "directory.uri must start with ldap://, ldaps:// or ldapi://"), &bad))
+                return r;
+        if (uri_ok && strncmp(d->uri, "ldap://", 7) == 0 && !d->starttls && !d->allow_insecure &&
+            !go_on(p,
+                   r = fail(p, find_value(p, v, "starttls"),
                             "directory.starttls: plain ldap:// without StartTLS sends every search and any bind in "
-                            "clear text; use ldaps://, ldapi:// or starttls: true, or set allow_insecure: true");
-        if (d->bind_dn && !d->bind_password_file && !d->sasl_external)
-                return fail(p, v, "directory: bind_dn needs bind_password_file (the password is read from a file)");
-        if (d->sasl_external && strncmp(d->uri, "ldapi://", 8) != 0)
-                return fail(p, urin, "directory: sasl_external works over ldapi:// only");
-        return 0;
+                            "clear text; use ldaps://, ldapi:// or starttls: true, or set allow_insecure: true"),
+                   &bad))
+                return r;
+        if (d->bind_dn && !d->bind_password_file && !d->sasl_external &&
+            !go_on(p,
+                   r = fail(p, v, "directory: bind_dn needs bind_password_file (the password is read from a file)"),
+                   &bad))
+                return r;
+        if (uri_ok && d->sasl_external && strncmp(d->uri, "ldapi://", 8) != 0 &&
+            !go_on(p, r = fail(p, urin, "directory: sasl_external works over ldapi:// only"), &bad))
+                return r;
+        return bad;
 }
 
 static int parse_writeback(struct pctx *p, yaml_node_t *v)

@@ -1311,6 +1311,34 @@ Test(config, every_mistake_in_a_mapping_rules_nested_conditions_is_reported)
 
 /* Each entry of a list: attribute names, DNs, statuses, numbers, the
  * exec kind's argv templates, action names. */
+/* The directory's rules across keys are each said; one that rests on a
+ * uri that is itself wrong is not said again. */
+Test(config, every_rule_across_the_directorys_keys_is_reported)
+{
+        static const char text[] = "directory:\n"                                 /* 1 */
+                                   "  uri: ldap://127.0.0.1:389\n"               /* 2 */
+                                   "  base: ou=people,dc=example,dc=org\n"       /* 3 */
+                                   "  bind_dn: cn=offboard,dc=example,dc=org\n"  /* 4 */
+                                   "  starttls: false\n"                         /* 5 */
+                                   "mappings: [openldap]\n";                     /* 6 */
+        static const char *const want[] = {
+                "5:13: directory.starttls: plain ldap:// without StartTLS sends every search and any bind in clear "
+                "text; use ldaps://, ldapi:// or starttls: true, or set allow_insecure: true",
+                "2:3: directory: bind_dn needs bind_password_file (the password is read from a file)",
+        };
+        assert_load_errors(text, want, OB_ELEMENTSOF(want));
+
+        static const char text2[] = "directory:\n"                         /* 1 */
+                                    "  uri: http://127.0.0.1\n"            /* 2 */
+                                    "  base: ou=people,dc=example,dc=org\n" /* 3 */
+                                    "  sasl_external: true\n"              /* 4 */
+                                    "mappings: [openldap]\n";              /* 5 */
+        static const char *const want2[] = {
+                "2:8: directory.uri must start with ldap://, ldaps:// or ldapi://",
+        };
+        assert_load_errors(text2, want2, OB_ELEMENTSOF(want2));
+}
+
 Test(config, every_bad_entry_of_a_list_is_reported)
 {
         char text[4096];
