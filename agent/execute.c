@@ -257,6 +257,29 @@ static void record_outcome(struct job *j, size_t i, enum ob_outcome o, long stat
         record_outcome_ex(j, i, o, status, error, NULL, duration, true);
 }
 
+/* A step the plan holds (a guard, a transfer target or teams that could
+ * not be read): recorded as blocked with why, no request and no attempt,
+ * so that `offboard status` shows it held and why between passes. The
+ * report counts it held, as before; a later attempt's intent replaces it. */
+static void record_hold(struct job *j, size_t i, const char *why)
+{
+        struct ob_account_plan *p = j->item->plan;
+        struct ob_write w = {.op = OB_WRITE_OUTCOME,
+                             .id = p->id,
+                             .generation = p->generation,
+                             .action = p->steps[i].action->name,
+                             .outcome = OB_OUTCOME_BLOCKED,
+                             .error = (char *)why,
+                             .at = ob_now()};
+        int k = batch_add(j->x, &w);
+        if (k < 0) {
+                ob_log(OB_LOG_ERROR, "event=state_write_failed account=%s action=%s error=\"out of memory\"",
+                       ob_log_quote(p->id), p->steps[i].action->name);
+                if (!j->x->fatal)
+                        j->x->fatal = k;
+        }
+}
+
 struct pending_req {
         struct job *job;
         size_t step;
@@ -397,6 +420,9 @@ static void job_advance(struct job *j)
                         continue;
                 if (s->hold_reason || !deps_ok(j, i)) {
                         r->sum.steps_held++;
+                        /* A stage's wait is on record already (its due time). */
+                        if (s->hold_reason && s->due <= r->now)
+                                record_hold(j, i, s->hold_reason);
                         continue;
                 }
                 if (s->render_error) {

@@ -168,7 +168,7 @@ static void text_account(struct status_ctx *x, const struct ob_attention *a)
                 }
                 ob_buf_addc(b, '\n');
                 if (r->error && *r->error) {
-                        ob_buf_adds(b, "      error: ");
+                        ob_buf_adds(b, r->outcome == OB_OUTCOME_BLOCKED ? "      why: " : "      error: ");
                         tput(b, r->error);
                         ob_buf_addc(b, '\n');
                 }

@@ -398,6 +398,16 @@ Test(rules, a_guarded_account_is_revoked_at_once_written_back_as_blocked_and_rel
         free(err);
         cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/sessions/revoke"), 1, "revoked once");
         cr_assert_eq(count_req(&rec, "POST", "/api/users/gus/transfer"), 0);
+        /* Between passes, `offboard status` shows the held steps and why. */
+        const char *status_argv[] = {OB_OFFBOARD_BIN, "status", "--config", cfgpath, NULL};
+        rc = ob_test_run(status_argv, 60, &out, &err);
+        char *gus = out ? strstr(out, "gus") : NULL;
+        cr_assert_not_null(gus, "gus is not in status:\n%s%s", out, err);
+        cr_assert(strstr(gus, "transfer-records [apps]: blocked, 0 attempts, held\n"
+                              "      why: guard team-owner: owns the team cn=g-owned"),
+                  "status does not show gus's held transfer and why:\n%s", out);
+        free(out);
+        free(err);
 
         /* olga's team r-a keeps its other member: she stays guarded, and
          * the passes keep exiting 1. The team is handed over: dora leaves it, and gus's manager is now
