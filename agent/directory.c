@@ -1874,6 +1874,9 @@ static int collect_team(const struct ob_account *a, void *userdata)
         c->id = strdup(a->id);
         c->dn = strdup(a->dn);
         int r = c->id && c->dn ? 0 : -ENOMEM;
+        /* Read in part stays read in part: the copy must not look whole. */
+        if (r == 0 && a->unreadable && !(c->unreadable = strdup(a->unreadable)))
+                r = -ENOMEM;
         for (size_t i = 0; r == 0 && i < a->nattrs; i++)
                 for (size_t j = 0; r == 0 && j < a->attrs[i].nvals; j++)
                         r = ob_account_add(c, a->attrs[i].name, a->attrs[i].vals[j].data, a->attrs[i].vals[j].len);
@@ -1921,6 +1924,14 @@ static int search_teams_by(struct ob_dir *d, const char *attr, const char *dn, c
         ob_buf_free(&f);
         if (r == 0 && l.n > 1)
                 qsort(l.v, l.n, sizeof(*l.v), cmp_dn);
+        /* A team read in part (a value over the limits) is not a shorter
+         * team: its members and owners decide guards and transfers. */
+        for (size_t i = 0; r == 0 && i < l.n; i++)
+                if (l.v[i]->unreadable) {
+                        ob_log(OB_LOG_ERROR, "event=team_unreadable dn=%s reason=%s", ob_log_quote(l.v[i]->dn),
+                               ob_log_quote(l.v[i]->unreadable));
+                        r = -OB_EDIRECTORY;
+                }
         for (size_t i = 0; r == 0 && i < l.n; i++)
                 r = fn(l.v[i], userdata);
         for (size_t i = 0; i < l.n; i++)

@@ -188,6 +188,11 @@ static int check_one(struct ob_guards *gs, size_t gi, const struct ob_account *a
                         n = asprintf(reason, "cannot read the group %s: %s", g->group, ob_strerror(gr->result));
                         break;
                 }
+                /* Read in part (a value over the limits): not a shorter list. */
+                if (gr->g && gr->g->unreadable) {
+                        n = asprintf(reason, "cannot read the group %s whole: %s", g->group, gr->g->unreadable);
+                        break;
+                }
                 const struct ob_attr *m = gr->g ? ob_account_attr(gr->g, g->member_attribute) : NULL;
                 bool in = false;
                 size_t others = 0;

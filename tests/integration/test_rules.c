@@ -371,6 +371,52 @@ Test(rules, guards_hold_all_but_revocation_and_say_why_in_the_plan)
         ob_test_recorder_stop(&rec);
 }
 
+/* h34 found it: a team over the directory's limits (16 MiB an entry) came
+ * back without the values past them, so g-owned, its other member dropped,
+ * looked like a team of one and the guard let gus go. Read in part, a team
+ * holds: it is not a smaller team. */
+static void team_padding(const char *op)
+{
+        /* cn values, before owner and member in the entry, that bring what
+         * is read of it (cn, owner) to 56 bytes under the limit, so that
+         * member (uid=dora,..., 36 bytes) is past it: 16 values of a million
+         * bytes and one of the rest, one modify each (a request over 4 MiB
+         * would be refused). cn "g-owned" and owner uid=gus,... are 7 and 36. */
+        const size_t limit = 16u << 20, cn = limit - 36 - 56, pads = cn - 7;
+        char *ldif = malloc(1000000 + 512);
+        cr_assert_not_null(ldif);
+        for (int i = 0; i < 17; i++) {
+                size_t len = i < 16 ? 1000000 : pads - 16 * 1000000;
+                int n = sprintf(ldif, "dn: cn=g-owned," TEAMS "\nchangetype: modify\n%s: cn\ncn: pad%02d-", op, i);
+                memset(ldif + n, 'x', len - 6);
+                strcpy(ldif + n + len - 6, "\n");
+                cr_assert_eq(ob_test_ldapmodify(&srv, ldif), 0, "could not %s padding %d", op, i);
+        }
+        free(ldif);
+}
+
+Test(rules, a_team_read_only_in_part_holds_the_guard_instead_of_counting_fewer_members)
+{
+        struct ob_test_recorder rec = {0};
+        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
+        write_guard_config(&rec, "guards:\n  team-owner: {owns_team_with_members: true}\n");
+        team_padding("add");
+        char *out = NULL, *err = NULL;
+        const char *argv[] = {OB_OFFBOARD_BIN, "plan", "--config", cfgpath, "--format", "json", NULL};
+        ob_test_run(argv, 120, &out, &err);
+        team_padding("delete");
+        const char *checks[] = {
+                "(next(a for a in d['accounts'] if a['username'] == 'gus')['blocked'] or '').startswith('guard "
+                "team-owner: cannot check the teams it owns')",
+        };
+        char *gus = strstr(out ? out : "", "\"username\":\"gus\"");
+        cr_assert(strstr(err, "event=team_unreadable dn=\"cn=g-owned,"), "%s\n%.2000s", err, gus ? gus : "");
+        ob_test_json_check(dir, out, true, checks, sizeof(checks) / sizeof(checks[0]));
+        free(out);
+        free(err);
+        ob_test_recorder_stop(&rec);
+}
+
 Test(rules, a_guarded_account_is_revoked_at_once_written_back_as_blocked_and_released_when_the_guard_clears)
 {
         struct ob_test_recorder rec = {0};
