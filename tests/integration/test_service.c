@@ -622,11 +622,10 @@ Test(service, a_deletion_heard_through_the_feed_is_acted_on_by_a_pass_over_that_
         free(entry);
 }
 
-Test(service, the_circuit_breaker_counts_the_changes_of_the_feed_over_a_sliding_window)
+/* A first deployment: what the directory says now is taken as done
+ * (reconcile --adopt), then the service runs. */
+static void start_after_adopting(void)
 {
-        /* At most one status change per hour without a human. */
-        safety = "  max_accounts: 1\n  max_percent: 0\n  window: 1h\n";
-        /* A first deployment: what the directory says now is taken as done. */
         cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
         write_config(false);
         ob_test_recorder_stop(&rec);
@@ -637,6 +636,15 @@ Test(service, the_circuit_breaker_counts_the_changes_of_the_feed_over_a_sliding_
         free(out);
         free(err);
         start_live_service();
+}
+
+Test(service, the_circuit_breaker_counts_the_changes_of_the_feed_over_a_sliding_window)
+{
+        /* At most one status change per hour without a human. */
+        safety = "  max_accounts: 1\n  max_percent: 0\n  window: 1h\n";
+        start_after_adopting();
+        char *out = NULL, *err = NULL;
+        int rc;
 
         const struct ob_test_person *a = an_active_person(5), *b = an_active_person(6);
         char type_a[64], type_b[64];
@@ -679,16 +687,7 @@ Test(service, the_circuit_breaker_forgets_the_changes_older_than_its_window)
         /* At most one status change per 3 s: a service runs for longer than
          * its window, and what left it no longer counts. */
         safety = "  max_accounts: 1\n  max_percent: 0\n  window: 3s\n";
-        cr_assert_eq(ob_test_recorder_start(&rec, NULL, false), 0);
-        write_config(false);
-        ob_test_recorder_stop(&rec);
-        char *out = NULL, *err = NULL;
-        const char *adopt[] = {OB_OFFBOARD_BIN, "reconcile", "--adopt", "--config", cfgpath, NULL};
-        int rc = ob_test_run(adopt, 60, &out, &err);
-        cr_assert_eq(rc, 0, "reconcile --adopt: %d\n%s%s", rc, out, err);
-        free(out);
-        free(err);
-        start_live_service();
+        start_after_adopting();
 
         const struct ob_test_person *a = an_active_person(9), *b = an_active_person(10);
         char type_a[64], type_b[64];
