@@ -2645,7 +2645,8 @@ static int parse_module_criteria(struct pctx *p, const char *key, yaml_node_t *v
                 for (yaml_node_item_t *i = start; i < top; i++) {
                         yaml_node_t *e = node(p, *i);
                         char what[300];
-                        snprintf(what, sizeof(what), "%s.%s", key, scalar(k));
+                        if (snprintf(what, sizeof(what), "%s.%s", key, scalar(k)) >= (int)sizeof(what))
+                                return fail(p, k, "%s: a key of %zu bytes is too long", key, strlen(scalar(k)));
                         if ((r = expect(p, e, YAML_SCALAR_NODE, what)) < 0)
                                 return r;
                         /* Sent as written: a template here would reach the
@@ -2686,7 +2687,8 @@ static int parse_module(struct pctx *p, const char *key, yaml_node_t *v, struct 
                 if (r < 0)
                         return r;
                 const char *ks = scalar(k);
-                snprintf(what, sizeof(what), "%s.%s", key, ks);
+                if (snprintf(what, sizeof(what), "%s.%s", key, ks) >= (int)sizeof(what))
+                        return fail(p, k, "%s: a key of %zu bytes is too long", key, strlen(ks));
                 if (strcmp(ks, "when") == 0) {
                         if (m->when)
                                 return fail(p, k, "%s: twice", what);
