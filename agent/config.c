@@ -1902,33 +1902,50 @@ static int parse_guard(struct pctx *p, yaml_node_t *k, yaml_node_t *val, struct 
                   : has_sole   ? OB_GUARD_SOLE_MEMBER_OF
                   : has_conn   ? OB_GUARD_CONNECTOR
                                : OB_GUARD_MEMBER_OF;
+        /* Past the condition, each rule across keys is said. */
+        int bad = 0;
         static const char *const conn_keys[] = {"url", "blocks_when", "clear_status", NULL};
         for (size_t i = 0; !has_conn && conn_keys[i]; i++)
-                if (value_of(p, val, conn_keys[i]))
-                        return fail(p, find_value(p, val, conn_keys[i]), "%s.%s: only a connector: guard asks an endpoint",
-                                    section, conn_keys[i]);
+                if (value_of(p, val, conn_keys[i]) &&
+                    !go_on(p,
+                           r = fail(p, find_value(p, val, conn_keys[i]),
+                                    "%s.%s: only a connector: guard asks an endpoint", section, conn_keys[i]),
+                           &bad))
+                        return r;
         if (has_conn) {
                 for (size_t i = 0; i < 2; i++)
-                        if (!value_of(p, val, conn_keys[i]))
-                                return fail(p, val, "%s: missing required key '%s' (a connector: guard asks GET url)",
-                                            section, conn_keys[i]);
-                if (!connector_string(g->connector, "base_url"))
-                        return fail(p, find_value(p, val, "connector"),
+                        if (!value_of(p, val, conn_keys[i]) &&
+                            !go_on(p,
+                                   r = fail(p, val, "%s: missing required key '%s' (a connector: guard asks GET url)",
+                                            section, conn_keys[i]),
+                                   &bad))
+                                return r;
+                if (!connector_string(g->connector, "base_url") &&
+                    !go_on(p,
+                           r = fail(p, find_value(p, val, "connector"),
                                     "%s.connector: connector '%s' has no base_url; the guard's url is appended to it",
-                                    section, g->connector->name);
+                                    section, g->connector->name),
+                           &bad))
+                        return r;
         }
         if (has_sole)
                 g->group = TAKE_PTR(g->sole_member_of);
-        if (g->member_attribute && !g->group)
-                return fail(p, find_value(p, val, "member_attribute"),
-                            "%s.member_attribute: only member_of and sole_member_of read a group", section);
+        if (g->member_attribute && !g->group &&
+            !go_on(p,
+                   r = fail(p, find_value(p, val, "member_attribute"),
+                            "%s.member_attribute: only member_of and sole_member_of read a group", section),
+                   &bad))
+                return r;
         if (g->group && !g->member_attribute && !(g->member_attribute = strdup("member")))
                 return -ENOMEM;
         /* A refused directory: section may be why directory.teams is missing. */
-        if (g->owns_team && !p->cfg->directory.teams_base && !p->ld->directory_failed)
-                return fail(p, find_value(p, val, "owns_team_with_members"),
-                            "%s: owns_team_with_members needs directory.teams", section);
-        return 0;
+        if (g->owns_team && !p->cfg->directory.teams_base && !p->ld->directory_failed &&
+            !go_on(p,
+                   r = fail(p, find_value(p, val, "owns_team_with_members"),
+                            "%s: owns_team_with_members needs directory.teams", section),
+                   &bad))
+                return r;
+        return bad;
 }
 
 /* guards: NAME: {owns_team_with_members: true | role: {...} | member_of: DN |

@@ -1339,6 +1339,33 @@ Test(config, every_rule_across_the_directorys_keys_is_reported)
         assert_load_errors(text2, want2, OB_ELEMENTSOF(want2));
 }
 
+/* A guard's rules across its keys are each said, once its condition is
+ * known; a guard with two conditions says only that. */
+Test(config, every_rule_across_a_guards_keys_is_reported)
+{
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 "%s"
+                 "guards:\n"                            /* 5 */
+                 "  g1:\n"                              /* 6 */
+                 "    owns_team_with_members: true\n"   /* 7 */
+                 "    url: /a\n"                        /* 8 */
+                 "    member_attribute: uid\n"          /* 9 */
+                 "  g2:\n"                              /* 10 */
+                 "    member_of: cn=a,dc=example,dc=org\n" /* 11 */
+                 "    role: {attribute: title, ranks: [a, b], above: a}\n" /* 12 */
+                 "    url: /b\n",                       /* 13 */
+                 head);
+        static const char *const want[] = {
+                "8:10: guards.g1.url: only a connector: guard asks an endpoint",
+                "9:23: guards.g1.member_attribute: only member_of and sole_member_of read a group",
+                "7:29: guards.g1: owns_team_with_members needs directory.teams",
+                "11:5: guards.g2: one condition per guard (owns_team_with_members: true, role:, member_of:, "
+                "sole_member_of: or connector:)",
+        };
+        assert_load_errors(text, want, OB_ELEMENTSOF(want));
+}
+
 Test(config, every_bad_entry_of_a_list_is_reported)
 {
         char text[4096];
