@@ -33,7 +33,7 @@
 
 #define HTML_CSP                                                                                                       \
         "default-src 'none'; "                                                                                         \
-        "script-src 'sha256-BfJaMtFoO8xhCll6/XhraHcKnbF+0TVQx4dMr8FZIgU='; "                                           \
+        "script-src 'sha256-cWOJfGhxbXf1Ets8K/n7rAL3uH387dYRKVMrCtpfBRI='; "                                           \
         "style-src 'sha256-fs6Y8Ueg/Z3d85Fvqx+RHf/+KhXqsvoZiiiMF/RnQiY='; "                                            \
         "base-uri 'none'; form-action 'none'"
 
@@ -228,6 +228,8 @@ static const char html_tail[] =
         "      var more = [];\n"
         "      if (x.after.length) more.push('after ' + x.after.join(', '));\n"
         "      if (x.attempts) more.push('attempts ' + x.attempts);\n"
+        "      if (x.nothing_to_transfer) more.push('nothing to transfer: every module is none');\n"
+        "      if (has(x, 'modules')) x.modules.forEach(function (m) { more.push(moduleText(m)); });\n"
         "      if (x.hold_reason) more.push('held: ' + x.hold_reason);\n"
         "      if (x.due) more.push('due ' + x.due);\n"
         "      if (x.error) more.push('error: ' + x.error);\n"
@@ -238,6 +240,19 @@ static const char html_tail[] =
         "    });\n"
         "  }\n"
         "  return s;\n"
+        "}\n"
+        "\n"
+        "/* One module of a transfer (seed 000): all, none, or which records. */\n"
+        "function moduleText(m) {\n"
+        "  function crit(c) {\n"
+        "    return Object.keys(c).map(function (k) { return k + ' is ' + [].concat(c[k]).join(' or '); })\n"
+        "      .join(' and ');\n"
+        "  }\n"
+        "  var t = m.records;\n"
+        "  if (m.records === 'none' && m.when_false) t = 'none (its when: is false)';\n"
+        "  if (m.records === 'matching')\n"
+        "    t = has(m, 'is') ? 'where ' + crit(m.is) : 'except where ' + crit(m.is_not);\n"
+        "  return 'module ' + m.module + ': ' + t;\n"
         "}\n"
         "\n"
         "/* The accounts, what needs a person first (failed, interrupted, held),\n"

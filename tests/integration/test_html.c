@@ -102,10 +102,19 @@ static void setup(void)
                 "    method: DELETE\n"
                 "    url: /licenses/{{ account.uid }}\n"
                 "    after: [revoke-sessions]\n"
+                "  transfer-records:\n"
+                "    connector: apps\n"
+                "    url: /users/{{ account.uid }}/transfer\n"
+                "    after: [revoke-sessions]\n"
+                "    json: {to: \"{{ transfer_to.uid }}\", modules: \"{{ transfer.modules }}\"}\n"
+                "    modules:\n"
+                "      opportunities: all\n"
+                "      tasks: none\n"
+                "      cases: {is: {status: [open, new]}}\n"
                 "transitions:\n"
                 "  deactivate:\n"
                 "    to: [inactive, ended, deleted]\n"
-                "    actions: [revoke-sessions, free-license]\n"
+                "    actions: [revoke-sessions, free-license, transfer-records]\n"
                 "  lock:\n"
                 "    to: [locked]\n"
                 "    actions: [revoke-sessions]\n",
@@ -404,6 +413,10 @@ static json_t *check_page(const char *verb)
         cr_assert_eq(ob_test_count(b.dom, "<script"), 2, "the page's two scripts and no other");
         cr_assert_null(strstr(b.dom, "<img"));
         cr_assert(strstr(b.dom, "<title>offboard "), "the title is not the page's");
+        /* A transfer's modules (seed 000) are drawn with the action. */
+        cr_assert(strstr(b.dom, "module opportunities: all\nmodule tasks: none\nmodule cases: where status is open "
+                                "or new"),
+                  "the transfer's modules are not drawn\n%.6000s", b.dom);
 
         char *got = selftest_text(b.dom);
         char *want = expected_selftest(page);
