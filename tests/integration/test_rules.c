@@ -267,10 +267,13 @@ static const char guards_yaml[] =
         "  shared-alerts: {sole_member_of: 'cn=alerts-2," GROUPS "'}\n";
 
 /* The configuration of the guard tests: revocation (security), a transfer
- * and a license, sent to the recorder, with write-back. */
-static void write_guard_config(const struct ob_test_recorder *rec, const char *guards)
+ * and a license, sent to the recorder, with write-back, for the accounts
+ * filter matches and with guards as given; apps_extra ends the apps
+ * connector's mapping and more_connectors follows it. */
+static void write_guards_config(const struct ob_test_recorder *rec, const char *filter, const char *guards,
+                                const char *apps_extra, const char *more_connectors)
 {
-        FILE *f = config_open("(objectClass=inetOrgPerson)", true);
+        FILE *f = config_open(filter, true);
         fprintf(f,
                 "writeback: {object_class: offboardAccount}\n"
                 "state:\n"
@@ -280,7 +283,8 @@ static void write_guard_config(const struct ob_test_recorder *rec, const char *g
                 "mappings: [openldap]\n"
                 "%s"
                 "connectors:\n"
-                "  apps: {type: http, base_url: '%s/api', timeout: 5s}\n"
+                "  apps: {type: http, base_url: '%s/api', timeout: 5s%s}\n"
+                "%s"
                 "actions:\n"
                 "  revoke-sessions:\n"
                 "    connector: apps\n"
@@ -302,9 +306,13 @@ static void write_guard_config(const struct ob_test_recorder *rec, const char *g
                 "  deactivate:\n"
                 "    to: [inactive, ended, deleted]\n"
                 "    actions: [revoke-sessions, transfer-records, free-license]\n",
-                man->fallback, guards,
-                rec->base_url);
+                man->fallback, guards, rec->base_url, apps_extra, more_connectors);
         fclose(f);
+}
+
+static void write_guard_config(const struct ob_test_recorder *rec, const char *guards)
+{
+        write_guards_config(rec, "(objectClass=inetOrgPerson)", guards, "", "");
 }
 
 /* How many requests the recorder saw for method and path. */
@@ -1118,47 +1126,16 @@ Test(rules, transfer_sends_each_module_as_configured_all_none_or_matching)
 
 /* ---- connector guards (seed 002) ---------------------------------------------- */
 
-/* The guard configuration (revocation, a transfer, a license) for the
- * accounts filter matches, with guards as given; "inbox" is a second
- * connector to the recorder whose answers take at most a second. */
+/* As write_guards_config, with "inbox", a second connector to the recorder
+ * whose answers take at most a second, and "closed", to a closed port. */
 static void write_connector_guard_config(const struct ob_test_recorder *rec, const char *filter, const char *guards)
 {
-        FILE *f = config_open(filter, true);
-        fprintf(f,
-                "writeback: {object_class: offboardAccount}\n"
-                "state:\n"
-                "  path: state.db\n"
-                "transfer: {fallback: '%s'}\n"
-                "safety: {max_accounts: 0, max_percent: 0}\n"
-                "mappings: [openldap]\n"
-                "%s"
-                "connectors:\n"
-                "  apps: {type: http, base_url: '%s/api', timeout: 5s, concurrency: 2}\n"
-                "  inbox: {type: http, base_url: '%s/inbox', timeout: 1s}\n"
-                "  closed: {type: http, base_url: 'http://127.0.0.1:9/api', timeout: 5s}\n"
-                "actions:\n"
-                "  revoke-sessions:\n"
-                "    connector: apps\n"
-                "    security: true\n"
-                "    method: POST\n"
-                "    url: /users/{{ account.uid }}/sessions/revoke\n"
-                "  transfer-records:\n"
-                "    connector: apps\n"
-                "    method: POST\n"
-                "    url: /users/{{ account.uid }}/transfer\n"
-                "    after: [revoke-sessions]\n"
-                "    json: {to: \"{{ transfer_to.uid }}\", via: \"{{ transfer_to.via }}\"}\n"
-                "  free-license:\n"
-                "    connector: apps\n"
-                "    method: DELETE\n"
-                "    url: /licenses/{{ account.uid }}\n"
-                "    after: [transfer-records]\n"
-                "transitions:\n"
-                "  deactivate:\n"
-                "    to: [inactive, ended, deleted]\n"
-                "    actions: [revoke-sessions, transfer-records, free-license]\n",
-                man->fallback, guards, rec->base_url, rec->base_url);
-        fclose(f);
+        char more[512];
+        snprintf(more, sizeof(more),
+                 "  inbox: {type: http, base_url: '%s/inbox', timeout: 1s}\n"
+                 "  closed: {type: http, base_url: 'http://127.0.0.1:9/api', timeout: 5s}\n",
+                 rec->base_url);
+        write_guards_config(rec, filter, guards, ", concurrency: 2", more);
 }
 
 static const char open_records_guard[] =
