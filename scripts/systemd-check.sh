@@ -96,6 +96,11 @@ rm -rf "$tree"
 cp -a "$base" "$tree"
 
 say "build and install offboard into the tree"
+# A build directory configured from another checkout: CMake refuses it.
+if [ -f "$work/build/CMakeCache.txt" ] &&
+        ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$root" "$work/build/CMakeCache.txt"; then
+        rm -rf "$work/build"
+fi
 cmake -S "$root" -B "$work/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF \
         -DCMAKE_INSTALL_PREFIX=/usr -DOFFBOARD_SYSTEMD_UNITDIR=/usr/lib/systemd/system >"$work/cmake.log" 2>&1 ||
         {
