@@ -14,6 +14,7 @@
 
 #include "connector.h"
 #include "http.h"
+#include "plan.h"
 #include "template.h"
 #include "util.h"
 
@@ -119,25 +120,9 @@ static const char *lookup(const char *field, void *ud)
 {
         const struct ob_guard_http *q = ((void **)ud)[0];
         const struct ob_account *a = ((void **)ud)[1];
-        const struct ob_directory_config *d = &q->c->directory;
         if (strncmp(field, "account.", 8) != 0)
                 return NULL;
-        const char *f = field + 8;
-        if (strcmp(f, "id") == 0)
-                return a->id;
-        if (strcmp(f, "dn") == 0)
-                return a->dn;
-        if (strcmp(f, "uid") == 0)
-                return ob_account_get(a, d->username_attribute);
-        if (strcmp(f, "mail") == 0)
-                return ob_account_get(a, d->mail_attribute);
-        if (strcmp(f, "name") == 0)
-                return ob_account_get(a, d->name_attribute);
-        if (strcmp(f, "manager") == 0)
-                return ob_account_get(a, d->manager_attribute);
-        if (strncmp(f, "attr.", 5) == 0)
-                return ob_account_get(a, f + 5);
-        return NULL;
+        return ob_account_field(&q->c->directory, a, field + 8);
 }
 
 /* The connector's headers for a, into *lines ("Name: value", NULL-

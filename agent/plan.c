@@ -265,23 +265,13 @@ static const char *lookup(const char *field, void *ud)
                         return l->p->id;
                 if (strcmp(f, "dn") == 0)
                         return l->p->dn;
-                if (strcmp(f, "uid") == 0)
-                        return ob_account_get(a, d->username_attribute);
-                if (strcmp(f, "mail") == 0)
-                        return ob_account_get(a, d->mail_attribute);
-                if (strcmp(f, "name") == 0)
-                        return ob_account_get(a, d->name_attribute);
-                if (strcmp(f, "manager") == 0)
-                        return ob_account_get(a, d->manager_attribute);
-                if (strncmp(f, "attr.", 5) == 0)
-                        return ob_account_get(a, f + 5);
                 if (strcmp(f, "teams") == 0)
                         return l->in->teams;
                 if (strcmp(f, "teams_led") == 0)
                         return l->in->teams_led;
                 if (strcmp(f, "groups") == 0)
                         return groups_of(l);
-                return NULL;
+                return ob_account_field(d, a, f);
         }
         if (strcmp(field, "status.name") == 0)
                 return ob_status_name(l->p->status);
@@ -319,19 +309,28 @@ static const char *lookup(const char *field, void *ud)
                 const struct ob_account *t = l->in->transfer.target;
                 if (strcmp(f, "via") == 0)
                         return t ? l->in->transfer.via : NULL;
-                if (!t)
-                        return NULL;
-                if (strcmp(f, "dn") == 0)
-                        return t->dn;
-                if (strcmp(f, "id") == 0)
-                        return t->id;
-                if (strcmp(f, "uid") == 0)
-                        return ob_account_get(t, d->username_attribute);
-                if (strcmp(f, "mail") == 0)
-                        return ob_account_get(t, d->mail_attribute);
-                if (strcmp(f, "name") == 0)
-                        return ob_account_get(t, d->name_attribute);
+                /* config.c knows transfer_to's fields: no other is asked. */
+                return t ? ob_account_field(d, t, f) : NULL;
         }
+        return NULL;
+}
+
+const char *ob_account_field(const struct ob_directory_config *d, const struct ob_account *a, const char *f)
+{
+        if (strcmp(f, "id") == 0)
+                return a->id;
+        if (strcmp(f, "dn") == 0)
+                return a->dn;
+        if (strcmp(f, "uid") == 0)
+                return ob_account_get(a, d->username_attribute);
+        if (strcmp(f, "mail") == 0)
+                return ob_account_get(a, d->mail_attribute);
+        if (strcmp(f, "name") == 0)
+                return ob_account_get(a, d->name_attribute);
+        if (strcmp(f, "manager") == 0)
+                return ob_account_get(a, d->manager_attribute);
+        if (strncmp(f, "attr.", 5) == 0)
+                return ob_account_get(a, f + 5);
         return NULL;
 }
 

@@ -164,4 +164,9 @@ bool ob_account_plan_wants_guards(const struct ob_account_plan *p);
 /* Whether an owed step's templates read transfer_to.*. */
 bool ob_account_plan_wants_transfer(const struct ob_account_plan *p);
 
+/* A template's account.FIELD (or transfer_to.FIELD) of a, as the directory
+ * configuration names its attributes: id, dn, uid, mail, name, manager or
+ * attr.NAME; NULL when a has none or f is none of these. */
+const char *ob_account_field(const struct ob_directory_config *d, const struct ob_account *a, const char *f);
+
 #endif
