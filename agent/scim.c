@@ -284,13 +284,16 @@ static void ob_scim_lookup(struct ob_scim_job *j)
         ob_scim_send_or_fail(j, "GET", j->lookup_url, NULL, NULL);
 }
 
-static void ob_scim_groups_page(struct ob_scim_job *j)
+/* GET /Groups?filter=[CHOSEN and ]members[value eq "{id}"], a page of
+ * them from start (1-based), without their members; what fails says what. */
+static void ob_scim_groups_get(struct ob_scim_job *j, const char *chosen, size_t start, const char *what)
 {
         _cleanup_buf_ struct ob_buf f, u;
         ob_buf_init(&f);
         ob_buf_init(&u);
-        j->phase = OB_SCIM_GROUPS;
-        int r = ob_buf_adds(&f, "members[value eq \"");
+        int r = chosen ? ob_buf_printf(&f, "%s and ", chosen) : 0;
+        if (r == 0)
+                r = ob_buf_adds(&f, "members[value eq \"");
         if (r == 0)
                 r = ob_escape_json(&f, j->user.id, strlen(j->user.id));
         if (r == 0)
@@ -300,36 +303,24 @@ static void ob_scim_groups_page(struct ob_scim_job *j)
         if (r == 0)
                 r = ob_escape_query(&u, f.data, f.len);
         if (r == 0)
-                r = ob_buf_printf(&u, "&excludedAttributes=members&startIndex=%zu&count=%d", j->nlisted + 1,
-                                  OB_SCIM_PAGE);
+                r = ob_buf_printf(&u, "&excludedAttributes=members&startIndex=%zu&count=%d", start, OB_SCIM_PAGE);
         if (r < 0)
-                return ob_scim_fail(j, r, 0, "cannot list the user's groups: %s", ob_strerror(r));
+                return ob_scim_fail(j, r, 0, "cannot %s: %s", what, ob_strerror(r));
         ob_scim_send_or_fail(j, "GET", u.data, NULL, NULL);
+}
+
+static void ob_scim_groups_page(struct ob_scim_job *j)
+{
+        j->phase = OB_SCIM_GROUPS;
+        ob_scim_groups_get(j, NULL, j->nlisted + 1, "list the user's groups");
 }
 
 /* groups: or group_ids: the next page of the chosen group at ichosen, if
  * it lists the user: filter=CHOSEN and members[value eq "{id}"]. */
 static void ob_scim_chosen_page(struct ob_scim_job *j)
 {
-        _cleanup_buf_ struct ob_buf f, u;
-        ob_buf_init(&f);
-        ob_buf_init(&u);
         j->phase = OB_SCIM_GROUP_FIND;
-        int r = ob_buf_printf(&f, "%s and members[value eq \"", j->chosen[j->ichosen]);
-        if (r == 0)
-                r = ob_escape_json(&f, j->user.id, strlen(j->user.id));
-        if (r == 0)
-                r = ob_buf_adds(&f, "\"]");
-        if (r == 0)
-                r = ob_buf_printf(&u, "%s/Groups?filter=", j->sc->base_url);
-        if (r == 0)
-                r = ob_escape_query(&u, f.data, f.len);
-        if (r == 0)
-                r = ob_buf_printf(&u, "&excludedAttributes=members&startIndex=%zu&count=%d", j->nfound + 1,
-                                  OB_SCIM_PAGE);
-        if (r < 0)
-                return ob_scim_fail(j, r, 0, "cannot look for a configured group: %s", ob_strerror(r));
-        ob_scim_send_or_fail(j, "GET", u.data, NULL, NULL);
+        ob_scim_groups_get(j, j->chosen[j->ichosen], j->nfound + 1, "look for a configured group");
 }
 
 static void ob_scim_next_group(struct ob_scim_job *j, long status)
