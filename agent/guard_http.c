@@ -167,9 +167,8 @@ static bool listed(const struct ob_int_list *l, long status)
         return false;
 }
 
-/* What the answer to GET url says: 0 (clear), 1 with *reason, -ENOMEM. */
-static int judge(const struct ob_guard *g, const char *url, const struct ob_response *resp,
-                 const struct ob_http_answer *ans, char **reason)
+int ob_guard_http_judge(const struct ob_guard *g, const char *url, const struct ob_response *resp,
+                        const struct ob_http_answer *ans, char **reason)
 {
         int n;
         if (ans->too_large)
@@ -230,7 +229,7 @@ static void on_answer(const struct ob_response *resp, void *ud)
         struct ask *w = ud;
         struct ob_guard_http *q = w->q;
         const struct ob_guard *g = &q->c->guards[w->gi];
-        if (judge(g, w->url, resp, &w->body, &w->reason) < 0)
+        if (ob_guard_http_judge(g, w->url, resp, &w->body, &w->reason) < 0)
                 q->oom = true;
         w->done = true;
         w->in_flight = false;

@@ -45,4 +45,12 @@ void ob_guard_http_forget(struct ob_guard_http *q);
  * or -ENOMEM. */
 int ob_guard_http_verdict(struct ob_guard_http *q, size_t gi, const struct ob_account *a, char **reason);
 
+/* What the answer to GET url says of guard g (for tests and the fuzz
+ * harness): 0 (clear), 1 with *reason (it holds: open records, or an answer
+ * that says nothing clear), or -ENOMEM. The reason never quotes the body. */
+struct ob_response;
+struct ob_http_answer;
+int ob_guard_http_judge(const struct ob_guard *g, const char *url, const struct ob_response *resp,
+                        const struct ob_http_answer *ans, char **reason);
+
 #endif

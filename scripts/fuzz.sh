@@ -3,8 +3,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [NAME...]
 #
-# SECONDS per harness (default 60); NAME: config dirsync escape metrics plan
-# scrub snapshot sync timeparse (default: every tests/fuzz/fuzz_*.c). Builds
+# SECONDS per harness (default 60); NAME: config dirsync escape guard metrics
+# plan scrub snapshot sync timeparse (default: every tests/fuzz/fuzz_*.c). Builds
 # with clang and OFFBOARD_FUZZ=ON into build-fuzz/ (OFFBOARD_FUZZ_BUILD
 # overrides), installs clang first if it is missing. Each harness reads
 # tests/fuzz/corpus/NAME/ and writes what it finds to
