@@ -420,8 +420,10 @@ static void job_advance(struct job *j)
                         continue;
                 if (s->hold_reason || !deps_ok(j, i)) {
                         r->sum.steps_held++;
-                        /* A stage's wait is on record already (its due time). */
-                        if (s->hold_reason && s->due <= r->now)
+                        /* A stage's wait is on record already (its due time),
+                         * and so is a hold the last pass recorded as it is. */
+                        if (s->hold_reason && s->due <= r->now &&
+                            !(s->last_error && strcmp(s->last_error, s->hold_reason) == 0))
                                 record_hold(j, i, s->hold_reason);
                         continue;
                 }
