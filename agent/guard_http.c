@@ -187,7 +187,10 @@ int ob_guard_http_judge(const struct ob_guard *g, const char *url, const struct 
                 return 0;
         else {
                 json_error_t err;
-                json_t *doc = json_loadb(ans->body.data ? ans->body.data : "", ans->body.len, 0, &err);
+                /* jansson reads up to a NUL byte and stops; JSON text has none. */
+                json_t *doc = ans->body.len && memchr(ans->body.data, '\0', ans->body.len)
+                                      ? NULL
+                                      : json_loadb(ans->body.data ? ans->body.data : "", ans->body.len, 0, &err);
                 if (!doc)
                         return asprintf(reason, "cannot read the answer to GET %s: not JSON", url) < 0 ? -ENOMEM : 1;
                 /* The dotted path, member by member. */
